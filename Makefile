@@ -1,0 +1,74 @@
+# moongrad: `make` builds the module, `make test` runs the specs, `make demo` the headline example.
+# Both `test` and `demo` first install what is missing (see scripts/deps.sh).
+
+LUA_VERSION ?= 5.4
+LUA         ?= lua$(LUA_VERSION)
+LUA_INC     ?= $(shell pkg-config --cflags lua$(LUA_VERSION) 2>/dev/null || echo -I/usr/include/lua$(LUA_VERSION))
+CC          ?= cc
+OPT         ?= -O2
+CFLAGS      ?= $(OPT) -g
+WARN         = -Wall -Wextra -Wshadow -Wstrict-prototypes -Wmissing-prototypes -Wno-missing-prototypes
+ALL_CFLAGS   = -std=gnu11 -fPIC $(WARN) $(CFLAGS) -Iinclude $(LUA_INC)
+LDLIBS       = -lm -lpthread
+
+CORE_SRC = $(wildcard src/core/*.c) $(wildcard src/ops/*.c)
+BIND_SRC = $(wildcard src/bind/*.c)
+SRC      = $(CORE_SRC) $(BIND_SRC)
+HDR      = $(wildcard include/*.h src/*/*.h)
+
+BUILD      = build
+ASAN_BUILD = build-asan
+MODULE     = $(BUILD)/moongrad/core.so
+ASAN_MODULE= $(ASAN_BUILD)/moongrad/core.so
+
+OBJ       = $(SRC:%.c=$(BUILD)/%.o)
+ASAN_OBJ  = $(SRC:%.c=$(ASAN_BUILD)/%.o)
+SANITIZE  = -O1 -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=all
+
+export LUA_PATH  := $(CURDIR)/lua/?.lua;$(CURDIR)/lua/?/init.lua;$(CURDIR)/spec/?.lua;;
+export LUA_CPATH := $(CURDIR)/$(BUILD)/?.so;;
+
+.PHONY: all test demo asan deps clean bench check-werror
+all: $(MODULE)
+
+$(MODULE): $(OBJ)
+	@mkdir -p $(dir $@)
+	$(CC) -shared -o $@ $(OBJ) $(LDLIBS)
+
+$(BUILD)/%.o: %.c $(HDR) Makefile
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) -c -o $@ $<
+
+# the generator must give the same numbers on every build: no fused multiply-add there
+$(BUILD)/src/core/rng.o $(ASAN_BUILD)/src/core/rng.o: ALL_CFLAGS += -ffp-contract=off
+
+# Sanitized build: the interpreter is not instrumented, so the runtime is preloaded (see asan).
+$(ASAN_MODULE): $(ASAN_OBJ)
+	@mkdir -p $(dir $@)
+	$(CC) -shared -fsanitize=address,undefined -o $@ $(ASAN_OBJ) $(LDLIBS)
+
+$(ASAN_BUILD)/%.o: %.c $(HDR) Makefile
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) $(SANITIZE) -c -o $@ $<
+
+deps:
+	@sh scripts/deps.sh
+
+test: deps $(MODULE)
+	busted --lua=$(LUA) $(BUSTED_ARGS) spec
+
+demo: deps $(MODULE)
+	$(LUA) examples/thermometer.lua
+
+asan: deps $(ASAN_MODULE)
+	LUA_CPATH="$(CURDIR)/$(ASAN_BUILD)/?.so;;" \
+	LD_PRELOAD="$$($(CC) -print-file-name=libasan.so) $$($(CC) -print-file-name=libubsan.so)" \
+	ASAN_OPTIONS=detect_leaks=0:abort_on_error=0 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
+	busted --lua=$(LUA) --exclude-tags=slow,noasan $(BUSTED_ARGS) spec
+
+# CI builds with warnings as errors
+check-werror:
+	$(CC) $(ALL_CFLAGS) -Werror -fsyntax-only $(SRC)
+
+clean:
+	rm -rf $(BUILD) $(ASAN_BUILD)

@@ -1,0 +1,108 @@
+/*
+ * moongrad.h: the embedding API of moongrad, and the tensor descriptor its C core works on.
+ *
+ * Two layers live behind this header:
+ *   - the core (src/core, src/ops): tensor descriptors and kernels over them. It never includes a
+ *     Lua header, keeps no global mutable state (everything hangs off an mg_ctx) and allocates only
+ *     through the ctx's allocator;
+ *   - the Lua binding (src/bind): tensors as userdata, argument checks, Lua errors.
+ *
+ * A host that embeds Lua uses the functions at the bottom:
+ *
+ *     luaL_requiref(L, "moongrad.core", luaopen_moongrad_core, 0);
+ *     float pixels[480][640];
+ *     int64_t shape[2] = {480, 640};
+ *     mg_push_host_tensor(L, MG_FLOAT32, 2, shape, pixels, NULL, NULL);  // no copy
+ *     lua_setglobal(L, "frame");               // Lua code now reads and writes `pixels`
+ *     ...
+ *     const mg_tensor *t = mg_check_tensor(L, -1);
+ *     const float *out = mg_tensor_data(t);    // borrowed: valid while the tensor is reachable
+ */
+#ifndef MOONGRAD_H
+#define MOONGRAD_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* Element types. The order is part of the ABI (dtype tables are indexed by it). */
+typedef enum mg_dtype { MG_FLOAT32, MG_FLOAT64, MG_INT64, MG_BOOL, MG_NDTYPES } mg_dtype;
+
+/* Every core function returns a status; the detail (which operand, both shapes) is left in the ctx. */
+typedef enum mg_status {
+    MG_OK = 0,
+    MG_ENOMEM,  /* the allocator returned NULL */
+    MG_ESIZE,   /* a negative size, or numel / bytes past 2^62 */
+    MG_ESHAPE,  /* shapes that do not fit together */
+    MG_EDTYPE,  /* a dtype the operation does not take */
+    MG_EINDEX,  /* an index out of range */
+    MG_EDIM,    /* a dimension out of range */
+    MG_EVALUE,  /* any other bad value */
+    MG_ECLOSED  /* storage released by <close> or by its host */
+} mg_status;
+
+#define MG_MAX_DIMS 16
+
+/* Releases host memory handed to mg_push_host_tensor (called once, from the collector or <close>). */
+typedef void (*mg_release_fn)(void *ud, void *data, size_t nbytes);
+
+/* The bytes behind one or more tensors. Views share it; `version` counts in-place writes so
+ * that autograd can tell a saved tensor was changed. data == NULL once released. */
+typedef struct mg_storage {
+    char *data;            /* borrowed from whoever owns the bytes (see kind) */
+    size_t nbytes;
+    uint64_t version;
+    int kind;              /* MG_STORAGE_INLINE / _HEAP / _HOST */
+    mg_release_fn release; /* _HOST only */
+    void *release_ud;
+} mg_storage;
+
+enum { MG_STORAGE_INLINE, MG_STORAGE_HEAP, MG_STORAGE_HOST };
+
+/* A tensor is a view: dtype, shape and strides (in elements) over a storage, from an offset. */
+typedef struct mg_tensor {
+    mg_storage *storage;   /* borrowed: the binding keeps its owner alive */
+    int64_t offset;        /* in elements */
+    int64_t numel;
+    int64_t *size;         /* ndim entries; borrowed (inline in the tensor's userdata) */
+    int64_t *stride;       /* ndim entries, in elements; 0 on expanded dims */
+    uint8_t dtype;         /* mg_dtype */
+    uint8_t ndim;
+    uint8_t requires_grad;
+    uint8_t flags;         /* binding-private bits */
+} mg_tensor;
+
+size_t mg_dtype_size(mg_dtype dt);
+const char *mg_dtype_name(mg_dtype dt);
+
+/* Address of element 0 (borrowed; NULL when the storage was released). */
+static inline void *mg_tensor_data(const mg_tensor *t) {
+    return t->storage->data ? t->storage->data + (size_t)t->offset * mg_dtype_size((mg_dtype)t->dtype)
+                            : NULL;
+}
+
+/* ---- Embedding from a Lua host (the functions below live in the binding) ---------------------- */
+struct lua_State;
+
+/* The module: pushes the `moongrad.core` table. Each call builds independent per-state data. */
+int luaopen_moongrad_core(struct lua_State *L);
+
+/* Pushes a tensor viewing `data` (contiguous, row-major) without copying. `release(ud, data, bytes)`
+ * is called once when Lua no longer needs the memory (may be NULL: the host keeps it alive for as
+ * long as the tensor may be used). Raises a Lua error on a bad shape. */
+mg_tensor *mg_push_host_tensor(struct lua_State *L, mg_dtype dtype, int ndim, const int64_t *size,
+                               void *data, mg_release_fn release, void *release_ud);
+
+/* The tensor at `idx`, or a Lua error naming the argument. Borrowed: valid while it is reachable. */
+const mg_tensor *mg_check_tensor(struct lua_State *L, int idx);
+/* The tensor at `idx`, or NULL when the value there is not a tensor. */
+const mg_tensor *mg_to_tensor(struct lua_State *L, int idx);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

@@ -1,0 +1,12 @@
+-- moongrad: tensors and training for Lua 5.4. This file is the Lua layer: it loads the C core
+-- (moongrad.core) and adds what is best written in Lua. Every tensor operation is in C.
+local core = require "moongrad.core"
+
+local M = {}
+for k, v in pairs(core) do
+  if k ~= "_methods" then M[k] = v end
+end
+
+M._VERSION = "moongrad scm"
+
+return M

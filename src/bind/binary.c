@@ -1,0 +1,222 @@
+/*
+ * binary.c (binding): arithmetic operators and methods, comparisons, maximum / minimum, where,
+ * masked_fill, the in-place forms (add_ sub_ mul_ div_), allclose and equal.
+ * Numbers on either side go through lt_operand; dtypes follow PyTorch's promotion.
+ */
+#include <math.h>
+#include <string.h>
+
+#include "../ops/ops.h"
+#include "bind.h"
+
+/* The promoted dtype of the operands at 1 and 2 (at least one is a tensor). */
+static mg_dtype operands_dtype(lua_State *L, const mg_tensor *a, const mg_tensor *b) {
+    if (a && b) return mg_promote((mg_dtype)a->dtype, (mg_dtype)b->dtype);
+    if (a) return lt_number_dtype(L, 2, (mg_dtype)a->dtype);
+    return lt_number_dtype(L, 1, (mg_dtype)b->dtype);
+}
+
+/* out = a op b, a new tensor. Operands at stack slots 1 and 2; errors name them #1 and #2. */
+static int binary(lua_State *L, mg_binary_op op) {
+    mg_ctx *ctx = lt_ctx(L);
+    const mg_tensor *ta = lt_test(L, 1), *tb = lt_test(L, 2);
+    if (!ta && !tb) return luaL_typeerror(L, lua_isnumber(L, 1) ? 2 : 1, "tensor");
+    lua_settop(L, 2);
+    const mg_dtype compute = mg_binary_compute_dtype(ctx, op, operands_dtype(L, ta, tb));
+    mg_scalar sa, sb;
+    const mg_tensor *a = lt_operand(L, 1, compute, &sa);
+    const mg_tensor *b = lt_operand(L, 2, compute, &sb);
+    int ndim;
+    int64_t size[MG_MAX_DIMS];
+    LT_TRY(L, 1, mg_broadcast_shape(ctx, &ndim, size, a->ndim, a->size, b->ndim, b->size));
+    mg_tensor *out = lt_push_new(L, mg_binary_is_comparison(op) ? MG_BOOL : compute, ndim, size);
+    LT_TRY(L, 1, mg_binary(ctx, op, out, a, b));
+    return 1;
+}
+
+/* t op= v in place: the result must keep t's shape and dtype, as in PyTorch. */
+static int binary_inplace(lua_State *L, mg_binary_op op) {
+    mg_ctx *ctx = lt_ctx(L);
+    mg_tensor *t = lt_check(L, 1);
+    lua_settop(L, 2);
+    const mg_tensor *tb = lt_test(L, 2);
+    const mg_dtype promoted = tb ? mg_promote((mg_dtype)t->dtype, (mg_dtype)tb->dtype)
+                                 : lt_number_dtype(L, 2, (mg_dtype)t->dtype);
+    const mg_dtype compute = mg_binary_compute_dtype(ctx, op, promoted);
+    if (compute != t->dtype) {
+        lua_pushfstring(L, "result of dtype %s cannot be written in place into a %s tensor",
+                        mg_dtype_name(compute), mg_dtype_name((mg_dtype)t->dtype));
+        return luaL_argerror(L, 2, lua_tostring(L, -1));
+    }
+    mg_scalar sb;
+    const mg_tensor *b = lt_operand(L, 2, compute, &sb);
+    int ndim;
+    int64_t size[MG_MAX_DIMS];
+    LT_TRY(L, 1, mg_broadcast_shape(ctx, &ndim, size, t->ndim, t->size, b->ndim, b->size));
+    if (ndim != t->ndim || memcmp(size, t->size, sizeof(int64_t) * ndim) != 0) {
+        char as[160], bs[160];
+        mg_format_shape(as, sizeof as, b->ndim, b->size);
+        mg_format_shape(bs, sizeof bs, t->ndim, t->size);
+        lua_pushfstring(L, "shape %s does not broadcast to the in-place target's shape %s", as, bs);
+        return luaL_argerror(L, 2, lua_tostring(L, -1));
+    }
+    if (b->storage == t->storage && b != t) { /* b may overlap t partially: read from a copy */
+        mg_tensor *tmp = lt_push_new(L, (mg_dtype)b->dtype, b->ndim, b->size);
+        mg_copy(ctx, tmp, b);
+        b = tmp;
+    }
+    LT_TRY(L, 1, mg_binary(ctx, op, t, t, b));
+    lt_written(t);
+    lua_settop(L, 1);
+    return 1;
+}
+
+#define BINARY_BINDING(e, name) \
+    static int l_##e(lua_State *L) { return binary(L, MG_BIN_##e); }
+MG_BINARY_OPS(BINARY_BINDING)
+#undef BINARY_BINDING
+static int l_ADD_inplace(lua_State *L) { return binary_inplace(L, MG_BIN_ADD); }
+static int l_SUB_inplace(lua_State *L) { return binary_inplace(L, MG_BIN_SUB); }
+static int l_MUL_inplace(lua_State *L) { return binary_inplace(L, MG_BIN_MUL); }
+static int l_DIV_inplace(lua_State *L) { return binary_inplace(L, MG_BIN_DIV); }
+static int l_POW_inplace(lua_State *L) { return binary_inplace(L, MG_BIN_POW); }
+
+/* unary minus goes through sub so that it shares its dtype rules: -t = 0 - t */
+static int l_neg(lua_State *L) {
+    lua_settop(L, 1);
+    lt_check(L, 1);
+    lua_pushinteger(L, 0);
+    lua_insert(L, 1);
+    return binary(L, MG_BIN_SUB);
+}
+
+/* where(cond, a, b): cond is bool; a and b numbers or tensors, promoted together. */
+static int l_where(lua_State *L) {
+    mg_ctx *ctx = lt_ctx(L);
+    lua_settop(L, 3);
+    const mg_tensor *cond = lt_check(L, 1);
+    if (cond->dtype != MG_BOOL) {
+        lua_pushfstring(L, "condition must be a bool tensor, got %s", mg_dtype_name((mg_dtype)cond->dtype));
+        return luaL_argerror(L, 1, lua_tostring(L, -1));
+    }
+    const mg_tensor *ta = lt_test(L, 2), *tb = lt_test(L, 3);
+    mg_dtype dt;
+    if (ta && tb) dt = mg_promote((mg_dtype)ta->dtype, (mg_dtype)tb->dtype);
+    else if (ta) dt = lt_number_dtype(L, 3, (mg_dtype)ta->dtype);
+    else if (tb) dt = lt_number_dtype(L, 2, (mg_dtype)tb->dtype);
+    else dt = (lua_isinteger(L, 2) && lua_isinteger(L, 3)) ? MG_INT64 : ctx->default_dtype;
+    mg_scalar sa, sb;
+    const mg_tensor *a = lt_operand(L, 2, dt, &sa);
+    const mg_tensor *b = lt_operand(L, 3, dt, &sb);
+    int n1, n2;
+    int64_t s1[MG_MAX_DIMS], s2[MG_MAX_DIMS];
+    LT_TRY(L, 1, mg_broadcast_shape(ctx, &n1, s1, cond->ndim, cond->size, a->ndim, a->size));
+    LT_TRY(L, 2, mg_broadcast_shape(ctx, &n2, s2, n1, s1, b->ndim, b->size));
+    mg_tensor *out = lt_push_new(L, dt, n2, s2);
+    LT_TRY(L, 1, mg_where(ctx, out, cond, a, b));
+    return 1;
+}
+
+/* t:masked_fill(mask, v) == where(mask, v, t), keeping t's dtype. */
+static int masked_fill(lua_State *L, int inplace) {
+    mg_ctx *ctx = lt_ctx(L);
+    lua_settop(L, 3);
+    mg_tensor *t = lt_check(L, 1);
+    const mg_tensor *mask = lt_check(L, 2);
+    if (mask->dtype != MG_BOOL) {
+        lua_pushfstring(L, "mask must be a bool tensor, got %s", mg_dtype_name((mg_dtype)mask->dtype));
+        return luaL_argerror(L, 2, lua_tostring(L, -1));
+    }
+    if (lt_test(L, 3) && lt_check(L, 3)->ndim != 0)
+        return luaL_argerror(L, 3, "value must be a number or a 0-d tensor");
+    mg_scalar sv;
+    const mg_tensor *v = lt_operand(L, 3, (mg_dtype)t->dtype, &sv);
+    int nd;
+    int64_t size[MG_MAX_DIMS];
+    LT_TRY(L, 1, mg_broadcast_shape(ctx, &nd, size, t->ndim, t->size, mask->ndim, mask->size));
+    if (nd != t->ndim || memcmp(size, t->size, sizeof(int64_t) * nd) != 0) {
+        char as[160], bs[160];
+        mg_format_shape(as, sizeof as, mask->ndim, mask->size);
+        mg_format_shape(bs, sizeof bs, t->ndim, t->size);
+        lua_pushfstring(L, "mask of shape %s does not broadcast to shape %s", as, bs);
+        return luaL_argerror(L, 2, lua_tostring(L, -1));
+    }
+    mg_tensor *out = t;
+    if (!inplace) out = lt_push_new(L, (mg_dtype)t->dtype, t->ndim, t->size);
+    LT_TRY(L, 1, mg_where(ctx, out, mask, v, t));
+    if (inplace) {
+        lt_written(t);
+        lua_settop(L, 1);
+    }
+    return 1;
+}
+static int l_masked_fill(lua_State *L) { return masked_fill(L, 0); }
+static int l_masked_fill_(lua_State *L) { return masked_fill(L, 1); }
+
+/* equal(a, b): same shape and same values (after promotion). */
+static int l_equal(lua_State *L) {
+    mg_ctx *ctx = lt_ctx(L);
+    const mg_tensor *a = lt_check(L, 1), *b = lt_check(L, 2);
+    if (!mg_same_shape(a, b)) {
+        lua_pushboolean(L, 0);
+        return 1;
+    }
+    lua_settop(L, 2);
+    const mg_dtype dt = mg_promote((mg_dtype)a->dtype, (mg_dtype)b->dtype);
+    const mg_tensor *ca = lt_push_as(L, 1, dt);
+    const mg_tensor *cb = lt_push_as(L, 2, dt);
+    mg_tensor *ne = lt_push_new(L, MG_BOOL, a->ndim, a->size);
+    LT_TRY(L, 1, mg_binary(ctx, MG_BIN_NE, ne, ca, cb));
+    const bool *p = (const bool *)mg_tensor_data(ne);
+    for (int64_t i = 0; i < ne->numel; i++)
+        if (p[i]) {
+            lua_pushboolean(L, 0);
+            return 1;
+        }
+    lua_pushboolean(L, 1);
+    return 1;
+}
+
+/* allclose(a, b [, rtol = 1e-5 [, atol = 1e-8]]): |a - b| <= atol + rtol |b|, broadcast, as PyTorch */
+static int l_allclose(lua_State *L) {
+    mg_ctx *ctx = lt_ctx(L);
+    const mg_tensor *a = lt_check(L, 1), *b = lt_check(L, 2);
+    const double rtol = luaL_optnumber(L, 3, 1e-5), atol = luaL_optnumber(L, 4, 1e-8);
+    lua_settop(L, 2);
+    int nd;
+    int64_t size[MG_MAX_DIMS];
+    LT_TRY(L, 1, mg_broadcast_shape(ctx, &nd, size, a->ndim, a->size, b->ndim, b->size));
+    const mg_tensor *ca = lt_push_as(L, 1, MG_FLOAT64);
+    const mg_tensor *cb = lt_push_as(L, 2, MG_FLOAT64);
+    mg_tensor *ea = lt_push_new(L, MG_FLOAT64, nd, size);
+    mg_tensor *eb = lt_push_new(L, MG_FLOAT64, nd, size);
+    mg_copy(ctx, ea, ca); /* broadcast both to one contiguous shape */
+    mg_copy(ctx, eb, cb);
+    const double *x = (const double *)mg_tensor_data(ea), *y = (const double *)mg_tensor_data(eb);
+    for (int64_t i = 0; i < ea->numel; i++) {
+        if (x[i] == y[i]) continue; /* equal infinities */
+        if (!(fabs(x[i] - y[i]) <= atol + rtol * fabs(y[i]))) {
+            lua_pushboolean(L, 0);
+            return 1;
+        }
+    }
+    lua_pushboolean(L, 1);
+    return 1;
+}
+
+const luaL_Reg lt_binary_methods[] = {
+    {"add", l_ADD}, {"sub", l_SUB}, {"mul", l_MUL}, {"div", l_DIV}, {"pow", l_POW},
+    {"maximum", l_MAXIMUM}, {"minimum", l_MINIMUM},
+    {"eq", l_EQ}, {"ne", l_NE}, {"lt", l_LT}, {"le", l_LE}, {"gt", l_GT}, {"ge", l_GE},
+    {"add_", l_ADD_inplace}, {"sub_", l_SUB_inplace}, {"mul_", l_MUL_inplace},
+    {"div_", l_DIV_inplace}, {"pow_", l_POW_inplace},
+    {"neg", l_neg}, {"masked_fill", l_masked_fill}, {"masked_fill_", l_masked_fill_},
+    {"equal", l_equal}, {"allclose", l_allclose},
+    {NULL, NULL}};
+
+const luaL_Reg lt_binary_functions[] = {{"where", l_where}, {NULL, NULL}};
+
+const luaL_Reg lt_binary_metamethods[] = {
+    {"__add", l_ADD}, {"__sub", l_SUB}, {"__mul", l_MUL}, {"__div", l_DIV}, {"__pow", l_POW},
+    {"__unm", l_neg},
+    {NULL, NULL}};

@@ -1,0 +1,110 @@
+/*
+ * bind.h: the Lua side of moongrad. Only src/bind includes Lua headers.
+ *
+ * A binding function does four things: check and convert its arguments, call core functions,
+ * push the result, and turn a non-OK status into a Lua error (lt_raise). It does no math.
+ *
+ * Every C function of the module is a closure with three upvalues, set at registration:
+ *   1. the mg_ctx (full userdata: allocator, generator, error detail), 2. the Tensor metatable,
+ *   3. the methods table (what t:name(...) finds).
+ *
+ * Tensor userdata: an mg_tensor header, then its size[] and stride[] arrays, then, for a tensor that
+ * owns small storage, an mg_storage and the bytes themselves, all in one block the collector sees and
+ * frees without a finalizer. A view (or a tensor over large / host storage) keeps the owner of its
+ * bytes alive through user value 1. Large storage is a separate "moongrad.Storage" userdata whose
+ * bytes come from the state's allocator, released by __gc or __close.
+ *
+ * Each family file (binary.c, unary.c, reduce.c, ...) exports its functions in luaL_Reg lists:
+ *   lt_<family>_methods     both t:name(...) and mg.name(t, ...)
+ *   lt_<family>_functions   mg.name(...) only
+ * and module.c registers every list. Adding a function: one line in its family's list.
+ */
+#ifndef MG_BIND_H
+#define MG_BIND_H
+
+#include <lauxlib.h>
+#include <lua.h>
+
+#include "../core/core.h"
+
+#define LT_TENSOR_MT "moongrad.Tensor"
+#define LT_STORAGE_MT "moongrad.Storage"
+#define LT_NUV 1 /* user values of a tensor: 1 = owner of its storage (or nil when inline) */
+
+/* Storage up to this size lives inline in the tensor's userdata; larger goes to the allocator. */
+#define LT_INLINE_MAX (64 * 1024)
+
+/* t.flags bits */
+enum { LT_OWNS_INLINE = 1 };
+
+static inline mg_ctx *lt_ctx(lua_State *L) { return (mg_ctx *)lua_touserdata(L, lua_upvalueindex(1)); }
+
+/* ---- tensors on the stack (tensor.c) ------------------------------------------------------ */
+/* The tensor at idx or NULL (no error). Borrowed: valid while the value stays reachable. */
+mg_tensor *lt_test(lua_State *L, int idx);
+/* The tensor at idx, or a type error for argument `idx`; also refuses released storage. */
+mg_tensor *lt_check(lua_State *L, int idx);
+/* Pushes a new contiguous tensor (uninitialised bytes); raises on a bad shape or no memory. */
+mg_tensor *lt_push_new(lua_State *L, mg_dtype dtype, int ndim, const int64_t *size);
+/* Pushes a zero-filled one. */
+mg_tensor *lt_push_zeros(lua_State *L, mg_dtype dtype, int ndim, const int64_t *size);
+/* Pushes a tensor header of `ndim` dims sharing the storage of the tensor at src (geometry left for
+ * the caller to fill, usually with a core mg_view_* function). */
+mg_tensor *lt_push_view(lua_State *L, int src, int ndim);
+/* Pushes `t` converted to dtype (a new tensor), or t itself (at idx) when it already has it. */
+mg_tensor *lt_push_as(lua_State *L, int idx, mg_dtype dtype);
+/* Pushes a contiguous tensor with t's contents: t itself when already contiguous. */
+mg_tensor *lt_push_contiguous(lua_State *L, int idx);
+
+/* ---- arguments ------------------------------------------------------------------------------ */
+/* Raises the ctx's error detail as "bad argument #(arg0 + operand - 1) to 'fn' (detail)", or
+ * "'fn': detail" when the core named no operand. Never returns. */
+int lt_raise(lua_State *L, int arg0);
+#define LT_TRY(L, arg0, call)                         \
+    do {                                              \
+        if ((call) != MG_OK) return lt_raise(L, arg0); \
+    } while (0)
+/* A dim argument (1-based, negative from the end) -> 0-based. */
+int lt_check_dim(lua_State *L, int arg, int ndim);
+/* An optional dim: `def` (0-based) when absent/nil. */
+int lt_opt_dim(lua_State *L, int arg, int ndim, int def);
+/* An index into a dim of `size` (1-based, negative from the end) -> 0-based. */
+int64_t lt_check_index(lua_State *L, int arg, int64_t size);
+/* A dtype name at arg -> mg_dtype; error names it and the valid ones. */
+mg_dtype lt_check_dtype(lua_State *L, int arg);
+/* Reads a shape given as varargs of integers from `first` or as one table there. Stops at a
+ * trailing options table (a table with string keys), whose index goes to *opts (0 if none).
+ * Returns ndim. */
+int lt_read_shape(lua_State *L, int first, int64_t *size, int *opts);
+/* An options table: checks every key is in `valid` (NULL-terminated) and raises naming it. */
+void lt_check_opts(lua_State *L, int idx, const char *const *valid);
+/* opts.dtype, or def when absent. */
+mg_dtype lt_opt_dtype(lua_State *L, int opts, mg_dtype def);
+/* true when the value at idx is a table with at least one string key (an options table). */
+int lt_is_opts(lua_State *L, int idx);
+
+/* Number-or-tensor operands of binary ops: the dtype a Lua number takes next to a tensor of
+ * dtype `other` (a Lua number never widens a tensor; a float number with an integer tensor gives
+ * the default float dtype). */
+mg_dtype lt_number_dtype(lua_State *L, int idx, mg_dtype other);
+/* The operand at idx as a tensor of `dtype`: a converted copy is pushed when needed, a number
+ * becomes the 0-d scalar in *sc. Raises a type error for anything else. */
+const mg_tensor *lt_operand(lua_State *L, int idx, mg_dtype dtype, mg_scalar *sc);
+
+/* Bumps the version of t's storage (every in-place write does; autograd checks it in #4). */
+static inline void lt_written(mg_tensor *t) { t->storage->version++; }
+
+/* ---- registration (module.c) ------------------------------------------------------------- */
+extern const luaL_Reg lt_tensor_methods[], lt_tensor_functions[], lt_tensor_metamethods[];
+extern const luaL_Reg lt_binary_methods[], lt_binary_functions[], lt_binary_metamethods[];
+extern const luaL_Reg lt_unary_methods[], lt_unary_functions[], lt_unary_metamethods[];
+extern const luaL_Reg lt_reduce_methods[], lt_reduce_functions[];
+extern const luaL_Reg lt_linalg_methods[], lt_linalg_functions[];
+extern const luaL_Reg lt_index_methods[], lt_index_functions[];
+extern const luaL_Reg lt_random_methods[], lt_random_functions[];
+extern const luaL_Reg lt_factory_functions[];
+
+/* tostring(t), in PyTorch's format (print.c in the core does the formatting). */
+int lt_tostring(lua_State *L);
+
+#endif

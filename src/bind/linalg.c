@@ -1,0 +1,5 @@
+/* linalg.c (binding): TODO */
+#include "bind.h"
+
+const luaL_Reg lt_linalg_methods[] = {{NULL, NULL}};
+const luaL_Reg lt_linalg_functions[] = {{NULL, NULL}};

@@ -1,0 +1,53 @@
+/*
+ * module.c: luaopen_moongrad_core. Builds the per-state context, the Tensor metatable and the
+ * methods table, and registers every family's lists (see bind.h). Sets no globals.
+ */
+#include "bind.h"
+
+/* Registers `list` into the table at `target`, each function a closure over (ctx, mt, methods). */
+static void register_list(lua_State *L, int target, const luaL_Reg *list, int ctx, int mt, int methods) {
+    lua_pushvalue(L, target);
+    lua_pushvalue(L, ctx);
+    lua_pushvalue(L, mt);
+    lua_pushvalue(L, methods);
+    luaL_setfuncs(L, list, 3);
+    lua_pop(L, 1);
+}
+
+int luaopen_moongrad_core(lua_State *L) {
+    lua_newtable(L);
+    const int module = lua_gettop(L);
+    mg_ctx *ctx = (mg_ctx *)lua_newuserdatauv(L, sizeof(mg_ctx), 0);
+    void *alloc_ud;
+    lua_Alloc alloc = lua_getallocf(L, &alloc_ud);
+    mg_ctx_init(ctx, alloc, alloc_ud);
+    const int ctx_idx = lua_gettop(L);
+    luaL_newmetatable(L, LT_TENSOR_MT);
+    const int mt = lua_gettop(L);
+    lua_newtable(L);
+    const int methods = lua_gettop(L);
+
+    const luaL_Reg *const method_lists[] = {lt_tensor_methods, lt_binary_methods, lt_unary_methods,
+                                            lt_reduce_methods, lt_linalg_methods, lt_index_methods,
+                                            lt_random_methods};
+    const luaL_Reg *const function_lists[] = {lt_tensor_functions, lt_binary_functions,
+                                              lt_unary_functions, lt_reduce_functions,
+                                              lt_linalg_functions, lt_index_functions,
+                                              lt_random_functions, lt_factory_functions};
+    const luaL_Reg *const meta_lists[] = {lt_tensor_metamethods, lt_binary_metamethods,
+                                          lt_unary_metamethods};
+    for (size_t i = 0; i < sizeof method_lists / sizeof *method_lists; i++) {
+        register_list(L, methods, method_lists[i], ctx_idx, mt, methods);
+        register_list(L, module, method_lists[i], ctx_idx, mt, methods);
+    }
+    for (size_t i = 0; i < sizeof function_lists / sizeof *function_lists; i++)
+        register_list(L, module, function_lists[i], ctx_idx, mt, methods);
+    for (size_t i = 0; i < sizeof meta_lists / sizeof *meta_lists; i++)
+        register_list(L, mt, meta_lists[i], ctx_idx, mt, methods);
+
+    /* the Lua layer adds methods written in Lua to this table */
+    lua_pushvalue(L, methods);
+    lua_setfield(L, module, "_methods");
+    lua_settop(L, module);
+    return 1;
+}

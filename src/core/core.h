@@ -1,0 +1,98 @@
+/*
+ * core.h: the core's internal API, shared by src/core and src/ops. No Lua here.
+ *
+ * The core works on descriptors it is given: it never creates tensors. A caller (the Lua binding,
+ * or a plain C host) asks the core for a result's shape (mg_broadcast_shape, ...), allocates the
+ * result, and passes it in as `out`. Scratch memory goes through ctx->alloc and is freed before
+ * the call returns. Errors: return a status and leave the detail in the ctx (mg_fail).
+ */
+#ifndef MG_CORE_H
+#define MG_CORE_H
+
+#include "moongrad.h"
+#include "rng.h"
+
+/* lua_Alloc's contract: realloc when nsize > 0, free when nsize == 0. */
+typedef void *(*mg_alloc_fn)(void *ud, void *ptr, size_t osize, size_t nsize);
+
+/* Everything the library keeps for one Lua state (or one C host): no globals anywhere. */
+typedef struct mg_ctx {
+    mg_alloc_fn alloc;
+    void *alloc_ud;
+    mg_rng rng;
+    mg_dtype default_dtype; /* float32 unless mg.set_default_dtype */
+    int grad_enabled;       /* 0 inside no_grad (#4) */
+    int err_operand;        /* which operand an error concerns, 1-based; 0 when none */
+    char err[256];          /* the detail of the last error, lowercase, no final period */
+} mg_ctx;
+
+void mg_ctx_init(mg_ctx *ctx, mg_alloc_fn alloc, void *alloc_ud);
+
+/* Records the detail of an error about operand `operand` (1-based, 0: none) and returns `st`. */
+mg_status mg_fail(mg_ctx *ctx, mg_status st, int operand, const char *fmt, ...)
+#if defined(__GNUC__)
+    __attribute__((format(printf, 4, 5)))
+#endif
+    ;
+
+/* Scratch memory through the ctx's allocator. Caller owns; free with mg_free(ctx, p, n). */
+void *mg_alloc(mg_ctx *ctx, size_t n);
+void mg_free(mg_ctx *ctx, void *p, size_t n);
+
+/* Writes "{3,2}" into buf (always terminated). */
+void mg_format_shape(char *buf, size_t cap, int ndim, const int64_t *size);
+
+/* ---- shapes (src/core/shape.c) ------------------------------------------------------------ */
+#define MG_MAX_NUMEL ((int64_t)1 << 62)
+/* Checks every size >= 0 and the product <= 2^62; stores the product. */
+mg_status mg_check_shape(mg_ctx *ctx, int operand, int ndim, const int64_t *size, int64_t *numel);
+void mg_contiguous_strides(int ndim, const int64_t *size, int64_t *stride);
+bool mg_is_contiguous(const mg_tensor *t);
+bool mg_same_shape(const mg_tensor *a, const mg_tensor *b);
+/* out = broadcast of a and b (NumPy rules). out_size holds MG_MAX_DIMS entries. */
+mg_status mg_broadcast_shape(mg_ctx *ctx, int *out_ndim, int64_t *out_size, int a_ndim,
+                             const int64_t *a_size, int b_ndim, const int64_t *b_size);
+/* Wraps a 1-based (negative from the end) dim into 0..ndim-1; MG_EDIM with a message otherwise. */
+mg_status mg_wrap_dim(mg_ctx *ctx, int operand, int64_t dim, int ndim, int *out);
+
+/* ---- view geometry (src/core/view.c): fill out's size/stride/offset; out shares in's storage --- */
+/* `out` must have room for its ndim (given by the caller, who knows it). */
+mg_status mg_view_shape(mg_ctx *ctx, mg_tensor *out, const mg_tensor *in);           /* view() */
+mg_status mg_view_transpose(mg_ctx *ctx, mg_tensor *out, const mg_tensor *in, int d0, int d1);
+mg_status mg_view_permute(mg_ctx *ctx, mg_tensor *out, const mg_tensor *in, const int *perm);
+mg_status mg_view_narrow(mg_ctx *ctx, mg_tensor *out, const mg_tensor *in, int dim, int64_t start,
+                         int64_t length);
+mg_status mg_view_select(mg_ctx *ctx, mg_tensor *out, const mg_tensor *in, int dim, int64_t index);
+mg_status mg_view_expand(mg_ctx *ctx, mg_tensor *out, const mg_tensor *in);
+void mg_view_unsqueeze(mg_tensor *out, const mg_tensor *in, int dim);
+void mg_view_squeeze(mg_tensor *out, const mg_tensor *in, int dim); /* dim < 0: all size-1 dims */
+
+/* ---- element iteration (src/core/iter.c) ------------------------------------------------ */
+#define MG_MAX_OPERANDS 4
+/* Walks operands broadcast to one shape, calling `inner` on runs along the innermost dim.
+ * strides are in bytes; a stride of 0 repeats the element (broadcast or a scalar). */
+typedef void (*mg_inner_fn)(char **data, const int64_t *stride, int64_t n, const void *extra);
+typedef struct mg_iter {
+    int ndim, nops;
+    int64_t size[MG_MAX_DIMS];
+    int64_t stride[MG_MAX_OPERANDS][MG_MAX_DIMS];
+    char *data[MG_MAX_OPERANDS];
+} mg_iter;
+/* ops[0] is the output and gives the shape; the others broadcast to it (the caller checked). */
+void mg_iter_init(mg_iter *it, int nops, const mg_tensor *const *ops);
+void mg_iter_run(const mg_iter *it, mg_inner_fn inner, const void *extra);
+
+/* A 0-d tensor over a C value, for numbers on either side of an operator. */
+typedef struct mg_scalar {
+    mg_tensor t;
+    mg_storage s;
+    union { float f32; double f64; int64_t i64; bool b; } v;
+} mg_scalar;
+void mg_scalar_init(mg_scalar *sc, mg_dtype dt, double value, int64_t ivalue);
+
+/* ---- dtypes -------------------------------------------------------------------------------- */
+bool mg_is_floating(mg_dtype dt);
+/* PyTorch's promotion between two tensors' dtypes (bool < int64 < float32 < float64). */
+mg_dtype mg_promote(mg_dtype a, mg_dtype b);
+
+#endif

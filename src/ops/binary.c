@@ -1,0 +1,160 @@
+/*
+ * binary.c: elementwise ops of two operands (arithmetic, maximum / minimum, comparisons) and where.
+ *
+ * Each op is one line per dtype below: DEFINE_BINARY(name_dtype, T, R, expression in a and b),
+ * where T is the compute type and R the result type. The macro writes the three loops that matter:
+ * both operands contiguous, one of them a broadcast scalar (stride 0), and the general strided
+ * case. Promotion is the caller's job: a and b arrive in the compute dtype.
+ * Backward rules live with autograd (#4): d(a+b) = (g, g), d(a*b) = (g*b, g*a), ...
+ *
+ * To add an op: a line in MG_BINARY_OPS (ops.h), its DEFINE_BINARY lines, its row in `kernels`.
+ */
+#include <math.h>
+
+#include "ops.h"
+
+#define DEFINE_BINARY(NAME, T, R, EXPR)                                                      \
+    static void NAME(char **p, const int64_t *s, int64_t n, const void *extra) {             \
+        (void)extra;                                                                          \
+        if (s[0] == sizeof(R) && s[1] == sizeof(T) && s[2] == sizeof(T)) {                    \
+            R *o = (R *)p[0];                                                                 \
+            const T *x = (const T *)p[1], *y = (const T *)p[2];                               \
+            for (int64_t i = 0; i < n; i++) { const T a = x[i], b = y[i]; o[i] = (EXPR); }    \
+        } else if (s[0] == sizeof(R) && s[1] == sizeof(T) && s[2] == 0) {                     \
+            R *o = (R *)p[0];                                                                 \
+            const T *x = (const T *)p[1];                                                     \
+            const T b = *(const T *)p[2];                                                     \
+            for (int64_t i = 0; i < n; i++) { const T a = x[i]; o[i] = (EXPR); }              \
+        } else if (s[0] == sizeof(R) && s[1] == 0 && s[2] == sizeof(T)) {                     \
+            R *o = (R *)p[0];                                                                 \
+            const T a = *(const T *)p[1];                                                     \
+            const T *y = (const T *)p[2];                                                     \
+            for (int64_t i = 0; i < n; i++) { const T b = y[i]; o[i] = (EXPR); }              \
+        } else {                                                                              \
+            char *o = p[0];                                                                   \
+            const char *x = p[1], *y = p[2];                                                  \
+            for (int64_t i = 0; i < n; i++, o += s[0], x += s[1], y += s[2]) {                \
+                const T a = *(const T *)x, b = *(const T *)y;                                 \
+                *(R *)o = (EXPR);                                                             \
+            }                                                                                 \
+        }                                                                                     \
+    }
+
+/* int64 arithmetic wraps around as in PyTorch (unsigned math: signed overflow is undefined in C) */
+#define WRAP(op, a, b) ((int64_t)((uint64_t)(a) op (uint64_t)(b)))
+
+static inline int64_t ipow(int64_t base, int64_t e) {
+    if (e < 0) return base == 1 ? 1 : base == -1 ? ((e & 1) ? -1 : 1) : 0;
+    uint64_t r = 1, b = (uint64_t)base;
+    for (uint64_t k = (uint64_t)e; k; k >>= 1, b *= b)
+        if (k & 1) r *= b;
+    return (int64_t)r;
+}
+
+/* NaN-propagating, as torch.maximum */
+#define MAX_NAN(a, b) (((a) > (b) || (a) != (a)) ? (a) : (b))
+#define MIN_NAN(a, b) (((a) < (b) || (a) != (a)) ? (a) : (b))
+
+DEFINE_BINARY(add_f32, float, float, a + b)
+DEFINE_BINARY(add_f64, double, double, a + b)
+DEFINE_BINARY(add_i64, int64_t, int64_t, WRAP(+, a, b))
+DEFINE_BINARY(add_bool, bool, bool, a || b)
+DEFINE_BINARY(sub_f32, float, float, a - b)
+DEFINE_BINARY(sub_f64, double, double, a - b)
+DEFINE_BINARY(sub_i64, int64_t, int64_t, WRAP(-, a, b))
+DEFINE_BINARY(mul_f32, float, float, a * b)
+DEFINE_BINARY(mul_f64, double, double, a * b)
+DEFINE_BINARY(mul_i64, int64_t, int64_t, WRAP(*, a, b))
+DEFINE_BINARY(mul_bool, bool, bool, a && b)
+DEFINE_BINARY(div_f32, float, float, a / b)
+DEFINE_BINARY(div_f64, double, double, a / b)
+DEFINE_BINARY(pow_f32, float, float, powf(a, b))
+DEFINE_BINARY(pow_f64, double, double, pow(a, b))
+DEFINE_BINARY(pow_i64, int64_t, int64_t, ipow(a, b))
+DEFINE_BINARY(maximum_f32, float, float, MAX_NAN(a, b))
+DEFINE_BINARY(maximum_f64, double, double, MAX_NAN(a, b))
+DEFINE_BINARY(maximum_i64, int64_t, int64_t, a > b ? a : b)
+DEFINE_BINARY(maximum_bool, bool, bool, a || b)
+DEFINE_BINARY(minimum_f32, float, float, MIN_NAN(a, b))
+DEFINE_BINARY(minimum_f64, double, double, MIN_NAN(a, b))
+DEFINE_BINARY(minimum_i64, int64_t, int64_t, a < b ? a : b)
+DEFINE_BINARY(minimum_bool, bool, bool, a && b)
+
+#define DEFINE_COMPARISON(NAME, OP)                    \
+    DEFINE_BINARY(NAME##_f32, float, bool, a OP b)     \
+    DEFINE_BINARY(NAME##_f64, double, bool, a OP b)    \
+    DEFINE_BINARY(NAME##_i64, int64_t, bool, a OP b)   \
+    DEFINE_BINARY(NAME##_bool, bool, bool, a OP b)
+DEFINE_COMPARISON(eq, ==)
+DEFINE_COMPARISON(ne, !=)
+DEFINE_COMPARISON(lt, <)
+DEFINE_COMPARISON(le, <=)
+DEFINE_COMPARISON(gt, >)
+DEFINE_COMPARISON(ge, >=)
+
+/* [op][dtype: float32, float64, int64, bool]; NULL: the dtype is refused (the caller promotes) */
+static const mg_inner_fn kernels[MG_NBINARY][MG_NDTYPES] = {
+    [MG_BIN_ADD] = {add_f32, add_f64, add_i64, add_bool},
+    [MG_BIN_SUB] = {sub_f32, sub_f64, sub_i64, NULL},
+    [MG_BIN_MUL] = {mul_f32, mul_f64, mul_i64, mul_bool},
+    [MG_BIN_DIV] = {div_f32, div_f64, NULL, NULL},
+    [MG_BIN_POW] = {pow_f32, pow_f64, pow_i64, NULL},
+    [MG_BIN_MAXIMUM] = {maximum_f32, maximum_f64, maximum_i64, maximum_bool},
+    [MG_BIN_MINIMUM] = {minimum_f32, minimum_f64, minimum_i64, minimum_bool},
+    [MG_BIN_EQ] = {eq_f32, eq_f64, eq_i64, eq_bool},
+    [MG_BIN_NE] = {ne_f32, ne_f64, ne_i64, ne_bool},
+    [MG_BIN_LT] = {lt_f32, lt_f64, lt_i64, lt_bool},
+    [MG_BIN_LE] = {le_f32, le_f64, le_i64, le_bool},
+    [MG_BIN_GT] = {gt_f32, gt_f64, gt_i64, gt_bool},
+    [MG_BIN_GE] = {ge_f32, ge_f64, ge_i64, ge_bool},
+};
+
+#define MG_NAME_BINARY(e, name) name,
+static const char *const names[MG_NBINARY] = {MG_BINARY_OPS(MG_NAME_BINARY)};
+
+const char *mg_binary_name(mg_binary_op op) { return names[op]; }
+bool mg_binary_is_comparison(mg_binary_op op) { return op >= MG_BIN_EQ; }
+
+mg_dtype mg_binary_compute_dtype(mg_ctx *ctx, mg_binary_op op, mg_dtype promoted) {
+    if (op == MG_BIN_DIV && !mg_is_floating(promoted)) return ctx->default_dtype; /* true division */
+    if ((op == MG_BIN_SUB || op == MG_BIN_POW) && promoted == MG_BOOL) return MG_INT64;
+    return promoted;
+}
+
+mg_status mg_binary(mg_ctx *ctx, mg_binary_op op, mg_tensor *out, const mg_tensor *a,
+                    const mg_tensor *b) {
+    const mg_inner_fn fn = kernels[op][a->dtype];
+    if (!fn || a->dtype != b->dtype)
+        return mg_fail(ctx, MG_EDTYPE, 1, "'%s' does not take %s tensors", names[op],
+                       mg_dtype_name((mg_dtype)a->dtype));
+    const mg_tensor *ops[3] = {out, a, b};
+    mg_iter it;
+    mg_iter_init(&it, 3, ops);
+    mg_iter_run(&it, fn, NULL);
+    return MG_OK;
+}
+
+/* ---- where(cond, a, b) -------------------------------------------------------------------- */
+#define DEFINE_WHERE(NAME, T)                                                                 \
+    static void NAME(char **p, const int64_t *s, int64_t n, const void *extra) {             \
+        (void)extra;                                                                          \
+        char *o = p[0];                                                                       \
+        const char *c = p[1], *x = p[2], *y = p[3];                                           \
+        for (int64_t i = 0; i < n; i++, o += s[0], c += s[1], x += s[2], y += s[3])           \
+            *(T *)o = *(const bool *)c ? *(const T *)x : *(const T *)y;                       \
+    }
+DEFINE_WHERE(where_f32, float)
+DEFINE_WHERE(where_f64, double)
+DEFINE_WHERE(where_i64, int64_t)
+DEFINE_WHERE(where_bool, bool)
+static const mg_inner_fn where_kernels[MG_NDTYPES] = {where_f32, where_f64, where_i64, where_bool};
+
+mg_status mg_where(mg_ctx *ctx, mg_tensor *out, const mg_tensor *cond, const mg_tensor *a,
+                   const mg_tensor *b) {
+    (void)ctx;
+    const mg_tensor *ops[4] = {out, cond, a, b};
+    mg_iter it;
+    mg_iter_init(&it, 4, ops);
+    mg_iter_run(&it, where_kernels[out->dtype], NULL);
+    return MG_OK;
+}
