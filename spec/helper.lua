@@ -1,0 +1,56 @@
+-- Shared spec helpers: float comparison of nested tables / tensors, and error matching.
+local mg = require "moongrad"
+
+local H = {}
+
+local function flatten(x, out)
+  out = out or {}
+  if type(x) == "table" then
+    for _, v in ipairs(x) do flatten(v, out) end
+  else
+    out[#out + 1] = x
+  end
+  return out
+end
+
+local function shape_of(x)
+  local s = {}
+  while type(x) == "table" do
+    s[#s + 1] = #x
+    x = x[1]
+  end
+  return s
+end
+
+-- Asserts that `actual` (a tensor, a table or a number) equals `expected` (nested tables or a
+-- number) elementwise within |a - e| <= tol * (1 + |e|) (tol defaults to float32 precision), and
+-- has its shape.
+function H.near(expected, actual, tol)
+  tol = tol or 1e-5
+  if mg.is_tensor(actual) then actual = actual:totable() end
+  assert.same(shape_of(expected), shape_of(actual))
+  local e, a = flatten(expected), flatten(actual)
+  assert.equal(#e, #a)
+  for i = 1, #e do
+    local ei, ai = e[i], a[i]
+    local ok
+    if ei ~= ei then ok = ai ~= ai
+    elseif ei == math.huge or ei == -math.huge then ok = ai == ei
+    else ok = math.abs(ai - ei) <= tol * (1 + math.abs(ei)) end
+    if not ok then
+      error(string.format("element %d: expected %.9g, got %.9g (tol %g)", i, ei, ai, tol), 2)
+    end
+  end
+end
+
+-- Asserts that fn raises an error whose message contains `detail` (plain text, no patterns).
+function H.errors(fn, detail)
+  local ok, err = pcall(fn)
+  assert.is_false(ok, "expected an error containing: " .. detail)
+  err = tostring(err)
+  if not err:find(detail, 1, true) then
+    error(string.format("expected an error containing\n  %s\ngot\n  %s", detail, err), 2)
+  end
+end
+
+return H
