@@ -72,3 +72,10 @@ check-werror:
 
 clean:
 	rm -rf $(BUILD) $(ASAN_BUILD)
+
+bench: deps $(MODULE)
+	sh bench/run.sh
+
+# The embedding example: a host program with its own allocator and a zero-copy buffer.
+$(BUILD)/embed: examples/embed.c $(OBJ)
+	$(CC) $(ALL_CFLAGS) -o $@ examples/embed.c $(OBJ) $(shell pkg-config --libs lua$(LUA_VERSION) 2>/dev/null || echo -llua$(LUA_VERSION)) $(LDLIBS)

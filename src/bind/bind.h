@@ -32,7 +32,9 @@
 #define LT_NUV 1 /* user values of a tensor: 1 = owner of its storage (or nil when inline) */
 
 /* Storage up to this size lives inline in the tensor's userdata; larger goes to the allocator. */
+#ifndef LT_INLINE_MAX /* -DLT_INLINE_MAX=0 builds the all-heap variant, to measure the difference */
 #define LT_INLINE_MAX (64 * 1024)
+#endif
 
 /* t.flags bits */
 enum { LT_OWNS_INLINE = 1 };
