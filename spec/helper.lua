@@ -1,5 +1,6 @@
 -- Shared spec helpers: float comparison of nested tables / tensors, and error matching.
 local mg = require "moongrad"
+local assert = require "luassert" -- busted's assert (a required module sees Lua's own)
 
 local H = {}
 
