@@ -8,7 +8,7 @@ CC          ?= cc
 OPT         ?= -O2
 CFLAGS      ?= $(OPT) -g
 WARN         = -Wall -Wextra -Wshadow -Wstrict-prototypes -Wmissing-prototypes -Wno-missing-prototypes
-ALL_CFLAGS   = -std=gnu11 -fPIC $(WARN) $(CFLAGS) -Iinclude $(LUA_INC)
+ALL_CFLAGS   = -std=gnu11 -fPIC -fvisibility=hidden $(WARN) $(CFLAGS) -Iinclude $(LUA_INC)
 LDLIBS       = -lm -lpthread
 
 CORE_SRC = $(wildcard src/core/*.c) $(wildcard src/ops/*.c)

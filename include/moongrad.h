@@ -29,6 +29,13 @@
 extern "C" {
 #endif
 
+/* The module is built with hidden visibility (internal calls skip the PLT); these are exported. */
+#if defined(__GNUC__)
+#define MG_API __attribute__((visibility("default")))
+#else
+#define MG_API
+#endif
+
 /* Element types. The order is part of the ABI (dtype tables are indexed by it). */
 typedef enum mg_dtype { MG_FLOAT32, MG_FLOAT64, MG_INT64, MG_BOOL, MG_NDTYPES } mg_dtype;
 
@@ -76,8 +83,8 @@ typedef struct mg_tensor {
     uint8_t flags;         /* binding-private bits */
 } mg_tensor;
 
-size_t mg_dtype_size(mg_dtype dt);
-const char *mg_dtype_name(mg_dtype dt);
+MG_API size_t mg_dtype_size(mg_dtype dt);
+MG_API const char *mg_dtype_name(mg_dtype dt);
 
 /* Address of element 0 (borrowed; NULL when the storage was released). */
 static inline void *mg_tensor_data(const mg_tensor *t) {
@@ -89,18 +96,18 @@ static inline void *mg_tensor_data(const mg_tensor *t) {
 struct lua_State;
 
 /* The module: pushes the `moongrad.core` table. Each call builds independent per-state data. */
-int luaopen_moongrad_core(struct lua_State *L);
+MG_API int luaopen_moongrad_core(struct lua_State *L);
 
 /* Pushes a tensor viewing `data` (contiguous, row-major) without copying. `release(ud, data, bytes)`
  * is called once when Lua no longer needs the memory (may be NULL: the host keeps it alive for as
  * long as the tensor may be used). Raises a Lua error on a bad shape. */
-mg_tensor *mg_push_host_tensor(struct lua_State *L, mg_dtype dtype, int ndim, const int64_t *size,
+MG_API mg_tensor *mg_push_host_tensor(struct lua_State *L, mg_dtype dtype, int ndim, const int64_t *size,
                                void *data, mg_release_fn release, void *release_ud);
 
 /* The tensor at `idx`, or a Lua error naming the argument. Borrowed: valid while it is reachable. */
-const mg_tensor *mg_check_tensor(struct lua_State *L, int idx);
+MG_API const mg_tensor *mg_check_tensor(struct lua_State *L, int idx);
 /* The tensor at `idx`, or NULL when the value there is not a tensor. */
-const mg_tensor *mg_to_tensor(struct lua_State *L, int idx);
+MG_API const mg_tensor *mg_to_tensor(struct lua_State *L, int idx);
 
 #ifdef __cplusplus
 }
