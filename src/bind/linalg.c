@@ -1,5 +1,94 @@
-/* linalg.c (binding): TODO */
+/*
+ * linalg.c (binding): matmul (every torch.matmul form), mm (2-D), bmm (3-D, same batch), dot (1-D)
+ * and outer (1-D x 1-D). Each checks the shapes its name promises, promotes the two dtypes
+ * (float32 x float64 -> float64, int64 x float -> float; bool is refused), and calls mg_matmul.
+ */
+#include "../ops/linalg.h"
 #include "bind.h"
 
-const luaL_Reg lt_linalg_methods[] = {{NULL, NULL}};
+/* Refuses a bool operand (argument `arg`): there is no boolean matrix product. */
+static void check_numeric(lua_State *L, int arg, const mg_tensor *t) {
+    if (t->dtype == MG_BOOL)
+        luaL_argerror(L, arg, "expected a float32, float64 or int64 tensor, got bool");
+}
+
+/* Refuses an operand whose number of dims is not `ndim`. */
+static void check_ndim(lua_State *L, int arg, const mg_tensor *t, int ndim) {
+    if (t->ndim != ndim) {
+        lua_pushfstring(L, "expected a %d-d tensor, got %d-d", ndim, (int)t->ndim);
+        luaL_argerror(L, arg, lua_tostring(L, -1));
+    }
+}
+
+/* The operands at 1 and 2, with dims already checked by the caller, converted to one dtype and
+ * multiplied (outer: as a column times a row). */
+static int product(lua_State *L, int outer) {
+    mg_ctx *ctx = lt_ctx(L);
+    const mg_tensor *a = lt_check(L, 1), *b = lt_check(L, 2);
+    int nd = 2;
+    int64_t size[MG_MAX_DIMS];
+    if (outer) {
+        size[0] = a->size[0];
+        size[1] = b->size[0];
+    } else {
+        LT_TRY(L, 1, mg_matmul_shape(ctx, &nd, size, a, b));
+    }
+    check_numeric(L, 1, a);
+    check_numeric(L, 2, b);
+    const mg_dtype dt = mg_promote((mg_dtype)a->dtype, (mg_dtype)b->dtype);
+    lua_settop(L, 2);
+    const mg_tensor *ca = lt_push_as(L, 1, dt);
+    const mg_tensor *cb = lt_push_as(L, 2, dt);
+    mg_tensor *out = lt_push_new(L, dt, nd, size);
+    LT_TRY(L, 1, outer ? mg_outer(ctx, out, ca, cb) : mg_matmul(ctx, out, ca, cb));
+    return 1;
+}
+
+/* matmul(a, b): torch.matmul's forms, batch dims broadcast */
+static int l_matmul(lua_State *L) {
+    lt_check(L, 1);
+    lt_check(L, 2);
+    return product(L, 0);
+}
+
+/* mm(a, b): (M,K) x (K,N) only */
+static int l_mm(lua_State *L) {
+    check_ndim(L, 1, lt_check(L, 1), 2);
+    check_ndim(L, 2, lt_check(L, 2), 2);
+    return product(L, 0);
+}
+
+/* bmm(a, b): (B,M,K) x (B,K,N), batch sizes equal (no broadcasting, as torch.bmm) */
+static int l_bmm(lua_State *L) {
+    const mg_tensor *a = lt_check(L, 1), *b = lt_check(L, 2);
+    check_ndim(L, 1, a, 3);
+    check_ndim(L, 2, b, 3);
+    if (a->size[0] != b->size[0]) {
+        char as[160], bs[160];
+        mg_format_shape(as, sizeof as, a->ndim, a->size);
+        mg_format_shape(bs, sizeof bs, b->ndim, b->size);
+        lua_pushfstring(L, "shapes %s and %s cannot be multiplied: batch sizes %I != %I", as, bs,
+                        (lua_Integer)a->size[0], (lua_Integer)b->size[0]);
+        return luaL_argerror(L, 2, lua_tostring(L, -1));
+    }
+    return product(L, 0);
+}
+
+/* dot(a, b): two 1-D tensors of one length -> 0-d */
+static int l_dot(lua_State *L) {
+    check_ndim(L, 1, lt_check(L, 1), 1);
+    check_ndim(L, 2, lt_check(L, 2), 1);
+    return product(L, 0);
+}
+
+/* outer(a, b): (M) x (N) -> (M,N) */
+static int l_outer(lua_State *L) {
+    check_ndim(L, 1, lt_check(L, 1), 1);
+    check_ndim(L, 2, lt_check(L, 2), 1);
+    return product(L, 1);
+}
+
+const luaL_Reg lt_linalg_methods[] = {
+    {"matmul", l_matmul}, {"mm", l_mm}, {"bmm", l_bmm}, {"dot", l_dot}, {"outer", l_outer},
+    {NULL, NULL}};
 const luaL_Reg lt_linalg_functions[] = {{NULL, NULL}};
