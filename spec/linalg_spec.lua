@@ -3,8 +3,6 @@
 -- sizes that cross the kernel's block boundaries are checked against a naive Lua triple loop.
 local mg = require "moongrad"
 local H = require "helper"
--- helper.lua calls the global `assert`, Lua's own outside a spec file: give it luassert
--- (the fix belongs in helper.lua: local assert = require "luassert")
 
 -- A tensor of `shape` holding start, start + 1, ... in row-major order (torch.arange(...).reshape).
 local function seq(shape, opts, start)
