@@ -1,0 +1,54 @@
+/*
+ * reduce.h: reductions (sum prod mean max min argmax argmin var std norm any all) and cumsum.
+ *
+ * A reduction folds the dims named in a bit mask (bit i: 0-based dim i) and keeps the others, in
+ * order; the caller allocates `out` contiguous with the kept dims' sizes (with or without the
+ * reduced dims as size 1: the element order is the same), in the dtype mg_reduce_dtype gives.
+ */
+#ifndef MG_REDUCE_H
+#define MG_REDUCE_H
+
+#include "../core/core.h"
+
+/* The list of reductions: enum and names are made from it. */
+#define MG_REDUCE_OPS(X) \
+    X(SUM, "sum")        \
+    X(PROD, "prod")      \
+    X(MEAN, "mean")      \
+    X(MAX, "max")        \
+    X(MIN, "min")        \
+    X(ARGMAX, "argmax")  \
+    X(ARGMIN, "argmin")  \
+    X(VAR, "var")        \
+    X(STD, "std")        \
+    X(NORM, "norm")      \
+    X(ANY, "any")        \
+    X(ALL, "all")
+#define MG_ENUM_REDUCE(e, name) MG_RED_##e,
+typedef enum mg_reduce_op { MG_REDUCE_OPS(MG_ENUM_REDUCE) MG_NREDUCE } mg_reduce_op;
+#undef MG_ENUM_REDUCE
+const char *mg_reduce_name(mg_reduce_op op);
+
+/* Parameters of the ops that take some (NULL is fine for the others). */
+typedef struct mg_reduce_args {
+    double p;           /* norm: 2 (default), 1, INFINITY, -INFINITY, 0 (count of nonzeros), any other */
+    int64_t correction; /* var / std: the divisor is n - correction (1: unbiased, 0: biased) */
+} mg_reduce_args;
+
+/* The dtype op gives for an input of dtype `in` (sum / prod: int64 for int64 and bool; argmax /
+ * argmin: int64; any / all: bool; the rest keep the dtype). MG_EDTYPE on operand 1 when the op
+ * does not take it (mean var std norm: float32 and float64 only). */
+mg_status mg_reduce_dtype(mg_ctx *ctx, mg_reduce_op op, mg_dtype in, mg_dtype *out);
+
+/* out <- op over the dims in `dims` of in (bits at or past in->ndim are ignored; a 0-d input is
+ * one element). `indices` (int64, out's shape, or NULL) receives the 1-based position of the
+ * chosen element along the reduced dims for max / min. MG_EVALUE when max / min / argmax / argmin
+ * would fold an empty set. Order of evaluation is fixed (row-major over the reduced dims), so
+ * results are bit-identical from run to run. */
+mg_status mg_reduce(mg_ctx *ctx, mg_reduce_op op, mg_tensor *out, mg_tensor *indices,
+                    const mg_tensor *in, uint32_t dims, const mg_reduce_args *args);
+
+/* out <- running sum of in along dim (0-based); out contiguous, in's shape, dtype as for sum. */
+mg_status mg_cumsum(mg_ctx *ctx, mg_tensor *out, const mg_tensor *in, int dim);
+
+#endif
