@@ -222,16 +222,19 @@ int64_t lt_check_index(lua_State *L, int arg, int64_t size) {
 
 static const char *const dtype_names[] = {"float32", "float64", "int64", "bool", NULL};
 
-mg_dtype lt_check_dtype(lua_State *L, int arg) {
-    const char *name = luaL_checkstring(L, arg);
+/* A dtype name (or an alias PyTorch users type) -> mg_dtype; raises naming it at arg. */
+static mg_dtype dtype_from_name(lua_State *L, int arg, const char *name) {
     for (int i = 0; dtype_names[i]; i++)
         if (strcmp(name, dtype_names[i]) == 0) return (mg_dtype)i;
-    /* the aliases PyTorch users type */
     if (!strcmp(name, "float")) return MG_FLOAT32;
     if (!strcmp(name, "double")) return MG_FLOAT64;
     if (!strcmp(name, "long")) return MG_INT64;
     lua_pushfstring(L, "unknown dtype '%s', expected 'float32', 'float64', 'int64' or 'bool'", name);
     return (mg_dtype)luaL_argerror(L, arg, lua_tostring(L, -1));
+}
+
+mg_dtype lt_check_dtype(lua_State *L, int arg) {
+    return dtype_from_name(L, arg, luaL_checkstring(L, arg));
 }
 
 int lt_is_opts(lua_State *L, int idx) {
@@ -257,11 +260,12 @@ void lt_check_opts(lua_State *L, int idx, const char *const *valid) {
         if (lua_type(L, -1) == LUA_TSTRING)
             for (int i = 0; valid[i] && !ok; i++) ok = strcmp(lua_tostring(L, -1), valid[i]) == 0;
         if (!ok) {
+            /* the key's text first: luaL_buffinit pushes a placeholder, so -1 moves after it */
+            const char *key = luaL_tolstring(L, -1, NULL);
             luaL_Buffer b;
             luaL_buffinit(L, &b);
-            lua_pushfstring(L, "unknown option '%s' (valid: ", luaL_tolstring(L, -1, NULL));
+            lua_pushfstring(L, "unknown option '%s' (valid: ", key);
             luaL_addvalue(&b);
-            lua_pop(L, 1);
             for (int i = 0; valid[i]; i++) {
                 if (i) luaL_addstring(&b, ", ");
                 luaL_addstring(&b, valid[i]);
@@ -278,14 +282,7 @@ mg_dtype lt_opt_dtype(lua_State *L, int opts, mg_dtype def) {
     mg_dtype dt = def;
     if (lua_getfield(L, opts, "dtype") != LUA_TNIL) {
         if (lua_type(L, -1) != LUA_TSTRING) luaL_argerror(L, opts, "dtype must be a string");
-        const char *name = lua_tostring(L, -1);
-        int found = 0;
-        for (int i = 0; dtype_names[i]; i++)
-            if (strcmp(name, dtype_names[i]) == 0) dt = (mg_dtype)i, found = 1;
-        if (!found) {
-            lua_pushfstring(L, "unknown dtype '%s', expected 'float32', 'float64', 'int64' or 'bool'", name);
-            luaL_argerror(L, opts, lua_tostring(L, -1));
-        }
+        dt = dtype_from_name(L, opts, lua_tostring(L, -1));
     }
     lua_pop(L, 1);
     return dt;
@@ -429,8 +426,9 @@ static char *fill_from_table(lua_State *L, int idx, const mg_tensor *t, int dept
     const int64_t n = t->size[depth];
     if ((int64_t)lua_rawlen(L, idx) != n) {
         const char *where = push_path(L, path, depth);
-        lua_pushfstring(L, "non-rectangular nested tables: %s has %I elements, expected %I", where,
-                        (lua_Integer)lua_rawlen(L, idx), (lua_Integer)n);
+        const lua_Integer got = (lua_Integer)lua_rawlen(L, idx);
+        lua_pushfstring(L, "non-rectangular nested tables: %s has %I element%s, expected %I", where, got,
+                        got == 1 ? "" : "s", (lua_Integer)n);
         luaL_argerror(L, 1, lua_tostring(L, -1));
     }
     for (int64_t i = 0; i < n; i++) {
@@ -584,7 +582,8 @@ static int index_get(lua_State *L, mg_tensor *t) {
 }
 
 static int l_index(lua_State *L) {
-    mg_tensor *t = lt_check(L, 1);
+    mg_tensor *t = lt_test(L, 1);
+    if (!t) return luaL_typeerror(L, 1, "tensor");
     switch (lua_type(L, 2)) {
     case LUA_TSTRING: {
         lua_pushvalue(L, 2);
@@ -598,7 +597,7 @@ static int l_index(lua_State *L) {
         else lua_pushnil(L);                                      /* grad and unknown keys */
         return 1;
     }
-    case LUA_TNUMBER: return index_get(L, t);
+    case LUA_TNUMBER: return index_get(L, lt_check(L, 1));
     default: return luaL_argerror(L, 2, "tensors are indexed by integers (t[i]) or method names");
     }
 }
@@ -616,6 +615,11 @@ static int l_newindex(lua_State *L) {
     mg_view_select(ctx, row, t, 0, i);
     mg_scalar sc;
     const mg_tensor *src = lt_operand(L, 3, (mg_dtype)t->dtype, &sc);
+    if (src->storage == t->storage) { /* may overlap the row: read from a copy */
+        mg_tensor *tmp = lt_push_new(L, (mg_dtype)src->dtype, src->ndim, src->size);
+        mg_copy(ctx, tmp, src);
+        src = tmp;
+    }
     int out_ndim;
     int64_t shape[MG_MAX_DIMS];
     if (mg_broadcast_shape(ctx, &out_ndim, shape, row->ndim, row->size, src->ndim, src->size) != MG_OK ||
@@ -633,42 +637,65 @@ static int l_newindex(lua_State *L) {
 
 /* ================================================================ views */
 
-static int l_view(lua_State *L) {
-    mg_tensor *t = lt_check(L, 1);
-    int64_t size[MG_MAX_DIMS];
-    int opts;
-    /* -1 is allowed in view: read the sizes by hand instead of lt_read_shape's negative check */
+/* Reads integers (negative allowed: -1 in view / expand) given as varargs from arg or as one
+ * table at arg; errors name arg. Returns the count. */
+static int read_sizes(lua_State *L, int arg, int64_t *size) {
     int ndim = 0;
-    if (lua_type(L, 2) == LUA_TTABLE) {
-        const int n = (int)lua_rawlen(L, 2);
-        if (n > MG_MAX_DIMS) return luaL_argerror(L, 2, "too many dimensions (at most 16)");
-        for (int i = 1; i <= n; i++, ndim++) {
-            lua_rawgeti(L, 2, i);
-            size[ndim] = luaL_checkinteger(L, -1);
+    if (lua_type(L, arg) == LUA_TTABLE) {
+        const lua_Integer n = (lua_Integer)lua_rawlen(L, arg);
+        if (n > MG_MAX_DIMS) return luaL_argerror(L, arg, "too many dimensions (at most 16)");
+        for (lua_Integer i = 1; i <= n; i++) {
+            lua_rawgeti(L, arg, i);
+            int isint;
+            size[ndim++] = lua_tointegerx(L, -1, &isint);
+            if (!isint || lua_type(L, -1) != LUA_TNUMBER) {
+                lua_pushfstring(L, "size at position %I is not an integer", i);
+                return luaL_argerror(L, arg, lua_tostring(L, -1));
+            }
             lua_pop(L, 1);
         }
     } else {
         const int top = lua_gettop(L);
-        if (top - 1 > MG_MAX_DIMS) return luaL_argerror(L, 2, "too many dimensions (at most 16)");
-        for (int i = 2; i <= top; i++) size[ndim++] = luaL_checkinteger(L, i);
+        if (top - arg + 1 > MG_MAX_DIMS) return luaL_argerror(L, arg, "too many dimensions (at most 16)");
+        for (int i = arg; i <= top; i++) size[ndim++] = luaL_checkinteger(L, i);
     }
-    (void)opts;
+    return ndim;
+}
+
+/* Pushes the tensor at 1 viewed as `size` (one entry may be -1). With allow_copy (reshape,
+ * flatten) a tensor whose strides cannot be viewed so is copied first, as PyTorch does; the
+ * error of the second attempt is the real one (a size mismatch). */
+static int push_viewed(lua_State *L, int ndim, const int64_t *size, int allow_copy) {
+    mg_tensor *t = lt_check(L, 1);
     mg_tensor *v = lt_push_view(L, 1, ndim);
+    memcpy(v->size, size, sizeof(int64_t) * ndim);
+    if (mg_view_shape(lt_ctx(L), v, t) == MG_OK) return 1;
+    if (!allow_copy || mg_is_contiguous(t)) return lt_raise(L, 1);
+    lua_pop(L, 1);
+    lt_push_contiguous(L, 1);
+    lua_replace(L, 1);
+    t = lt_check(L, 1);
+    v = lt_push_view(L, 1, ndim);
     memcpy(v->size, size, sizeof(int64_t) * ndim);
     LT_TRY(L, 1, mg_view_shape(lt_ctx(L), v, t));
     return 1;
 }
 
+/* view(): never copies (PyTorch's stride rule; the error suggests reshape). */
+static int l_view(lua_State *L) {
+    lt_check(L, 1);
+    int64_t size[MG_MAX_DIMS];
+    const int ndim = read_sizes(L, 2, size);
+    return push_viewed(L, ndim, size, 0);
+}
+
 /* reshape: a view when the strides allow it, else a copy (as PyTorch). */
 static int l_reshape(lua_State *L) {
-    mg_ctx *ctx = lt_ctx(L);
-    mg_tensor *t = lt_check(L, 1);
-    if (!mg_is_contiguous(t)) {
-        lt_push_contiguous(L, 1);
-        lua_replace(L, 1);
-    }
-    (void)ctx;
-    return l_view(L);
+    lt_check(L, 1);
+    int64_t size[MG_MAX_DIMS];
+    const int ndim = read_sizes(L, 2, size);
+    lua_settop(L, 1);
+    return push_viewed(L, ndim, size, 1);
 }
 
 static int l_transpose(lua_State *L) {
@@ -702,7 +729,14 @@ static int l_permute(lua_State *L) {
     for (int i = 0; i < n; i++) {
         if (table) {
             lua_rawgeti(L, 2, i + 1);
-            perm[i] = lt_check_dim(L, -1, t->ndim); /* errors name argument #-1: rare, kept simple */
+            int out, isint;
+            const lua_Integer d = lua_tointegerx(L, -1, &isint);
+            if (!isint || mg_wrap_dim(lt_ctx(L), 1, d, t->ndim, &out) != MG_OK) {
+                lua_pushfstring(L, "dims[%d] is %s: %s", i + 1, luaL_tolstring(L, -1, NULL),
+                                isint ? lt_ctx(L)->err : "expected an integer dimension");
+                return luaL_argerror(L, 2, lua_tostring(L, -1));
+            }
+            perm[i] = out;
             lua_pop(L, 1);
         } else {
             perm[i] = lt_check_dim(L, i + 2, t->ndim);
@@ -742,17 +776,8 @@ static int l_expand(lua_State *L) {
         const mg_tensor *o = lt_check(L, 2);
         ndim = o->ndim;
         memcpy(size, o->size, sizeof(int64_t) * ndim);
-    } else if (lua_type(L, 2) == LUA_TTABLE) {
-        ndim = (int)lua_rawlen(L, 2);
-        if (ndim > MG_MAX_DIMS) return luaL_argerror(L, 2, "too many dimensions (at most 16)");
-        for (int i = 0; i < ndim; i++) {
-            lua_rawgeti(L, 2, i + 1);
-            size[i] = luaL_checkinteger(L, -1);
-            lua_pop(L, 1);
-        }
     } else {
-        if (lua_gettop(L) - 1 > MG_MAX_DIMS) return luaL_argerror(L, 2, "too many dimensions (at most 16)");
-        for (int i = 2; i <= lua_gettop(L); i++) size[ndim++] = luaL_checkinteger(L, i);
+        ndim = read_sizes(L, 2, size);
     }
     mg_tensor *v = lt_push_view(L, 1, ndim);
     memcpy(v->size, size, sizeof(int64_t) * ndim);
@@ -787,36 +812,25 @@ static int l_select(lua_State *L) {
     return 1;
 }
 
-/* flatten([start_dim = 1 [, end_dim = -1]]) */
+/* flatten([start_dim = 1 [, end_dim = -1]]): dims start..end merged; a view when the strides
+ * allow it, else a copy (as PyTorch). A 0-d tensor becomes 1-D. */
 static int l_flatten(lua_State *L) {
     mg_tensor *t = lt_check(L, 1);
-    if (t->ndim == 0) {
-        int64_t one = 1;
-        lt_push_contiguous(L, 1);
-        mg_tensor *v = lt_push_view(L, -1, 1);
-        memcpy(v->size, &one, sizeof one);
-        mg_view_shape(lt_ctx(L), v, t);
-        return 1;
-    }
-    const int s = lt_opt_dim(L, 2, t->ndim, 0), e = lt_opt_dim(L, 3, t->ndim, t->ndim - 1);
-    if (s > e) return luaL_argerror(L, 3, "end_dim comes before start_dim");
     int64_t size[MG_MAX_DIMS];
     int nd = 0;
-    for (int i = 0; i < s; i++) size[nd++] = t->size[i];
-    int64_t m = 1;
-    for (int i = s; i <= e; i++) m *= t->size[i];
-    size[nd++] = m;
-    for (int i = e + 1; i < t->ndim; i++) size[nd++] = t->size[i];
-    lua_settop(L, 1);
-    if (!mg_is_contiguous(t)) {
-        lt_push_contiguous(L, 1);
-        lua_replace(L, 1);
-        t = lt_check(L, 1);
+    if (t->ndim == 0) {
+        size[nd++] = 1;
+    } else {
+        const int s = lt_opt_dim(L, 2, t->ndim, 0), e = lt_opt_dim(L, 3, t->ndim, t->ndim - 1);
+        if (s > e) return luaL_argerror(L, 3, "end_dim comes before start_dim");
+        for (int i = 0; i < s; i++) size[nd++] = t->size[i];
+        int64_t m = 1;
+        for (int i = s; i <= e; i++) m *= t->size[i]; /* no overflow: numel <= 2^62 */
+        size[nd++] = m;
+        for (int i = e + 1; i < t->ndim; i++) size[nd++] = t->size[i];
     }
-    mg_tensor *v = lt_push_view(L, 1, nd);
-    memcpy(v->size, size, sizeof(int64_t) * nd);
-    LT_TRY(L, 1, mg_view_shape(lt_ctx(L), v, t));
-    return 1;
+    lua_settop(L, 1);
+    return push_viewed(L, nd, size, 1);
 }
 
 /* ================================================================ copies and conversions */
@@ -962,8 +976,8 @@ mg_tensor *mg_push_host_tensor(lua_State *L, mg_dtype dtype, int ndim, const int
     t->storage = &st->s;
     t->dtype = (uint8_t)dtype;
     t->numel = numel;
-    memcpy(t->size, size, sizeof(int64_t) * ndim);
-    mg_contiguous_strides(ndim, size, t->stride);
+    if (ndim) memcpy(t->size, size, sizeof(int64_t) * ndim); /* a 0-d host tensor may pass size = NULL */
+    mg_contiguous_strides(ndim, t->size, t->stride);
     return t;
 }
 

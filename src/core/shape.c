@@ -48,7 +48,8 @@ bool mg_is_contiguous(const mg_tensor *t) {
 }
 
 bool mg_same_shape(const mg_tensor *a, const mg_tensor *b) {
-    return a->ndim == b->ndim && memcmp(a->size, b->size, sizeof(int64_t) * a->ndim) == 0;
+    /* a 0-d scalar (mg_scalar) has size == NULL, which memcmp may not be given even for 0 bytes */
+    return a->ndim == b->ndim && (a->ndim == 0 || memcmp(a->size, b->size, sizeof(int64_t) * a->ndim) == 0);
 }
 
 mg_status mg_broadcast_shape(mg_ctx *ctx, int *out_ndim, int64_t *out_size, int a_ndim,
