@@ -25,8 +25,10 @@ build = {
     ["moongrad.core"] = {
       -- every C file of src/ (spec/build_spec.lua checks that none is missing)
       sources = {
-        "src/core/ctx.c", "src/core/iter.c", "src/core/rng.c", "src/core/shape.c", "src/core/view.c",
-        "src/ops/binary.c", "src/ops/copy.c",
+        "src/core/ctx.c", "src/core/iter.c", "src/core/print.c", "src/core/rng.c",
+        "src/core/shape.c", "src/core/view.c",
+        "src/ops/binary.c", "src/ops/copy.c", "src/ops/fill.c", "src/ops/index.c",
+        "src/ops/linalg.c", "src/ops/reduce.c", "src/ops/unary.c",
         "src/bind/binary.c", "src/bind/factory.c", "src/bind/index.c", "src/bind/linalg.c",
         "src/bind/module.c", "src/bind/print.c", "src/bind/random.c", "src/bind/reduce.c",
         "src/bind/tensor.c", "src/bind/unary.c",

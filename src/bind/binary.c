@@ -1,6 +1,6 @@
 /*
  * binary.c (binding): arithmetic operators and methods, comparisons, maximum / minimum, where,
- * masked_fill, the in-place forms (add_ sub_ mul_ div_), allclose and equal.
+ * masked_fill, the in-place forms (add_ sub_ mul_ div_ pow_ masked_fill_), allclose and equal.
  * Numbers on either side go through lt_operand; dtypes follow PyTorch's promotion.
  */
 #include <math.h>
@@ -9,11 +9,31 @@
 #include "../ops/ops.h"
 #include "bind.h"
 
+/* The kind of a dtype: bool < integer < floating. */
+static int kind(mg_dtype dt) { return dt == MG_BOOL ? 0 : dt == MG_INT64 ? 1 : 2; }
+
+/* PyTorch's result_type of two tensors: a 0-d tensor next to one with dims counts only when it is
+ * of a higher kind, as a number does, but then with its own dtype (float32 {2} + 0-d float64 is
+ * float32; int64 {2} + 0-d float64 is float64). */
+static mg_dtype tensors_dtype(const mg_tensor *a, const mg_tensor *b) {
+    const mg_dtype da = (mg_dtype)a->dtype, db = (mg_dtype)b->dtype;
+    if ((a->ndim == 0) == (b->ndim == 0)) return mg_promote(da, db);
+    const mg_dtype dims = a->ndim ? da : db, zero = a->ndim ? db : da;
+    return kind(zero) > kind(dims) ? zero : dims;
+}
+
 /* The promoted dtype of the operands at 1 and 2 (at least one is a tensor). */
 static mg_dtype operands_dtype(lua_State *L, const mg_tensor *a, const mg_tensor *b) {
-    if (a && b) return mg_promote((mg_dtype)a->dtype, (mg_dtype)b->dtype);
+    if (a && b) return tensors_dtype(a, b);
     if (a) return lt_number_dtype(L, 2, (mg_dtype)a->dtype);
     return lt_number_dtype(L, 1, (mg_dtype)b->dtype);
+}
+
+/* PyTorch refuses subtraction with a bool tensor (it would read as xor or logical not). */
+static void check_sub_operands(lua_State *L, const mg_tensor *a, const mg_tensor *b) {
+    if ((a && a->dtype == MG_BOOL) || (b && b->dtype == MG_BOOL))
+        luaL_argerror(L, a && a->dtype == MG_BOOL ? 1 : 2,
+                      "subtraction with a bool tensor is not supported");
 }
 
 /* out = a op b, a new tensor. Operands at stack slots 1 and 2; errors name them #1 and #2. */
@@ -22,6 +42,7 @@ static int binary(lua_State *L, mg_binary_op op) {
     const mg_tensor *ta = lt_test(L, 1), *tb = lt_test(L, 2);
     if (!ta && !tb) return luaL_typeerror(L, lua_isnumber(L, 1) ? 2 : 1, "tensor");
     lua_settop(L, 2);
+    if (op == MG_BIN_SUB) check_sub_operands(L, ta, tb);
     const mg_dtype compute = mg_binary_compute_dtype(ctx, op, operands_dtype(L, ta, tb));
     mg_scalar sa, sb;
     const mg_tensor *a = lt_operand(L, 1, compute, &sa);
@@ -34,22 +55,28 @@ static int binary(lua_State *L, mg_binary_op op) {
     return 1;
 }
 
-/* t op= v in place: the result must keep t's shape and dtype, as in PyTorch. */
+/* t op= v in place: the result keeps t's shape, and its dtype must be of t's kind or a lower one
+ * (PyTorch's can_cast: float64 results go into float32, float results never into int64). The op
+ * then computes in t's dtype. */
 static int binary_inplace(lua_State *L, mg_binary_op op) {
     mg_ctx *ctx = lt_ctx(L);
     mg_tensor *t = lt_check(L, 1);
     lua_settop(L, 2);
     const mg_tensor *tb = lt_test(L, 2);
-    const mg_dtype promoted = tb ? mg_promote((mg_dtype)t->dtype, (mg_dtype)tb->dtype)
+    if (!tb && lua_type(L, 2) != LUA_TNUMBER && lua_type(L, 2) != LUA_TBOOLEAN)
+        return luaL_typeerror(L, 2, "number or tensor");
+    if (op == MG_BIN_SUB) check_sub_operands(L, t, tb);
+    const mg_dtype promoted = tb ? tensors_dtype(t, tb)
                                  : lt_number_dtype(L, 2, (mg_dtype)t->dtype);
-    const mg_dtype compute = mg_binary_compute_dtype(ctx, op, promoted);
-    if (compute != t->dtype) {
-        lua_pushfstring(L, "result of dtype %s cannot be written in place into a %s tensor",
-                        mg_dtype_name(compute), mg_dtype_name((mg_dtype)t->dtype));
+    const mg_dtype result = mg_binary_compute_dtype(ctx, op, promoted);
+    if (kind(result) > kind((mg_dtype)t->dtype)) {
+        lua_pushfstring(L, "result of dtype %s cannot be written in place into a tensor of dtype %s",
+                        mg_dtype_name(result), mg_dtype_name((mg_dtype)t->dtype));
         return luaL_argerror(L, 2, lua_tostring(L, -1));
     }
+    if (mg_check_inplace_target(ctx, 1, t) != MG_OK) return lt_raise(L, 1);
     mg_scalar sb;
-    const mg_tensor *b = lt_operand(L, 2, compute, &sb);
+    const mg_tensor *b = lt_operand(L, 2, (mg_dtype)t->dtype, &sb);
     int ndim;
     int64_t size[MG_MAX_DIMS];
     LT_TRY(L, 1, mg_broadcast_shape(ctx, &ndim, size, t->ndim, t->size, b->ndim, b->size));
@@ -84,7 +111,8 @@ static int l_POW_inplace(lua_State *L) { return binary_inplace(L, MG_BIN_POW); }
 /* unary minus goes through sub so that it shares its dtype rules: -t = 0 - t */
 static int l_neg(lua_State *L) {
     lua_settop(L, 1);
-    lt_check(L, 1);
+    if (lt_check(L, 1)->dtype == MG_BOOL)
+        return luaL_argerror(L, 1, "negation of a bool tensor is not supported");
     lua_pushinteger(L, 0);
     lua_insert(L, 1);
     return binary(L, MG_BIN_SUB);
@@ -101,7 +129,7 @@ static int l_where(lua_State *L) {
     }
     const mg_tensor *ta = lt_test(L, 2), *tb = lt_test(L, 3);
     mg_dtype dt;
-    if (ta && tb) dt = mg_promote((mg_dtype)ta->dtype, (mg_dtype)tb->dtype);
+    if (ta && tb) dt = tensors_dtype(ta, tb);
     else if (ta) dt = lt_number_dtype(L, 3, (mg_dtype)ta->dtype);
     else if (tb) dt = lt_number_dtype(L, 2, (mg_dtype)tb->dtype);
     else dt = (lua_isinteger(L, 2) && lua_isinteger(L, 3)) ? MG_INT64 : ctx->default_dtype;
@@ -133,14 +161,15 @@ static int masked_fill(lua_State *L, int inplace) {
     const mg_tensor *v = lt_operand(L, 3, (mg_dtype)t->dtype, &sv);
     int nd;
     int64_t size[MG_MAX_DIMS];
-    LT_TRY(L, 1, mg_broadcast_shape(ctx, &nd, size, t->ndim, t->size, mask->ndim, mask->size));
-    if (nd != t->ndim || memcmp(size, t->size, sizeof(int64_t) * nd) != 0) {
+    if (mg_broadcast_shape(ctx, &nd, size, t->ndim, t->size, mask->ndim, mask->size) != MG_OK ||
+        nd != t->ndim || memcmp(size, t->size, sizeof(int64_t) * nd) != 0) {
         char as[160], bs[160];
         mg_format_shape(as, sizeof as, mask->ndim, mask->size);
         mg_format_shape(bs, sizeof bs, t->ndim, t->size);
         lua_pushfstring(L, "mask of shape %s does not broadcast to shape %s", as, bs);
         return luaL_argerror(L, 2, lua_tostring(L, -1));
     }
+    if (inplace && mg_check_inplace_target(ctx, 1, t) != MG_OK) return lt_raise(L, 1);
     mg_tensor *out = t;
     if (!inplace) out = lt_push_new(L, (mg_dtype)t->dtype, t->ndim, t->size);
     LT_TRY(L, 1, mg_where(ctx, out, mask, v, t));
@@ -195,7 +224,8 @@ static int l_allclose(lua_State *L) {
     const double *x = (const double *)mg_tensor_data(ea), *y = (const double *)mg_tensor_data(eb);
     for (int64_t i = 0; i < ea->numel; i++) {
         if (x[i] == y[i]) continue; /* equal infinities */
-        if (!(fabs(x[i] - y[i]) <= atol + rtol * fabs(y[i]))) {
+        /* NaN, or an infinity against anything else: |inf - -inf| <= rtol * inf would pass */
+        if (!isfinite(x[i]) || !isfinite(y[i]) || !(fabs(x[i] - y[i]) <= atol + rtol * fabs(y[i]))) {
             lua_pushboolean(L, 0);
             return 1;
         }

@@ -864,6 +864,7 @@ static int l_bool(lua_State *L) { lt_push_as(L, 1, MG_BOOL); return 1; }
 
 static int l_fill_(lua_State *L) {
     mg_tensor *t = lt_check(L, 1);
+    if (mg_check_inplace_target(lt_ctx(L), 1, t) != MG_OK) return lt_raise(L, 1);
     mg_scalar sc;
     if (lt_test(L, 2)) {
         const mg_tensor *v = lt_check(L, 2);
@@ -879,6 +880,7 @@ static int l_fill_(lua_State *L) {
 
 static int l_zero_(lua_State *L) {
     mg_tensor *t = lt_check(L, 1);
+    if (mg_check_inplace_target(lt_ctx(L), 1, t) != MG_OK) return lt_raise(L, 1);
     mg_fill(lt_ctx(L), t, 0, 0);
     lt_written(t);
     lua_settop(L, 1);
@@ -890,6 +892,7 @@ static int l_copy_(lua_State *L) {
     mg_ctx *ctx = lt_ctx(L);
     mg_tensor *t = lt_check(L, 1);
     const mg_tensor *src = lt_check(L, 2);
+    if (mg_check_inplace_target(ctx, 1, t) != MG_OK) return lt_raise(L, 1);
     int nd;
     int64_t shape[MG_MAX_DIMS];
     if (mg_broadcast_shape(ctx, &nd, shape, t->ndim, t->size, src->ndim, src->size) != MG_OK ||

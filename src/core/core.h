@@ -49,6 +49,8 @@ mg_status mg_check_shape(mg_ctx *ctx, int operand, int ndim, const int64_t *size
 void mg_contiguous_strides(int ndim, const int64_t *size, int64_t *stride);
 bool mg_is_contiguous(const mg_tensor *t);
 bool mg_same_shape(const mg_tensor *a, const mg_tensor *b);
+/* MG_EVALUE when t cannot be written in place (expanded: elements sharing memory). */
+mg_status mg_check_inplace_target(mg_ctx *ctx, int operand, const mg_tensor *t);
 /* out = broadcast of a and b (NumPy rules). out_size holds MG_MAX_DIMS entries. */
 mg_status mg_broadcast_shape(mg_ctx *ctx, int *out_ndim, int64_t *out_size, int a_ndim,
                              const int64_t *a_size, int b_ndim, const int64_t *b_size);

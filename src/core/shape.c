@@ -78,3 +78,14 @@ mg_status mg_wrap_dim(mg_ctx *ctx, int operand, int64_t dim, int ndim, int *out)
     *out = (int)(dim > 0 ? dim - 1 : dim + n);
     return MG_OK;
 }
+
+/* An in-place write into a tensor where two elements share one memory location (a dim of size > 1
+ * and stride 0, as expand gives) would depend on the order of the writes: refused, as in PyTorch. */
+mg_status mg_check_inplace_target(mg_ctx *ctx, int operand, const mg_tensor *t) {
+    for (int i = 0; i < t->ndim; i++)
+        if (t->stride[i] == 0 && t->size[i] > 1)
+            return mg_fail(ctx, MG_EVALUE, operand,
+                           "more than one element of the in-place target refers to one memory "
+                           "location (clone() it first)");
+    return MG_OK;
+}

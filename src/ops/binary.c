@@ -117,7 +117,8 @@ bool mg_binary_is_comparison(mg_binary_op op) { return op >= MG_BIN_EQ; }
 
 mg_dtype mg_binary_compute_dtype(mg_ctx *ctx, mg_binary_op op, mg_dtype promoted) {
     if (op == MG_BIN_DIV && !mg_is_floating(promoted)) return ctx->default_dtype; /* true division */
-    if ((op == MG_BIN_SUB || op == MG_BIN_POW) && promoted == MG_BOOL) return MG_INT64;
+    if (op == MG_BIN_POW && promoted == MG_BOOL) return MG_INT64; /* b ^ 2 counts, as PyTorch */
+    /* sub stays bool and its kernel refuses it: PyTorch has no bool subtraction */
     return promoted;
 }
 
