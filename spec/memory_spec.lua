@@ -1,6 +1,7 @@
 -- Tensor memory is visible to Lua's collector: long loops stay bounded with no collectgarbage()
 -- call anywhere (the collector runs on its own, as for any Lua value). Linux: reads /proc.
 local mg = require "moongrad"
+local H = require "helper"
 
 local function resident_mb()
   local f = io.open("/proc/self/statm")
@@ -34,8 +35,14 @@ describe("memory", function()
     assert.is_true(peak < 200, "peak growth " .. peak .. " MB")
   end)
 
-  it("frees a large tensor's storage at the end of a <close> scope", function()
-    local t <close> = mg.zeros(100000)
-    assert.equal(100000, t:numel())
+  it("releases a large tensor's storage at the end of a <close> scope", function()
+    local kept
+    do
+      local t <close> = mg.zeros(100000)
+      t[1] = 5
+      assert.equal(5, t[1])
+      kept = t
+    end
+    H.errors(function() return kept + 1 end, "tensor used after its storage was released (by <close>)")
   end)
 end)

@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "../ops/ops.h"
+#include "../ops/shape.h"
 #include "bind.h"
 
 /* The kind of a dtype: bool < integer < floating. */
@@ -52,6 +53,11 @@ static int binary(lua_State *L, mg_binary_op op) {
     LT_TRY(L, 1, mg_broadcast_shape(ctx, &ndim, size, a->ndim, a->size, b->ndim, b->size));
     mg_tensor *out = lt_push_new(L, mg_binary_is_comparison(op) ? MG_BOOL : compute, ndim, size);
     LT_TRY(L, 1, mg_binary(ctx, op, out, a, b));
+    static const int operands[2] = {1, 2};
+    if (!mg_binary_is_comparison(op) && lt_grad_needed(L, 2, operands)) {
+        const int saved = lua_gettop(L); /* pow's backward reads its output */
+        lt_record(L, -1, MG_FAM_BINARY, op, 2, operands, op == MG_BIN_POW, &saved);
+    }
     return 1;
 }
 
@@ -74,7 +80,7 @@ static int binary_inplace(lua_State *L, mg_binary_op op) {
                         mg_dtype_name(result), mg_dtype_name((mg_dtype)t->dtype));
         return luaL_argerror(L, 2, lua_tostring(L, -1));
     }
-    if (mg_check_inplace_target(ctx, 1, t) != MG_OK) return lt_raise(L, 1);
+    lt_inplace(L, 1);
     mg_scalar sb;
     const mg_tensor *b = lt_operand(L, 2, (mg_dtype)t->dtype, &sb);
     int ndim;
@@ -142,6 +148,8 @@ static int l_where(lua_State *L) {
     LT_TRY(L, 2, mg_broadcast_shape(ctx, &n2, s2, n1, s1, b->ndim, b->size));
     mg_tensor *out = lt_push_new(L, dt, n2, s2);
     LT_TRY(L, 1, mg_where(ctx, out, cond, a, b));
+    static const int operands[3] = {1, 2, 3};
+    if (lt_grad_needed(L, 3, operands)) lt_record(L, -1, MG_FAM_SHAPE, MG_SHAPE_WHERE, 3, operands, 0, NULL);
     return 1;
 }
 
@@ -169,14 +177,18 @@ static int masked_fill(lua_State *L, int inplace) {
         lua_pushfstring(L, "mask of shape %s does not broadcast to shape %s", as, bs);
         return luaL_argerror(L, 2, lua_tostring(L, -1));
     }
-    if (inplace && mg_check_inplace_target(ctx, 1, t) != MG_OK) return lt_raise(L, 1);
+    if (inplace) lt_inplace(L, 1);
     mg_tensor *out = t;
     if (!inplace) out = lt_push_new(L, (mg_dtype)t->dtype, t->ndim, t->size);
     LT_TRY(L, 1, mg_where(ctx, out, mask, v, t));
     if (inplace) {
         lt_written(t);
         lua_settop(L, 1);
+        return 1;
     }
+    static const int operands[3] = {1, 2, 3};
+    if (lt_grad_needed(L, 3, operands))
+        lt_record(L, -1, MG_FAM_SHAPE, MG_SHAPE_MASKED_FILL, 3, operands, 0, NULL);
     return 1;
 }
 static int l_masked_fill(lua_State *L) { return masked_fill(L, 0); }

@@ -29,7 +29,11 @@
 
 #define LT_TENSOR_MT "moongrad.Tensor"
 #define LT_STORAGE_MT "moongrad.Storage"
-#define LT_NUV 1 /* user values of a tensor: 1 = owner of its storage (or nil when inline) */
+/* user values of a tensor */
+#define LT_UV_OWNER 1 /* the owner of its storage (nil when the bytes are inline) */
+#define LT_UV_GRAD 2  /* .grad */
+#define LT_UV_NODE 3  /* grad_fn: the graph node that made it (nil for a leaf) */
+#define LT_NUV 3
 
 /* Storage up to this size lives inline in the tensor's userdata; larger goes to the allocator. */
 #ifndef LT_INLINE_MAX /* -DLT_INLINE_MAX=0 builds the all-heap variant, to measure the difference */
@@ -37,7 +41,7 @@
 #endif
 
 /* t.flags bits */
-enum { LT_OWNS_INLINE = 1 };
+enum { LT_OWNS_INLINE = 1, LT_RETAINS_GRAD = 2 };
 
 static inline mg_ctx *lt_ctx(lua_State *L) { return (mg_ctx *)lua_touserdata(L, lua_upvalueindex(1)); }
 
@@ -82,6 +86,8 @@ int lt_read_shape(lua_State *L, int first, int64_t *size, int *opts);
 void lt_check_opts(lua_State *L, int idx, const char *const *valid);
 /* opts.dtype, or def when absent. */
 mg_dtype lt_opt_dtype(lua_State *L, int opts, mg_dtype def);
+/* A factory's options table at idx (0: none): {dtype, requires_grad}; returns the dtype. */
+mg_dtype lt_factory_opts(lua_State *L, int idx, mg_dtype def, int *requires_grad);
 /* true when the value at idx is a table with at least one string key (an options table). */
 int lt_is_opts(lua_State *L, int idx);
 
@@ -96,6 +102,26 @@ const mg_tensor *lt_operand(lua_State *L, int idx, mg_dtype dtype, mg_scalar *sc
 /* Bumps the version of t's storage (every in-place write does; autograd checks it in #4). */
 static inline void lt_written(mg_tensor *t) { t->storage->version++; }
 
+/* ---- autograd (autograd.c) ---------------------------------------------------------------- */
+#include "../core/autograd.h"
+/* true when grad mode is on and one of the values at the n stack indices is a tensor requiring grad */
+int lt_grad_needed(lua_State *L, int n, const int *idx);
+/* Records the op that made the tensor at out_idx: family, op code, its inputs (stack indices of
+ * tensors or numbers) and tensors saved for backward. Sets out.requires_grad and out.grad_fn.
+ * Returns the node, for the caller to fill iarg / darg. */
+mg_node *lt_record(lua_State *L, int out_idx, mg_family family, int op, int ninputs, const int *inputs,
+                   int nsaved, const int *saved);
+/* Records the view at the top of the stack as made from the tensor at stack index 1 by shape op
+ * `op` (src/ops/shape.h) with parameters a0, a1. Returns 1 (the view stays on the stack). */
+int lt_record_view(lua_State *L, int op, int64_t a0, int64_t a1);
+/* The tensor at idx, checked writable in place: not expanded, and not a tensor requiring grad while
+ * grad mode is on (leaf: PyTorch's error; non-leaf: unsupported). Use before every in-place write. */
+mg_tensor *lt_inplace(lua_State *L, int idx);
+/* t.grad / t.requires_grad / t.is_leaf / t.grad_fn reads and writes; 0 when key is not one. The
+ * tensor is at stack index 1 (and the value at 3 for a write). */
+int lt_autograd_get(lua_State *L, mg_tensor *t, const char *key);
+int lt_autograd_set(lua_State *L, mg_tensor *t, const char *key);
+
 /* ---- registration (module.c) ------------------------------------------------------------- */
 extern const luaL_Reg lt_tensor_methods[], lt_tensor_functions[], lt_tensor_metamethods[];
 extern const luaL_Reg lt_binary_methods[], lt_binary_functions[], lt_binary_metamethods[];
@@ -105,6 +131,7 @@ extern const luaL_Reg lt_linalg_methods[], lt_linalg_functions[];
 extern const luaL_Reg lt_index_methods[], lt_index_functions[];
 extern const luaL_Reg lt_random_methods[], lt_random_functions[];
 extern const luaL_Reg lt_factory_functions[];
+extern const luaL_Reg lt_autograd_methods[], lt_autograd_functions[];
 
 /* tostring(t), in PyTorch's format (print.c in the core does the formatting). */
 int lt_tostring(lua_State *L);

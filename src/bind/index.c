@@ -168,7 +168,7 @@ static int l_gather(lua_State *L) {
  * Returns t. Every index is checked before t is written. */
 static int l_scatter_(lua_State *L) {
     lua_settop(L, 4);
-    mg_tensor *t = lt_check(L, 1);
+    mg_tensor *t = lt_inplace(L, 1);
     const int dim = lt_check_dim(L, 2, t->ndim);
     const mg_tensor *idx = index_arg(L, 3);
     check_gather_index(L, t, dim, idx);

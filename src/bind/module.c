@@ -14,7 +14,13 @@ static void register_list(lua_State *L, int target, const luaL_Reg *list, int ct
     lua_pop(L, 1);
 }
 
+/* Opening the module again in the same state (a second luaL_requiref, say) returns the first
+ * instance: tensors share one metatable, whose methods must keep one ctx. */
+#define MODULE_KEY "moongrad.core.module"
+
 int luaopen_moongrad_core(lua_State *L) {
+    if (lua_getfield(L, LUA_REGISTRYINDEX, MODULE_KEY) == LUA_TTABLE) return 1;
+    lua_pop(L, 1);
     lua_newtable(L);
     const int module = lua_gettop(L);
     mg_ctx *ctx = (mg_ctx *)lua_newuserdatauv(L, sizeof(mg_ctx), 0);
@@ -29,11 +35,12 @@ int luaopen_moongrad_core(lua_State *L) {
 
     const luaL_Reg *const method_lists[] = {lt_tensor_methods, lt_binary_methods, lt_unary_methods,
                                             lt_reduce_methods, lt_linalg_methods, lt_index_methods,
-                                            lt_random_methods};
+                                            lt_random_methods, lt_autograd_methods};
     const luaL_Reg *const function_lists[] = {lt_tensor_functions, lt_binary_functions,
                                               lt_unary_functions, lt_reduce_functions,
                                               lt_linalg_functions, lt_index_functions,
-                                              lt_random_functions, lt_factory_functions};
+                                              lt_random_functions, lt_factory_functions,
+                                              lt_autograd_functions};
     const luaL_Reg *const meta_lists[] = {lt_tensor_metamethods, lt_binary_metamethods,
                                           lt_unary_metamethods};
     for (size_t i = 0; i < sizeof method_lists / sizeof *method_lists; i++) {
@@ -49,5 +56,7 @@ int luaopen_moongrad_core(lua_State *L) {
     lua_pushvalue(L, methods);
     lua_setfield(L, module, "_methods");
     lua_settop(L, module);
+    lua_pushvalue(L, module);
+    lua_setfield(L, LUA_REGISTRYINDEX, MODULE_KEY);
     return 1;
 }

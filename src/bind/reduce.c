@@ -60,6 +60,22 @@ static int result_shape(const mg_tensor *t, uint32_t mask, int keepdim, int64_t 
     return nd;
 }
 
+/* Records the reduction at the top of the stack (input at 1) when it is differentiable and needed;
+ * `saved`: the output, or max / min's indices. The node keeps dims, keepdim, p and correction. */
+static int record(lua_State *L, mg_reduce_op op, uint32_t mask, int keepdim, const mg_reduce_args *args,
+                  int out, int saved) {
+    static const int input = 1;
+    const bool differentiable = op != MG_RED_ARGMAX && op != MG_RED_ARGMIN && op != MG_RED_ANY &&
+                                op != MG_RED_ALL;
+    if (!differentiable || !lt_grad_needed(L, 1, &input)) return 1;
+    mg_node *n = lt_record(L, out, MG_FAM_REDUCE, op, 1, &input, 1, &saved);
+    n->iarg[0] = mask;
+    n->iarg[1] = keepdim;
+    n->iarg[2] = args ? args->correction : 1;
+    n->darg[0] = args ? args->p : 2;
+    return 1;
+}
+
 /* t:op([dim | dims [, keepdim]]): the dims at `first`, keepdim after them; pushes one result. */
 static int reduce(lua_State *L, mg_reduce_op op, int first, int list, const mg_reduce_args *args) {
     mg_ctx *ctx = lt_ctx(L);
@@ -73,7 +89,7 @@ static int reduce(lua_State *L, mg_reduce_op op, int first, int list, const mg_r
     const int nd = result_shape(t, mask, keepdim, size);
     mg_tensor *out = lt_push_new(L, odt, nd, size);
     LT_TRY(L, 1, mg_reduce(ctx, op, out, NULL, t, mask, args));
-    return 1;
+    return record(L, op, mask, keepdim, args, lua_gettop(L), lua_gettop(L));
 }
 
 static int l_sum(lua_State *L) { return reduce(L, MG_RED_SUM, 2, 1, NULL); }
@@ -97,6 +113,7 @@ static int max_min(lua_State *L, mg_reduce_op op) {
     mg_tensor *values = lt_push_new(L, (mg_dtype)t->dtype, nd, size);
     mg_tensor *indices = lt_push_new(L, MG_INT64, nd, size);
     LT_TRY(L, 1, mg_reduce(ctx, op, values, indices, t, mask, NULL));
+    record(L, op, mask, keepdim, NULL, lua_gettop(L) - 1, lua_gettop(L)); /* values save indices */
     return 2;
 }
 static int l_max(lua_State *L) { return max_min(L, MG_RED_MAX); }

@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "../ops/ops.h"
+#include "../ops/shape.h"
 #include "bind.h"
 
 /* ================================================================ memory and lifetime */
@@ -167,6 +168,12 @@ mg_tensor *lt_push_view(lua_State *L, int src, int ndim) {
     return t;
 }
 
+/* The copy at the top was made from the tensor at idx: differentiable (the gradient converts back). */
+static void record_copy(lua_State *L, int idx) {
+    idx = lua_absindex(L, idx);
+    if (lt_grad_needed(L, 1, &idx)) lt_record(L, -1, MG_FAM_SHAPE, MG_SHAPE_COPY, 1, &idx, 0, NULL);
+}
+
 mg_tensor *lt_push_as(lua_State *L, int idx, mg_dtype dtype) {
     mg_tensor *t = lt_check(L, idx);
     if (t->dtype == dtype) {
@@ -175,6 +182,7 @@ mg_tensor *lt_push_as(lua_State *L, int idx, mg_dtype dtype) {
     }
     mg_tensor *out = lt_push_new(L, dtype, t->ndim, t->size);
     mg_copy(lt_ctx(L), out, t);
+    record_copy(L, idx);
     return out;
 }
 
@@ -186,7 +194,18 @@ mg_tensor *lt_push_contiguous(lua_State *L, int idx) {
     }
     mg_tensor *out = lt_push_new(L, (mg_dtype)t->dtype, t->ndim, t->size);
     mg_copy(lt_ctx(L), out, t);
+    record_copy(L, idx);
     return out;
+}
+
+int lt_record_view(lua_State *L, int op, int64_t a0, int64_t a1) {
+    const int in = 1;
+    if (lt_grad_needed(L, 1, &in)) {
+        mg_node *n = lt_record(L, -1, MG_FAM_SHAPE, op, 1, &in, 0, NULL);
+        n->iarg[0] = a0;
+        n->iarg[1] = a1;
+    }
+    return 1;
 }
 
 /* ================================================================ argument helpers */
@@ -314,7 +333,7 @@ int lt_read_shape(lua_State *L, int first, int64_t *size, int *opts) {
     for (int i = 0; i < ndim; i++)
         if (size[i] < 0) {
             lua_pushfstring(L, "size %I at dimension %d is negative", (lua_Integer)size[i], i + 1);
-            luaL_argerror(L, first, lua_tostring(L, -1));
+            luaL_argerror(L, lua_type(L, first) == LUA_TTABLE ? first : first + i, lua_tostring(L, -1));
         }
     return ndim;
 }
@@ -457,6 +476,21 @@ static char *fill_from_table(lua_State *L, int idx, const mg_tensor *t, int dept
 
 static const char *const tensor_opts[] = {"dtype", "requires_grad", NULL};
 
+/* opts.requires_grad on the new tensor at the top (floating dtypes only, as PyTorch) */
+static int set_requires_grad(lua_State *L, mg_tensor *t, int opts) {
+    if (!opts) return 1;
+    lua_getfield(L, opts, "requires_grad");
+    const int rg = lua_toboolean(L, -1);
+    lua_pop(L, 1);
+    if (rg && !mg_is_floating((mg_dtype)t->dtype)) {
+        lua_pushfstring(L, "only floating point tensors can require gradients, got %s",
+                        mg_dtype_name((mg_dtype)t->dtype));
+        return luaL_argerror(L, opts, lua_tostring(L, -1));
+    }
+    t->requires_grad = (uint8_t)rg;
+    return 1;
+}
+
 /* mg.tensor(data [, opts]): data is a number, a boolean, nested tables or a tensor (copied). */
 static int l_tensor(lua_State *L) {
     mg_ctx *ctx = lt_ctx(L);
@@ -471,7 +505,7 @@ static int l_tensor(lua_State *L) {
         const mg_tensor *src = lt_check(L, 1);
         mg_tensor *t = lt_push_new(L, lt_opt_dtype(L, opts, (mg_dtype)src->dtype), src->ndim, src->size);
         mg_copy(ctx, t, src);
-        return 1;
+        return set_requires_grad(L, t, opts);
     }
     int64_t size[MG_MAX_DIMS];
     int ndim = 0, all_bool = lua_type(L, 1) == LUA_TBOOLEAN;
@@ -486,7 +520,7 @@ static int l_tensor(lua_State *L) {
         int64_t path[MG_MAX_DIMS];
         fill_from_table(L, 1, t, 0, path, mg_tensor_data(t));
     }
-    return 1;
+    return set_requires_grad(L, t, opts);
 }
 
 static void push_table(lua_State *L, const mg_tensor *t, int depth, const char *p) {
@@ -571,6 +605,11 @@ static int l_len(lua_State *L) {
 static int index_get(lua_State *L, mg_tensor *t) {
     if (t->ndim == 0) return luaL_error(L, "'index': a 0-d tensor cannot be indexed (use t:item())");
     const int64_t i = lt_check_index(L, 2, t->size[0]);
+    if (t->requires_grad && lt_ctx(L)->grad_enabled) { /* the book's w, b = params: 0-d tensors */
+        mg_tensor *v = lt_push_view(L, 1, t->ndim - 1);
+        mg_view_select(lt_ctx(L), v, t, 0, i);
+        return lt_record_view(L, MG_SHAPE_SELECT, 0, i);
+    }
     if (t->ndim == 1) {
         const size_t item = mg_dtype_size((mg_dtype)t->dtype);
         push_element(L, (mg_dtype)t->dtype, (const char *)mg_tensor_data(t) + i * t->stride[0] * (int64_t)item);
@@ -578,7 +617,7 @@ static int index_get(lua_State *L, mg_tensor *t) {
     }
     mg_tensor *v = lt_push_view(L, 1, t->ndim - 1);
     mg_view_select(lt_ctx(L), v, t, 0, i);
-    return 1;
+    return lt_record_view(L, MG_SHAPE_SELECT, 0, i);
 }
 
 static int l_index(lua_State *L) {
@@ -592,9 +631,7 @@ static int l_index(lua_State *L) {
         if (!strcmp(key, "shape")) push_shape(L, t);
         else if (!strcmp(key, "dtype")) lua_pushstring(L, mg_dtype_name((mg_dtype)t->dtype));
         else if (!strcmp(key, "ndim")) lua_pushinteger(L, t->ndim);
-        else if (!strcmp(key, "requires_grad")) lua_pushboolean(L, t->requires_grad);
-        else if (!strcmp(key, "is_leaf")) lua_pushboolean(L, 1); /* TODO(#4): graph nodes */
-        else lua_pushnil(L);                                      /* grad and unknown keys */
+        else if (!lt_autograd_get(L, t, key)) lua_pushnil(L);
         return 1;
     }
     case LUA_TNUMBER: return index_get(L, lt_check(L, 1));
@@ -606,11 +643,13 @@ static int l_index(lua_State *L) {
 static int l_newindex(lua_State *L) {
     mg_tensor *t = lt_check(L, 1);
     mg_ctx *ctx = lt_ctx(L);
+    if (lua_type(L, 2) == LUA_TSTRING && lt_autograd_set(L, t, lua_tostring(L, 2))) return 0;
     if (lua_type(L, 2) != LUA_TNUMBER)
         return luaL_error(L, "'newindex': tensors take t[i] = v for integer i only (got key '%s')",
                           luaL_tolstring(L, 2, NULL));
     if (t->ndim == 0) return luaL_error(L, "'newindex': a 0-d tensor cannot be indexed (use t:fill_(v))");
     const int64_t i = lt_check_index(L, 2, t->size[0]);
+    lt_inplace(L, 1);
     mg_tensor *row = lt_push_view(L, 1, t->ndim - 1);
     mg_view_select(ctx, row, t, 0, i);
     mg_scalar sc;
@@ -669,7 +708,7 @@ static int push_viewed(lua_State *L, int ndim, const int64_t *size, int allow_co
     mg_tensor *t = lt_check(L, 1);
     mg_tensor *v = lt_push_view(L, 1, ndim);
     memcpy(v->size, size, sizeof(int64_t) * ndim);
-    if (mg_view_shape(lt_ctx(L), v, t) == MG_OK) return 1;
+    if (mg_view_shape(lt_ctx(L), v, t) == MG_OK) return lt_record_view(L, MG_SHAPE_RESHAPE, 0, 0);
     if (!allow_copy || mg_is_contiguous(t)) return lt_raise(L, 1);
     lua_pop(L, 1);
     lt_push_contiguous(L, 1);
@@ -678,7 +717,7 @@ static int push_viewed(lua_State *L, int ndim, const int64_t *size, int allow_co
     v = lt_push_view(L, 1, ndim);
     memcpy(v->size, size, sizeof(int64_t) * ndim);
     LT_TRY(L, 1, mg_view_shape(lt_ctx(L), v, t));
-    return 1;
+    return lt_record_view(L, MG_SHAPE_RESHAPE, 0, 0);
 }
 
 /* view(): never copies (PyTorch's stride rule; the error suggests reshape). */
@@ -698,12 +737,19 @@ static int l_reshape(lua_State *L) {
     return push_viewed(L, ndim, size, 1);
 }
 
+static int record_transpose(lua_State *L, int ndim, int d0, int d1) {
+    int perm[MG_MAX_DIMS];
+    for (int i = 0; i < ndim; i++) perm[i] = i;
+    perm[d0] = d1, perm[d1] = d0;
+    return lt_record_view(L, MG_SHAPE_PERMUTE, mg_pack_perm(perm, ndim), 0);
+}
+
 static int l_transpose(lua_State *L) {
     mg_tensor *t = lt_check(L, 1);
     const int d0 = lt_check_dim(L, 2, t->ndim), d1 = lt_check_dim(L, 3, t->ndim);
     mg_tensor *v = lt_push_view(L, 1, t->ndim);
     mg_view_transpose(lt_ctx(L), v, t, d0, d1);
-    return 1;
+    return record_transpose(L, t->ndim, d0, d1);
 }
 
 static int l_t(lua_State *L) {
@@ -714,7 +760,7 @@ static int l_t(lua_State *L) {
     }
     mg_tensor *v = lt_push_view(L, 1, t->ndim);
     mg_view_transpose(lt_ctx(L), v, t, 0, t->ndim == 2 ? 1 : 0);
-    return 1;
+    return record_transpose(L, t->ndim, 0, t->ndim == 2 ? 1 : 0);
 }
 
 static int l_permute(lua_State *L) {
@@ -744,7 +790,7 @@ static int l_permute(lua_State *L) {
     }
     mg_tensor *v = lt_push_view(L, 1, t->ndim);
     LT_TRY(L, 1, mg_view_permute(lt_ctx(L), v, t, perm));
-    return 1;
+    return lt_record_view(L, MG_SHAPE_PERMUTE, mg_pack_perm(perm, t->ndim), 0);
 }
 
 static int l_unsqueeze(lua_State *L) {
@@ -753,7 +799,7 @@ static int l_unsqueeze(lua_State *L) {
     if (t->ndim >= MG_MAX_DIMS) return luaL_argerror(L, 1, "too many dimensions (at most 16)");
     mg_tensor *v = lt_push_view(L, 1, t->ndim + 1);
     mg_view_unsqueeze(v, t, dim);
-    return 1;
+    return lt_record_view(L, MG_SHAPE_RESHAPE, 0, 0);
 }
 
 static int l_squeeze(lua_State *L) {
@@ -765,7 +811,7 @@ static int l_squeeze(lua_State *L) {
     }
     mg_tensor *v = lt_push_view(L, 1, t->ndim); /* room for all dims; squeeze sets the count */
     mg_view_squeeze(v, t, dim);
-    return 1;
+    return lt_record_view(L, MG_SHAPE_RESHAPE, 0, 0);
 }
 
 static int l_expand(lua_State *L) {
@@ -782,7 +828,7 @@ static int l_expand(lua_State *L) {
     mg_tensor *v = lt_push_view(L, 1, ndim);
     memcpy(v->size, size, sizeof(int64_t) * ndim);
     LT_TRY(L, 1, mg_view_expand(lt_ctx(L), v, t));
-    return 1;
+    return lt_record_view(L, MG_SHAPE_EXPAND, 0, 0);
 }
 
 static int l_narrow(lua_State *L) {
@@ -799,7 +845,7 @@ static int l_narrow(lua_State *L) {
     start = start > 0 ? start - 1 : start + n;
     mg_tensor *v = lt_push_view(L, 1, t->ndim);
     LT_TRY(L, 2, mg_view_narrow(lt_ctx(L), v, t, dim, start, length));
-    return 1;
+    return lt_record_view(L, MG_SHAPE_NARROW, dim, start);
 }
 
 static int l_select(lua_State *L) {
@@ -809,7 +855,7 @@ static int l_select(lua_State *L) {
     const int64_t i = lt_check_index(L, 3, t->size[dim]);
     mg_tensor *v = lt_push_view(L, 1, t->ndim - 1);
     mg_view_select(lt_ctx(L), v, t, dim, i);
-    return 1;
+    return lt_record_view(L, MG_SHAPE_SELECT, dim, i);
 }
 
 /* flatten([start_dim = 1 [, end_dim = -1]]): dims start..end merged; a view when the strides
@@ -841,10 +887,11 @@ static int l_clone(lua_State *L) {
     const mg_tensor *t = lt_check(L, 1);
     mg_tensor *out = lt_push_new(L, (mg_dtype)t->dtype, t->ndim, t->size);
     mg_copy(lt_ctx(L), out, t);
+    record_copy(L, 1);
     return 1;
 }
 
-/* detach(): the same data without history (autograd, #4, records none yet) */
+/* detach(): the same data, without history and without requires_grad */
 static int l_detach(lua_State *L) {
     mg_tensor *t = lt_check(L, 1);
     mg_tensor *v = lt_push_view(L, 1, t->ndim);
@@ -864,7 +911,7 @@ static int l_bool(lua_State *L) { lt_push_as(L, 1, MG_BOOL); return 1; }
 
 static int l_fill_(lua_State *L) {
     mg_tensor *t = lt_check(L, 1);
-    if (mg_check_inplace_target(lt_ctx(L), 1, t) != MG_OK) return lt_raise(L, 1);
+    lt_inplace(L, 1);
     mg_scalar sc;
     if (lt_test(L, 2)) {
         const mg_tensor *v = lt_check(L, 2);
@@ -880,7 +927,7 @@ static int l_fill_(lua_State *L) {
 
 static int l_zero_(lua_State *L) {
     mg_tensor *t = lt_check(L, 1);
-    if (mg_check_inplace_target(lt_ctx(L), 1, t) != MG_OK) return lt_raise(L, 1);
+    lt_inplace(L, 1);
     mg_fill(lt_ctx(L), t, 0, 0);
     lt_written(t);
     lua_settop(L, 1);
@@ -892,7 +939,7 @@ static int l_copy_(lua_State *L) {
     mg_ctx *ctx = lt_ctx(L);
     mg_tensor *t = lt_check(L, 1);
     const mg_tensor *src = lt_check(L, 2);
-    if (mg_check_inplace_target(ctx, 1, t) != MG_OK) return lt_raise(L, 1);
+    lt_inplace(L, 1);
     int nd;
     int64_t shape[MG_MAX_DIMS];
     if (mg_broadcast_shape(ctx, &nd, shape, t->ndim, t->size, src->ndim, src->size) != MG_OK ||

@@ -16,7 +16,7 @@ static void check_inplace(lua_State *L, const mg_tensor *t, mg_dtype result) {
                         mg_dtype_name(result), mg_dtype_name((mg_dtype)t->dtype));
         luaL_argerror(L, 1, lua_tostring(L, -1));
     }
-    if (mg_check_inplace_target(lt_ctx(L), 1, t) != MG_OK) lt_raise(L, 1);
+    lt_inplace(L, 1);
 }
 
 /* clamp(t, min, max) with either bound nil (open). The result dtype promotes t's with the bounds

@@ -20,8 +20,10 @@ typedef struct mg_ctx {
     mg_alloc_fn alloc;
     void *alloc_ud;
     mg_rng rng;
+    uint64_t seed;          /* the last seed given to rng (mg.initial_seed) */
     mg_dtype default_dtype; /* float32 unless mg.set_default_dtype */
-    int grad_enabled;       /* 0 inside no_grad (#4) */
+    int grad_enabled;       /* 0 inside no_grad */
+    uint32_t backward_pass; /* numbers backward passes, to mark the nodes each one visits */
     int err_operand;        /* which operand an error concerns, 1-based; 0 when none */
     char err[256];          /* the detail of the last error, lowercase, no final period */
 } mg_ctx;

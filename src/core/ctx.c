@@ -11,7 +11,8 @@ void mg_ctx_init(mg_ctx *ctx, mg_alloc_fn alloc, void *alloc_ud) {
     ctx->alloc_ud = alloc_ud;
     ctx->default_dtype = MG_FLOAT32;
     ctx->grad_enabled = 1;
-    mg_rng_seed(&ctx->rng, 0x6d6f6f6e67726164ull); /* "moongrad": fixed, as PyTorch's default seed */
+    ctx->seed = 0x6d6f6f6e67726164ull; /* "moongrad": fixed, as PyTorch's default seed is */
+    mg_rng_seed(&ctx->rng, ctx->seed);
 }
 
 mg_status mg_fail(mg_ctx *ctx, mg_status st, int operand, const char *fmt, ...) {

@@ -159,3 +159,108 @@ mg_status mg_where(mg_ctx *ctx, mg_tensor *out, const mg_tensor *cond, const mg_
     mg_iter_run(&it, where_kernels[out->dtype], NULL);
     return MG_OK;
 }
+
+/* ---- backward ------------------------------------------------------------------------------ */
+/* With g = d loss / d out (out's shape), the gradients before summing back to each input's shape:
+ *   add: g, g            sub: g, -g            mul: g b, g a          div: g / b, -g a / b^2
+ *   pow: g b a^(b-1), g out log(a)             maximum / minimum: g where that input was chosen,
+ *   half of g to each on ties (as PyTorch). Comparisons give bool and are never recorded. */
+#include "../core/autograd.h"
+#include "unary.h"
+
+/* t itself when it has dtype dt, else a converted copy in sc (freed by the caller). */
+static mg_status as_dtype(mg_ctx *ctx, const mg_tensor *t, mg_dtype dt, mg_scratch *sc,
+                          const mg_tensor **out) {
+    sc->s.data = NULL;
+    if (t->dtype == dt) {
+        *out = t;
+        return MG_OK;
+    }
+    mg_status st = mg_scratch_new(ctx, sc, dt, t->ndim, t->size);
+    if (st == MG_OK) st = mg_copy(ctx, &sc->t, t);
+    *out = &sc->t;
+    return st;
+}
+
+/* full <- op(x, number) */
+static mg_status with_number(mg_ctx *ctx, mg_binary_op op, mg_tensor *full, const mg_tensor *x, double v) {
+    mg_scalar s;
+    mg_scalar_init(&s, (mg_dtype)full->dtype, v, (int64_t)v);
+    return mg_binary(ctx, op, full, x, &s.t);
+}
+
+/* full <- g * w, where w = (x chosen over y) + 0.5 (x == y) */
+static mg_status chosen_share(mg_ctx *ctx, mg_tensor *full, const mg_tensor *g, const mg_tensor *x,
+                              const mg_tensor *y, mg_binary_op beats) {
+    mg_scratch mask, w;
+    mg_status st = mg_scratch_new(ctx, &mask, MG_BOOL, full->ndim, full->size);
+    if (st != MG_OK) return st;
+    st = mg_scratch_new(ctx, &w, (mg_dtype)full->dtype, full->ndim, full->size);
+    if (st == MG_OK) st = mg_binary(ctx, MG_BIN_EQ, &mask.t, x, y);
+    if (st == MG_OK) st = mg_copy(ctx, &w.t, &mask.t);
+    if (st == MG_OK) st = with_number(ctx, MG_BIN_MUL, &w.t, &w.t, 0.5);
+    if (st == MG_OK) st = mg_binary(ctx, beats, &mask.t, x, y);
+    if (st == MG_OK) st = mg_copy(ctx, full, &mask.t);
+    if (st == MG_OK) st = mg_binary(ctx, MG_BIN_ADD, full, full, &w.t);
+    if (st == MG_OK) st = mg_binary(ctx, MG_BIN_MUL, full, full, g);
+    if (w.s.data) mg_scratch_free(ctx, &w);
+    mg_scratch_free(ctx, &mask);
+    return st;
+}
+
+mg_status mg_binary_backward(mg_ctx *ctx, const mg_backward_args *a, int i, mg_tensor *gin) {
+    const mg_binary_op op = (mg_binary_op)a->node->op;
+    const mg_tensor *g = a->gout;
+    const mg_dtype dt = (mg_dtype)g->dtype;
+    if (op == MG_BIN_ADD || (op == MG_BIN_SUB && i == 0)) return mg_sum_to(ctx, gin, g);
+
+    mg_scratch sx, sy, full, tmp;
+    const mg_tensor *x, *y;
+    sx.s.data = sy.s.data = tmp.s.data = NULL;
+    mg_status st = as_dtype(ctx, a->inputs[0], dt, &sx, &x);
+    if (st == MG_OK) st = as_dtype(ctx, a->inputs[1], dt, &sy, &y);
+    if (st == MG_OK) st = mg_scratch_new(ctx, &full, dt, g->ndim, g->size);
+    if (st != MG_OK) goto done;
+    mg_tensor *f = &full.t;
+    switch (op) {
+    case MG_BIN_SUB: st = with_number(ctx, MG_BIN_MUL, f, g, -1.0); break;
+    case MG_BIN_MUL: st = mg_binary(ctx, MG_BIN_MUL, f, g, i == 0 ? y : x); break;
+    case MG_BIN_DIV:
+        if (i == 0) {
+            st = mg_binary(ctx, MG_BIN_DIV, f, g, y);
+        } else { /* -g x / y / y */
+            st = mg_binary(ctx, MG_BIN_MUL, f, g, x);
+            if (st == MG_OK) st = mg_binary(ctx, MG_BIN_DIV, f, f, y);
+            if (st == MG_OK) st = mg_binary(ctx, MG_BIN_DIV, f, f, y);
+            if (st == MG_OK) st = with_number(ctx, MG_BIN_MUL, f, f, -1.0);
+        }
+        break;
+    case MG_BIN_POW:
+        if (i == 0) { /* g y x^(y-1) */
+            st = with_number(ctx, MG_BIN_SUB, f, y, 1.0); /* y broadcast to out's shape */
+            if (st == MG_OK) st = mg_binary(ctx, MG_BIN_POW, f, x, f);
+            if (st == MG_OK) st = mg_binary(ctx, MG_BIN_MUL, f, f, y);
+            if (st == MG_OK) st = mg_binary(ctx, MG_BIN_MUL, f, f, g);
+        } else { /* g out log(x) */
+            st = mg_scratch_new(ctx, &tmp, dt, x->ndim, x->size);
+            if (st == MG_OK) st = mg_unary(ctx, MG_UN_LOG, &tmp.t, x);
+            if (st == MG_OK) st = mg_binary(ctx, MG_BIN_MUL, f, g, a->saved[0]);
+            if (st == MG_OK) st = mg_binary(ctx, MG_BIN_MUL, f, f, &tmp.t);
+        }
+        break;
+    case MG_BIN_MAXIMUM:
+    case MG_BIN_MINIMUM: {
+        const mg_binary_op beats = op == MG_BIN_MAXIMUM ? MG_BIN_GT : MG_BIN_LT;
+        st = i == 0 ? chosen_share(ctx, f, g, x, y, beats) : chosen_share(ctx, f, g, y, x, beats);
+        break;
+    }
+    default: st = mg_fail(ctx, MG_EVALUE, 0, "'%s' is not differentiable", names[op]); break;
+    }
+    if (st == MG_OK) st = mg_sum_to(ctx, gin, f);
+    mg_scratch_free(ctx, &full);
+done:
+    if (tmp.s.data) mg_scratch_free(ctx, &tmp);
+    if (sx.s.data) mg_scratch_free(ctx, &sx);
+    if (sy.s.data) mg_scratch_free(ctx, &sy);
+    return st;
+}

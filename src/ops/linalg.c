@@ -291,3 +291,13 @@ mg_status mg_outer(mg_ctx *ctx, mg_tensor *out, const mg_tensor *a, const mg_ten
     row.stride = b_stride;
     return mg_matmul(ctx, out, &col, &row);
 }
+
+/* ---- backward ------------------------------------------------------------------------------ */
+#include "../core/autograd.h"
+
+mg_status mg_linalg_backward(mg_ctx *ctx, const mg_backward_args *a, int i, mg_tensor *gin) {
+    (void)a;
+    (void)i;
+    (void)gin;
+    return mg_fail(ctx, MG_EVALUE, 0, "matrix products have no backward rule yet");
+}

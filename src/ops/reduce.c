@@ -384,3 +384,52 @@ mg_status mg_cumsum(mg_ctx *ctx, mg_tensor *out, const mg_tensor *in, int dim) {
     }
     return MG_OK;
 }
+
+/* ---- backward ------------------------------------------------------------------------------ */
+#include "../core/autograd.h"
+#include "ops.h"
+
+/* gin <- gout spread back over the reduced dims (iarg[0]: the dims mask), times `scale`. gout is
+ * contiguous (the engine makes every gradient fresh), with or without the reduced dims. */
+static mg_status spread(mg_ctx *ctx, const mg_backward_args *a, mg_tensor *gin, double scale) {
+    const uint32_t dims = (uint32_t)a->node->iarg[0];
+    const mg_tensor *g = a->gout;
+    mg_view_buf vb;
+    mg_tensor *v = mg_view_of(&vb, g, gin->ndim);
+    int64_t kept[MG_MAX_DIMS];
+    int nk = 0;
+    for (int d = 0; d < gin->ndim; d++)
+        if (!((dims >> d) & 1)) kept[nk++] = gin->size[d];
+    int64_t strides[MG_MAX_DIMS];
+    mg_contiguous_strides(nk, kept, strides);
+    for (int d = 0, k = 0; d < gin->ndim; d++) {
+        if ((dims >> d) & 1) {
+            v->size[d] = 1, v->stride[d] = 0;
+        } else {
+            v->size[d] = kept[k], v->stride[d] = strides[k];
+            k++;
+        }
+    }
+    v->numel = g->numel;
+    mg_status st = mg_copy(ctx, gin, v); /* the size-1 dims broadcast */
+    if (st == MG_OK && scale != 1.0) {
+        mg_scalar s;
+        mg_scalar_init(&s, (mg_dtype)gin->dtype, scale, 0);
+        st = mg_binary(ctx, MG_BIN_MUL, gin, gin, &s.t);
+    }
+    return st;
+}
+
+mg_status mg_reduce_backward(mg_ctx *ctx, const mg_backward_args *a, int i, mg_tensor *gin) {
+    (void)i;
+    const uint32_t dims = (uint32_t)a->node->iarg[0];
+    int64_t count = 1;
+    for (int d = 0; d < gin->ndim; d++)
+        if ((dims >> d) & 1) count *= gin->size[d];
+    switch ((mg_reduce_op)a->node->op) {
+    case MG_RED_SUM: return spread(ctx, a, gin, 1.0);
+    case MG_RED_MEAN: return spread(ctx, a, gin, count ? 1.0 / (double)count : 0.0);
+    default:
+        return mg_fail(ctx, MG_EVALUE, 0, "'%s' has no backward rule yet", names[a->node->op]);
+    }
+}

@@ -171,3 +171,12 @@ mg_status mg_clamp(mg_ctx *ctx, mg_tensor *out, const mg_tensor *in, const mg_cl
     return run(ctx, MG_UN_CLAMP, out, in, b);
 }
 
+
+/* ---- backward ------------------------------------------------------------------------------ */
+#include "../core/autograd.h"
+
+mg_status mg_unary_backward(mg_ctx *ctx, const mg_backward_args *a, int i, mg_tensor *gin) {
+    (void)i;
+    (void)gin;
+    return mg_fail(ctx, MG_EVALUE, 0, "'%s' has no backward rule yet", mg_unary_name((mg_unary_op)a->node->op));
+}

@@ -1,0 +1,560 @@
+/*
+ * autograd.c (binding): recording the graph, the backward engine, and autograd's Lua API
+ * (backward, .grad, requires_grad_, detach, retain_grad, no_grad, enable_grad, autograd.grad).
+ *
+ * The graph is made of Node userdata ("moongrad.Node"), without finalizers. A result that requires
+ * grad holds its node in user value LT_UV_NODE; a node holds, in its own user values,
+ *   1..n        its inputs (tensors; a number operand is recorded as a 0-d tensor),
+ *   n+1..n+k    tensors saved for backward besides the inputs (e.g. the output of exp),
+ *   n+k+1       the output (rules read its geometry; a cycle the collector handles),
+ *   n+k+2       the gradient arriving at the output during a backward pass.
+ * So the graph lives exactly as long as something can reach a result of it, and the collector
+ * frees it like any Lua data: loops need no collectgarbage().
+ *
+ * The engine: a depth-first walk from the root orders the nodes (post-order, with an explicit
+ * stack: deep graphs do not touch the C stack), then each node, from the root back, passes its
+ * output's gradient through its family's rule (src/ops/<family>.c, via mg_backward) to each input
+ * that requires grad: into the input's node (summed), or into a leaf's .grad (accumulated).
+ */
+#include <string.h>
+
+#include "../core/autograd.h"
+#include "../ops/ops.h"
+#include "bind.h"
+
+#define NODE_MT "moongrad.Node"
+
+/* user values of a node */
+static int uv_output(const mg_node *n) { return n->ninputs + n->nsaved + 1; }
+static int uv_pending(const mg_node *n) { return n->ninputs + n->nsaved + 2; }
+
+int lt_grad_needed(lua_State *L, int n, const int *idx) {
+    if (!lt_ctx(L)->grad_enabled) return 0;
+    for (int i = 0; i < n; i++) {
+        const mg_tensor *t = lt_test(L, idx[i]);
+        if (t && t->requires_grad) return 1;
+    }
+    return 0;
+}
+
+static const char *const family_names[MG_NFAMILIES] = {"binary", "unary", "reduce", "linalg",
+                                                       "shape", "loss"};
+
+static int node_tostring(lua_State *L) {
+    const mg_node *n = (const mg_node *)luaL_checkudata(L, 1, NODE_MT);
+    lua_pushfstring(L, "<grad_fn %s op %d>", family_names[n->family], (int)n->op);
+    return 1;
+}
+
+mg_node *lt_record(lua_State *L, int out_idx, mg_family family, int op, int ninputs, const int *inputs,
+                   int nsaved, const int *saved) {
+    out_idx = lua_absindex(L, out_idx);
+    mg_tensor *out = lt_check(L, out_idx);
+    const int nversions = ninputs + nsaved;
+    mg_node *n = (mg_node *)lua_newuserdatauv(L, sizeof(mg_node) + sizeof(uint64_t) * nversions,
+                                              ninputs + nsaved + 2);
+    memset(n, 0, sizeof *n);
+    n->family = (uint8_t)family;
+    n->op = (uint8_t)op;
+    n->ninputs = (uint16_t)ninputs;
+    n->nsaved = (uint8_t)nsaved;
+    if (luaL_newmetatable(L, NODE_MT)) {
+        lua_pushcfunction(L, node_tostring);
+        lua_setfield(L, -2, "__tostring");
+    }
+    lua_setmetatable(L, -2);
+    const int node = lua_gettop(L);
+    for (int i = 0; i < nversions; i++) {
+        const int idx = i < ninputs ? lua_absindex(L, inputs[i]) : lua_absindex(L, saved[i - ninputs]);
+        mg_tensor *t = lt_test(L, idx);
+        if (t) {
+            lua_pushvalue(L, idx);
+        } else { /* a number operand: a 0-d tensor of the result's dtype */
+            mg_scalar sc;
+            const mg_tensor *s = lt_operand(L, idx, (mg_dtype)out->dtype, &sc);
+            t = lt_push_new(L, (mg_dtype)out->dtype, 0, NULL);
+            mg_copy(lt_ctx(L), t, s);
+        }
+        n->version[i] = t->storage->version;
+        lua_setiuservalue(L, node, i + 1);
+    }
+    lua_pushvalue(L, out_idx);
+    lua_setiuservalue(L, node, uv_output(n));
+    lua_setiuservalue(L, out_idx, LT_UV_NODE); /* pops the node */
+    out->requires_grad = 1;
+    return n;
+}
+
+/* ================================================================ in-place rules */
+
+mg_tensor *lt_inplace(lua_State *L, int idx) {
+    mg_tensor *t = lt_check(L, idx);
+    mg_ctx *ctx = lt_ctx(L);
+    if (mg_check_inplace_target(ctx, 1, t) != MG_OK) lt_raise(L, idx);
+    if (t->requires_grad && ctx->grad_enabled) {
+        const int leaf = lua_getiuservalue(L, idx, LT_UV_NODE) != LUA_TUSERDATA;
+        lua_pop(L, 1);
+        luaL_argerror(L, idx, leaf ? "a leaf tensor that requires grad cannot be changed in place "
+                                     "(do it inside mg.no_grad)"
+                                   : "in-place changes of a tensor that is part of a graph are not "
+                                     "supported (use the out-of-place form)");
+    }
+    return t;
+}
+
+/* ================================================================ the engine */
+
+static mg_node *node_of(lua_State *L, int tensor_idx) {
+    if (lua_getiuservalue(L, tensor_idx, LT_UV_NODE) == LUA_TUSERDATA) {
+        mg_node *n = (mg_node *)lua_touserdata(L, -1);
+        lua_pop(L, 1);
+        return n;
+    }
+    lua_pop(L, 1);
+    return NULL;
+}
+
+/* dst (a gradient buffer the engine owns, or nil) += g; the sum stays in the user value */
+static void accumulate(lua_State *L, int holder, int uv, int g_idx) {
+    g_idx = lua_absindex(L, g_idx);
+    if (lua_getiuservalue(L, holder, uv) == LUA_TNIL) {
+        lua_pop(L, 1);
+        lua_pushvalue(L, g_idx);
+        lua_setiuservalue(L, holder, uv);
+        return;
+    }
+    mg_tensor *acc = lt_check(L, -1);
+    const mg_tensor *g = lt_check(L, g_idx);
+    if (mg_binary(lt_ctx(L), MG_BIN_ADD, acc, acc, g) != MG_OK) lt_raise(L, 0);
+    lt_written(acc);
+    lua_pop(L, 1);
+}
+
+/* A leaf's .grad += g. A fresh g becomes .grad itself; an existing .grad is added to in place,
+ * as PyTorch does (so a user's reference to .grad sees the sum). */
+static void accumulate_leaf(lua_State *L, int leaf, int g_idx) {
+    g_idx = lua_absindex(L, g_idx);
+    if (lua_getiuservalue(L, leaf, LT_UV_GRAD) == LUA_TNIL) {
+        lua_pop(L, 1);
+        lua_pushvalue(L, g_idx);
+        lua_setiuservalue(L, leaf, LT_UV_GRAD);
+        return;
+    }
+    lua_pop(L, 1);
+    accumulate(L, leaf, LT_UV_GRAD, g_idx);
+}
+
+/* Orders the nodes reachable from the node at `root` into the table at `order` (post-order:
+ * inputs before the nodes that use them), with an explicit stack in the table at `stack`. */
+static int order_nodes(lua_State *L, int root, int order, int stack, uint32_t pass) {
+    int depth = 0, count = 0;
+    lua_pushvalue(L, root);
+    lua_rawseti(L, stack, ++depth);
+    while (depth > 0) {
+        lua_rawgeti(L, stack, depth);
+        const int top = lua_gettop(L);
+        mg_node *n = (mg_node *)lua_touserdata(L, top);
+        if (n->seen != pass) {
+            n->seen = pass;
+            for (int i = 1; i <= n->ninputs; i++) {
+                lua_getiuservalue(L, top, i);
+                mg_node *m = node_of(L, lua_gettop(L));
+                if (m && m->seen != pass) {
+                    lua_getiuservalue(L, -1, LT_UV_NODE);
+                    lua_rawseti(L, stack, ++depth);
+                }
+                lua_pop(L, 1);
+            }
+        } else {
+            lua_pushnil(L);
+            lua_rawseti(L, stack, depth--);
+            if (n->done != pass) {
+                n->done = pass;
+                lua_pushvalue(L, top);
+                lua_rawseti(L, order, ++count);
+            }
+        }
+        lua_settop(L, top - 1);
+    }
+    return count;
+}
+
+/* The capture table (autograd.grad): maps an input tensor to its position in the results. */
+static int captured(lua_State *L, int capture, int tensor_idx) {
+    if (!capture) return 0;
+    lua_pushvalue(L, tensor_idx);
+    const int pos = lua_rawget(L, capture) == LUA_TNUMBER ? (int)lua_tointeger(L, -1) : 0;
+    lua_pop(L, 1);
+    return pos;
+}
+
+/* Sends gradient g (at g_idx) to the input at in_idx: captured, into its node, or into .grad. */
+static void route(lua_State *L, int in_idx, int g_idx, int capture, int results) {
+    const mg_tensor *in = lt_check(L, in_idx);
+    const int pos = captured(L, capture, in_idx);
+    if (pos) { /* autograd.grad: collect, and do not touch .grad */
+        lua_rawgeti(L, results, pos);
+        if (lua_isnil(L, -1)) {
+            lua_pushvalue(L, g_idx);
+            lua_rawseti(L, results, pos);
+        } else {
+            mg_tensor *acc = lt_check(L, -1);
+            if (mg_binary(lt_ctx(L), MG_BIN_ADD, acc, acc, lt_check(L, g_idx)) != MG_OK) lt_raise(L, 0);
+        }
+        lua_pop(L, 1);
+        /* a captured non-leaf still passes its gradient on (other captured inputs may need it) */
+    }
+    if (lua_getiuservalue(L, in_idx, LT_UV_NODE) == LUA_TUSERDATA) {
+        const mg_node *m = (const mg_node *)lua_touserdata(L, -1);
+        const int node = lua_gettop(L);
+        if (pos) { /* pass a copy on: the captured tensor must not be summed into again */
+            mg_tensor *copy = lt_push_new(L, (mg_dtype)in->dtype, in->ndim, in->size);
+            mg_copy(lt_ctx(L), copy, lt_check(L, g_idx));
+            accumulate(L, node, uv_pending(m), -1);
+            lua_pop(L, 1);
+        } else {
+            accumulate(L, node, uv_pending(m), g_idx);
+        }
+        if (!capture && (in->flags & LT_RETAINS_GRAD)) {
+            mg_tensor *copy = lt_push_new(L, (mg_dtype)in->dtype, in->ndim, in->size);
+            mg_copy(lt_ctx(L), copy, lt_check(L, g_idx));
+            accumulate_leaf(L, in_idx, -1);
+            lua_pop(L, 1);
+        }
+        lua_pop(L, 1);
+        return;
+    }
+    lua_pop(L, 1);
+    if (!capture) accumulate_leaf(L, in_idx, g_idx);
+}
+
+static void check_versions(lua_State *L, int node_idx, const mg_node *n) {
+    for (int i = 0; i < n->ninputs + n->nsaved; i++) {
+        lua_getiuservalue(L, node_idx, i + 1);
+        const mg_tensor *t = lt_test(L, -1);
+        if (t && t->storage->version != n->version[i])
+            luaL_error(L, "'backward': a tensor needed to compute gradients was changed in place after "
+                          "it was used (version %d, expected %d): compute it again, or change a clone()",
+                       (int)t->storage->version, (int)n->version[i]);
+        lua_pop(L, 1);
+    }
+}
+
+/* Runs one node: its output's gradient through the rule to each input that requires grad. */
+static void run_node(lua_State *L, int node_idx, int retain, int capture, int results) {
+    mg_ctx *ctx = lt_ctx(L);
+    mg_node *n = (mg_node *)lua_touserdata(L, node_idx);
+    const int base = lua_gettop(L);
+    if (lua_getiuservalue(L, node_idx, uv_pending(n)) == LUA_TNIL) { /* no gradient reached it */
+        lua_settop(L, base);
+        return;
+    }
+    const int gout = lua_gettop(L);
+    if (n->flags & MG_NODE_FREED)
+        luaL_error(L, "cannot run 'backward' twice through a freed graph (pass {retain_graph = true} "
+                      "to the first backward)");
+    check_versions(L, node_idx, n);
+    const mg_tensor *inputs[MG_MAX_OPERANDS * 16], *saved[8];
+    if (n->ninputs > (int)(sizeof inputs / sizeof *inputs) || n->nsaved > 8)
+        luaL_error(L, "'backward': a node with too many inputs");
+    luaL_checkstack(L, n->ninputs + n->nsaved + 8, "graph node too wide");
+    const int first = lua_gettop(L) + 1;
+    for (int i = 1; i <= n->ninputs + n->nsaved; i++) lua_getiuservalue(L, node_idx, i);
+    for (int i = 0; i < n->ninputs; i++) inputs[i] = lt_check(L, first + i);
+    for (int i = 0; i < n->nsaved; i++) saved[i] = lt_check(L, first + n->ninputs + i);
+    lua_getiuservalue(L, node_idx, uv_output(n));
+    const mg_backward_args args = {n, inputs, saved, lt_check(L, -1), lt_check(L, gout)};
+    for (int i = 0; i < n->ninputs; i++) {
+        if (!inputs[i]->requires_grad) continue;
+        mg_tensor *gin = lt_push_new(L, (mg_dtype)inputs[i]->dtype, inputs[i]->ndim, inputs[i]->size);
+        if (mg_backward(ctx, &args, i, gin) != MG_OK) lt_raise(L, 0);
+        route(L, first + i, lua_gettop(L), capture, results);
+        lua_pop(L, 1);
+    }
+    lua_pushnil(L);
+    lua_setiuservalue(L, node_idx, uv_pending(n));
+    if (!retain) { /* free what only backward needed: the saved tensors */
+        n->flags |= MG_NODE_FREED;
+        for (int i = n->ninputs + 1; i <= n->ninputs + n->nsaved; i++) {
+            lua_pushnil(L);
+            lua_setiuservalue(L, node_idx, i);
+        }
+    }
+    lua_settop(L, base);
+}
+
+/* The gradient for root: given (converted to root's dtype and checked), or 1 for one element. */
+static void push_root_grad(lua_State *L, int root, int grad_arg, const char *fn) {
+    const mg_tensor *t = lt_check(L, root);
+    if (grad_arg && !lua_isnoneornil(L, grad_arg)) {
+        const mg_tensor *g = lt_check(L, grad_arg);
+        if (!mg_same_shape(g, t)) {
+            char a[160], b[160];
+            mg_format_shape(a, sizeof a, g->ndim, g->size);
+            mg_format_shape(b, sizeof b, t->ndim, t->size);
+            lua_pushfstring(L, "gradient of shape %s does not match the tensor's shape %s", a, b);
+            luaL_argerror(L, grad_arg, lua_tostring(L, -1));
+        }
+        mg_tensor *copy = lt_push_new(L, (mg_dtype)t->dtype, t->ndim, t->size);
+        mg_copy(lt_ctx(L), copy, g);
+        return;
+    }
+    if (t->numel != 1) {
+        char s[160];
+        mg_format_shape(s, sizeof s, t->ndim, t->size);
+        luaL_error(L, "'%s' of a tensor of shape %s needs a gradient argument (implicit only for one "
+                      "element, as for a loss)", fn, s);
+    }
+    mg_tensor *one = lt_push_new(L, (mg_dtype)t->dtype, t->ndim, t->size);
+    mg_fill(lt_ctx(L), one, 1.0, 1);
+}
+
+/* Backward from the tensor at root with its gradient at grad_idx. */
+static void run_backward(lua_State *L, int root, int grad_idx, int retain, int capture, int results) {
+    mg_ctx *ctx = lt_ctx(L);
+    const int base = lua_gettop(L);
+    if (lua_getiuservalue(L, root, LT_UV_NODE) != LUA_TUSERDATA) { /* a leaf */
+        lua_pop(L, 1);
+        route(L, root, grad_idx, capture, results);
+        return;
+    }
+    const int node = lua_gettop(L);
+    const mg_node *n = (const mg_node *)lua_touserdata(L, node);
+    accumulate(L, node, uv_pending(n), grad_idx);
+    lua_newtable(L);
+    const int order = lua_gettop(L);
+    lua_newtable(L);
+    const int stack = lua_gettop(L);
+    const uint32_t pass = ++ctx->backward_pass;
+    const int count = order_nodes(L, node, order, stack, pass);
+    for (int i = count; i >= 1; i--) {
+        lua_rawgeti(L, order, i);
+        run_node(L, lua_gettop(L), retain, capture, results);
+        lua_pop(L, 1);
+    }
+    lua_settop(L, base);
+}
+
+static int opt_retain(lua_State *L, int idx) {
+    if (lua_type(L, idx) != LUA_TTABLE) return 0;
+    static const char *const valid[] = {"retain_graph", NULL};
+    lt_check_opts(L, idx, valid);
+    lua_getfield(L, idx, "retain_graph");
+    const int r = lua_toboolean(L, -1);
+    lua_pop(L, 1);
+    return r;
+}
+
+/* t:backward([gradient] [, {retain_graph = false}]) */
+static int l_backward(lua_State *L) {
+    const mg_tensor *t = lt_check(L, 1);
+    int grad_arg = 0, opts = 0;
+    if (lt_test(L, 2)) grad_arg = 2;
+    if (lua_type(L, 2) == LUA_TTABLE && !grad_arg) opts = 2;
+    if (lua_type(L, 3) == LUA_TTABLE) opts = 3;
+    const int retain = opts ? opt_retain(L, opts) : 0;
+    if (!t->requires_grad)
+        return luaL_error(L, "'backward': the tensor does not require grad (no input of the computation "
+                             "was made with requires_grad = true, or it ran inside no_grad)");
+    lua_settop(L, 3);
+    push_root_grad(L, 1, grad_arg, "backward");
+    run_backward(L, 1, lua_gettop(L), retain, 0, 0);
+    return 0;
+}
+
+/* mg.autograd.grad(outputs, inputs [, grad_outputs] [, {retain_graph}]): a list of gradients of
+ * the outputs' sum with respect to each input (nil where an input does not affect them). */
+static int l_grad(lua_State *L) {
+    lua_settop(L, 4);
+    if (lt_test(L, 1)) { /* one tensor: a list of one */
+        lua_createtable(L, 1, 0);
+        lua_pushvalue(L, 1);
+        lua_rawseti(L, -2, 1);
+        lua_replace(L, 1);
+    }
+    if (lt_test(L, 2)) {
+        lua_createtable(L, 1, 0);
+        lua_pushvalue(L, 2);
+        lua_rawseti(L, -2, 1);
+        lua_replace(L, 2);
+    }
+    luaL_checktype(L, 1, LUA_TTABLE);
+    luaL_checktype(L, 2, LUA_TTABLE);
+    int grads = 0, opts = 0;
+    if (lua_type(L, 3) == LUA_TTABLE && !lt_is_opts(L, 3)) grads = 3;
+    if (lt_is_opts(L, 3)) opts = 3;
+    if (lt_is_opts(L, 4)) opts = 4;
+    const int retain = opts ? opt_retain(L, opts) : 0;
+    const int ninputs = (int)lua_rawlen(L, 2);
+    lua_newtable(L);
+    const int capture = lua_gettop(L);
+    for (int i = 1; i <= ninputs; i++) {
+        lua_rawgeti(L, 2, i);
+        const mg_tensor *t = lt_test(L, -1);
+        if (!t || !t->requires_grad) {
+            lua_pushfstring(L, "inputs[%d] is not a tensor that requires grad", i);
+            return luaL_argerror(L, 2, lua_tostring(L, -1));
+        }
+        lua_pushinteger(L, i);
+        lua_rawset(L, capture);
+    }
+    lua_createtable(L, ninputs, 0);
+    const int results = lua_gettop(L);
+    const int noutputs = (int)lua_rawlen(L, 1);
+    for (int i = 1; i <= noutputs; i++) {
+        lua_rawgeti(L, 1, i);
+        const int out = lua_gettop(L);
+        const mg_tensor *t = lt_test(L, out);
+        if (!t || !t->requires_grad) {
+            lua_pushfstring(L, "outputs[%d] is not a tensor that requires grad", i);
+            return luaL_argerror(L, 1, lua_tostring(L, -1));
+        }
+        int g = 0;
+        if (grads) {
+            lua_rawgeti(L, grads, i);
+            g = lua_gettop(L);
+        }
+        push_root_grad(L, out, g, "grad");
+        run_backward(L, out, lua_gettop(L), retain || i < noutputs, capture, results);
+        lua_settop(L, results);
+    }
+    return 1;
+}
+
+/* ================================================================ tensor-level API */
+
+static int l_requires_grad_(lua_State *L) {
+    mg_tensor *t = lt_check(L, 1);
+    const int flag = lua_isnone(L, 2) ? 1 : lua_toboolean(L, 2);
+    if (node_of(L, 1))
+        return luaL_argerror(L, 1, "only leaf tensors can change requires_grad (use detach() for a "
+                                   "tensor without history)");
+    if (flag && !mg_is_floating((mg_dtype)t->dtype)) {
+        lua_pushfstring(L, "only floating point tensors can require gradients, got %s",
+                        mg_dtype_name((mg_dtype)t->dtype));
+        return luaL_argerror(L, 1, lua_tostring(L, -1));
+    }
+    t->requires_grad = (uint8_t)flag;
+    lua_settop(L, 1);
+    return 1;
+}
+
+static int l_retain_grad(lua_State *L) {
+    mg_tensor *t = lt_check(L, 1);
+    if (!t->requires_grad)
+        return luaL_argerror(L, 1, "retain_grad() on a tensor that does not require grad");
+    if (node_of(L, 1)) t->flags |= LT_RETAINS_GRAD; /* a leaf keeps its .grad anyway */
+    lua_settop(L, 1);
+    return 1;
+}
+
+/* t:zero_grad(): zeroes .grad in place (set_to_none drops it instead) */
+static int l_zero_grad(lua_State *L) {
+    lt_check(L, 1);
+    int to_none = 0;
+    if (lua_type(L, 2) == LUA_TTABLE) {
+        lua_getfield(L, 2, "set_to_none");
+        to_none = lua_toboolean(L, -1);
+        lua_pop(L, 1);
+    }
+    if (to_none) {
+        lua_pushnil(L);
+        lua_setiuservalue(L, 1, LT_UV_GRAD);
+    } else if (lua_getiuservalue(L, 1, LT_UV_GRAD) == LUA_TUSERDATA) {
+        mg_tensor *g = lt_check(L, -1);
+        mg_fill(lt_ctx(L), g, 0, 0);
+        lt_written(g);
+    }
+    lua_settop(L, 1);
+    return 1;
+}
+
+/* ---- grad mode ------------------------------------------------------------------------------ */
+
+static int guard_close(lua_State *L) {
+    lua_getfield(L, 1, "previous");
+    lt_ctx(L)->grad_enabled = lua_toboolean(L, -1);
+    return 0;
+}
+
+/* no_grad(fn, ...) runs fn without recording and returns its results; no_grad() returns a guard
+ * for a <close> variable. enable_grad likewise, with recording on. */
+static int grad_mode(lua_State *L, int enabled) {
+    mg_ctx *ctx = lt_ctx(L);
+    const int previous = ctx->grad_enabled;
+    if (lua_isnoneornil(L, 1)) {
+        lua_createtable(L, 0, 1);
+        lua_pushboolean(L, previous);
+        lua_setfield(L, -2, "previous");
+        lua_createtable(L, 0, 1);
+        lua_pushvalue(L, lua_upvalueindex(1));
+        lua_pushvalue(L, lua_upvalueindex(2));
+        lua_pushvalue(L, lua_upvalueindex(3));
+        lua_pushcclosure(L, guard_close, 3);
+        lua_setfield(L, -2, "__close");
+        lua_setmetatable(L, -2);
+        ctx->grad_enabled = enabled;
+        return 1;
+    }
+    luaL_checktype(L, 1, LUA_TFUNCTION);
+    ctx->grad_enabled = enabled;
+    const int status = lua_pcall(L, lua_gettop(L) - 1, LUA_MULTRET, 0);
+    ctx->grad_enabled = previous;
+    if (status != LUA_OK) return lua_error(L);
+    return lua_gettop(L);
+}
+static int l_no_grad(lua_State *L) { return grad_mode(L, 0); }
+static int l_enable_grad(lua_State *L) { return grad_mode(L, 1); }
+static int l_is_grad_enabled(lua_State *L) {
+    lua_pushboolean(L, lt_ctx(L)->grad_enabled);
+    return 1;
+}
+
+/* ---- properties (called from tensor.c's __index / __newindex) ------------------------------ */
+
+int lt_autograd_get(lua_State *L, mg_tensor *t, const char *key) {
+    if (!strcmp(key, "grad")) {
+        lua_getiuservalue(L, 1, LT_UV_GRAD);
+    } else if (!strcmp(key, "requires_grad")) {
+        lua_pushboolean(L, t->requires_grad);
+    } else if (!strcmp(key, "is_leaf")) {
+        lua_pushboolean(L, lua_getiuservalue(L, 1, LT_UV_NODE) != LUA_TUSERDATA);
+        lua_remove(L, -2);
+    } else if (!strcmp(key, "grad_fn")) {
+        lua_getiuservalue(L, 1, LT_UV_NODE);
+    } else {
+        return 0;
+    }
+    return 1;
+}
+
+int lt_autograd_set(lua_State *L, mg_tensor *t, const char *key) {
+    if (!strcmp(key, "grad")) {
+        if (!lua_isnil(L, 3)) {
+            const mg_tensor *g = lt_check(L, 3);
+            if (!mg_same_shape(g, t) || g->dtype != t->dtype)
+                return luaL_error(L, "'grad': assigned gradient must have the tensor's shape and dtype");
+        }
+        lua_pushvalue(L, 3);
+        lua_setiuservalue(L, 1, LT_UV_GRAD);
+        return 1;
+    }
+    if (!strcmp(key, "requires_grad")) {
+        lua_pushcfunction(L, l_requires_grad_); /* no upvalues needed */
+        lua_pushvalue(L, 1);
+        lua_pushvalue(L, 3);
+        lua_call(L, 2, 0);
+        return 1;
+    }
+    return 0;
+}
+
+const luaL_Reg lt_autograd_methods[] = {
+    {"backward", l_backward}, {"requires_grad_", l_requires_grad_}, {"retain_grad", l_retain_grad},
+    {"zero_grad", l_zero_grad},
+    {NULL, NULL}};
+
+const luaL_Reg lt_autograd_functions[] = {
+    {"no_grad", l_no_grad}, {"enable_grad", l_enable_grad}, {"is_grad_enabled", l_is_grad_enabled},
+    {"_autograd_grad", l_grad},
+    {NULL, NULL}};
