@@ -22,6 +22,7 @@ build = {
   type = "builtin",
   modules = {
     ["moongrad"] = "lua/moongrad/init.lua",
+    ["moongrad.autograd"] = "lua/moongrad/autograd.lua",
     ["moongrad.core"] = {
       -- every C file of src/ (spec/build_spec.lua checks that none is missing)
       sources = {

@@ -4,9 +4,10 @@ local core = require "moongrad.core"
 
 local M = {}
 for k, v in pairs(core) do
-  if k ~= "_methods" then M[k] = v end
+  if k:sub(1, 1) ~= "_" then M[k] = v end
 end
 
 M._VERSION = "moongrad scm"
+M.autograd = require "moongrad.autograd"
 
 return M

@@ -132,6 +132,7 @@ extern const luaL_Reg lt_index_methods[], lt_index_functions[];
 extern const luaL_Reg lt_random_methods[], lt_random_functions[];
 extern const luaL_Reg lt_factory_functions[];
 extern const luaL_Reg lt_autograd_methods[], lt_autograd_functions[];
+extern const luaL_Reg lt_functional_functions[]; /* mg.F */
 
 /* tostring(t), in PyTorch's format (print.c in the core does the formatting). */
 int lt_tostring(lua_State *L);

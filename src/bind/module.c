@@ -52,6 +52,11 @@ int luaopen_moongrad_core(lua_State *L) {
     for (size_t i = 0; i < sizeof meta_lists / sizeof *meta_lists; i++)
         register_list(L, mt, meta_lists[i], ctx_idx, mt, methods);
 
+    /* mg.F: the functional kernels (functional.c) */
+    lua_newtable(L);
+    register_list(L, lua_gettop(L), lt_functional_functions, ctx_idx, mt, methods);
+    lua_setfield(L, module, "F");
+
     /* the Lua layer adds methods written in Lua to this table */
     lua_pushvalue(L, methods);
     lua_setfield(L, module, "_methods");

@@ -1,0 +1,97 @@
+-- mg.autograd: gradients without touching .grad (the engine is in C), and gradcheck, which
+-- compares autograd's gradients with central differences in float64.
+local core = require "moongrad.core"
+
+local M = {}
+
+M.grad = core._autograd_grad
+
+local DEFAULTS = { eps = 1e-6, atol = 1e-5, rtol = 1e-3 }
+
+local function options(opts)
+  local o = {}
+  for k, v in pairs(DEFAULTS) do o[k] = v end
+  for k, v in pairs(opts or {}) do
+    if DEFAULTS[k] == nil then
+      error(string.format("bad argument #3 to 'gradcheck' (unknown option '%s' (valid: atol, eps, rtol))",
+        tostring(k)), 3)
+    end
+    o[k] = v
+  end
+  return o
+end
+
+-- The scalar that is differentiated: sum(out * w) over every tensor output, w fixed random weights
+-- (so the whole Jacobian is exercised, not only its column sums).
+local function projected(fn, inputs, weights)
+  local outs = table.pack(fn(table.unpack(inputs, 1, inputs.n)))
+  local total
+  for i = 1, outs.n do
+    local out = outs[i]
+    if core.is_tensor(out) and (out.dtype == "float64" or out.dtype == "float32") then
+      if not weights[i] then
+        weights[i] = core.randn(out.shape, { dtype = "float64" })
+      end
+      local term = (out:double() * weights[i]):sum()
+      total = total and total + term or term
+    end
+  end
+  if not total then error("'gradcheck': the function returned no floating point tensor", 3) end
+  return total
+end
+
+-- gradcheck(fn, inputs [, {eps, atol, rtol}]): calls fn(inputs[1], inputs[2], ...); the inputs
+-- that are float64 tensors with requires_grad are checked. Returns true, or raises an error naming
+-- the input and the worst element with both values.
+function M.gradcheck(fn, inputs, opts)
+  if type(fn) ~= "function" then error("bad argument #1 to 'gradcheck' (function expected)", 2) end
+  if type(inputs) ~= "table" or core.is_tensor(inputs) then inputs = { inputs } end
+  local o = options(opts)
+  local args = table.pack(table.unpack(inputs))
+  local checked = {}
+  for i = 1, args.n do
+    local x = args[i]
+    if core.is_tensor(x) and x.requires_grad then
+      if x.dtype ~= "float64" then
+        error(string.format("bad argument #2 to 'gradcheck' (inputs[%d] is %s: gradcheck needs float64)",
+          i, x.dtype), 2)
+      end
+      checked[#checked + 1] = i
+    end
+  end
+  if #checked == 0 then error("bad argument #2 to 'gradcheck' (no input requires grad)", 2) end
+
+  local weights = {}
+  local s = projected(fn, args, weights)
+  local wrt = {}
+  for k, i in ipairs(checked) do wrt[k] = args[i] end
+  local analytic = M.grad({ s }, wrt)
+
+  return core.no_grad(function()
+    for k, i in ipairs(checked) do
+      local x = args[i]
+      local flat = x:view(-1)
+      local a = analytic[k] and analytic[k]:reshape(-1) or core.zeros_like(flat)
+      local worst, worst_j, worst_a, worst_n = -1, nil, nil, nil
+      for j = 1, flat:numel() do
+        local v = flat[j]
+        flat[j] = v + o.eps
+        local plus = projected(fn, args, weights):item()
+        flat[j] = v - o.eps
+        local minus = projected(fn, args, weights):item()
+        flat[j] = v
+        local numeric = (plus - minus) / (2 * o.eps)
+        local err = math.abs(a[j] - numeric) - (o.atol + o.rtol * math.abs(numeric))
+        if err > worst then worst, worst_j, worst_a, worst_n = err, j, a[j], numeric end
+      end
+      if worst > 0 then
+        error(string.format("'gradcheck': gradient of inputs[%d] (shape {%s}) is wrong at element %d: "
+          .. "autograd %.10g, finite differences %.10g", i, table.concat(x.shape, ","), worst_j,
+          worst_a, worst_n), 2)
+      end
+    end
+    return true
+  end)
+end
+
+return M
