@@ -1,6 +1,6 @@
 -- Tensor memory is visible to Lua's collector: long loops stay bounded with no collectgarbage()
--- (#noasan: AddressSanitizer keeps freed memory in quarantine, so resident size means nothing there)
 -- call anywhere (the collector runs on its own, as for any Lua value). Linux: reads /proc.
+-- (#noasan: AddressSanitizer keeps freed memory in quarantine, so resident size means nothing there)
 local mg = require "moongrad"
 local H = require "helper"
 
