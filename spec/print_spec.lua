@@ -278,12 +278,12 @@ tensor([[ True, False],
         assert.equal([=[
 tensor([123.4567, 123.4567, 123.4567, 123.4567, 123.4567, 123.4567, 123.4567],
        dtype=float64)]=],
-          tostring(mg.tensor(seq(7, function(i) return 123.4567 end), {dtype = 'float64'})))
+          tostring(mg.tensor(seq(7, function() return 123.4567 end), {dtype = 'float64'})))
       end)
       it("keeps the suffix on the line when it fits", function()
         -- str(torch.tensor(seq(4, lambda i: 123.4567), dtype=torch.float64))
         assert.equal("tensor([123.4567, 123.4567, 123.4567, 123.4567], dtype=float64)",
-          tostring(mg.tensor(seq(4, function(i) return 123.4567 end), {dtype = 'float64'})))
+          tostring(mg.tensor(seq(4, function() return 123.4567 end), {dtype = 'float64'})))
       end)
       it("indents the suffix after a wrapped row", function()
         -- str(torch.tensor(seq(16, lambda i: i * 1.25), dtype=torch.float64))
@@ -668,14 +668,14 @@ tensor([[ 0.0000,  0.2500,  0.5000,  ..., 11.7500, 12.0000, 12.2500],
         assert.equal([=[
 tensor([123.4567, 123.4567, 123.4567, 123.4567, 123.4567, 123.4567, 123.4567],
        dtype=float64, requires_grad=true)]=],
-          tostring(mg.tensor(seq(7, function(i) return 123.4567 end), {dtype = 'float64', requires_grad = true})))
+          tostring(mg.tensor(seq(7, function() return 123.4567 end), {dtype = 'float64', requires_grad = true})))
       end)
       it_grad("wraps requires_grad alone when only it passes 80 columns", function()
         -- str(torch.tensor(seq(5, lambda i: 123.4567), dtype=torch.float64, requires_grad=True))
         assert.equal([=[
 tensor([123.4567, 123.4567, 123.4567, 123.4567, 123.4567], dtype=float64,
        requires_grad=true)]=],
-          tostring(mg.tensor(seq(5, function(i) return 123.4567 end), {dtype = 'float64', requires_grad = true})))
+          tostring(mg.tensor(seq(5, function() return 123.4567 end), {dtype = 'float64', requires_grad = true})))
       end)
     end)
   -- END GENERATED
