@@ -63,12 +63,12 @@ typedef struct mg_storage {
     char *data;            /* borrowed from whoever owns the bytes (see kind) */
     size_t nbytes;
     uint64_t version;
-    int kind;              /* MG_STORAGE_INLINE / _HEAP / _HOST */
+    int kind;              /* MG_STORAGE_INLINE (bytes in a GC-managed userdata) / _HOST */
     mg_release_fn release; /* _HOST only */
     void *release_ud;
 } mg_storage;
 
-enum { MG_STORAGE_INLINE, MG_STORAGE_HEAP, MG_STORAGE_HOST };
+enum { MG_STORAGE_INLINE, MG_STORAGE_HOST };
 
 /* A tensor is a view: dtype, shape and strides (in elements) over a storage, from an offset. */
 typedef struct mg_tensor {

@@ -29,6 +29,7 @@ build = {
         "src/bind/autograd.c",
         "src/bind/binary.c",
         "src/bind/factory.c",
+        "src/bind/functional.c",
         "src/bind/index.c",
         "src/bind/linalg.c",
         "src/bind/module.c",

@@ -9,10 +9,10 @@
  *   3. the methods table (what t:name(...) finds).
  *
  * Tensor userdata: an mg_tensor header, then its size[] and stride[] arrays, then, for a tensor that
- * owns small storage, an mg_storage and the bytes themselves, all in one block the collector sees and
- * frees without a finalizer. A view (or a tensor over large / host storage) keeps the owner of its
- * bytes alive through user value 1. Large storage is a separate "moongrad.Storage" userdata whose
- * bytes come from the state's allocator, released by __gc or __close.
+ * owns its storage, an mg_storage and the bytes themselves, all in one block that the collector
+ * counts at its true size and frees without a finalizer, whatever the size. A view keeps the owner
+ * of its bytes alive through user value 1. A host's buffer (mg_push_host_tensor) is a separate
+ * "moongrad.Storage" userdata whose finalizer calls the host's release callback.
  *
  * Each family file (binary.c, unary.c, reduce.c, ...) exports its functions in luaL_Reg lists:
  *   lt_<family>_methods     both t:name(...) and mg.name(t, ...)
@@ -36,9 +36,8 @@
 #define LT_NUV 3
 
 /* Storage up to this size lives inline in the tensor's userdata; larger goes to the allocator. */
-#ifndef LT_INLINE_MAX /* -DLT_INLINE_MAX=0 builds the all-heap variant, to measure the difference */
-#define LT_INLINE_MAX (64 * 1024)
-#endif
+/* Storage of at least this many bytes starts on a 64-byte boundary inside its userdata. */
+#define LT_ALIGN_MIN 256
 
 /* t.flags bits */
 enum { LT_OWNS_INLINE = 1, LT_RETAINS_GRAD = 2 };

@@ -12,26 +12,19 @@
 
 /* ================================================================ memory and lifetime */
 
-/* The bytes of a large or host storage: a userdata with a finalizer, held by its tensors. */
+/* The bytes of a host's buffer (mg_push_host_tensor): a userdata whose finalizer calls the host's
+ * release callback, held by the tensors that view it. Tensors' own bytes need no finalizer: they
+ * are inline in the tensor's userdata (see lt_push_new). */
 typedef struct lt_storage {
     mg_storage s;
-    void *raw;        /* HEAP: what the allocator returned (data is raw aligned to 64 bytes) */
-    size_t raw_bytes;
 } lt_storage;
 
 /* Idempotent: __gc and __close both land here. */
 static int storage_release(lua_State *L) {
     lt_storage *st = (lt_storage *)luaL_checkudata(L, 1, LT_STORAGE_MT);
     if (st->s.data) {
-        if (st->s.kind == MG_STORAGE_HEAP) {
-            void *ud;
-            lua_Alloc alloc = lua_getallocf(L, &ud);
-            alloc(ud, st->raw, st->raw_bytes, 0);
-        } else if (st->s.kind == MG_STORAGE_HOST && st->s.release) {
-            st->s.release(st->s.release_ud, st->s.data, st->s.nbytes);
-        }
+        if (st->s.release) st->s.release(st->s.release_ud, st->s.data, st->s.nbytes);
         st->s.data = NULL;
-        st->raw = NULL;
     }
     return 0;
 }
@@ -47,24 +40,6 @@ static lt_storage *push_storage(lua_State *L, int kind) {
         lua_setfield(L, -2, "__close");
     }
     lua_setmetatable(L, -2);
-    return st;
-}
-
-/* Bytes from the state's allocator, aligned for wide vector loads. The collector does not see
- * them, so they are reported as debt (LUA_GCSTEP with a size in KB): it then runs as if a userdata
- * of that size had been made, and memory stays bounded with no collectgarbage() in user code. */
-static lt_storage *push_heap_storage(lua_State *L, size_t bytes) {
-    lt_storage *st = push_storage(L, MG_STORAGE_HEAP);
-    void *ud;
-    lua_Alloc alloc = lua_getallocf(L, &ud);
-    if (bytes > SIZE_MAX - 64) luaL_error(L, "not enough memory for a tensor of %zu bytes", bytes);
-    st->raw = alloc(ud, NULL, LUA_TUSERDATA, bytes + 64);
-    if (!st->raw) luaL_error(L, "not enough memory for a tensor of %zu bytes", bytes);
-    st->raw_bytes = bytes + 64;
-    st->s.data = (char *)(((uintptr_t)st->raw + 63) & ~(uintptr_t)63);
-    st->s.nbytes = bytes;
-    const size_t kb = bytes >> 10;
-    lua_gc(L, LUA_GCSTEP, kb > INT_MAX ? INT_MAX : (int)kb);
     return st;
 }
 
@@ -120,23 +95,20 @@ mg_tensor *lt_push_new(lua_State *L, mg_dtype dtype, int ndim, const int64_t *si
     int64_t numel;
     if (mg_check_shape(ctx, 0, ndim, size, &numel) != MG_OK) lt_raise(L, 1);
     const size_t bytes = checked_bytes(L, numel, dtype);
-    mg_tensor *t;
-    if (bytes <= LT_INLINE_MAX) {
-        t = push_header(L, ndim, sizeof(mg_storage) + bytes, NULL);
-        mg_storage *s = (mg_storage *)(t->stride + ndim);
-        memset(s, 0, sizeof *s);
-        s->kind = MG_STORAGE_INLINE;
-        s->data = (char *)(s + 1);
-        s->nbytes = bytes;
-        t->storage = s;
-        t->flags |= LT_OWNS_INLINE;
-    } else {
-        lt_storage *st = push_heap_storage(L, bytes);
-        t = push_header(L, ndim, 0, NULL);
-        lua_rotate(L, -2, 1); /* storage on top */
-        lua_setiuservalue(L, -2, 1);
-        t->storage = &st->s;
-    }
+    /* The bytes live inline, after the header and the size / stride arrays: one block that the
+     * collector counts at its true size and frees without a finalizer, whatever the size. Buffers
+     * past LT_ALIGN_MIN bytes start on a 64-byte boundary, for whole-cache-line vector loads. */
+    const size_t pad = bytes >= LT_ALIGN_MIN ? 63 : 0;
+    if (bytes > SIZE_MAX - sizeof(mg_tensor) - sizeof(mg_storage) - 2 * sizeof(int64_t) * MG_MAX_DIMS - pad)
+        luaL_error(L, "not enough memory for a tensor of %zu bytes", bytes);
+    mg_tensor *t = push_header(L, ndim, sizeof(mg_storage) + bytes + pad, NULL);
+    mg_storage *s = (mg_storage *)(t->stride + ndim);
+    memset(s, 0, sizeof *s);
+    s->kind = MG_STORAGE_INLINE;
+    s->data = pad ? (char *)(((uintptr_t)(s + 1) + 63) & ~(uintptr_t)63) : (char *)(s + 1);
+    s->nbytes = bytes;
+    t->storage = s;
+    t->flags |= LT_OWNS_INLINE;
     t->dtype = (uint8_t)dtype;
     t->numel = numel;
     memcpy(t->size, size, sizeof(int64_t) * ndim);
@@ -962,15 +934,19 @@ static int l_copy_(lua_State *L) {
     return 1;
 }
 
-/* <close>: releases large storage now (small storage is inline and goes with the collector). */
+/* <close>: ends the life of the tensor's storage. Later use of it (or of any view of it) is an
+ * error; a host buffer's release callback runs now; the bytes of a tensor's own storage return to
+ * the allocator when the collector frees its userdata (it counts them, so that comes soon). */
 static int l_close(lua_State *L) {
     mg_tensor *t = lt_test(L, 1);
-    if (!t || (t->flags & LT_OWNS_INLINE)) return 0;
-    if (lua_getiuservalue(L, 1, 1) == LUA_TUSERDATA && luaL_testudata(L, -1, LT_STORAGE_MT)) {
-        lua_insert(L, 1);
+    if (!t || !t->storage->data) return 0;
+    if (t->storage->kind == MG_STORAGE_HOST) {
         lua_settop(L, 1);
+        lua_getiuservalue(L, 1, LT_UV_OWNER);
+        lua_replace(L, 1);
         return storage_release(L);
     }
+    t->storage->data = NULL;
     return 0;
 }
 
