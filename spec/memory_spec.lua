@@ -24,7 +24,7 @@ describe("memory", function()
     assert.is_true(resident_mb() - before < 20, "grew by " .. (resident_mb() - before) .. " MB")
   end)
 
-  it("stays bounded over 10^3 tensors of 8 MB (heap storage reported to the collector) #noasan", function()
+  it("stays bounded over 10^3 tensors of 8 MB (their bytes are counted by the collector) #noasan", function()
     local before = resident_mb()
     local peak = 0
     for i = 1, 1000 do
@@ -36,7 +36,7 @@ describe("memory", function()
     assert.is_true(peak < 200, "peak growth " .. peak .. " MB")
   end)
 
-  it("releases a large tensor's storage at the end of a <close> scope", function()
+  it("ends a tensor's storage at the end of a <close> scope", function()
     local kept
     do
       local t <close> = mg.zeros(100000)

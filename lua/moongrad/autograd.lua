@@ -1,5 +1,10 @@
 -- mg.autograd: gradients without touching .grad (the engine is in C), and gradcheck, which
 -- compares autograd's gradients with central differences in float64.
+--
+-- grad(outputs, inputs [, grad_outputs] [, {retain_graph = false}]): outputs, inputs and
+-- grad_outputs are tensors or lists of tensors; returns the list of d sum(outputs) / d inputs[i], in
+-- the inputs' order, without touching any .grad. An input the outputs do not depend on gets zeros
+-- of its shape (PyTorch raises, or gives None with allow_unused; zeros keep the list free of holes).
 local core = require "moongrad.core"
 
 local M = {}
@@ -67,11 +72,13 @@ function M.gradcheck(fn, inputs, opts)
   for k, i in ipairs(checked) do wrt[k] = args[i] end
   local analytic = M.grad({ s }, wrt)
 
-  return core.no_grad(function()
+  -- the perturbations write into the inputs, so they run without recording; the error is raised
+  -- out here, so that it names the caller's line
+  local failure = core.no_grad(function()
     for k, i in ipairs(checked) do
       local x = args[i]
       local flat = x:view(-1)
-      local a = analytic[k] and analytic[k]:reshape(-1) or core.zeros_like(flat)
+      local a = analytic[k]:reshape(-1)
       local worst, worst_j, worst_a, worst_n = -1, nil, nil, nil
       for j = 1, flat:numel() do
         local v = flat[j]
@@ -85,13 +92,14 @@ function M.gradcheck(fn, inputs, opts)
         if err > worst then worst, worst_j, worst_a, worst_n = err, j, a[j], numeric end
       end
       if worst > 0 then
-        error(string.format("'gradcheck': gradient of inputs[%d] (shape {%s}) is wrong at element %d: "
+        return string.format("'gradcheck': gradient of inputs[%d] (shape {%s}) is wrong at element %d: "
           .. "autograd %.10g, finite differences %.10g", i, table.concat(x.shape, ","), worst_j,
-          worst_a, worst_n), 2)
+          worst_a, worst_n)
       end
     end
-    return true
   end)
+  if failure then error(failure, 2) end
+  return true
 end
 
 return M

@@ -51,6 +51,9 @@ mg_node *lt_record(lua_State *L, int out_idx, mg_family family, int op, int ninp
     out_idx = lua_absindex(L, out_idx);
     mg_tensor *out = lt_check(L, out_idx);
     const int nversions = ninputs + nsaved;
+    /* a userdata has fewer than USHRT_MAX user values; ninputs and nsaved are stored narrow */
+    if (ninputs > 60000 || nsaved > UINT8_MAX)
+        luaL_error(L, "'backward': an op with %d inputs cannot be recorded (at most 60000)", ninputs);
     mg_node *n = (mg_node *)lua_newuserdatauv(L, sizeof(mg_node) + sizeof(uint64_t) * nversions,
                                               ninputs + nsaved + 2);
     memset(n, 0, sizeof *n);
@@ -116,6 +119,7 @@ static mg_node *node_of(lua_State *L, int tensor_idx) {
 
 /* dst (a gradient buffer the engine owns, or nil) += g; the sum stays in the user value */
 static void accumulate(lua_State *L, int holder, int uv, int g_idx) {
+    holder = lua_absindex(L, holder);
     g_idx = lua_absindex(L, g_idx);
     if (lua_getiuservalue(L, holder, uv) == LUA_TNIL) {
         lua_pop(L, 1);
@@ -125,7 +129,16 @@ static void accumulate(lua_State *L, int holder, int uv, int g_idx) {
     }
     mg_tensor *acc = lt_check(L, -1);
     const mg_tensor *g = lt_check(L, g_idx);
-    if (mg_binary(lt_ctx(L), MG_BIN_ADD, acc, acc, g) != MG_OK) lt_raise(L, 0);
+    mg_ctx *ctx = lt_ctx(L);
+    if (mg_check_inplace_target(ctx, 1, acc) != MG_OK) {
+        /* a .grad the user assigned as an expanded view: the sum goes to a new tensor */
+        mg_tensor *sum = lt_push_new(L, (mg_dtype)acc->dtype, acc->ndim, acc->size);
+        if (mg_binary(ctx, MG_BIN_ADD, sum, acc, g) != MG_OK) lt_raise(L, 0);
+        lua_setiuservalue(L, holder, uv);
+        lua_pop(L, 1);
+        return;
+    }
+    if (mg_binary(ctx, MG_BIN_ADD, acc, acc, g) != MG_OK) lt_raise(L, 0);
     lt_written(acc);
     lua_pop(L, 1);
 }
@@ -254,14 +267,17 @@ static void run_node(lua_State *L, int node_idx, int retain, int capture, int re
         luaL_error(L, "cannot run 'backward' twice through a freed graph (pass {retain_graph = true} "
                       "to the first backward)");
     check_versions(L, node_idx, n);
-    const mg_tensor *inputs[MG_MAX_OPERANDS * 16], *saved[8];
-    if (n->ninputs > (int)(sizeof inputs / sizeof *inputs) || n->nsaved > 8)
-        luaL_error(L, "'backward': a node with too many inputs");
-    luaL_checkstack(L, n->ninputs + n->nsaved + 8, "graph node too wide");
+    /* the operands' descriptors: on the C stack, or in a userdata for a wide node (mg.cat of many
+     * tensors), so that nothing malloc'd is held across the errors below */
+    const int nops = n->ninputs + n->nsaved;
+    const mg_tensor *small[16];
+    const mg_tensor **ops = small;
+    if (nops > 16) ops = (const mg_tensor **)lua_newuserdatauv(L, sizeof *ops * (size_t)nops, 0);
+    luaL_checkstack(L, nops + 8, "graph node too wide");
     const int first = lua_gettop(L) + 1;
-    for (int i = 1; i <= n->ninputs + n->nsaved; i++) lua_getiuservalue(L, node_idx, i);
-    for (int i = 0; i < n->ninputs; i++) inputs[i] = lt_check(L, first + i);
-    for (int i = 0; i < n->nsaved; i++) saved[i] = lt_check(L, first + n->ninputs + i);
+    for (int i = 1; i <= nops; i++) lua_getiuservalue(L, node_idx, i);
+    for (int i = 0; i < nops; i++) ops[i] = lt_check(L, first + i);
+    const mg_tensor *const *inputs = ops, *const *saved = ops + n->ninputs;
     lua_getiuservalue(L, node_idx, uv_output(n));
     const mg_backward_args args = {n, inputs, saved, lt_check(L, -1), lt_check(L, gout)};
     for (int i = 0; i < n->ninputs; i++) {
@@ -320,13 +336,35 @@ static void run_backward(lua_State *L, int root, int grad_idx, int retain, int c
     }
     const int node = lua_gettop(L);
     const mg_node *n = (const mg_node *)lua_touserdata(L, node);
-    accumulate(L, node, uv_pending(n), grad_idx);
     lua_newtable(L);
     const int order = lua_gettop(L);
     lua_newtable(L);
     const int stack = lua_gettop(L);
     const uint32_t pass = ++ctx->backward_pass;
     const int count = order_nodes(L, node, order, stack, pass);
+    /* drop what an earlier pass that raised an error (a freed graph, a changed input) left in the
+     * nodes, so it cannot be added to this pass's gradients */
+    for (int i = 1; i <= count; i++) {
+        lua_rawgeti(L, order, i);
+        lua_pushnil(L);
+        lua_setiuservalue(L, -2, uv_pending((const mg_node *)lua_touserdata(L, -2)));
+        lua_pop(L, 1);
+    }
+    const int pos = captured(L, capture, root);
+    if (pos) { /* autograd.grad(y, y): d y / d y is the gradient given */
+        mg_tensor *g = lt_check(L, grad_idx);
+        mg_tensor *copy = lt_push_new(L, (mg_dtype)g->dtype, g->ndim, g->size);
+        mg_copy(ctx, copy, g);
+        lua_rawseti(L, results, pos);
+    }
+    if (!capture && (lt_check(L, root)->flags & LT_RETAINS_GRAD)) { /* y:retain_grad(); y:backward() */
+        mg_tensor *g = lt_check(L, grad_idx);
+        mg_tensor *copy = lt_push_new(L, (mg_dtype)g->dtype, g->ndim, g->size);
+        mg_copy(ctx, copy, g);
+        accumulate_leaf(L, root, -1);
+        lua_pop(L, 1);
+    }
+    accumulate(L, node, uv_pending(n), grad_idx);
     for (int i = count; i >= 1; i--) {
         lua_rawgeti(L, order, i);
         run_node(L, lua_gettop(L), retain, capture, results);
@@ -350,8 +388,10 @@ static int l_backward(lua_State *L) {
     const mg_tensor *t = lt_check(L, 1);
     int grad_arg = 0, opts = 0;
     if (lt_test(L, 2)) grad_arg = 2;
-    if (lua_type(L, 2) == LUA_TTABLE && !grad_arg) opts = 2;
-    if (lua_type(L, 3) == LUA_TTABLE) opts = 3;
+    else if (lt_is_opts(L, 2) || (lua_type(L, 2) == LUA_TTABLE && lua_rawlen(L, 2) == 0)) opts = 2;
+    else if (!lua_isnoneornil(L, 2)) return luaL_typeerror(L, 2, "tensor (the gradient) or options table");
+    if (grad_arg && lua_type(L, 3) == LUA_TTABLE) opts = 3;
+    else if (!lua_isnoneornil(L, 3)) return luaL_typeerror(L, 3, "options table");
     const int retain = opts ? opt_retain(L, opts) : 0;
     if (!t->requires_grad)
         return luaL_error(L, "'backward': the tensor does not require grad (no input of the computation "
@@ -363,7 +403,10 @@ static int l_backward(lua_State *L) {
 }
 
 /* mg.autograd.grad(outputs, inputs [, grad_outputs] [, {retain_graph}]): a list of gradients of
- * the outputs' sum with respect to each input (nil where an input does not affect them). */
+ * the outputs' sum with respect to each input, in the inputs' order, .grad untouched. An input the
+ * outputs do not depend on gets zeros of its shape (PyTorch raises unless allow_unused, and then
+ * gives None; zeros keep the list without holes and are the true derivative). outputs, inputs and
+ * grad_outputs are lists, or one tensor each. */
 static int l_grad(lua_State *L) {
     lua_settop(L, 4);
     if (lt_test(L, 1)) { /* one tensor: a list of one */
@@ -378,12 +421,20 @@ static int l_grad(lua_State *L) {
         lua_rawseti(L, -2, 1);
         lua_replace(L, 2);
     }
-    luaL_checktype(L, 1, LUA_TTABLE);
-    luaL_checktype(L, 2, LUA_TTABLE);
+    if (lt_test(L, 3)) {
+        lua_createtable(L, 1, 0);
+        lua_pushvalue(L, 3);
+        lua_rawseti(L, -2, 1);
+        lua_replace(L, 3);
+    }
+    if (lua_type(L, 1) != LUA_TTABLE) return luaL_typeerror(L, 1, "tensor or list of tensors");
+    if (lua_type(L, 2) != LUA_TTABLE) return luaL_typeerror(L, 2, "tensor or list of tensors");
     int grads = 0, opts = 0;
-    if (lua_type(L, 3) == LUA_TTABLE && !lt_is_opts(L, 3)) grads = 3;
     if (lt_is_opts(L, 3)) opts = 3;
+    else if (lua_type(L, 3) == LUA_TTABLE) grads = 3;
+    else if (!lua_isnil(L, 3)) return luaL_typeerror(L, 3, "tensor, list of tensors or options table");
     if (lt_is_opts(L, 4)) opts = 4;
+    else if (!lua_isnil(L, 4)) return luaL_typeerror(L, 4, "options table");
     const int retain = opts ? opt_retain(L, opts) : 0;
     const int ninputs = (int)lua_rawlen(L, 2);
     lua_newtable(L);
@@ -414,27 +465,52 @@ static int l_grad(lua_State *L) {
             lua_rawgeti(L, grads, i);
             g = lua_gettop(L);
         }
+        if (g && !lua_isnil(L, g) && !lt_test(L, g)) {
+            lua_pushfstring(L, "grad_outputs[%d] is not a tensor", i);
+            return luaL_argerror(L, 3, lua_tostring(L, -1));
+        }
         push_root_grad(L, out, g, "grad");
         run_backward(L, out, lua_gettop(L), retain || i < noutputs, capture, results);
         lua_settop(L, results);
     }
+    for (int i = 1; i <= ninputs; i++) { /* zeros for the inputs the outputs do not depend on */
+        if (lua_rawgeti(L, results, i) == LUA_TNIL) {
+            lua_rawgeti(L, 2, i);
+            const mg_tensor *in = lt_check(L, -1);
+            lt_push_zeros(L, (mg_dtype)in->dtype, in->ndim, in->size);
+            lua_rawseti(L, results, i);
+            lua_pop(L, 1);
+        }
+        lua_pop(L, 1);
+    }
+    lua_settop(L, results);
     return 1;
 }
 
 /* ================================================================ tensor-level API */
 
+/* Sets requires_grad of the tensor at stack index 1 (PyTorch's rules: a non-leaf already requires
+ * grad and cannot drop it; only floating point tensors can require it). Returns NULL when allowed,
+ * or the reason. */
+static const char *set_requires_grad(lua_State *L, mg_tensor *t, int flag) {
+    if (node_of(L, 1)) {
+        if (flag) return NULL; /* a non-leaf requires grad already */
+        return "only leaf tensors can change requires_grad (use detach() for a tensor without "
+               "history)";
+    }
+    if (flag && !mg_is_floating((mg_dtype)t->dtype))
+        return lua_pushfstring(L, "only floating point tensors can require gradients, got %s",
+                               mg_dtype_name((mg_dtype)t->dtype));
+    t->requires_grad = (uint8_t)flag;
+    return NULL;
+}
+
+/* t:requires_grad_([flag = true]): returns t */
 static int l_requires_grad_(lua_State *L) {
     mg_tensor *t = lt_check(L, 1);
-    const int flag = lua_isnone(L, 2) ? 1 : lua_toboolean(L, 2);
-    if (node_of(L, 1))
-        return luaL_argerror(L, 1, "only leaf tensors can change requires_grad (use detach() for a "
-                                   "tensor without history)");
-    if (flag && !mg_is_floating((mg_dtype)t->dtype)) {
-        lua_pushfstring(L, "only floating point tensors can require gradients, got %s",
-                        mg_dtype_name((mg_dtype)t->dtype));
-        return luaL_argerror(L, 1, lua_tostring(L, -1));
-    }
-    t->requires_grad = (uint8_t)flag;
+    if (!lua_isnoneornil(L, 2)) luaL_checktype(L, 2, LUA_TBOOLEAN);
+    const char *why = set_requires_grad(L, t, lua_isnoneornil(L, 2) ? 1 : lua_toboolean(L, 2));
+    if (why) return luaL_argerror(L, 1, why);
     lua_settop(L, 1);
     return 1;
 }
@@ -442,17 +518,21 @@ static int l_requires_grad_(lua_State *L) {
 static int l_retain_grad(lua_State *L) {
     mg_tensor *t = lt_check(L, 1);
     if (!t->requires_grad)
-        return luaL_argerror(L, 1, "retain_grad() on a tensor that does not require grad");
+        return luaL_argerror(L, 1, "cannot retain the gradient of a tensor that does not require grad");
     if (node_of(L, 1)) t->flags |= LT_RETAINS_GRAD; /* a leaf keeps its .grad anyway */
     lua_settop(L, 1);
     return 1;
 }
 
-/* t:zero_grad(): zeroes .grad in place (set_to_none drops it instead) */
+/* t:zero_grad([{set_to_none = false}]): zeroes .grad in place (set_to_none drops it instead);
+ * returns t */
 static int l_zero_grad(lua_State *L) {
     lt_check(L, 1);
     int to_none = 0;
-    if (lua_type(L, 2) == LUA_TTABLE) {
+    if (!lua_isnoneornil(L, 2)) {
+        static const char *const valid[] = {"set_to_none", NULL};
+        luaL_checktype(L, 2, LUA_TTABLE);
+        lt_check_opts(L, 2, valid);
         lua_getfield(L, 2, "set_to_none");
         to_none = lua_toboolean(L, -1);
         lua_pop(L, 1);
@@ -531,19 +611,27 @@ int lt_autograd_get(lua_State *L, mg_tensor *t, const char *key) {
 int lt_autograd_set(lua_State *L, mg_tensor *t, const char *key) {
     if (!strcmp(key, "grad")) {
         if (!lua_isnil(L, 3)) {
-            const mg_tensor *g = lt_check(L, 3);
-            if (!mg_same_shape(g, t) || g->dtype != t->dtype)
-                return luaL_error(L, "'grad': assigned gradient must have the tensor's shape and dtype");
+            const mg_tensor *g = lt_test(L, 3);
+            if (!g) return luaL_error(L, "'grad': assigned gradient must be a tensor or nil, got %s",
+                                      luaL_typename(L, 3));
+            if (!mg_same_shape(g, t) || g->dtype != t->dtype) {
+                char a[160], b[160];
+                mg_format_shape(a, sizeof a, g->ndim, g->size);
+                mg_format_shape(b, sizeof b, t->ndim, t->size);
+                return luaL_error(L, "'grad': assigned gradient (%s %s) must have the tensor's shape and "
+                                     "dtype (%s %s)", mg_dtype_name((mg_dtype)g->dtype), a,
+                                  mg_dtype_name((mg_dtype)t->dtype), b);
+            }
         }
         lua_pushvalue(L, 3);
         lua_setiuservalue(L, 1, LT_UV_GRAD);
         return 1;
     }
     if (!strcmp(key, "requires_grad")) {
-        lua_pushcfunction(L, l_requires_grad_); /* no upvalues needed */
-        lua_pushvalue(L, 1);
-        lua_pushvalue(L, 3);
-        lua_call(L, 2, 0);
+        if (!lua_isboolean(L, 3))
+            return luaL_error(L, "'requires_grad': a boolean expected, got %s", luaL_typename(L, 3));
+        const char *why = set_requires_grad(L, t, lua_toboolean(L, 3));
+        if (why) return luaL_error(L, "'requires_grad': %s", why);
         return 1;
     }
     return 0;

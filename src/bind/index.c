@@ -12,7 +12,19 @@
 
 #include "../ops/index.h"
 #include "../ops/ops.h"
+#include "../ops/shape.h"
 #include "bind.h"
+
+/* Records the result at the top of the stack as made by shape op `op` from the tensor at 1 and the
+ * index or mask tensor at `other` (never differentiated), with iarg[0] = a0. */
+static int record2(lua_State *L, int op, int other, int64_t a0) {
+    const int inputs[2] = {1, lua_absindex(L, other)};
+    if (lt_grad_needed(L, 1, inputs)) {
+        mg_node *n = lt_record(L, -1, MG_FAM_SHAPE, op, 2, inputs, 0, NULL);
+        n->iarg[0] = a0;
+    }
+    return 1;
+}
 
 /* ================================================================ arguments */
 
@@ -84,6 +96,7 @@ static int l_index_select(lua_State *L) {
     if (t->ndim == 0) return luaL_argerror(L, 1, "index_select() cannot be applied to a 0-d tensor");
     const int dim = lt_check_dim(L, 2, t->ndim);
     const mg_tensor *idx = index_arg(L, 3);
+    const int idx_at = lua_gettop(L);
     if (idx->ndim > 1) {
         char s[160];
         mg_format_shape(s, sizeof s, idx->ndim, idx->size);
@@ -95,7 +108,7 @@ static int l_index_select(lua_State *L) {
     size[dim] = idx->numel;
     mg_tensor *out = lt_push_new(L, (mg_dtype)t->dtype, t->ndim, size);
     LT_TRY(L, 1, mg_index_select(lt_ctx(L), out, t, dim, idx));
-    return 1;
+    return record2(L, MG_SHAPE_INDEX_SELECT, idx_at, dim);
 }
 
 /* Pushes a view of the tensor at idx expanded to shape (ndim, size). */
@@ -122,7 +135,7 @@ static int l_masked_select(lua_State *L) {
     const int64_t n = mg_count_nonzero(me);
     mg_tensor *out = lt_push_new(L, (mg_dtype)t->dtype, 1, &n);
     LT_TRY(L, 1, mg_masked_select(ctx, out, te, me));
-    return 1;
+    return record2(L, MG_SHAPE_MASKED_SELECT, mask_at, 0);
 }
 
 /* t:nonzero(): the 1-based coordinates of the nonzero elements, int64 of shape {n, t:dim()}. */
@@ -158,10 +171,11 @@ static int l_gather(lua_State *L) {
     const mg_tensor *t = lt_check(L, 1);
     const int dim = lt_check_dim(L, 2, t->ndim);
     const mg_tensor *idx = index_arg(L, 3);
+    const int idx_at = lua_gettop(L);
     check_gather_index(L, t, dim, idx);
     mg_tensor *out = lt_push_new(L, (mg_dtype)t->dtype, idx->ndim, idx->size);
     LT_TRY(L, 1, mg_gather(lt_ctx(L), out, t, dim, idx));
-    return 1;
+    return record2(L, MG_SHAPE_GATHER, idx_at, dim);
 }
 
 /* t:scatter_(dim, idx, src): t[i][idx[i][j]] = src[i][j] (dim = 2); src a tensor or a number.
@@ -217,6 +231,26 @@ static const mg_tensor *list_tensor(lua_State *L, lua_Integer i) {
     }
     lua_pop(L, 1);
     return t;
+}
+
+/* Records the join at the top of the stack (cat or stack along dim) with every piece of the list
+ * at 1 as an input, when one of them requires grad. */
+static void record_join(lua_State *L, int op, lua_Integer n, int dim) {
+    if (!lt_ctx(L)->grad_enabled) return;
+    bool needed = false;
+    for (lua_Integer i = 1; i <= n && !needed; i++) needed = list_tensor(L, i)->requires_grad;
+    if (!needed) return;
+    if (n > 65535) luaL_argerror(L, 1, "too many tensors to join with autograd (at most 65535)");
+    const int out = lua_gettop(L);
+    luaL_checkstack(L, (int)n + 8, "too many tensors to join");
+    int *inputs = (int *)lua_newuserdatauv(L, sizeof(int) * (size_t)n, 0); /* freed by the collector */
+    for (lua_Integer i = 1; i <= n; i++) {
+        lua_rawgeti(L, 1, i);
+        inputs[i - 1] = lua_gettop(L);
+    }
+    mg_node *node = lt_record(L, out, MG_FAM_SHAPE, op, (int)n, inputs, 0, NULL);
+    node->iarg[0] = dim;
+    lua_settop(L, out);
 }
 
 static lua_Integer check_list(lua_State *L) {
@@ -277,6 +311,7 @@ static int l_cat(lua_State *L) {
         LT_TRY(L, 1, mg_cat_piece(ctx, out, t, dim, start));
         start += t->size[dim];
     }
+    record_join(L, MG_SHAPE_CAT, n, dim);
     return 1;
 }
 
@@ -297,6 +332,7 @@ static int l_stack(lua_State *L) {
     for (int d = 0, j = 0; d <= ref->ndim; d++) size[d] = d == dim ? (int64_t)n : ref->size[j++];
     mg_tensor *out = lt_push_new(L, dt, ref->ndim + 1, size);
     for (lua_Integer i = 1; i <= n; i++) LT_TRY(L, 1, mg_stack_piece(ctx, out, list_tensor(L, i), dim, i - 1));
+    record_join(L, MG_SHAPE_STACK, n, dim);
     return 1;
 }
 
@@ -306,6 +342,7 @@ static int l_stack(lua_State *L) {
 static void push_piece(lua_State *L, const mg_tensor *t, int dim, int64_t start, int64_t len) {
     mg_tensor *v = lt_push_view(L, 1, t->ndim);
     if (mg_view_narrow(lt_ctx(L), v, t, dim, start, len) != MG_OK) lt_raise(L, 1);
+    lt_record_view(L, MG_SHAPE_NARROW, dim, start);
 }
 
 /* Pushes a list of pieces of `each` along dim (the last one smaller), `count` pieces. */
@@ -397,11 +434,12 @@ static int l_unbind(lua_State *L) {
     const mg_tensor *t = check_splittable(L, "unbind");
     const int dim = lt_opt_dim(L, 2, t->ndim, 0);
     const int64_t n = t->size[dim];
-    if (n > 1000000 || !lua_checkstack(L, (int)n + 1))
+    if (n > 1000000 || !lua_checkstack(L, (int)n + 8)) /* + room for recording the last one */
         return luaL_argerror(L, 1, "too many slices to return as values (use split)");
     for (int64_t i = 0; i < n; i++) {
         mg_tensor *v = lt_push_view(L, 1, t->ndim - 1);
         mg_view_select(lt_ctx(L), v, t, dim, i);
+        lt_record_view(L, MG_SHAPE_SELECT, dim, i);
     }
     return (int)n;
 }

@@ -2,6 +2,7 @@
  * linalg.c (binding): matmul (every torch.matmul form), mm (2-D), bmm (3-D, same batch), dot (1-D)
  * and outer (1-D x 1-D). Each checks the shapes its name promises, promotes the two dtypes
  * (float32 x float64 -> float64, int64 x float -> float; bool is refused), and calls mg_matmul.
+ * Results of operands that require grad record a node (MG_LIN_MATMUL, or MG_LIN_OUTER).
  */
 #include "../ops/linalg.h"
 #include "bind.h"
@@ -41,6 +42,11 @@ static int product(lua_State *L, int outer) {
     const mg_tensor *cb = lt_push_as(L, 2, dt);
     mg_tensor *out = lt_push_new(L, dt, nd, size);
     LT_TRY(L, 1, outer ? mg_outer(ctx, out, ca, cb) : mg_matmul(ctx, out, ca, cb));
+    /* the inputs are the operands as given (their gradients keep their dtypes); the rule reads
+     * them, so nothing else is saved */
+    static const int operands[2] = {1, 2};
+    if (lt_grad_needed(L, 2, operands))
+        lt_record(L, -1, MG_FAM_LINALG, outer ? MG_LIN_OUTER : MG_LIN_MATMUL, 2, operands, 0, NULL);
     return 1;
 }
 

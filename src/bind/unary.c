@@ -2,7 +2,9 @@
  * unary.c (binding): elementwise math of one tensor as methods and mg.* functions (exp log sqrt
  * rsqrt sin cos tanh sigmoid log1p expm1 abs relu floor ceil round sign square clamp) and their
  * in-place forms (exp_ ... clamp_). neg and pow are in binary.c.
- * The kernels and dtype rules are in src/ops/unary.c; adding an op is one line in each list below.
+ * The kernels, dtype rules and backward rules are in src/ops/unary.c; adding an op is one line in
+ * each list below. Out-of-place results of a tensor that requires grad record a node (record);
+ * the in-place forms refuse such tensors (lt_inplace), as PyTorch does for leaves.
  */
 #include <math.h>
 
@@ -17,6 +19,22 @@ static void check_inplace(lua_State *L, const mg_tensor *t, mg_dtype result) {
         luaL_argerror(L, 1, lua_tostring(L, -1));
     }
     lt_inplace(L, 1);
+}
+
+/* The ops whose backward reads their output y rather than their input (src/ops/unary.c: "keeps y"). */
+static int keeps_output(mg_unary_op op) {
+    return op == MG_UN_EXP || op == MG_UN_SQRT || op == MG_UN_RSQRT || op == MG_UN_TANH ||
+           op == MG_UN_SIGMOID || op == MG_UN_EXPM1;
+}
+
+/* Records the result at the top of the stack as op(t), t at stack index 1, when t requires grad.
+ * Saves the output for the ops that keep it. Every unary op is recorded, floor ceil round sign
+ * too (their gradient is zero, as in PyTorch). Returns the node, or NULL when nothing was recorded. */
+static mg_node *record(lua_State *L, mg_unary_op op) {
+    static const int input = 1;
+    if (!lt_grad_needed(L, 1, &input)) return NULL;
+    const int out = lua_gettop(L);
+    return lt_record(L, out, MG_FAM_UNARY, op, 1, &input, keeps_output(op), &out);
 }
 
 /* clamp(t, min, max) with either bound nil (open). The result dtype promotes t's with the bounds
@@ -48,6 +66,8 @@ static int clamp(lua_State *L, int inplace) {
     }
     mg_tensor *out = lt_push_new(L, dt, t->ndim, t->size);
     LT_TRY(L, 1, mg_clamp(ctx, out, t, &b));
+    mg_node *n = record(L, MG_UN_CLAMP);
+    if (n) n->darg[0] = b.lo, n->darg[1] = b.hi; /* open sides: -inf / inf */
     return 1;
 }
 /* op(t), a new tensor; or t itself written in place. */
@@ -66,6 +86,7 @@ static int unary(lua_State *L, mg_unary_op op, int inplace) {
     }
     mg_tensor *out = lt_push_new(L, dt, t->ndim, t->size);
     LT_TRY(L, 1, mg_unary(ctx, op, out, t));
+    record(L, op);
     return 1;
 }
 

@@ -18,7 +18,7 @@
  *
  * Backward (#4), for C = A B:  dA = dC B^T,  dB = A^T dC.  A 1-D operand's added dim is removed
  * from its gradient again; when batch dims were broadcast, dA and dB are summed over the batch dims
- * their operand was broadcast along (mg_sum_to_shape to the operand's shape).
+ * their operand was broadcast along (mg_sum_to to the operand's shape). See the backward section.
  *
  * To add a dtype: DEFINE_NAIVE (and DEFINE_PACK / DEFINE_MICRO for a gemm), a row in `kernels`.
  */
@@ -293,11 +293,111 @@ mg_status mg_outer(mg_ctx *ctx, mg_tensor *out, const mg_tensor *a, const mg_ten
 }
 
 /* ---- backward ------------------------------------------------------------------------------ */
+/* Every form is a batched C = A B once each operand is seen as a matrix (as_matrix): a 1-D a of
+ * matmul is a (1,K) row and a 1-D b a (K,1) column; outer's a is an (M,1) column and b a (1,N) row.
+ * g, d loss / d C, gets the same dims back (size 1, stride 0). Then
+ *     dA = g B^T : (batch..., M,N) x (batchB..., N,K) -> (batch..., M,K)
+ *     dB = A^T g : (batchA..., K,M) x (batch..., M,N) -> (batch..., K,N)
+ * and each is summed over the batch dims its operand was broadcast along (mg_sum_to to the
+ * operand's matrix shape, over gin). When nothing needs summing (the common case) the product
+ * is written straight into gin; otherwise into a scratch buffer first. Operands of another dtype
+ * than g (float32 x float64 promoted to float64) are converted into scratch. */
 #include "../core/autograd.h"
+#include "ops.h"
+
+/* The descriptor of t seen as a matrix (or a batch of them) in product `op`, operand `which`
+ * (0: a, 1: b); `t` may be gin, which has the operand's shape. */
+static mg_tensor *as_matrix(mg_view_buf *vb, const mg_tensor *t, mg_linalg_op op, int which) {
+    if (t->ndim >= 2 && op == MG_LIN_MATMUL) {
+        mg_tensor *v = mg_view_of(vb, t, t->ndim);
+        memcpy(v->size, t->size, sizeof(int64_t) * t->ndim);
+        memcpy(v->stride, t->stride, sizeof(int64_t) * t->ndim);
+        return v;
+    }
+    mg_tensor *v = mg_view_of(vb, t, 2);
+    /* the 1-D operand's dim goes second for a row (matmul's a, outer's b), first for a column */
+    const int row = (op == MG_LIN_MATMUL) == (which == 0);
+    v->size[row] = t->size[0], v->stride[row] = t->stride[0];
+    v->size[!row] = 1, v->stride[!row] = 0;
+    return v;
+}
+
+/* g with the dims matmul removed put back as size 1 (batch..., M, N) */
+static mg_tensor *grad_as_matrix(mg_view_buf *vb, const mg_tensor *g, const mg_tensor *a,
+                                 const mg_tensor *b, mg_linalg_op op) {
+    if (op == MG_LIN_OUTER) return as_matrix(vb, g, MG_LIN_MATMUL, 0); /* already (M,N) */
+    const int a2 = a->ndim >= 2, b2 = b->ndim >= 2;
+    const int nb = g->ndim - a2 - b2;
+    mg_tensor *v = mg_view_of(vb, g, nb + 2);
+    for (int d = 0; d < nb; d++) v->size[d] = g->size[d], v->stride[d] = g->stride[d];
+    v->size[nb] = a2 ? g->size[nb] : 1, v->stride[nb] = a2 ? g->stride[nb] : 0;
+    v->size[nb + 1] = b2 ? g->size[g->ndim - 1] : 1, v->stride[nb + 1] = b2 ? g->stride[g->ndim - 1] : 0;
+    return v;
+}
+
+/* The last two dims of m swapped, in place (m is a view descriptor). */
+static void transpose_last(mg_tensor *m) {
+    const int r = m->ndim - 2, c = m->ndim - 1;
+    int64_t t = m->size[r];
+    m->size[r] = m->size[c], m->size[c] = t;
+    t = m->stride[r];
+    m->stride[r] = m->stride[c], m->stride[c] = t;
+}
+
+/* t itself when it has dtype dt, else a converted copy in sc (freed by the caller when its data
+ * is not NULL). */
+static mg_status as_dtype(mg_ctx *ctx, const mg_tensor *t, mg_dtype dt, mg_scratch *sc,
+                          const mg_tensor **out) {
+    sc->s.data = NULL;
+    *out = t;
+    if (t->dtype == dt) return MG_OK;
+    mg_status st = mg_scratch_new(ctx, sc, dt, t->ndim, t->size);
+    if (st == MG_OK) st = mg_copy(ctx, &sc->t, t);
+    *out = &sc->t;
+    return st;
+}
+
+/* target (a matrix view of gin) <- lhs rhs, summed over the batch dims target lacks or has as 1 */
+static mg_status product_into(mg_ctx *ctx, mg_tensor *target, const mg_tensor *lhs, const mg_tensor *rhs) {
+    int nd;
+    int64_t size[MG_MAX_DIMS];
+    mg_status st = mg_matmul_shape(ctx, &nd, size, lhs, rhs);
+    if (st != MG_OK) return st;
+    int64_t numel = 1;
+    for (int d = 0; d < nd; d++) numel *= size[d]; /* <= the numel of g or of an operand */
+    if (numel == target->numel && lhs->dtype == target->dtype) {
+        /* same elements in the same order (they differ only by size-1 dims): no sum needed */
+        mg_view_buf vb;
+        mg_tensor *v = mg_view_of(&vb, target, nd);
+        memcpy(v->size, size, sizeof(int64_t) * nd);
+        mg_contiguous_strides(nd, size, v->stride);
+        return mg_matmul(ctx, v, lhs, rhs);
+    }
+    mg_scratch full;
+    st = mg_scratch_new(ctx, &full, (mg_dtype)lhs->dtype, nd, size);
+    if (st != MG_OK) return st;
+    st = mg_matmul(ctx, &full.t, lhs, rhs);
+    if (st == MG_OK) st = mg_sum_to(ctx, target, &full.t);
+    mg_scratch_free(ctx, &full);
+    return st;
+}
 
 mg_status mg_linalg_backward(mg_ctx *ctx, const mg_backward_args *a, int i, mg_tensor *gin) {
-    (void)a;
-    (void)i;
-    (void)gin;
-    return mg_fail(ctx, MG_EVALUE, 0, "matrix products have no backward rule yet");
+    const mg_linalg_op op = (mg_linalg_op)a->node->op;
+    const mg_tensor *g = a->gout;
+    const mg_dtype dt = (mg_dtype)g->dtype;
+    mg_scratch so;
+    const mg_tensor *other; /* the operand the gradient multiplies by, in g's dtype */
+    mg_status st = as_dtype(ctx, a->inputs[1 - i], dt, &so, &other);
+    if (st == MG_OK) {
+        mg_view_buf gb, ob, tb;
+        const mg_tensor *gm = grad_as_matrix(&gb, g, a->inputs[0], a->inputs[1], op);
+        mg_tensor *om = as_matrix(&ob, other, op, 1 - i);
+        transpose_last(om);
+        mg_tensor *target = as_matrix(&tb, gin, op, i); /* gin is contiguous: so is this view */
+        mg_contiguous_strides(target->ndim, target->size, target->stride);
+        st = i == 0 ? product_into(ctx, target, gm, om) : product_into(ctx, target, om, gm);
+    }
+    if (so.s.data) mg_scratch_free(ctx, &so);
+    return st;
 }

@@ -22,6 +22,13 @@ mg_status mg_matmul_shape(mg_ctx *ctx, int *out_ndim, int64_t *out_size, const m
  * packing comes from the ctx's allocator and is freed before returning. */
 mg_status mg_matmul(mg_ctx *ctx, mg_tensor *out, const mg_tensor *a, const mg_tensor *b);
 
+/* Op codes of the linalg family for autograd (node->op). mm, bmm and dot are recorded as matmul:
+ * their shapes are matmul's special cases and so are their gradients. */
+typedef enum mg_linalg_op {
+    MG_LIN_MATMUL, /* inputs (a, b): every torch.matmul form */
+    MG_LIN_OUTER   /* inputs (a, b): 1-D x 1-D, a as an (M,1) column times b as a (1,N) row */
+} mg_linalg_op;
+
 /* out(i,j) = a(i) * b(j): a and b 1-D of one dtype, out (a.size, b.size) of that dtype. */
 mg_status mg_outer(mg_ctx *ctx, mg_tensor *out, const mg_tensor *a, const mg_tensor *b);
 

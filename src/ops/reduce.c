@@ -387,20 +387,23 @@ mg_status mg_cumsum(mg_ctx *ctx, mg_tensor *out, const mg_tensor *in, int dim) {
 
 /* ---- backward ------------------------------------------------------------------------------ */
 #include "../core/autograd.h"
+#include "index.h"
 #include "ops.h"
+#include "unary.h"
 
-/* gin <- gout spread back over the reduced dims (iarg[0]: the dims mask), times `scale`. gout is
- * contiguous (the engine makes every gradient fresh), with or without the reduced dims. */
-static mg_status spread(mg_ctx *ctx, const mg_backward_args *a, mg_tensor *gin, double scale) {
-    const uint32_t dims = (uint32_t)a->node->iarg[0];
-    const mg_tensor *g = a->gout;
-    mg_view_buf vb;
-    mg_tensor *v = mg_view_of(&vb, g, gin->ndim);
-    int64_t kept[MG_MAX_DIMS];
+/* Node op code of cumsum (not a reduction: it has no row in MG_REDUCE_OPS); iarg[0] = its dim,
+ * 0-based. Keep in step with src/bind/reduce.c. */
+#define CUMSUM_NODE_OP MG_NREDUCE
+
+/* A view of t, a contiguous tensor holding one element per kept position (the forward result, its
+ * indices, gout, or a scratch of gout's shape), with gin's ndim: size 1 on the reduced dims, so
+ * that it broadcasts against the input. */
+static mg_tensor *kept_view(mg_view_buf *vb, const mg_tensor *t, const mg_tensor *gin, uint32_t dims) {
+    mg_tensor *v = mg_view_of(vb, t, gin->ndim);
+    int64_t kept[MG_MAX_DIMS], strides[MG_MAX_DIMS];
     int nk = 0;
     for (int d = 0; d < gin->ndim; d++)
         if (!((dims >> d) & 1)) kept[nk++] = gin->size[d];
-    int64_t strides[MG_MAX_DIMS];
     mg_contiguous_strides(nk, kept, strides);
     for (int d = 0, k = 0; d < gin->ndim; d++) {
         if ((dims >> d) & 1) {
@@ -410,18 +413,231 @@ static mg_status spread(mg_ctx *ctx, const mg_backward_args *a, mg_tensor *gin, 
             k++;
         }
     }
-    v->numel = g->numel;
-    mg_status st = mg_copy(ctx, gin, v); /* the size-1 dims broadcast */
-    if (st == MG_OK && scale != 1.0) {
-        mg_scalar s;
-        mg_scalar_init(&s, (mg_dtype)gin->dtype, scale, 0);
-        st = mg_binary(ctx, MG_BIN_MUL, gin, gin, &s.t);
-    }
+    v->numel = t->numel;
+    return v;
+}
+
+/* out <- op(x, number) */
+static mg_status with_number(mg_ctx *ctx, mg_binary_op op, mg_tensor *out, const mg_tensor *x, double v) {
+    mg_scalar s;
+    mg_scalar_init(&s, (mg_dtype)x->dtype, v, (int64_t)v);
+    return mg_binary(ctx, op, out, x, &s.t);
+}
+
+/* out <- where(cond, 0, out) */
+static mg_status zero_where(mg_ctx *ctx, mg_tensor *out, const mg_tensor *cond) {
+    mg_scalar z;
+    mg_scalar_init(&z, (mg_dtype)out->dtype, 0, 0);
+    return mg_where(ctx, out, cond, &z.t, out);
+}
+
+/* The scratch tensors of one rule, freed together on every path. */
+enum { NSCRATCH = 6 };
+typedef struct scratches {
+    mg_scratch s[NSCRATCH];
+    int n;
+} scratches;
+static mg_status take(mg_ctx *ctx, scratches *ss, mg_tensor **t, mg_dtype dt, int ndim, const int64_t *size) {
+    mg_scratch *sc = &ss->s[ss->n++];
+    mg_status st = mg_scratch_new(ctx, sc, dt, ndim, size);
+    *t = &sc->t;
     return st;
+}
+static mg_status release(mg_ctx *ctx, scratches *ss, mg_status st) {
+    for (int k = 0; k < ss->n; k++)
+        if (ss->s[k].s.data) mg_scratch_free(ctx, &ss->s[k]);
+    return st;
+}
+
+/* gin <- gout spread back over the reduced dims (iarg[0]: the dims mask), times `scale`. gout is
+ * contiguous (the engine makes every gradient fresh), with or without the reduced dims. */
+static mg_status spread(mg_ctx *ctx, const mg_backward_args *a, mg_tensor *gin, double scale) {
+    mg_view_buf vb;
+    mg_status st = mg_copy(ctx, gin, kept_view(&vb, a->gout, gin, (uint32_t)a->node->iarg[0]));
+    if (st == MG_OK && scale != 1.0) st = with_number(ctx, MG_BIN_MUL, gin, gin, scale);
+    return st;
+}
+
+/* prod: dx_k = dy * (product of the other elements of x_k's group). Without a zero in the group
+ * that is y / x_k; with one zero, the product of the nonzeros at the zero and 0 elsewhere; with
+ * two or more, 0 everywhere (no division by zero anywhere). */
+static mg_status prod_backward(mg_ctx *ctx, const mg_backward_args *a, mg_tensor *gin, uint32_t dims) {
+    const mg_tensor *x = a->inputs[0], *g = a->gout;
+    const mg_dtype dt = (mg_dtype)gin->dtype;
+    scratches ss = {.n = 0};
+    mg_tensor *zero, *xs, *pp, *cnt, *e1, *e0;
+    mg_view_buf v1, v2, v3;
+    mg_status st = take(ctx, &ss, &zero, MG_BOOL, x->ndim, x->size);
+    if (st == MG_OK) st = take(ctx, &ss, &xs, dt, x->ndim, x->size);
+    if (st == MG_OK) st = take(ctx, &ss, &pp, dt, g->ndim, g->size);
+    if (st == MG_OK) st = take(ctx, &ss, &cnt, MG_INT64, g->ndim, g->size);
+    if (st == MG_OK) st = take(ctx, &ss, &e1, MG_BOOL, g->ndim, g->size);
+    if (st == MG_OK) st = take(ctx, &ss, &e0, MG_BOOL, g->ndim, g->size);
+    if (st != MG_OK) return release(ctx, &ss, st);
+    mg_scalar one;
+    mg_scalar_init(&one, dt, 1, 1);
+    st = with_number(ctx, MG_BIN_EQ, zero, x, 0);
+    if (st == MG_OK) st = mg_where(ctx, xs, zero, &one.t, x);          /* x with zeros as 1 */
+    if (st == MG_OK) st = mg_reduce(ctx, MG_RED_PROD, pp, NULL, xs, dims, NULL); /* prod of nonzeros */
+    if (st == MG_OK) st = mg_reduce(ctx, MG_RED_SUM, cnt, NULL, zero, dims, NULL); /* zeros per group */
+    if (st == MG_OK) st = with_number(ctx, MG_BIN_EQ, e1, cnt, 1);
+    if (st == MG_OK) st = with_number(ctx, MG_BIN_EQ, e0, cnt, 0);
+    /* keep: at a zero when it is the only one, elsewhere when there is none */
+    if (st == MG_OK)
+        st = mg_where(ctx, zero, zero, kept_view(&v1, e1, gin, dims), kept_view(&v2, e0, gin, dims));
+    if (st == MG_OK) st = mg_binary(ctx, MG_BIN_DIV, gin, kept_view(&v3, pp, gin, dims), xs);
+    if (st == MG_OK) {
+        mg_scalar z;
+        mg_scalar_init(&z, dt, 0, 0);
+        st = mg_where(ctx, gin, zero, gin, &z.t);
+    }
+    if (st == MG_OK) st = mg_binary(ctx, MG_BIN_MUL, gin, gin, kept_view(&v1, g, gin, dims));
+    return release(ctx, &ss, st);
+}
+
+/* mask <- (x == y) or both NaN (y a kept view): the elements a max / min / inf-norm chose */
+static mg_status chosen(mg_ctx *ctx, scratches *ss, mg_tensor *mask, const mg_tensor *x,
+                        const mg_tensor *ykept, const mg_tensor *gin, uint32_t dims) {
+    mg_tensor *xn, *yn;
+    mg_view_buf vb;
+    mg_status st = take(ctx, ss, &xn, MG_BOOL, x->ndim, x->size);
+    if (st == MG_OK) st = take(ctx, ss, &yn, MG_BOOL, ykept->ndim, ykept->size);
+    if (st == MG_OK) st = mg_binary(ctx, MG_BIN_EQ, mask, x, kept_view(&vb, ykept, gin, dims));
+    if (st == MG_OK) st = mg_binary(ctx, MG_BIN_NE, xn, x, x);
+    if (st == MG_OK) st = mg_binary(ctx, MG_BIN_NE, yn, ykept, ykept);
+    if (st == MG_OK) st = mg_where(ctx, mask, xn, kept_view(&vb, yn, gin, dims), mask);
+    return st;
+}
+
+/* gin <- g / (chosen elements per group) at the elements of x equal to y (a kept result), 0
+ * elsewhere; times sign(s) unless s is NULL (the inf-norm, with x = |s|) */
+static mg_status shared(mg_ctx *ctx, const mg_backward_args *a, mg_tensor *gin, uint32_t dims,
+                        const mg_tensor *x, const mg_tensor *y, const mg_tensor *s) {
+    const mg_tensor *g = a->gout;
+    scratches ss = {.n = 0};
+    mg_tensor *mask, *cnt, *gk;
+    mg_view_buf vb;
+    mg_status st = take(ctx, &ss, &mask, MG_BOOL, x->ndim, x->size);
+    if (st == MG_OK) st = take(ctx, &ss, &cnt, MG_INT64, g->ndim, g->size);
+    if (st == MG_OK) st = take(ctx, &ss, &gk, (mg_dtype)gin->dtype, g->ndim, g->size);
+    if (st == MG_OK) st = chosen(ctx, &ss, mask, x, y, gin, dims);
+    if (st == MG_OK) st = mg_reduce(ctx, MG_RED_SUM, cnt, NULL, mask, dims, NULL);
+    if (st == MG_OK) st = mg_copy(ctx, gk, cnt);
+    if (st == MG_OK) st = mg_binary(ctx, MG_BIN_DIV, gk, g, gk);
+    if (st == MG_OK) st = s ? mg_unary(ctx, MG_UN_SIGN, gin, s) : mg_fill(ctx, gin, 1, 1);
+    if (st == MG_OK) {
+        mg_scalar z;
+        mg_scalar_init(&z, (mg_dtype)gin->dtype, 0, 0);
+        st = mg_where(ctx, gin, mask, gin, &z.t);
+    }
+    if (st == MG_OK) st = mg_binary(ctx, MG_BIN_MUL, gin, gin, kept_view(&vb, gk, gin, dims));
+    return release(ctx, &ss, st);
+}
+
+/* max / min: over a dim the saved int64 indices (1-based) say where dy goes; over all elements (or
+ * a list of dims) dy is shared evenly among the elements equal to the result, as PyTorch 1.13. */
+static mg_status best_backward(mg_ctx *ctx, const mg_backward_args *a, mg_tensor *gin, uint32_t dims) {
+    const mg_tensor *saved = a->saved[0];
+    if (saved->dtype != MG_INT64) return shared(ctx, a, gin, dims, a->inputs[0], saved, NULL);
+    if (gin->ndim == 0) return mg_copy(ctx, gin, a->gout);
+    int dim = 0;
+    while (!((dims >> dim) & 1)) dim++;
+    mg_view_buf vi, vg;
+    mg_status st = mg_fill(ctx, gin, 0, 0);
+    if (st == MG_OK)
+        st = mg_scatter(ctx, gin, dim, kept_view(&vi, saved, gin, dims), kept_view(&vg, a->gout, gin, dims));
+    return st;
+}
+
+/* var: dx = dy 2 (x - mean) / (n - correction); std: dx = dy (x - mean) / ((n - correction) y),
+ * 0 where y is 0 (PyTorch's masked form). */
+static mg_status var_backward(mg_ctx *ctx, const mg_backward_args *a, mg_tensor *gin, uint32_t dims,
+                              int64_t count, bool std) {
+    const mg_tensor *x = a->inputs[0], *g = a->gout, *y = a->saved[0];
+    scratches ss = {.n = 0};
+    mg_tensor *mean, *gk = NULL, *yz = NULL;
+    mg_view_buf vb;
+    mg_status st = take(ctx, &ss, &mean, (mg_dtype)gin->dtype, g->ndim, g->size);
+    if (st == MG_OK && std) st = take(ctx, &ss, &gk, (mg_dtype)gin->dtype, g->ndim, g->size);
+    if (st == MG_OK && std) st = take(ctx, &ss, &yz, MG_BOOL, g->ndim, g->size);
+    if (st == MG_OK) st = mg_reduce(ctx, MG_RED_MEAN, mean, NULL, x, dims, NULL);
+    if (st == MG_OK && std) {
+        st = mg_binary(ctx, MG_BIN_DIV, gk, g, y);
+        if (st == MG_OK) st = with_number(ctx, MG_BIN_EQ, yz, y, 0);
+        if (st == MG_OK) st = zero_where(ctx, gk, yz);
+    }
+    if (st == MG_OK) st = mg_binary(ctx, MG_BIN_SUB, gin, x, kept_view(&vb, mean, gin, dims));
+    if (st == MG_OK) st = mg_binary(ctx, MG_BIN_MUL, gin, gin, kept_view(&vb, std ? gk : g, gin, dims));
+    const double d = (double)(count - a->node->iarg[2]); /* n - correction <= 0: inf / nan, as PyTorch */
+    if (st == MG_OK) st = with_number(ctx, MG_BIN_MUL, gin, gin, (std ? 1.0 : 2.0) / (d > 0 ? d : 0));
+    return release(ctx, &ss, st);
+}
+
+/* norm, p = darg[0]: 0: no gradient; inf / -inf: dy sign(x) shared among the elements whose |x| is
+ * the result; otherwise dx = sign(x) |x|^(p-1) (0 at x = 0) times dy / y^(p-1), which is 0 where
+ * y = 0 (for p >= 1; p < 1: dy y^(1-p)), as PyTorch 1.13's linalg_vector_norm_backward. p = 2
+ * gives dy x / y, p = 1 dy sign(x). */
+static mg_status norm_backward(mg_ctx *ctx, const mg_backward_args *a, mg_tensor *gin, uint32_t dims) {
+    const mg_tensor *x = a->inputs[0], *g = a->gout, *y = a->saved[0];
+    const double p = a->node->darg[0];
+    if (p == 0) return mg_fill(ctx, gin, 0, 0);
+    const mg_dtype dt = (mg_dtype)gin->dtype;
+    scratches ss = {.n = 0};
+    mg_tensor *ax, *gk, *mask;
+    mg_view_buf vb;
+    mg_status st = take(ctx, &ss, &ax, dt, x->ndim, x->size);
+    if (st == MG_OK) st = mg_unary(ctx, MG_UN_ABS, ax, x);
+    if (st != MG_OK) return release(ctx, &ss, st);
+    if (isinf(p)) {
+        return release(ctx, &ss, shared(ctx, a, gin, dims, ax, y, x));
+    }
+    st = take(ctx, &ss, &gk, dt, g->ndim, g->size);
+    if (st == MG_OK) st = take(ctx, &ss, &mask, MG_BOOL, x->ndim, x->size);
+    /* gin <- sign(x) |x|^(p-1), 0 at x = 0 */
+    if (st == MG_OK) st = with_number(ctx, MG_BIN_POW, gin, ax, p - 1);
+    if (st == MG_OK) st = mg_unary(ctx, MG_UN_SIGN, ax, x);
+    if (st == MG_OK) st = mg_binary(ctx, MG_BIN_MUL, gin, gin, ax);
+    if (st == MG_OK) st = with_number(ctx, MG_BIN_EQ, mask, x, 0);
+    if (st == MG_OK) st = zero_where(ctx, gin, mask);
+    /* gk <- dy / y^(p-1), 0 where y = 0; p < 1: dy y^(1-p) */
+    if (st == MG_OK) st = with_number(ctx, MG_BIN_POW, gk, y, p < 1 ? 1 - p : p - 1);
+    if (st == MG_OK) st = mg_binary(ctx, p < 1 ? MG_BIN_MUL : MG_BIN_DIV, gk, g, gk);
+    if (st == MG_OK && p >= 1) {
+        mg_tensor *yz;
+        st = take(ctx, &ss, &yz, MG_BOOL, g->ndim, g->size);
+        if (st == MG_OK) st = with_number(ctx, MG_BIN_EQ, yz, y, 0);
+        if (st == MG_OK) st = zero_where(ctx, gk, yz);
+    }
+    if (st == MG_OK) st = mg_binary(ctx, MG_BIN_MUL, gin, gin, kept_view(&vb, gk, gin, dims));
+    return release(ctx, &ss, st);
+}
+
+/* cumsum: dx_k = sum_{j >= k} dy_j, a cumsum of dy read backwards, written backwards. */
+static mg_status cumsum_backward(mg_ctx *ctx, const mg_backward_args *a, mg_tensor *gin) {
+    const mg_tensor *g = a->gout;
+    if (gin->numel == 0) return MG_OK;
+    if (gin->ndim == 0) return mg_copy(ctx, gin, g);
+    const int dim = (int)a->node->iarg[0];
+    const int64_t n = g->size[dim];
+    mg_view_buf vg, vo;
+    mg_tensor *gr = mg_view_of(&vg, g, g->ndim), *ginr = mg_view_of(&vo, gin, gin->ndim);
+    memcpy(gr->size, g->size, sizeof(int64_t) * g->ndim);
+    memcpy(gr->stride, g->stride, sizeof(int64_t) * g->ndim);
+    memcpy(ginr->size, gin->size, sizeof(int64_t) * gin->ndim);
+    memcpy(ginr->stride, gin->stride, sizeof(int64_t) * gin->ndim);
+    gr->offset += (n - 1) * g->stride[dim], gr->stride[dim] = -g->stride[dim];
+    ginr->offset += (n - 1) * gin->stride[dim], ginr->stride[dim] = -gin->stride[dim];
+    scratches ss = {.n = 0};
+    mg_tensor *sum;
+    mg_status st = take(ctx, &ss, &sum, (mg_dtype)g->dtype, g->ndim, g->size);
+    if (st == MG_OK) st = mg_cumsum(ctx, sum, gr, dim);
+    if (st == MG_OK) st = mg_copy(ctx, ginr, sum);
+    return release(ctx, &ss, st);
 }
 
 mg_status mg_reduce_backward(mg_ctx *ctx, const mg_backward_args *a, int i, mg_tensor *gin) {
     (void)i;
+    if (a->node->op == CUMSUM_NODE_OP) return cumsum_backward(ctx, a, gin);
     const uint32_t dims = (uint32_t)a->node->iarg[0];
     int64_t count = 1;
     for (int d = 0; d < gin->ndim; d++)
@@ -429,7 +645,13 @@ mg_status mg_reduce_backward(mg_ctx *ctx, const mg_backward_args *a, int i, mg_t
     switch ((mg_reduce_op)a->node->op) {
     case MG_RED_SUM: return spread(ctx, a, gin, 1.0);
     case MG_RED_MEAN: return spread(ctx, a, gin, count ? 1.0 / (double)count : 0.0);
+    case MG_RED_PROD: return prod_backward(ctx, a, gin, dims);
+    case MG_RED_MAX:
+    case MG_RED_MIN: return best_backward(ctx, a, gin, dims);
+    case MG_RED_VAR: return var_backward(ctx, a, gin, dims, count, false);
+    case MG_RED_STD: return var_backward(ctx, a, gin, dims, count, true);
+    case MG_RED_NORM: return norm_backward(ctx, a, gin, dims);
     default:
-        return mg_fail(ctx, MG_EVALUE, 0, "'%s' has no backward rule yet", names[a->node->op]);
+        return mg_fail(ctx, MG_EVALUE, 0, "'%s' is not differentiable", names[a->node->op]);
     }
 }

@@ -3,6 +3,7 @@
  * the output placed back where the view took its elements from: each rule builds the same view
  * over gin (a descriptor on the C stack, geometry from view.c) and copies gout into it.
  */
+#include <stdbool.h>
 #include <string.h>
 
 #include "index.h"
@@ -31,6 +32,81 @@ static mg_status routed(mg_ctx *ctx, mg_tensor *gin, const mg_tensor *cond, cons
     st = when ? mg_where(ctx, &full.t, cond, g, &z.t) : mg_where(ctx, &full.t, cond, &z.t, g);
     if (st == MG_OK) st = mg_sum_to(ctx, gin, &full.t);
     mg_scratch_free(ctx, &full);
+    return st;
+}
+
+/* t[p with p[dim] replaced by idx[p] - 1] += src[p] for every position p of idx (t contiguous,
+ * float32 / float64; indices were checked by the forward gather). Repeated indices add up. */
+static mg_status scatter_add(mg_ctx *ctx, mg_tensor *t, int dim, const mg_tensor *idx, const mg_tensor *src) {
+    mg_status st = mg_fill(ctx, t, 0, 0);
+    if (st != MG_OK || idx->numel == 0) return st;
+    const int nd = idx->ndim;
+    const int64_t *ip = (const int64_t *)mg_tensor_data(idx);
+    char *tp = (char *)mg_tensor_data(t);
+    const char *sp = (const char *)mg_tensor_data(src);
+    const int64_t dim_stride = t->ndim ? t->stride[dim] : 0;
+    const bool f32 = t->dtype == MG_FLOAT32;
+    int64_t pos[MG_MAX_DIMS] = {0}, oi = 0, ot = 0, os = 0; /* element offsets into idx, t, src */
+    for (;;) {
+        const int64_t k = ot + (ip[oi] - 1) * dim_stride;
+        if (f32) ((float *)tp)[k] += ((const float *)sp)[os];
+        else ((double *)tp)[k] += ((const double *)sp)[os];
+        int d = nd - 1;
+        for (; d >= 0; d--) {
+            const int64_t st_ = d == dim ? 0 : t->stride[d];
+            oi += idx->stride[d], ot += st_, os += src->stride[d];
+            if (++pos[d] < idx->size[d]) break;
+            oi -= idx->stride[d] * idx->size[d], ot -= st_ * idx->size[d], os -= src->stride[d] * idx->size[d];
+            pos[d] = 0;
+        }
+        if (d < 0) return MG_OK;
+    }
+}
+
+/* masked_select: g (1-D) goes back to the positions where the mask (broadcast with the input) is
+ * true, in row-major order of the broadcast shape; 0 elsewhere; then summed to gin's shape. */
+static mg_status unselect(mg_ctx *ctx, mg_tensor *gin, const mg_tensor *mask, const mg_tensor *g) {
+    int ndim;
+    int64_t size[MG_MAX_DIMS];
+    mg_status st = mg_broadcast_shape(ctx, &ndim, size, gin->ndim, gin->size, mask->ndim, mask->size);
+    if (st != MG_OK) return st;
+    mg_scratch full;
+    full.s.data = NULL;
+    mg_tensor *f = gin;
+    if (ndim != gin->ndim || memcmp(size, gin->size, sizeof(int64_t) * ndim) != 0) {
+        st = mg_scratch_new(ctx, &full, (mg_dtype)gin->dtype, ndim, size);
+        if (st != MG_OK) return st;
+        f = &full.t;
+    }
+    st = mg_fill(ctx, f, 0, 0);
+    if (st == MG_OK && f->numel > 0) {
+        int64_t mstride[MG_MAX_DIMS], pos[MG_MAX_DIMS] = {0}, om = 0, k = 0;
+        const int lead = ndim - mask->ndim;
+        for (int d = 0; d < ndim; d++)
+            mstride[d] = d < lead || mask->size[d - lead] == 1 ? 0 : mask->stride[d - lead];
+        const bool *mp = (const bool *)mg_tensor_data(mask);
+        const char *gp = (const char *)mg_tensor_data(g);
+        char *fp = (char *)mg_tensor_data(f);
+        const int64_t gs = g->ndim ? g->stride[0] : 0;
+        const bool f32 = f->dtype == MG_FLOAT32;
+        for (int64_t e = 0; e < f->numel; e++) { /* f is contiguous: e is its offset */
+            if (mp[om] && k < g->numel) {
+                if (f32) ((float *)fp)[e] = ((const float *)gp)[k * gs];
+                else ((double *)fp)[e] = ((const double *)gp)[k * gs];
+                k++;
+            }
+            for (int d = ndim - 1; d >= 0; d--) {
+                om += mstride[d];
+                if (++pos[d] < size[d]) break;
+                om -= mstride[d] * size[d];
+                pos[d] = 0;
+            }
+        }
+    }
+    if (f != gin) {
+        if (st == MG_OK) st = mg_sum_to(ctx, gin, f);
+        mg_scratch_free(ctx, &full);
+    }
     return st;
 }
 
@@ -101,6 +177,12 @@ mg_status mg_shape_backward(mg_ctx *ctx, const mg_backward_args *a, int i, mg_te
     case MG_SHAPE_MASKED_FILL: /* t keeps g where the mask is false; the value gets the rest */
         if (i == 1) return mg_fail(ctx, MG_EVALUE, 0, "the mask of 'masked_fill' has no gradient");
         return routed(ctx, gin, a->inputs[1], g, i == 2);
+    case MG_SHAPE_GATHER: /* gin[p with p[dim] <- idx[p]] += g[p]: a scatter that adds */
+        if (i == 1) return mg_fail(ctx, MG_EVALUE, 0, "the indices of 'gather' have no gradient");
+        return scatter_add(ctx, gin, (int)n->iarg[0], a->inputs[1], g);
+    case MG_SHAPE_MASKED_SELECT:
+        if (i == 1) return mg_fail(ctx, MG_EVALUE, 0, "the mask of 'masked_select' has no gradient");
+        return unselect(ctx, gin, a->inputs[1], g);
     default: return mg_fail(ctx, MG_EVALUE, 0, "this shape op has no backward rule yet");
     }
 }

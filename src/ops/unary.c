@@ -171,12 +171,117 @@ mg_status mg_clamp(mg_ctx *ctx, mg_tensor *out, const mg_tensor *in, const mg_cl
     return run(ctx, MG_UN_CLAMP, out, in, b);
 }
 
-
 /* ---- backward ------------------------------------------------------------------------------ */
+/* With g = d loss / d y, each op's rule is the comment next to its kernels above. A rule reads v:
+ * the output y for the ops marked "keeps y", the input x for the others. The binding saves y
+ * exactly for the "keeps y" ops, so node->nsaved tells which. floor ceil round sign have a zero
+ * gradient (recorded anyway, as PyTorch, so the graph goes on with zeros). Each rule is one line
+ * per dtype: DEFINE_GRAD(name_dtype, T, expression in g and v), `e` being clamp's bounds (from
+ * node->darg). Inputs that require grad are floating, and so is g. */
 #include "../core/autograd.h"
+
+#define DEFINE_GRAD(NAME, T, EXPR)                                                      \
+    static void NAME(char **p, const int64_t *s, int64_t n, const void *extra) {       \
+        const mg_clamp_bounds *e = (const mg_clamp_bounds *)extra;                      \
+        (void)e;                                                                        \
+        char *o = p[0];                                                                 \
+        const char *gp = p[1], *vp = p[2];                                              \
+        for (int64_t i = 0; i < n; i++, o += s[0], gp += s[1], vp += s[2]) {            \
+            const T g = *(const T *)gp, v = *(const T *)vp;                             \
+            *(T *)o = (EXPR);                                                           \
+        }                                                                               \
+    }
+/* (x > 0) - (x < 0): abs's derivative, 0 at 0 as PyTorch */
+#define SGN(T, x) ((T)(((x) > 0) - ((x) < 0)))
+DEFINE_GRAD(exp_grad_f32, float, g * v)
+DEFINE_GRAD(exp_grad_f64, double, g * v)
+DEFINE_GRAD(log_grad_f32, float, g / v)
+DEFINE_GRAD(log_grad_f64, double, g / v)
+DEFINE_GRAD(sqrt_grad_f32, float, g / (2 * v))
+DEFINE_GRAD(sqrt_grad_f64, double, g / (2 * v))
+DEFINE_GRAD(rsqrt_grad_f32, float, -0.5f * g * v * v * v)
+DEFINE_GRAD(rsqrt_grad_f64, double, -0.5 * g * v * v * v)
+DEFINE_GRAD(sin_grad_f32, float, g * cosf(v))
+DEFINE_GRAD(sin_grad_f64, double, g * cos(v))
+DEFINE_GRAD(cos_grad_f32, float, -g * sinf(v))
+DEFINE_GRAD(cos_grad_f64, double, -g * sin(v))
+DEFINE_GRAD(tanh_grad_f32, float, g * (1 - v * v))
+DEFINE_GRAD(tanh_grad_f64, double, g * (1 - v * v))
+DEFINE_GRAD(sigmoid_grad_f32, float, g * v * (1 - v))
+DEFINE_GRAD(sigmoid_grad_f64, double, g * v * (1 - v))
+DEFINE_GRAD(log1p_grad_f32, float, g / (1 + v))
+DEFINE_GRAD(log1p_grad_f64, double, g / (1 + v))
+DEFINE_GRAD(expm1_grad_f32, float, g * (v + 1))
+DEFINE_GRAD(expm1_grad_f64, double, g * (v + 1))
+DEFINE_GRAD(abs_grad_f32, float, g * SGN(float, v))
+DEFINE_GRAD(abs_grad_f64, double, g * SGN(double, v))
+DEFINE_GRAD(relu_grad_f32, float, v > 0 ? g : 0)
+DEFINE_GRAD(relu_grad_f64, double, v > 0 ? g : 0)
+DEFINE_GRAD(square_grad_f32, float, 2 * g * v)
+DEFINE_GRAD(square_grad_f64, double, 2 * g * v)
+/* g passes where lo <= x <= hi (bounds included, NaN x gives 0), as PyTorch's clamp_backward */
+DEFINE_GRAD(clamp_grad_f32, float, v >= (float)e->lo && v <= (float)e->hi ? g : 0)
+DEFINE_GRAD(clamp_grad_f64, double, v >= e->lo && v <= e->hi ? g : 0)
+
+/* [op][float32, float64]; NULL: a zero gradient */
+static const mg_inner_fn grads[MG_NUNARY][2] = {
+    [MG_UN_EXP] = {exp_grad_f32, exp_grad_f64},
+    [MG_UN_LOG] = {log_grad_f32, log_grad_f64},
+    [MG_UN_SQRT] = {sqrt_grad_f32, sqrt_grad_f64},
+    [MG_UN_RSQRT] = {rsqrt_grad_f32, rsqrt_grad_f64},
+    [MG_UN_SIN] = {sin_grad_f32, sin_grad_f64},
+    [MG_UN_COS] = {cos_grad_f32, cos_grad_f64},
+    [MG_UN_TANH] = {tanh_grad_f32, tanh_grad_f64},
+    [MG_UN_SIGMOID] = {sigmoid_grad_f32, sigmoid_grad_f64},
+    [MG_UN_LOG1P] = {log1p_grad_f32, log1p_grad_f64},
+    [MG_UN_EXPM1] = {expm1_grad_f32, expm1_grad_f64},
+    [MG_UN_ABS] = {abs_grad_f32, abs_grad_f64},
+    [MG_UN_RELU] = {relu_grad_f32, relu_grad_f64},
+    [MG_UN_SQUARE] = {square_grad_f32, square_grad_f64},
+    [MG_UN_CLAMP] = {clamp_grad_f32, clamp_grad_f64},
+};
+
+/* t itself when it has dtype dt, else a converted copy in sc (the caller frees sc when its data
+ * is not NULL). */
+static mg_status as_dtype(mg_ctx *ctx, const mg_tensor *t, mg_dtype dt, mg_scratch *sc,
+                          const mg_tensor **out) {
+    sc->s.data = NULL;
+    *out = t;
+    if (t->dtype == dt) return MG_OK;
+    mg_status st = mg_scratch_new(ctx, sc, dt, t->ndim, t->size);
+    if (st == MG_OK) st = mg_copy(ctx, &sc->t, t);
+    *out = &sc->t;
+    return st;
+}
 
 mg_status mg_unary_backward(mg_ctx *ctx, const mg_backward_args *a, int i, mg_tensor *gin) {
     (void)i;
-    (void)gin;
-    return mg_fail(ctx, MG_EVALUE, 0, "'%s' has no backward rule yet", mg_unary_name((mg_unary_op)a->node->op));
+    const mg_unary_op op = (mg_unary_op)a->node->op;
+    const mg_tensor *g = a->gout;
+    const mg_dtype dt = (mg_dtype)g->dtype;
+    if (!grads[op][0]) return mg_fill(ctx, gin, 0, 0); /* floor ceil round sign */
+    if (dt != MG_FLOAT32 && dt != MG_FLOAT64)
+        return mg_fail(ctx, MG_EDTYPE, 0, "'%s' has no gradient for %s tensors", names[op],
+                       mg_dtype_name(dt));
+    const mg_clamp_bounds bounds = {a->node->darg[0], a->node->darg[1], INT64_MIN, INT64_MAX};
+    /* the rule computes in g's dtype; input and gin have it unless the forward promoted */
+    mg_scratch sv, sout;
+    const mg_tensor *v;
+    sout.s.data = NULL;
+    mg_status st = as_dtype(ctx, a->node->nsaved ? a->saved[0] : a->inputs[0], dt, &sv, &v);
+    mg_tensor *o = gin;
+    if (st == MG_OK && gin->dtype != dt) {
+        st = mg_scratch_new(ctx, &sout, dt, gin->ndim, gin->size);
+        o = &sout.t;
+    }
+    if (st == MG_OK) {
+        const mg_tensor *ops[3] = {o, g, v};
+        mg_iter it;
+        mg_iter_init(&it, 3, ops);
+        mg_iter_run(&it, grads[op][dt == MG_FLOAT64], &bounds);
+        if (o != gin) st = mg_copy(ctx, gin, o);
+    }
+    if (sout.s.data) mg_scratch_free(ctx, &sout);
+    if (sv.s.data) mg_scratch_free(ctx, &sv);
+    return st;
 }
