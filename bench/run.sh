@@ -2,6 +2,8 @@
 # make bench: runs each workload with moongrad and with PyTorch in one run and prints the ratios.
 # PyTorch is Debian's python3-torch, run with /usr/bin/python3 (installed when missing and root).
 cd "$(dirname "$0")" || exit 1
+ROOT=$(cd .. && pwd)
+export LUA_PATH="$ROOT/lua/?.lua;$ROOT/lua/?/init.lua;;" LUA_CPATH="$ROOT/build/?.so;;"
 PY=/usr/bin/python3
 if ! $PY -c "import torch" 2>/dev/null; then
     if [ "$(id -u)" = 0 ]; then

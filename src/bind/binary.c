@@ -41,6 +41,15 @@ static void check_sub_operands(lua_State *L, const mg_tensor *a, const mg_tensor
 static int binary(lua_State *L, mg_binary_op op) {
     mg_ctx *ctx = lt_ctx(L);
     const mg_tensor *ta = lt_test(L, 1), *tb = lt_test(L, 2);
+    if (ta && tb && ta->dtype == tb->dtype && mg_same_shape(ta, tb) && ta->storage->data &&
+        tb->storage->data && !ta->requires_grad && !tb->requires_grad &&
+        mg_binary_compute_dtype(ctx, op, (mg_dtype)ta->dtype) == ta->dtype) {
+        /* the common case (a + b, same shape and dtype, no graph): skip promotion and broadcasting */
+        mg_tensor *out = lt_push_new(L, mg_binary_is_comparison(op) ? MG_BOOL : (mg_dtype)ta->dtype,
+                                     ta->ndim, ta->size);
+        LT_TRY(L, 1, mg_binary(ctx, op, out, ta, tb));
+        return 1;
+    }
     if (!ta && !tb) return luaL_typeerror(L, lua_isnumber(L, 1) ? 2 : 1, "tensor");
     lua_settop(L, 2);
     if (op == MG_BIN_SUB) check_sub_operands(L, ta, tb);
