@@ -111,7 +111,7 @@ mg_tensor *lt_push_new(lua_State *L, mg_dtype dtype, int ndim, const int64_t *si
     t->flags |= LT_OWNS_INLINE;
     t->dtype = (uint8_t)dtype;
     t->numel = numel;
-    memcpy(t->size, size, sizeof(int64_t) * ndim);
+    if (ndim) memcpy(t->size, size, sizeof(int64_t) * ndim); /* 0-d callers may pass size = NULL */
     mg_contiguous_strides(ndim, size, t->stride);
     return t;
 }

@@ -184,6 +184,12 @@ mg_status mg_clamp(mg_ctx *ctx, mg_tensor *out, const mg_tensor *in, const mg_cl
     static void NAME(char **p, const int64_t *s, int64_t n, const void *extra) {       \
         const mg_clamp_bounds *e = (const mg_clamp_bounds *)extra;                      \
         (void)e;                                                                        \
+        if (s[0] == sizeof(T) && s[1] == sizeof(T) && s[2] == sizeof(T)) {              \
+            T *restrict o = (T *)p[0];                                                  \
+            const T *gp = (const T *)p[1], *vp = (const T *)p[2];                       \
+            for (int64_t i = 0; i < n; i++) { const T g = gp[i], v = vp[i]; o[i] = (EXPR); } \
+            return;                                                                     \
+        }                                                                               \
         char *o = p[0];                                                                 \
         const char *gp = p[1], *vp = p[2];                                              \
         for (int64_t i = 0; i < n; i++, o += s[0], gp += s[1], vp += s[2]) {            \
