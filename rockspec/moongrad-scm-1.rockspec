@@ -23,6 +23,11 @@ build = {
   modules = {
     ["moongrad"] = "lua/moongrad/init.lua",
     ["moongrad.autograd"] = "lua/moongrad/autograd.lua",
+    ["moongrad.nn"] = "lua/moongrad/nn.lua",
+    ["moongrad.optim"] = "lua/moongrad/optim.lua",
+    ["moongrad.data"] = "lua/moongrad/data.lua",
+    ["moongrad.plot"] = "lua/moongrad/plot.lua",
+    ["moongrad.train"] = "lua/moongrad/train.lua",
     ["moongrad.core"] = {
       -- every C file of src/ (spec/build_spec.lua checks that none is missing)
       sources = {

@@ -9,5 +9,12 @@ end
 
 M._VERSION = "moongrad scm"
 M.autograd = require "moongrad.autograd"
+M.nn = require "moongrad.nn"
+M.optim = require "moongrad.optim"
+M.data = require "moongrad.data"
+M.plot = require "moongrad.plot"
+
+-- the training loops (training_loop, train) are functions of mg itself
+for k, v in pairs(require "moongrad.train") do M[k] = v end
 
 return M

@@ -1,0 +1,3 @@
+-- moongrad.data (being written)
+local M = {}
+return M

@@ -1,0 +1,3 @@
+-- moongrad.nn (being written)
+local M = {}
+return M

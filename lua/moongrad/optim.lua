@@ -1,0 +1,3 @@
+-- moongrad.optim (being written)
+local M = {}
+return M

@@ -1,0 +1,3 @@
+-- moongrad.plot (being written)
+local M = {}
+return M

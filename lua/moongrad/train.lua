@@ -1,0 +1,3 @@
+-- moongrad.train (being written)
+local M = {}
+return M
