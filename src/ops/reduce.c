@@ -393,7 +393,6 @@ mg_status mg_cumsum(mg_ctx *ctx, mg_tensor *out, const mg_tensor *in, int dim) {
 
 /* Node op code of cumsum (not a reduction: it has no row in MG_REDUCE_OPS); iarg[0] = its dim,
  * 0-based. Keep in step with src/bind/reduce.c. */
-#define CUMSUM_NODE_OP MG_NREDUCE
 
 /* A view of t, a contiguous tensor holding one element per kept position (the forward result, its
  * indices, gout, or a scratch of gout's shape), with gin's ndim: size 1 on the reduced dims, so
@@ -637,7 +636,7 @@ static mg_status cumsum_backward(mg_ctx *ctx, const mg_backward_args *a, mg_tens
 
 mg_status mg_reduce_backward(mg_ctx *ctx, const mg_backward_args *a, int i, mg_tensor *gin) {
     (void)i;
-    if (a->node->op == CUMSUM_NODE_OP) return cumsum_backward(ctx, a, gin);
+    if (a->node->op == MG_RED_CUMSUM) return cumsum_backward(ctx, a, gin);
     const uint32_t dims = (uint32_t)a->node->iarg[0];
     int64_t count = 1;
     for (int d = 0; d < gin->ndim; d++)

@@ -28,6 +28,8 @@
 typedef enum mg_reduce_op { MG_REDUCE_OPS(MG_ENUM_REDUCE) MG_NREDUCE } mg_reduce_op;
 #undef MG_ENUM_REDUCE
 const char *mg_reduce_name(mg_reduce_op op);
+/* The op code a cumsum node carries in the reduce family (cumsum is not a reduction). */
+#define MG_RED_CUMSUM MG_NREDUCE
 
 /* Parameters of the ops that take some (NULL is fine for the others). */
 typedef struct mg_reduce_args {

@@ -53,10 +53,10 @@ static mg_status scatter_add(mg_ctx *ctx, mg_tensor *t, int dim, const mg_tensor
         else ((double *)tp)[k] += ((const double *)sp)[os];
         int d = nd - 1;
         for (; d >= 0; d--) {
-            const int64_t st_ = d == dim ? 0 : t->stride[d];
-            oi += idx->stride[d], ot += st_, os += src->stride[d];
+            const int64_t ts = d == dim ? 0 : t->stride[d];
+            oi += idx->stride[d], ot += ts, os += src->stride[d];
             if (++pos[d] < idx->size[d]) break;
-            oi -= idx->stride[d] * idx->size[d], ot -= st_ * idx->size[d], os -= src->stride[d] * idx->size[d];
+            oi -= idx->stride[d] * idx->size[d], ot -= ts * idx->size[d], os -= src->stride[d] * idx->size[d];
             pos[d] = 0;
         }
         if (d < 0) return MG_OK;
