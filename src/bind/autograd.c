@@ -15,6 +15,11 @@
  * stack: deep graphs do not touch the C stack), then each node, from the root back, passes its
  * output's gradient through its family's rule (src/ops/<family>.c, via mg_backward) to each input
  * that requires grad: into the input's node (summed), or into a leaf's .grad (accumulated).
+ * Each pass first clears the gradients pending in the nodes it will run, so that a pass that raised
+ * (a freed graph, an input changed in place) leaves nothing behind for the next one.
+ *
+ * Known strictness: every input's version is checked, also for rules that do not read their inputs
+ * (add, sub), where PyTorch would let the change pass; the error is never a wrong gradient.
  */
 #include <string.h>
 
@@ -53,7 +58,8 @@ mg_node *lt_record(lua_State *L, int out_idx, mg_family family, int op, int ninp
     const int nversions = ninputs + nsaved;
     /* a userdata has fewer than USHRT_MAX user values; ninputs and nsaved are stored narrow */
     if (ninputs > 60000 || nsaved > UINT8_MAX)
-        luaL_error(L, "'backward': an op with %d inputs cannot be recorded (at most 60000)", ninputs);
+        luaL_error(L, "an op with %d tensor inputs is too wide to record for autograd (at most 60000)",
+                   ninputs);
     mg_node *n = (mg_node *)lua_newuserdatauv(L, sizeof(mg_node) + sizeof(uint64_t) * nversions,
                                               ninputs + nsaved + 2);
     memset(n, 0, sizeof *n);
@@ -75,7 +81,7 @@ mg_node *lt_record(lua_State *L, int out_idx, mg_family family, int op, int ninp
         } else { /* a number operand: a 0-d tensor of the result's dtype */
             mg_scalar sc;
             const mg_tensor *s = lt_operand(L, idx, (mg_dtype)out->dtype, &sc);
-            t = lt_push_new(L, (mg_dtype)out->dtype, 0, NULL);
+            t = lt_push_new(L, (mg_dtype)out->dtype, 0, out->size); /* no sizes read for 0-d */
             mg_copy(lt_ctx(L), t, s);
         }
         n->version[i] = t->storage->version;

@@ -1,4 +1,379 @@
-/* functional.c (binding): mg.F, the functional kernels (src/ops/loss.c). */
+/*
+ * functional.c (binding): mg.F, the functional kernels (src/ops/loss.c).
+ *
+ * The book's chapter-5 functions under the book's names (model, loss_fn, dloss_fn, dmodel_dw,
+ * dmodel_db, grad_fn), and the general differentiable kernels (linear, mse_loss, l1_loss,
+ * cross_entropy, binary_cross_entropy_with_logits, softmax, log_softmax, dropout; relu, tanh and
+ * sigmoid are the tensor methods). Each binding checks its arguments, allocates the result, calls
+ * one kernel and records a node in family MG_FAM_LOSS (op: mg_loss_op, iarg[0]: the reduction or
+ * the dim). Losses take their reduction as a trailing string or an options table
+ * ({reduction = "sum"}): "mean" (the default), "sum" or "none", as PyTorch.
+ */
+#include <string.h>
+
+#include "../ops/loss.h"
 #include "bind.h"
 
-const luaL_Reg lt_functional_functions[] = {{NULL, NULL}};
+/* ================================================================ arguments */
+
+/* The tensor at arg, which must be float32 or float64. */
+static mg_tensor *check_float_tensor(lua_State *L, int arg) {
+    mg_tensor *t = lt_check(L, arg);
+    if (!mg_is_floating((mg_dtype)t->dtype)) {
+        lua_pushfstring(L, "expected a float32 or float64 tensor, got %s", mg_dtype_name((mg_dtype)t->dtype));
+        luaL_argerror(L, arg, lua_tostring(L, -1));
+    }
+    return t;
+}
+
+/* The reduction at arg: nil (mean), a string, or an options table {reduction = ...}. */
+static mg_reduction check_reduction(lua_State *L, int arg) {
+    static const char *const valid[] = {"reduction", NULL};
+    int at = arg;
+    if (lua_isnoneornil(L, arg)) return MG_REDUCTION_MEAN;
+    if (lua_type(L, arg) == LUA_TTABLE) {
+        lt_check_opts(L, arg, valid);
+        lua_getfield(L, arg, "reduction");
+        at = lua_gettop(L);
+        if (lua_isnil(L, at)) {
+            lua_pop(L, 1);
+            return MG_REDUCTION_MEAN;
+        }
+    }
+    if (at != arg && lua_type(L, at) != LUA_TSTRING) luaL_argerror(L, arg, "reduction must be a string");
+    if (lua_type(L, at) != LUA_TSTRING) luaL_typeerror(L, arg, "reduction string or options table");
+    const char *s = lua_tostring(L, at);
+    mg_reduction red;
+    if (!strcmp(s, "mean")) red = MG_REDUCTION_MEAN;
+    else if (!strcmp(s, "sum")) red = MG_REDUCTION_SUM;
+    else if (!strcmp(s, "none")) red = MG_REDUCTION_NONE;
+    else {
+        lua_pushfstring(L, "unknown reduction '%s', expected 'mean', 'sum' or 'none'", s);
+        return (mg_reduction)luaL_argerror(L, arg, lua_tostring(L, -1));
+    }
+    if (at != arg) lua_pop(L, 1);
+    return red;
+}
+
+static const char *shape_str(char *buf, size_t cap, const mg_tensor *t) {
+    mg_format_shape(buf, cap, t->ndim, t->size);
+    return buf;
+}
+
+/* Records the result at the top of the stack (family loss) when an input requires grad. */
+static mg_node *record(lua_State *L, mg_loss_op op, int ninputs, const int *inputs, int nsaved,
+                       const int *saved) {
+    if (!lt_grad_needed(L, ninputs, inputs)) return NULL;
+    return lt_record(L, -1, MG_FAM_LOSS, op, ninputs, inputs, nsaved, saved);
+}
+
+/* ================================================================ the book's functions */
+
+/* w or b of the model: a number or a one-element tensor. */
+static void check_scalar_param(lua_State *L, int arg, const char *what) {
+    const mg_tensor *t = lt_test(L, arg);
+    if (t) {
+        lt_check(L, arg);
+        if (t->numel != 1) {
+            char s[160];
+            lua_pushfstring(L, "%s must be a number or a one-element tensor, got shape %s", what,
+                            shape_str(s, sizeof s, t));
+            luaL_argerror(L, arg, lua_tostring(L, -1));
+        }
+    } else if (lua_type(L, arg) != LUA_TNUMBER) {
+        luaL_typeerror(L, arg, "number or tensor");
+    }
+}
+
+/* model(t_u, w, b) = w * t_u + b, differentiable in all three */
+static int l_model(lua_State *L) {
+    mg_ctx *ctx = lt_ctx(L);
+    lua_settop(L, 3);
+    const mg_tensor *u = lt_check(L, 1);
+    check_scalar_param(L, 2, "w");
+    check_scalar_param(L, 3, "b");
+    const mg_dtype dt = mg_is_floating((mg_dtype)u->dtype) ? (mg_dtype)u->dtype : ctx->default_dtype;
+    mg_scalar sw, sb;
+    const mg_tensor *w = lt_operand(L, 2, MG_FLOAT64, &sw);
+    const mg_tensor *b = lt_operand(L, 3, MG_FLOAT64, &sb);
+    mg_tensor *out = lt_push_new(L, dt, u->ndim, u->size);
+    LT_TRY(L, 1, mg_model(ctx, out, u, w, b));
+    static const int inputs[3] = {1, 2, 3};
+    record(L, MG_LOSS_MODEL, 3, inputs, 0, NULL);
+    return 1;
+}
+
+/* The dtype of the pair at 1, 2 (float tensors), checked to have the same shape. */
+static mg_dtype same_shape_pair(lua_State *L, int a, int b) {
+    const mg_tensor *x = check_float_tensor(L, a), *y = check_float_tensor(L, b);
+    if (!mg_same_shape(x, y)) {
+        char s1[160], s2[160];
+        lua_pushfstring(L, "shape %s does not match shape %s of argument #%d", shape_str(s1, sizeof s1, y),
+                        shape_str(s2, sizeof s2, x), a);
+        luaL_argerror(L, b, lua_tostring(L, -1));
+    }
+    return mg_promote((mg_dtype)x->dtype, (mg_dtype)y->dtype);
+}
+
+/* dloss_fn(t_p, t_c) = 2 * (t_p - t_c) (not recorded: it is the hand-derived gradient) */
+static int l_dloss_fn(lua_State *L) {
+    lua_settop(L, 2);
+    const mg_dtype dt = same_shape_pair(L, 1, 2);
+    const mg_tensor *p = lt_check(L, 1);
+    mg_tensor *out = lt_push_new(L, dt, p->ndim, p->size);
+    LT_TRY(L, 1, mg_dloss(lt_ctx(L), out, p, lt_check(L, 2)));
+    return 1;
+}
+
+/* dmodel_dw(t_u, w, b) = t_u */
+static int l_dmodel_dw(lua_State *L) {
+    lt_check(L, 1);
+    lua_settop(L, 1);
+    return 1;
+}
+
+/* dmodel_db(t_u, w, b) = 1.0 */
+static int l_dmodel_db(lua_State *L) {
+    lua_pushnumber(L, 1.0);
+    return 1;
+}
+
+/* grad_fn(t_u, t_c, t_p, w, b) = {mean(dloss * dmodel_dw), mean(dloss * dmodel_db)}, one pass */
+static int l_grad_fn(lua_State *L) {
+    lua_settop(L, 3);
+    const mg_dtype dt = mg_promote(same_shape_pair(L, 1, 2), same_shape_pair(L, 1, 3));
+    const int64_t two = 2;
+    mg_tensor *out = lt_push_new(L, dt, 1, &two);
+    LT_TRY(L, 1, mg_grad_fn(lt_ctx(L), out, lt_check(L, 1), lt_check(L, 2), lt_check(L, 3)));
+    return 1;
+}
+
+/* ================================================================ losses */
+
+/* mse_loss / l1_loss / binary_cross_entropy_with_logits (input, target [, reduction]) */
+static int pointwise_loss(lua_State *L, mg_loss_op op) {
+    mg_ctx *ctx = lt_ctx(L);
+    lua_settop(L, 3);
+    const mg_tensor *x = check_float_tensor(L, 1);
+    const mg_tensor *y = lt_check(L, 2);
+    if (y->dtype == MG_BOOL || (op == MG_LOSS_BCE_LOGITS && !mg_is_floating((mg_dtype)y->dtype))) {
+        lua_pushfstring(L, "target must be a float tensor, got %s", mg_dtype_name((mg_dtype)y->dtype));
+        return luaL_argerror(L, 2, lua_tostring(L, -1));
+    }
+    const mg_reduction red = check_reduction(L, 3);
+    const mg_dtype dt = mg_is_floating((mg_dtype)y->dtype) ? mg_promote((mg_dtype)x->dtype, (mg_dtype)y->dtype)
+                                                           : (mg_dtype)x->dtype;
+    int ndim;
+    int64_t size[MG_MAX_DIMS];
+    if (op == MG_LOSS_BCE_LOGITS) { /* PyTorch: "target size must be the same as input size" */
+        if (!mg_same_shape(x, y)) {
+            char s1[160], s2[160];
+            lua_pushfstring(L, "target shape %s does not match input shape %s", shape_str(s1, sizeof s1, y),
+                            shape_str(s2, sizeof s2, x));
+            return luaL_argerror(L, 2, lua_tostring(L, -1));
+        }
+        ndim = x->ndim;
+        if (ndim) memcpy(size, x->size, sizeof(int64_t) * ndim);
+    } else {
+        LT_TRY(L, 1, mg_broadcast_shape(ctx, &ndim, size, x->ndim, x->size, y->ndim, y->size));
+    }
+    mg_tensor *out = red == MG_REDUCTION_NONE ? lt_push_new(L, dt, ndim, size) : lt_push_new(L, dt, 0, NULL);
+    LT_TRY(L, 1, mg_pointwise_loss(ctx, op, out, x, y, red, ndim, size));
+    static const int inputs[2] = {1, 2};
+    mg_node *n = record(L, op, 2, inputs, 0, NULL);
+    if (n) n->iarg[0] = red;
+    return 1;
+}
+static int l_mse_loss(lua_State *L) { return pointwise_loss(L, MG_LOSS_MSE); }
+static int l_l1_loss(lua_State *L) { return pointwise_loss(L, MG_LOSS_L1); }
+static int l_bce_with_logits(lua_State *L) { return pointwise_loss(L, MG_LOSS_BCE_LOGITS); }
+
+/* loss_fn(t_p, t_c): the book's mean squared error */
+static int l_loss_fn(lua_State *L) {
+    lua_settop(L, 2);
+    return pointwise_loss(L, MG_LOSS_MSE);
+}
+
+/* The target of cross_entropy at arg as an int64 tensor of n elements (pushed when made from a
+ * Lua list or integer); returns its stack index. */
+static int check_target(lua_State *L, int arg, const mg_tensor *logits, int64_t n) {
+    const mg_tensor *t = lt_test(L, arg);
+    char s1[160], s2[160];
+    if (t) {
+        lt_check(L, arg);
+        if (t->dtype != MG_INT64) {
+            lua_pushfstring(L, "target must be an int64 tensor of class indices, got %s",
+                            mg_dtype_name((mg_dtype)t->dtype));
+            luaL_argerror(L, arg, lua_tostring(L, -1));
+        }
+        const int want = logits->ndim - 1;
+        if (t->ndim != want || t->numel != n) {
+            lua_pushfstring(L, "target shape %s does not match logits shape %s (expected %s)",
+                            shape_str(s1, sizeof s1, t), shape_str(s2, sizeof s2, logits),
+                            want ? "{N}" : "a 0-d tensor");
+            luaL_argerror(L, arg, lua_tostring(L, -1));
+        }
+        return arg;
+    }
+    if (lua_isinteger(L, arg) && logits->ndim == 1) {
+        mg_tensor *s = lt_push_new(L, MG_INT64, 0, NULL);
+        *(int64_t *)mg_tensor_data(s) = (int64_t)lua_tointeger(L, arg);
+        return lua_gettop(L);
+    }
+    if (lua_type(L, arg) != LUA_TTABLE || logits->ndim != 2)
+        luaL_typeerror(L, arg, "int64 tensor or list of integers");
+    const int64_t len = (int64_t)lua_rawlen(L, arg);
+    if (len != n) {
+        lua_pushfstring(L, "target has %I classes for a batch of %I rows (logits %s)", (lua_Integer)len,
+                        (lua_Integer)n, shape_str(s2, sizeof s2, logits));
+        luaL_argerror(L, arg, lua_tostring(L, -1));
+    }
+    mg_tensor *idx = lt_push_new(L, MG_INT64, 1, &len);
+    int64_t *p = (int64_t *)mg_tensor_data(idx);
+    for (int64_t i = 0; i < len; i++) {
+        lua_rawgeti(L, arg, (lua_Integer)i + 1);
+        int isint;
+        p[i] = (int64_t)lua_tointegerx(L, -1, &isint);
+        if (!isint || lua_type(L, -1) != LUA_TNUMBER) {
+            lua_pushfstring(L, "target[%I] is %s, expected an integer class index", (lua_Integer)i + 1,
+                            lua_type(L, -1) == LUA_TNUMBER ? lua_tostring(L, -1) : luaL_typename(L, -1));
+            luaL_argerror(L, arg, lua_tostring(L, -1));
+        }
+        lua_pop(L, 1);
+    }
+    return lua_gettop(L);
+}
+
+/* cross_entropy(logits (N, C) or (C), target (N) or 0-d [, reduction]) */
+static int l_cross_entropy(lua_State *L) {
+    mg_ctx *ctx = lt_ctx(L);
+    lua_settop(L, 3);
+    const mg_tensor *x = check_float_tensor(L, 1);
+    char s[160];
+    if (x->ndim != 1 && x->ndim != 2) {
+        lua_pushfstring(L, "logits must be {N,C} or {C}, got shape %s", shape_str(s, sizeof s, x));
+        return luaL_argerror(L, 1, lua_tostring(L, -1));
+    }
+    const int64_t N = x->ndim == 2 ? x->size[0] : 1;
+    const mg_reduction red = check_reduction(L, 3);
+    const int target = check_target(L, 2, x, N);
+    mg_tensor *lse = lt_push_new(L, MG_FLOAT64, 1, &N);
+    const int lse_idx = lua_gettop(L);
+    mg_tensor *out = red == MG_REDUCTION_NONE ? lt_push_new(L, (mg_dtype)x->dtype, x->ndim - 1, &N)
+                                              : lt_push_new(L, (mg_dtype)x->dtype, 0, NULL);
+    LT_TRY(L, 1, mg_cross_entropy(ctx, out, lse, x, lt_check(L, target), red));
+    const int inputs[2] = {1, target};
+    mg_node *n = record(L, MG_LOSS_CROSS_ENTROPY, 2, inputs, 1, &lse_idx);
+    if (n) n->iarg[0] = red;
+    return 1;
+}
+
+/* ================================================================ activations and layers */
+
+static int softmax(lua_State *L, mg_loss_op op) {
+    const mg_tensor *x = check_float_tensor(L, 1);
+    if (lua_isnoneornil(L, 2))
+        return luaL_argerror(L, 2, "dim expected (softmax normalizes along one dim, as PyTorch's dim=)");
+    const int dim = x->ndim ? lt_check_dim(L, 2, x->ndim) : 0;
+    lua_settop(L, 2);
+    mg_tensor *out = lt_push_new(L, (mg_dtype)x->dtype, x->ndim, x->size);
+    LT_TRY(L, 1, mg_softmax(lt_ctx(L), op, out, x, dim));
+    static const int inputs[1] = {1};
+    const int saved = lua_gettop(L); /* the backward reads the output */
+    mg_node *n = record(L, op, 1, inputs, 1, &saved);
+    if (n) n->iarg[0] = dim;
+    return 1;
+}
+static int l_softmax(lua_State *L) { return softmax(L, MG_LOSS_SOFTMAX); }
+static int l_log_softmax(lua_State *L) { return softmax(L, MG_LOSS_LOG_SOFTMAX); }
+
+/* linear(x (..., in), weight (out, in) [, bias (out)]) */
+static int l_linear(lua_State *L) {
+    lua_settop(L, 3);
+    const mg_tensor *x = check_float_tensor(L, 1), *w = check_float_tensor(L, 2);
+    const mg_tensor *b = lua_isnil(L, 3) ? NULL : check_float_tensor(L, 3);
+    char s1[160], s2[160];
+    if (w->ndim != 2) {
+        lua_pushfstring(L, "weight must be {out,in}, got shape %s", shape_str(s1, sizeof s1, w));
+        return luaL_argerror(L, 2, lua_tostring(L, -1));
+    }
+    if (x->ndim < 1 || x->size[x->ndim - 1] != w->size[1]) {
+        lua_pushfstring(L, "input shape %s does not fit weight shape %s (in_features %I)",
+                        shape_str(s1, sizeof s1, x), shape_str(s2, sizeof s2, w), (lua_Integer)w->size[1]);
+        return luaL_argerror(L, 1, lua_tostring(L, -1));
+    }
+    if (w->dtype != x->dtype) {
+        lua_pushfstring(L, "weight is %s but input is %s", mg_dtype_name((mg_dtype)w->dtype),
+                        mg_dtype_name((mg_dtype)x->dtype));
+        return luaL_argerror(L, 2, lua_tostring(L, -1));
+    }
+    if (b && (b->ndim != 1 || b->size[0] != w->size[0])) {
+        lua_pushfstring(L, "bias must have shape {%I}, got %s", (lua_Integer)w->size[0],
+                        shape_str(s1, sizeof s1, b));
+        return luaL_argerror(L, 3, lua_tostring(L, -1));
+    }
+    if (b && b->dtype != x->dtype) {
+        lua_pushfstring(L, "bias is %s but input is %s", mg_dtype_name((mg_dtype)b->dtype),
+                        mg_dtype_name((mg_dtype)x->dtype));
+        return luaL_argerror(L, 3, lua_tostring(L, -1));
+    }
+    int64_t size[MG_MAX_DIMS];
+    memcpy(size, x->size, sizeof(int64_t) * x->ndim);
+    size[x->ndim - 1] = w->size[0];
+    mg_tensor *out = lt_push_new(L, (mg_dtype)x->dtype, x->ndim, size);
+    LT_TRY(L, 1, mg_linear(lt_ctx(L), out, x, w, b));
+    static const int inputs[3] = {1, 2, 3};
+    record(L, MG_LOSS_LINEAR, b ? 3 : 2, inputs, 0, NULL);
+    return 1;
+}
+
+/* dropout(x [, p = 0.5 [, training = true]]): x itself when not training (or p == 0) */
+static int l_dropout(lua_State *L) {
+    lua_settop(L, 3);
+    const mg_tensor *x = check_float_tensor(L, 1);
+    const double p = luaL_optnumber(L, 2, 0.5);
+    if (!(p >= 0 && p <= 1)) {
+        lua_pushfstring(L, "dropout probability has to be between 0 and 1, but got %f", p);
+        return luaL_argerror(L, 2, lua_tostring(L, -1));
+    }
+    const int training = lua_isnil(L, 3) ? 1 : lua_toboolean(L, 3);
+    if (!training || p == 0) {
+        lua_settop(L, 1);
+        return 1;
+    }
+    lt_push_new(L, (mg_dtype)x->dtype, x->ndim, x->size);
+    const int mask = lua_gettop(L);
+    mg_tensor *out = lt_push_new(L, (mg_dtype)x->dtype, x->ndim, x->size);
+    LT_TRY(L, 1, mg_dropout(lt_ctx(L), out, lt_check(L, mask), x, p));
+    static const int inputs[1] = {1};
+    record(L, MG_LOSS_DROPOUT, 1, inputs, 1, &mask);
+    return 1;
+}
+
+/* relu / tanh / sigmoid: the tensor methods (with their autograd), called with this closure's
+ * upvalues, which are the methods' own (ctx, metatable, methods) */
+static int call_method(lua_State *L, const char *name) {
+    lt_check(L, 1);
+    lua_settop(L, 1);
+    lua_getfield(L, lua_upvalueindex(3), name);
+    lua_CFunction f = lua_tocfunction(L, -1);
+    if (f) {
+        lua_pop(L, 1);
+        return f(L);
+    }
+    lua_insert(L, 1);
+    lua_call(L, 1, 1);
+    return 1;
+}
+static int l_relu(lua_State *L) { return call_method(L, "relu"); }
+static int l_tanh(lua_State *L) { return call_method(L, "tanh"); }
+static int l_sigmoid(lua_State *L) { return call_method(L, "sigmoid"); }
+
+const luaL_Reg lt_functional_functions[] = {
+    {"model", l_model}, {"loss_fn", l_loss_fn}, {"dloss_fn", l_dloss_fn},
+    {"dmodel_dw", l_dmodel_dw}, {"dmodel_db", l_dmodel_db}, {"grad_fn", l_grad_fn},
+    {"linear", l_linear}, {"mse_loss", l_mse_loss}, {"l1_loss", l_l1_loss},
+    {"cross_entropy", l_cross_entropy}, {"binary_cross_entropy_with_logits", l_bce_with_logits},
+    {"softmax", l_softmax}, {"log_softmax", l_log_softmax},
+    {"relu", l_relu}, {"tanh", l_tanh}, {"sigmoid", l_sigmoid}, {"dropout", l_dropout},
+    {NULL, NULL}};

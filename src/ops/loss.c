@@ -1,9 +1,681 @@
-/* loss.c: the fused functional kernels of mg.F (losses, softmax, ...) and their backward rules. */
+/*
+ * loss.c: the fused functional kernels of mg.F and their backward rules, side by side.
+ *
+ * Fused means one pass over the data where composing tensor ops would take several and allocate
+ * temporaries: mse_loss is sum((x - y)^2) in one loop, its backward 2 (x - y) g / n in one loop;
+ * cross_entropy is log_softmax + nll per row (its backward softmax - onehot, from the saved
+ * log-sum-exp); the book's grad_fn is both means of its hand-derived gradient in one loop.
+ *
+ * Layout: a kernel reads its inputs as contiguous arrays (`flat`: the input itself, or a broadcast
+ * and converted copy in scratch) and writes its contiguous output; only the innermost loops are
+ * typed, one DEFINE_ line per dtype (float32, float64) and a two-entry table per kernel. Values
+ * are computed and summed in double and stored in the output's dtype.
+ *
+ * To add an op: a line in MG_LOSS_OPS (loss.h), its kernel and entry point here, its case in
+ * mg_loss_backward (with the math in a comment), its binding in src/bind/functional.c.
+ */
+#include <math.h>
+#include <string.h>
+
 #include "../core/autograd.h"
+#include "linalg.h"
+#include "loss.h"
+#include "ops.h"
+
+#define MG_NAME_LOSS(e, name) name,
+static const char *const names[MG_NLOSS] = {MG_LOSS_OPS(MG_NAME_LOSS)};
+const char *mg_loss_name(mg_loss_op op) { return names[op]; }
+
+/* ================================================================ helpers */
+
+static bool has_shape(const mg_tensor *t, int ndim, const int64_t *size) {
+    return t->ndim == ndim && (ndim == 0 || memcmp(t->size, size, sizeof(int64_t) * ndim) == 0);
+}
+
+/* t as a contiguous tensor of dtype dt and shape (ndim, size): t itself when it is one, else a
+ * broadcast and converted copy in sc (sc->s.data != NULL then: release it with drop). */
+static mg_status flat(mg_ctx *ctx, const mg_tensor *t, mg_dtype dt, int ndim, const int64_t *size,
+                      mg_scratch *sc, const mg_tensor **out) {
+    sc->s.data = NULL;
+    *out = t;
+    if (t->dtype == dt && has_shape(t, ndim, size) && mg_is_contiguous(t)) return MG_OK;
+    mg_status st = mg_scratch_new(ctx, sc, dt, ndim, size);
+    if (st == MG_OK) st = mg_copy(ctx, &sc->t, t);
+    *out = &sc->t;
+    return st;
+}
+static mg_status flat_as(mg_ctx *ctx, const mg_tensor *t, mg_dtype dt, mg_scratch *sc,
+                         const mg_tensor **out) {
+    return flat(ctx, t, dt, t->ndim, t->size, sc, out);
+}
+
+static void drop(mg_ctx *ctx, mg_scratch *sc) {
+    if (sc->s.data) mg_scratch_free(ctx, sc);
+}
+
+/* Where a rule writes a gradient of shape (ndim, size) and dtype dt: gin itself when it has them
+ * (gin is contiguous), else scratch that grad_done folds into gin (mg_sum_to: broadcast dims are
+ * summed, the dtype converted). */
+static mg_status grad_dest(mg_ctx *ctx, mg_tensor *gin, mg_dtype dt, int ndim, const int64_t *size,
+                           mg_scratch *sc, mg_tensor **dest) {
+    sc->s.data = NULL;
+    *dest = gin;
+    if (gin->dtype == dt && has_shape(gin, ndim, size)) return MG_OK;
+    mg_status st = mg_scratch_new(ctx, sc, dt, ndim, size);
+    *dest = &sc->t;
+    return st;
+}
+static mg_status grad_done(mg_ctx *ctx, mg_tensor *gin, mg_scratch *sc, mg_status st) {
+    if (sc->s.data) {
+        if (st == MG_OK) st = mg_sum_to(ctx, gin, &sc->t);
+        mg_scratch_free(ctx, sc);
+    }
+    return st;
+}
+
+/* The value of a one-element tensor of any dtype. */
+static double scalar_of(const mg_tensor *t) {
+    const char *p = (const char *)mg_tensor_data(t);
+    switch (t->dtype) {
+    case MG_FLOAT32: return *(const float *)p;
+    case MG_FLOAT64: return *(const double *)p;
+    case MG_INT64: return (double)*(const int64_t *)p;
+    default: return *(const bool *)p;
+    }
+}
+
+/* Writes v into every element of a contiguous float tensor (one element, for dw and db). */
+static void store_scalar(mg_tensor *t, double v) {
+    void *p = mg_tensor_data(t);
+    for (int64_t i = 0; i < t->numel; i++) {
+        if (t->dtype == MG_FLOAT32) ((float *)p)[i] = (float)v;
+        else ((double *)p)[i] = v;
+    }
+}
+
+static mg_status check_float(mg_ctx *ctx, const mg_tensor *out, const char *op) {
+    if (out->dtype == MG_FLOAT32 || out->dtype == MG_FLOAT64) return MG_OK;
+    return mg_fail(ctx, MG_EDTYPE, 1, "'%s' computes in float32 or float64, not %s", op,
+                   mg_dtype_name((mg_dtype)out->dtype));
+}
+
+/* The scale of element k's gradient: g[k] unreduced, g / n for a mean, g for a sum. */
+static inline double reduced_grad(mg_reduction red, const double g0, int64_t n) {
+    return red == MG_REDUCTION_MEAN ? g0 / (double)n : g0;
+}
+
+static inline double sigmoid(double x) {
+    if (x >= 0) return 1.0 / (1.0 + exp(-x));
+    const double e = exp(x);
+    return e / (1.0 + e);
+}
+
+/* ================================================================ the book's functions */
+
+/* model: y = w u + b, in the element type (as w * t_u + b would be). */
+#define DEFINE_MODEL(NAME, T)                                                              \
+    static void NAME(void *out, const void *u, int64_t n, double w, double b) {            \
+        T *o = (T *)out;                                                                   \
+        const T *x = (const T *)u, wv = (T)w, bv = (T)b;                                   \
+        for (int64_t i = 0; i < n; i++) o[i] = wv * x[i] + bv;                             \
+    }
+DEFINE_MODEL(model_f32, float)
+DEFINE_MODEL(model_f64, double)
+typedef void (*model_fn)(void *, const void *, int64_t, double, double);
+static const model_fn model_kernels[2] = {model_f32, model_f64};
+
+mg_status mg_model(mg_ctx *ctx, mg_tensor *out, const mg_tensor *u, const mg_tensor *w,
+                   const mg_tensor *b) {
+    mg_status st = check_float(ctx, out, "model");
+    if (st != MG_OK) return st;
+    mg_scratch su;
+    const mg_tensor *cu;
+    st = flat(ctx, u, (mg_dtype)out->dtype, out->ndim, out->size, &su, &cu);
+    if (st == MG_OK)
+        model_kernels[out->dtype](mg_tensor_data(out), mg_tensor_data(cu), out->numel, scalar_of(w),
+                                  scalar_of(b));
+    drop(ctx, &su);
+    return st;
+}
+
+/* dloss_fn: 2 (p - c) */
+#define DEFINE_DLOSS(NAME, T)                                                              \
+    static void NAME(void *out, const void *p, const void *c, int64_t n) {                 \
+        T *o = (T *)out;                                                                   \
+        const T *x = (const T *)p, *y = (const T *)c;                                      \
+        for (int64_t i = 0; i < n; i++) o[i] = 2 * (x[i] - y[i]);                          \
+    }
+DEFINE_DLOSS(dloss_f32, float)
+DEFINE_DLOSS(dloss_f64, double)
+typedef void (*dloss_fn)(void *, const void *, const void *, int64_t);
+static const dloss_fn dloss_kernels[2] = {dloss_f32, dloss_f64};
+
+mg_status mg_dloss(mg_ctx *ctx, mg_tensor *out, const mg_tensor *p, const mg_tensor *c) {
+    mg_status st = check_float(ctx, out, "dloss_fn");
+    if (st != MG_OK) return st;
+    const mg_dtype dt = (mg_dtype)out->dtype;
+    mg_scratch sp, sc;
+    const mg_tensor *cp, *cc;
+    sc.s.data = NULL;
+    st = flat(ctx, p, dt, out->ndim, out->size, &sp, &cp);
+    if (st == MG_OK) st = flat(ctx, c, dt, out->ndim, out->size, &sc, &cc);
+    if (st == MG_OK) dloss_kernels[dt](mg_tensor_data(out), mg_tensor_data(cp), mg_tensor_data(cc), out->numel);
+    drop(ctx, &sc);
+    drop(ctx, &sp);
+    return st;
+}
+
+/* grad_fn: with d = 2 (p - c) (dloss_fn), dmodel_dw = u and dmodel_db = 1:
+ *   {mean(d u), mean(d)}, both sums in one pass. */
+#define DEFINE_GRAD_FN(NAME, T)                                                            \
+    static void NAME(void *out, const void *u, const void *c, const void *p, int64_t n) {  \
+        const T *x = (const T *)u, *y = (const T *)c, *q = (const T *)p;                   \
+        double sw = 0, sb = 0;                                                             \
+        for (int64_t i = 0; i < n; i++) {                                                  \
+            const double d = 2.0 * ((double)q[i] - (double)y[i]);                          \
+            sw += d * (double)x[i];                                                        \
+            sb += d;                                                                       \
+        }                                                                                  \
+        ((T *)out)[0] = (T)(sw / (double)n);                                               \
+        ((T *)out)[1] = (T)(sb / (double)n);                                               \
+    }
+DEFINE_GRAD_FN(grad_fn_f32, float)
+DEFINE_GRAD_FN(grad_fn_f64, double)
+typedef void (*grad_fn_fn)(void *, const void *, const void *, const void *, int64_t);
+static const grad_fn_fn grad_fn_kernels[2] = {grad_fn_f32, grad_fn_f64};
+
+mg_status mg_grad_fn(mg_ctx *ctx, mg_tensor *out, const mg_tensor *u, const mg_tensor *c,
+                     const mg_tensor *p) {
+    mg_status st = check_float(ctx, out, "grad_fn");
+    if (st != MG_OK) return st;
+    const mg_dtype dt = (mg_dtype)out->dtype;
+    mg_scratch su, sc, sp;
+    const mg_tensor *cu, *cc, *cp;
+    sc.s.data = sp.s.data = NULL;
+    st = flat_as(ctx, u, dt, &su, &cu);
+    if (st == MG_OK) st = flat_as(ctx, c, dt, &sc, &cc);
+    if (st == MG_OK) st = flat_as(ctx, p, dt, &sp, &cp);
+    if (st == MG_OK)
+        grad_fn_kernels[dt](mg_tensor_data(out), mg_tensor_data(cu), mg_tensor_data(cc),
+                            mg_tensor_data(cp), p->numel);
+    drop(ctx, &sp);
+    drop(ctx, &sc);
+    drop(ctx, &su);
+    return st;
+}
+
+/* model's backward: du = g w, dw = sum(g u), db = sum(g) */
+#define DEFINE_SCALE(NAME, T)                                                              \
+    static void NAME(void *dst, const void *g, int64_t n, double w) {                      \
+        T *o = (T *)dst;                                                                   \
+        const T *x = (const T *)g, wv = (T)w;                                              \
+        for (int64_t i = 0; i < n; i++) o[i] = x[i] * wv;                                  \
+    }
+DEFINE_SCALE(scale_f32, float)
+DEFINE_SCALE(scale_f64, double)
+typedef void (*scale_fn)(void *, const void *, int64_t, double);
+static const scale_fn scale_kernels[2] = {scale_f32, scale_f64};
+
+/* sum(g u), or sum(g) when u is NULL */
+#define DEFINE_DOT(NAME, T)                                                                \
+    static double NAME(const void *g, const void *u, int64_t n) {                          \
+        const T *x = (const T *)g, *y = (const T *)u;                                      \
+        double s = 0;                                                                      \
+        if (y) for (int64_t i = 0; i < n; i++) s += (double)x[i] * (double)y[i];           \
+        else for (int64_t i = 0; i < n; i++) s += (double)x[i];                            \
+        return s;                                                                          \
+    }
+DEFINE_DOT(dot_f32, float)
+DEFINE_DOT(dot_f64, double)
+typedef double (*dot_fn)(const void *, const void *, int64_t);
+static const dot_fn dot_kernels[2] = {dot_f32, dot_f64};
+
+static mg_status model_backward(mg_ctx *ctx, const mg_backward_args *a, int i, mg_tensor *gin) {
+    const mg_tensor *out = a->out;
+    const mg_dtype dt = (mg_dtype)out->dtype;
+    mg_scratch sg, su, sd;
+    const mg_tensor *g, *u = NULL;
+    su.s.data = sd.s.data = NULL;
+    mg_status st = flat(ctx, a->gout, dt, out->ndim, out->size, &sg, &g);
+    if (st == MG_OK && i == 0) {
+        mg_tensor *dest;
+        st = grad_dest(ctx, gin, dt, out->ndim, out->size, &sd, &dest);
+        if (st == MG_OK)
+            scale_kernels[dt](mg_tensor_data(dest), mg_tensor_data(g), g->numel, scalar_of(a->inputs[1]));
+        st = grad_done(ctx, gin, &sd, st);
+    } else if (st == MG_OK) {
+        if (i == 1) st = flat(ctx, a->inputs[0], dt, out->ndim, out->size, &su, &u);
+        if (st == MG_OK)
+            store_scalar(gin, dot_kernels[dt](mg_tensor_data(g), u ? mg_tensor_data(u) : NULL, g->numel));
+    }
+    drop(ctx, &su);
+    drop(ctx, &sg);
+    return st;
+}
+
+/* ================================================================ pointwise losses */
+
+/* One element of each loss, and its derivative with respect to x (wrt 0) or y (wrt 1):
+ *   mse (x - y)^2:                       2 (x - y),        -2 (x - y)
+ *   l1 |x - y|:                          sign(x - y),      -sign(x - y)    (0 at x = y, as PyTorch)
+ *   bce max(x,0) - x y + log(1 + e^-|x|): sigmoid(x) - y,  -x
+ * The bce form never exponentiates a positive number, so logits of +-1000 stay finite. */
+static inline double pointwise(mg_loss_op op, double x, double y) {
+    switch (op) {
+    case MG_LOSS_MSE: return (x - y) * (x - y);
+    case MG_LOSS_L1: return fabs(x - y);
+    default: return fmax(x, 0.0) - x * y + log1p(exp(-fabs(x)));
+    }
+}
+static inline double dpointwise(mg_loss_op op, int wrt, double x, double y) {
+    switch (op) {
+    case MG_LOSS_MSE: return wrt ? -2.0 * (x - y) : 2.0 * (x - y);
+    case MG_LOSS_L1: {
+        const double s = (double)((x > y) - (x < y));
+        return wrt ? -s : s;
+    }
+    default: return wrt ? -x : sigmoid(x) - y;
+    }
+}
+
+#define DEFINE_POINTWISE(NAME, T)                                                          \
+    static void NAME(mg_loss_op op, void *out, const void *xp, const void *yp, int64_t n,  \
+                     mg_reduction red) {                                                   \
+        const T *x = (const T *)xp, *y = (const T *)yp;                                    \
+        T *o = (T *)out;                                                                   \
+        if (red == MG_REDUCTION_NONE) {                                                    \
+            for (int64_t i = 0; i < n; i++) o[i] = (T)pointwise(op, x[i], y[i]);           \
+            return;                                                                        \
+        }                                                                                  \
+        double s = 0;                                                                      \
+        for (int64_t i = 0; i < n; i++) s += pointwise(op, x[i], y[i]);                    \
+        o[0] = (T)(red == MG_REDUCTION_MEAN ? s / (double)n : s);                          \
+    }
+DEFINE_POINTWISE(pointwise_f32, float)
+DEFINE_POINTWISE(pointwise_f64, double)
+typedef void (*pointwise_fn)(mg_loss_op, void *, const void *, const void *, int64_t, mg_reduction);
+static const pointwise_fn pointwise_kernels[2] = {pointwise_f32, pointwise_f64};
+
+/* d loss / d x (wrt 0) or d y (wrt 1), elementwise, times g[k] (none) or g / n (mean) or g (sum) */
+#define DEFINE_DPOINTWISE(NAME, T)                                                         \
+    static void NAME(mg_loss_op op, int wrt, void *dst, const void *xp, const void *yp,    \
+                     const void *gp, int64_t n, mg_reduction red) {                        \
+        const T *x = (const T *)xp, *y = (const T *)yp, *g = (const T *)gp;                \
+        T *o = (T *)dst;                                                                   \
+        if (red == MG_REDUCTION_NONE) {                                                    \
+            for (int64_t i = 0; i < n; i++)                                                \
+                o[i] = (T)(dpointwise(op, wrt, x[i], y[i]) * (double)g[i]);                \
+            return;                                                                        \
+        }                                                                                  \
+        const double s = reduced_grad(red, (double)g[0], n);                               \
+        for (int64_t i = 0; i < n; i++) o[i] = (T)(dpointwise(op, wrt, x[i], y[i]) * s);   \
+    }
+DEFINE_DPOINTWISE(dpointwise_f32, float)
+DEFINE_DPOINTWISE(dpointwise_f64, double)
+typedef void (*dpointwise_fn)(mg_loss_op, int, void *, const void *, const void *, const void *,
+                              int64_t, mg_reduction);
+static const dpointwise_fn dpointwise_kernels[2] = {dpointwise_f32, dpointwise_f64};
+
+mg_status mg_pointwise_loss(mg_ctx *ctx, mg_loss_op op, mg_tensor *out, const mg_tensor *x,
+                            const mg_tensor *y, mg_reduction red, int ndim, const int64_t *size) {
+    mg_status st = check_float(ctx, out, names[op]);
+    if (st != MG_OK) return st;
+    const mg_dtype dt = (mg_dtype)out->dtype;
+    mg_scratch sx, sy;
+    const mg_tensor *cx, *cy;
+    sy.s.data = NULL;
+    st = flat(ctx, x, dt, ndim, size, &sx, &cx);
+    if (st == MG_OK) st = flat(ctx, y, dt, ndim, size, &sy, &cy);
+    if (st == MG_OK)
+        pointwise_kernels[dt](op, mg_tensor_data(out), mg_tensor_data(cx), mg_tensor_data(cy),
+                              cx->numel, red);
+    drop(ctx, &sy);
+    drop(ctx, &sx);
+    return st;
+}
+
+/* The inputs broadcast to one shape, the gradient computed there and summed back (mg_sum_to). */
+static mg_status pointwise_backward(mg_ctx *ctx, const mg_backward_args *a, int i, mg_tensor *gin) {
+    const mg_loss_op op = (mg_loss_op)a->node->op;
+    const mg_reduction red = (mg_reduction)a->node->iarg[0];
+    const mg_dtype dt = (mg_dtype)a->out->dtype;
+    const mg_tensor *x = a->inputs[0], *y = a->inputs[1];
+    int ndim;
+    int64_t size[MG_MAX_DIMS];
+    mg_status st = mg_broadcast_shape(ctx, &ndim, size, x->ndim, x->size, y->ndim, y->size);
+    if (st != MG_OK) return st;
+    mg_scratch sx, sy, sg, sd;
+    const mg_tensor *cx, *cy, *cg;
+    mg_tensor *dest;
+    sy.s.data = sg.s.data = sd.s.data = NULL;
+    st = flat(ctx, x, dt, ndim, size, &sx, &cx);
+    if (st == MG_OK) st = flat(ctx, y, dt, ndim, size, &sy, &cy);
+    if (st == MG_OK) st = flat_as(ctx, a->gout, dt, &sg, &cg);
+    if (st == MG_OK) st = grad_dest(ctx, gin, dt, ndim, size, &sd, &dest);
+    if (st == MG_OK)
+        dpointwise_kernels[dt](op, i, mg_tensor_data(dest), mg_tensor_data(cx), mg_tensor_data(cy),
+                               mg_tensor_data(cg), cx->numel, red);
+    st = grad_done(ctx, gin, &sd, st);
+    drop(ctx, &sg);
+    drop(ctx, &sy);
+    drop(ctx, &sx);
+    return st;
+}
+
+/* ================================================================ cross_entropy */
+
+/* Per row n of logits x (N, C) with class t = target[n] - 1:
+ *   lse = m + log(sum_c e^(x_c - m)), m = max_c x_c (stable for any magnitude),
+ *   loss_n = lse - x_t   (log_softmax then nll, fused).
+ * Backward: d loss_n / d x_c = softmax_c - [c == t] = e^(x_c - lse) - [c == t], times g_n (none)
+ * or g / N (mean) or g (sum). lse is saved in float64 so the softmax is exact to the dtype. */
+#define DEFINE_CROSS_ENTROPY(NAME, T)                                                      \
+    static void NAME(void *out, double *lse, const void *xp, const int64_t *t, int64_t N,  \
+                     int64_t C, mg_reduction red) {                                        \
+        T *o = (T *)out;                                                                   \
+        double total = 0;                                                                  \
+        for (int64_t n = 0; n < N; n++) {                                                  \
+            const T *row = (const T *)xp + n * C;                                          \
+            double m = -INFINITY, s = 0;                                                   \
+            for (int64_t c = 0; c < C; c++) m = row[c] > m ? (double)row[c] : m;           \
+            for (int64_t c = 0; c < C; c++) s += exp((double)row[c] - m);                  \
+            lse[n] = m + log(s);                                                           \
+            const double l = lse[n] - (double)row[t[n] - 1];                               \
+            if (red == MG_REDUCTION_NONE) o[n] = (T)l;                                     \
+            else total += l;                                                               \
+        }                                                                                  \
+        if (red != MG_REDUCTION_NONE)                                                      \
+            o[0] = (T)(red == MG_REDUCTION_MEAN ? total / (double)N : total);              \
+    }
+DEFINE_CROSS_ENTROPY(cross_entropy_f32, float)
+DEFINE_CROSS_ENTROPY(cross_entropy_f64, double)
+typedef void (*cross_entropy_fn)(void *, double *, const void *, const int64_t *, int64_t, int64_t,
+                                 mg_reduction);
+static const cross_entropy_fn cross_entropy_kernels[2] = {cross_entropy_f32, cross_entropy_f64};
+
+#define DEFINE_DCROSS_ENTROPY(NAME, T)                                                     \
+    static void NAME(void *dst, const void *xp, const double *lse, const int64_t *t,       \
+                     const void *gp, int64_t N, int64_t C, mg_reduction red) {             \
+        const T *g = (const T *)gp;                                                        \
+        for (int64_t n = 0; n < N; n++) {                                                  \
+            const T *row = (const T *)xp + n * C;                                          \
+            T *o = (T *)dst + n * C;                                                       \
+            const double s = red == MG_REDUCTION_NONE ? (double)g[n]                       \
+                                                      : reduced_grad(red, (double)g[0], N); \
+            for (int64_t c = 0; c < C; c++)                                                \
+                o[c] = (T)((exp((double)row[c] - lse[n]) - (c == t[n] - 1)) * s);          \
+        }                                                                                  \
+    }
+DEFINE_DCROSS_ENTROPY(dcross_entropy_f32, float)
+DEFINE_DCROSS_ENTROPY(dcross_entropy_f64, double)
+typedef void (*dcross_entropy_fn)(void *, const void *, const double *, const int64_t *,
+                                  const void *, int64_t, int64_t, mg_reduction);
+static const dcross_entropy_fn dcross_entropy_kernels[2] = {dcross_entropy_f32, dcross_entropy_f64};
+
+mg_status mg_cross_entropy(mg_ctx *ctx, mg_tensor *out, mg_tensor *lse, const mg_tensor *logits,
+                           const mg_tensor *target, mg_reduction red) {
+    mg_status st = check_float(ctx, out, "cross_entropy");
+    if (st != MG_OK) return st;
+    const mg_dtype dt = (mg_dtype)out->dtype;
+    const int64_t C = logits->size[logits->ndim - 1], N = logits->numel / (C ? C : 1);
+    mg_scratch sx, st_;
+    const mg_tensor *cx, *ct;
+    sx.s.data = NULL;
+    st = flat_as(ctx, target, MG_INT64, &st_, &ct);
+    if (st != MG_OK) goto done;
+    const int64_t *t = (const int64_t *)mg_tensor_data(ct);
+    for (int64_t n = 0; n < ct->numel; n++)
+        if (t[n] < 1 || t[n] > C) {
+            st = mg_fail(ctx, MG_EINDEX, 2, "target %lld out of range for %lld classes", (long long)t[n],
+                         (long long)C);
+            goto done;
+        }
+    st = flat_as(ctx, logits, dt, &sx, &cx);
+    if (st == MG_OK)
+        cross_entropy_kernels[dt](mg_tensor_data(out), (double *)mg_tensor_data(lse), mg_tensor_data(cx),
+                                  t, N, C, red);
+done:
+    drop(ctx, &sx);
+    drop(ctx, &st_);
+    return st;
+}
+
+static mg_status cross_entropy_backward(mg_ctx *ctx, const mg_backward_args *a, int i, mg_tensor *gin) {
+    if (i != 0) return mg_fail(ctx, MG_EVALUE, 0, "'cross_entropy' is not differentiable with respect to the target");
+    const mg_reduction red = (mg_reduction)a->node->iarg[0];
+    const mg_tensor *logits = a->inputs[0];
+    const mg_dtype dt = (mg_dtype)a->out->dtype;
+    const int64_t C = logits->size[logits->ndim - 1], N = logits->numel / (C ? C : 1);
+    mg_scratch sx, st_, sg, sd;
+    const mg_tensor *cx, *ct, *cg;
+    mg_tensor *dest;
+    st_.s.data = sg.s.data = sd.s.data = NULL;
+    mg_status st = flat_as(ctx, logits, dt, &sx, &cx);
+    if (st == MG_OK) st = flat_as(ctx, a->inputs[1], MG_INT64, &st_, &ct);
+    if (st == MG_OK) st = flat_as(ctx, a->gout, dt, &sg, &cg);
+    if (st == MG_OK) st = grad_dest(ctx, gin, dt, logits->ndim, logits->size, &sd, &dest);
+    if (st == MG_OK)
+        dcross_entropy_kernels[dt](mg_tensor_data(dest), mg_tensor_data(cx),
+                                   (const double *)mg_tensor_data(a->saved[0]),
+                                   (const int64_t *)mg_tensor_data(ct), mg_tensor_data(cg), N, C, red);
+    st = grad_done(ctx, gin, &sd, st);
+    drop(ctx, &sg);
+    drop(ctx, &st_);
+    drop(ctx, &sx);
+    return st;
+}
+
+/* ================================================================ softmax, log_softmax */
+
+/* x seen as (outer, n, inner) around dim; each of the outer * inner lines of n elements:
+ *   softmax y_k = e^(x_k - m) / s,  log_softmax y_k = x_k - m - log s,
+ *   m = max_k x_k, s = sum_k e^(x_k - m).
+ * Backward from the saved output y:
+ *   softmax dx = y (g - sum_k g_k y_k),  log_softmax dx = g - e^y sum_k g_k. */
+#define DEFINE_SOFTMAX(NAME, T)                                                            \
+    static void NAME(mg_loss_op op, void *out, const void *xp, int64_t outer, int64_t n,   \
+                     int64_t inner) {                                                      \
+        for (int64_t o = 0; o < outer; o++)                                                \
+            for (int64_t j = 0; j < inner; j++) {                                          \
+                const T *x = (const T *)xp + o * n * inner + j;                            \
+                T *y = (T *)out + o * n * inner + j;                                       \
+                double m = -INFINITY, s = 0;                                               \
+                for (int64_t k = 0; k < n; k++) m = x[k * inner] > m ? (double)x[k * inner] : m; \
+                for (int64_t k = 0; k < n; k++) s += exp((double)x[k * inner] - m);        \
+                const double ls = m + log(s);                                              \
+                for (int64_t k = 0; k < n; k++)                                            \
+                    y[k * inner] = (T)(op == MG_LOSS_SOFTMAX ? exp((double)x[k * inner] - ls) \
+                                                             : (double)x[k * inner] - ls); \
+            }                                                                              \
+    }
+DEFINE_SOFTMAX(softmax_f32, float)
+DEFINE_SOFTMAX(softmax_f64, double)
+typedef void (*softmax_fn)(mg_loss_op, void *, const void *, int64_t, int64_t, int64_t);
+static const softmax_fn softmax_kernels[2] = {softmax_f32, softmax_f64};
+
+#define DEFINE_DSOFTMAX(NAME, T)                                                           \
+    static void NAME(mg_loss_op op, void *dst, const void *yp, const void *gp, int64_t outer, \
+                     int64_t n, int64_t inner) {                                           \
+        for (int64_t o = 0; o < outer; o++)                                                \
+            for (int64_t j = 0; j < inner; j++) {                                          \
+                const int64_t base = o * n * inner + j;                                    \
+                const T *y = (const T *)yp + base, *g = (const T *)gp + base;              \
+                T *d = (T *)dst + base;                                                    \
+                double s = 0;                                                              \
+                for (int64_t k = 0; k < n; k++)                                            \
+                    s += (double)g[k * inner] * (op == MG_LOSS_SOFTMAX ? (double)y[k * inner] : 1.0); \
+                for (int64_t k = 0; k < n; k++) {                                          \
+                    const double yk = y[k * inner], gk = g[k * inner];                     \
+                    d[k * inner] = (T)(op == MG_LOSS_SOFTMAX ? yk * (gk - s) : gk - exp(yk) * s); \
+                }                                                                          \
+            }                                                                              \
+    }
+DEFINE_DSOFTMAX(dsoftmax_f32, float)
+DEFINE_DSOFTMAX(dsoftmax_f64, double)
+typedef void (*dsoftmax_fn)(mg_loss_op, void *, const void *, const void *, int64_t, int64_t, int64_t);
+static const dsoftmax_fn dsoftmax_kernels[2] = {dsoftmax_f32, dsoftmax_f64};
+
+static void split_dims(const mg_tensor *t, int dim, int64_t *outer, int64_t *n, int64_t *inner) {
+    *outer = *inner = 1;
+    *n = t->ndim ? t->size[dim] : 1;
+    for (int d = 0; d < dim; d++) *outer *= t->size[d];
+    for (int d = dim + 1; d < t->ndim; d++) *inner *= t->size[d];
+}
+
+mg_status mg_softmax(mg_ctx *ctx, mg_loss_op op, mg_tensor *out, const mg_tensor *x, int dim) {
+    mg_status st = check_float(ctx, out, names[op]);
+    if (st != MG_OK) return st;
+    const mg_dtype dt = (mg_dtype)out->dtype;
+    mg_scratch sx;
+    const mg_tensor *cx;
+    st = flat_as(ctx, x, dt, &sx, &cx);
+    int64_t outer, n, inner;
+    split_dims(x, dim, &outer, &n, &inner);
+    if (st == MG_OK) softmax_kernels[dt](op, mg_tensor_data(out), mg_tensor_data(cx), outer, n, inner);
+    drop(ctx, &sx);
+    return st;
+}
+
+static mg_status softmax_backward(mg_ctx *ctx, const mg_backward_args *a, mg_tensor *gin) {
+    const mg_loss_op op = (mg_loss_op)a->node->op;
+    const mg_tensor *y = a->saved[0];
+    const mg_dtype dt = (mg_dtype)y->dtype;
+    mg_scratch sy, sg, sd;
+    const mg_tensor *cy, *cg;
+    mg_tensor *dest;
+    sg.s.data = sd.s.data = NULL;
+    mg_status st = flat_as(ctx, y, dt, &sy, &cy);
+    if (st == MG_OK) st = flat_as(ctx, a->gout, dt, &sg, &cg);
+    if (st == MG_OK) st = grad_dest(ctx, gin, dt, y->ndim, y->size, &sd, &dest);
+    int64_t outer, n, inner;
+    split_dims(y, (int)a->node->iarg[0], &outer, &n, &inner);
+    if (st == MG_OK)
+        dsoftmax_kernels[dt](op, mg_tensor_data(dest), mg_tensor_data(cy), mg_tensor_data(cg), outer, n,
+                             inner);
+    st = grad_done(ctx, gin, &sd, st);
+    drop(ctx, &sg);
+    drop(ctx, &sy);
+    return st;
+}
+
+/* ================================================================ linear */
+
+/* x (..., I), weight (O, I), bias (O): y = x W^T + b, the bias added to each row of the product
+ * in the same loop that would otherwise be a broadcast add. Backward:
+ *   dx = g W  (matmul (..., O) by (O, I)),  dW = g2^T x2  (g2 (M, O), x2 (M, I): the leading dims
+ *   of g and x flattened),  db = g summed over its leading dims. */
+#define DEFINE_ADD_ROWS(NAME, T)                                                           \
+    static void NAME(void *out, const void *bp, int64_t rows, int64_t cols) {              \
+        const T *b = (const T *)bp;                                                        \
+        for (int64_t r = 0; r < rows; r++) {                                               \
+            T *o = (T *)out + r * cols;                                                    \
+            for (int64_t c = 0; c < cols; c++) o[c] += b[c];                               \
+        }                                                                                  \
+    }
+DEFINE_ADD_ROWS(add_rows_f32, float)
+DEFINE_ADD_ROWS(add_rows_f64, double)
+typedef void (*add_rows_fn)(void *, const void *, int64_t, int64_t);
+static const add_rows_fn add_rows_kernels[2] = {add_rows_f32, add_rows_f64};
+
+/* A 2-D descriptor over t (whose strides are vb's to fill): sizes (r, c), strides (sr, sc). */
+static mg_tensor *matrix(mg_view_buf *vb, const mg_tensor *t, int64_t r, int64_t c, int64_t sr,
+                         int64_t sc) {
+    mg_tensor *m = mg_view_of(vb, t, 2);
+    m->size[0] = r;
+    m->size[1] = c;
+    m->stride[0] = sr;
+    m->stride[1] = sc;
+    m->numel = r * c;
+    return m;
+}
+
+mg_status mg_linear(mg_ctx *ctx, mg_tensor *out, const mg_tensor *x, const mg_tensor *weight,
+                    const mg_tensor *bias) {
+    mg_status st = check_float(ctx, out, "linear");
+    if (st != MG_OK) return st;
+    const mg_dtype dt = (mg_dtype)out->dtype;
+    const int64_t O = weight->size[0], I = weight->size[1];
+    mg_view_buf vb;
+    const mg_tensor *wt = matrix(&vb, weight, I, O, weight->stride[1], weight->stride[0]);
+    st = mg_matmul(ctx, out, x, wt);
+    if (st != MG_OK || !bias) return st;
+    mg_scratch sb;
+    const mg_tensor *cb;
+    st = flat_as(ctx, bias, dt, &sb, &cb);
+    if (st == MG_OK && O > 0) add_rows_kernels[dt](mg_tensor_data(out), mg_tensor_data(cb), out->numel / O, O);
+    drop(ctx, &sb);
+    return st;
+}
+
+static mg_status linear_backward(mg_ctx *ctx, const mg_backward_args *a, int i, mg_tensor *gin) {
+    const mg_tensor *x = a->inputs[0], *w = a->inputs[1], *g = a->gout;
+    if (i == 2) return mg_sum_to(ctx, gin, g);
+    if (i == 0) return mg_matmul(ctx, gin, g, w);
+    /* dW (O, I) = g2^T x2 */
+    const mg_dtype dt = (mg_dtype)gin->dtype;
+    const int64_t O = w->size[0], I = w->size[1], M = I ? x->numel / I : 0;
+    mg_scratch sx, sg;
+    const mg_tensor *cx, *cg;
+    sg.s.data = NULL;
+    mg_status st = flat_as(ctx, x, dt, &sx, &cx);
+    if (st == MG_OK) st = flat_as(ctx, g, dt, &sg, &cg);
+    if (st == MG_OK) {
+        mg_view_buf vg, vx;
+        const mg_tensor *gt = matrix(&vg, cg, O, M, 1, O);
+        const mg_tensor *x2 = matrix(&vx, cx, M, I, I, 1);
+        st = mg_matmul(ctx, gin, gt, x2);
+    }
+    drop(ctx, &sg);
+    drop(ctx, &sx);
+    return st;
+}
+
+/* ================================================================ dropout */
+
+/* mask_k = 0 with probability p, else 1 / (1 - p) (so the expectation is kept); y = x mask.
+ * Backward: dx = g mask (the mask is saved). */
+#define DEFINE_DROPOUT(NAME, T)                                                            \
+    static void NAME(mg_rng *rng, void *out, void *maskp, const void *xp, int64_t n, double p) { \
+        const T *x = (const T *)xp;                                                        \
+        T *o = (T *)out, *mask = (T *)maskp;                                               \
+        const T scale = p < 1 ? (T)(1.0 / (1.0 - p)) : 0;                                  \
+        for (int64_t i = 0; i < n; i++) {                                                  \
+            mask[i] = (double)mg_rng_uniform_f32(rng) >= p ? scale : 0;                    \
+            o[i] = x[i] * mask[i];                                                         \
+        }                                                                                  \
+    }
+DEFINE_DROPOUT(dropout_f32, float)
+DEFINE_DROPOUT(dropout_f64, double)
+typedef void (*dropout_fn)(mg_rng *, void *, void *, const void *, int64_t, double);
+static const dropout_fn dropout_kernels[2] = {dropout_f32, dropout_f64};
+
+mg_status mg_dropout(mg_ctx *ctx, mg_tensor *out, mg_tensor *mask, const mg_tensor *x, double p) {
+    mg_status st = check_float(ctx, out, "dropout");
+    if (st != MG_OK) return st;
+    const mg_dtype dt = (mg_dtype)out->dtype;
+    mg_scratch sx;
+    const mg_tensor *cx;
+    st = flat_as(ctx, x, dt, &sx, &cx);
+    if (st == MG_OK)
+        dropout_kernels[dt](&ctx->rng, mg_tensor_data(out), mg_tensor_data(mask), mg_tensor_data(cx),
+                            out->numel, p);
+    drop(ctx, &sx);
+    return st;
+}
+
+/* ================================================================ backward dispatch */
 
 mg_status mg_loss_backward(mg_ctx *ctx, const mg_backward_args *a, int i, mg_tensor *gin) {
-    (void)a;
-    (void)i;
-    (void)gin;
-    return mg_fail(ctx, MG_EVALUE, 0, "no backward rule yet");
+    switch ((mg_loss_op)a->node->op) {
+    case MG_LOSS_MODEL: return model_backward(ctx, a, i, gin);
+    case MG_LOSS_MSE:
+    case MG_LOSS_L1:
+    case MG_LOSS_BCE_LOGITS: return pointwise_backward(ctx, a, i, gin);
+    case MG_LOSS_CROSS_ENTROPY: return cross_entropy_backward(ctx, a, i, gin);
+    case MG_LOSS_SOFTMAX:
+    case MG_LOSS_LOG_SOFTMAX: return softmax_backward(ctx, a, gin);
+    case MG_LOSS_LINEAR: return linear_backward(ctx, a, i, gin);
+    case MG_LOSS_DROPOUT: return mg_binary(ctx, MG_BIN_MUL, gin, a->gout, a->saved[0]);
+    default: return mg_fail(ctx, MG_EVALUE, 0, "unknown functional op %d", (int)a->node->op);
+    }
 }

@@ -1,0 +1,69 @@
+/*
+ * loss.h: the fused functional kernels of mg.F (src/ops/loss.c): the book's model and hand-derived
+ * gradient, losses, softmax / log_softmax, linear and dropout. Their backward rules are in
+ * mg_loss_backward (src/core/autograd.h), dispatched on node->op (an mg_loss_op).
+ *
+ * Contract as in ops.h: `out` (and any other result, such as cross_entropy's saved log-sum-exp) is
+ * allocated by the caller, contiguous, with the shape and dtype named below. Inputs may have any
+ * strides and dtypes; a kernel reads a non-contiguous or other-dtype input through a contiguous
+ * copy in scratch memory (freed before it returns). Every kernel computes in float32 or float64
+ * (out's dtype) and accumulates sums in double.
+ */
+#ifndef MG_LOSS_H
+#define MG_LOSS_H
+
+#include "../core/core.h"
+
+/* The list of recorded ops: enum and names are made from it. */
+#define MG_LOSS_OPS(X)                                         \
+    X(MODEL, "model")                                          \
+    X(MSE, "mse_loss")                                         \
+    X(L1, "l1_loss")                                           \
+    X(BCE_LOGITS, "binary_cross_entropy_with_logits")          \
+    X(CROSS_ENTROPY, "cross_entropy")                          \
+    X(SOFTMAX, "softmax")                                      \
+    X(LOG_SOFTMAX, "log_softmax")                              \
+    X(LINEAR, "linear")                                        \
+    X(DROPOUT, "dropout")
+#define MG_ENUM_LOSS(e, name) MG_LOSS_##e,
+typedef enum mg_loss_op { MG_LOSS_OPS(MG_ENUM_LOSS) MG_NLOSS } mg_loss_op;
+#undef MG_ENUM_LOSS
+const char *mg_loss_name(mg_loss_op op);
+
+/* How a loss folds its elements (node->iarg[0] of the loss nodes). */
+typedef enum mg_reduction { MG_REDUCTION_NONE, MG_REDUCTION_MEAN, MG_REDUCTION_SUM } mg_reduction;
+
+/* ---- the book's functions (chapter 5) ------------------------------------------------------- */
+/* out = w * u + b. out: u's shape, float; w and b one-element tensors of any dtype.
+ * Backward: du = g w, dw = sum(g u), db = sum(g). */
+mg_status mg_model(mg_ctx *ctx, mg_tensor *out, const mg_tensor *u, const mg_tensor *w,
+                   const mg_tensor *b);
+/* out = 2 (p - c): the seed of the hand-derived gradient. out: broadcast shape, float. */
+mg_status mg_dloss(mg_ctx *ctx, mg_tensor *out, const mg_tensor *p, const mg_tensor *c);
+/* out (2 elements) = {mean(2 (p - c) u), mean(2 (p - c))}, in one pass over the data.
+ * u, c, p have one shape. */
+mg_status mg_grad_fn(mg_ctx *ctx, mg_tensor *out, const mg_tensor *u, const mg_tensor *c,
+                     const mg_tensor *p);
+
+/* ---- losses --------------------------------------------------------------------------------- */
+/* op MSE: (x - y)^2, L1: |x - y|, BCE_LOGITS: max(x,0) - x y + log(1 + e^-|x|), elementwise over
+ * x and y broadcast to (ndim, size), then reduced. out: (ndim, size) for NONE, 0-d otherwise. */
+mg_status mg_pointwise_loss(mg_ctx *ctx, mg_loss_op op, mg_tensor *out, const mg_tensor *x,
+                            const mg_tensor *y, mg_reduction red, int ndim, const int64_t *size);
+/* logits (N, C) (or (C): N = 1), target int64 (N) (or 0-d) of 1-based classes, checked (MG_EINDEX
+ * on operand 2 naming the first bad one). lse (N) receives each row's log-sum-exp (saved for
+ * backward). out: (N) (0-d for (C) logits) for NONE, 0-d otherwise. */
+mg_status mg_cross_entropy(mg_ctx *ctx, mg_tensor *out, mg_tensor *lse, const mg_tensor *logits,
+                           const mg_tensor *target, mg_reduction red);
+
+/* ---- activations and layers ----------------------------------------------------------------- */
+/* op SOFTMAX or LOG_SOFTMAX along dim (0-based), stable (the max is subtracted). out: x's shape. */
+mg_status mg_softmax(mg_ctx *ctx, mg_loss_op op, mg_tensor *out, const mg_tensor *x, int dim);
+/* out (..., O) = x (..., I) weight(O, I)^T + bias (O); bias may be NULL. One dtype for all. */
+mg_status mg_linear(mg_ctx *ctx, mg_tensor *out, const mg_tensor *x, const mg_tensor *weight,
+                    const mg_tensor *bias);
+/* mask (x's shape, out's dtype) <- 0 with probability p, else 1 / (1 - p), from ctx->rng;
+ * out = x * mask. 0 <= p <= 1. */
+mg_status mg_dropout(mg_ctx *ctx, mg_tensor *out, mg_tensor *mask, const mg_tensor *x, double p);
+
+#endif
