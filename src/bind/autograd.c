@@ -111,6 +111,13 @@ mg_tensor *lt_inplace(lua_State *L, int idx) {
     return t;
 }
 
+void lt_inplace_source(lua_State *L, int idx) {
+    const mg_tensor *s = lt_test(L, idx);
+    if (s && s->requires_grad && lt_ctx(L)->grad_enabled)
+        luaL_argerror(L, idx, "a tensor that requires grad cannot be the source of an in-place write "
+                              "(its gradient would be lost: use the out-of-place form)");
+}
+
 /* ================================================================ the engine */
 
 static mg_node *node_of(lua_State *L, int tensor_idx) {

@@ -90,6 +90,7 @@ static int binary_inplace(lua_State *L, mg_binary_op op) {
         return luaL_argerror(L, 2, lua_tostring(L, -1));
     }
     lt_inplace(L, 1);
+    lt_inplace_source(L, 2);
     mg_scalar sb;
     const mg_tensor *b = lt_operand(L, 2, (mg_dtype)t->dtype, &sb);
     int ndim;
@@ -186,7 +187,10 @@ static int masked_fill(lua_State *L, int inplace) {
         lua_pushfstring(L, "mask of shape %s does not broadcast to shape %s", as, bs);
         return luaL_argerror(L, 2, lua_tostring(L, -1));
     }
-    if (inplace) lt_inplace(L, 1);
+    if (inplace) {
+        lt_inplace(L, 1);
+        lt_inplace_source(L, 3);
+    }
     mg_tensor *out = t;
     if (!inplace) out = lt_push_new(L, (mg_dtype)t->dtype, t->ndim, t->size);
     LT_TRY(L, 1, mg_where(ctx, out, mask, v, t));

@@ -116,6 +116,9 @@ int lt_record_view(lua_State *L, int op, int64_t a0, int64_t a1);
 /* The tensor at idx, checked writable in place: not expanded, and not a tensor requiring grad while
  * grad mode is on (leaf: PyTorch's error; non-leaf: unsupported). Use before every in-place write. */
 mg_tensor *lt_inplace(lua_State *L, int idx);
+/* Refuses, while grad mode is on, a tensor requiring grad at idx as the source of an in-place
+ * write (t:add_(w), t[i] = w, t:copy_(w)): its gradient would be lost. */
+void lt_inplace_source(lua_State *L, int idx);
 /* t.grad / t.requires_grad / t.is_leaf / t.grad_fn reads and writes; 0 when key is not one. The
  * tensor is at stack index 1 (and the value at 3 for a write). */
 int lt_autograd_get(lua_State *L, mg_tensor *t, const char *key);

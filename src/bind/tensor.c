@@ -622,6 +622,7 @@ static int l_newindex(lua_State *L) {
     if (t->ndim == 0) return luaL_error(L, "'newindex': a 0-d tensor cannot be indexed (use t:fill_(v))");
     const int64_t i = lt_check_index(L, 2, t->size[0]);
     lt_inplace(L, 1);
+    lt_inplace_source(L, 3);
     mg_tensor *row = lt_push_view(L, 1, t->ndim - 1);
     mg_view_select(ctx, row, t, 0, i);
     mg_scalar sc;
@@ -884,6 +885,7 @@ static int l_bool(lua_State *L) { lt_push_as(L, 1, MG_BOOL); return 1; }
 static int l_fill_(lua_State *L) {
     mg_tensor *t = lt_check(L, 1);
     lt_inplace(L, 1);
+    lt_inplace_source(L, 2);
     mg_scalar sc;
     if (lt_test(L, 2)) {
         const mg_tensor *v = lt_check(L, 2);
@@ -912,6 +914,7 @@ static int l_copy_(lua_State *L) {
     mg_tensor *t = lt_check(L, 1);
     const mg_tensor *src = lt_check(L, 2);
     lt_inplace(L, 1);
+    lt_inplace_source(L, 2);
     int nd;
     int64_t shape[MG_MAX_DIMS];
     if (mg_broadcast_shape(ctx, &nd, shape, t->ndim, t->size, src->ndim, src->size) != MG_OK ||
