@@ -12,13 +12,14 @@ if ! $PY -c "import torch" 2>/dev/null; then
         echo "bench: python3-torch is not installed: running the moongrad side alone"
     fi
 fi
-printf '%-14s %14s %14s %8s\n' workload moongrad PyTorch ratio
-for w in w7_elementwise; do
+printf '%-22s %20s %20s %8s  %s\n' workload moongrad PyTorch ratio "final numbers (moongrad / PyTorch)"
+for w in w1_w2_thermo w7_elementwise; do
     lua5.4 "$w.lua" > /tmp/mg-bench-lua.txt || exit 1
     if $PY -c "import torch" 2>/dev/null; then $PY "$w.py" > /tmp/mg-bench-py.txt; else : > /tmp/mg-bench-py.txt; fi
-    grep '^RESULT' /tmp/mg-bench-lua.txt | while read -r _ name value unit _; do
-        name=${name#name=}; value=${value#value=}; unit=${unit#unit=}
+    grep '^RESULT' /tmp/mg-bench-lua.txt | while read -r _ name value unit check; do
+        name=${name#name=}; value=${value#value=}; unit=${unit#unit=}; check=${check#check=}
         peer=$(grep "name=$name " /tmp/mg-bench-py.txt | sed -E 's/.*value=([^ ]+).*/\1/')
+        peer_check=$(grep "name=$name " /tmp/mg-bench-py.txt | sed -E 's/.*check=(.*)/\1/')
         if [ -n "$peer" ]; then
             # ratio > 1 means moongrad is better (less time, or more bandwidth)
             case $unit in
@@ -26,6 +27,7 @@ for w in w7_elementwise; do
                 *) ratio=$(awk "BEGIN{printf \"%.2fx\", $peer/$value}") ;;
             esac
         else peer="-"; ratio="-"; fi
-        printf '%-14s %9s %-5s %8s %-5s %7s\n' "$name" "$value" "$unit" "$peer" "$unit" "$ratio"
+        printf '%-22s %11s %-8s %11s %-8s %7s  %s\n' "$name" "$value" "$unit" "$peer" "$unit" "$ratio" \
+            "${check:+$check / ${peer_check:--}}"
     done
 done
