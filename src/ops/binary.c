@@ -216,6 +216,30 @@ static mg_status chosen_share(mg_ctx *ctx, mg_tensor *full, const mg_tensor *g, 
     return st;
 }
 
+/* f <- 0 where (p cmp 0) and, when q is given, q >= 0: PyTorch's choices for pow at 0, where the
+ * formulas give nan or -inf (0^0 has slope 0 in the base; 0^y with y >= 0 has none in y). */
+static mg_status zero_where(mg_ctx *ctx, mg_tensor *f, const mg_tensor *p, mg_binary_op cmp,
+                            const mg_tensor *q) {
+    mg_scratch mask, also;
+    mg_status st = mg_scratch_new(ctx, &mask, MG_BOOL, f->ndim, f->size);
+    if (st != MG_OK) return st;
+    also.s.data = NULL;
+    mg_scalar zero;
+    mg_scalar_init(&zero, (mg_dtype)p->dtype, 0, 0);
+    st = mg_binary(ctx, cmp, &mask.t, p, &zero.t);
+    if (st == MG_OK && q) {
+        st = mg_scratch_new(ctx, &also, MG_BOOL, f->ndim, f->size);
+        if (st == MG_OK) st = mg_binary(ctx, MG_BIN_GE, &also.t, q, &zero.t);
+        if (st == MG_OK) st = mg_binary(ctx, MG_BIN_MUL, &mask.t, &mask.t, &also.t); /* and */
+    }
+    mg_scalar fz;
+    mg_scalar_init(&fz, (mg_dtype)f->dtype, 0, 0);
+    if (st == MG_OK) st = mg_where(ctx, f, &mask.t, &fz.t, f);
+    if (also.s.data) mg_scratch_free(ctx, &also);
+    mg_scratch_free(ctx, &mask);
+    return st;
+}
+
 mg_status mg_binary_backward(mg_ctx *ctx, const mg_backward_args *a, int i, mg_tensor *gin) {
     const mg_binary_op op = (mg_binary_op)a->node->op;
     const mg_tensor *g = a->gout;
@@ -249,11 +273,13 @@ mg_status mg_binary_backward(mg_ctx *ctx, const mg_backward_args *a, int i, mg_t
             if (st == MG_OK) st = mg_binary(ctx, MG_BIN_POW, f, x, f);
             if (st == MG_OK) st = mg_binary(ctx, MG_BIN_MUL, f, f, y);
             if (st == MG_OK) st = mg_binary(ctx, MG_BIN_MUL, f, f, g);
+            if (st == MG_OK) st = zero_where(ctx, f, y, MG_BIN_EQ, NULL); /* 0 where y == 0 */
         } else { /* g out log(x) */
             st = mg_scratch_new(ctx, &tmp, dt, x->ndim, x->size);
             if (st == MG_OK) st = mg_unary(ctx, MG_UN_LOG, &tmp.t, x);
             if (st == MG_OK) st = mg_binary(ctx, MG_BIN_MUL, f, g, a->saved[0]);
             if (st == MG_OK) st = mg_binary(ctx, MG_BIN_MUL, f, f, &tmp.t);
+            if (st == MG_OK) st = zero_where(ctx, f, x, MG_BIN_EQ, y); /* 0 where x == 0, y >= 0 */
         }
         break;
     case MG_BIN_MAXIMUM:
