@@ -4,6 +4,7 @@
  * the plain in-place writes (copy_ fill_ zero_).
  */
 #include <limits.h>
+#include <unistd.h> /* isatty */
 #include <string.h>
 
 #include "../ops/ops.h"
@@ -962,6 +963,12 @@ static int l_set_default_dtype(lua_State *L) {
     return 0;
 }
 
+/* core._isatty(): whether standard output is a terminal (mg.train draws a progress bar then). */
+static int l_isatty(lua_State *L) {
+    lua_pushboolean(L, isatty(STDOUT_FILENO));
+    return 1;
+}
+
 static int l_get_default_dtype(lua_State *L) {
     lua_pushstring(L, mg_dtype_name(lt_ctx(L)->default_dtype));
     return 1;
@@ -1026,6 +1033,7 @@ const luaL_Reg lt_tensor_methods[] = {
 const luaL_Reg lt_tensor_functions[] = {
     {"tensor", l_tensor}, {"is_tensor", l_is_tensor},
     {"set_default_dtype", l_set_default_dtype}, {"get_default_dtype", l_get_default_dtype},
+    {"_isatty", l_isatty},
     {NULL, NULL}};
 
 const luaL_Reg lt_tensor_metamethods[] = {

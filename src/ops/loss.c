@@ -287,9 +287,9 @@ static inline double dpointwise(mg_loss_op op, int wrt, double x, double y) {
             for (int64_t i = 0; i < n; i++) o[i] = (T)pointwise(op, x[i], y[i]);           \
             return;                                                                        \
         }                                                                                  \
-        double s = 0;                                                                      \
-        for (int64_t i = 0; i < n; i++) s += pointwise(op, x[i], y[i]);                    \
-        o[0] = (T)(red == MG_REDUCTION_MEAN ? s / (double)n : s);                          \
+        double s = 0; /* each term and the sum rounded to T: float32 overflows as PyTorch's */ \
+        for (int64_t i = 0; i < n; i++) s += (double)(T)pointwise(op, x[i], y[i]);         \
+        o[0] = red == MG_REDUCTION_MEAN ? (T)((T)s / (T)n) : (T)s;                         \
     }
 DEFINE_POINTWISE(pointwise_f32, float)
 DEFINE_POINTWISE(pointwise_f64, double)

@@ -222,7 +222,11 @@ static void emit(mg_reduce_op op, mg_dtype dt, char *o, int64_t *index, const ac
     double f = a->f;
     int64_t i = a->i;
     switch (op) {
-    case MG_RED_MEAN: f = a->f / (double)count; break; /* empty: 0 / 0 = nan, as PyTorch */
+    case MG_RED_MEAN: /* empty: 0 / 0 = nan, as PyTorch */
+        /* float32: the sum is rounded to float32 before the division, as PyTorch's float32 sum
+         * is, so a sum past FLT_MAX gives inf (the book's diverging loss) instead of a finite mean */
+        f = dt == MG_FLOAT32 ? (double)((float)a->f / (float)count) : a->f / (double)count;
+        break;
     case MG_RED_ARGMAX:
     case MG_RED_ARGMIN: i = a->idx + 1; break;
     case MG_RED_VAR:
