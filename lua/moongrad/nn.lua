@@ -1,3 +1,765 @@
--- moongrad.nn (being written)
+-- mg.nn: modules as in torch.nn, written in Lua over the C kernels of mg.F.
+--
+-- Holds the Module base class (parameters, state_dict, train/eval, printing, Module:extend() for
+-- user classes), the layers Linear, Sequential, ReLU, Tanh, Sigmoid, Dropout, the loss modules
+-- MSELoss, L1Loss, CrossEntropyLoss, BCEWithLogitsLoss, and nn.utils (clip_grad_norm_,
+-- clip_grad_value_). Every numeric operation is an mg.F kernel or a tensor method: nothing here
+-- loops over elements (the loops run over parameters and modules).
+--
+-- How registration works: a module keeps its parameters in self._parameters, its children in
+-- self._modules and its buffers in self._buffers, each name also appended to an order list, as
+-- PyTorch's OrderedDicts. Assigning in init (`self.fc = nn.Linear(2, 3)`, `self.w = mg.randn(3,
+-- {requires_grad = true})`) registers a Module instance as a child and a leaf tensor that requires
+-- grad as a parameter; anything else is a plain field. A name stays what it was registered as:
+-- assigning nil removes it (Linear's bias with {bias = false}), assigning a tensor to a parameter's
+-- name replaces the parameter (it keeps its place in the order).
+--
+-- A tensor that does not require grad when assigned stays a plain field: register_parameter and
+-- register_buffer register one explicitly.
+--
+-- User classes: `local Net = nn.Module:extend("Net")` (the name is what tostring prints, as PyTorch
+-- prints the class name), `function Net:init(...)` (the registration tables exist before init runs,
+-- so it need not call the parent's init), `function Net:forward(x)`, then `Net(...)` or
+-- `Net.new(...)`.
+--
+-- named_parameters(), named_children() and named_modules() are iterators, used as PyTorch's are:
+-- `for name, p in model:named_parameters() do ... end`; parameters(), children() and modules() are
+-- Lua lists.
+--
+-- To add a layer: `local L = Module:extend("Name")`, an `init(...)` that checks its options with
+-- `options()` and assigns its parameters, a `forward`, and an `extra_repr` for tostring.
+local core = require "moongrad.core"
+
+local F = core.F
+local is_tensor = core.is_tensor
+
 local M = {}
+
+-- ============================================================ options
+
+-- Copies `opts` over `defaults` (which name every valid key; `false` stands for "not given") into a
+-- fresh table; an unknown key is an error that names it and every valid key. `level` is error()'s,
+-- counted from the function that calls options.
+local function options(fname, argn, opts, defaults, level)
+  local o = {}
+  for k, v in pairs(defaults) do o[k] = v end
+  if opts == nil then return o end
+  level = (level or 2) + 1
+  if type(opts) ~= "table" or is_tensor(opts) then
+    error(string.format("bad argument #%d to '%s' (options table expected, got %s)", argn, fname,
+      is_tensor(opts) and "tensor" or type(opts)), level)
+  end
+  for k, v in pairs(opts) do
+    if defaults[k] == nil then
+      local valid = {}
+      for name in pairs(defaults) do valid[#valid + 1] = name end
+      table.sort(valid)
+      error(string.format("bad argument #%d to '%s' (unknown option '%s' (%s))", argn, fname, tostring(k),
+        #valid > 0 and "valid: " .. table.concat(valid, ", ") or "it takes no options"), level)
+    end
+    o[k] = v
+  end
+  return o
+end
+
+-- ============================================================ Module
+
+local Module = {}
+Module._name = "Module"
+M.Module = Module
+
+local function is_module(v)
+  if type(v) ~= "table" then return false end
+  local mt = getmetatable(v)
+  return type(mt) == "table" and rawget(mt, "_is_module_class") == true
+end
+M.is_module = is_module
+
+-- instance lookup: parameters, buffers and children first (they live in their own tables so that
+-- every assignment to them passes through __newindex), then the class chain
+local function instance_index(self, k)
+  local v = rawget(self, "_parameters")[k]
+  if v ~= nil then return v end
+  v = rawget(self, "_modules")[k]
+  if v ~= nil then return v end
+  v = rawget(self, "_buffers")[k]
+  if v ~= nil then return v end
+  return getmetatable(self)[k]
+end
+
+local function add_name(self, order, name)
+  local list = rawget(self, order)
+  for _, n in ipairs(list) do
+    if n == name then return end
+  end
+  list[#list + 1] = name
+end
+
+local function remove_name(self, order, name)
+  local list = rawget(self, order)
+  for i, n in ipairs(list) do
+    if n == name then table.remove(list, i) return end
+  end
+end
+
+local function instance_newindex(self, k, v)
+  local params, mods, bufs = rawget(self, "_parameters"), rawget(self, "_modules"), rawget(self, "_buffers")
+  if params[k] ~= nil then
+    if v == nil then
+      params[k] = nil
+      remove_name(self, "_param_order", k)
+      return
+    end
+    if not is_tensor(v) then
+      error(string.format("cannot assign a %s as parameter '%s' (a tensor or nil expected)", type(v),
+        tostring(k)), 2)
+    end
+    params[k] = v
+  elseif mods[k] ~= nil then
+    if v == nil then
+      mods[k] = nil
+      remove_name(self, "_module_order", k)
+      return
+    end
+    if not is_module(v) then
+      error(string.format("cannot assign a %s as child module '%s' (a Module or nil expected)", type(v),
+        tostring(k)), 2)
+    end
+    mods[k] = v
+  elseif bufs[k] ~= nil then
+    if v ~= nil and not is_tensor(v) then
+      error(string.format("cannot assign a %s as buffer '%s' (a tensor or nil expected)", type(v),
+        tostring(k)), 2)
+    end
+    bufs[k] = v
+    if v == nil then remove_name(self, "_buffer_order", k) end
+  elseif type(k) == "string" and is_tensor(v) and v.requires_grad and v.is_leaf then
+    rawset(self, k, nil)
+    params[k] = v
+    add_name(self, "_param_order", k)
+  elseif type(k) == "string" and is_module(v) then
+    rawset(self, k, nil)
+    mods[k] = v
+    add_name(self, "_module_order", k)
+  else
+    rawset(self, k, v)
+  end
+end
+
+-- the metamethods every class carries (Lua reads metamethods with rawget, so extend copies them)
+local METAMETHODS = { "__index", "__newindex", "__call", "__tostring", "__len" }
+
+Module.__index = instance_index
+Module.__newindex = instance_newindex
+Module._is_module_class = true
+
+function Module.__call(self, ...)
+  return self:forward(...) -- a tail call: errors raised with level 2 in forward blame the caller
+end
+
+-- Class(...) and Class.new(...) build an instance: the registration tables, training = true, and
+-- then the class's init(...).
+local function new_instance(class, ...)
+  local self = {
+    _parameters = {}, _param_order = {},
+    _modules = {}, _module_order = {},
+    _buffers = {}, _buffer_order = {},
+    training = true,
+  }
+  setmetatable(self, class)
+  self:init(...)
+  return self
+end
+
+local ClassMeta = {
+  __call = new_instance,
+  __index = function(class, k)
+    local super = rawget(class, "super")
+    if super then return super[k] end
+  end,
+}
+
+-- Module:extend([name]): a subclass of this class. `name` is what tostring prints (PyTorch prints
+-- the class name); it defaults to the parent's.
+function Module.extend(class, name)
+  if name ~= nil and type(name) ~= "string" then
+    error(string.format("bad argument #1 to 'extend' (class name string expected, got %s)", type(name)), 2)
+  end
+  local sub = { super = class, _name = name or class._name, _is_module_class = true }
+  for _, mm in ipairs(METAMETHODS) do sub[mm] = class[mm] end
+  sub.new = function(...) return new_instance(sub, ...) end
+  return setmetatable(sub, ClassMeta)
+end
+
+setmetatable(Module, { __call = new_instance })
+Module.new = function(...) return new_instance(Module, ...) end
+
+-- Module.init(self): the base has nothing to set up (the registration tables exist before init
+-- runs), so a subclass need not call it; calling it is harmless.
+function Module.init() end
+
+function Module:forward()
+  error(string.format("Module '%s' is missing the required 'forward' function", self._name), 2)
+end
+
+-- register_parameter(name, tensor_or_nil), register_module(name, module), register_buffer(name, t):
+-- explicit registration, for tensors that do not require grad yet, or names chosen at run time.
+function Module:register_parameter(name, t)
+  if type(name) ~= "string" then error("bad argument #1 to 'register_parameter' (string name expected)", 2) end
+  if t ~= nil and not is_tensor(t) then
+    error(string.format("bad argument #2 to 'register_parameter' (tensor or nil expected, got %s)", type(t)), 2)
+  end
+  rawset(self, name, nil)
+  self._parameters[name] = t
+  if t ~= nil then add_name(self, "_param_order", name) end
+end
+
+function Module:register_module(name, m)
+  if type(name) ~= "string" then error("bad argument #1 to 'register_module' (string name expected)", 2) end
+  if m ~= nil and not is_module(m) then
+    error(string.format("bad argument #2 to 'register_module' (Module or nil expected, got %s)", type(m)), 2)
+  end
+  rawset(self, name, nil)
+  self._modules[name] = m
+  if m ~= nil then add_name(self, "_module_order", name) end
+end
+Module.add_module = Module.register_module
+
+function Module:register_buffer(name, t)
+  if type(name) ~= "string" then error("bad argument #1 to 'register_buffer' (string name expected)", 2) end
+  if t ~= nil and not is_tensor(t) then
+    error(string.format("bad argument #2 to 'register_buffer' (tensor or nil expected, got %s)", type(t)), 2)
+  end
+  rawset(self, name, nil)
+  self._buffers[name] = t
+  if t ~= nil then add_name(self, "_buffer_order", name) end
+end
+
+-- named_modules as PyTorch walks them: pre-order, each module once; returns lists of names and
+-- modules ("" for self)
+local function walk_modules(self)
+  local names, mods, seen = {}, {}, {}
+  local function visit(m, prefix)
+    if seen[m] then return end
+    seen[m] = true
+    names[#names + 1], mods[#mods + 1] = prefix, m
+    for _, n in ipairs(rawget(m, "_module_order")) do
+      local child = rawget(m, "_modules")[n]
+      if child then visit(child, prefix == "" and n or prefix .. "." .. n) end
+    end
+  end
+  visit(self, "")
+  return names, mods
+end
+
+local function list_iterator(names, values)
+  local i = 0
+  return function()
+    i = i + 1
+    if names[i] ~= nil then return names[i], values[i] end
+  end
+end
+
+-- the (name, tensor) pairs of every parameter, own ones first and then each child's, without
+-- duplicates (a tensor shared by two modules is listed once, under its first name)
+local function collect_parameters(self)
+  local names, params, seen = {}, {}, {}
+  local mnames, mods = walk_modules(self)
+  for i, m in ipairs(mods) do
+    local prefix = mnames[i] == "" and "" or mnames[i] .. "."
+    for _, n in ipairs(rawget(m, "_param_order")) do
+      local p = rawget(m, "_parameters")[n]
+      if p ~= nil and not seen[p] then
+        seen[p] = true
+        names[#names + 1], params[#params + 1] = prefix .. n, p
+      end
+    end
+  end
+  return names, params
+end
+
+-- parameters(): a Lua list of the parameter tensors, in PyTorch's order
+function Module:parameters()
+  local _, params = collect_parameters(self)
+  return params
+end
+
+-- named_parameters(): an iterator of name, tensor: `for name, p in model:named_parameters() do`
+function Module:named_parameters()
+  return list_iterator(collect_parameters(self))
+end
+
+-- children(): a Lua list of the direct submodules; named_children(): an iterator of name, module
+function Module:children()
+  local out = {}
+  for _, n in ipairs(self._module_order) do out[#out + 1] = self._modules[n] end
+  return out
+end
+
+function Module:named_children()
+  local names, mods = {}, {}
+  for _, n in ipairs(self._module_order) do names[#names + 1], mods[#mods + 1] = n, self._modules[n] end
+  return list_iterator(names, mods)
+end
+
+-- modules(): a Lua list of self and every descendant (pre-order); named_modules(): an iterator
+function Module:modules()
+  local _, mods = walk_modules(self)
+  return mods
+end
+
+function Module:named_modules()
+  return list_iterator(walk_modules(self))
+end
+
+-- apply(fn): calls fn(m) on every child (recursively) and then on self, as PyTorch; returns self
+function Module:apply(fn)
+  for _, child in ipairs(self:children()) do child:apply(fn) end
+  fn(self)
+  return self
+end
+
+-- zero_grad([{set_to_none = false}]): zeroes every parameter's .grad in place (PyTorch 1.13's
+-- default), or drops it with set_to_none
+function Module:zero_grad(opts)
+  local o = options("zero_grad", 1, opts, { set_to_none = false })
+  for _, p in ipairs(self:parameters()) do
+    local g = p.grad
+    if g ~= nil then
+      if o.set_to_none then
+        p.grad = nil
+      else
+        core.no_grad(function() g:zero_() end)
+      end
+    end
+  end
+end
+
+-- train([mode = true]) and eval(): set .training on self and every descendant; return self
+function Module:train(mode)
+  if mode == nil then mode = true end
+  if type(mode) ~= "boolean" then
+    error(string.format("bad argument #1 to 'train' (boolean expected, got %s)", type(mode)), 2)
+  end
+  for _, m in ipairs(self:modules()) do rawset(m, "training", mode) end
+  return self
+end
+
+function Module:eval()
+  return self:train(false)
+end
+
+-- to(dtype), double(), float(): converts every parameter and buffer to dtype (a parameter
+-- becomes a new leaf tensor with its requires_grad, so make optimizers after converting); returns self
+function Module:to(dtype)
+  if type(dtype) ~= "string" then
+    error(string.format("bad argument #1 to 'to' (dtype string expected, got %s)", type(dtype)), 2)
+  end
+  core.no_grad(function()
+    for _, m in ipairs(self:modules()) do
+      local params, bufs = rawget(m, "_parameters"), rawget(m, "_buffers")
+      for n, p in pairs(params) do
+        if p.dtype ~= dtype then params[n] = p:detach():to(dtype):requires_grad_(p.requires_grad) end
+      end
+      for n, b in pairs(bufs) do
+        if b.dtype ~= dtype then bufs[n] = b:to(dtype) end
+      end
+    end
+  end)
+  return self
+end
+
+function Module:double() return self:to("float64") end
+function Module:float() return self:to("float32") end
+
+-- requires_grad_([flag = true]): sets requires_grad on every parameter (freezing); returns self
+function Module:requires_grad_(flag)
+  if flag == nil then flag = true end
+  for _, p in ipairs(self:parameters()) do p:requires_grad_(flag) end
+  return self
+end
+
+-- the (key, tensor) entries of state_dict, in PyTorch's order: each module's parameters, then its
+-- buffers, then its children's entries (a shared tensor appears under each of its names, as PyTorch)
+local function state_entries(self)
+  local keys, values = {}, {}
+  local function visit(m, prefix)
+    for _, n in ipairs(rawget(m, "_param_order")) do
+      local p = rawget(m, "_parameters")[n]
+      if p ~= nil then keys[#keys + 1], values[#values + 1] = prefix .. n, p end
+    end
+    for _, n in ipairs(rawget(m, "_buffer_order")) do
+      local b = rawget(m, "_buffers")[n]
+      if b ~= nil then keys[#keys + 1], values[#values + 1] = prefix .. n, b end
+    end
+    for _, n in ipairs(rawget(m, "_module_order")) do
+      local child = rawget(m, "_modules")[n]
+      if child then visit(child, prefix .. n .. ".") end
+    end
+  end
+  visit(self, "")
+  return keys, values
+end
+
+-- state_dict(): a table key -> tensor with PyTorch's keys ("weight", "0.bias"); the tensors are
+-- detached views that share storage with the parameters, as PyTorch's are. (A Lua table has no
+-- order: named_parameters() gives PyTorch's.)
+function Module:state_dict()
+  local keys, values = state_entries(self)
+  local sd = {}
+  for i, k in ipairs(keys) do sd[k] = values[i]:detach() end
+  return sd
+end
+
+local function shape_str(t)
+  return "{" .. table.concat(t.shape, ",") .. "}"
+end
+
+-- load_state_dict(sd [, strict = true]): copies each entry into the tensor of that key, in place and
+-- without recording. With strict, missing and unexpected keys are an error that lists them; a
+-- shape mismatch is always an error. Nothing is copied when any check fails. Returns the lists of
+-- missing and unexpected keys, as PyTorch's result.
+function Module:load_state_dict(sd, strict)
+  if type(sd) ~= "table" or is_tensor(sd) or is_module(sd) then
+    error(string.format("bad argument #1 to 'load_state_dict' (table of tensors expected, got %s)",
+      is_tensor(sd) and "tensor" or is_module(sd) and "Module" or type(sd)), 2)
+  end
+  if strict == nil then strict = true end
+  if type(strict) ~= "boolean" then
+    error(string.format("bad argument #2 to 'load_state_dict' (boolean strict expected, got %s)", type(strict)), 2)
+  end
+  local keys, values = state_entries(self)
+  local own = {}
+  for i, k in ipairs(keys) do own[k] = values[i] end
+  local missing, unexpected, problems = {}, {}, {}
+  for _, k in ipairs(keys) do
+    if sd[k] == nil then missing[#missing + 1] = k end
+  end
+  local given = {}
+  for k in pairs(sd) do given[#given + 1] = k end
+  table.sort(given, function(a, b) return tostring(a) < tostring(b) end)
+  for _, k in ipairs(given) do
+    local v = sd[k]
+    if own[k] == nil then
+      unexpected[#unexpected + 1] = tostring(k)
+    elseif not is_tensor(v) then
+      problems[#problems + 1] = string.format("for %s: expected a tensor, got %s", k, type(v))
+    elseif table.concat(v.shape, ",") ~= table.concat(own[k].shape, ",") then
+      problems[#problems + 1] = string.format(
+        "size mismatch for %s: copying a tensor of shape %s, the shape in the current model is %s",
+        k, shape_str(v), shape_str(own[k]))
+    end
+  end
+  if strict then
+    if #missing > 0 then
+      problems[#problems + 1] = "missing key(s) in state_dict: \"" .. table.concat(missing, "\", \"") .. "\""
+    end
+    if #unexpected > 0 then
+      problems[#problems + 1] = "unexpected key(s) in state_dict: \"" .. table.concat(unexpected, "\", \"") .. "\""
+    end
+  end
+  if #problems > 0 then
+    error(string.format("error(s) in loading state_dict for %s: %s", self._name, table.concat(problems, "; ")), 2)
+  end
+  core.no_grad(function()
+    for i, k in ipairs(keys) do
+      if sd[k] ~= nil then values[i]:copy_(sd[k]) end
+    end
+  end)
+  return missing, unexpected
+end
+
+-- extra_repr(): the text inside a leaf module's parentheses, as PyTorch's
+function Module.extra_repr() return "" end
+
+-- the label of a child in tostring: its name in parentheses (Sequential shows 1-based positions)
+function Module._child_label(_, name)
+  return name
+end
+
+local function add_indent(s, n)
+  local pad = string.rep(" ", n)
+  return (s:gsub("\n", "\n" .. pad))
+end
+
+-- tostring(module) as PyTorch's repr: `Linear(in_features=1, out_features=13, bias=True)`, and for
+-- a module with children one line per child, `(label): child`, indented by two spaces
+function Module:__tostring()
+  local lines = {}
+  local extra = self:extra_repr()
+  if extra ~= "" then
+    for line in (extra .. "\n"):gmatch("(.-)\n") do lines[#lines + 1] = line end
+  end
+  for i, n in ipairs(self._module_order) do
+    local child = self._modules[n]
+    lines[#lines + 1] = "(" .. self:_child_label(n, i) .. "): " .. add_indent(tostring(child), 2)
+  end
+  local s = self._name .. "("
+  if #lines == 1 and #self._module_order == 0 then
+    s = s .. lines[1]
+  elseif #lines > 0 then
+    s = s .. "\n  " .. table.concat(lines, "\n  ") .. "\n"
+  end
+  return s .. ")"
+end
+
+-- ============================================================ layers
+
+local function check_int(fname, argn, v, what)
+  if math.type(v) ~= "integer" and not (type(v) == "number" and v == math.floor(v)) or v < 0 then
+    error(string.format("bad argument #%d to '%s' (%s must be a non-negative integer, got %s)", argn, fname,
+      what, tostring(v)), 4)
+  end
+  return math.tointeger(v)
+end
+
+-- Linear(in_features, out_features [, {bias = true, dtype}]): y = x W^T + b, x: (..., in) ->
+-- (..., out); weight (out, in), bias (out) or nil. PyTorch's default init: kaiming_uniform_ with
+-- a = sqrt(5), which is U(-1/sqrt(in), 1/sqrt(in)), then the bias from the same bound, both drawn
+-- from mg's generator (so mg.manual_seed makes them reproducible).
+local Linear = Module:extend("Linear")
+M.Linear = Linear
+
+function Linear:init(in_features, out_features, opts)
+  in_features = check_int("Linear", 1, in_features, "in_features")
+  out_features = check_int("Linear", 2, out_features, "out_features")
+  local o = options("Linear", 3, opts, { bias = true, dtype = false }, 3)
+  self.in_features, self.out_features = in_features, out_features
+  local dt = { dtype = o.dtype or core.get_default_dtype() }
+  local bound = in_features > 0 and 1 / math.sqrt(in_features) or 0
+  self.weight = core.empty({ out_features, in_features }, dt):uniform_(-bound, bound):requires_grad_()
+  if o.bias then
+    self.bias = core.empty({ out_features }, dt):uniform_(-bound, bound):requires_grad_()
+  else
+    self:register_parameter("bias", nil)
+  end
+end
+
+function Linear:forward(x)
+  if not is_tensor(x) then
+    error(string.format("bad argument #1 to 'forward' (tensor expected, got %s)", type(x)), 2)
+  end
+  local shape = x.shape
+  if #shape == 0 or shape[#shape] ~= self.in_features then
+    error(string.format("bad argument #1 to 'forward' (input of shape %s does not fit Linear(in_features=%d, "
+      .. "out_features=%d): its last dim must be %d)", shape_str(x), self.in_features, self.out_features,
+      self.in_features), 2)
+  end
+  return F.linear(x, self.weight, self.bias)
+end
+
+function Linear:extra_repr()
+  return string.format("in_features=%d, out_features=%d, bias=%s", self.in_features, self.out_features,
+    self.bias ~= nil and "True" or "False")
+end
+
+-- Sequential(m1, m2, ...), Sequential{m1, m2, ...} or Sequential{{"name", m1}, ...} (PyTorch's
+-- OrderedDict form): children named "0", "1", ... as PyTorch (so state_dict keys match), reached
+-- as model[1], model[2] (and model[-1], the last), or by name for the named form; #model is their
+-- number. forward runs them in order.
+local Sequential = Module:extend("Sequential")
+M.Sequential = Sequential
+
+function Sequential:init(...)
+  local args = table.pack(...)
+  if args.n == 1 and type(args[1]) == "table" and not is_module(args[1]) then
+    args = args[1]
+    args.n = #args
+  end
+  for i = 1, args.n do
+    local a = args[i]
+    if is_module(a) then
+      self:register_module(tostring(i - 1), a)
+    elseif type(a) == "table" and type(a[1]) == "string" and is_module(a[2]) then
+      self:register_module(a[1], a[2])
+    else
+      error(string.format("bad argument #%d to 'Sequential' (Module expected, got %s)", i,
+        is_tensor(a) and "tensor" or type(a)), 4)
+    end
+  end
+end
+
+local function seq_position(self, k)
+  local n = #rawget(self, "_module_order")
+  if k < 0 then k = n + 1 + k end
+  if k >= 1 and k <= n then return k end
+end
+
+function Sequential.__index(self, k)
+  if math.type(k) == "integer" then
+    local i = seq_position(self, k)
+    return i and rawget(self, "_modules")[rawget(self, "_module_order")[i]]
+  end
+  return instance_index(self, k)
+end
+
+function Sequential.__newindex(self, k, v)
+  if math.type(k) == "integer" then
+    local i = seq_position(self, k)
+    if not i then
+      error(string.format("bad argument #1 to 'Sequential' (index %d out of range for %d modules)", k,
+        #rawget(self, "_module_order")), 2)
+    end
+    if not is_module(v) then error("bad argument #2 to 'Sequential' (Module expected)", 2) end
+    rawget(self, "_modules")[rawget(self, "_module_order")[i]] = v
+    return
+  end
+  return instance_newindex(self, k, v)
+end
+
+function Sequential.__len(self)
+  return #rawget(self, "_module_order")
+end
+
+-- append(module): adds a child at the end (named by its 0-based position); returns self
+function Sequential:append(m)
+  if not is_module(m) then error("bad argument #1 to 'append' (Module expected)", 2) end
+  self:register_module(tostring(#self._module_order), m)
+  return self
+end
+
+function Sequential:forward(x)
+  for _, n in ipairs(self._module_order) do
+    x = self._modules[n](x)
+  end
+  return x
+end
+
+-- children named by their position show it 1-based, as model[i]; named ones show their names
+function Sequential._child_label(_, name, i)
+  if name == tostring(i - 1) then return tostring(i) end
+  return name
+end
+
+-- elementwise activations, no parameters
+local function activation(name, fn)
+  local A = Module:extend(name)
+  function A.init(_, opts) options(name, 1, opts, {}, 3) end
+  function A.forward(_, x) return fn(x) end
+  M[name] = A
+  return A
+end
+activation("ReLU", F.relu)
+activation("Tanh", F.tanh)
+activation("Sigmoid", F.sigmoid)
+
+-- Dropout([p = 0.5]) or Dropout{p = 0.5}: F.dropout(x, p, self.training) (the identity in eval())
+local Dropout = Module:extend("Dropout")
+M.Dropout = Dropout
+
+function Dropout:init(p)
+  if type(p) == "table" then p = options("Dropout", 1, p, { p = 0.5 }, 3).p end
+  if p == nil then p = 0.5 end
+  if type(p) ~= "number" or not (p >= 0 and p <= 1) then
+    error(string.format("bad argument #1 to 'Dropout' (dropout probability has to be between 0 and 1, but got %s)",
+      tostring(p)), 4)
+  end
+  self.p = p
+end
+
+function Dropout:forward(x)
+  return F.dropout(x, self.p, self.training)
+end
+
+function Dropout:extra_repr()
+  return string.format("p=%s, inplace=False", tostring(self.p))
+end
+
+-- ============================================================ losses
+
+-- loss modules: Loss([{reduction = "mean"}]), forward(input, target) = F.<fn>(input, target, reduction)
+local REDUCTIONS = { mean = true, sum = true, none = true }
+
+local function loss(name, fn)
+  local L = Module:extend(name)
+  function L:init(opts)
+    local o = options(name, 1, opts, { reduction = "mean" }, 3)
+    if not REDUCTIONS[o.reduction] then
+      error(string.format("bad argument #1 to '%s' (unknown reduction '%s', expected 'mean', 'sum' or 'none')",
+        name, tostring(o.reduction)), 4)
+    end
+    self.reduction = o.reduction
+  end
+  function L:forward(input, target)
+    return fn(input, target, self.reduction)
+  end
+  M[name] = L
+  return L
+end
+loss("MSELoss", F.mse_loss)
+loss("L1Loss", F.l1_loss)
+loss("CrossEntropyLoss", F.cross_entropy)
+loss("BCEWithLogitsLoss", F.binary_cross_entropy_with_logits)
+
+-- ============================================================ utils
+
+M.utils = {}
+
+-- the tensors with a gradient among params (a list of tensors, one tensor, or a Module)
+local function grads_of(fname, params)
+  if is_tensor(params) then params = { params }
+  elseif is_module(params) then params = params:parameters()
+  elseif type(params) ~= "table" then
+    error(string.format("bad argument #1 to '%s' (list of tensors expected, got %s)", fname, type(params)), 3)
+  end
+  local grads = {}
+  for i, p in ipairs(params) do
+    if not is_tensor(p) then
+      error(string.format("bad argument #1 to '%s' (element %d is a %s, not a tensor)", fname, i, type(p)), 3)
+    end
+    if p.grad ~= nil then grads[#grads + 1] = p.grad end
+  end
+  return grads
+end
+
+-- clip_grad_norm_(params, max_norm [, norm_type = 2] [, {error_if_nonfinite = false}]): the total
+-- norm is the norm_type-norm of the vector of every gradient's norm (norm_type may be math.huge
+-- or "inf"); every gradient is scaled in place by min(1, max_norm / (total + 1e-6)), as PyTorch
+-- 1.13. Returns the total norm as a 0-d tensor (tensor(0.) when no parameter has a gradient).
+function M.utils.clip_grad_norm_(params, max_norm, norm_type, opts)
+  if type(norm_type) == "table" then norm_type, opts = nil, norm_type end
+  local o = options("clip_grad_norm_", 4, opts, { error_if_nonfinite = false })
+  if type(max_norm) ~= "number" then
+    error(string.format("bad argument #2 to 'clip_grad_norm_' (number expected, got %s)", type(max_norm)), 2)
+  end
+  if norm_type == nil then norm_type = 2 end
+  if norm_type == "inf" then norm_type = math.huge end
+  if type(norm_type) ~= "number" then
+    error(string.format("bad argument #3 to 'clip_grad_norm_' (number or 'inf' expected, got %s)",
+      tostring(norm_type)), 2)
+  end
+  local grads = grads_of("clip_grad_norm_", params)
+  if #grads == 0 then return core.tensor(0) end
+  local total = core.no_grad(function()
+    local norms = {}
+    for i, g in ipairs(grads) do
+      norms[i] = norm_type == math.huge and g:abs():max() or g:norm(norm_type)
+    end
+    if #norms == 1 then return norms[1] end
+    local stacked = core.stack(norms)
+    return norm_type == math.huge and stacked:max() or stacked:norm(norm_type)
+  end)
+  local t = total:item()
+  if o.error_if_nonfinite and (t ~= t or t == math.huge or t == -math.huge) then
+    error(string.format("'clip_grad_norm_': the total norm of order %s of the gradients is non-finite (%s), "
+      .. "so they cannot be clipped", tostring(norm_type), tostring(t)), 2)
+  end
+  core.no_grad(function()
+    local coef = (max_norm / (total + 1e-6)):clamp(nil, 1.0)
+    for _, g in ipairs(grads) do g:mul_(coef) end
+  end)
+  return total
+end
+
+-- clip_grad_value_(params, clip_value): clamps every gradient into [-clip_value, clip_value] in place
+function M.utils.clip_grad_value_(params, clip_value)
+  if type(clip_value) ~= "number" then
+    error(string.format("bad argument #2 to 'clip_grad_value_' (number expected, got %s)", type(clip_value)), 2)
+  end
+  local grads = grads_of("clip_grad_value_", params)
+  core.no_grad(function()
+    for _, g in ipairs(grads) do g:clamp_(-clip_value, clip_value) end
+  end)
+end
+
 return M
