@@ -137,8 +137,7 @@ end
 -- The first parameter (by name) whose gradient is not finite, for the divergence message.
 local function param_culprit(model)
   if type(model) ~= "table" or not model.named_parameters then return nil end
-  for _, entry in ipairs(model:named_parameters()) do
-    local name, p = entry[1], entry[2]
+  for name, p in model:named_parameters() do
     if p.grad then
       local norm = p.grad:double():norm():item()
       if not finite(norm) then
