@@ -1,3 +1,560 @@
--- moongrad.optim (being written)
+-- moongrad.optim: optimizers (SGD, Adam, AdamW, RMSprop, Adagrad) and learning-rate schedulers
+-- (lr_scheduler.StepLR, ExponentialLR, ReduceLROnPlateau), with PyTorch 1.13's semantics.
+--
+-- The update of one parameter is one fused C call (src/bind/optim.c, math in src/ops/optim.c);
+-- this file keeps the parameter groups and the per-parameter state, and checks options. An
+-- optimizer kind is one entry of KINDS: its options with their defaults (the one place they are
+-- written), a check of a group's values, and `update`, which creates the state it needs and calls
+-- the kernel. To add one: an entry in KINDS, a kernel and a binding.
+local core = require "moongrad.core"
+
 local M = {}
+
+-- ---- errors ------------------------------------------------------------------------------------
+-- "bad argument #n to 'fname' (detail)", blamed on the user's line. Every `level` here counts from
+-- the function that receives it, as error's does from its caller: a public function passes 2, and a
+-- helper passes its own level + 1 to the helpers it calls.
+local function argerror(fname, n, detail, level)
+  error(string.format("bad argument #%d to '%s' (%s)", n, fname, detail), level + 1)
+end
+
+local function fmt(v)
+  return type(v) == "string" and string.format("'%s'", v) or tostring(v)
+end
+
+-- Checks that every key of opts is one of `names` (a list); the error names the key and the valid
+-- ones. `extra` is an optional name also allowed (a group's `params`).
+local function check_keys(opts, names, fname, n, level, extra)
+  for k in pairs(opts) do
+    local ok = k == extra
+    for _, name in ipairs(names) do ok = ok or k == name end
+    if not ok then
+      local valid = table.concat(names, ", ")
+      if extra then valid = extra .. ", " .. valid end
+      argerror(fname, n, string.format("unknown option %s (valid: %s)", fmt(k), valid), level + 1)
+    end
+  end
+end
+
+-- ---- optimizer kinds ---------------------------------------------------------------------------
+local REQUIRED = {} -- a default that must be given (SGD's lr, as PyTorch)
+
+local function check_nonneg(group, key, what, fname, level)
+  if group[key] < 0 then argerror(fname, 2, string.format("invalid %s: %s", what, group[key]), level + 1) end
+end
+
+local function check_betas(group, fname, level)
+  local betas = group.betas
+  if type(betas) ~= "table" or type(betas[1]) ~= "number" or type(betas[2]) ~= "number" or #betas ~= 2 then
+    argerror(fname, 2, "betas must be a list of two numbers", level + 1)
+  end
+  for i = 1, 2 do
+    if betas[i] < 0 or betas[i] >= 1 then
+      argerror(fname, 2, string.format("invalid beta parameter at index %d: %s", i, betas[i]), level + 1)
+    end
+  end
+end
+
+local function zeros(p) return core.zeros_like(p) end
+
+-- Adam and AdamW differ only in their kernel (decoupled weight decay) and default weight_decay.
+local function adam_update(kernel)
+  return function(p, grad, state, group)
+    if not state.step then
+      state.step = 0
+      state.exp_avg, state.exp_avg_sq = zeros(p), zeros(p)
+    end
+    if group.amsgrad and not state.max_exp_avg_sq then state.max_exp_avg_sq = zeros(p) end
+    state.step = state.step + 1
+    kernel(p, grad, state.exp_avg, state.exp_avg_sq, group.amsgrad and state.max_exp_avg_sq or nil,
+      group.lr, group.betas[1], group.betas[2], group.eps, group.weight_decay, state.step)
+  end
+end
+
+local function adam_check(group, fname, level)
+  check_nonneg(group, "lr", "learning rate", fname, level + 1)
+  check_nonneg(group, "eps", "epsilon value", fname, level + 1)
+  check_betas(group, fname, level + 1)
+  check_nonneg(group, "weight_decay", "weight_decay value", fname, level + 1)
+end
+
+-- options: an ordered list of {name, default, type}
+local KINDS = {
+  SGD = {
+    options = {{"lr", REQUIRED, "number"}, {"momentum", 0, "number"}, {"dampening", 0, "number"},
+      {"nesterov", false, "boolean"}, {"weight_decay", 0, "number"}},
+    check = function(group, fname, level)
+      check_nonneg(group, "lr", "learning rate", fname, level + 1)
+      check_nonneg(group, "momentum", "momentum value", fname, level + 1)
+      check_nonneg(group, "weight_decay", "weight_decay value", fname, level + 1)
+      if group.nesterov and (group.momentum <= 0 or group.dampening ~= 0) then
+        argerror(fname, 2, "Nesterov momentum requires a momentum and zero dampening", level + 1)
+      end
+    end,
+    update = function(p, grad, state, group)
+      local first = false
+      if group.momentum ~= 0 and not state.momentum_buffer then
+        state.momentum_buffer, first = zeros(p), true
+      end
+      core._optim_sgd(p, grad, group.momentum ~= 0 and state.momentum_buffer or nil, group.lr, group.momentum,
+        group.dampening, group.weight_decay, group.nesterov, first)
+    end,
+  },
+  Adam = {
+    options = {{"lr", 1e-3, "number"}, {"betas", {0.9, 0.999}, "table"}, {"eps", 1e-8, "number"},
+      {"weight_decay", 0, "number"}, {"amsgrad", false, "boolean"}},
+    check = adam_check,
+    update = adam_update(core._optim_adam),
+  },
+  AdamW = {
+    options = {{"lr", 1e-3, "number"}, {"betas", {0.9, 0.999}, "table"}, {"eps", 1e-8, "number"},
+      {"weight_decay", 1e-2, "number"}, {"amsgrad", false, "boolean"}},
+    check = adam_check,
+    update = adam_update(core._optim_adamw),
+  },
+  RMSprop = {
+    options = {{"lr", 1e-2, "number"}, {"alpha", 0.99, "number"}, {"eps", 1e-8, "number"},
+      {"weight_decay", 0, "number"}, {"momentum", 0, "number"}, {"centered", false, "boolean"}},
+    check = function(group, fname, level)
+      check_nonneg(group, "lr", "learning rate", fname, level + 1)
+      check_nonneg(group, "eps", "epsilon value", fname, level + 1)
+      check_nonneg(group, "momentum", "momentum value", fname, level + 1)
+      check_nonneg(group, "weight_decay", "weight_decay value", fname, level + 1)
+      check_nonneg(group, "alpha", "alpha value", fname, level + 1)
+    end,
+    update = function(p, grad, state, group)
+      if not state.step then
+        state.step, state.square_avg = 0, zeros(p)
+      end
+      if group.momentum > 0 and not state.momentum_buffer then state.momentum_buffer = zeros(p) end
+      if group.centered and not state.grad_avg then state.grad_avg = zeros(p) end
+      state.step = state.step + 1
+      core._optim_rmsprop(p, grad, state.square_avg, group.centered and state.grad_avg or nil,
+        group.momentum > 0 and state.momentum_buffer or nil, group.lr, group.alpha, group.eps,
+        group.weight_decay, group.momentum)
+    end,
+  },
+  Adagrad = {
+    options = {{"lr", 1e-2, "number"}, {"lr_decay", 0, "number"}, {"weight_decay", 0, "number"},
+      {"initial_accumulator_value", 0, "number"}, {"eps", 1e-10, "number"}},
+    check = function(group, fname, level)
+      check_nonneg(group, "lr", "learning rate", fname, level + 1)
+      check_nonneg(group, "lr_decay", "lr_decay value", fname, level + 1)
+      check_nonneg(group, "weight_decay", "weight_decay value", fname, level + 1)
+      check_nonneg(group, "initial_accumulator_value", "initial_accumulator_value value", fname, level + 1)
+      check_nonneg(group, "eps", "epsilon value", fname, level + 1)
+    end,
+    -- PyTorch creates Adagrad's state with the optimizer, not at the first step
+    init = function(p, state, group)
+      state.step, state.sum = 0, core.full_like(p, group.initial_accumulator_value)
+    end,
+    update = function(p, grad, state, group)
+      state.step = state.step + 1
+      core._optim_adagrad(p, grad, state.sum, group.lr, group.lr_decay, group.weight_decay, group.eps, state.step)
+    end,
+  },
+}
+
+-- ---- the optimizer object ------------------------------------------------------------------------
+local Optimizer = {}
+
+-- opt.lr reads the first group's learning rate; setting it sets every group's.
+local Optimizer_mt = {
+  __index = function(self, key)
+    if key == "lr" then return rawget(self, "param_groups")[1].lr end
+    return Optimizer[key]
+  end,
+  __newindex = function(self, key, value)
+    if key == "lr" then
+      if type(value) ~= "number" or value < 0 then
+        error(string.format("'lr': the learning rate must be a non-negative number, got %s", fmt(value)), 2)
+      end
+      for _, group in ipairs(self.param_groups) do group.lr = value end
+    else
+      rawset(self, key, value)
+    end
+  end,
+}
+
+local function is_optimizer(x) return getmetatable(x) == Optimizer_mt end
+
+local function copy_value(v)
+  if type(v) ~= "table" then return v end
+  local t = {}
+  for k, x in pairs(v) do t[k] = x end
+  return t
+end
+
+-- A checked list of tensors from `params` (a tensor or a list); `where` names it in errors.
+local function param_list(params, where, fname, level)
+  if core.is_tensor(params) then return {params} end
+  if type(params) ~= "table" then
+    argerror(fname, 1, string.format("%s must be a list of tensors, got %s", where, type(params)), level + 1)
+  end
+  local list = {}
+  for i, p in ipairs(params) do
+    if not core.is_tensor(p) then
+      argerror(fname, 1, string.format("%s[%d] is a %s, expected a tensor", where, i, type(p)), level + 1)
+    end
+    if not p.is_leaf then argerror(fname, 1, "can't optimize a non-leaf tensor", level + 1) end
+    if p.dtype ~= "float32" and p.dtype ~= "float64" then
+      argerror(fname, 1, string.format("%s[%d] is %s: optimizers update float32 or float64 tensors", where, i,
+        p.dtype), level + 1)
+    end
+    list[i] = p
+  end
+  return list
+end
+
+-- One parameter group: its params, then every option from the group, else from `defaults`.
+local function make_group(kind, spec, defaults, fname, level, where)
+  local group = {params = param_list(spec.params, where, fname, level + 1)}
+  for _, option in ipairs(kind.options) do
+    local name, default, typ = option[1], option[2], option[3]
+    local value = spec[name]
+    if value == nil then value = defaults[name] end
+    if value == nil then value = default end
+    if value == REQUIRED then argerror(fname, 2, name .. " is required", level + 1) end
+    if type(value) ~= typ then
+      argerror(fname, 2, string.format("%s must be a %s, got %s", name, typ, type(value)), level + 1)
+    end
+    group[name] = copy_value(value)
+  end
+  kind.check(group, fname, level + 1)
+  return group
+end
+
+local function new_optimizer(name, params, opts)
+  local kind = KINDS[name]
+  opts = opts or {}
+  if type(opts) ~= "table" then argerror(name, 2, "options table expected, got " .. type(opts), 3) end
+  local names = {}
+  for i, option in ipairs(kind.options) do names[i] = option[1] end
+  check_keys(opts, names, name, 2, 3)
+  if core.is_tensor(params) or type(params) ~= "table" then
+    argerror(name, 1, "params must be a list of tensors or of parameter groups, got " ..
+      (core.is_tensor(params) and "a tensor" or type(params)), 3)
+  end
+  if #params == 0 then argerror(name, 1, "optimizer got an empty parameter list", 3) end
+  local grouped = not core.is_tensor(params[1]) and type(params[1]) == "table"
+  local specs = grouped and params or {{params = params}}
+  local self = setmetatable({param_groups = {}, state = {}, _kind = kind, _name = name}, Optimizer_mt)
+  local seen = {}
+  for i, spec in ipairs(specs) do
+    local where = grouped and string.format("params[%d].params", i) or "params"
+    if type(spec) ~= "table" or core.is_tensor(spec) then
+      argerror(name, 1, string.format("params[%d] is a %s, expected a parameter group", i,
+        core.is_tensor(spec) and "tensor" or type(spec)), 3)
+    end
+    if grouped then check_keys(spec, names, name, 1, 3, "params") end
+    local group = make_group(kind, spec, opts, name, 3, where)
+    for _, p in ipairs(group.params) do
+      if seen[p] then argerror(name, 1, "some parameters appear in more than one parameter group", 3) end
+      seen[p] = true
+      self.state[p] = {}
+      if kind.init then kind.init(p, self.state[p], group) end
+    end
+    self.param_groups[i] = group
+  end
+  return self
+end
+
+for name in pairs(KINDS) do
+  M[name] = function(params, opts)
+    local opt = new_optimizer(name, params, opts) -- not a tail call: errors count this frame
+    return opt
+  end
+end
+
+-- opt:step([closure]): updates every parameter that has a gradient (the others are skipped, as in
+-- PyTorch). With a closure, calls it first (with grad mode on) and returns its result.
+function Optimizer:step(closure)
+  local loss
+  if closure ~= nil then
+    if type(closure) ~= "function" then argerror("step", 1, "function expected, got " .. type(closure), 2) end
+    loss = core.enable_grad(closure)
+  end
+  local kind, state = self._kind, self.state
+  for _, group in ipairs(self.param_groups) do
+    for _, p in ipairs(group.params) do
+      local grad = p.grad
+      if grad ~= nil then kind.update(p, grad, state[p], group) end
+    end
+  end
+  return loss
+end
+
+-- opt:zero_grad([{set_to_none = false}]): zeroes every gradient in place, as PyTorch 1.13 does;
+-- set_to_none drops them instead.
+function Optimizer:zero_grad(opts)
+  if opts ~= nil then
+    if type(opts) ~= "table" then argerror("zero_grad", 1, "options table expected, got " .. type(opts), 2) end
+    check_keys(opts, {"set_to_none"}, "zero_grad", 1, 2)
+  end
+  for _, group in ipairs(self.param_groups) do
+    for _, p in ipairs(group.params) do p:zero_grad(opts) end
+  end
+end
+
+-- opt:state_dict(): {state = {[i] = {step = n, exp_avg = t, ...}}, param_groups = {{lr = ...,
+-- params = {1, 2}}, ...}}, parameters numbered from 1 across groups in order, as PyTorch numbers
+-- them from 0. The state tensors are the optimizer's own (PyTorch's are too): load_state_dict copies.
+function Optimizer:state_dict()
+  local state, groups, index = {}, {}, 0
+  for g, group in ipairs(self.param_groups) do
+    local packed = {}
+    for k, v in pairs(group) do
+      if k ~= "params" then packed[k] = copy_value(v) end
+    end
+    packed.params = {}
+    for i, p in ipairs(group.params) do
+      index = index + 1
+      packed.params[i] = index
+      if next(self.state[p]) ~= nil then state[index] = copy_value(self.state[p]) end
+    end
+    groups[g] = packed
+  end
+  return {state = state, param_groups = groups}
+end
+
+-- A state value loaded for parameter p: tensors are copied in p's dtype (step stays a number).
+local function load_value(p, key, v)
+  if core.is_tensor(v) then
+    if key == "step" then return math.tointeger(v:item()) or v:item() end
+    return v:detach():to(p.dtype):clone()
+  end
+  return copy_value(v)
+end
+
+-- opt:load_state_dict(sd): takes the groups' options and the state of a state_dict() of an optimizer
+-- with as many groups of as many parameters.
+function Optimizer:load_state_dict(sd)
+  if type(sd) ~= "table" or type(sd.param_groups) ~= "table" or type(sd.state) ~= "table" then
+    argerror("load_state_dict", 1, "a state dict {state = ..., param_groups = ...} expected", 2)
+  end
+  local groups, saved = self.param_groups, sd.param_groups
+  if #groups ~= #saved then
+    argerror("load_state_dict", 1, string.format("loaded state dict has %d parameter groups, the optimizer %d",
+      #saved, #groups), 2)
+  end
+  for g, group in ipairs(groups) do
+    if type(saved[g].params) ~= "table" or #saved[g].params ~= #group.params then
+      argerror("load_state_dict", 1, string.format(
+        "loaded state dict's parameter group %d doesn't match the size of the optimizer's group", g), 2)
+    end
+  end
+  local state, new_groups = {}, {}
+  for g, group in ipairs(groups) do
+    local new = {}
+    for k, v in pairs(saved[g]) do
+      if k ~= "params" then new[k] = copy_value(v) end
+    end
+    new.params = group.params
+    for i, p in ipairs(group.params) do
+      local s = {}
+      for k, v in pairs(sd.state[saved[g].params[i]] or {}) do s[k] = load_value(p, k, v) end
+      state[p] = s
+    end
+    new_groups[g] = new
+  end
+  self.param_groups, self.state = new_groups, state
+end
+
+Optimizer_mt.__tostring = function(self)
+  local lines = {self._name .. " ("}
+  for g, group in ipairs(self.param_groups) do
+    lines[#lines + 1] = string.format("Parameter Group %d", g - 1)
+    for _, option in ipairs(self._kind.options) do
+      local v = group[option[1]]
+      if type(v) == "table" then v = "{" .. table.concat(v, ", ") .. "}" end
+      lines[#lines + 1] = string.format("    %s: %s", option[1], tostring(v))
+    end
+  end
+  lines[#lines + 1] = ")"
+  return table.concat(lines, "\n")
+end
+
+-- ---- learning-rate schedulers ------------------------------------------------------------------
+local lr_scheduler = {}
+M.lr_scheduler = lr_scheduler
+
+-- Reads a scheduler's options against `defaults` (an ordered list of {name, default, type});
+-- returns the merged table.
+local function scheduler_opts(fname, opt, opts, defaults, level)
+  if not is_optimizer(opt) then
+    argerror(fname, 1, "optimizer expected, got " .. (core.is_tensor(opt) and "tensor" or type(opt)), level + 1)
+  end
+  opts = opts or {}
+  if type(opts) ~= "table" then argerror(fname, 2, "options table expected, got " .. type(opts), level + 1) end
+  local names, merged = {}, {}
+  for i, d in ipairs(defaults) do names[i] = d[1] end
+  check_keys(opts, names, fname, 2, level + 1)
+  for _, d in ipairs(defaults) do
+    local name, default, typ = d[1], d[2], d[3]
+    local value = opts[name]
+    if value == nil then value = default end
+    if value == REQUIRED then argerror(fname, 2, name .. " is required", level + 1) end
+    if type(value) ~= typ and not (typ == "number|table" and (type(value) == "number" or type(value) == "table")) then
+      argerror(fname, 2, string.format("%s must be a %s, got %s", name, typ, type(value)), level + 1)
+    end
+    merged[name] = value
+  end
+  return merged
+end
+
+-- StepLR and ExponentialLR: PyTorch's chainable form, each step multiplies the groups' current lr
+-- (so a user's change to opt.lr carries on). Construction sets initial_lr and makes step 0.
+local Scheduler = {}
+Scheduler.__index = Scheduler
+
+local function current_lrs(opt)
+  local lrs = {}
+  for i, group in ipairs(opt.param_groups) do lrs[i] = group.lr end
+  return lrs
+end
+
+local function new_scheduler(opt, factor_at)
+  local self = setmetatable({optimizer = opt, last_epoch = 0, _factor_at = factor_at, base_lrs = {}}, Scheduler)
+  for i, group in ipairs(opt.param_groups) do
+    if group.initial_lr == nil then group.initial_lr = group.lr end
+    self.base_lrs[i] = group.initial_lr
+  end
+  self._last_lr = current_lrs(self.optimizer)
+  return self
+end
+
+
+-- sched:step(): one epoch on; returns nothing.
+function Scheduler:step()
+  self.last_epoch = self.last_epoch + 1
+  local factor = self._factor_at(self.last_epoch)
+  if factor then
+    for _, group in ipairs(self.optimizer.param_groups) do group.lr = group.lr * factor end
+  end
+  self._last_lr = current_lrs(self.optimizer)
+end
+
+-- sched:get_last_lr(): the list of the groups' learning rates after the last step.
+function Scheduler:get_last_lr()
+  return copy_value(self._last_lr)
+end
+
+function Scheduler:state_dict()
+  return {last_epoch = self.last_epoch, base_lrs = copy_value(self.base_lrs), _last_lr = copy_value(self._last_lr)}
+end
+
+function Scheduler:load_state_dict(sd)
+  self.last_epoch, self.base_lrs, self._last_lr = sd.last_epoch, copy_value(sd.base_lrs), copy_value(sd._last_lr)
+end
+
+-- StepLR(opt, {step_size, gamma = 0.1}): lr *= gamma every step_size steps.
+function lr_scheduler.StepLR(opt, opts)
+  local o = scheduler_opts("StepLR", opt, opts, {{"step_size", REQUIRED, "number"}, {"gamma", 0.1, "number"}}, 2)
+  if math.tointeger(o.step_size) == nil or o.step_size < 1 then
+    argerror("StepLR", 2, "step_size must be a positive integer, got " .. tostring(o.step_size), 2)
+  end
+  local sched = new_scheduler(opt, function(epoch)
+    if epoch % o.step_size == 0 then return o.gamma end
+  end)
+  sched.step_size, sched.gamma = o.step_size, o.gamma
+  return sched
+end
+
+-- ExponentialLR(opt, {gamma}): lr *= gamma at every step.
+function lr_scheduler.ExponentialLR(opt, opts)
+  local o = scheduler_opts("ExponentialLR", opt, opts, {{"gamma", REQUIRED, "number"}}, 2)
+  local sched = new_scheduler(opt, function() return o.gamma end)
+  sched.gamma = o.gamma
+  return sched
+end
+
+-- ReduceLROnPlateau(opt, {mode = "min", factor = 0.1, patience = 10, threshold = 1e-4,
+-- threshold_mode = "rel", cooldown = 0, min_lr = 0, eps = 1e-8}): sched:step(metric) multiplies
+-- every lr by factor once the metric has not improved for more than patience steps.
+local Plateau = {}
+Plateau.__index = Plateau
+
+local PLATEAU_OPTIONS = {{"mode", "min", "string"}, {"factor", 0.1, "number"}, {"patience", 10, "number"},
+  {"threshold", 1e-4, "number"}, {"threshold_mode", "rel", "string"}, {"cooldown", 0, "number"},
+  {"min_lr", 0, "number|table"}, {"eps", 1e-8, "number"}}
+
+function lr_scheduler.ReduceLROnPlateau(opt, opts)
+  local fname = "ReduceLROnPlateau"
+  local o = scheduler_opts(fname, opt, opts, PLATEAU_OPTIONS, 2)
+  if o.factor >= 1 then argerror(fname, 2, "factor should be < 1.0, got " .. tostring(o.factor), 2) end
+  if o.mode ~= "min" and o.mode ~= "max" then
+    argerror(fname, 2, string.format("mode '%s' is unknown (expected 'min' or 'max')", o.mode), 2)
+  end
+  if o.threshold_mode ~= "rel" and o.threshold_mode ~= "abs" then
+    argerror(fname, 2, string.format("threshold mode '%s' is unknown (expected 'rel' or 'abs')", o.threshold_mode), 2)
+  end
+  local min_lrs = {}
+  if type(o.min_lr) == "table" then
+    if #o.min_lr ~= #opt.param_groups then
+      argerror(fname, 2, string.format("expected %d min_lrs, got %d", #opt.param_groups, #o.min_lr), 2)
+    end
+    for i, v in ipairs(o.min_lr) do min_lrs[i] = v end
+  else
+    for i = 1, #opt.param_groups do min_lrs[i] = o.min_lr end
+  end
+  local self = setmetatable({optimizer = opt, last_epoch = 0, cooldown_counter = 0, num_bad_epochs = 0,
+    min_lrs = min_lrs}, Plateau)
+  for k, v in pairs(o) do
+    if k ~= "min_lr" then self[k] = v end
+  end
+  self.best = o.mode == "min" and math.huge or -math.huge
+  return self
+end
+
+function Plateau:is_better(a, best)
+  if self.mode == "min" and self.threshold_mode == "rel" then return a < best * (1 - self.threshold)
+  elseif self.mode == "min" then return a < best - self.threshold
+  elseif self.threshold_mode == "rel" then return a > best * (self.threshold + 1)
+  else return a > best + self.threshold end
+end
+
+-- sched:step(metric): metric a number or a one-element tensor.
+function Plateau:step(metric)
+  if core.is_tensor(metric) then metric = metric:item() end
+  if type(metric) ~= "number" then argerror("step", 1, "number expected, got " .. type(metric), 2) end
+  self.last_epoch = self.last_epoch + 1
+  if self:is_better(metric, self.best) then
+    self.best, self.num_bad_epochs = metric, 0
+  else
+    self.num_bad_epochs = self.num_bad_epochs + 1
+  end
+  if self.cooldown_counter > 0 then
+    self.cooldown_counter = self.cooldown_counter - 1
+    self.num_bad_epochs = 0
+  end
+  if self.num_bad_epochs > self.patience then
+    for i, group in ipairs(self.optimizer.param_groups) do
+      local old = group.lr
+      local new = math.max(old * self.factor, self.min_lrs[i])
+      if old - new > self.eps then group.lr = new end
+    end
+    self.cooldown_counter, self.num_bad_epochs = self.cooldown, 0
+  end
+end
+
+function Plateau:get_last_lr()
+  return current_lrs(self.optimizer)
+end
+
+local PLATEAU_STATE = {"mode", "factor", "patience", "threshold", "threshold_mode", "cooldown", "eps",
+  "last_epoch", "cooldown_counter", "num_bad_epochs", "best"}
+
+function Plateau:state_dict()
+  local sd = {min_lrs = copy_value(self.min_lrs)}
+  for _, k in ipairs(PLATEAU_STATE) do sd[k] = self[k] end
+  return sd
+end
+
+function Plateau:load_state_dict(sd)
+  for _, k in ipairs(PLATEAU_STATE) do
+    if sd[k] ~= nil then self[k] = sd[k] end
+  end
+  if sd.min_lrs then self.min_lrs = copy_value(sd.min_lrs) end
+end
+
 return M

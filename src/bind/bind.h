@@ -135,6 +135,7 @@ extern const luaL_Reg lt_random_methods[], lt_random_functions[];
 extern const luaL_Reg lt_factory_functions[];
 extern const luaL_Reg lt_autograd_methods[], lt_autograd_functions[];
 extern const luaL_Reg lt_functional_functions[]; /* mg.F */
+extern const luaL_Reg lt_optim_functions[];      /* mg._optim_* (private: lua/moongrad/optim.lua) */
 
 /* tostring(t), in PyTorch's format (print.c in the core does the formatting). */
 int lt_tostring(lua_State *L);

@@ -1,0 +1,173 @@
+/*
+ * optim.c: the fused update of each optimizer (SGD, Adam / AdamW, RMSprop, Adagrad), one pass over
+ * a parameter, its gradient and its state. The math and PyTorch's order are in optim.h; each line
+ * below keeps PyTorch's roundings: every in-place op of _single_tensor_<name> is one rounded
+ * assignment, and a scalar argument is rounded to the parameter's dtype (`(T)` casts) as PyTorch's
+ * kernels do with theirs. Step-level scalars (bias corrections, the decayed lr) are computed in
+ * double, as Python does.
+ *
+ * Each optimizer is a DEFINE_<NAME>(name_dtype, T, SQRT) macro instantiated once per dtype, and an
+ * entry point that checks the dtype and calls it. To add an optimizer: its options struct and entry
+ * point in optim.h, its macro and two instantiation lines here, its binding in src/bind/optim.c.
+ */
+#include <math.h>
+
+#include "optim.h"
+
+/* NaN-propagating, as torch.maximum (amsgrad's running maximum) */
+#define MAX_NAN(a, b) (((a) > (b) || (a) != (a)) ? (a) : (b))
+
+/* ---- SGD ------------------------------------------------------------------------------------- */
+#define DEFINE_SGD(NAME, T)                                                                      \
+    static void NAME(T *restrict p, const T *restrict g, T *restrict buf, int64_t n,             \
+                     const mg_sgd_options *o) {                                                  \
+        const T wd = (T)o->weight_decay, mom = (T)o->momentum, damp1 = (T)(1 - o->dampening);     \
+        const T neg_lr = (T)-o->lr;                                                               \
+        for (int64_t i = 0; i < n; i++) {                                                         \
+            T d = g[i];                                                                           \
+            if (o->weight_decay != 0) d = d + wd * p[i];                                          \
+            if (buf) {                                                                            \
+                if (o->first) {                                                                   \
+                    buf[i] = d;                                                                   \
+                } else {                                                                          \
+                    const T b = buf[i] * mom;                                                     \
+                    buf[i] = b + damp1 * d;                                                       \
+                }                                                                                 \
+                d = o->nesterov ? d + mom * buf[i] : buf[i];                                      \
+            }                                                                                     \
+            p[i] = p[i] + neg_lr * d;                                                             \
+        }                                                                                         \
+    }
+DEFINE_SGD(sgd_f32, float)
+DEFINE_SGD(sgd_f64, double)
+
+/* ---- Adam and AdamW ------------------------------------------------------------------------------ */
+#define DEFINE_ADAM(NAME, T, SQRT)                                                                \
+    static void NAME(T *restrict p, const T *restrict g, T *restrict m, T *restrict v,           \
+                     T *restrict vmax, int64_t n, const mg_adam_options *o) {                    \
+        const double bc1 = 1 - pow(o->beta1, (double)o->step);                                   \
+        const double bc2 = 1 - pow(o->beta2, (double)o->step);                                   \
+        const T neg_step_size = (T)-(o->lr / bc1), bc2_sqrt = (T)sqrt(bc2);                       \
+        const T b1 = (T)o->beta1, b2 = (T)o->beta2, one_b1 = (T)(1 - o->beta1);                   \
+        const T one_b2 = (T)(1 - o->beta2), eps = (T)o->eps, wd = (T)o->weight_decay;             \
+        const T decay = (T)(1 - o->lr * o->weight_decay);                                        \
+        for (int64_t i = 0; i < n; i++) {                                                         \
+            T grad = g[i];                                                                        \
+            if (o->decoupled) p[i] = p[i] * decay;                                                \
+            else if (o->weight_decay != 0) grad = grad + wd * p[i];                               \
+            const T mi = m[i] * b1;                                                               \
+            m[i] = mi + one_b1 * grad;                                                            \
+            const T vi = v[i] * b2;                                                               \
+            v[i] = vi + one_b2 * grad * grad;                                                     \
+            T second = v[i];                                                                      \
+            if (vmax) second = vmax[i] = MAX_NAN(vmax[i], v[i]);                                  \
+            const T denom = SQRT(second) / bc2_sqrt + eps;                                        \
+            p[i] = p[i] + neg_step_size * m[i] / denom;                                           \
+        }                                                                                         \
+    }
+DEFINE_ADAM(adam_f32, float, sqrtf)
+DEFINE_ADAM(adam_f64, double, sqrt)
+
+/* ---- RMSprop ------------------------------------------------------------------------------------ */
+#define DEFINE_RMSPROP(NAME, T, SQRT)                                                             \
+    static void NAME(T *restrict p, const T *restrict g, T *restrict s, T *restrict a,           \
+                     T *restrict buf, int64_t n, const mg_rmsprop_options *o) {                  \
+        const T alpha = (T)o->alpha, one_alpha = (T)(1 - o->alpha), eps = (T)o->eps;              \
+        const T wd = (T)o->weight_decay, mom = (T)o->momentum, neg_lr = (T)-o->lr;                \
+        for (int64_t i = 0; i < n; i++) {                                                         \
+            T grad = g[i];                                                                        \
+            if (o->weight_decay != 0) grad = grad + wd * p[i];                                    \
+            const T si = s[i] * alpha;                                                            \
+            s[i] = si + one_alpha * grad * grad;                                                  \
+            T avg;                                                                                \
+            if (a) {                                                                              \
+                const T ai = a[i] * alpha;                                                        \
+                a[i] = ai + one_alpha * grad;                                                     \
+                avg = SQRT(s[i] + (T)-1 * a[i] * a[i]);                                           \
+            } else {                                                                              \
+                avg = SQRT(s[i]);                                                                 \
+            }                                                                                     \
+            avg = avg + eps;                                                                      \
+            if (buf) {                                                                            \
+                const T b = buf[i] * mom;                                                         \
+                buf[i] = b + grad / avg;                                                          \
+                p[i] = p[i] + neg_lr * buf[i];                                                    \
+            } else {                                                                              \
+                p[i] = p[i] + neg_lr * grad / avg;                                                \
+            }                                                                                     \
+        }                                                                                         \
+    }
+DEFINE_RMSPROP(rmsprop_f32, float, sqrtf)
+DEFINE_RMSPROP(rmsprop_f64, double, sqrt)
+
+/* ---- Adagrad ------------------------------------------------------------------------------------ */
+#define DEFINE_ADAGRAD(NAME, T, SQRT)                                                             \
+    static void NAME(T *restrict p, const T *restrict g, T *restrict s, int64_t n,               \
+                     const mg_adagrad_options *o) {                                              \
+        const double clr = o->lr / (1 + (double)(o->step - 1) * o->lr_decay);                    \
+        const T neg_clr = (T)-clr, wd = (T)o->weight_decay, eps = (T)o->eps;                      \
+        for (int64_t i = 0; i < n; i++) {                                                         \
+            T grad = g[i];                                                                        \
+            if (o->weight_decay != 0) grad = grad + wd * p[i];                                    \
+            s[i] = s[i] + grad * grad;                                                            \
+            const T std = SQRT(s[i]) + eps;                                                       \
+            p[i] = p[i] + neg_clr * grad / std;                                                   \
+        }                                                                                         \
+    }
+DEFINE_ADAGRAD(adagrad_f32, float, sqrtf)
+DEFINE_ADAGRAD(adagrad_f64, double, sqrt)
+
+/* ---- entry points ------------------------------------------------------------------------------- */
+/* Borrowed data pointer of an optional buffer. */
+static void *data_or_null(const mg_tensor *t) { return t ? mg_tensor_data(t) : NULL; }
+
+static mg_status bad_dtype(mg_ctx *ctx, const mg_tensor *param) {
+    return mg_fail(ctx, MG_EDTYPE, 1, "optimizers update float32 or float64 tensors, got %s",
+                   mg_dtype_name((mg_dtype)param->dtype));
+}
+
+mg_status mg_optim_sgd(mg_ctx *ctx, mg_tensor *param, const mg_tensor *grad, mg_tensor *buf,
+                       const mg_sgd_options *o) {
+    void *p = mg_tensor_data(param), *b = data_or_null(buf);
+    const void *g = mg_tensor_data(grad);
+    switch (param->dtype) {
+    case MG_FLOAT32: sgd_f32(p, g, b, param->numel, o); return MG_OK;
+    case MG_FLOAT64: sgd_f64(p, g, b, param->numel, o); return MG_OK;
+    default: return bad_dtype(ctx, param);
+    }
+}
+
+mg_status mg_optim_adam(mg_ctx *ctx, mg_tensor *param, const mg_tensor *grad, mg_tensor *exp_avg,
+                        mg_tensor *exp_avg_sq, mg_tensor *max_exp_avg_sq, const mg_adam_options *o) {
+    void *p = mg_tensor_data(param), *m = mg_tensor_data(exp_avg), *v = mg_tensor_data(exp_avg_sq);
+    void *vmax = data_or_null(max_exp_avg_sq);
+    const void *g = mg_tensor_data(grad);
+    switch (param->dtype) {
+    case MG_FLOAT32: adam_f32(p, g, m, v, vmax, param->numel, o); return MG_OK;
+    case MG_FLOAT64: adam_f64(p, g, m, v, vmax, param->numel, o); return MG_OK;
+    default: return bad_dtype(ctx, param);
+    }
+}
+
+mg_status mg_optim_rmsprop(mg_ctx *ctx, mg_tensor *param, const mg_tensor *grad, mg_tensor *square_avg,
+                           mg_tensor *grad_avg, mg_tensor *buf, const mg_rmsprop_options *o) {
+    void *p = mg_tensor_data(param), *s = mg_tensor_data(square_avg);
+    void *a = data_or_null(grad_avg), *b = data_or_null(buf);
+    const void *g = mg_tensor_data(grad);
+    switch (param->dtype) {
+    case MG_FLOAT32: rmsprop_f32(p, g, s, a, b, param->numel, o); return MG_OK;
+    case MG_FLOAT64: rmsprop_f64(p, g, s, a, b, param->numel, o); return MG_OK;
+    default: return bad_dtype(ctx, param);
+    }
+}
+
+mg_status mg_optim_adagrad(mg_ctx *ctx, mg_tensor *param, const mg_tensor *grad, mg_tensor *sum,
+                           const mg_adagrad_options *o) {
+    void *p = mg_tensor_data(param), *s = mg_tensor_data(sum);
+    const void *g = mg_tensor_data(grad);
+    switch (param->dtype) {
+    case MG_FLOAT32: adagrad_f32(p, g, s, param->numel, o); return MG_OK;
+    case MG_FLOAT64: adagrad_f64(p, g, s, param->numel, o); return MG_OK;
+    default: return bad_dtype(ctx, param);
+    }
+}
