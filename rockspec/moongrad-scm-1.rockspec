@@ -47,6 +47,7 @@ build = {
         "src/core/autograd.c",
         "src/core/ctx.c",
         "src/core/iter.c",
+        "src/core/pool.c",
         "src/core/print.c",
         "src/core/rng.c",
         "src/core/shape.c",

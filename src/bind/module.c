@@ -14,6 +14,11 @@ static void register_list(lua_State *L, int target, const luaL_Reg *list, int ct
     lua_pop(L, 1);
 }
 
+static int ctx_gc(lua_State *L) {
+    mg_pool_shutdown((mg_ctx *)lua_touserdata(L, 1));
+    return 0;
+}
+
 /* Opening the module again in the same state (a second luaL_requiref, say) returns the first
  * instance: tensors share one metatable, whose methods must keep one ctx. */
 #define MODULE_KEY "moongrad.core.module"
@@ -27,6 +32,10 @@ int luaopen_moongrad_core(lua_State *L) {
     void *alloc_ud;
     lua_Alloc alloc = lua_getallocf(L, &alloc_ud);
     mg_ctx_init(ctx, alloc, alloc_ud);
+    lua_createtable(L, 0, 1); /* the ctx's finalizer stops its worker threads when the state closes */
+    lua_pushcfunction(L, ctx_gc);
+    lua_setfield(L, -2, "__gc");
+    lua_setmetatable(L, -2);
     const int ctx_idx = lua_gettop(L);
     luaL_newmetatable(L, LT_TENSOR_MT);
     const int mt = lua_gettop(L);

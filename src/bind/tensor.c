@@ -963,6 +963,23 @@ static int l_set_default_dtype(lua_State *L) {
     return 0;
 }
 
+/* mg.set_num_threads(n): the threads ops may use (1: none are ever started). Results do not
+ * depend on it. mg.get_num_threads() reads it. */
+static int l_set_num_threads(lua_State *L) {
+    const lua_Integer n = luaL_checkinteger(L, 1);
+    if (n < 1 || n > MG_MAX_THREADS) {
+        lua_pushfstring(L, "number of threads must be in 1..%d, got %I", MG_MAX_THREADS, n);
+        return luaL_argerror(L, 1, lua_tostring(L, -1));
+    }
+    lt_ctx(L)->num_threads = (int)n;
+    return 0;
+}
+
+static int l_get_num_threads(lua_State *L) {
+    lua_pushinteger(L, lt_ctx(L)->num_threads);
+    return 1;
+}
+
 /* core._isatty(): whether standard output is a terminal (mg.train draws a progress bar then). */
 static int l_isatty(lua_State *L) {
     lua_pushboolean(L, isatty(STDOUT_FILENO));
@@ -1033,7 +1050,7 @@ const luaL_Reg lt_tensor_methods[] = {
 const luaL_Reg lt_tensor_functions[] = {
     {"tensor", l_tensor}, {"is_tensor", l_is_tensor},
     {"set_default_dtype", l_set_default_dtype}, {"get_default_dtype", l_get_default_dtype},
-    {"_isatty", l_isatty},
+    {"_isatty", l_isatty}, {"set_num_threads", l_set_num_threads}, {"get_num_threads", l_get_num_threads},
     {NULL, NULL}};
 
 const luaL_Reg lt_tensor_metamethods[] = {

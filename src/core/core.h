@@ -10,6 +10,7 @@
 #define MG_CORE_H
 
 #include "moongrad.h"
+#include "pool.h"
 #include "rng.h"
 
 /* lua_Alloc's contract: realloc when nsize > 0, free when nsize == 0. */
@@ -23,6 +24,8 @@ typedef struct mg_ctx {
     uint64_t seed;          /* the last seed given to rng (mg.initial_seed) */
     mg_dtype default_dtype; /* float32 unless mg.set_default_dtype */
     int grad_enabled;       /* 0 inside no_grad */
+    int num_threads;        /* mg.set_num_threads; 1: never start a worker */
+    struct mg_pool *pool;   /* workers, started on first use (pool.c) */
     uint32_t backward_pass; /* numbers backward passes, to mark the nodes each one visits */
     int err_operand;        /* which operand an error concerns, 1-based; 0 when none */
     char err[256];          /* the detail of the last error, lowercase, no final period */
@@ -85,6 +88,10 @@ typedef struct mg_iter {
 /* ops[0] is the output and gives the shape; the others broadcast to it (the caller checked). */
 void mg_iter_init(mg_iter *it, int nops, const mg_tensor *const *ops);
 void mg_iter_run(const mg_iter *it, mg_inner_fn inner, const void *extra);
+/* The same, split between the ctx's threads when there are at least 2 * MG_GRAIN_ELEMENTWISE
+ * elements (below that, starting threads costs more than it saves). */
+#define MG_GRAIN_ELEMENTWISE 131072
+void mg_iter_run_parallel(mg_ctx *ctx, const mg_iter *it, mg_inner_fn inner, const void *extra);
 
 /* A 0-d tensor over a C value, for numbers on either side of an operator. */
 typedef struct mg_scalar {

@@ -81,3 +81,33 @@ void mg_iter_run(const mg_iter *it, mg_inner_fn inner, const void *extra) {
         if (d < 0) return;
     }
 }
+
+/* ---- splitting the walk between threads ----------------------------------------------------- */
+typedef struct split_job {
+    const mg_iter *it;
+    mg_inner_fn inner;
+    const void *extra;
+} split_job;
+
+/* Runs rows [begin, end) of the outermost dim (or elements, for a single run). */
+static void run_range(void *arg, int64_t begin, int64_t end) {
+    const split_job *job = (const split_job *)arg;
+    mg_iter sub = *job->it;
+    for (int k = 0; k < sub.nops; k++) sub.data[k] += begin * sub.stride[k][0];
+    sub.size[0] = end - begin;
+    mg_iter_run(&sub, job->inner, job->extra);
+}
+
+void mg_iter_run_parallel(mg_ctx *ctx, const mg_iter *it, mg_inner_fn inner, const void *extra) {
+    int64_t total = 1;
+    for (int i = 0; i < it->ndim; i++) total *= it->size[i];
+    if (total < 2 * MG_GRAIN_ELEMENTWISE || ctx->num_threads <= 1 || it->size[0] < 2) {
+        mg_iter_run(it, inner, extra);
+        return;
+    }
+    /* each output element belongs to one chunk: any split gives the same bits */
+    const int64_t per_row = total / it->size[0];
+    const int64_t grain = per_row >= MG_GRAIN_ELEMENTWISE ? 1 : MG_GRAIN_ELEMENTWISE / per_row;
+    split_job job = {it, inner, extra};
+    mg_parallel_for(ctx, it->size[0], grain, run_range, &job);
+}

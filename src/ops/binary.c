@@ -133,13 +133,19 @@ mg_status mg_binary(mg_ctx *ctx, mg_binary_op op, mg_tensor *out, const mg_tenso
         char *data[3] = {(char *)mg_tensor_data(out), (char *)mg_tensor_data(a), (char *)mg_tensor_data(b)};
         const int64_t item = (int64_t)mg_dtype_size((mg_dtype)a->dtype);
         const int64_t strides[3] = {(int64_t)mg_dtype_size((mg_dtype)out->dtype), item, item};
-        fn(data, strides, out->numel, NULL);
+        if (out->numel < 2 * MG_GRAIN_ELEMENTWISE) {
+            fn(data, strides, out->numel, NULL);
+            return MG_OK;
+        }
+        mg_iter it = {.ndim = 1, .nops = 3, .size = {out->numel}};
+        for (int k = 0; k < 3; k++) it.data[k] = data[k], it.stride[k][0] = strides[k];
+        mg_iter_run_parallel(ctx, &it, fn, NULL);
         return MG_OK;
     }
     const mg_tensor *ops[3] = {out, a, b};
     mg_iter it;
     mg_iter_init(&it, 3, ops);
-    mg_iter_run(&it, fn, NULL);
+    mg_iter_run_parallel(ctx, &it, fn, NULL);
     return MG_OK;
 }
 
@@ -164,7 +170,7 @@ mg_status mg_where(mg_ctx *ctx, mg_tensor *out, const mg_tensor *cond, const mg_
     const mg_tensor *ops[4] = {out, cond, a, b};
     mg_iter it;
     mg_iter_init(&it, 4, ops);
-    mg_iter_run(&it, where_kernels[out->dtype], NULL);
+    mg_iter_run_parallel(ctx, &it, where_kernels[out->dtype], NULL);
     return MG_OK;
 }
 

@@ -72,7 +72,7 @@ mg_status mg_copy(mg_ctx *ctx, mg_tensor *out, const mg_tensor *in) {
     const mg_tensor *ops[2] = {out, in};
     mg_iter it;
     mg_iter_init(&it, 2, ops);
-    mg_iter_run(&it, cast_kernels[out->dtype][in->dtype], NULL);
+    mg_iter_run_parallel(ctx, &it, cast_kernels[out->dtype][in->dtype], NULL);
     return MG_OK;
 }
 

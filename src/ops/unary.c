@@ -158,7 +158,7 @@ static mg_status run(mg_ctx *ctx, mg_unary_op op, mg_tensor *out, const mg_tenso
     const mg_tensor *ops[2] = {out, in};
     mg_iter it;
     mg_iter_init(&it, 2, ops);
-    mg_iter_run(&it, fn, extra);
+    mg_iter_run_parallel(ctx, &it, fn, extra);
     return MG_OK;
 }
 
@@ -284,7 +284,7 @@ mg_status mg_unary_backward(mg_ctx *ctx, const mg_backward_args *a, int i, mg_te
         const mg_tensor *ops[3] = {o, g, v};
         mg_iter it;
         mg_iter_init(&it, 3, ops);
-        mg_iter_run(&it, grads[op][dt == MG_FLOAT64], &bounds);
+        mg_iter_run_parallel(ctx, &it, grads[op][dt == MG_FLOAT64], &bounds);
         if (o != gin) st = mg_copy(ctx, gin, o);
     }
     if (sout.s.data) mg_scratch_free(ctx, &sout);
