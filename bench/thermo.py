@@ -1,12 +1,6 @@
 """The book's thermometer data and model (chapter 5), for the PyTorch side of W1-W3."""
-import os
-import statistics
-import time
-
 import torch
 
-torch.set_num_threads(int(os.environ.get("BENCH_THREADS", "1")))
-REPEATS = int(os.environ.get("BENCH_REPEATS", "5"))
 T_C = [0.5, 14.0, 15.0, 28.0, 11.0, 8.0, 3.0, -4.0, 6.0, 13.0, 21.0]
 T_U = [35.7, 55.9, 58.2, 81.9, 56.3, 48.9, 33.9, 21.8, 48.4, 60.4, 68.4]
 
@@ -22,17 +16,3 @@ def model(t_u, w, b):
 
 def loss_fn(t_p, t_c):
     return ((t_p - t_c) ** 2).mean()
-
-
-def median_time(fn):
-    ret = fn()
-    times = []
-    for _ in range(REPEATS):
-        t0 = time.perf_counter()
-        ret = fn()
-        times.append(time.perf_counter() - t0)
-    return statistics.median(times), ret
-
-
-def result(name, value, unit, check=""):
-    print(f"RESULT name={name} value={value:.6g} unit={unit} check={check}")
