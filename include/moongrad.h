@@ -81,6 +81,7 @@ typedef struct mg_tensor {
     uint8_t ndim;
     uint8_t requires_grad;
     uint8_t flags;         /* binding-private bits */
+    const void *tag;       /* binding-private: marks a tensor userdata (a cheap type check) */
 } mg_tensor;
 
 MG_API size_t mg_dtype_size(mg_dtype dt);

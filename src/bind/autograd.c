@@ -349,9 +349,10 @@ static void run_backward(lua_State *L, int root, int grad_idx, int retain, int c
     }
     const int node = lua_gettop(L);
     const mg_node *n = (const mg_node *)lua_touserdata(L, node);
-    lua_newtable(L);
+    /* two work tables kept with the ctx (its user values), reused by every pass */
+    lua_getiuservalue(L, lua_upvalueindex(1), 1);
     const int order = lua_gettop(L);
-    lua_newtable(L);
+    lua_getiuservalue(L, lua_upvalueindex(1), 2);
     const int stack = lua_gettop(L);
     const uint32_t pass = ++ctx->backward_pass;
     const int count = order_nodes(L, node, order, stack, pass);
@@ -382,6 +383,8 @@ static void run_backward(lua_State *L, int root, int grad_idx, int retain, int c
         lua_rawgeti(L, order, i);
         run_node(L, lua_gettop(L), retain, capture, results);
         lua_pop(L, 1);
+        lua_pushnil(L); /* the work table must not keep the graph alive */
+        lua_rawseti(L, order, i);
     }
     lua_settop(L, base);
 }
