@@ -8,13 +8,18 @@
  *     K == 0 (C = 0), and vector products (M == 1 or N == 1) that read the matrix along its
  *     contiguous dim, where packing would only pad the vector to a whole micro-tile;
  *   - gemm (float32, float64): the usual cache-blocked scheme. For each KC x NC panel of B and each
- *     MC x KC block of A, both are packed into contiguous scratch (A in slivers of MR rows, B in
- *     slivers of NR columns, zero-padded), then a register-tiled MR x NR micro-kernel written as plain
- *     loops over a fixed-size local array, which the compiler keeps in vector registers.
+ *     MC x KC block of A, both are packed into contiguous 64-byte aligned scratch (A in slivers of
+ *     MR rows, B in slivers of NR columns, zero-padded), then a register-tiled MR x NR micro-kernel.
+ *     On x86 the kernel is chosen at each call from libgcc's CPU model (__builtin_cpu_supports, no
+ *     state of ours): AVX-512 (12x32 float32, 12x16 float64, 24 zmm accumulators), else AVX2+FMA
+ *     (6x16 / 6x8, 12 ymm), else the portable one (plain loops over a fixed-size local array, which
+ *     the compiler keeps in SSE registers). They are compiled with target attributes: no -m flags.
  * Both accumulate in the element type (float32 in float32, as BLAS does). The order of the sums
  * depends on the sizes only (blocks of KC along K, each summed in order, then added to C), so
- * results are reproducible. The blocking logic is dtype-free; only pack, micro and naive are typed,
- * one DEFINE_ line per dtype.
+ * results are reproducible on one machine; the SIMD kernels use fused multiply-adds (and so do the
+ * naive path's sums when one of them is selected, so that a vector product gives the same bits
+ * whatever its layout), and the AVX2 and AVX-512 kernels give the same bits as each other. The
+ * blocking logic is dtype-free; only pack, micro and naive are typed, one DEFINE_ line per dtype.
  *
  * Backward (#4), for C = A B:  dA = dC B^T,  dB = A^T dC.  A 1-D operand's added dim is removed
  * from its gradient again; when batch dims were broadcast, dA and dB are summed over the batch dims
@@ -38,46 +43,108 @@ typedef struct product {
 } product;
 
 /* ---- naive: oracle and fallback ------------------------------------------------------------ */
-#define DEFINE_NAIVE(NAME, T)                                                                 \
-    static void NAME(const product *g) {                                                      \
+/* Each element of C is a dot product summed exactly as the gemm sums it: blocks of kc along K
+ * (kc: the gemm's, or all of K), each summed in order from 0 with MADD (a fused multiply-add when
+ * the gemm's micro-kernel uses one), the blocks added in order. So a vector product gives the same
+ * bits on either path. Outputs are computed up to NAIVE_GROUP at a time (along a row, or along a
+ * column when C is taller than wide), so that as many independent sums are in flight. The group
+ * computes out[o * os] = sum over p of x[o * xs + p * xp] * y[o * ys + p * yp], o < cnt. */
+#define NAIVE_GROUP 8
+#define NAIVE_BLOCK(T, CNT, MADD)                                                              \
+    for (int64_t p0 = 0, p1; p0 < k; p0 = p1) {                                                \
+        p1 = k - p0 <= kc ? k : p0 + kc;                                                       \
+        T acc[NAIVE_GROUP] = {0};                                                              \
+        _Pragma("GCC unroll 8") for (int64_t o = 0; o < CNT; o++) acc[o] = 0;                  \
+        for (int64_t p = p0; p < p1; p++)                                                      \
+            _Pragma("GCC unroll 8") for (int64_t o = 0; o < CNT; o++)                          \
+                acc[o] = MADD(x[o * xs + p * xp], y[o * ys + p * yp], acc[o]);                 \
+        _Pragma("GCC unroll 8") for (int64_t o = 0; o < CNT; o++)                              \
+            tot[o] = p0 == 0 ? acc[o] : tot[o] + acc[o];                                       \
+    }
+#define DEFINE_NAIVE(NAME, T, ATTR, MADD)                                                     \
+    ATTR static void NAME##_group(T *out, int64_t os, int64_t cnt, const T *x, int64_t xs,    \
+                                  int64_t xp, const T *y, int64_t ys, int64_t yp, int64_t k,  \
+                                  int64_t kc) {                                               \
+        T tot[NAIVE_GROUP] = {0};                                                             \
+        if (cnt == NAIVE_GROUP) {                                                             \
+            NAIVE_BLOCK(T, NAIVE_GROUP, MADD)                                                 \
+        } else {                                                                              \
+            NAIVE_BLOCK(T, cnt, MADD)                                                         \
+        }                                                                                     \
+        for (int64_t o = 0; o < cnt; o++) out[o * os] = tot[o];                               \
+    }                                                                                         \
+    static void NAME(const product *g, int64_t kc) {                                          \
         const T *a = (const T *)g->a, *b = (const T *)g->b;                                   \
         T *c = (T *)g->c;                                                                     \
-        for (int64_t i = 0; i < g->m; i++)                                                    \
-            for (int64_t j = 0; j < g->n; j++) {                                              \
-                T acc = 0;                                                                    \
-                for (int64_t p = 0; p < g->k; p++)                                            \
-                    acc += a[i * g->rsa + p * g->csa] * b[p * g->rsb + j * g->csb];            \
-                c[i * g->rsc + j * g->csc] = acc;                                             \
-            }                                                                                 \
+        if (g->n >= g->m) {                                                                   \
+            for (int64_t i = 0; i < g->m; i++)                                                \
+                for (int64_t j = 0; j < g->n; j += NAIVE_GROUP)                               \
+                    NAME##_group(c + i * g->rsc + j * g->csc, g->csc,                         \
+                                 g->n - j < NAIVE_GROUP ? g->n - j : NAIVE_GROUP,             \
+                                 a + i * g->rsa, 0, g->csa, b + j * g->csb, g->csb, g->rsb,   \
+                                 g->k, kc);                                                   \
+        } else {                                                                              \
+            for (int64_t j = 0; j < g->n; j++)                                                \
+                for (int64_t i = 0; i < g->m; i += NAIVE_GROUP)                               \
+                    NAME##_group(c + i * g->rsc + j * g->csc, g->rsc,                         \
+                                 g->m - i < NAIVE_GROUP ? g->m - i : NAIVE_GROUP,             \
+                                 a + i * g->rsa, g->rsa, g->csa, b + j * g->csb, 0, g->rsb,   \
+                                 g->k, kc);                                                   \
+        }                                                                                     \
     }
-DEFINE_NAIVE(naive_f32, float)
-DEFINE_NAIVE(naive_f64, double)
-DEFINE_NAIVE(naive_i64, uint64_t) /* int64 storage read as unsigned: wraps instead of overflowing */
+#define MADD_PLAIN(x, y, acc) ((acc) + (x) * (y))
+DEFINE_NAIVE(naive_f32, float, , MADD_PLAIN)
+DEFINE_NAIVE(naive_f64, double, , MADD_PLAIN)
+DEFINE_NAIVE(naive_i64, uint64_t, , MADD_PLAIN) /* int64 read as unsigned: wraps, no overflow */
 
-/* ---- gemm: packing and micro-kernel -------------------------------------------------------- */
+#if defined(__GNUC__) && (defined(__x86_64__) || defined(__i386__))
+#define MG_GEMM_X86 1
+#include <immintrin.h>
+DEFINE_NAIVE(naive_f32_fma, float, __attribute__((target("fma"))), __builtin_fmaf)
+DEFINE_NAIVE(naive_f64_fma, double, __attribute__((target("fma"))), __builtin_fma)
+#endif
+
+/* ---- gemm: packing and micro-kernels ------------------------------------------------------- */
 /* Packs `lanes` rows (A: rows, s_lane = rsa, s_depth = csa) or columns (B: s_lane = csb,
- * s_depth = rsb) of a depth-`depth` block into slivers of `width` lanes: for each sliver, for each
- * p, `width` values, the missing lanes of the last sliver zero. */
-#define DEFINE_PACK(NAME, T)                                                                  \
+ * s_depth = rsb) of a depth-`depth` block into slivers of W lanes: for each sliver, for each p,
+ * W values, the missing lanes of the last sliver zero. Lanes adjacent in memory are copied a row
+ * of W at a time; otherwise each lane is read along its depth (contiguous for a row-major A or a
+ * transposed B) and written with a stride of W. */
+#define DEFINE_PACK(NAME, T, W, FAST)                                                         \
     static void NAME(void *dst_, const void *src_, int64_t s_lane, int64_t s_depth,           \
-                     int64_t lanes, int64_t depth, int64_t width) {                           \
+                     int64_t lanes, int64_t depth) {                                          \
         T *restrict dst = (T *)dst_;                                                          \
         const T *src = (const T *)src_;                                                       \
-        for (int64_t l0 = 0; l0 < lanes; l0 += width) {                                       \
-            const int64_t w = lanes - l0 < width ? lanes - l0 : width;                        \
-            for (int64_t p = 0; p < depth; p++) {                                             \
-                const T *s = src + l0 * s_lane + p * s_depth;                                 \
+        for (int64_t l0 = 0; l0 < lanes; l0 += W, dst += W * depth) {                         \
+            const int64_t w = lanes - l0 < W ? lanes - l0 : W;                                \
+            const T *s = src + l0 * s_lane;                                                   \
+            if (s_lane == 1 && w == W) {                                                      \
+                for (int64_t p = 0; p < depth; p++)                                           \
+                    memcpy(dst + p * W, s + p * s_depth, sizeof(T) * W);                      \
+            } else {                                                                          \
                 int64_t l = 0;                                                                \
-                for (; l < w; l++) *dst++ = s[l * s_lane];                                    \
-                for (; l < width; l++) *dst++ = 0;                                            \
+                FAST(W)                                                                       \
+                for (; l + 4 <= w; l += 4) {                                                  \
+                    const T *s0 = s + l * s_lane, *s1 = s0 + s_lane, *s2 = s1 + s_lane,       \
+                            *s3 = s2 + s_lane;                                                \
+                    T *d = dst + l;                                                           \
+                    for (int64_t p = 0; p < depth; p++, d += W) {                             \
+                        const int64_t q = p * s_depth;                                        \
+                        d[0] = s0[q], d[1] = s1[q], d[2] = s2[q], d[3] = s3[q];               \
+                    }                                                                         \
+                }                                                                             \
+                for (; l < w; l++)                                                            \
+                    for (int64_t p = 0; p < depth; p++) dst[p * W + l] = s[l * s_lane + p * s_depth]; \
+                for (; l < W; l++)                                                            \
+                    for (int64_t p = 0; p < depth; p++) dst[p * W + l] = 0;                   \
             }                                                                                 \
         }                                                                                     \
     }
-DEFINE_PACK(pack_f32, float)
-DEFINE_PACK(pack_f64, double)
 
-/* acc(MR,NR) = sum over p of pa(p, 0..MR) x pb(p, 0..NR), then the mr x nr corner that exists goes
- * to C: stored on the first K block, added on the next ones. */
+#define NO_FAST(W)
+
+/* The portable micro-kernel: acc(MR,NR) = sum over p of pa(p, 0..MR) x pb(p, 0..NR), then the
+ * mr x nr corner that exists goes to C: stored on the first K block, added on the next ones. */
 #define DEFINE_MICRO(NAME, T, MR, NR)                                                         \
     static void NAME(int64_t kc, const void *pa_, const void *pb_, void *c_, int64_t rsc,     \
                      int64_t csc, int64_t mr, int64_t nr, bool first) {                       \
@@ -98,27 +165,161 @@ DEFINE_PACK(pack_f64, double)
 /* 6x8 float32 / 6x4 float64: 12 SSE2 accumulators, leaving room for the B row and an A value */
 DEFINE_MICRO(micro_f32, float, 6, 8)
 DEFINE_MICRO(micro_f64, double, 6, 4)
+DEFINE_PACK(pack_f32_6, float, 6, NO_FAST)
+DEFINE_PACK(pack_f32_8, float, 8, NO_FAST)
+DEFINE_PACK(pack_f64_6, double, 6, NO_FAST)
+DEFINE_PACK(pack_f64_4, double, 4, NO_FAST)
 
-typedef void (*naive_fn)(const product *g);
+#ifdef MG_GEMM_X86
+/* SIMD micro-kernels (x86, chosen at run time): MR rows of NV vectors of VL lanes, one fused
+ * multiply-add per (row, vector) and p, in order, from 0 (so every element's sum is the same on
+ * the AVX2 and the AVX-512 kernels, and the same as naive_*_fma's). Full tiles of a C with
+ * contiguous rows are stored (or added) straight from the registers; edges go through a buffer. */
+#define DEFINE_SIMD_MICRO(NAME, T, TARGET, VT, VL, MR, NV, SETZ, SET1, LOAD, LOADU, STOREU, FMA, ADD) \
+    __attribute__((target(TARGET))) static void NAME(int64_t kc, const void *pa_, const void *pb_, \
+                                                     void *c_, int64_t rsc, int64_t csc,          \
+                                                     int64_t mr, int64_t nr, bool first) {        \
+        const T *pa = (const T *)pa_, *pb = (const T *)pb_;                                    \
+        VT acc[MR][NV];                                                                        \
+        _Pragma("GCC unroll 16") for (int i = 0; i < MR; i++)                                  \
+            _Pragma("GCC unroll 4") for (int v = 0; v < NV; v++) acc[i][v] = SETZ();            \
+        for (int64_t p = 0; p < kc; p++, pa += MR, pb += NV * VL) {                             \
+            VT bv[NV];                                                                         \
+            _Pragma("GCC unroll 4") for (int v = 0; v < NV; v++) bv[v] = LOAD(pb + v * VL);    \
+            _Pragma("GCC unroll 16") for (int i = 0; i < MR; i++) {                            \
+                const VT av = SET1(pa[i]);                                                     \
+                _Pragma("GCC unroll 4") for (int v = 0; v < NV; v++)                           \
+                    acc[i][v] = FMA(av, bv[v], acc[i][v]);                                     \
+            }                                                                                  \
+        }                                                                                      \
+        T *c = (T *)c_;                                                                        \
+        if (mr == MR && nr == NV * VL && csc == 1) {                                           \
+            _Pragma("GCC unroll 16") for (int i = 0; i < MR; i++)                              \
+                _Pragma("GCC unroll 4") for (int v = 0; v < NV; v++) {                         \
+                    T *cv = c + i * rsc + v * VL;                                              \
+                    STOREU(cv, first ? acc[i][v] : ADD(LOADU(cv), acc[i][v]));                 \
+                }                                                                              \
+            return;                                                                            \
+        }                                                                                      \
+        T buf[MR][NV * VL];                                                                    \
+        _Pragma("GCC unroll 16") for (int i = 0; i < MR; i++)                                  \
+            _Pragma("GCC unroll 4") for (int v = 0; v < NV; v++) STOREU(&buf[i][v * VL], acc[i][v]); \
+        for (int64_t i = 0; i < mr; i++)                                                       \
+            for (int64_t j = 0; j < nr; j++) {                                                 \
+                T *cij = c + i * rsc + j * csc;                                                \
+                *cij = first ? buf[i][j] : *cij + buf[i][j];                                   \
+            }                                                                                  \
+    }
+/* AVX-512: 12 x 32 float32 / 12 x 16 float64 (24 zmm accumulators). AVX2: 6 x 16 / 6 x 8 (12 ymm) */
+DEFINE_SIMD_MICRO(micro_f32_avx512, float, "avx512f,fma", __m512, 16, 12, 2, _mm512_setzero_ps,
+                  _mm512_set1_ps, _mm512_load_ps, _mm512_loadu_ps, _mm512_storeu_ps,
+                  _mm512_fmadd_ps, _mm512_add_ps)
+DEFINE_SIMD_MICRO(micro_f64_avx512, double, "avx512f,fma", __m512d, 8, 12, 2, _mm512_setzero_pd,
+                  _mm512_set1_pd, _mm512_load_pd, _mm512_loadu_pd, _mm512_storeu_pd,
+                  _mm512_fmadd_pd, _mm512_add_pd)
+DEFINE_SIMD_MICRO(micro_f32_avx2, float, "avx2,fma", __m256, 8, 6, 2, _mm256_setzero_ps,
+                  _mm256_set1_ps, _mm256_load_ps, _mm256_loadu_ps, _mm256_storeu_ps,
+                  _mm256_fmadd_ps, _mm256_add_ps)
+DEFINE_SIMD_MICRO(micro_f64_avx2, double, "avx2,fma", __m256d, 4, 6, 2, _mm256_setzero_pd,
+                  _mm256_set1_pd, _mm256_load_pd, _mm256_loadu_pd, _mm256_storeu_pd,
+                  _mm256_fmadd_pd, _mm256_add_pd)
+/* 8 lanes (8 rows of A, or 8 columns of a transposed B) read along their contiguous depth and
+ * written 8 at a time: 8x8 blocks transposed in registers. dst: the first lane's column of the
+ * packed sliver, whose rows are W wide. Used by the packs of the SIMD kernels (AVX2 is there). */
+__attribute__((target("avx2"))) static void transpose8_f32(float *dst, int64_t W, const float *s,
+                                                           int64_t s_lane, int64_t depth) {
+    int64_t p = 0;
+    for (; p + 8 <= depth; p += 8) {
+        const float *q = s + p;
+        __m256 r0 = _mm256_loadu_ps(q), r1 = _mm256_loadu_ps(q + s_lane),
+               r2 = _mm256_loadu_ps(q + 2 * s_lane), r3 = _mm256_loadu_ps(q + 3 * s_lane),
+               r4 = _mm256_loadu_ps(q + 4 * s_lane), r5 = _mm256_loadu_ps(q + 5 * s_lane),
+               r6 = _mm256_loadu_ps(q + 6 * s_lane), r7 = _mm256_loadu_ps(q + 7 * s_lane);
+        __m256 t0 = _mm256_unpacklo_ps(r0, r1), t1 = _mm256_unpackhi_ps(r0, r1),
+               t2 = _mm256_unpacklo_ps(r2, r3), t3 = _mm256_unpackhi_ps(r2, r3),
+               t4 = _mm256_unpacklo_ps(r4, r5), t5 = _mm256_unpackhi_ps(r4, r5),
+               t6 = _mm256_unpacklo_ps(r6, r7), t7 = _mm256_unpackhi_ps(r6, r7);
+        __m256 u0 = _mm256_shuffle_ps(t0, t2, _MM_SHUFFLE(1, 0, 1, 0)),
+               u1 = _mm256_shuffle_ps(t0, t2, _MM_SHUFFLE(3, 2, 3, 2)),
+               u2 = _mm256_shuffle_ps(t1, t3, _MM_SHUFFLE(1, 0, 1, 0)),
+               u3 = _mm256_shuffle_ps(t1, t3, _MM_SHUFFLE(3, 2, 3, 2)),
+               u4 = _mm256_shuffle_ps(t4, t6, _MM_SHUFFLE(1, 0, 1, 0)),
+               u5 = _mm256_shuffle_ps(t4, t6, _MM_SHUFFLE(3, 2, 3, 2)),
+               u6 = _mm256_shuffle_ps(t5, t7, _MM_SHUFFLE(1, 0, 1, 0)),
+               u7 = _mm256_shuffle_ps(t5, t7, _MM_SHUFFLE(3, 2, 3, 2));
+        float *d = dst + p * W;
+        _mm256_storeu_ps(d, _mm256_permute2f128_ps(u0, u4, 0x20));
+        _mm256_storeu_ps(d + W, _mm256_permute2f128_ps(u1, u5, 0x20));
+        _mm256_storeu_ps(d + 2 * W, _mm256_permute2f128_ps(u2, u6, 0x20));
+        _mm256_storeu_ps(d + 3 * W, _mm256_permute2f128_ps(u3, u7, 0x20));
+        _mm256_storeu_ps(d + 4 * W, _mm256_permute2f128_ps(u0, u4, 0x31));
+        _mm256_storeu_ps(d + 5 * W, _mm256_permute2f128_ps(u1, u5, 0x31));
+        _mm256_storeu_ps(d + 6 * W, _mm256_permute2f128_ps(u2, u6, 0x31));
+        _mm256_storeu_ps(d + 7 * W, _mm256_permute2f128_ps(u3, u7, 0x31));
+    }
+    for (; p < depth; p++)
+        for (int l = 0; l < 8; l++) dst[p * W + l] = s[l * s_lane + p];
+}
+#define FAST_T8_F32(W)                                                                        \
+    if (s_depth == 1)                                                                         \
+        for (; l + 8 <= w; l += 8) transpose8_f32(dst + l, W, s + l * s_lane, s_lane, depth);
+DEFINE_PACK(pack_f32_12, float, 12, FAST_T8_F32)
+DEFINE_PACK(pack_f32_16, float, 16, FAST_T8_F32)
+DEFINE_PACK(pack_f32_32, float, 32, FAST_T8_F32)
+DEFINE_PACK(pack_f64_12, double, 12, NO_FAST)
+DEFINE_PACK(pack_f64_8, double, 8, NO_FAST)
+DEFINE_PACK(pack_f64_16, double, 16, NO_FAST)
+#endif
+
+typedef void (*naive_fn)(const product *g, int64_t kc);
 typedef void (*pack_fn)(void *dst, const void *src, int64_t s_lane, int64_t s_depth, int64_t lanes,
-                        int64_t depth, int64_t width);
+                        int64_t depth);
 typedef void (*micro_fn)(int64_t kc, const void *pa, const void *pb, void *c, int64_t rsc,
                          int64_t csc, int64_t mr, int64_t nr, bool first);
 
-/* mr, nr: the micro-tile (as in DEFINE_MICRO); mc, kc, nc: block sizes, so that a packed sliver of
- * B (kc x nr) stays in L1 and the packed block of A (mc x kc) in L2. */
+/* mr, nr: the micro-tile; mc, kc, nc: block sizes, so that a packed sliver of B (kc x nr) stays
+ * in L1 and the packed block of A (mc x kc) in L2 (mc a multiple of mr, nc of nr). */
 typedef struct matmul_kernel {
     naive_fn naive;
-    pack_fn pack;   /* NULL: no gemm, naive only */
+    pack_fn pack_a, pack_b; /* NULL: no gemm, naive only */
     micro_fn micro;
     int64_t mr, nr, mc, kc, nc;
 } matmul_kernel;
 
 static const matmul_kernel kernels[MG_NDTYPES] = {
-    [MG_FLOAT32] = {naive_f32, pack_f32, micro_f32, 6, 8, 96, 256, 1024},
-    [MG_FLOAT64] = {naive_f64, pack_f64, micro_f64, 6, 4, 96, 256, 512},
-    [MG_INT64] = {naive_i64, NULL, NULL, 0, 0, 0, 0, 0},
+    [MG_FLOAT32] = {naive_f32, pack_f32_6, pack_f32_8, micro_f32, 6, 8, 96, 256, 1024},
+    [MG_FLOAT64] = {naive_f64, pack_f64_6, pack_f64_4, micro_f64, 6, 4, 96, 256, 512},
+    [MG_INT64] = {naive_i64, NULL, NULL, NULL, 0, 0, 0, 0, 0},
 };
+#ifdef MG_GEMM_X86
+static const matmul_kernel kernels_avx512[2] = {
+    [MG_FLOAT32] = {naive_f32_fma, pack_f32_12, pack_f32_32, micro_f32_avx512, 12, 32, 384, 256, 2048},
+    [MG_FLOAT64] = {naive_f64_fma, pack_f64_12, pack_f64_16, micro_f64_avx512, 12, 16, 192, 256, 1024},
+};
+static const matmul_kernel kernels_avx2[2] = {
+    [MG_FLOAT32] = {naive_f32_fma, pack_f32_6, pack_f32_16, micro_f32_avx2, 6, 16, 96, 256, 2048},
+    [MG_FLOAT64] = {naive_f64_fma, pack_f64_6, pack_f64_8, micro_f64_avx2, 6, 8, 96, 256, 1024},
+};
+#endif
+
+/* The kernel for dtype dt on this CPU (asked of libgcc's CPU model at each call: no state here).
+ * Building with -DMG_GEMM_ISA=1 (AVX2 at most) or 0 (portable only) tests the other kernels. */
+#ifndef MG_GEMM_ISA
+#define MG_GEMM_ISA 2
+#endif
+static const matmul_kernel *kernel_for(mg_dtype dt, int64_t n) {
+#ifdef MG_GEMM_X86
+    if (dt == MG_FLOAT32 || dt == MG_FLOAT64) {
+        /* a C narrower than half the AVX-512 tile pads less on the AVX2 one (and the bits agree) */
+        if (MG_GEMM_ISA >= 2 && 2 * n > kernels_avx512[dt].nr && __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx2") &&
+            __builtin_cpu_supports("fma"))
+            return &kernels_avx512[dt];
+        if (MG_GEMM_ISA >= 1 && __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma"))
+            return &kernels_avx2[dt];
+    }
+#endif
+    return &kernels[dt];
+}
 
 static int64_t min64(int64_t x, int64_t y) { return x < y ? x : y; }
 static int64_t round_up(int64_t x, int64_t m) { return (x + m - 1) / m * m; }
@@ -132,10 +333,10 @@ static void gemm(const matmul_kernel *kn, size_t es, const product *g, void *pa,
         const int64_t nc = min64(kn->nc, g->n - jc);
         for (int64_t pc = 0; pc < g->k; pc += kn->kc) {
             const int64_t kc = min64(kn->kc, g->k - pc);
-            kn->pack(pb, at(g->b, pc * g->rsb + jc * g->csb, es), g->csb, g->rsb, nc, kc, kn->nr);
+            kn->pack_b(pb, at(g->b, pc * g->rsb + jc * g->csb, es), g->csb, g->rsb, nc, kc);
             for (int64_t ic = 0; ic < g->m; ic += kn->mc) {
                 const int64_t mc = min64(kn->mc, g->m - ic);
-                kn->pack(pa, at(g->a, ic * g->rsa + pc * g->csa, es), g->rsa, g->csa, mc, kc, kn->mr);
+                kn->pack_a(pa, at(g->a, ic * g->rsa + pc * g->csa, es), g->rsa, g->csa, mc, kc);
                 for (int64_t jr = 0; jr < nc; jr += kn->nr)
                     for (int64_t ir = 0; ir < mc; ir += kn->mr) {
                         char *c = (char *)at(g->c, (ic + ir) * g->rsc + (jc + jr) * g->csc, es);
@@ -147,12 +348,17 @@ static void gemm(const matmul_kernel *kn, size_t es, const product *g, void *pa,
     }
 }
 
-/* Bytes of packing scratch for an M x N x K product (bounded by the block sizes). */
+/* Bytes of packing scratch for an M x N x K product (bounded by the block sizes), plus room to
+ * align each buffer to PACK_ALIGN (the SIMD kernels load B with aligned loads). */
+#define PACK_ALIGN 64
 static void packed_sizes(const matmul_kernel *kn, size_t es, int64_t m, int64_t n, int64_t k,
                          size_t *a_bytes, size_t *b_bytes) {
     const int64_t kc = min64(kn->kc, k);
-    *a_bytes = (size_t)(round_up(min64(kn->mc, m), kn->mr) * kc) * es;
-    *b_bytes = (size_t)(round_up(min64(kn->nc, n), kn->nr) * kc) * es;
+    *a_bytes = (size_t)(round_up(min64(kn->mc, m), kn->mr) * kc) * es + PACK_ALIGN;
+    *b_bytes = (size_t)(round_up(min64(kn->nc, n), kn->nr) * kc) * es + PACK_ALIGN;
+}
+static void *align_up(void *p) {
+    return (char *)p + ((PACK_ALIGN - (uintptr_t)p % PACK_ALIGN) % PACK_ALIGN);
 }
 
 /* ---- shapes -------------------------------------------------------------------------------- */
@@ -235,12 +441,12 @@ mg_status mg_matmul(mg_ctx *ctx, mg_tensor *out, const mg_tensor *a, const mg_te
         nbatch *= out->size[d];
     }
 
-    const matmul_kernel *kn = &kernels[dt];
+    const matmul_kernel *kn = kernel_for(dt, g.n);
     const size_t es = mg_dtype_size(dt);
     /* a vector product whose dot loop walks the matrix contiguously is memory-bound: the naive
      * loop is as fast as packing, which would pad the vector to a whole micro-tile */
     const bool vector_friendly = (g.m == 1 && (g.n == 1 || g.rsb == 1)) || (g.n == 1 && g.csa == 1);
-    const bool blocked = kn->pack && g.k > 0 && !vector_friendly;
+    const bool blocked = kn->pack_a && g.k > 0 && !vector_friendly;
     size_t a_bytes = 0, b_bytes = 0;
     void *pa = NULL, *pb = NULL;
     if (blocked) {
@@ -265,8 +471,8 @@ mg_status mg_matmul(mg_ctx *ctx, mg_tensor *out, const mg_tensor *a, const mg_te
         g.a = at(a0, oa, es);
         g.b = at(b0, ob, es);
         g.c = (char *)at(c0, oc, es);
-        if (blocked) gemm(kn, es, &g, pa, pb);
-        else kn->naive(&g);
+        if (blocked) gemm(kn, es, &g, align_up(pa), align_up(pb));
+        else kn->naive(&g, kn->pack_a ? kn->kc : g.k);
         for (int d = nb - 1; d >= 0; d--) { /* next batch index, last dim fastest */
             if (++idx[d] < out->size[d]) break;
             idx[d] = 0;
