@@ -154,7 +154,9 @@ Module.__newindex = instance_newindex
 Module._is_module_class = true
 
 function Module.__call(self, ...)
-  return self:forward(...) -- a tail call: errors raised with level 2 in forward blame the caller
+  -- forward is a method of the class: look there directly (skips the instance's three tables);
+  -- a tail call, so errors raised with level 2 in forward blame the caller
+  return getmetatable(self).forward(self, ...)
 end
 
 -- Class(...) and Class.new(...) build an instance: the registration tables, training = true, and
@@ -536,16 +538,17 @@ function Linear:init(in_features, out_features, opts)
 end
 
 function Linear:forward(x)
+  -- the common case costs two C calls; the message is built only when the input does not fit
+  if is_tensor(x) and x:dim() > 0 and x:size(-1) == self.in_features then
+    local params = rawget(self, "_parameters")
+    return F.linear(x, params.weight, params.bias)
+  end
   if not is_tensor(x) then
     error(string.format("bad argument #1 to 'forward' (tensor expected, got %s)", type(x)), 2)
   end
-  local shape = x.shape
-  if #shape == 0 or shape[#shape] ~= self.in_features then
-    error(string.format("bad argument #1 to 'forward' (input of shape %s does not fit Linear(in_features=%d, "
-      .. "out_features=%d): its last dim must be %d)", shape_str(x), self.in_features, self.out_features,
-      self.in_features), 2)
-  end
-  return F.linear(x, self.weight, self.bias)
+  error(string.format("bad argument #1 to 'forward' (input of shape %s does not fit Linear(in_features=%d, "
+    .. "out_features=%d): its last dim must be %d)", shape_str(x), self.in_features, self.out_features,
+    self.in_features), 2)
 end
 
 function Linear:extra_repr()
