@@ -541,8 +541,8 @@ static mg_status softmax_backward(mg_ctx *ctx, const mg_backward_args *a, mg_ten
     const mg_tensor *y = a->saved[0];
     const mg_dtype dt = (mg_dtype)y->dtype;
     mg_scratch sy, sg, sd;
-    const mg_tensor *cy, *cg;
-    mg_tensor *dest;
+    const mg_tensor *cy = NULL, *cg = NULL; /* set on success (-O3 cannot see it) */
+    mg_tensor *dest = NULL;
     sg.s.data = sd.s.data = NULL;
     mg_status st = flat_as(ctx, y, dt, &sy, &cy);
     if (st == MG_OK) st = flat_as(ctx, a->gout, dt, &sg, &cg);

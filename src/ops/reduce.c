@@ -275,7 +275,7 @@ mg_status mg_reduce(mg_ctx *ctx, mg_reduce_op op, mg_tensor *out, mg_tensor *ind
     if (!args) args = &defaults;
     const mg_dtype dt = (mg_dtype)in->dtype;
     const step_fn step = pick_step(op, dt, args);
-    mg_dtype odt;
+    mg_dtype odt = dt; /* set by mg_reduce_dtype on success */
     mg_status st = mg_reduce_dtype(ctx, op, dt, &odt);
     if (st != MG_OK) return st;
 
@@ -356,7 +356,7 @@ static const scan_fn cumsums[MG_NDTYPES] = {cumsum_f32, cumsum_f64, cumsum_i64, 
 
 mg_status mg_cumsum(mg_ctx *ctx, mg_tensor *out, const mg_tensor *in, int dim) {
     const mg_dtype dt = (mg_dtype)in->dtype;
-    mg_dtype odt;
+    mg_dtype odt = dt; /* set by mg_reduce_dtype on success */
     mg_status st = mg_reduce_dtype(ctx, MG_RED_SUM, dt, &odt);
     if (st != MG_OK) return st;
     if (out->dtype != odt || !mg_same_shape(out, in) || !mg_is_contiguous(out))
