@@ -5,10 +5,10 @@ LUA_VERSION ?= 5.4
 LUA         ?= lua$(LUA_VERSION)
 LUA_INC     ?= $(shell pkg-config --cflags lua$(LUA_VERSION) 2>/dev/null || echo -I/usr/include/lua$(LUA_VERSION))
 CC          ?= cc
-OPT         ?= -O2
+OPT         ?= -O3
 CFLAGS      ?= $(OPT) -g
 WARN         = -Wall -Wextra -Wshadow -Wstrict-prototypes -Wmissing-prototypes -Wno-missing-prototypes
-ALL_CFLAGS   = -std=gnu11 -fPIC -fvisibility=hidden $(WARN) $(CFLAGS) -Iinclude $(LUA_INC)
+ALL_CFLAGS   = -std=gnu11 -fPIC -fvisibility=hidden -fno-math-errno $(WARN) $(CFLAGS) -Iinclude $(LUA_INC)
 LDLIBS       = -lm -lpthread
 
 CORE_SRC = $(wildcard src/core/*.c) $(wildcard src/ops/*.c)

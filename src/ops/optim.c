@@ -42,6 +42,19 @@ DEFINE_SGD(sgd_f32, float)
 DEFINE_SGD(sgd_f64, double)
 
 /* ---- Adam and AdamW ------------------------------------------------------------------------------ */
+/* Branch-free so that it vectorizes: without weight decay wdc is 0 and decay 1, which add and
+ * multiply exactly (PyTorch's update, step for step); amsgrad gets its own loop. */
+#define ADAM_BODY(T, SQRT, SECOND)                                                                \
+    for (int64_t i = 0; i < n; i++) {                                                             \
+        const T grad = g[i] + wdc * p[i];                                                         \
+        const T pi = p[i] * decay;                                                                \
+        const T mi = m[i] * b1;                                                                   \
+        m[i] = mi + one_b1 * grad;                                                                \
+        const T vi = v[i] * b2;                                                                   \
+        v[i] = vi + one_b2 * grad * grad;                                                         \
+        const T denom = SQRT(SECOND) / bc2_sqrt + eps;                                            \
+        p[i] = pi + neg_step_size * m[i] / denom;                                                 \
+    }
 #define DEFINE_ADAM(NAME, T, SQRT)                                                                \
     static void NAME(T *restrict p, const T *restrict g, T *restrict m, T *restrict v,           \
                      T *restrict vmax, int64_t n, const mg_adam_options *o) {                    \
@@ -49,20 +62,13 @@ DEFINE_SGD(sgd_f64, double)
         const double bc2 = 1 - pow(o->beta2, (double)o->step);                                   \
         const T neg_step_size = (T)-(o->lr / bc1), bc2_sqrt = (T)sqrt(bc2);                       \
         const T b1 = (T)o->beta1, b2 = (T)o->beta2, one_b1 = (T)(1 - o->beta1);                   \
-        const T one_b2 = (T)(1 - o->beta2), eps = (T)o->eps, wd = (T)o->weight_decay;             \
-        const T decay = (T)(1 - o->lr * o->weight_decay);                                        \
-        for (int64_t i = 0; i < n; i++) {                                                         \
-            T grad = g[i];                                                                        \
-            if (o->decoupled) p[i] = p[i] * decay;                                                \
-            else if (o->weight_decay != 0) grad = grad + wd * p[i];                               \
-            const T mi = m[i] * b1;                                                               \
-            m[i] = mi + one_b1 * grad;                                                            \
-            const T vi = v[i] * b2;                                                               \
-            v[i] = vi + one_b2 * grad * grad;                                                     \
-            T second = v[i];                                                                      \
-            if (vmax) second = vmax[i] = MAX_NAN(vmax[i], v[i]);                                  \
-            const T denom = SQRT(second) / bc2_sqrt + eps;                                        \
-            p[i] = p[i] + neg_step_size * m[i] / denom;                                           \
+        const T one_b2 = (T)(1 - o->beta2), eps = (T)o->eps;                                      \
+        const T decay = o->decoupled ? (T)(1 - o->lr * o->weight_decay) : (T)1;                   \
+        const T wdc = o->decoupled ? (T)0 : (T)o->weight_decay;                                   \
+        if (vmax) {                                                                               \
+            ADAM_BODY(T, SQRT, (vmax[i] = MAX_NAN(vmax[i], v[i])))                                \
+        } else {                                                                                  \
+            ADAM_BODY(T, SQRT, v[i])                                                              \
         }                                                                                         \
     }
 DEFINE_ADAM(adam_f32, float, sqrtf)
