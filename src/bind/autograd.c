@@ -51,6 +51,13 @@ static int node_tostring(lua_State *L) {
     return 1;
 }
 
+void lt_push_node_metatable(lua_State *L) {
+    if (luaL_newmetatable(L, NODE_MT)) {
+        lua_pushcfunction(L, node_tostring);
+        lua_setfield(L, -2, "__tostring");
+    }
+}
+
 mg_node *lt_record(lua_State *L, int out_idx, mg_family family, int op, int ninputs, const int *inputs,
                    int nsaved, const int *saved) {
     out_idx = lua_absindex(L, out_idx);
@@ -60,17 +67,14 @@ mg_node *lt_record(lua_State *L, int out_idx, mg_family family, int op, int ninp
     if (ninputs > 60000 || nsaved > UINT8_MAX)
         luaL_error(L, "an op with %d tensor inputs is too wide to record for autograd (at most 60000)",
                    ninputs);
-    mg_node *n = (mg_node *)lua_newuserdatauv(L, sizeof(mg_node) + sizeof(uint64_t) * nversions,
+    mg_node *n = (mg_node *)lua_newuserdatauv(L, sizeof(mg_node) + sizeof n->operand[0] * nversions,
                                               ninputs + nsaved + 2);
     memset(n, 0, sizeof *n);
     n->family = (uint8_t)family;
     n->op = (uint8_t)op;
     n->ninputs = (uint16_t)ninputs;
     n->nsaved = (uint8_t)nsaved;
-    if (luaL_newmetatable(L, NODE_MT)) {
-        lua_pushcfunction(L, node_tostring);
-        lua_setfield(L, -2, "__tostring");
-    }
+    lua_getiuservalue(L, lua_upvalueindex(1), LT_CTX_UV_NODE_MT); /* kept with the ctx: no lookup */
     lua_setmetatable(L, -2);
     const int node = lua_gettop(L);
     for (int i = 0; i < nversions; i++) {
@@ -84,9 +88,11 @@ mg_node *lt_record(lua_State *L, int out_idx, mg_family family, int op, int ninp
             t = lt_push_new(L, (mg_dtype)out->dtype, 0, out->size); /* no sizes read for 0-d */
             mg_copy(lt_ctx(L), t, s);
         }
-        n->version[i] = t->storage->version;
+        n->operand[i].t = t;
+        n->operand[i].version = t->storage->version;
         lua_setiuservalue(L, node, i + 1);
     }
+    n->out = out;
     lua_pushvalue(L, out_idx);
     lua_setiuservalue(L, node, uv_output(n));
     lua_setiuservalue(L, out_idx, LT_UV_NODE); /* pops the node */
@@ -254,15 +260,13 @@ static void route(lua_State *L, int in_idx, int g_idx, int capture, int results)
     if (!capture) accumulate_leaf(L, in_idx, g_idx);
 }
 
-static void check_versions(lua_State *L, int node_idx, const mg_node *n) {
+static void check_versions(lua_State *L, const mg_node *n) {
     for (int i = 0; i < n->ninputs + n->nsaved; i++) {
-        lua_getiuservalue(L, node_idx, i + 1);
-        const mg_tensor *t = lt_test(L, -1);
-        if (t && t->storage->version != n->version[i])
+        const mg_tensor *t = n->operand[i].t;
+        if (t->storage->version != n->operand[i].version)
             luaL_error(L, "'backward': a tensor needed to compute gradients was changed in place after "
                           "it was used (version %d, expected %d): compute it again, or change a clone()",
-                       (int)t->storage->version, (int)n->version[i]);
-        lua_pop(L, 1);
+                       (int)t->storage->version, (int)n->operand[i].version);
     }
 }
 
@@ -279,26 +283,24 @@ static void run_node(lua_State *L, int node_idx, int retain, int capture, int re
     if (n->flags & MG_NODE_FREED)
         luaL_error(L, "cannot run 'backward' twice through a freed graph (pass {retain_graph = true} "
                       "to the first backward)");
-    check_versions(L, node_idx, n);
-    /* the operands' descriptors: on the C stack, or in a userdata for a wide node (mg.cat of many
-     * tensors), so that nothing malloc'd is held across the errors below */
+    check_versions(L, n);
+    /* the operands' descriptors (borrowed from the node): on the C stack, or in a userdata for a
+     * wide node (mg.cat of many tensors), so that nothing malloc'd is held across errors */
     const int nops = n->ninputs + n->nsaved;
     const mg_tensor *small[16];
     const mg_tensor **ops = small;
     if (nops > 16) ops = (const mg_tensor **)lua_newuserdatauv(L, sizeof *ops * (size_t)nops, 0);
-    luaL_checkstack(L, nops + 8, "graph node too wide");
-    const int first = lua_gettop(L) + 1;
-    for (int i = 1; i <= nops; i++) lua_getiuservalue(L, node_idx, i);
-    for (int i = 0; i < nops; i++) ops[i] = lt_check(L, first + i);
+    for (int i = 0; i < nops; i++) ops[i] = n->operand[i].t;
     const mg_tensor *const *inputs = ops, *const *saved = ops + n->ninputs;
-    lua_getiuservalue(L, node_idx, uv_output(n));
-    const mg_backward_args args = {n, inputs, saved, lt_check(L, -1), lt_check(L, gout)};
+    const mg_backward_args args = {n, inputs, saved, n->out, lt_check(L, gout)};
     for (int i = 0; i < n->ninputs; i++) {
         if (!inputs[i]->requires_grad) continue;
+        lua_getiuservalue(L, node_idx, i + 1); /* the input, for routing */
+        const int input = lua_gettop(L);
         mg_tensor *gin = lt_push_new(L, (mg_dtype)inputs[i]->dtype, inputs[i]->ndim, inputs[i]->size);
         if (mg_backward(ctx, &args, i, gin) != MG_OK) lt_raise(L, 0);
-        route(L, first + i, lua_gettop(L), capture, results);
-        lua_pop(L, 1);
+        route(L, input, lua_gettop(L), capture, results);
+        lua_pop(L, 2);
     }
     lua_pushnil(L);
     lua_setiuservalue(L, node_idx, uv_pending(n));
@@ -350,9 +352,9 @@ static void run_backward(lua_State *L, int root, int grad_idx, int retain, int c
     const int node = lua_gettop(L);
     const mg_node *n = (const mg_node *)lua_touserdata(L, node);
     /* two work tables kept with the ctx (its user values), reused by every pass */
-    lua_getiuservalue(L, lua_upvalueindex(1), 1);
+    lua_getiuservalue(L, lua_upvalueindex(1), LT_CTX_UV_ORDER);
     const int order = lua_gettop(L);
-    lua_getiuservalue(L, lua_upvalueindex(1), 2);
+    lua_getiuservalue(L, lua_upvalueindex(1), LT_CTX_UV_STACK);
     const int stack = lua_gettop(L);
     const uint32_t pass = ++ctx->backward_pass;
     const int count = order_nodes(L, node, order, stack, pass);

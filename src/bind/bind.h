@@ -35,6 +35,12 @@
 #define LT_UV_NODE 3  /* grad_fn: the graph node that made it (nil for a leaf) */
 #define LT_NUV 3
 
+/* user values of the ctx userdata (module.c) */
+#define LT_CTX_UV_ORDER 1   /* the backward engine's work tables (autograd.c) */
+#define LT_CTX_UV_STACK 2
+#define LT_CTX_UV_NODE_MT 3 /* the metatable of graph nodes */
+#define LT_CTX_NUV 3
+
 /* Storage up to this size lives inline in the tensor's userdata; larger goes to the allocator. */
 /* Storage of at least this many bytes starts on a 64-byte boundary inside its userdata. */
 #define LT_ALIGN_MIN 256
@@ -136,6 +142,9 @@ extern const luaL_Reg lt_factory_functions[];
 extern const luaL_Reg lt_autograd_methods[], lt_autograd_functions[];
 extern const luaL_Reg lt_functional_functions[]; /* mg.F */
 extern const luaL_Reg lt_optim_functions[];      /* mg._optim_* (private: lua/moongrad/optim.lua) */
+
+/* Pushes the metatable of graph nodes (autograd.c; module.c keeps it with the ctx). */
+void lt_push_node_metatable(lua_State *L);
 
 /* tostring(t), in PyTorch's format (print.c in the core does the formatting). */
 int lt_tostring(lua_State *L);

@@ -28,7 +28,7 @@ int luaopen_moongrad_core(lua_State *L) {
     lua_pop(L, 1);
     lua_newtable(L);
     const int module = lua_gettop(L);
-    mg_ctx *ctx = (mg_ctx *)lua_newuserdatauv(L, sizeof(mg_ctx), 2);
+    mg_ctx *ctx = (mg_ctx *)lua_newuserdatauv(L, sizeof(mg_ctx), LT_CTX_NUV);
     void *alloc_ud;
     lua_Alloc alloc = lua_getallocf(L, &alloc_ud);
     mg_ctx_init(ctx, alloc, alloc_ud);
@@ -36,10 +36,12 @@ int luaopen_moongrad_core(lua_State *L) {
     lua_pushcfunction(L, ctx_gc);
     lua_setfield(L, -2, "__gc");
     lua_setmetatable(L, -2);
-    for (int i = 1; i <= 2; i++) { /* the backward engine's work tables (autograd.c) */
-        lua_newtable(L);
-        lua_setiuservalue(L, -2, i);
-    }
+    lua_newtable(L); /* the backward engine's work tables (autograd.c) */
+    lua_setiuservalue(L, -2, LT_CTX_UV_ORDER);
+    lua_newtable(L);
+    lua_setiuservalue(L, -2, LT_CTX_UV_STACK);
+    lt_push_node_metatable(L);
+    lua_setiuservalue(L, -2, LT_CTX_UV_NODE_MT);
     const int ctx_idx = lua_gettop(L);
     luaL_newmetatable(L, LT_TENSOR_MT);
     const int mt = lua_gettop(L);

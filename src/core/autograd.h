@@ -40,7 +40,11 @@ typedef struct mg_node {
     uint32_t seen, done; /* the engine's marks (a backward pass's number) */
     int64_t iarg[4];    /* op parameters: dims, keepdim, indices, ... */
     double darg[2];     /* op parameters: exponents, bounds, ... */
-    uint64_t version[]; /* storage versions of the inputs then the saved tensors, when recorded */
+    const mg_tensor *out; /* the result (borrowed: the node holds it, and it holds the node) */
+    /* the inputs then the saved tensors, each with its storage's version when recorded. The
+     * pointers are borrowed from the node's user values, which keep the tensors alive (the saved
+     * ones until backward frees them: MG_NODE_FREED). */
+    struct mg_node_operand { const mg_tensor *t; uint64_t version; } operand[];
 } mg_node;
 
 /* What a backward rule sees (borrowed: valid during the call). */
