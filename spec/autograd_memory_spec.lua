@@ -4,13 +4,7 @@
 local mg = require "moongrad"
 local H = require "helper"
 
-local function resident_mb()
-  local f = io.open("/proc/self/statm")
-  if not f then return nil end
-  local _, rss = f:read("n", "n")
-  f:close()
-  return rss * 4096 / 2 ^ 20
-end
+local resident_mb = H.resident_mb
 
 describe("autograd memory", function()
   it("stays bounded over 10^5 forward/backward steps of the book's loop #slow #noasan", function()

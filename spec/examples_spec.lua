@@ -1,19 +1,7 @@
 -- The examples and the README's code run as written and print the book's numbers.
 local H = require "helper"
 
--- Runs a chunk with print captured; returns the printed lines and the chunk's results.
-local function run(chunk)
-  local lines, old = {}, print
-  _G.print = function(...)
-    local parts = table.pack(...)
-    for i = 1, parts.n do parts[i] = tostring(parts[i]) end
-    lines[#lines + 1] = table.concat(parts, "\t")
-  end
-  local results = table.pack(pcall(chunk))
-  _G.print = old
-  assert(results[1], results[2])
-  return lines, table.unpack(results, 2, results.n)
-end
+local run = H.run -- print captured; returns the lines and the chunk's results
 
 describe("examples/thermometer.lua", function()
   local lines, params, loss

@@ -54,4 +54,28 @@ function H.errors(fn, detail)
   end
 end
 
+-- Runs a chunk (a function, e.g. loadfile's result) with print captured; returns the printed
+-- lines (each print's arguments joined by tabs) and the chunk's results. Errors propagate.
+function H.run(chunk)
+  local lines, old = {}, print
+  _G.print = function(...)
+    local parts = table.pack(...)
+    for i = 1, parts.n do parts[i] = tostring(parts[i]) end
+    lines[#lines + 1] = table.concat(parts, "\t")
+  end
+  local results = table.pack(pcall(chunk))
+  _G.print = old
+  assert(results[1], results[2])
+  return lines, table.unpack(results, 2, results.n)
+end
+
+-- This process's resident memory in MB (Linux: /proc), or nil elsewhere.
+function H.resident_mb()
+  local f = io.open("/proc/self/statm")
+  if not f then return nil end
+  local _, rss = f:read("n", "n")
+  f:close()
+  return rss * 4096 / 2 ^ 20
+end
+
 return H
