@@ -28,6 +28,7 @@ build = {
     ["moongrad.data"] = "lua/moongrad/data.lua",
     ["moongrad.plot"] = "lua/moongrad/plot.lua",
     ["moongrad.train"] = "lua/moongrad/train.lua",
+    ["moongrad.util"] = "lua/moongrad/util.lua",
     ["moongrad.core"] = {
       -- every C file of src/ (spec/build_spec.lua checks that none is missing)
       sources = {

@@ -7,28 +7,8 @@ local M = {}
 
 local is_tensor = core.is_tensor
 
--- Checks an options table against its defaults: returns a new table with every option filled in,
--- or raises an error naming the unknown key and the valid ones (blaming the caller's caller).
-local function options(fname, argn, opts, defaults)
-  local out = {}
-  for k, v in pairs(defaults) do out[k] = v end
-  if opts == nil then return out end
-  if type(opts) ~= "table" or is_tensor(opts) then
-    error(string.format("bad argument #%d to '%s' (expected an options table, got %s)",
-      argn, fname, type(opts)), 3)
-  end
-  for k, v in pairs(opts) do
-    if defaults[k] == nil then
-      local valid = {}
-      for name in pairs(defaults) do valid[#valid + 1] = name end
-      table.sort(valid)
-      error(string.format("bad argument #%d to '%s' (unknown option '%s' (valid: %s))",
-        argn, fname, tostring(k), table.concat(valid, ", ")), 3)
-    end
-    out[k] = v
-  end
-  return out
-end
+-- options(fname, argn, opts, defaults): fills defaults in, refuses unknown keys (moongrad.util)
+local options = require("moongrad.util").options
 
 local function shape_str(t)
   return "{" .. table.concat(t.shape, ",") .. "}"

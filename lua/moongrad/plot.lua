@@ -16,26 +16,8 @@ local TEXT_COLOR, AXIS_COLOR, GRID_COLOR = "#222222", "#555555", "#e6e6e6"
 local TITLE_SIZE, LABEL_SIZE, TICK_SIZE, LEGEND_SIZE = 16, 13, 11, 12
 local DASHES = { dashed = "7,4", dotted = "2,3", dashdot = "7,3,2,3" }
 
-local function options(fname, argn, opts, defaults)
-  local out = {}
-  for k, v in pairs(defaults) do out[k] = v end
-  if opts == nil then return out end
-  if type(opts) ~= "table" or core.is_tensor(opts) then
-    error(string.format("bad argument #%d to '%s' (expected an options table, got %s)",
-      argn, fname, type(opts)), 3)
-  end
-  for k, v in pairs(opts) do
-    if defaults[k] == nil then
-      local valid = {}
-      for name in pairs(defaults) do valid[#valid + 1] = name end
-      table.sort(valid)
-      error(string.format("bad argument #%d to '%s' (unknown option '%s' (valid: %s))",
-        argn, fname, tostring(k), table.concat(valid, ", ")), 3)
-    end
-    out[k] = v
-  end
-  return out
-end
+-- options(fname, argn, opts, defaults): fills defaults in, refuses unknown keys (moongrad.util)
+local options = require("moongrad.util").options
 
 --- Escapes text for SVG content and attribute values.
 function M.escape(s)
