@@ -177,10 +177,7 @@ static int masked_fill(lua_State *L, int inplace) {
         return luaL_argerror(L, 3, "value must be a number or a 0-d tensor");
     mg_scalar sv;
     const mg_tensor *v = lt_operand(L, 3, (mg_dtype)t->dtype, &sv);
-    int nd;
-    int64_t size[MG_MAX_DIMS];
-    if (mg_broadcast_shape(ctx, &nd, size, t->ndim, t->size, mask->ndim, mask->size) != MG_OK ||
-        nd != t->ndim || memcmp(size, t->size, sizeof(int64_t) * nd) != 0) {
+    if (!mg_broadcasts_to(mask, t)) {
         char as[160], bs[160];
         mg_format_shape(as, sizeof as, mask->ndim, mask->size);
         mg_format_shape(bs, sizeof bs, t->ndim, t->size);

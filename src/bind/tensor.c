@@ -627,10 +627,7 @@ static int l_newindex(lua_State *L) {
         mg_copy(ctx, tmp, src);
         src = tmp;
     }
-    int out_ndim;
-    int64_t shape[MG_MAX_DIMS];
-    if (mg_broadcast_shape(ctx, &out_ndim, shape, row->ndim, row->size, src->ndim, src->size) != MG_OK ||
-        out_ndim != row->ndim || memcmp(shape, row->size, sizeof(int64_t) * out_ndim) != 0) {
+    if (!mg_broadcasts_to(src, row)) {
         char a[160], b[160];
         mg_format_shape(a, sizeof a, src->ndim, src->size);
         mg_format_shape(b, sizeof b, row->ndim, row->size);
@@ -910,10 +907,7 @@ static int l_copy_(lua_State *L) {
     const mg_tensor *src = lt_check(L, 2);
     lt_inplace(L, 1);
     lt_inplace_source(L, 2);
-    int nd;
-    int64_t shape[MG_MAX_DIMS];
-    if (mg_broadcast_shape(ctx, &nd, shape, t->ndim, t->size, src->ndim, src->size) != MG_OK ||
-        nd != t->ndim || memcmp(shape, t->size, sizeof(int64_t) * nd) != 0) {
+    if (!mg_broadcasts_to(src, t)) {
         char a[160], b[160];
         mg_format_shape(a, sizeof a, src->ndim, src->size);
         mg_format_shape(b, sizeof b, t->ndim, t->size);

@@ -59,6 +59,8 @@ mg_status mg_check_inplace_target(mg_ctx *ctx, int operand, const mg_tensor *t);
 /* out = broadcast of a and b (NumPy rules). out_size holds MG_MAX_DIMS entries. */
 mg_status mg_broadcast_shape(mg_ctx *ctx, int *out_ndim, int64_t *out_size, int a_ndim,
                              const int64_t *a_size, int b_ndim, const int64_t *b_size);
+/* true when src's shape broadcasts to exactly target's (an in-place write or copy may proceed). */
+bool mg_broadcasts_to(const mg_tensor *src, const mg_tensor *target);
 /* Wraps a 1-based (negative from the end) dim into 0..ndim-1; MG_EDIM with a message otherwise. */
 mg_status mg_wrap_dim(mg_ctx *ctx, int operand, int64_t dim, int ndim, int *out);
 

@@ -70,6 +70,15 @@ mg_status mg_broadcast_shape(mg_ctx *ctx, int *out_ndim, int64_t *out_size, int 
     return MG_OK;
 }
 
+bool mg_broadcasts_to(const mg_tensor *src, const mg_tensor *target) {
+    if (src->ndim > target->ndim) return false;
+    for (int i = 0; i < src->ndim; i++) {
+        const int64_t s = src->size[src->ndim - 1 - i], t = target->size[target->ndim - 1 - i];
+        if (s != t && s != 1) return false;
+    }
+    return true;
+}
+
 mg_status mg_wrap_dim(mg_ctx *ctx, int operand, int64_t dim, int ndim, int *out) {
     const int n = ndim > 0 ? ndim : 1; /* a 0-d tensor takes dim 1 / -1, as PyTorch's 0 / -1 */
     if (dim == 0 || dim > n || dim < -n)
