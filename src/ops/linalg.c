@@ -27,6 +27,8 @@
  *
  * To add a dtype: DEFINE_NAIVE (and DEFINE_PACK / DEFINE_MICRO for a gemm), a row in `kernels`.
  */
+#include <sched.h>
+#include <stdatomic.h>
 #include <string.h>
 
 #include "linalg.h"
@@ -327,6 +329,314 @@ static int64_t round_up(int64_t x, int64_t m) { return (x + m - 1) / m * m; }
 /* Element offset -> address (es: element size in bytes). */
 static const char *at(const void *p, int64_t off, size_t es) { return (const char *)p + (size_t)off * es; }
 
+/* ---- gemv: float32 products with one output dim of size 1 ---------------------------------- */
+/* y(i) = sum over p < k of A(i,p) x(p), i < m, with A(i,p) at a + i rs + p cs: a matrix-vector
+ * product (n == 1: A is the product's a) or a vector-matrix one (m == 1: A is b read as its
+ * transpose, y is the row of C). Every y(i) is summed exactly as the gemm and naive_f32_fma sum a
+ * C element: blocks of kc along K, each a chain of fused multiply-adds in order from +0, the block
+ * sums added in order. So the layout of A (and the kernel reading it) never changes the bits:
+ *   - rows kernel (cs == 1, rows of A contiguous, e.g. X w): 16 (AVX-512) or 8 (AVX2) rows at a
+ *     time, a 16x16 (8x8) tile loaded row by row and transposed in registers, so that each lane
+ *     runs one row's chain; the k tail is loaded masked and multiplied by x padded with zeros
+ *     (fma(0, 0, acc) == acc, since a chain started from +0 is never -0);
+ *   - cols kernel (rs == 1, columns of A contiguous, e.g. X^T g or a column-major A): up to 4
+ *     vectors of outputs, one column slice loaded per p, masked at the edge;
+ *   - anything else (expanded, narrowed): naive_f32_fma's groups.
+ * A kernel computes outputs [i0, i1) over [pb, pe) (pb a multiple of kc) into dst(i - i0) at
+ * stride ds. Threads (gemv_run) split the outputs, or, for few outputs and a long K, the kc blocks:
+ * each block's sums go to scratch and the caller adds them in block order, which is the order the
+ * one-thread kernels use, so the bits do not depend on the number of threads either. */
+typedef struct gemv_t {
+    int64_t m, k, kc;
+    const float *a;
+    int64_t rs, cs;
+    const float *x;
+    int64_t xs;
+} gemv_t;
+typedef void (*gemv_fn)(const gemv_t *v, int64_t i0, int64_t i1, int64_t pb, int64_t pe, float *dst,
+                        int64_t ds);
+
+#ifdef MG_GEMM_X86
+static void gemv_naive(const gemv_t *v, int64_t i0, int64_t i1, int64_t pb, int64_t pe, float *dst,
+                       int64_t ds) {
+    for (int64_t i = i0; i < i1; i += NAIVE_GROUP)
+        naive_f32_fma_group(dst + (i - i0) * ds, ds, i1 - i < NAIVE_GROUP ? i1 - i : NAIVE_GROUP,
+                            v->a + i * v->rs + pb * v->cs, v->rs, v->cs, v->x + pb * v->xs, 0, v->xs,
+                            pe - pb, v->kc);
+}
+
+/* r[l] = row l of a 16x16 tile -> r[j] = column j */
+__attribute__((target("avx512f"), always_inline)) static inline void transpose16_ps(__m512 r[16]) {
+    __m512 t[16], u[16];
+    _Pragma("GCC unroll 8") for (int l = 0; l < 8; l++) {
+        t[2 * l] = _mm512_unpacklo_ps(r[2 * l], r[2 * l + 1]);
+        t[2 * l + 1] = _mm512_unpackhi_ps(r[2 * l], r[2 * l + 1]);
+    }
+    /* u[4g + c], 128-bit block b: column 4b + c, rows 4g..4g+3 */
+    _Pragma("GCC unroll 4") for (int g4 = 0; g4 < 4; g4++) {
+        __m512 *tg = t + 4 * g4, *ug = u + 4 * g4;
+        ug[0] = _mm512_shuffle_ps(tg[0], tg[2], 0x44);
+        ug[1] = _mm512_shuffle_ps(tg[0], tg[2], 0xEE);
+        ug[2] = _mm512_shuffle_ps(tg[1], tg[3], 0x44);
+        ug[3] = _mm512_shuffle_ps(tg[1], tg[3], 0xEE);
+    }
+    _Pragma("GCC unroll 4") for (int c = 0; c < 4; c++) {
+        const __m512 e = _mm512_shuffle_f32x4(u[c], u[4 + c], 0x88),
+                     f = _mm512_shuffle_f32x4(u[c], u[4 + c], 0xDD),
+                     g = _mm512_shuffle_f32x4(u[8 + c], u[12 + c], 0x88),
+                     h = _mm512_shuffle_f32x4(u[8 + c], u[12 + c], 0xDD);
+        r[c] = _mm512_shuffle_f32x4(e, g, 0x88);
+        r[8 + c] = _mm512_shuffle_f32x4(e, g, 0xDD);
+        r[4 + c] = _mm512_shuffle_f32x4(f, h, 0x88);
+        r[12 + c] = _mm512_shuffle_f32x4(f, h, 0xDD);
+    }
+}
+
+/* y values of one vector of lanes to dst at stride ds (the first n lanes) */
+#define GEMV_STORE(VL, STOREU, vec, dst, ds, n)                                               \
+    do {                                                                                      \
+        if ((ds) == 1 && (n) == VL) STOREU(dst, vec);                                         \
+        else {                                                                                \
+            float buf_[VL];                                                                   \
+            STOREU(buf_, vec);                                                                \
+            for (int64_t o_ = 0; o_ < (n); o_++) (dst)[o_ * (ds)] = buf_[o_];                 \
+        }                                                                                     \
+    } while (0)
+
+/* rows of A prefetched ahead of the rows kernel (the 16 lines of a tile are read in a burst) */
+#ifndef GEMV_AHEAD
+#define GEMV_AHEAD 128
+#endif
+__attribute__((target("avx512f,fma"))) static void gemv_rows_avx512(const gemv_t *v, int64_t i0,
+                                                                    int64_t i1, int64_t pb,
+                                                                    int64_t pe, float *dst, int64_t ds) {
+    const int64_t rs = v->rs, xs = v->xs, kc = v->kc;
+    int64_t i = i0;
+    for (; i + 16 <= i1; i += 16) {
+        const float *a = v->a + i * rs;
+        __m512 tot = _mm512_setzero_ps();
+        for (int64_t p0 = pb, p1; p0 < pe; p0 = p1) {
+            p1 = pe - p0 <= kc ? pe : p0 + kc;
+            __m512 acc = _mm512_setzero_ps();
+            for (int64_t p = p0; p < p1; p += 16) {
+                const int64_t cnt = p1 - p < 16 ? p1 - p : 16;
+                __m512 r[16];
+                float xb[16];
+                if (cnt == 16) {
+                    _Pragma("GCC unroll 16") for (int l = 0; l < 16; l++) {
+                        _mm_prefetch((const char *)(a + (l + GEMV_AHEAD) * rs + p), _MM_HINT_T0);
+                        r[l] = _mm512_loadu_ps(a + l * rs + p);
+                    }
+                    _Pragma("GCC unroll 16") for (int q = 0; q < 16; q++) xb[q] = v->x[(p + q) * xs];
+                } else {
+                    const __mmask16 mk = (__mmask16)((1u << cnt) - 1);
+                    _Pragma("GCC unroll 16") for (int l = 0; l < 16; l++)
+                        r[l] = _mm512_maskz_loadu_ps(mk, a + l * rs + p);
+                    for (int q = 0; q < 16; q++) xb[q] = q < cnt ? v->x[(p + q) * xs] : 0.0f;
+                }
+                transpose16_ps(r);
+                _Pragma("GCC unroll 16") for (int q = 0; q < 16; q++)
+                    acc = _mm512_fmadd_ps(r[q], _mm512_set1_ps(xb[q]), acc);
+            }
+            tot = p0 == pb ? acc : _mm512_add_ps(tot, acc);
+        }
+        float *d = dst + (i - i0) * ds;
+        GEMV_STORE(16, _mm512_storeu_ps, tot, d, ds, 16);
+    }
+    if (i < i1) gemv_naive(v, i, i1, pb, pe, dst + (i - i0) * ds, ds);
+}
+
+/* The 8x8 transpose of transpose8_f32, in registers. */
+__attribute__((target("avx2"), always_inline)) static inline void transpose8_ps(__m256 r[8]) {
+    __m256 t0 = _mm256_unpacklo_ps(r[0], r[1]), t1 = _mm256_unpackhi_ps(r[0], r[1]),
+           t2 = _mm256_unpacklo_ps(r[2], r[3]), t3 = _mm256_unpackhi_ps(r[2], r[3]),
+           t4 = _mm256_unpacklo_ps(r[4], r[5]), t5 = _mm256_unpackhi_ps(r[4], r[5]),
+           t6 = _mm256_unpacklo_ps(r[6], r[7]), t7 = _mm256_unpackhi_ps(r[6], r[7]);
+    __m256 u0 = _mm256_shuffle_ps(t0, t2, _MM_SHUFFLE(1, 0, 1, 0)),
+           u1 = _mm256_shuffle_ps(t0, t2, _MM_SHUFFLE(3, 2, 3, 2)),
+           u2 = _mm256_shuffle_ps(t1, t3, _MM_SHUFFLE(1, 0, 1, 0)),
+           u3 = _mm256_shuffle_ps(t1, t3, _MM_SHUFFLE(3, 2, 3, 2)),
+           u4 = _mm256_shuffle_ps(t4, t6, _MM_SHUFFLE(1, 0, 1, 0)),
+           u5 = _mm256_shuffle_ps(t4, t6, _MM_SHUFFLE(3, 2, 3, 2)),
+           u6 = _mm256_shuffle_ps(t5, t7, _MM_SHUFFLE(1, 0, 1, 0)),
+           u7 = _mm256_shuffle_ps(t5, t7, _MM_SHUFFLE(3, 2, 3, 2));
+    r[0] = _mm256_permute2f128_ps(u0, u4, 0x20);
+    r[1] = _mm256_permute2f128_ps(u1, u5, 0x20);
+    r[2] = _mm256_permute2f128_ps(u2, u6, 0x20);
+    r[3] = _mm256_permute2f128_ps(u3, u7, 0x20);
+    r[4] = _mm256_permute2f128_ps(u0, u4, 0x31);
+    r[5] = _mm256_permute2f128_ps(u1, u5, 0x31);
+    r[6] = _mm256_permute2f128_ps(u2, u6, 0x31);
+    r[7] = _mm256_permute2f128_ps(u3, u7, 0x31);
+}
+
+/* lanes below n set (n in 0..8), for maskload / maskstore */
+__attribute__((target("avx2"), always_inline)) static inline __m256i mask8(int64_t n) {
+    return _mm256_cmpgt_epi32(_mm256_set1_epi32((int)n), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
+}
+
+__attribute__((target("avx2,fma"))) static void gemv_rows_avx2(const gemv_t *v, int64_t i0, int64_t i1,
+                                                               int64_t pb, int64_t pe, float *dst,
+                                                               int64_t ds) {
+    const int64_t rs = v->rs, xs = v->xs, kc = v->kc;
+    int64_t i = i0;
+    for (; i + 8 <= i1; i += 8) {
+        const float *a = v->a + i * rs;
+        __m256 tot = _mm256_setzero_ps();
+        for (int64_t p0 = pb, p1; p0 < pe; p0 = p1) {
+            p1 = pe - p0 <= kc ? pe : p0 + kc;
+            __m256 acc = _mm256_setzero_ps();
+            for (int64_t p = p0; p < p1; p += 8) {
+                const int64_t cnt = p1 - p < 8 ? p1 - p : 8;
+                __m256 r[8];
+                float xb[8];
+                if (cnt == 8) {
+                    _Pragma("GCC unroll 8") for (int l = 0; l < 8; l++) r[l] = _mm256_loadu_ps(a + l * rs + p);
+                    _Pragma("GCC unroll 8") for (int q = 0; q < 8; q++) xb[q] = v->x[(p + q) * xs];
+                } else {
+                    const __m256i mk = mask8(cnt);
+                    _Pragma("GCC unroll 8") for (int l = 0; l < 8; l++) r[l] = _mm256_maskload_ps(a + l * rs + p, mk);
+                    for (int q = 0; q < 8; q++) xb[q] = q < cnt ? v->x[(p + q) * xs] : 0.0f;
+                }
+                transpose8_ps(r);
+                _Pragma("GCC unroll 8") for (int q = 0; q < 8; q++)
+                    acc = _mm256_fmadd_ps(r[q], _mm256_set1_ps(xb[q]), acc);
+            }
+            tot = p0 == pb ? acc : _mm256_add_ps(tot, acc);
+        }
+        float *d = dst + (i - i0) * ds;
+        GEMV_STORE(8, _mm256_storeu_ps, tot, d, ds, 8);
+    }
+    if (i < i1) gemv_naive(v, i, i1, pb, pe, dst + (i - i0) * ds, ds);
+}
+
+/* cols kernels: NV vectors of outputs (the last ones masked) per pass over [pb, pe) */
+#define DEFINE_GEMV_COLS(NAME, TARGET, VT, VL, MASKT, MKMASK, SETZ, SET1, MLOAD, STOREU, FMA, ADD)  \
+    __attribute__((target(TARGET), always_inline)) static inline void NAME##_nv(                   \
+        const gemv_t *v, const float *a, int64_t w, int64_t pb, int64_t pe, float *dst,          \
+        int64_t ds, const int NV) {                                                              \
+        const int64_t cs = v->cs, xs = v->xs, kc = v->kc;                                        \
+        MASKT mk[4];                                                                             \
+        for (int u = 0; u < NV; u++) mk[u] = MKMASK(w - u * VL);                                 \
+        VT tot[4], acc[4];                                                                       \
+        for (int u = 0; u < NV; u++) tot[u] = SETZ();                                            \
+        for (int64_t p0 = pb, p1; p0 < pe; p0 = p1) {                                            \
+            p1 = pe - p0 <= kc ? pe : p0 + kc;                                                   \
+            for (int u = 0; u < NV; u++) acc[u] = SETZ();                                        \
+            const float *ap = a + p0 * cs;                                                       \
+            for (int64_t p = p0; p < p1; p++, ap += cs) {                                        \
+                const VT xv = SET1(v->x[p * xs]);                                                \
+                for (int u = 0; u < NV; u++) acc[u] = FMA(MLOAD(ap + u * VL, mk[u]), xv, acc[u]); \
+            }                                                                                    \
+            for (int u = 0; u < NV; u++) tot[u] = p0 == pb ? acc[u] : ADD(tot[u], acc[u]);       \
+        }                                                                                        \
+        for (int u = 0; u < NV; u++) {                                                           \
+            const int64_t n_ = w - u * VL < VL ? w - u * VL : VL;                                \
+            GEMV_STORE(VL, STOREU, tot[u], dst + u * VL * ds, ds, n_);                           \
+        }                                                                                        \
+    }                                                                                            \
+    __attribute__((target(TARGET))) static void NAME(const gemv_t *v, int64_t i0, int64_t i1,      \
+                                                     int64_t pb, int64_t pe, float *dst,         \
+                                                     int64_t ds) {                               \
+        for (int64_t i = i0; i < i1; i += 4 * VL) {                                              \
+            const int64_t w = i1 - i < 4 * VL ? i1 - i : 4 * VL;                                 \
+            const float *a = v->a + i;                                                           \
+            float *d = dst + (i - i0) * ds;                                                      \
+            switch ((w + VL - 1) / VL) {                                                         \
+            case 1: NAME##_nv(v, a, w, pb, pe, d, ds, 1); break;                                 \
+            case 2: NAME##_nv(v, a, w, pb, pe, d, ds, 2); break;                                 \
+            case 3: NAME##_nv(v, a, w, pb, pe, d, ds, 3); break;                                 \
+            default: NAME##_nv(v, a, w, pb, pe, d, ds, 4); break;                                \
+            }                                                                                    \
+        }                                                                                        \
+    }
+__attribute__((target("avx512f"), always_inline)) static inline __mmask16 mask16(int64_t n) {
+    return n >= 16 ? (__mmask16)0xFFFF : n <= 0 ? (__mmask16)0 : (__mmask16)((1u << n) - 1);
+}
+#define MLOAD512(p, m) _mm512_maskz_loadu_ps(m, p)
+#define MLOAD256(p, m) _mm256_maskload_ps(p, m)
+DEFINE_GEMV_COLS(gemv_cols_avx512, "avx512f,fma", __m512, 16, __mmask16, mask16, _mm512_setzero_ps,
+                 _mm512_set1_ps, MLOAD512, _mm512_storeu_ps, _mm512_fmadd_ps, _mm512_add_ps)
+DEFINE_GEMV_COLS(gemv_cols_avx2, "avx2,fma", __m256, 8, __m256i, mask8, _mm256_setzero_ps,
+                 _mm256_set1_ps, MLOAD256, _mm256_storeu_ps, _mm256_fmadd_ps, _mm256_add_ps)
+
+/* The kernel for v on this CPU, and its unit (outputs per pass); NULL without FMA. */
+static gemv_fn gemv_kernel(const gemv_t *v, int64_t *unit) {
+    const bool avx512 = MG_GEMM_ISA >= 2 && __builtin_cpu_supports("avx512f") &&
+                        __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+    const bool avx2 = MG_GEMM_ISA >= 1 && __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+    if (!avx512 && !avx2) return NULL;
+    if (v->cs == 1 && v->m >= 8) {
+        *unit = avx512 ? 16 : 8;
+        return avx512 ? gemv_rows_avx512 : gemv_rows_avx2;
+    }
+    if (v->rs == 1) {
+        *unit = avx512 ? 64 : 32;
+        return avx512 ? gemv_cols_avx512 : gemv_cols_avx2;
+    }
+    *unit = NAIVE_GROUP;
+    return gemv_naive;
+}
+
+typedef struct gemv_job {
+    const gemv_t *v;
+    gemv_fn fn;
+    int64_t unit;
+    float *y;
+    int64_t ys;
+    float *part; /* block mode: the sums of block b at part + b m */
+} gemv_job;
+
+static void gemv_rows_range(void *arg, int64_t begin, int64_t end) {
+    const gemv_job *j = (const gemv_job *)arg;
+    const int64_t i0 = begin * j->unit, i1 = min64(end * j->unit, j->v->m);
+    j->fn(j->v, i0, i1, 0, j->v->k, j->y + i0 * j->ys, j->ys);
+}
+static void gemv_blocks_range(void *arg, int64_t begin, int64_t end) {
+    const gemv_job *j = (const gemv_job *)arg;
+    const gemv_t *v = j->v;
+    for (int64_t b = begin; b < end; b++)
+        j->fn(v, 0, v->m, b * v->kc, min64((b + 1) * v->kc, v->k), j->part + b * v->m, 1);
+}
+
+/* Products of fewer elements of A than this run on one thread (memory-bound: a few us). */
+#ifndef GEMV_PAR_MIN
+#define GEMV_PAR_MIN ((int64_t)1 << 17)
+#endif
+
+/* y = A x; false when this CPU has no gemv kernel (the caller takes the naive path). */
+static bool gemv_run(mg_ctx *ctx, const gemv_t *v, float *y, int64_t ys) {
+    int64_t unit;
+    const gemv_fn fn = gemv_kernel(v, &unit);
+    if (!fn) return false;
+    gemv_job job = {v, fn, unit, y, ys, NULL};
+    const int64_t units = (v->m + unit - 1) / unit, nblk = (v->k + v->kc - 1) / v->kc;
+    const int nt = ctx->num_threads;
+    if (nt > 1 && v->m * v->k >= GEMV_PAR_MIN) {
+        if (units >= 2 * nt) {
+            mg_parallel_for(ctx, units, 1, gemv_rows_range, &job);
+            return true;
+        }
+        if (nblk >= 2 * nt) {
+            const size_t bytes = sizeof(float) * (size_t)(nblk * v->m);
+            job.part = mg_alloc(ctx, bytes);
+            if (job.part) {
+                mg_parallel_for(ctx, nblk, 1, gemv_blocks_range, &job);
+                for (int64_t i = 0; i < v->m; i++) {
+                    float s = job.part[i];
+                    for (int64_t b = 1; b < nblk; b++) s += job.part[b * v->m + i];
+                    y[i * ys] = s;
+                }
+                mg_free(ctx, job.part, bytes);
+                return true;
+            }
+        }
+    }
+    fn(v, 0, v->m, 0, v->k, y, ys);
+    return true;
+}
+#endif
+
 /* The blocked product; pa and pb hold the packed block of A and panel of B (see packed_sizes). */
 static void gemm(const matmul_kernel *kn, size_t es, const product *g, void *pa, void *pb) {
     for (int64_t jc = 0; jc < g->n; jc += kn->nc) {
@@ -359,6 +669,95 @@ static void packed_sizes(const matmul_kernel *kn, size_t es, int64_t m, int64_t 
 }
 static void *align_up(void *p) {
     return (char *)p + ((PACK_ALIGN - (uintptr_t)p % PACK_ALIGN) % PACK_ALIGN);
+}
+
+/* ---- gemm on threads ------------------------------------------------------------------------ */
+/* One fork-join per product: `slots` ranges of C, one per thread. For each panel of B and each kc
+ * block (in order, as gemm), the threads pack the shared panel (each a range of slivers), meet at a
+ * barrier, then each takes its range of C: whole micro-rows (MR-row slivers of C, when there are
+ * enough of them) or whole micro-columns of the panel, packs its own blocks of A into its own
+ * buffer and runs the micro-kernel on its tiles, and meets the others again before the panel is
+ * repacked. Every C element is computed by one thread with the same kc blocks in the same order as
+ * gemm's: the bits do not depend on the number of threads. The barrier spins on a counter in the
+ * job: each call of the range function adds its number of slots, so it works however the pool
+ * grouped the slots (each call runs on its own thread, all at once). */
+#ifndef GEMM_PAR_MIN
+#define GEMM_PAR_MIN 8000000.0
+#endif
+typedef struct gemm_job {
+    const matmul_kernel *kn;
+    size_t es;
+    const product *g;
+    char *pa;          /* the buffer of the call starting at slot s: align_up(pa + s a_bytes) */
+    size_t a_bytes;
+    char *pb;          /* the shared packed panel (aligned) */
+    int64_t slots;
+    _Atomic int64_t arrived; /* slots that reached a barrier, over all barriers so far */
+} gemm_job;
+
+static void gemm_barrier(gemm_job *j, int64_t weight, int64_t *round) {
+    const int64_t target = ++*round * j->slots;
+    atomic_fetch_add(&j->arrived, weight);
+    /* spin, then yield: on a machine with more runnable threads than cores, the one we wait for
+     * may need our core */
+    for (int spins = 0; atomic_load(&j->arrived) < target; spins++) {
+        if (spins < 4096) {
+#ifdef MG_GEMM_X86
+            _mm_pause();
+#endif
+        } else sched_yield();
+    }
+}
+
+static void gemm_slots(void *arg, int64_t begin, int64_t end) {
+    gemm_job *j = (gemm_job *)arg;
+    const matmul_kernel *kn = j->kn;
+    const product *g = j->g;
+    const size_t es = j->es;
+    char *pa = align_up(j->pa + (size_t)begin * j->a_bytes); /* this call's own buffer */
+    int64_t round = 0;
+    for (int64_t jc = 0; jc < g->n; jc += kn->nc) {
+        const int64_t nc = min64(kn->nc, g->n - jc);
+        const int64_t rows = (g->m + kn->mr - 1) / kn->mr, cols = (nc + kn->nr - 1) / kn->nr;
+        const bool by_rows = rows >= 2 * j->slots || rows >= cols;
+        const int64_t units = by_rows ? rows : cols;
+        for (int64_t pc = 0; pc < g->k; pc += kn->kc) {
+            const int64_t kc = min64(kn->kc, g->k - pc);
+            for (int64_t s = begin; s < end; s++) { /* pack slivers [s0, s1) of the panel */
+                const int64_t s0 = cols * s / j->slots, s1 = cols * (s + 1) / j->slots;
+                if (s1 <= s0) continue;
+                const int64_t l0 = s0 * kn->nr, l1 = min64(s1 * kn->nr, nc);
+                kn->pack_b(j->pb + (size_t)(l0 * kc) * es, at(g->b, pc * g->rsb + (jc + l0) * g->csb, es),
+                           g->csb, g->rsb, l1 - l0, kc);
+            }
+            gemm_barrier(j, end - begin, &round);
+            for (int64_t s = begin; s < end; s++) {
+                const int64_t u0 = units * s / j->slots, u1 = units * (s + 1) / j->slots;
+                if (u1 <= u0) continue;
+                int64_t r0 = 0, r1 = g->m, c0 = 0, c1 = nc;
+                if (by_rows) r0 = u0 * kn->mr, r1 = min64(u1 * kn->mr, g->m);
+                else c0 = u0 * kn->nr, c1 = min64(u1 * kn->nr, nc);
+                for (int64_t ic = r0; ic < r1; ic += kn->mc) {
+                    const int64_t mc = min64(kn->mc, r1 - ic);
+                    kn->pack_a(pa, at(g->a, ic * g->rsa + pc * g->csa, es), g->rsa, g->csa, mc, kc);
+                    for (int64_t jr = c0; jr < c1; jr += kn->nr)
+                        for (int64_t ir = 0; ir < mc; ir += kn->mr) {
+                            char *c = (char *)at(g->c, (ic + ir) * g->rsc + (jc + jr) * g->csc, es);
+                            kn->micro(kc, at(pa, ir * kc, es), at(j->pb, jr * kc, es), c, g->rsc,
+                                      g->csc, min64(kn->mr, mc - ir), min64(kn->nr, c1 - jr), pc == 0);
+                        }
+                }
+            }
+            gemm_barrier(j, end - begin, &round); /* all done with the panel before it is repacked */
+        }
+    }
+}
+
+/* gemm on `slots` threads; pa holds slots buffers of a_bytes each, pb one of the panel. */
+static void gemm_parallel(mg_ctx *ctx, const matmul_kernel *kn, size_t es, const product *g,
+                          char *pa, size_t a_bytes, void *pb, int64_t slots) {
+    gemm_job j = {kn, es, g, pa, a_bytes, align_up(pb), slots, 0};
+    mg_parallel_for(ctx, slots, 1, gemm_slots, &j);
 }
 
 /* ---- shapes -------------------------------------------------------------------------------- */
@@ -443,18 +842,37 @@ mg_status mg_matmul(mg_ctx *ctx, mg_tensor *out, const mg_tensor *a, const mg_te
 
     const matmul_kernel *kn = kernel_for(dt, g.n);
     const size_t es = mg_dtype_size(dt);
+    /* float32 vector products go to the gemv kernels (any layout, same bits as the gemm) */
+    bool use_gemv = false;
+#ifdef MG_GEMM_X86
+    gemv_t gv = {0};
+    int64_t gv_unit;
+    if (dt == MG_FLOAT32 && (g.m == 1 || g.n == 1) && g.k > 0) {
+        gv.k = g.k;
+        gv.kc = kn->pack_a ? kn->kc : g.k;
+        if (g.n == 1) gv.m = g.m, gv.rs = g.rsa, gv.cs = g.csa, gv.xs = g.rsb;
+        else gv.m = g.n, gv.rs = g.csb, gv.cs = g.rsb, gv.xs = g.csa;
+        use_gemv = gemv_kernel(&gv, &gv_unit) != NULL;
+    }
+#endif
     /* a vector product whose dot loop walks the matrix contiguously is memory-bound: the naive
      * loop is as fast as packing, which would pad the vector to a whole micro-tile */
     const bool vector_friendly = (g.m == 1 && (g.n == 1 || g.rsb == 1)) || (g.n == 1 && g.csa == 1);
-    const bool blocked = kn->pack_a && g.k > 0 && !vector_friendly;
+    const bool blocked = !use_gemv && kn->pack_a && g.k > 0 && !vector_friendly;
+    /* large products are split between threads (see gemm_parallel), each with its own A buffer */
+    int64_t slots = 1;
+    if (blocked && ctx->num_threads > 1 && 2.0 * (double)g.m * (double)g.n * (double)g.k >= GEMM_PAR_MIN) {
+        const int64_t rows = (g.m + kn->mr - 1) / kn->mr, cols = (min64(g.n, kn->nc) + kn->nr - 1) / kn->nr;
+        slots = min64(ctx->num_threads, rows > cols ? rows : cols);
+    }
     size_t a_bytes = 0, b_bytes = 0;
     void *pa = NULL, *pb = NULL;
     if (blocked) {
         packed_sizes(kn, es, g.m, g.n, g.k, &a_bytes, &b_bytes);
-        pa = mg_alloc(ctx, a_bytes);
+        pa = mg_alloc(ctx, a_bytes * (size_t)slots);
         pb = mg_alloc(ctx, b_bytes);
         if (!pa || !pb) {
-            mg_free(ctx, pa, a_bytes);
+            mg_free(ctx, pa, a_bytes * (size_t)slots);
             mg_free(ctx, pb, b_bytes);
             return mg_fail(ctx, MG_ENOMEM, 0, "not enough memory for matmul's packing buffers");
         }
@@ -471,14 +889,21 @@ mg_status mg_matmul(mg_ctx *ctx, mg_tensor *out, const mg_tensor *a, const mg_te
         g.a = at(a0, oa, es);
         g.b = at(b0, ob, es);
         g.c = (char *)at(c0, oc, es);
-        if (blocked) gemm(kn, es, &g, align_up(pa), align_up(pb));
+        if (use_gemv) {
+#ifdef MG_GEMM_X86
+            gv.a = (const float *)(g.n == 1 ? g.a : g.b);
+            gv.x = (const float *)(g.n == 1 ? g.b : g.a);
+            gemv_run(ctx, &gv, (float *)g.c, g.n == 1 ? g.rsc : g.csc);
+#endif
+        } else if (slots > 1) gemm_parallel(ctx, kn, es, &g, pa, a_bytes, pb, slots);
+        else if (blocked) gemm(kn, es, &g, align_up(pa), align_up(pb));
         else kn->naive(&g, kn->pack_a ? kn->kc : g.k);
         for (int d = nb - 1; d >= 0; d--) { /* next batch index, last dim fastest */
             if (++idx[d] < out->size[d]) break;
             idx[d] = 0;
         }
     }
-    mg_free(ctx, pa, a_bytes);
+    mg_free(ctx, pa, a_bytes * (size_t)slots);
     mg_free(ctx, pb, b_bytes);
     return MG_OK;
 }
@@ -565,7 +990,7 @@ static mg_status as_dtype(mg_ctx *ctx, const mg_tensor *t, mg_dtype dt, mg_scrat
 
 /* target (a matrix view of gin) <- lhs rhs, summed over the batch dims target lacks or has as 1 */
 static mg_status product_into(mg_ctx *ctx, mg_tensor *target, const mg_tensor *lhs, const mg_tensor *rhs) {
-    int nd;
+    int nd = 0;
     int64_t size[MG_MAX_DIMS];
     mg_status st = mg_matmul_shape(ctx, &nd, size, lhs, rhs);
     if (st != MG_OK) return st;
