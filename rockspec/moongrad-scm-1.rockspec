@@ -28,6 +28,7 @@ build = {
     ["moongrad.data"] = "lua/moongrad/data.lua",
     ["moongrad.plot"] = "lua/moongrad/plot.lua",
     ["moongrad.train"] = "lua/moongrad/train.lua",
+    ["moongrad.serialize"] = "lua/moongrad/serialize.lua",
     ["moongrad.util"] = "lua/moongrad/util.lua",
     ["moongrad.core"] = {
       -- every C file of src/ (spec/build_spec.lua checks that none is missing)
@@ -43,6 +44,7 @@ build = {
         "src/bind/print.c",
         "src/bind/random.c",
         "src/bind/reduce.c",
+        "src/bind/serialize.c",
         "src/bind/tensor.c",
         "src/bind/unary.c",
         "src/core/autograd.c",

@@ -16,5 +16,7 @@ M.plot = require "moongrad.plot"
 
 -- the training loops (training_loop, train) are functions of mg itself
 for k, v in pairs(require "moongrad.train") do M[k] = v end
+-- mg.save / mg.load (safetensors)
+M.save, M.load = require("moongrad.serialize").save, require("moongrad.serialize").load
 
 return M

@@ -1,0 +1,355 @@
+-- mg.save / mg.load: tables of named tensors in the safetensors format
+-- (https://github.com/huggingface/safetensors), so weights move to and from PyTorch.
+--
+-- The format, whole: an 8-byte little-endian unsigned header length N, then N bytes of JSON (here
+-- padded with spaces to a multiple of 8, as the reference writer does), then the data. The header
+-- is an object name -> {"dtype": "F32", "shape": [2, 3], "data_offsets": [begin, end]}, offsets
+-- in bytes from the start of the data, plus an optional "__metadata__" object string -> string.
+-- Tensors are row-major, little-endian; BOOL is one byte per element.
+--
+-- This file does the file I/O, the header (a JSON writer and a small strict JSON reader: objects,
+-- arrays, strings with escapes, integers; nothing else appears in a safetensors header) and every
+-- check; the bytes of each tensor are copied by core._tensor_bytes / core._tensor_from_bytes
+-- (src/bind/serialize.c). A file that is truncated or corrupt gives an error, never a bad tensor.
+local core = require "moongrad.core"
+
+local M = {}
+
+-- moongrad dtype <-> safetensors dtype
+local TO_ST = { float32 = "F32", float64 = "F64", int64 = "I64", bool = "BOOL" }
+local FROM_ST = { F32 = "float32", F64 = "float64", I64 = "int64", BOOL = "bool" }
+local ITEM = { F32 = 4, F64 = 8, I64 = 8, BOOL = 1 }
+-- the other dtypes of the format, named in the error for a file that holds one
+local KNOWN_ST = { F16 = true, BF16 = true, I8 = true, I16 = true, I32 = true, U8 = true, U16 = true,
+  U32 = true, U64 = true, F8_E4M3 = true, F8_E5M2 = true, C64 = true }
+
+local MAX_HEADER = 100000000 -- the reference implementation's limit (100 MB)
+
+local function argerror(fn, n, detail)
+  error(string.format("bad argument #%d to '%s' (%s)", n, fn, detail), 3)
+end
+
+-- ---- JSON writer ------------------------------------------------------------------------------
+
+local ESCAPES = { ['"'] = '\\"', ["\\"] = "\\\\", ["\b"] = "\\b", ["\f"] = "\\f", ["\n"] = "\\n",
+  ["\r"] = "\\r", ["\t"] = "\\t" }
+
+local function json_string(s)
+  return '"' .. s:gsub('[%c"\\]', function(c)
+    return ESCAPES[c] or (c:byte() < 32 and string.format("\\u%04x", c:byte())) or c
+  end) .. '"'
+end
+
+-- ---- JSON reader ------------------------------------------------------------------------------
+-- read_json(text) -> value, or nil and a message with the byte position. Objects become tables
+-- with string keys (duplicate keys are an error), arrays become lists marked with ARRAY_MT (so
+-- that [] and {} differ); integers only.
+
+local ARRAY_MT = {}
+local function is_array(v) return getmetatable(v) == ARRAY_MT end
+local function is_object(v) return type(v) == "table" and getmetatable(v) == nil end
+
+local function read_json(text)
+  local pos = 1
+  local fail_msg
+
+  local function fail(msg)
+    fail_msg = fail_msg or string.format("%s at byte %d of the header", msg, pos)
+    error(fail_msg, 0)
+  end
+
+  local function skip()
+    pos = text:find("[^ \t\r\n]", pos) or #text + 1
+  end
+
+  local value
+
+  local function str()
+    pos = pos + 1 -- the opening quote
+    local parts = {}
+    while true do
+      local stop = text:find('["\\%c]', pos)
+      if not stop then fail("unterminated string") end
+      parts[#parts + 1] = text:sub(pos, stop - 1)
+      pos = stop
+      local c = text:sub(pos, pos)
+      if c == '"' then
+        pos = pos + 1
+        break
+      elseif c == "\\" then
+        local e = text:sub(pos + 1, pos + 1)
+        local simple = ({ ['"'] = '"', ["\\"] = "\\", ["/"] = "/", b = "\b", f = "\f", n = "\n", r = "\r",
+          t = "\t" })[e]
+        if simple then
+          parts[#parts + 1] = simple
+          pos = pos + 2
+        elseif e == "u" then
+          local hex = text:match("^%x%x%x%x", pos + 2)
+          if not hex then fail("bad \\u escape") end
+          local cp = tonumber(hex, 16)
+          pos = pos + 6
+          if cp >= 0xD800 and cp <= 0xDBFF then
+            local low = text:match("^\\u(%x%x%x%x)", pos)
+            low = low and tonumber(low, 16)
+            if not low or low < 0xDC00 or low > 0xDFFF then fail("unpaired surrogate in \\u escape") end
+            cp = 0x10000 + (cp - 0xD800) * 0x400 + (low - 0xDC00)
+            pos = pos + 6
+          elseif cp >= 0xDC00 and cp <= 0xDFFF then
+            fail("unpaired surrogate in \\u escape")
+          end
+          parts[#parts + 1] = utf8.char(cp)
+        else
+          fail("bad escape in string")
+        end
+      else
+        fail("control character in string")
+      end
+    end
+    return table.concat(parts)
+  end
+
+  local function object()
+    pos = pos + 1
+    local t = {}
+    skip()
+    if text:sub(pos, pos) == "}" then
+      pos = pos + 1
+      return t
+    end
+    while true do
+      skip()
+      if text:sub(pos, pos) ~= '"' then fail("expected a string key") end
+      local key_pos = pos
+      local k = str()
+      if t[k] ~= nil then
+        pos = key_pos
+        fail(string.format("duplicate key %s", json_string(k)))
+      end
+      skip()
+      if text:sub(pos, pos) ~= ":" then fail("expected ':'") end
+      pos = pos + 1
+      t[k] = value()
+      skip()
+      local c = text:sub(pos, pos)
+      pos = pos + 1
+      if c == "}" then return t end
+      if c ~= "," then
+        pos = pos - 1
+        fail("expected ',' or '}'")
+      end
+    end
+  end
+
+  local function array()
+    pos = pos + 1
+    local t = setmetatable({}, ARRAY_MT)
+    skip()
+    if text:sub(pos, pos) == "]" then
+      pos = pos + 1
+      return t
+    end
+    while true do
+      t[#t + 1] = value()
+      skip()
+      local c = text:sub(pos, pos)
+      pos = pos + 1
+      if c == "]" then return t end
+      if c ~= "," then
+        pos = pos - 1
+        fail("expected ',' or ']'")
+      end
+    end
+  end
+
+  function value()
+    skip()
+    local c = text:sub(pos, pos)
+    if c == "{" then return object()
+    elseif c == "[" then return array()
+    elseif c == '"' then return str()
+    elseif c:match("[%-%d]") then
+      local num = text:match("^%-?%d+", pos)
+      if not num or text:match("^[%.eE]", pos + #num) then fail("expected an integer") end
+      if num:match("^%-?0%d") then fail("integer with a leading zero") end
+      local n = math.tointeger(tonumber(num))
+      if not n or #num > 19 + (num:sub(1, 1) == "-" and 1 or 0) then fail("integer out of range") end
+      pos = pos + #num
+      return n
+    elseif c == "" then
+      fail("unexpected end")
+    else
+      fail(string.format("unexpected character %q", c))
+    end
+  end
+
+  local ok, result = pcall(function()
+    local v = value()
+    skip()
+    if pos <= #text then fail("trailing characters after the JSON value") end
+    return v
+  end)
+  if ok then return result end
+  if fail_msg then return nil, fail_msg end
+  error(result, 0) -- not ours: a real bug
+end
+
+M._read_json = read_json
+
+-- ---- save -------------------------------------------------------------------------------------
+
+-- mg.save(path, tensors [, metadata])
+function M.save(path, tensors, metadata)
+  if type(path) ~= "string" then argerror("save", 1, "string path expected, got " .. type(path)) end
+  if type(tensors) ~= "table" or core.is_tensor(tensors) then
+    argerror("save", 2, "table of tensors expected, got " .. (core.is_tensor(tensors) and "tensor" or type(tensors)))
+  end
+  if metadata ~= nil and type(metadata) ~= "table" then
+    argerror("save", 3, "table of strings expected, got " .. type(metadata))
+  end
+  local names = {}
+  for k, v in pairs(tensors) do
+    if type(k) ~= "string" then
+      argerror("save", 2, string.format("keys must be strings, got %s key %s", type(k), tostring(k)))
+    end
+    if not core.is_tensor(v) then
+      argerror("save", 2, string.format("tensors[%q] is a %s, expected a tensor", k, type(v)))
+    end
+    if k == "__metadata__" then argerror("save", 2, "'__metadata__' is reserved and cannot name a tensor") end
+    if not utf8.len(k) then argerror("save", 2, string.format("key %q is not valid UTF-8", k)) end
+    names[#names + 1] = k
+  end
+  table.sort(names)
+
+  local entries = {}
+  if metadata ~= nil then
+    local mkeys = {}
+    for k, v in pairs(metadata) do
+      if type(k) ~= "string" or type(v) ~= "string" then
+        argerror("save", 3, string.format("metadata must map strings to strings, got %s %s -> %s",
+          type(k), tostring(k), type(v)))
+      end
+      if not utf8.len(k) or not utf8.len(v) then
+        argerror("save", 3, string.format("metadata %q is not valid UTF-8", k))
+      end
+      mkeys[#mkeys + 1] = k
+    end
+    table.sort(mkeys)
+    if #mkeys > 0 then
+      local items = {}
+      for i, k in ipairs(mkeys) do items[i] = json_string(k) .. ":" .. json_string(metadata[k]) end
+      entries[#entries + 1] = '"__metadata__":{' .. table.concat(items, ",") .. "}"
+    end
+  end
+
+  local blobs, offset = {}, 0
+  for i, k in ipairs(names) do
+    local t = tensors[k]
+    local bytes = core._tensor_bytes(t)
+    blobs[i] = bytes
+    entries[#entries + 1] = string.format('%s:{"dtype":"%s","shape":[%s],"data_offsets":[%d,%d]}',
+      json_string(k), TO_ST[t.dtype], table.concat(t.shape, ","), offset, offset + #bytes)
+    offset = offset + #bytes
+  end
+  local header = "{" .. table.concat(entries, ",") .. "}"
+  header = header .. string.rep(" ", (8 - #header % 8) % 8)
+
+  local f, err = io.open(path, "wb")
+  if not f then error("mg.save: cannot open " .. err, 2) end
+  local ok, werr = f:write(string.pack("<I8", #header), header)
+  for _, b in ipairs(blobs) do
+    if not ok then break end
+    ok, werr = f:write(b)
+  end
+  local cok, cerr = f:close()
+  if not ok or not cok then error(string.format("mg.save: %s: write failed: %s", path, werr or cerr), 2) end
+end
+
+-- ---- load -------------------------------------------------------------------------------------
+
+local function shape_str(shape)
+  local parts = {}
+  for i, v in ipairs(shape) do parts[i] = math.type(v) == "integer" and tostring(v) or "?" end
+  return "[" .. table.concat(parts, ", ") .. "]"
+end
+
+-- mg.load(path) -> tensors, metadata
+function M.load(path)
+  if type(path) ~= "string" then argerror("load", 1, "string path expected, got " .. type(path)) end
+  local f, err = io.open(path, "rb")
+  if not f then error("mg.load: cannot open " .. err, 2) end
+  local data = f:read("a")
+  f:close()
+  if not data then error("mg.load: " .. path .. ": cannot read the file", 2) end
+  local function bad(fmt, ...)
+    error("mg.load: " .. path .. ": " .. string.format(fmt, ...), 3)
+  end
+
+  if #data < 8 then bad("file too short for a safetensors header (%d bytes, need at least 8)", #data) end
+  local n = string.unpack("<i8", data)
+  if n < 0 or 8 + n > #data then bad("header length %d is past the end of the file (%d bytes)", n, #data) end
+  if n > MAX_HEADER then bad("header length %d is over the limit of %d bytes", n, MAX_HEADER) end
+  local header, jerr = read_json(data:sub(9, 8 + n))
+  if header == nil then bad("bad JSON header: %s", jerr) end
+  if not is_object(header) then
+    bad("the header is not a JSON object")
+  end
+  local base, data_len = 8 + n, #data - 8 - n
+
+  local metadata = {}
+  local meta = header.__metadata__
+  if meta ~= nil then
+    if not is_object(meta) then bad("__metadata__ is not an object") end
+    for k, v in pairs(meta) do
+      if type(v) ~= "string" then bad("__metadata__[%q] is not a string", k) end
+      metadata[k] = v
+    end
+  end
+
+  local names = {}
+  for k in pairs(header) do
+    if k ~= "__metadata__" then names[#names + 1] = k end
+  end
+  table.sort(names)
+  local out = {}
+  for _, name in ipairs(names) do
+    local info = header[name]
+    if not is_object(info) then bad("tensor %q: entry is not an object", name) end
+    local dt, shape, offsets = info.dtype, info.shape, info.data_offsets
+    if type(dt) ~= "string" then bad("tensor %q: missing or non-string dtype", name) end
+    if not FROM_ST[dt] then
+      if KNOWN_ST[dt] then
+        bad("tensor %q has dtype %s, which moongrad does not support (it reads F32, F64, I64 and BOOL)", name, dt)
+      end
+      bad("tensor %q has unknown dtype %q", name, dt)
+    end
+    if not is_array(shape) then bad("tensor %q: shape is not an array", name) end
+    if #shape > 16 then bad("tensor %q: shape %s has more than 16 dimensions", name, shape_str(shape)) end
+    local numel = 1
+    for i, s in ipairs(shape) do
+      if math.type(s) ~= "integer" or s < 0 then
+        bad("tensor %q: shape has a bad size at position %d (a non-negative integer expected)", name, i)
+      end
+      if s > 0 and numel > (1 << 62) // s then bad("tensor %q: shape %s is too large", name, shape_str(shape)) end
+      numel = numel * s
+    end
+    if not is_array(offsets) or #offsets ~= 2 or math.type(offsets[1]) ~= "integer"
+        or math.type(offsets[2]) ~= "integer" then
+      bad("tensor %q: data_offsets is not a pair of integers", name)
+    end
+    local b, e = offsets[1], offsets[2]
+    if b < 0 or e < b then bad("tensor %q: bad data_offsets [%d, %d]", name, b, e) end
+    if e > data_len then
+      bad("tensor %q: data_offsets [%d, %d] run past the end of the data (%d bytes)", name, b, e, data_len)
+    end
+    if numel > (1 << 62) // ITEM[dt] then bad("tensor %q: shape %s of %s is too large", name, shape_str(shape), dt) end
+    local need = numel * ITEM[dt]
+    if e - b ~= need then
+      bad("tensor %q: data_offsets [%d, %d] hold %d bytes, shape %s of %s needs %d", name, b, e, e - b,
+        shape_str(shape), dt, need)
+    end
+    out[name] = core._tensor_from_bytes(data, base + b, FROM_ST[dt], shape)
+  end
+  return out, metadata
+end
+
+return M
