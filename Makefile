@@ -79,3 +79,34 @@ bench: deps $(MODULE)
 # The embedding example: a host program with its own allocator and a zero-copy buffer.
 $(BUILD)/embed: examples/embed.c $(OBJ)
 	$(CC) $(ALL_CFLAGS) -o $@ examples/embed.c $(OBJ) $(shell pkg-config --libs lua$(LUA_VERSION) 2>/dev/null || echo -llua$(LUA_VERSION)) $(LDLIBS)
+
+# ---- Embedding in a host's build (see README "Embedding") ----
+# `make static`: build/libmoongrad.a, the module's objects; link the host with -llua5.4 -lm -lpthread.
+# `make amalgamation`: build/moongrad.c, everything in one file (scripts/amalgamate.lua says how);
+# compile it with -ffp-contract=off, as rng.c and fill.c are compiled here.
+LUA_LIBS     = $(shell pkg-config --libs lua$(LUA_VERSION) 2>/dev/null || echo -llua$(LUA_VERSION))
+STATIC_LIB   = $(BUILD)/libmoongrad.a
+AMALGAMATION = $(BUILD)/moongrad.c
+AMALG_OPT   ?= -O2 -g
+AMALG_CFLAGS = -std=gnu11 -ffp-contract=off -fno-math-errno $(WARN) $(AMALG_OPT) $(LUA_INC)
+
+.PHONY: static amalgamation
+static: $(STATIC_LIB)
+amalgamation: $(AMALGAMATION)
+
+$(STATIC_LIB): $(OBJ)
+	@mkdir -p $(dir $@)
+	rm -f $@
+	$(AR) rcs $@ $(OBJ)
+
+$(AMALGAMATION): scripts/amalgamate.lua $(SRC) $(HDR) Makefile
+	@mkdir -p $(dir $@)
+	$(LUA) scripts/amalgamate.lua $@.tmp "$(CC)" "-std=gnu11 -Iinclude $(LUA_INC)" $(SRC)
+	mv $@.tmp $@
+
+# examples/embed.c linked against the static library, and compiled with the amalgamation
+$(BUILD)/embed-static: examples/embed.c $(STATIC_LIB)
+	$(CC) -std=gnu11 $(WARN) $(CFLAGS) -Iinclude $(LUA_INC) -o $@ examples/embed.c $(STATIC_LIB) $(LUA_LIBS) $(LDLIBS)
+
+$(BUILD)/embed-amalg: examples/embed.c $(AMALGAMATION)
+	$(CC) $(AMALG_CFLAGS) -Iinclude -o $@ examples/embed.c $(AMALGAMATION) $(LUA_LIBS) $(LDLIBS)
