@@ -58,8 +58,32 @@ typedef void (*step_fn)(acc *a, const char *p, int64_t n, int64_t s, int64_t bas
         a->F = r;                                                                             \
     }
 
-/* sum: y = sum x.  Backward: dx += dy (broadcast back over the reduced dims). */
-DEFINE_FOLD(sum_f32, float, double, f, r + v)
+/* sum: y = sum x.  Backward: dx += dy (broadcast back over the reduced dims).
+ * float32 runs are summed in double with 8 interleaved accumulators, added up in a fixed order:
+ * the adds then run in vector registers (one accumulator chained through every element is a
+ * latency-bound 1 add / 4 cycles), and the order depends only on the run, never on threads. */
+#if defined(__GNUC__) && defined(__x86_64__) && !defined(__clang__)
+__attribute__((target_clones("avx512f", "avx2", "default"))) /* chosen at load time by the CPU */
+#endif
+static void sum_f32(acc *a, const char *p, int64_t n, int64_t s, int64_t base, const mg_reduce_args *args) {
+    (void)base;
+    (void)args;
+    if (s != (int64_t)sizeof(float) || n < 64) {
+        double r = a->f;
+        for (int64_t i = 0; i < n; i++, p += s) r += *(const float *)p;
+        a->f = r;
+        return;
+    }
+    const float *x = (const float *)p;
+    double part[8] = {0};
+    int64_t i = 0;
+    for (; i + 8 <= n; i += 8)
+        for (int k = 0; k < 8; k++) part[k] += x[i + k];
+    double r = 0;
+    for (int k = 0; k < 8; k++) r += part[k];
+    for (; i < n; i++) r += x[i];
+    a->f += r;
+}
 DEFINE_FOLD(sum_f64, double, double, f, r + v)
 DEFINE_FOLD(sum_i64, int64_t, int64_t, i, WRAP(+, r, v))
 DEFINE_FOLD(sum_bool, bool, int64_t, i, r + v)
