@@ -68,8 +68,9 @@ DEFINE_BINARY(mul_i64, int64_t, int64_t, WRAP(*, a, b))
 DEFINE_BINARY(mul_bool, bool, bool, a && b)
 DEFINE_BINARY(div_f32, float, float, a / b)
 DEFINE_BINARY(div_f64, double, double, a / b)
-DEFINE_BINARY(pow_f32, float, float, b == 2.0f ? a * a : powf(a, b)) /* x^2: the losses' common case */
-DEFINE_BINARY(pow_f64, double, double, b == 2.0 ? a * a : pow(a, b))
+/* x^2 (the losses) and x^1 (its gradient) without a call to powf */
+DEFINE_BINARY(pow_f32, float, float, b == 2.0f ? a * a : b == 1.0f ? a : powf(a, b))
+DEFINE_BINARY(pow_f64, double, double, b == 2.0 ? a * a : b == 1.0 ? a : pow(a, b))
 DEFINE_BINARY(pow_i64, int64_t, int64_t, ipow(a, b))
 DEFINE_BINARY(maximum_f32, float, float, MAX_NAN(a, b))
 DEFINE_BINARY(maximum_f64, double, double, MAX_NAN(a, b))
@@ -279,7 +280,11 @@ mg_status mg_binary_backward(mg_ctx *ctx, const mg_backward_args *a, int i, mg_t
             if (st == MG_OK) st = mg_binary(ctx, MG_BIN_POW, f, x, f);
             if (st == MG_OK) st = mg_binary(ctx, MG_BIN_MUL, f, f, y);
             if (st == MG_OK) st = mg_binary(ctx, MG_BIN_MUL, f, f, g);
-            if (st == MG_OK) st = zero_where(ctx, f, y, MG_BIN_EQ, NULL); /* 0 where y == 0 */
+            /* 0 where y == 0; a number exponent (0-d) other than 0 needs no pass for it */
+            const bool nonzero_scalar = y->ndim == 0 && mg_tensor_data(y) &&
+                                        (dt == MG_FLOAT32 ? *(const float *)mg_tensor_data(y) != 0
+                                                          : *(const double *)mg_tensor_data(y) != 0);
+            if (st == MG_OK && !nonzero_scalar) st = zero_where(ctx, f, y, MG_BIN_EQ, NULL);
         } else { /* g out log(x) */
             st = mg_scratch_new(ctx, &tmp, dt, x->ndim, x->size);
             if (st == MG_OK) st = mg_unary(ctx, MG_UN_LOG, &tmp.t, x);
