@@ -10,6 +10,8 @@
  *   - gemm (float32, float64): the usual cache-blocked scheme. For each KC x NC panel of B and each
  *     MC x KC block of A, both are packed into contiguous 64-byte aligned scratch (A in slivers of
  *     MR rows, B in slivers of NR columns, zero-padded), then a register-tiled MR x NR micro-kernel.
+ *     A small product (C no taller than one block of A, one thread) skips the packing (gemm_direct): the
+ *     SIMD kernel reads A in place and a row-major B too, with the same sums (same bits).
  *     On x86 the kernel is chosen at each call from libgcc's CPU model (__builtin_cpu_supports, no
  *     state of ours): AVX-512 (12x32 float32, 12x16 float64, 24 zmm accumulators), else AVX2+FMA
  *     (6x16 / 6x8, 12 ymm), else the portable one (plain loops over a fixed-size local array, which
@@ -225,6 +227,57 @@ DEFINE_SIMD_MICRO(micro_f32_avx2, float, "avx2,fma", __m256, 8, 6, 2, _mm256_set
 DEFINE_SIMD_MICRO(micro_f64_avx2, double, "avx2,fma", __m256d, 4, 6, 2, _mm256_setzero_pd,
                   _mm256_set1_pd, _mm256_load_pd, _mm256_loadu_pd, _mm256_storeu_pd,
                   _mm256_fmadd_pd, _mm256_add_pd)
+/* The same micro-kernels reading A where it lies (no packing): row i at a + i ars, element p of
+ * it at + p aps (rows >= mr read row 0 again, their sums are dropped), and B rows ldb apart (a
+ * packed sliver, ldb = NR, or a row-major B read in place). Same fused multiply-adds in the same
+ * order from 0: the same bits as the packed kernels. */
+#define DEFINE_SIMD_DIRECT(NAME, T, TARGET, VT, VL, MR, NV, SETZ, SET1, LOADU, STOREU, FMA, ADD) \
+    __attribute__((target(TARGET))) static void NAME(int64_t kc, const void *a_, int64_t ars,  \
+                                                     int64_t aps, const void *pb_, int64_t ldb, \
+                                                     void *c_, int64_t rsc, int64_t csc,        \
+                                                     int64_t mr, int64_t nr, bool first) {      \
+        const T *pb = (const T *)pb_;                                                          \
+        const T *ar[MR];                                                                       \
+        _Pragma("GCC unroll 16") for (int i = 0; i < MR; i++)                                  \
+            ar[i] = (const T *)a_ + (i < mr ? i : 0) * ars;                                    \
+        VT acc[MR][NV];                                                                        \
+        _Pragma("GCC unroll 16") for (int i = 0; i < MR; i++)                                  \
+            _Pragma("GCC unroll 4") for (int v = 0; v < NV; v++) acc[i][v] = SETZ();            \
+        for (int64_t p = 0, off = 0; p < kc; p++, off += aps, pb += ldb) {                      \
+            VT bv[NV];                                                                         \
+            _Pragma("GCC unroll 4") for (int v = 0; v < NV; v++) bv[v] = LOADU(pb + v * VL);   \
+            _Pragma("GCC unroll 16") for (int i = 0; i < MR; i++) {                            \
+                const VT av = SET1(ar[i][off]);                                                \
+                _Pragma("GCC unroll 4") for (int v = 0; v < NV; v++)                           \
+                    acc[i][v] = FMA(av, bv[v], acc[i][v]);                                     \
+            }                                                                                  \
+        }                                                                                      \
+        T *c = (T *)c_;                                                                        \
+        if (mr == MR && nr == NV * VL && csc == 1) {                                           \
+            _Pragma("GCC unroll 16") for (int i = 0; i < MR; i++)                              \
+                _Pragma("GCC unroll 4") for (int v = 0; v < NV; v++) {                         \
+                    T *cv = c + i * rsc + v * VL;                                              \
+                    STOREU(cv, first ? acc[i][v] : ADD(LOADU(cv), acc[i][v]));                 \
+                }                                                                              \
+            return;                                                                            \
+        }                                                                                      \
+        T buf[MR][NV * VL];                                                                    \
+        _Pragma("GCC unroll 16") for (int i = 0; i < MR; i++)                                  \
+            _Pragma("GCC unroll 4") for (int v = 0; v < NV; v++) STOREU(&buf[i][v * VL], acc[i][v]); \
+        for (int64_t i = 0; i < mr; i++)                                                       \
+            for (int64_t j = 0; j < nr; j++) {                                                 \
+                T *cij = c + i * rsc + j * csc;                                                \
+                *cij = first ? buf[i][j] : *cij + buf[i][j];                                   \
+            }                                                                                  \
+    }
+DEFINE_SIMD_DIRECT(direct_f32_avx512, float, "avx512f,fma", __m512, 16, 12, 2, _mm512_setzero_ps,
+                   _mm512_set1_ps, _mm512_loadu_ps, _mm512_storeu_ps, _mm512_fmadd_ps, _mm512_add_ps)
+DEFINE_SIMD_DIRECT(direct_f64_avx512, double, "avx512f,fma", __m512d, 8, 12, 2, _mm512_setzero_pd,
+                   _mm512_set1_pd, _mm512_loadu_pd, _mm512_storeu_pd, _mm512_fmadd_pd, _mm512_add_pd)
+DEFINE_SIMD_DIRECT(direct_f32_avx2, float, "avx2,fma", __m256, 8, 6, 2, _mm256_setzero_ps,
+                   _mm256_set1_ps, _mm256_loadu_ps, _mm256_storeu_ps, _mm256_fmadd_ps, _mm256_add_ps)
+DEFINE_SIMD_DIRECT(direct_f64_avx2, double, "avx2,fma", __m256d, 4, 6, 2, _mm256_setzero_pd,
+                   _mm256_set1_pd, _mm256_loadu_pd, _mm256_storeu_pd, _mm256_fmadd_pd, _mm256_add_pd)
 /* 8 lanes (8 rows of A, or 8 columns of a transposed B) read along their contiguous depth and
  * written 8 at a time: 8x8 blocks transposed in registers. dst: the first lane's column of the
  * packed sliver, whose rows are W wide. Used by the packs of the SIMD kernels (AVX2 is there). */
@@ -278,6 +331,9 @@ typedef void (*pack_fn)(void *dst, const void *src, int64_t s_lane, int64_t s_de
                         int64_t depth);
 typedef void (*micro_fn)(int64_t kc, const void *pa, const void *pb, void *c, int64_t rsc,
                          int64_t csc, int64_t mr, int64_t nr, bool first);
+typedef void (*direct_fn)(int64_t kc, const void *a, int64_t ars, int64_t aps, const void *pb,
+                          int64_t ldb, void *c, int64_t rsc, int64_t csc, int64_t mr, int64_t nr,
+                          bool first);
 
 /* mr, nr: the micro-tile; mc, kc, nc: block sizes, so that a packed sliver of B (kc x nr) stays
  * in L1 and the packed block of A (mc x kc) in L2 (mc a multiple of mr, nc of nr). */
@@ -286,21 +342,22 @@ typedef struct matmul_kernel {
     pack_fn pack_a, pack_b; /* NULL: no gemm, naive only */
     micro_fn micro;
     int64_t mr, nr, mc, kc, nc;
+    direct_fn direct; /* NULL: no unpacked path (see gemm_direct) */
 } matmul_kernel;
 
 static const matmul_kernel kernels[MG_NDTYPES] = {
-    [MG_FLOAT32] = {naive_f32, pack_f32_6, pack_f32_8, micro_f32, 6, 8, 96, 256, 1024},
-    [MG_FLOAT64] = {naive_f64, pack_f64_6, pack_f64_4, micro_f64, 6, 4, 96, 256, 512},
-    [MG_INT64] = {naive_i64, NULL, NULL, NULL, 0, 0, 0, 0, 0},
+    [MG_FLOAT32] = {naive_f32, pack_f32_6, pack_f32_8, micro_f32, 6, 8, 96, 256, 1024, NULL},
+    [MG_FLOAT64] = {naive_f64, pack_f64_6, pack_f64_4, micro_f64, 6, 4, 96, 256, 512, NULL},
+    [MG_INT64] = {naive_i64, NULL, NULL, NULL, 0, 0, 0, 0, 0, NULL},
 };
 #ifdef MG_GEMM_X86
 static const matmul_kernel kernels_avx512[2] = {
-    [MG_FLOAT32] = {naive_f32_fma, pack_f32_12, pack_f32_32, micro_f32_avx512, 12, 32, 384, 256, 2048},
-    [MG_FLOAT64] = {naive_f64_fma, pack_f64_12, pack_f64_16, micro_f64_avx512, 12, 16, 192, 256, 1024},
+    [MG_FLOAT32] = {naive_f32_fma, pack_f32_12, pack_f32_32, micro_f32_avx512, 12, 32, 384, 256, 2048, direct_f32_avx512},
+    [MG_FLOAT64] = {naive_f64_fma, pack_f64_12, pack_f64_16, micro_f64_avx512, 12, 16, 192, 256, 1024, direct_f64_avx512},
 };
 static const matmul_kernel kernels_avx2[2] = {
-    [MG_FLOAT32] = {naive_f32_fma, pack_f32_6, pack_f32_16, micro_f32_avx2, 6, 16, 96, 256, 2048},
-    [MG_FLOAT64] = {naive_f64_fma, pack_f64_6, pack_f64_8, micro_f64_avx2, 6, 8, 96, 256, 1024},
+    [MG_FLOAT32] = {naive_f32_fma, pack_f32_6, pack_f32_16, micro_f32_avx2, 6, 16, 96, 256, 2048, direct_f32_avx2},
+    [MG_FLOAT64] = {naive_f64_fma, pack_f64_6, pack_f64_8, micro_f64_avx2, 6, 8, 96, 256, 1024, direct_f64_avx2},
 };
 #endif
 
@@ -658,6 +715,38 @@ static void gemm(const matmul_kernel *kn, size_t es, const product *g, void *pa,
     }
 }
 
+/* The unpacked product, for C no taller than one block of A (m <= mc) on one thread: the kernel
+ * reads A where it lies (kn->direct), and B too when its rows are contiguous (csb == 1), except
+ * the last sliver of a panel narrower than NR, which is packed; otherwise B's panel is packed as
+ * in gemm. The K blocks, their order and every sum are gemm's: the same bits, without the copies.
+ * pb: round_up(min(nc, n), nr) kc elements (B packed) or nr kc (B read in place), aligned. */
+static bool direct_b(const matmul_kernel *kn, const product *g) { return g->csb == 1 && g->n >= kn->nr; }
+static void gemm_direct(const matmul_kernel *kn, size_t es, const product *g, void *pb) {
+    const bool bd = direct_b(kn, g);
+    for (int64_t jc = 0; jc < g->n; jc += kn->nc) {
+        const int64_t nc = min64(kn->nc, g->n - jc);
+        for (int64_t pc = 0; pc < g->k; pc += kn->kc) {
+            const int64_t kc = min64(kn->kc, g->k - pc);
+            if (!bd) kn->pack_b(pb, at(g->b, pc * g->rsb + jc * g->csb, es), g->csb, g->rsb, nc, kc);
+            for (int64_t jr = 0; jr < nc; jr += kn->nr) {
+                const int64_t nr = min64(kn->nr, nc - jr);
+                const void *bp = at(pb, jr * kc, es);
+                int64_t ldb = kn->nr;
+                if (bd) {
+                    const void *src = at(g->b, pc * g->rsb + (jc + jr) * g->csb, es);
+                    if (nr == kn->nr) bp = src, ldb = g->rsb;
+                    else kn->pack_b(pb, src, g->csb, g->rsb, nr, kc), bp = pb;
+                }
+                for (int64_t ir = 0; ir < g->m; ir += kn->mr) {
+                    char *c = (char *)at(g->c, ir * g->rsc + (jc + jr) * g->csc, es);
+                    kn->direct(kc, at(g->a, ir * g->rsa + pc * g->csa, es), g->rsa, g->csa, bp, ldb,
+                               c, g->rsc, g->csc, min64(kn->mr, g->m - ir), nr, pc == 0);
+                }
+            }
+        }
+    }
+}
+
 /* Bytes of packing scratch for an M x N x K product (bounded by the block sizes), plus room to
  * align each buffer to PACK_ALIGN (the SIMD kernels load B with aligned loads). */
 #define PACK_ALIGN 64
@@ -865,9 +954,19 @@ mg_status mg_matmul(mg_ctx *ctx, mg_tensor *out, const mg_tensor *a, const mg_te
         const int64_t rows = (g.m + kn->mr - 1) / kn->mr, cols = (min64(g.n, kn->nc) + kn->nr - 1) / kn->nr;
         slots = min64(ctx->num_threads, rows > cols ? rows : cols);
     }
+    /* small products (below the threading threshold, C no taller than one block of A): the
+     * unpacked path (gemm_direct); W6's 25 MFLOP products measured no faster there */
+    const bool direct = blocked && slots == 1 && kn->direct && g.m <= kn->mc &&
+                        2.0 * (double)g.m * (double)g.n * (double)g.k < GEMM_PAR_MIN;
     size_t a_bytes = 0, b_bytes = 0;
     void *pa = NULL, *pb = NULL;
-    if (blocked) {
+    if (direct) {
+        const int64_t kc = min64(kn->kc, g.k);
+        b_bytes = (size_t)((direct_b(kn, &g) ? kn->nr : round_up(min64(kn->nc, g.n), kn->nr)) * kc) * es +
+                  PACK_ALIGN;
+        pb = mg_alloc(ctx, b_bytes);
+        if (!pb) return mg_fail(ctx, MG_ENOMEM, 0, "not enough memory for matmul's packing buffers");
+    } else if (blocked) {
         packed_sizes(kn, es, g.m, g.n, g.k, &a_bytes, &b_bytes);
         pa = mg_alloc(ctx, a_bytes * (size_t)slots);
         pb = mg_alloc(ctx, b_bytes);
@@ -895,7 +994,8 @@ mg_status mg_matmul(mg_ctx *ctx, mg_tensor *out, const mg_tensor *a, const mg_te
             gv.x = (const float *)(g.n == 1 ? g.b : g.a);
             gemv_run(ctx, &gv, (float *)g.c, g.n == 1 ? g.rsc : g.csc);
 #endif
-        } else if (slots > 1) gemm_parallel(ctx, kn, es, &g, pa, a_bytes, pb, slots);
+        } else if (direct) gemm_direct(kn, es, &g, align_up(pb));
+        else if (slots > 1) gemm_parallel(ctx, kn, es, &g, pa, a_bytes, pb, slots);
         else if (blocked) gemm(kn, es, &g, align_up(pa), align_up(pb));
         else kn->naive(&g, kn->pack_a ? kn->kc : g.k);
         for (int d = nb - 1; d >= 0; d--) { /* next batch index, last dim fastest */
