@@ -18,24 +18,36 @@
 #define MAX_NAN(a, b) (((a) > (b) || (a) != (a)) ? (a) : (b))
 
 /* ---- SGD ------------------------------------------------------------------------------------- */
+/* One loop per case, each branch-free so that it vectorizes; wdc is 0 without weight decay (an
+ * exact add). The cases, as PyTorch: no momentum; the first step (the buffer takes d); later steps
+ * (buf = momentum buf + (1 - dampening) d), plain or nesterov. */
 #define DEFINE_SGD(NAME, T)                                                                      \
     static void NAME(T *restrict p, const T *restrict g, T *restrict buf, int64_t n,             \
                      const mg_sgd_options *o) {                                                  \
-        const T wd = (T)o->weight_decay, mom = (T)o->momentum, damp1 = (T)(1 - o->dampening);     \
+        const T wdc = (T)o->weight_decay, mom = (T)o->momentum, damp1 = (T)(1 - o->dampening);    \
         const T neg_lr = (T)-o->lr;                                                               \
-        for (int64_t i = 0; i < n; i++) {                                                         \
-            T d = g[i];                                                                           \
-            if (o->weight_decay != 0) d = d + wd * p[i];                                          \
-            if (buf) {                                                                            \
-                if (o->first) {                                                                   \
-                    buf[i] = d;                                                                   \
-                } else {                                                                          \
-                    const T b = buf[i] * mom;                                                     \
-                    buf[i] = b + damp1 * d;                                                       \
-                }                                                                                 \
-                d = o->nesterov ? d + mom * buf[i] : buf[i];                                      \
+        if (!buf) {                                                                               \
+            for (int64_t i = 0; i < n; i++) p[i] = p[i] + neg_lr * (g[i] + wdc * p[i]);           \
+        } else if (o->first) {                                                                    \
+            for (int64_t i = 0; i < n; i++) {                                                     \
+                const T d = g[i] + wdc * p[i];                                                    \
+                buf[i] = d;                                                                       \
+                p[i] = p[i] + neg_lr * (o->nesterov ? d + mom * d : d);                           \
             }                                                                                     \
-            p[i] = p[i] + neg_lr * d;                                                             \
+        } else if (o->nesterov) {                                                                 \
+            for (int64_t i = 0; i < n; i++) {                                                     \
+                const T d = g[i] + wdc * p[i];                                                    \
+                const T b = buf[i] * mom + damp1 * d;                                             \
+                buf[i] = b;                                                                       \
+                p[i] = p[i] + neg_lr * (d + mom * b);                                             \
+            }                                                                                     \
+        } else {                                                                                  \
+            for (int64_t i = 0; i < n; i++) {                                                     \
+                const T d = g[i] + wdc * p[i];                                                    \
+                const T b = buf[i] * mom + damp1 * d;                                             \
+                buf[i] = b;                                                                       \
+                p[i] = p[i] + neg_lr * b;                                                         \
+            }                                                                                     \
         }                                                                                         \
     }
 DEFINE_SGD(sgd_f32, float)
