@@ -514,9 +514,11 @@ function Linear:init(in_features, out_features, opts)
   end
 end
 
+local tensor_dim, tensor_size = core.dim, core.size -- the methods, without the lookup through x
+
 function Linear:forward(x)
-  -- the common case costs two C calls; the message is built only when the input does not fit
-  if is_tensor(x) and x:dim() > 0 and x:size(-1) == self.in_features then
+  -- the common case costs three C calls; the message is built only when the input does not fit
+  if is_tensor(x) and tensor_dim(x) > 0 and tensor_size(x, -1) == self.in_features then
     local params = rawget(self, "_parameters")
     return F.linear(x, params.weight, params.bias)
   end

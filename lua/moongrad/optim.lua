@@ -56,6 +56,7 @@ local function check_betas(group, fname, level)
 end
 
 local function zeros(p) return core.zeros_like(p) end
+local optim_sgd = core._optim_sgd
 
 -- Adam and AdamW differ only in their kernel (decoupled weight decay) and default weight_decay.
 local function adam_update(kernel)
@@ -96,7 +97,8 @@ local KINDS = {
       if group.momentum ~= 0 and not state.momentum_buffer then
         state.momentum_buffer, first = zeros(p), true
       end
-      core._optim_sgd(p, grad, group.momentum ~= 0 and state.momentum_buffer or nil, group.lr, group.momentum,
+      local momentum = group.momentum
+      optim_sgd(p, grad, momentum ~= 0 and state.momentum_buffer or nil, group.lr, momentum,
         group.dampening, group.weight_decay, group.nesterov, first)
     end,
   },
@@ -291,8 +293,10 @@ function Optimizer:zero_grad(opts)
     if type(opts) ~= "table" then argerror("zero_grad", 1, "options table expected, got " .. type(opts), 2) end
     check_keys(opts, {"set_to_none"}, "zero_grad", 1, 2)
   end
+  local zero_grad = core.zero_grad -- the method itself, without the lookup through the tensor
   for _, group in ipairs(self.param_groups) do
-    for _, p in ipairs(group.params) do p:zero_grad(opts) end
+    local params = group.params
+    for i = 1, #params do zero_grad(params[i], opts) end
   end
 end
 

@@ -270,6 +270,55 @@ static void check_versions(lua_State *L, const mg_node *n) {
     }
 }
 
+/* Where input `in` (at in_idx) already has a gradient buffer that the rule's result can be summed
+ * into in place: a leaf's .grad, or a non-leaf's pending gradient, of in's shape and dtype and not
+ * expanded. NULL when there is none (the first gradient to arrive becomes the buffer itself), for
+ * a non-leaf that retains its gradient, or for a released .grad: the general path handles those.
+ * The buffer stays reachable through the input's user values while the caller uses it. */
+static mg_tensor *sum_target(lua_State *L, int in_idx, const mg_tensor *in) {
+    const int top = lua_gettop(L);
+    mg_tensor *acc = NULL;
+    if (lua_getiuservalue(L, in_idx, LT_UV_NODE) == LUA_TUSERDATA) {
+        const mg_node *m = (const mg_node *)lua_touserdata(L, -1);
+        if (!(in->flags & LT_RETAINS_GRAD) && lua_getiuservalue(L, -1, uv_pending(m)) == LUA_TUSERDATA)
+            acc = lt_test(L, -1);
+    } else if (lua_getiuservalue(L, in_idx, LT_UV_GRAD) == LUA_TUSERDATA) {
+        acc = lt_test(L, -1);
+    }
+    lua_settop(L, top);
+    if (!acc || !acc->storage->data || acc->dtype != in->dtype || !mg_same_shape(acc, in)) return NULL;
+    for (int d = 0; d < acc->ndim; d++)
+        if (acc->stride[d] == 0 && acc->size[d] > 1) return NULL;
+    return acc;
+}
+
+/* acc += the rule's gradient for input i, computed into a temporary on the C stack (or from the
+ * allocator when large, freed before any Lua error): no tensor userdata per gradient. */
+static void add_rule_result(lua_State *L, mg_ctx *ctx, const mg_backward_args *args, int i, mg_tensor *acc) {
+    const mg_tensor *in = args->inputs[i];
+    const size_t bytes = (size_t)in->numel * mg_dtype_size((mg_dtype)in->dtype);
+    _Alignas(64) char small[1024];
+    mg_scratch sc;
+    memset(&sc.t, 0, sizeof sc.t);
+    memset(&sc.s, 0, sizeof sc.s);
+    sc.s.data = bytes <= sizeof small ? small : (char *)mg_alloc(ctx, bytes);
+    if (!sc.s.data) luaL_error(L, "'backward': not enough memory for a %d-byte gradient", (int)bytes);
+    sc.s.nbytes = bytes;
+    sc.t.storage = &sc.s;
+    sc.t.size = sc.dims;
+    sc.t.stride = sc.dims + MG_MAX_DIMS;
+    sc.t.ndim = in->ndim;
+    sc.t.dtype = in->dtype;
+    sc.t.numel = in->numel;
+    if (in->ndim) memcpy(sc.t.size, in->size, sizeof(int64_t) * in->ndim);
+    mg_contiguous_strides(in->ndim, in->size, sc.t.stride);
+    mg_status st = mg_backward(ctx, args, i, &sc.t);
+    if (st == MG_OK) st = mg_binary(ctx, MG_BIN_ADD, acc, acc, &sc.t);
+    if (sc.s.data != small) mg_free(ctx, sc.s.data, bytes);
+    if (st != MG_OK) lt_raise(L, 0);
+    lt_written(acc);
+}
+
 /* Runs one node: its output's gradient through the rule to each input that requires grad. */
 static void run_node(lua_State *L, int node_idx, int retain, int capture, int results) {
     mg_ctx *ctx = lt_ctx(L);
@@ -297,6 +346,12 @@ static void run_node(lua_State *L, int node_idx, int retain, int capture, int re
         if (!inputs[i]->requires_grad) continue;
         lua_getiuservalue(L, node_idx, i + 1); /* the input, for routing */
         const int input = lua_gettop(L);
+        mg_tensor *acc = capture ? NULL : sum_target(L, input, inputs[i]);
+        if (acc) { /* the common case of a training loop: .grad exists (zeroed), or a fan-in */
+            add_rule_result(L, ctx, &args, i, acc);
+            lua_pop(L, 1);
+            continue;
+        }
         mg_tensor *gin = lt_push_new(L, (mg_dtype)inputs[i]->dtype, inputs[i]->ndim, inputs[i]->size);
         if (mg_backward(ctx, &args, i, gin) != MG_OK) lt_raise(L, 0);
         route(L, input, lua_gettop(L), capture, results);
@@ -312,6 +367,23 @@ static void run_node(lua_State *L, int node_idx, int retain, int capture, int re
         }
     }
     lua_settop(L, base);
+}
+
+/* Fills t (contiguous, of a floating dtype, or zero v) with v: a plain loop for the few elements
+ * of a loss or a small .grad, where mg_fill's general path costs more than the work. */
+static void fill_contiguous(mg_ctx *ctx, mg_tensor *t, double v) {
+    void *p = mg_tensor_data(t);
+    if (t->numel <= 64 && mg_is_contiguous(t)) {
+        if (t->dtype == MG_FLOAT32) {
+            for (int64_t i = 0; i < t->numel; i++) ((float *)p)[i] = (float)v;
+            return;
+        }
+        if (t->dtype == MG_FLOAT64) {
+            for (int64_t i = 0; i < t->numel; i++) ((double *)p)[i] = v;
+            return;
+        }
+    }
+    mg_fill(ctx, t, v, (int64_t)v);
 }
 
 /* The gradient for root: given (converted to root's dtype and checked), or 1 for one element. */
@@ -337,7 +409,7 @@ static void push_root_grad(lua_State *L, int root, int grad_arg, const char *fn)
                       "element, as for a loss)", fn, s);
     }
     mg_tensor *one = lt_push_new(L, (mg_dtype)t->dtype, t->ndim, t->size);
-    mg_fill(lt_ctx(L), one, 1.0, 1);
+    fill_contiguous(lt_ctx(L), one, 1.0);
 }
 
 /* Backward from the tensor at root with its gradient at grad_idx. */
@@ -560,7 +632,7 @@ static int l_zero_grad(lua_State *L) {
         lua_setiuservalue(L, 1, LT_UV_GRAD);
     } else if (lua_getiuservalue(L, 1, LT_UV_GRAD) == LUA_TUSERDATA) {
         mg_tensor *g = lt_check(L, -1);
-        mg_fill(lt_ctx(L), g, 0, 0);
+        fill_contiguous(lt_ctx(L), g, 0);
         lt_written(g);
     }
     lua_settop(L, 1);

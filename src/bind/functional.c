@@ -93,9 +93,12 @@ static int l_model(lua_State *L) {
     check_scalar_param(L, 2, "w");
     check_scalar_param(L, 3, "b");
     const mg_dtype dt = mg_is_floating((mg_dtype)u->dtype) ? (mg_dtype)u->dtype : ctx->default_dtype;
+    /* a tensor w or b is read as it is (the kernel reads one element of any dtype): converting it
+     * to float64 would make a copy, and record a node, on every call */
     mg_scalar sw, sb;
-    const mg_tensor *w = lt_operand(L, 2, MG_FLOAT64, &sw);
-    const mg_tensor *b = lt_operand(L, 3, MG_FLOAT64, &sb);
+    const mg_tensor *w = lt_test(L, 2), *b = lt_test(L, 3);
+    if (!w) w = lt_operand(L, 2, MG_FLOAT64, &sw);
+    if (!b) b = lt_operand(L, 3, MG_FLOAT64, &sb);
     mg_tensor *out = lt_push_new(L, dt, u->ndim, u->size);
     LT_TRY(L, 1, mg_model(ctx, out, u, w, b));
     static const int inputs[3] = {1, 2, 3};

@@ -67,7 +67,8 @@ static mg_tensor *push_header(lua_State *L, int ndim, size_t extra, lua_CFunctio
 
 mg_tensor *lt_test(lua_State *L, int idx) {
     mg_tensor *t = (mg_tensor *)lua_touserdata(L, idx);
-    if (!t || lua_type(L, idx) != LUA_TUSERDATA || lua_rawlen(L, idx) < sizeof(mg_tensor)) return NULL;
+    /* a light userdata also gives a pointer, but its raw length is 0: no lua_type needed */
+    if (!t || lua_rawlen(L, idx) < sizeof(mg_tensor)) return NULL;
     return t->tag == &tensor_tag ? t : NULL;
 }
 
