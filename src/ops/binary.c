@@ -123,8 +123,18 @@ mg_dtype mg_binary_compute_dtype(mg_ctx *ctx, mg_binary_op op, mg_dtype promoted
     return promoted;
 }
 
+/* The exponent when b is a floating 0-d tensor (a number operand), else NAN. */
+static double scalar_exponent(const mg_tensor *b) {
+    if (b->ndim != 0 || !mg_tensor_data(b)) return NAN;
+    if (b->dtype == MG_FLOAT32) return *(const float *)mg_tensor_data(b);
+    if (b->dtype == MG_FLOAT64) return *(const double *)mg_tensor_data(b);
+    return NAN;
+}
+
 mg_status mg_binary(mg_ctx *ctx, mg_binary_op op, mg_tensor *out, const mg_tensor *a,
                     const mg_tensor *b) {
+    if (op == MG_BIN_POW && a->dtype == b->dtype && scalar_exponent(b) == 2.0)
+        return mg_binary(ctx, MG_BIN_MUL, out, a, a); /* x ^ 2 = x * x exactly, and vectorized */
     const mg_inner_fn fn = kernels[op][a->dtype];
     if (!fn || a->dtype != b->dtype)
         return mg_fail(ctx, MG_EDTYPE, 1, "'%s' does not take %s tensors", names[op],
