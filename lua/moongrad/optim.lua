@@ -1,7 +1,8 @@
 -- moongrad.optim: optimizers (SGD, Adam, AdamW, RMSprop, Adagrad) and learning-rate schedulers
 -- (lr_scheduler.StepLR, ExponentialLR, ReduceLROnPlateau), with PyTorch 1.13's semantics.
 --
--- The update of one parameter is one fused C call (src/bind/optim.c, math in src/ops/optim.c);
+-- The update of one parameter is one fused C call (src/bind/optim.c, math in src/ops/optim.c), and
+-- Adam's and AdamW's of a whole group one call (update_group);
 -- this file keeps the parameter groups and the per-parameter state, and checks options. An
 -- optimizer kind is one entry of KINDS: its options with their defaults (the one place they are
 -- written), a check of a group's values, and `update`, which creates the state it needs and calls
@@ -72,6 +73,25 @@ local function adam_update(kernel)
   end
 end
 
+-- A whole group's step in one C call (kernel: core._optim_adam_group or _adamw_group): it updates
+-- every parameter it can take as it is and returns the index of one it cannot (state not created
+-- yet, a strided tensor, ...), which goes through `update` (the per-parameter path, with its
+-- checks and messages); then the C call resumes after it.
+local function adam_group_update(kernel, update)
+  return function(group, state)
+    local params, betas, beta1, beta2 = group.params, group.betas, nil, nil
+    if type(betas) == "table" then beta1, beta2 = betas[1], betas[2] end -- else: update's error
+    local lr, eps, wd, amsgrad = group.lr, group.eps, group.weight_decay, group.amsgrad
+    local i = kernel(params, state, 1, lr, beta1, beta2, eps, wd, amsgrad)
+    while i do -- one parameter the kernel left
+      local p = params[i]
+      local grad = p.grad
+      if grad ~= nil then update(p, grad, state[p], group) end
+      i = kernel(params, state, i + 1, lr, beta1, beta2, eps, wd, amsgrad)
+    end
+  end
+end
+
 local function adam_check(group, fname, level)
   check_nonneg(group, "lr", "learning rate", fname, level + 1)
   check_nonneg(group, "eps", "epsilon value", fname, level + 1)
@@ -107,12 +127,14 @@ local KINDS = {
       {"weight_decay", 0, "number"}, {"amsgrad", false, "boolean"}},
     check = adam_check,
     update = adam_update(core._optim_adam),
+    update_group = adam_group_update(core._optim_adam_group, adam_update(core._optim_adam)),
   },
   AdamW = {
     options = {{"lr", 1e-3, "number"}, {"betas", {0.9, 0.999}, "table"}, {"eps", 1e-8, "number"},
       {"weight_decay", 1e-2, "number"}, {"amsgrad", false, "boolean"}},
     check = adam_check,
     update = adam_update(core._optim_adamw),
+    update_group = adam_group_update(core._optim_adamw_group, adam_update(core._optim_adamw)),
   },
   RMSprop = {
     options = {{"lr", 1e-2, "number"}, {"alpha", 0.99, "number"}, {"eps", 1e-8, "number"},
@@ -277,10 +299,15 @@ function Optimizer:step(closure)
     loss = core.enable_grad(closure)
   end
   local kind, state = self._kind, self.state
+  local update_group = kind.update_group
   for _, group in ipairs(self.param_groups) do
-    for _, p in ipairs(group.params) do
-      local grad = p.grad
-      if grad ~= nil then kind.update(p, grad, state[p], group) end
+    if update_group then
+      update_group(group, state)
+    else
+      for _, p in ipairs(group.params) do
+        local grad = p.grad
+        if grad ~= nil then kind.update(p, grad, state[p], group) end
+      end
     end
   end
   return loss

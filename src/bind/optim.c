@@ -9,6 +9,8 @@
  *   _optim_rmsprop(param, grad, square_avg, grad_avg|nil, buf|nil, lr, alpha, eps, weight_decay,
  *                  momentum)
  *   _optim_adagrad(param, grad, sum, lr, lr_decay, weight_decay, eps, step)
+ *   _optim_adam_group(params, state, first, lr, beta1, beta2, eps, weight_decay, amsgrad)
+ *                     (and _optim_adamw_group): a whole group's Adam step in one call (below)
  *
  * The parameter and the buffers are written in place (versions bumped). A parameter is a leaf that
  * requires grad, so lt_inplace's autograd check does not apply: an optimizer step is outside the
@@ -121,6 +123,68 @@ static int adam(lua_State *L, bool decoupled) {
 static int l_adam(lua_State *L) { return adam(L, false); }
 static int l_adamw(lua_State *L) { return adam(L, true); }
 
+/* A state buffer the group step can write as it is: a contiguous tensor of param's shape and dtype. */
+static mg_tensor *usable_buffer(lua_State *L, int idx, const mg_tensor *param) {
+    mg_tensor *b = lt_test(L, idx);
+    return b && b->dtype == param->dtype && mg_same_shape(b, param) && mg_is_contiguous(b) ? b : NULL;
+}
+
+/* _optim_adam_group(params, state, first, lr, beta1, beta2, eps, weight_decay, amsgrad) (and
+ * _optim_adamw_group): the step of a whole parameter group in one call, from params[first] on.
+ * Each parameter with a .grad gets state.step + 1 and the update of _optim_adam. Returns nothing
+ * when the group is done, or the index of the first parameter that needs the per-parameter path
+ * (its state not created yet, a strided or mismatched tensor, a step that is not an integer, a
+ * hyperparameter that is not a number): the Lua layer updates that one and calls again from the
+ * next, so every check and message stays _optim_adam's. */
+static int adam_group(lua_State *L, bool decoupled) {
+    lua_settop(L, 9);
+    luaL_checktype(L, 1, LUA_TTABLE);
+    luaL_checktype(L, 2, LUA_TTABLE);
+    lua_Integer i = luaL_checkinteger(L, 3);
+    bool numbers = true; /* else every parameter takes the per-parameter path (and its errors) */
+    for (int a = 4; a <= 8; a++) numbers = numbers && lua_type(L, a) == LUA_TNUMBER;
+    const bool amsgrad = lua_toboolean(L, 9);
+    mg_adam_options o = {.lr = lua_tonumber(L, 4),
+                         .beta1 = lua_tonumber(L, 5),
+                         .beta2 = lua_tonumber(L, 6),
+                         .eps = lua_tonumber(L, 7),
+                         .weight_decay = lua_tonumber(L, 8),
+                         .decoupled = decoupled};
+    mg_ctx *ctx = lt_ctx(L);
+    for (;; i++) {
+        lua_settop(L, 9);
+        if (lua_rawgeti(L, 1, i) == LUA_TNIL) return 0; /* 10: the parameter (ipairs' end) */
+        mg_tensor *p = lt_test(L, 10);
+        if (!numbers || !p || !mg_is_floating((mg_dtype)p->dtype) || !mg_is_contiguous(p)) break;
+        if (lua_getiuservalue(L, 10, LT_UV_GRAD) == LUA_TNIL) continue; /* 11: .grad */
+        const mg_tensor *g = lt_test(L, 11);
+        if (!g || g->dtype != p->dtype || !mg_same_shape(g, p) || !mg_is_contiguous(g)) break;
+        lua_pushvalue(L, 10);
+        if (lua_rawget(L, 2) != LUA_TTABLE) break; /* 12: state[p] */
+        if (lua_getfield(L, 12, "step") != LUA_TNUMBER || !lua_isinteger(L, 13)) break;
+        const lua_Integer step = lua_tointeger(L, 13);
+        if (step < 0 || step == LUA_MAXINTEGER) break;
+        lua_getfield(L, 12, "exp_avg");    /* 14 */
+        lua_getfield(L, 12, "exp_avg_sq"); /* 15 */
+        mg_tensor *m = usable_buffer(L, 14, p), *v = usable_buffer(L, 15, p), *vmax = NULL;
+        if (!m || !v) break;
+        if (amsgrad) {
+            lua_getfield(L, 12, "max_exp_avg_sq"); /* 16 */
+            if (!(vmax = usable_buffer(L, 16, p))) break;
+        }
+        lua_pushinteger(L, step + 1);
+        lua_setfield(L, 12, "step");
+        o.step = (int64_t)step + 1;
+        LT_TRY(L, 1, mg_optim_adam(ctx, p, g, m, v, vmax, &o));
+        mg_tensor *const buffers[] = {m, v, vmax};
+        finish(L, p, p, buffers, 3);
+    }
+    lua_pushinteger(L, i);
+    return 1;
+}
+static int l_adam_group(lua_State *L) { return adam_group(L, false); }
+static int l_adamw_group(lua_State *L) { return adam_group(L, true); }
+
 static int l_rmsprop(lua_State *L) {
     mg_tensor *param = check_param(L);
     lua_settop(L, 10);
@@ -159,4 +223,5 @@ static int l_adagrad(lua_State *L) {
 
 const luaL_Reg lt_optim_functions[] = {
     {"_optim_sgd", l_sgd},         {"_optim_adam", l_adam},       {"_optim_adamw", l_adamw},
-    {"_optim_rmsprop", l_rmsprop}, {"_optim_adagrad", l_adagrad}, {NULL, NULL}};
+    {"_optim_rmsprop", l_rmsprop}, {"_optim_adagrad", l_adagrad}, {"_optim_adam_group", l_adam_group},
+    {"_optim_adamw_group", l_adamw_group}, {NULL, NULL}};

@@ -607,9 +607,43 @@ mg_status mg_linear(mg_ctx *ctx, mg_tensor *out, const mg_tensor *x, const mg_te
     return st;
 }
 
+/* db: the columns of g (rows, cols) summed, row by row from 0 (float32 in a double accumulator,
+ * rounded once): the order and roundings of mg_sum_to's strided fold, with the adds of the
+ * columns side by side (they vectorize) instead of one column after another. */
+#define DEFINE_SUM_ROWS(NAME, T)                                                           \
+    static void NAME(void *out, const void *gp, int64_t rows, int64_t cols) {              \
+        enum { CHUNK = 256 };                                                              \
+        double acc[CHUNK];                                                                 \
+        for (int64_t c0 = 0; c0 < cols; c0 += CHUNK) {                                     \
+            const int64_t nc = cols - c0 < CHUNK ? cols - c0 : CHUNK;                      \
+            for (int64_t c = 0; c < nc; c++) acc[c] = 0;                                   \
+            for (int64_t r = 0; r < rows; r++) {                                           \
+                const T *row = (const T *)gp + r * cols + c0;                              \
+                for (int64_t c = 0; c < nc; c++) acc[c] += row[c];                         \
+            }                                                                              \
+            for (int64_t c = 0; c < nc; c++) ((T *)out)[c0 + c] = (T)acc[c];               \
+        }                                                                                  \
+    }
+DEFINE_SUM_ROWS(sum_rows_f32, float)
+DEFINE_SUM_ROWS(sum_rows_f64, double)
+typedef void (*sum_rows_fn)(void *, const void *, int64_t, int64_t);
+static const sum_rows_fn sum_rows_kernels[2] = {sum_rows_f32, sum_rows_f64};
+
 static mg_status linear_backward(mg_ctx *ctx, const mg_backward_args *a, int i, mg_tensor *gin) {
     const mg_tensor *x = a->inputs[0], *w = a->inputs[1], *g = a->gout;
-    if (i == 2) return mg_sum_to(ctx, gin, g);
+    if (i == 2) {
+        /* the common case (contiguous g and gin of one float dtype, gin the bias's (O) shape) in
+         * one pass; a single column (a contiguous fold: mg_sum_to's own order) and anything
+         * else through mg_sum_to */
+        const int64_t O = g->ndim ? g->size[g->ndim - 1] : 0;
+        if (O > 1 && gin->ndim == 1 && gin->size[0] == O && gin->dtype == g->dtype &&
+            (g->dtype == MG_FLOAT32 || g->dtype == MG_FLOAT64) && mg_is_contiguous(gin) &&
+            mg_is_contiguous(g)) {
+            sum_rows_kernels[g->dtype](mg_tensor_data(gin), mg_tensor_data(g), g->numel / O, O);
+            return MG_OK;
+        }
+        return mg_sum_to(ctx, gin, g);
+    }
     if (i == 0) return mg_matmul(ctx, gin, g, w);
     /* dW (O, I) = g2^T x2 */
     const mg_dtype dt = (mg_dtype)gin->dtype;
