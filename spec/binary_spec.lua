@@ -99,7 +99,9 @@ describe("binary", function()
     it("refuses a bool tensor", function()
       H.errors(function() return mg.neg(mg.tensor{true}) end,
         "bad argument #1 to 'neg' (negation of a bool tensor is not supported)")
-      H.errors(function() return -mg.tensor{true} end, "(negation of a bool tensor is not supported)")
+      -- API.md: unary - reports errors as 'neg' (Lua itself would name the metamethod 'unm')
+      H.errors(function() return -mg.tensor{true} end,
+        "bad argument #1 to 'neg' (negation of a bool tensor is not supported)")
     end)
   end)
 

@@ -134,6 +134,14 @@ static int l_neg(lua_State *L) {
     return binary(L, MG_BIN_SUB);
 }
 
+/* -t: Lua names this metamethod 'unm' in messages; API.md names it 'neg', so the one error -t can
+ * raise is worded here (a tensor is always the operand of __unm). */
+static int l_unm(lua_State *L) {
+    if (lt_check(L, 1)->dtype == MG_BOOL)
+        return luaL_error(L, "bad argument #1 to 'neg' (negation of a bool tensor is not supported)");
+    return l_neg(L);
+}
+
 /* where(cond, a, b): cond is bool; a and b numbers or tensors, promoted together. */
 static int l_where(lua_State *L) {
     mg_ctx *ctx = lt_ctx(L);
@@ -270,5 +278,5 @@ const luaL_Reg lt_binary_functions[] = {{"where", l_where}, {NULL, NULL}};
 
 const luaL_Reg lt_binary_metamethods[] = {
     {"__add", l_ADD}, {"__sub", l_SUB}, {"__mul", l_MUL}, {"__div", l_DIV}, {"__pow", l_POW},
-    {"__unm", l_neg},
+    {"__unm", l_unm},
     {NULL, NULL}};
