@@ -360,16 +360,19 @@ describe("binary", function()
       assert.same({true, true, true}, mg.where(cond, mg.tensor{true, true, true}, mg.tensor{false, true, false}):totable())
     end)
 
-    -- torch.where(torch.tensor([True, False]), 1, 0) -> int64 [1, 0]; (.., 1.5, 0) -> float32
+    -- torch.where(torch.tensor([True, False]), 1, 0) -> int64 [1, 0]; (.., 1.5, 0) -> float32.
+    -- API.md: Lua numbers, integers too, take the default dtype (as in mg.tensor{1, 0}), so two
+    -- numbers give float32 here; booleans give bool.
     it("takes numbers on either side", function()
       local y = mg.where(cond, 1, 0)
-      assert.equal("int64", y.dtype)
+      assert.equal("float32", y.dtype)
       assert.same({1, 0, 1}, y:totable())
       y = mg.where(cond, 1.5, 0)
       assert.equal("float32", y.dtype)
       assert.same({1.5, 0, 1.5}, y:totable())
       assert.same({-1, 20, -1}, mg.where(cond, -1, mg.tensor{10, 20, 30}):totable())
       assert.same({1, 0, 3}, mg.where(cond, long{1, 2, 3}, 0):totable())
+      assert.same({true, false, true}, mg.where(cond, true, false):totable())
     end)
 
     -- torch.where(torch.tensor([True, False]), torch.tensor([-7, 7]), torch.tensor([1.5, -2.])) -> float32

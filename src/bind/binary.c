@@ -156,7 +156,8 @@ static int l_where(lua_State *L) {
     if (ta && tb) dt = tensors_dtype(ta, tb);
     else if (ta) dt = lt_number_dtype(L, 3, (mg_dtype)ta->dtype);
     else if (tb) dt = lt_number_dtype(L, 2, (mg_dtype)tb->dtype);
-    else dt = (lua_isinteger(L, 2) && lua_isinteger(L, 3)) ? MG_INT64 : ctx->default_dtype;
+    else if (lua_isboolean(L, 2) && lua_isboolean(L, 3)) dt = MG_BOOL;
+    else dt = ctx->default_dtype; /* API.md: Lua numbers, integers too, take the default dtype */
     mg_scalar sa, sb;
     const mg_tensor *a = lt_operand(L, 2, dt, &sa);
     const mg_tensor *b = lt_operand(L, 3, dt, &sb);
