@@ -6,8 +6,8 @@
  * grad holds its node in user value LT_UV_NODE; a node holds, in its own user values,
  *   1..n        its inputs (tensors; a number operand is recorded as a 0-d tensor),
  *   n+1..n+k    tensors saved for backward besides the inputs (e.g. the output of exp),
- *   n+k+1       the output (rules read its geometry; a cycle the collector handles),
- *   n+k+2       the gradient arriving at the output during a backward pass.
+ *   n+k+1       the gradient arriving at the output during a backward pass
+ * (the node points to its output without holding it: see uv_pending).
  * So the graph lives exactly as long as something can reach a result of it, and the collector
  * frees it like any Lua data: loops need no collectgarbage().
  *
@@ -29,9 +29,10 @@
 
 #define NODE_MT "moongrad.Node"
 
-/* user values of a node */
-static int uv_output(const mg_node *n) { return n->ninputs + n->nsaved + 1; }
-static int uv_pending(const mg_node *n) { return n->ninputs + n->nsaved + 2; }
+/* user values of a node: its inputs, its saved tensors, then the pending gradient. The result is
+ * not among them: a node is reachable only through its result (t.grad_fn, or the inputs of later
+ * nodes, which are results too), so n->out is valid whenever a backward pass can reach n. */
+static int uv_pending(const mg_node *n) { return n->ninputs + n->nsaved + 1; }
 
 int lt_grad_needed(lua_State *L, int n, const int *idx) {
     if (!lt_ctx(L)->grad_enabled) return 0;
@@ -68,7 +69,7 @@ mg_node *lt_record(lua_State *L, int out_idx, mg_family family, int op, int ninp
         luaL_error(L, "an op with %d tensor inputs is too wide to record for autograd (at most 60000)",
                    ninputs);
     mg_node *n = (mg_node *)lua_newuserdatauv(L, sizeof(mg_node) + sizeof n->operand[0] * nversions,
-                                              ninputs + nsaved + 2);
+                                              ninputs + nsaved + 1);
     memset(n, 0, sizeof *n);
     n->family = (uint8_t)family;
     n->op = (uint8_t)op;
@@ -93,8 +94,6 @@ mg_node *lt_record(lua_State *L, int out_idx, mg_family family, int op, int ninp
         lua_setiuservalue(L, node, i + 1);
     }
     n->out = out;
-    lua_pushvalue(L, out_idx);
-    lua_setiuservalue(L, node, uv_output(n));
     lua_setiuservalue(L, out_idx, LT_UV_NODE); /* pops the node */
     out->requires_grad = 1;
     return n;
