@@ -286,9 +286,13 @@ mg_status mg_binary_backward(mg_ctx *ctx, const mg_backward_args *a, int i, mg_t
         break;
     case MG_BIN_POW:
         if (i == 0) { /* g y x^(y-1) */
-            st = with_number(ctx, MG_BIN_SUB, f, y, 1.0); /* y broadcast to out's shape */
-            if (st == MG_OK) st = mg_binary(ctx, MG_BIN_POW, f, x, f);
-            if (st == MG_OK) st = mg_binary(ctx, MG_BIN_MUL, f, f, y);
+            if (scalar_exponent(y) == 2.0) { /* x^1 is x exactly: the same bits, two passes fewer */
+                st = mg_binary(ctx, MG_BIN_MUL, f, x, y);
+            } else {
+                st = with_number(ctx, MG_BIN_SUB, f, y, 1.0); /* y broadcast to out's shape */
+                if (st == MG_OK) st = mg_binary(ctx, MG_BIN_POW, f, x, f);
+                if (st == MG_OK) st = mg_binary(ctx, MG_BIN_MUL, f, f, y);
+            }
             if (st == MG_OK) st = mg_binary(ctx, MG_BIN_MUL, f, f, g);
             /* 0 where y == 0; a number exponent (0-d) other than 0 needs no pass for it */
             const bool nonzero_scalar = y->ndim == 0 && mg_tensor_data(y) &&

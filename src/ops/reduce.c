@@ -479,6 +479,15 @@ static mg_status release(mg_ctx *ctx, scratches *ss, mg_status st) {
 /* gin <- gout spread back over the reduced dims (iarg[0]: the dims mask), times `scale`. gout is
  * contiguous (the engine makes every gradient fresh), with or without the reduced dims. */
 static mg_status spread(mg_ctx *ctx, const mg_backward_args *a, mg_tensor *gin, double scale) {
+    const mg_tensor *g = a->gout;
+    if (g->numel == 1 && mg_is_floating((mg_dtype)g->dtype) && g->dtype == gin->dtype) {
+        /* a reduction to one value (a loss): one pass writing g * scale, rounded as the two-step
+         * path rounds it (the gradient in gin's dtype, then the product in that dtype) */
+        const double v = g->dtype == MG_FLOAT32 ? (double)*(const float *)mg_tensor_data(g)
+                                                : *(const double *)mg_tensor_data(g);
+        const double product = g->dtype == MG_FLOAT32 ? (double)((float)v * (float)scale) : v * scale;
+        return mg_fill(ctx, gin, scale != 1.0 ? product : v, 0);
+    }
     mg_view_buf vb;
     mg_status st = mg_copy(ctx, gin, kept_view(&vb, a->gout, gin, (uint32_t)a->node->iarg[0]));
     if (st == MG_OK && scale != 1.0) st = with_number(ctx, MG_BIN_MUL, gin, gin, scale);
