@@ -265,12 +265,15 @@ mg_status mg_binary_backward(mg_ctx *ctx, const mg_backward_args *a, int i, mg_t
 
     mg_scratch sx, sy, full, tmp;
     const mg_tensor *x, *y;
-    sx.s.data = sy.s.data = tmp.s.data = NULL;
+    sx.s.data = sy.s.data = tmp.s.data = full.s.data = NULL;
     mg_status st = as_dtype(ctx, a->inputs[0], dt, &sx, &x);
     if (st == MG_OK) st = as_dtype(ctx, a->inputs[1], dt, &sy, &y);
-    if (st == MG_OK) st = mg_scratch_new(ctx, &full, dt, g->ndim, g->size);
+    /* the full-shape gradient is computed in gin itself when the input was not broadcast (no
+     * scratch, no copy); else in scratch, summed back to gin's shape at the end */
+    const bool in_place = gin->dtype == dt && mg_same_shape(gin, g) && mg_is_contiguous(gin);
+    if (st == MG_OK && !in_place) st = mg_scratch_new(ctx, &full, dt, g->ndim, g->size);
     if (st != MG_OK) goto done;
-    mg_tensor *f = &full.t;
+    mg_tensor *f = in_place ? gin : &full.t;
     switch (op) {
     case MG_BIN_SUB: st = with_number(ctx, MG_BIN_MUL, f, g, -1.0); break;
     case MG_BIN_MUL: st = mg_binary(ctx, MG_BIN_MUL, f, g, i == 0 ? y : x); break;
@@ -315,9 +318,9 @@ mg_status mg_binary_backward(mg_ctx *ctx, const mg_backward_args *a, int i, mg_t
     }
     default: st = mg_fail(ctx, MG_EVALUE, 0, "'%s' is not differentiable", names[op]); break;
     }
-    if (st == MG_OK) st = mg_sum_to(ctx, gin, f);
-    mg_scratch_free(ctx, &full);
+    if (st == MG_OK && f != gin) st = mg_sum_to(ctx, gin, f);
 done:
+    if (full.s.data) mg_scratch_free(ctx, &full);
     if (tmp.s.data) mg_scratch_free(ctx, &tmp);
     if (sx.s.data) mg_scratch_free(ctx, &sx);
     if (sy.s.data) mg_scratch_free(ctx, &sy);
