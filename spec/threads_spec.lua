@@ -28,9 +28,16 @@ describe("threads", function()
       mg.manual_seed(11)
       local a, b = mg.randn(700, 1100), mg.randn(1100)
       local big = mg.randn(600, 300)
+      -- optimizer updates of a parameter large enough to be split
+      local p, q = mg.randn(300000):requires_grad_(), mg.randn(300000):requires_grad_()
+      p.grad, q.grad = mg.randn(300000), mg.randn(300000)
+      local sgd = mg.optim.SGD({p}, {lr = 0.1, momentum = 0.9})
+      local adam = mg.optim.Adam({q}, {lr = 0.01})
+      for _ = 1, 3 do sgd:step(); adam:step() end
       return {
         a + b, a * 3 - b, (a:t() + 1):t(), a:exp(), a:sigmoid(), a:clamp(-0.5, 0.5),
         a:double(), mg.where(a:gt(0), a, b), a:sum(2), a:mean(1), big:matmul(big:t()),
+        p:detach(), q:detach(),
       }
     end
 

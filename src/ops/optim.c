@@ -144,27 +144,58 @@ static mg_status bad_dtype(mg_ctx *ctx, const mg_tensor *param) {
                    mg_dtype_name((mg_dtype)param->dtype));
 }
 
+/* Large parameters are split between the ctx's threads: every element is updated by one thread
+ * with the same arithmetic, so the result does not depend on the split. */
+#define OPTIM_GRAIN 32768
+
+/* The element range [b, e) of an array of dtype dt (NULL stays NULL). */
+#define AT(ptr, dt, b) ((ptr) ? (void *)((char *)(ptr) + (size_t)(b) * ((dt) == MG_FLOAT32 ? 4 : 8)) : NULL)
+
+typedef struct sgd_job {
+    mg_dtype dt;
+    void *p, *b;
+    const void *g;
+    const mg_sgd_options *o;
+} sgd_job;
+
+static void sgd_range(void *arg, int64_t b, int64_t e) {
+    const sgd_job *j = (const sgd_job *)arg;
+    if (j->dt == MG_FLOAT32) sgd_f32(AT(j->p, j->dt, b), AT(j->g, j->dt, b), AT(j->b, j->dt, b), e - b, j->o);
+    else sgd_f64(AT(j->p, j->dt, b), AT(j->g, j->dt, b), AT(j->b, j->dt, b), e - b, j->o);
+}
+
 mg_status mg_optim_sgd(mg_ctx *ctx, mg_tensor *param, const mg_tensor *grad, mg_tensor *buf,
                        const mg_sgd_options *o) {
-    void *p = mg_tensor_data(param), *b = data_or_null(buf);
-    const void *g = mg_tensor_data(grad);
-    switch (param->dtype) {
-    case MG_FLOAT32: sgd_f32(p, g, b, param->numel, o); return MG_OK;
-    case MG_FLOAT64: sgd_f64(p, g, b, param->numel, o); return MG_OK;
-    default: return bad_dtype(ctx, param);
-    }
+    if (!mg_is_floating((mg_dtype)param->dtype)) return bad_dtype(ctx, param);
+    sgd_job job = {(mg_dtype)param->dtype, mg_tensor_data(param), data_or_null(buf),
+                   mg_tensor_data(grad), o};
+    mg_parallel_for(ctx, param->numel, OPTIM_GRAIN, sgd_range, &job);
+    return MG_OK;
+}
+
+typedef struct adam_job {
+    mg_dtype dt;
+    void *p, *m, *v, *vmax;
+    const void *g;
+    const mg_adam_options *o;
+} adam_job;
+
+static void adam_range(void *arg, int64_t b, int64_t e) {
+    const adam_job *j = (const adam_job *)arg;
+    const mg_dtype dt = j->dt;
+    if (dt == MG_FLOAT32)
+        adam_f32(AT(j->p, dt, b), AT(j->g, dt, b), AT(j->m, dt, b), AT(j->v, dt, b), AT(j->vmax, dt, b), e - b, j->o);
+    else
+        adam_f64(AT(j->p, dt, b), AT(j->g, dt, b), AT(j->m, dt, b), AT(j->v, dt, b), AT(j->vmax, dt, b), e - b, j->o);
 }
 
 mg_status mg_optim_adam(mg_ctx *ctx, mg_tensor *param, const mg_tensor *grad, mg_tensor *exp_avg,
                         mg_tensor *exp_avg_sq, mg_tensor *max_exp_avg_sq, const mg_adam_options *o) {
-    void *p = mg_tensor_data(param), *m = mg_tensor_data(exp_avg), *v = mg_tensor_data(exp_avg_sq);
-    void *vmax = data_or_null(max_exp_avg_sq);
-    const void *g = mg_tensor_data(grad);
-    switch (param->dtype) {
-    case MG_FLOAT32: adam_f32(p, g, m, v, vmax, param->numel, o); return MG_OK;
-    case MG_FLOAT64: adam_f64(p, g, m, v, vmax, param->numel, o); return MG_OK;
-    default: return bad_dtype(ctx, param);
-    }
+    if (!mg_is_floating((mg_dtype)param->dtype)) return bad_dtype(ctx, param);
+    adam_job job = {(mg_dtype)param->dtype, mg_tensor_data(param), mg_tensor_data(exp_avg),
+                    mg_tensor_data(exp_avg_sq), data_or_null(max_exp_avg_sq), mg_tensor_data(grad), o};
+    mg_parallel_for(ctx, param->numel, OPTIM_GRAIN, adam_range, &job);
+    return MG_OK;
 }
 
 mg_status mg_optim_rmsprop(mg_ctx *ctx, mg_tensor *param, const mg_tensor *grad, mg_tensor *square_avg,
