@@ -91,8 +91,9 @@ typedef struct mg_iter {
 void mg_iter_init(mg_iter *it, int nops, const mg_tensor *const *ops);
 void mg_iter_run(const mg_iter *it, mg_inner_fn inner, const void *extra);
 /* The same, split between the ctx's threads when there are at least 2 * MG_GRAIN_ELEMENTWISE
- * elements (below that, starting threads costs more than it saves). */
-#define MG_GRAIN_ELEMENTWISE 131072
+ * elements (below that, starting threads costs more than it saves: measured with W6's 200 704-
+ * element gradients, which gain from two threads since the pool's waits spin with `pause`). */
+#define MG_GRAIN_ELEMENTWISE 65536
 void mg_iter_run_parallel(mg_ctx *ctx, const mg_iter *it, mg_inner_fn inner, const void *extra);
 
 /* A 0-d tensor over a C value, for numbers on either side of an operator. */
