@@ -369,7 +369,10 @@ static mg_status pointwise_backward(mg_ctx *ctx, const mg_backward_args *a, int 
  *   loss_n = lse - x_t   (log_softmax then nll, fused).
  * Backward: d loss_n / d x_c = softmax_c - [c == t] = e^(x_c - lse) - [c == t], times g_n (none)
  * or g / N (mean) or g (sum). lse is saved in float64 so the softmax is exact to the dtype. */
-#define DEFINE_CROSS_ENTROPY(NAME, T)                                                      \
+/* e^v in the dtype's precision (float32 logits: expf, as PyTorch computes them; sums stay double) */
+#define EXP_F32(v) ((double)expf((float)(v)))
+#define EXP_F64(v) exp(v)
+#define DEFINE_CROSS_ENTROPY(NAME, T, EXP)                                                 \
     static void NAME(void *out, double *lse, const void *xp, const int64_t *t, int64_t N,  \
                      int64_t C, mg_reduction red) {                                        \
         T *o = (T *)out;                                                                   \
@@ -378,7 +381,7 @@ static mg_status pointwise_backward(mg_ctx *ctx, const mg_backward_args *a, int 
             const T *row = (const T *)xp + n * C;                                          \
             double m = -INFINITY, s = 0;                                                   \
             for (int64_t c = 0; c < C; c++) m = row[c] > m ? (double)row[c] : m;           \
-            for (int64_t c = 0; c < C; c++) s += exp((double)row[c] - m);                  \
+            for (int64_t c = 0; c < C; c++) s += EXP((double)row[c] - m);                  \
             lse[n] = m + log(s);                                                           \
             const double l = lse[n] - (double)row[t[n] - 1];                               \
             if (red == MG_REDUCTION_NONE) o[n] = (T)l;                                     \
@@ -387,13 +390,13 @@ static mg_status pointwise_backward(mg_ctx *ctx, const mg_backward_args *a, int 
         if (red != MG_REDUCTION_NONE)                                                      \
             o[0] = (T)(red == MG_REDUCTION_MEAN ? total / (double)N : total);              \
     }
-DEFINE_CROSS_ENTROPY(cross_entropy_f32, float)
-DEFINE_CROSS_ENTROPY(cross_entropy_f64, double)
+DEFINE_CROSS_ENTROPY(cross_entropy_f32, float, EXP_F32)
+DEFINE_CROSS_ENTROPY(cross_entropy_f64, double, EXP_F64)
 typedef void (*cross_entropy_fn)(void *, double *, const void *, const int64_t *, int64_t, int64_t,
                                  mg_reduction);
 static const cross_entropy_fn cross_entropy_kernels[2] = {cross_entropy_f32, cross_entropy_f64};
 
-#define DEFINE_DCROSS_ENTROPY(NAME, T)                                                     \
+#define DEFINE_DCROSS_ENTROPY(NAME, T, EXP)                                                \
     static void NAME(void *dst, const void *xp, const double *lse, const int64_t *t,       \
                      const void *gp, int64_t N, int64_t C, mg_reduction red) {             \
         const T *g = (const T *)gp;                                                        \
@@ -403,11 +406,11 @@ static const cross_entropy_fn cross_entropy_kernels[2] = {cross_entropy_f32, cro
             const double s = red == MG_REDUCTION_NONE ? (double)g[n]                       \
                                                       : reduced_grad(red, (double)g[0], N); \
             for (int64_t c = 0; c < C; c++)                                                \
-                o[c] = (T)((exp((double)row[c] - lse[n]) - (c == t[n] - 1)) * s);          \
+                o[c] = (T)((EXP((double)row[c] - lse[n]) - (c == t[n] - 1)) * s);          \
         }                                                                                  \
     }
-DEFINE_DCROSS_ENTROPY(dcross_entropy_f32, float)
-DEFINE_DCROSS_ENTROPY(dcross_entropy_f64, double)
+DEFINE_DCROSS_ENTROPY(dcross_entropy_f32, float, EXP_F32)
+DEFINE_DCROSS_ENTROPY(dcross_entropy_f64, double, EXP_F64)
 typedef void (*dcross_entropy_fn)(void *, const void *, const double *, const int64_t *,
                                   const void *, int64_t, int64_t, mg_reduction);
 static const dcross_entropy_fn dcross_entropy_kernels[2] = {dcross_entropy_f32, dcross_entropy_f64};
