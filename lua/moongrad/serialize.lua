@@ -197,8 +197,8 @@ M._read_json = read_json
 
 -- ---- save -------------------------------------------------------------------------------------
 
--- mg.save(path, tensors [, metadata])
-function M.save(path, tensors, metadata)
+-- The flat format: a table string -> tensor (what safetensors holds).
+local function save_flat(path, tensors, metadata)
   if type(path) ~= "string" then argerror("save", 1, "string path expected, got " .. type(path)) end
   if type(tensors) ~= "table" or core.is_tensor(tensors) then
     argerror("save", 2, "table of tensors expected, got " .. (core.is_tensor(tensors) and "tensor" or type(tensors)))
@@ -273,15 +273,15 @@ local function shape_str(shape)
 end
 
 -- mg.load(path) -> tensors, metadata
-function M.load(path)
-  if type(path) ~= "string" then argerror("load", 1, "string path expected, got " .. type(path)) end
+-- Called by M.load: its errors are raised at level 3, which is M.load's caller.
+local function load_flat(path)
   local f, err = io.open(path, "rb")
-  if not f then error("mg.load: cannot open " .. err, 2) end
+  if not f then error("mg.load: cannot open " .. err, 3) end
   local data = f:read("a")
   f:close()
-  if not data then error("mg.load: " .. path .. ": cannot read the file", 2) end
+  if not data then error("mg.load: " .. path .. ": cannot read the file", 3) end
   local function bad(fmt, ...)
-    error("mg.load: " .. path .. ": " .. string.format(fmt, ...), 3)
+    error("mg.load: " .. path .. ": " .. string.format(fmt, ...), 4)
   end
 
   if #data < 8 then bad("file too short for a safetensors header (%d bytes, need at least 8)", #data) end
@@ -350,6 +350,112 @@ function M.load(path)
     out[name] = core._tensor_from_bytes(data, base + b, FROM_ST[dt], shape)
   end
   return out, metadata
+end
+
+-- ---- nested tables ----------------------------------------------------------------------------
+-- An optimizer's state_dict ({state = {[1] = {step = 3, exp_avg = t}}, param_groups = {...}}) is
+-- more than names and tensors. Such a table is saved flat all the same, so that any safetensors
+-- reader sees its tensors: each tensor under its dotted path ("state.1.exp_avg"), and the shape of
+-- the table with its other values in one metadata entry, STRUCTURE, as JSON strings that carry
+-- their Lua type: "t:<path>" a tensor, "i:3" an integer, "f:0.001" a float, "s:..." a string,
+-- "b:true" a boolean; keys likewise "s:name" or "i:1".
+local STRUCTURE = "moongrad.structure"
+
+local function is_flat(tbl)
+  for k, v in pairs(tbl) do
+    if type(k) ~= "string" or not core.is_tensor(v) then return false end
+  end
+  return true
+end
+
+-- Encodes tbl (at dotted path `path`) into JSON, collecting its tensors; returns the JSON text,
+-- or nil and the complaint about the first value it cannot save.
+local function encode(tbl, path, tensors, seen)
+  if seen[tbl] then return nil, string.format("%s refers to itself", path ~= "" and path or "the table") end
+  seen[tbl] = true
+  local items = {}
+  for k, v in pairs(tbl) do
+    local key
+    if math.type(k) == "integer" then key = "i:" .. k
+    elseif type(k) == "string" then key = "s:" .. k
+    else return nil, string.format("key %s of %s is a %s (strings and integers can be saved)", tostring(k),
+      path ~= "" and path or "the table", math.type(k) or type(k)) end
+    local sub = (path ~= "" and path .. "." or "") .. tostring(k)
+    local val
+    if core.is_tensor(v) then
+      if tensors[sub] then return nil, string.format("two values have the path %q", sub) end
+      tensors[sub] = v
+      val = json_string("t:" .. sub)
+    elseif math.type(v) == "integer" then val = json_string("i:" .. v)
+    elseif math.type(v) == "float" then val = json_string(string.format("f:%.17g", v))
+    elseif type(v) == "string" then val = json_string("s:" .. v)
+    elseif type(v) == "boolean" then val = json_string("b:" .. tostring(v))
+    elseif type(v) == "table" then
+      local err
+      val, err = encode(v, sub, tensors, seen)
+      if not val then return nil, err end
+    else
+      return nil, string.format("%s is a %s (tensors, numbers, strings, booleans and tables can be saved)",
+        sub, type(v))
+    end
+    items[#items + 1] = json_string(key) .. ":" .. val
+  end
+  seen[tbl] = nil
+  table.sort(items) -- the same table always gives the same bytes
+  return "{" .. table.concat(items, ",") .. "}"
+end
+
+local function decode(obj, tensors)
+  local out = {}
+  for key, v in pairs(obj) do
+    local kt, kv = key:match("^(%a):(.*)$")
+    local k = kt == "i" and math.tointeger(tonumber(kv)) or kv
+    if type(v) == "table" then
+      out[k] = decode(v, tensors)
+    else
+      local t, x = v:match("^(%a):(.*)$")
+      if t == "t" then out[k] = tensors[x]
+      elseif t == "i" then out[k] = math.tointeger(tonumber(x))
+      elseif t == "f" then
+        out[k] = (tonumber(x) or (x == "inf" and math.huge) or (x == "-inf" and -math.huge) or 0 / 0) + 0.0
+      elseif t == "b" then out[k] = x == "true"
+      else out[k] = x end
+    end
+  end
+  return out
+end
+
+-- mg.save(path, tensors [, metadata]): a table of named tensors, or any nested table of tensors,
+-- numbers, strings and booleans (an optimizer's state_dict).
+function M.save(path, tensors, metadata)
+  if type(tensors) ~= "table" or core.is_tensor(tensors) or is_flat(tensors) then
+    return save_flat(path, tensors, metadata)
+  end
+  if type(path) ~= "string" then argerror("save", 1, "string path expected, got " .. type(path)) end
+  if metadata ~= nil and type(metadata) ~= "table" then
+    argerror("save", 3, "table of strings expected, got " .. type(metadata))
+  end
+  local flat = {}
+  local text, err = encode(tensors, "", flat, {})
+  if not text then argerror("save", 2, err) end
+  local md = {}
+  for k, v in pairs(metadata or {}) do md[k] = v end
+  md[STRUCTURE] = text
+  return save_flat(path, flat, md)
+end
+
+-- mg.load(path): the table that was saved (flat, or rebuilt from its structure), and the metadata.
+function M.load(path)
+  if type(path) ~= "string" then argerror("load", 1, "string path expected, got " .. type(path)) end
+  local tensors, metadata = load_flat(path)
+  local text = metadata[STRUCTURE]
+  if not text then return tensors, metadata end
+  local ok, obj = pcall(read_json, text)
+  if not ok or type(obj) ~= "table" then
+    error(string.format("mg.load: %s: bad %s metadata: %s", path, STRUCTURE, tostring(obj)), 2)
+  end
+  metadata[STRUCTURE] = nil
+  return decode(obj, tensors), metadata
 end
 
 return M
