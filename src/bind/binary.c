@@ -38,6 +38,15 @@ static void check_sub_operands(lua_State *L, const mg_tensor *a, const mg_tensor
 }
 
 /* out = a op b, a new tensor. Operands at stack slots 1 and 2; errors name them #1 and #2. */
+/* The type error for a bad operand of op. Lua names the function from the call site; an operator
+ * reached through the string library's coercion ("a" + t) has no name there, so op's is used. */
+static int operand_error(lua_State *L, int arg, mg_binary_op op) {
+    lua_Debug ar;
+    if (lua_getstack(L, 0, &ar) && lua_getinfo(L, "n", &ar) && ar.name) return luaL_typeerror(L, arg, "number or tensor");
+    return luaL_error(L, "bad argument #%d to '%s' (number or tensor expected, got %s)", arg,
+                      mg_binary_name(op), luaL_typename(L, arg));
+}
+
 static int binary(lua_State *L, mg_binary_op op) {
     mg_ctx *ctx = lt_ctx(L);
     const mg_tensor *ta = lt_test(L, 1), *tb = lt_test(L, 2);
@@ -52,6 +61,10 @@ static int binary(lua_State *L, mg_binary_op op) {
     }
     if (!ta && !tb) return luaL_typeerror(L, lua_isnumber(L, 1) ? 2 : 1, "tensor");
     lua_settop(L, 2);
+    for (int arg = 1; arg <= 2; arg++) {
+        const int type = lua_type(L, arg);
+        if (type != LUA_TNUMBER && type != LUA_TBOOLEAN && !lt_test(L, arg)) return operand_error(L, arg, op);
+    }
     if (op == MG_BIN_SUB) check_sub_operands(L, ta, tb);
     const mg_dtype compute = mg_binary_compute_dtype(ctx, op, operands_dtype(L, ta, tb));
     mg_scalar sa, sb;
