@@ -56,8 +56,8 @@ describe("binary", function()
       H.errors(function() return t + "a" end, "bad argument #2 to 'add' (number or tensor expected, got string)")
       H.errors(function() return mg.add(t, {}) end, "bad argument #2 to 'add' (number or tensor expected, got table)")
       H.errors(function() return mg.add("1", t) end, "bad argument #1 to 'add' (number or tensor expected, got string)")
-      -- "a" + t reaches __add through the string library's metamethod, which hides the name
-      -- reached through the string library's coercion, which leaves the call unnamed: 'add' all the same
+      -- "a" + t reaches __add through the string library's metamethod, which leaves the call
+      -- unnamed: the message names 'add' all the same
       H.errors(function() return "a" + t end, "bad argument #1 to 'add' (number or tensor expected, got string)")
       H.errors(function() return mg.add(1, 2) end, "bad argument #2 to 'add' (tensor expected, got number)")
     end)
