@@ -42,6 +42,17 @@ void mg_scratch_free(mg_ctx *ctx, mg_scratch *sc) {
     sc->s.data = NULL;
 }
 
+mg_status mg_scratch_as(mg_ctx *ctx, const mg_tensor *t, mg_dtype dt, mg_scratch *sc,
+                        const mg_tensor **out) {
+    sc->s.data = NULL;
+    *out = t;
+    if (t->dtype == dt) return MG_OK;
+    mg_status st = mg_scratch_new(ctx, sc, dt, t->ndim, t->size);
+    if (st == MG_OK) st = mg_copy(ctx, &sc->t, t);
+    *out = &sc->t;
+    return st;
+}
+
 mg_tensor *mg_view_of(mg_view_buf *vb, const mg_tensor *t, int ndim) {
     vb->t = *t;
     vb->t.ndim = (uint8_t)ndim;

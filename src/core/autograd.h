@@ -77,6 +77,10 @@ typedef struct mg_scratch {
 } mg_scratch;
 mg_status mg_scratch_new(mg_ctx *ctx, mg_scratch *sc, mg_dtype dtype, int ndim, const int64_t *size);
 void mg_scratch_free(mg_ctx *ctx, mg_scratch *sc);
+/* *out = t when it has dtype dt, else a converted copy made in sc. sc->s.data is NULL when no copy
+ * was made; otherwise the caller frees sc (on every path, also when the status is an error). */
+mg_status mg_scratch_as(mg_ctx *ctx, const mg_tensor *t, mg_dtype dt, mg_scratch *sc,
+                        const mg_tensor **out);
 
 /* out <- in summed over the dims that broadcasting added or stretched, so that in's shape (a
  * broadcast of out's) folds back to out's; converts dtype. out and in may have equal shapes. */

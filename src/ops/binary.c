@@ -193,19 +193,6 @@ mg_status mg_where(mg_ctx *ctx, mg_tensor *out, const mg_tensor *cond, const mg_
 #include "../core/autograd.h"
 #include "unary.h"
 
-/* t itself when it has dtype dt, else a converted copy in sc (freed by the caller). */
-static mg_status as_dtype(mg_ctx *ctx, const mg_tensor *t, mg_dtype dt, mg_scratch *sc,
-                          const mg_tensor **out) {
-    sc->s.data = NULL;
-    if (t->dtype == dt) {
-        *out = t;
-        return MG_OK;
-    }
-    mg_status st = mg_scratch_new(ctx, sc, dt, t->ndim, t->size);
-    if (st == MG_OK) st = mg_copy(ctx, &sc->t, t);
-    *out = &sc->t;
-    return st;
-}
 
 /* full <- op(x, number) */
 static mg_status with_number(mg_ctx *ctx, mg_binary_op op, mg_tensor *full, const mg_tensor *x, double v) {
@@ -266,8 +253,8 @@ mg_status mg_binary_backward(mg_ctx *ctx, const mg_backward_args *a, int i, mg_t
     mg_scratch sx, sy, full, tmp;
     const mg_tensor *x, *y;
     sx.s.data = sy.s.data = tmp.s.data = full.s.data = NULL;
-    mg_status st = as_dtype(ctx, a->inputs[0], dt, &sx, &x);
-    if (st == MG_OK) st = as_dtype(ctx, a->inputs[1], dt, &sy, &y);
+    mg_status st = mg_scratch_as(ctx, a->inputs[0], dt, &sx, &x);
+    if (st == MG_OK) st = mg_scratch_as(ctx, a->inputs[1], dt, &sy, &y);
     /* the full-shape gradient is computed in gin itself when the input was not broadcast (no
      * scratch, no copy); else in scratch, summed back to gin's shape at the end */
     const bool in_place = gin->dtype == dt && mg_same_shape(gin, g) && mg_is_contiguous(gin);

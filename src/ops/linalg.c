@@ -175,6 +175,28 @@ DEFINE_PACK(pack_f64_6, double, 6, NO_FAST)
 DEFINE_PACK(pack_f64_4, double, 4, NO_FAST)
 
 #ifdef MG_GEMM_X86
+/* The end of every SIMD micro-kernel: C (rows rsc apart, columns csc apart) <- acc, or += acc
+ * unless `first`. A full tile with unit column stride is stored straight from the registers; an
+ * edge tile or a strided C goes through a buffer, element by element. */
+#define MICRO_STORE(T, VL, MR, NV, LOADU, STOREU, ADD)                                         \
+    T *c = (T *)c_;                                                                            \
+    if (mr == MR && nr == NV * VL && csc == 1) {                                               \
+        _Pragma("GCC unroll 16") for (int i = 0; i < MR; i++)                                  \
+            _Pragma("GCC unroll 4") for (int v = 0; v < NV; v++) {                             \
+                T *cv = c + i * rsc + v * VL;                                                  \
+                STOREU(cv, first ? acc[i][v] : ADD(LOADU(cv), acc[i][v]));                     \
+            }                                                                                  \
+        return;                                                                                \
+    }                                                                                          \
+    T buf[MR][NV * VL];                                                                        \
+    _Pragma("GCC unroll 16") for (int i = 0; i < MR; i++)                                      \
+        _Pragma("GCC unroll 4") for (int v = 0; v < NV; v++) STOREU(&buf[i][v * VL], acc[i][v]); \
+    for (int64_t i = 0; i < mr; i++)                                                           \
+        for (int64_t j = 0; j < nr; j++) {                                                     \
+            T *cij = c + i * rsc + j * csc;                                                    \
+            *cij = first ? buf[i][j] : *cij + buf[i][j];                                       \
+        }
+
 /* SIMD micro-kernels (x86, chosen at run time): MR rows of NV vectors of VL lanes, one fused
  * multiply-add per (row, vector) and p, in order, from 0 (so every element's sum is the same on
  * the AVX2 and the AVX-512 kernels, and the same as naive_*_fma's). Full tiles of a C with
@@ -196,23 +218,7 @@ DEFINE_PACK(pack_f64_4, double, 4, NO_FAST)
                     acc[i][v] = FMA(av, bv[v], acc[i][v]);                                     \
             }                                                                                  \
         }                                                                                      \
-        T *c = (T *)c_;                                                                        \
-        if (mr == MR && nr == NV * VL && csc == 1) {                                           \
-            _Pragma("GCC unroll 16") for (int i = 0; i < MR; i++)                              \
-                _Pragma("GCC unroll 4") for (int v = 0; v < NV; v++) {                         \
-                    T *cv = c + i * rsc + v * VL;                                              \
-                    STOREU(cv, first ? acc[i][v] : ADD(LOADU(cv), acc[i][v]));                 \
-                }                                                                              \
-            return;                                                                            \
-        }                                                                                      \
-        T buf[MR][NV * VL];                                                                    \
-        _Pragma("GCC unroll 16") for (int i = 0; i < MR; i++)                                  \
-            _Pragma("GCC unroll 4") for (int v = 0; v < NV; v++) STOREU(&buf[i][v * VL], acc[i][v]); \
-        for (int64_t i = 0; i < mr; i++)                                                       \
-            for (int64_t j = 0; j < nr; j++) {                                                 \
-                T *cij = c + i * rsc + j * csc;                                                \
-                *cij = first ? buf[i][j] : *cij + buf[i][j];                                   \
-            }                                                                                  \
+        MICRO_STORE(T, VL, MR, NV, LOADU, STOREU, ADD)                                         \
     }
 /* AVX-512: 12 x 32 float32 / 12 x 16 float64 (24 zmm accumulators). AVX2: 6 x 16 / 6 x 8 (12 ymm) */
 DEFINE_SIMD_MICRO(micro_f32_avx512, float, "avx512f,fma", __m512, 16, 12, 2, _mm512_setzero_ps,
@@ -252,23 +258,7 @@ DEFINE_SIMD_MICRO(micro_f64_avx2, double, "avx2,fma", __m256d, 4, 6, 2, _mm256_s
                     acc[i][v] = FMA(av, bv[v], acc[i][v]);                                     \
             }                                                                                  \
         }                                                                                      \
-        T *c = (T *)c_;                                                                        \
-        if (mr == MR && nr == NV * VL && csc == 1) {                                           \
-            _Pragma("GCC unroll 16") for (int i = 0; i < MR; i++)                              \
-                _Pragma("GCC unroll 4") for (int v = 0; v < NV; v++) {                         \
-                    T *cv = c + i * rsc + v * VL;                                              \
-                    STOREU(cv, first ? acc[i][v] : ADD(LOADU(cv), acc[i][v]));                 \
-                }                                                                              \
-            return;                                                                            \
-        }                                                                                      \
-        T buf[MR][NV * VL];                                                                    \
-        _Pragma("GCC unroll 16") for (int i = 0; i < MR; i++)                                  \
-            _Pragma("GCC unroll 4") for (int v = 0; v < NV; v++) STOREU(&buf[i][v * VL], acc[i][v]); \
-        for (int64_t i = 0; i < mr; i++)                                                       \
-            for (int64_t j = 0; j < nr; j++) {                                                 \
-                T *cij = c + i * rsc + j * csc;                                                \
-                *cij = first ? buf[i][j] : *cij + buf[i][j];                                   \
-            }                                                                                  \
+        MICRO_STORE(T, VL, MR, NV, LOADU, STOREU, ADD)                                         \
     }
 DEFINE_SIMD_DIRECT(direct_f32_avx512, float, "avx512f,fma", __m512, 16, 12, 2, _mm512_setzero_ps,
                    _mm512_set1_ps, _mm512_loadu_ps, _mm512_storeu_ps, _mm512_fmadd_ps, _mm512_add_ps)
@@ -1084,18 +1074,6 @@ static void transpose_last(mg_tensor *m) {
     m->stride[r] = m->stride[c], m->stride[c] = t;
 }
 
-/* t itself when it has dtype dt, else a converted copy in sc (freed by the caller when its data
- * is not NULL). */
-static mg_status as_dtype(mg_ctx *ctx, const mg_tensor *t, mg_dtype dt, mg_scratch *sc,
-                          const mg_tensor **out) {
-    sc->s.data = NULL;
-    *out = t;
-    if (t->dtype == dt) return MG_OK;
-    mg_status st = mg_scratch_new(ctx, sc, dt, t->ndim, t->size);
-    if (st == MG_OK) st = mg_copy(ctx, &sc->t, t);
-    *out = &sc->t;
-    return st;
-}
 
 /* target (a matrix view of gin) <- lhs rhs, summed over the batch dims target lacks or has as 1 */
 static mg_status product_into(mg_ctx *ctx, mg_tensor *target, const mg_tensor *lhs, const mg_tensor *rhs) {
@@ -1128,7 +1106,7 @@ mg_status mg_linalg_backward(mg_ctx *ctx, const mg_backward_args *a, int i, mg_t
     const mg_dtype dt = (mg_dtype)g->dtype;
     mg_scratch so;
     const mg_tensor *other; /* the operand the gradient multiplies by, in g's dtype */
-    mg_status st = as_dtype(ctx, a->inputs[1 - i], dt, &so, &other);
+    mg_status st = mg_scratch_as(ctx, a->inputs[1 - i], dt, &so, &other);
     if (st == MG_OK) {
         mg_view_buf gb, ob, tb;
         const mg_tensor *gm = grad_as_matrix(&gb, g, a->inputs[0], a->inputs[1], op);

@@ -247,18 +247,6 @@ static const mg_inner_fn grads[MG_NUNARY][2] = {
     [MG_UN_CLAMP] = {clamp_grad_f32, clamp_grad_f64},
 };
 
-/* t itself when it has dtype dt, else a converted copy in sc (the caller frees sc when its data
- * is not NULL). */
-static mg_status as_dtype(mg_ctx *ctx, const mg_tensor *t, mg_dtype dt, mg_scratch *sc,
-                          const mg_tensor **out) {
-    sc->s.data = NULL;
-    *out = t;
-    if (t->dtype == dt) return MG_OK;
-    mg_status st = mg_scratch_new(ctx, sc, dt, t->ndim, t->size);
-    if (st == MG_OK) st = mg_copy(ctx, &sc->t, t);
-    *out = &sc->t;
-    return st;
-}
 
 mg_status mg_unary_backward(mg_ctx *ctx, const mg_backward_args *a, int i, mg_tensor *gin) {
     (void)i;
@@ -274,7 +262,7 @@ mg_status mg_unary_backward(mg_ctx *ctx, const mg_backward_args *a, int i, mg_te
     mg_scratch sv, sout;
     const mg_tensor *v;
     sout.s.data = NULL;
-    mg_status st = as_dtype(ctx, a->node->nsaved ? a->saved[0] : a->inputs[0], dt, &sv, &v);
+    mg_status st = mg_scratch_as(ctx, a->node->nsaved ? a->saved[0] : a->inputs[0], dt, &sv, &v);
     mg_tensor *o = gin;
     if (st == MG_OK && gin->dtype != dt) {
         st = mg_scratch_new(ctx, &sout, dt, gin->ndim, gin->size);
