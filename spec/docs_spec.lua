@@ -8,14 +8,10 @@
 -- `module:` mg.nn.Module, `opt:` optimizers, `sched:` schedulers, `loader:` DataLoaders, `fig:`
 -- figures. Names starting with "_" are private and skipped (also _VERSION).
 local mg = require "moongrad"
+local H = require "helper"
 local core = require "moongrad.core"
 
-local function read(path)
-  local f = assert(io.open(path, "r"))
-  local text = f:read("a")
-  f:close()
-  return text
-end
+local read = H.read_file
 
 -- the set of names in the headings of docs/reference.md, and their list in order
 local function documented_names()

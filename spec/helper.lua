@@ -69,6 +69,14 @@ function H.run(chunk)
   return lines, table.unpack(results, 2, results.n)
 end
 
+-- The whole content of the file at path (binary-safe), or an error naming it.
+function H.read_file(path)
+  local f = assert(io.open(path, "rb"))
+  local text = f:read("a")
+  f:close()
+  return text
+end
+
 -- This process's resident memory in MB (Linux: /proc), or nil elsewhere.
 function H.resident_mb()
   local f = io.open("/proc/self/statm")

@@ -8,12 +8,7 @@ local function count(s, pattern)
   return n
 end
 
-local function read(path)
-  local f = assert(io.open(path, "r"))
-  local s = f:read("a")
-  f:close()
-  return s
-end
+local read = H.read_file
 
 -- Checks that every element is closed, in order: a small XML well-formedness check.
 local function well_formed(svg)

@@ -13,12 +13,7 @@ local function tmp()
   return path
 end
 
-local function read(path)
-  local f = assert(io.open(path, "rb"))
-  local s = f:read("a")
-  f:close()
-  return s
-end
+local read = H.read_file
 
 local function write(path, bytes)
   local f = assert(io.open(path, "wb"))

@@ -6,16 +6,11 @@ local H = require "helper"
 local T_C = {0.5, 14.0, 15.0, 28.0, 11.0, 8.0, 3.0, -4.0, 6.0, 13.0, 21.0}
 local T_U = {35.7, 55.9, 58.2, 81.9, 56.3, 48.9, 33.9, 21.8, 48.4, 60.4, 68.4}
 
+-- fn's results and its printed lines (ok, a, b, lines), or false and the error it raised
 local function capture(fn)
-  local lines, old = {}, print
-  _G.print = function(...)
-    local parts = table.pack(...)
-    for i = 1, parts.n do parts[i] = tostring(parts[i]) end
-    lines[#lines + 1] = table.concat(parts, "\t")
-  end
-  local ok, a, b = pcall(fn)
-  _G.print = old
-  return ok, a, b, lines
+  local ok, lines, a, b = pcall(H.run, fn)
+  if not ok then return false, lines end
+  return true, a, b, lines
 end
 
 describe("mg.training_loop()", function()
