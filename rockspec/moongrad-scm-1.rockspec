@@ -33,6 +33,7 @@ build = {
     ["moongrad.core"] = {
       -- every C file of src/ (spec/build_spec.lua checks that none is missing)
       sources = {
+        "src/bind/args.c",
         "src/bind/autograd.c",
         "src/bind/binary.c",
         "src/bind/factory.c",

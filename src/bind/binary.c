@@ -110,11 +110,8 @@ static int binary_inplace(lua_State *L, mg_binary_op op) {
     int64_t size[MG_MAX_DIMS];
     LT_TRY(L, 1, mg_broadcast_shape(ctx, &ndim, size, t->ndim, t->size, b->ndim, b->size));
     if (ndim != t->ndim || memcmp(size, t->size, sizeof(int64_t) * ndim) != 0) {
-        char as[160], bs[160];
-        mg_format_shape(as, sizeof as, b->ndim, b->size);
-        mg_format_shape(bs, sizeof bs, t->ndim, t->size);
-        lua_pushfstring(L, "shape %s does not broadcast to the in-place target's shape %s", as, bs);
-        return luaL_argerror(L, 2, lua_tostring(L, -1));
+        return lt_argerror(L, 2, "shape %s does not broadcast to the in-place target's shape %s",
+                           lt_push_shape(L, b->ndim, b->size), lt_push_shape(L, t->ndim, t->size));
     }
     if (b->storage == t->storage && b != t) { /* b may overlap t partially: read from a copy */
         mg_tensor *tmp = lt_push_new(L, (mg_dtype)b->dtype, b->ndim, b->size);

@@ -68,6 +68,12 @@ mg_tensor *lt_push_as(lua_State *L, int idx, mg_dtype dtype);
 mg_tensor *lt_push_contiguous(lua_State *L, int idx);
 
 /* ---- arguments ------------------------------------------------------------------------------ */
+/* Raises "bad argument #arg to 'fn' (detail)", the detail formatted as lua_pushfstring does
+ * (%s %d %I %f %p %c %%: Lua's formats, not printf's). Never returns. (args.c) */
+int lt_argerror(lua_State *L, int arg, const char *fmt, ...);
+/* Pushes a shape written as {3,2} and returns it (valid while it stays on the stack): the one
+ * shape formatter of error details, e.g. lt_argerror(L, 2, "shape %s", lt_push_shape(L, n, s)). */
+const char *lt_push_shape(lua_State *L, int ndim, const int64_t *size);
 /* Raises the ctx's error detail as "bad argument #(arg0 + operand - 1) to 'fn' (detail)", or
  * "'fn': detail" when the core named no operand. Never returns. */
 int lt_raise(lua_State *L, int arg0);
