@@ -13,9 +13,7 @@
 #include <math.h>
 
 #include "optim.h"
-
-/* NaN-propagating, as torch.maximum (amsgrad's running maximum) */
-#define MAX_NAN(a, b) (((a) > (b) || (a) != (a)) ? (a) : (b))
+#include "scalar.h" /* MG_MAX_NAN: amsgrad's running maximum propagates NaN, as torch.maximum */
 
 /* ---- SGD ------------------------------------------------------------------------------------- */
 /* One loop per case, each branch-free so that it vectorizes; wdc is 0 without weight decay (an
@@ -78,7 +76,7 @@ DEFINE_SGD(sgd_f64, double)
         const T decay = o->decoupled ? (T)(1 - o->lr * o->weight_decay) : (T)1;                   \
         const T wdc = o->decoupled ? (T)0 : (T)o->weight_decay;                                   \
         if (vmax) {                                                                               \
-            ADAM_BODY(T, SQRT, (vmax[i] = MAX_NAN(vmax[i], v[i])))                                \
+            ADAM_BODY(T, SQRT, (vmax[i] = MG_MAX_NAN(vmax[i], v[i])))                                \
         } else {                                                                                  \
             ADAM_BODY(T, SQRT, v[i])                                                              \
         }                                                                                         \

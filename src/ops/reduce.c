@@ -24,6 +24,7 @@
 #include <string.h>
 
 #include "reduce.h"
+#include "scalar.h" /* MG_WRAP: int64 sums and products wrap around, as in PyTorch */
 
 /* The running state of one output element. Which fields an op uses is said next to its kernels. */
 typedef struct acc {
@@ -39,8 +40,6 @@ typedef struct acc {
 typedef void (*step_fn)(acc *a, const char *p, int64_t n, int64_t s, int64_t base,
                         const mg_reduce_args *args);
 
-/* int64 sums and products wrap around as in PyTorch (signed overflow is undefined in C) */
-#define WRAP(op, a, b) ((int64_t)((uint64_t)(a) op (uint64_t)(b)))
 
 /* A fold r = EXPR(r, v) over n elements of type T at byte stride s, into the ACC field F. */
 #define DEFINE_FOLD(NAME, T, ACC, F, EXPR)                                                     \
@@ -85,14 +84,14 @@ static void sum_f32(acc *a, const char *p, int64_t n, int64_t s, int64_t base, c
     a->f += r;
 }
 DEFINE_FOLD(sum_f64, double, double, f, r + v)
-DEFINE_FOLD(sum_i64, int64_t, int64_t, i, WRAP(+, r, v))
+DEFINE_FOLD(sum_i64, int64_t, int64_t, i, MG_WRAP(+, r, v))
 DEFINE_FOLD(sum_bool, bool, int64_t, i, r + v)
 
 /* prod: y = prod x.  Backward: dx_k += dy * prod_{j != k} x_j (y / x_k when no x is 0; with zeros
  * the product of the others, computed without dividing). */
 DEFINE_FOLD(prod_f32, float, double, f, r * v)
 DEFINE_FOLD(prod_f64, double, double, f, r * v)
-DEFINE_FOLD(prod_i64, int64_t, int64_t, i, WRAP(*, r, v))
+DEFINE_FOLD(prod_i64, int64_t, int64_t, i, MG_WRAP(*, r, v))
 DEFINE_FOLD(prod_bool, bool, int64_t, i, r & v)
 
 /* mean: y = sum x / n, folded with sum_f32 / sum_f64.  Backward: dx += dy / n. */
@@ -373,7 +372,7 @@ mg_status mg_reduce(mg_ctx *ctx, mg_reduce_op op, mg_tensor *out, mg_tensor *ind
     }
 DEFINE_CUMSUM(cumsum_f32, float, double, float, r + v)
 DEFINE_CUMSUM(cumsum_f64, double, double, double, r + v)
-DEFINE_CUMSUM(cumsum_i64, int64_t, int64_t, int64_t, WRAP(+, r, v))
+DEFINE_CUMSUM(cumsum_i64, int64_t, int64_t, int64_t, MG_WRAP(+, r, v))
 DEFINE_CUMSUM(cumsum_bool, bool, int64_t, int64_t, r + v)
 typedef void (*scan_fn)(char *o, int64_t os, const char *p, int64_t s, int64_t n);
 static const scan_fn cumsums[MG_NDTYPES] = {cumsum_f32, cumsum_f64, cumsum_i64, cumsum_bool};

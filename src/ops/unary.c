@@ -1,26 +1,28 @@
 /*
- * unary.c: elementwise ops of one tensor: exp log sqrt rsqrt sin cos tanh sigmoid log1p expm1
- * abs relu floor ceil round sign square clamp. (neg and pow are binary ops, in binary.c.)
+ * unary.c: elementwise ops of one tensor, forward and backward side by side. The list of ops and
+ * what each column means is MG_UNARY_OPS in unary.h.
  *
- * Each op is one line per dtype below: DEFINE_UNARY(name_dtype, T, expression in x), where `e`
- * (the op's extra argument, clamp's bounds) is also in scope. The macro writes a contiguous loop
- * and a strided one; input and output share the dtype T (mg_unary converts the input first).
- * Next to each op, its derivative in one comment: autograd (#4) adds the backward rules there.
- * "keeps y" marks a rule that needs the output rather than the input.
- *
- * To add an op: a line in MG_UNARY_OPS (unary.h), its DEFINE_UNARY lines, its row in `kernels`,
- * one line in src/bind/unary.c.
+ * Each op is a block below: a comment with its math, its kernel as an expression in x (one line
+ * for both float dtypes: <tgmath.h> makes exp(x) expf for a float x and exp for a double; INT_ and
+ * BOOL_KERNEL lines where the list says FI / FIB), and its derivative as an expression in g
+ * (d loss / d y) and v (x, or y where the list says OUTPUT). `e` is the op's extra argument
+ * (clamp's bounds) and `scalar` the element type. The macros write the loops that matter
+ * (contiguous and strided); the tables at the end are made from the list.
  */
-#include <math.h>
+#include <tgmath.h>
 
+#include "../core/autograd.h"
 #include "ops.h"
+#include "scalar.h"
 #include "unary.h"
 
+/* y <- EXPR(x), in type T; may alias exactly (in-place ops): no restrict */
 #define DEFINE_UNARY(NAME, T, EXPR)                                                     \
     static void NAME(char **p, const int64_t *s, int64_t n, const void *extra) {       \
+        typedef T scalar __attribute__((unused));                                       \
         const mg_clamp_bounds *e = (const mg_clamp_bounds *)extra;                      \
         (void)e;                                                                        \
-        if (s[0] == sizeof(T) && s[1] == sizeof(T)) { /* may alias exactly: no restrict */ \
+        if (s[0] == sizeof(T) && s[1] == sizeof(T)) {                                   \
             T *o = (T *)p[0];                                                           \
             const T *in = (const T *)p[1];                                              \
             for (int64_t i = 0; i < n; i++) { const T x = in[i]; o[i] = (EXPR); }       \
@@ -33,6 +35,29 @@
             }                                                                           \
         }                                                                               \
     }
+/* dx <- EXPR(g, v), in type T */
+#define DEFINE_GRAD(NAME, T, EXPR)                                                      \
+    static void NAME(char **p, const int64_t *s, int64_t n, const void *extra) {       \
+        typedef T scalar __attribute__((unused));                                       \
+        const mg_clamp_bounds *e = (const mg_clamp_bounds *)extra;                      \
+        (void)e;                                                                        \
+        if (s[0] == sizeof(T) && s[1] == sizeof(T) && s[2] == sizeof(T)) {              \
+            T *restrict o = (T *)p[0];                                                  \
+            const T *gp = (const T *)p[1], *vp = (const T *)p[2];                       \
+            for (int64_t i = 0; i < n; i++) { const T g = gp[i], v = vp[i]; o[i] = (EXPR); } \
+            return;                                                                     \
+        }                                                                               \
+        char *o = p[0];                                                                 \
+        const char *gp = p[1], *vp = p[2];                                              \
+        for (int64_t i = 0; i < n; i++, o += s[0], gp += s[1], vp += s[2]) {            \
+            const T g = *(const T *)gp, v = *(const T *)vp;                             \
+            *(T *)o = (EXPR);                                                           \
+        }                                                                               \
+    }
+#define FLOAT_KERNEL(op, EXPR) DEFINE_UNARY(op##_f32, float, EXPR) DEFINE_UNARY(op##_f64, double, EXPR)
+#define INT_KERNEL(op, EXPR) DEFINE_UNARY(op##_i64, int64_t, EXPR)
+#define BOOL_KERNEL(op, EXPR) DEFINE_UNARY(op##_bool, bool, EXPR)
+#define GRAD(op, EXPR) DEFINE_GRAD(op##_grad_f32, float, EXPR) DEFINE_GRAD(op##_grad_f64, double, EXPR)
 
 /* 1 / (1 + e^-x) without overflow: e^x is only taken of a non-positive number. */
 static inline float stable_sigmoidf(float x) {
@@ -45,98 +70,109 @@ static inline double stable_sigmoid(double x) {
     const double z = exp(x);
     return z / (1.0 + z);
 }
-
+#define SIGMOID(x) _Generic((x), float: stable_sigmoidf, double: stable_sigmoid)(x)
 /* |INT64_MIN| wraps to itself as in PyTorch (unsigned math: signed overflow is undefined in C) */
 #define IABS(x) ((int64_t)((x) < 0 ? 0 - (uint64_t)(x) : (uint64_t)(x)))
-#define ISQUARE(x) ((int64_t)((uint64_t)(x) * (uint64_t)(x)))
 /* x < 0 ? 0 : x keeps NaN and -0.0, as torch.relu */
 #define RELU(x) ((x) < 0 ? 0 : (x))
-/* NaN gives 0, as torch.sign */
-#define SIGN(T, x) ((T)(((x) > 0) - ((x) < 0)))
 /* min(max(x, lo), hi): NaN in x propagates (both tests fail); lo > hi gives hi, as torch.clamp */
 #define CLAMP_LO(x, lo) ((x) < (lo) ? (lo) : (x))
-#define CLAMP(x, lo, hi) (CLAMP_LO(x, lo) > (hi) ? (hi) : CLAMP_LO(x, lo))
+#define CLAMPED(x, lo, hi) (CLAMP_LO(x, lo) > (hi) ? (hi) : CLAMP_LO(x, lo))
 
-DEFINE_UNARY(exp_f32, float, expf(x))             /* dx = dy * y (keeps y) */
-DEFINE_UNARY(exp_f64, double, exp(x))
-DEFINE_UNARY(log_f32, float, logf(x))             /* dx = dy / x */
-DEFINE_UNARY(log_f64, double, log(x))
-DEFINE_UNARY(sqrt_f32, float, sqrtf(x))           /* dx = dy / (2 y) (keeps y) */
-DEFINE_UNARY(sqrt_f64, double, sqrt(x))
-DEFINE_UNARY(rsqrt_f32, float, 1.0f / sqrtf(x))   /* dx = -dy * y^3 / 2 (keeps y) */
-DEFINE_UNARY(rsqrt_f64, double, 1.0 / sqrt(x))
-DEFINE_UNARY(sin_f32, float, sinf(x))             /* dx = dy * cos(x) */
-DEFINE_UNARY(sin_f64, double, sin(x))
-DEFINE_UNARY(cos_f32, float, cosf(x))             /* dx = -dy * sin(x) */
-DEFINE_UNARY(cos_f64, double, cos(x))
-DEFINE_UNARY(tanh_f32, float, tanhf(x))           /* dx = dy * (1 - y^2) (keeps y) */
-DEFINE_UNARY(tanh_f64, double, tanh(x))
-DEFINE_UNARY(sigmoid_f32, float, stable_sigmoidf(x))  /* dx = dy * y * (1 - y) (keeps y) */
-DEFINE_UNARY(sigmoid_f64, double, stable_sigmoid(x))
-DEFINE_UNARY(log1p_f32, float, log1pf(x))         /* dx = dy / (1 + x) */
-DEFINE_UNARY(log1p_f64, double, log1p(x))
-DEFINE_UNARY(expm1_f32, float, expm1f(x))         /* dx = dy * (y + 1) (keeps y) */
-DEFINE_UNARY(expm1_f64, double, expm1(x))
-DEFINE_UNARY(abs_f32, float, fabsf(x))            /* dx = dy * sign(x) */
-DEFINE_UNARY(abs_f64, double, fabs(x))
-DEFINE_UNARY(abs_i64, int64_t, IABS(x))
-DEFINE_UNARY(relu_f32, float, RELU(x))            /* dx = dy * (x > 0) */
-DEFINE_UNARY(relu_f64, double, RELU(x))
-DEFINE_UNARY(relu_i64, int64_t, RELU(x))
-DEFINE_UNARY(floor_f32, float, floorf(x))         /* dx = 0 */
-DEFINE_UNARY(floor_f64, double, floor(x))
-DEFINE_UNARY(ceil_f32, float, ceilf(x))           /* dx = 0 */
-DEFINE_UNARY(ceil_f64, double, ceil(x))
-DEFINE_UNARY(round_f32, float, nearbyintf(x))     /* dx = 0; half to even (default rounding mode) */
-DEFINE_UNARY(round_f64, double, nearbyint(x))
-DEFINE_UNARY(identity_i64, int64_t, x)            /* floor, ceil and round of an integer */
-DEFINE_UNARY(sign_f32, float, SIGN(float, x))     /* dx = 0 */
-DEFINE_UNARY(sign_f64, double, SIGN(double, x))
-DEFINE_UNARY(sign_i64, int64_t, SIGN(int64_t, x))
-DEFINE_UNARY(sign_bool, bool, x)
-DEFINE_UNARY(square_f32, float, x * x)            /* dx = 2 dy x */
-DEFINE_UNARY(square_f64, double, x * x)
-DEFINE_UNARY(square_i64, int64_t, ISQUARE(x))
-DEFINE_UNARY(clamp_f32, float, CLAMP(x, (float)e->lo, (float)e->hi)) /* dx = dy * (lo <= x <= hi) */
-DEFINE_UNARY(clamp_f64, double, CLAMP(x, e->lo, e->hi))
-DEFINE_UNARY(clamp_i64, int64_t, CLAMP(x, e->ilo, e->ihi))
+/* exp: y = e^x; dx = dy y */
+FLOAT_KERNEL(exp, exp(x))
+GRAD(exp, g * v)
+/* log: y = ln x; dx = dy / x */
+FLOAT_KERNEL(log, log(x))
+GRAD(log, g / v)
+/* sqrt: y = x^(1/2); dx = dy / (2 y) */
+FLOAT_KERNEL(sqrt, sqrt(x))
+GRAD(sqrt, g / (2 * v))
+/* rsqrt: y = x^(-1/2); dx = -dy y^3 / 2 */
+FLOAT_KERNEL(rsqrt, 1 / sqrt(x))
+GRAD(rsqrt, -g / 2 * v * v * v)
+/* sin: dx = dy cos x */
+FLOAT_KERNEL(sin, sin(x))
+GRAD(sin, g * cos(v))
+/* cos: dx = -dy sin x */
+FLOAT_KERNEL(cos, cos(x))
+GRAD(cos, -g * sin(v))
+/* tanh: dx = dy (1 - y^2) */
+FLOAT_KERNEL(tanh, tanh(x))
+GRAD(tanh, g * (1 - v * v))
+/* sigmoid: y = 1 / (1 + e^-x); dx = dy y (1 - y) */
+FLOAT_KERNEL(sigmoid, SIGMOID(x))
+GRAD(sigmoid, g * v * (1 - v))
+/* log1p: y = ln(1 + x); dx = dy / (1 + x) */
+FLOAT_KERNEL(log1p, log1p(x))
+GRAD(log1p, g / (1 + v))
+/* expm1: y = e^x - 1; dx = dy (y + 1) */
+FLOAT_KERNEL(expm1, expm1(x))
+GRAD(expm1, g * (v + 1))
+/* abs: dx = dy sign(x), 0 at 0 as PyTorch */
+FLOAT_KERNEL(abs, fabs(x))
+INT_KERNEL(abs, IABS(x))
+GRAD(abs, g * MG_SIGN_OF(v))
+/* relu: y = max(x, 0); dx = dy (x > 0) */
+FLOAT_KERNEL(relu, RELU(x))
+INT_KERNEL(relu, RELU(x))
+GRAD(relu, v > 0 ? g : 0)
+/* floor, ceil, round (half to even: the default rounding mode): a zero gradient; integers are
+ * their own floor, ceil and round */
+FLOAT_KERNEL(floor, floor(x))
+INT_KERNEL(floor, x)
+FLOAT_KERNEL(ceil, ceil(x))
+INT_KERNEL(ceil, x)
+FLOAT_KERNEL(round, nearbyint(x))
+INT_KERNEL(round, x)
+/* sign: -1, 0 or 1 (NaN gives 0, as torch.sign); a zero gradient */
+FLOAT_KERNEL(sign, MG_SIGN_OF(x))
+INT_KERNEL(sign, MG_SIGN_OF(x))
+BOOL_KERNEL(sign, x)
+/* square: dx = 2 dy x; int64 wraps around */
+FLOAT_KERNEL(square, x * x)
+INT_KERNEL(square, MG_WRAP(*, x, x))
+GRAD(square, 2 * g * v)
+/* clamp: y = min(max(x, lo), hi); dx = dy where lo <= x <= hi (bounds included, NaN x gives 0), as
+ * PyTorch's clamp_backward */
+FLOAT_KERNEL(clamp, CLAMPED(x, (scalar)e->lo, (scalar)e->hi))
+INT_KERNEL(clamp, CLAMPED(x, e->ilo, e->ihi))
+GRAD(clamp, v >= (scalar)e->lo && v <= (scalar)e->hi ? g : 0)
 
+/* ---- the tables, made from MG_UNARY_OPS ------------------------------------------------------ */
+enum { DTYPES_FLOAT, DTYPES_KEEP, DTYPES_ALL, DTYPES_WIDEN };
+enum { READS_INPUT, READS_OUTPUT, READS_NONE };
+
+#define KERNELS_F(op) {op##_f32, op##_f64, NULL, NULL}
+#define KERNELS_FI(op) {op##_f32, op##_f64, op##_i64, NULL}
+#define KERNELS_FIB(op) {op##_f32, op##_f64, op##_i64, op##_bool}
+#define GRADS_INPUT(op) {op##_grad_f32, op##_grad_f64}
+#define GRADS_OUTPUT(op) GRADS_INPUT(op)
+#define GRADS_NONE(op) {NULL, NULL}
+
+#define NAME(OP, op, ...) #op,
+static const char *const names[MG_NUNARY] = {MG_UNARY_OPS(NAME)};
+#define DTYPES(OP, op, dtypes, ...) DTYPES_##dtypes,
+static const uint8_t dtype_rules[MG_NUNARY] = {MG_UNARY_OPS(DTYPES)};
+#define READS(OP, op, dtypes, kernels, reads) READS_##reads,
+static const uint8_t reads[MG_NUNARY] = {MG_UNARY_OPS(READS)};
 /* [op][dtype: float32, float64, int64, bool]; NULL: mg_unary_dtype never gives that dtype */
-static const mg_inner_fn kernels[MG_NUNARY][MG_NDTYPES] = {
-    [MG_UN_EXP] = {exp_f32, exp_f64, NULL, NULL},
-    [MG_UN_LOG] = {log_f32, log_f64, NULL, NULL},
-    [MG_UN_SQRT] = {sqrt_f32, sqrt_f64, NULL, NULL},
-    [MG_UN_RSQRT] = {rsqrt_f32, rsqrt_f64, NULL, NULL},
-    [MG_UN_SIN] = {sin_f32, sin_f64, NULL, NULL},
-    [MG_UN_COS] = {cos_f32, cos_f64, NULL, NULL},
-    [MG_UN_TANH] = {tanh_f32, tanh_f64, NULL, NULL},
-    [MG_UN_SIGMOID] = {sigmoid_f32, sigmoid_f64, NULL, NULL},
-    [MG_UN_LOG1P] = {log1p_f32, log1p_f64, NULL, NULL},
-    [MG_UN_EXPM1] = {expm1_f32, expm1_f64, NULL, NULL},
-    [MG_UN_ABS] = {abs_f32, abs_f64, abs_i64, NULL},
-    [MG_UN_RELU] = {relu_f32, relu_f64, relu_i64, NULL},
-    [MG_UN_FLOOR] = {floor_f32, floor_f64, identity_i64, NULL},
-    [MG_UN_CEIL] = {ceil_f32, ceil_f64, identity_i64, NULL},
-    [MG_UN_ROUND] = {round_f32, round_f64, identity_i64, NULL},
-    [MG_UN_SIGN] = {sign_f32, sign_f64, sign_i64, sign_bool},
-    [MG_UN_SQUARE] = {square_f32, square_f64, square_i64, NULL},
-    [MG_UN_CLAMP] = {clamp_f32, clamp_f64, clamp_i64, NULL},
-};
-
-#define MG_NAME_UNARY(e, name, kind) name,
-static const char *const names[MG_NUNARY] = {MG_UNARY_OPS(MG_NAME_UNARY)};
-#define MG_KIND_UNARY(e, name, kind) kind,
-static const int kinds[MG_NUNARY] = {MG_UNARY_OPS(MG_KIND_UNARY)};
+#define KERNELS(OP, op, dtypes, kernels, reads) KERNELS_##kernels(op),
+static const mg_inner_fn kernels[MG_NUNARY][MG_NDTYPES] = {MG_UNARY_OPS(KERNELS)};
+/* [op][float32, float64]; NULL: a zero gradient */
+#define GRADS(OP, op, dtypes, kernels, reads) GRADS_##reads(op),
+static const mg_inner_fn grads[MG_NUNARY][2] = {MG_UNARY_OPS(GRADS)};
 
 const char *mg_unary_name(mg_unary_op op) { return names[op]; }
+bool mg_unary_reads_output(mg_unary_op op) { return reads[op] == READS_OUTPUT; }
 
 mg_status mg_unary_dtype(mg_ctx *ctx, mg_unary_op op, mg_dtype in, mg_dtype *out) {
     *out = in;
     if (mg_is_floating(in)) return MG_OK;
-    switch (kinds[op]) {
-    case MG_UNARY_FLOAT: *out = ctx->default_dtype; return MG_OK;
-    case MG_UNARY_ALL: return MG_OK;
-    case MG_UNARY_WIDEN: *out = MG_INT64; return MG_OK;
+    switch (dtype_rules[op]) {
+    case DTYPES_FLOAT: *out = ctx->default_dtype; return MG_OK;
+    case DTYPES_ALL: return MG_OK;
+    case DTYPES_WIDEN: *out = MG_INT64; return MG_OK;
     default:
         if (in != MG_BOOL) return MG_OK;
         return mg_fail(ctx, MG_EDTYPE, 1, "expected a float32, float64 or int64 tensor, got bool");
@@ -171,83 +207,8 @@ mg_status mg_clamp(mg_ctx *ctx, mg_tensor *out, const mg_tensor *in, const mg_cl
     return run(ctx, MG_UN_CLAMP, out, in, b);
 }
 
-/* ---- backward ------------------------------------------------------------------------------ */
-/* With g = d loss / d y, each op's rule is the comment next to its kernels above. A rule reads v:
- * the output y for the ops marked "keeps y", the input x for the others. The binding saves y
- * exactly for the "keeps y" ops, so node->nsaved tells which. floor ceil round sign have a zero
- * gradient (recorded anyway, as PyTorch, so the graph goes on with zeros). Each rule is one line
- * per dtype: DEFINE_GRAD(name_dtype, T, expression in g and v), `e` being clamp's bounds (from
- * node->darg). Inputs that require grad are floating, and so is g. */
-#include "../core/autograd.h"
-
-#define DEFINE_GRAD(NAME, T, EXPR)                                                      \
-    static void NAME(char **p, const int64_t *s, int64_t n, const void *extra) {       \
-        const mg_clamp_bounds *e = (const mg_clamp_bounds *)extra;                      \
-        (void)e;                                                                        \
-        if (s[0] == sizeof(T) && s[1] == sizeof(T) && s[2] == sizeof(T)) {              \
-            T *restrict o = (T *)p[0];                                                  \
-            const T *gp = (const T *)p[1], *vp = (const T *)p[2];                       \
-            for (int64_t i = 0; i < n; i++) { const T g = gp[i], v = vp[i]; o[i] = (EXPR); } \
-            return;                                                                     \
-        }                                                                               \
-        char *o = p[0];                                                                 \
-        const char *gp = p[1], *vp = p[2];                                              \
-        for (int64_t i = 0; i < n; i++, o += s[0], gp += s[1], vp += s[2]) {            \
-            const T g = *(const T *)gp, v = *(const T *)vp;                             \
-            *(T *)o = (EXPR);                                                           \
-        }                                                                               \
-    }
-/* (x > 0) - (x < 0): abs's derivative, 0 at 0 as PyTorch */
-#define SGN(T, x) ((T)(((x) > 0) - ((x) < 0)))
-DEFINE_GRAD(exp_grad_f32, float, g * v)
-DEFINE_GRAD(exp_grad_f64, double, g * v)
-DEFINE_GRAD(log_grad_f32, float, g / v)
-DEFINE_GRAD(log_grad_f64, double, g / v)
-DEFINE_GRAD(sqrt_grad_f32, float, g / (2 * v))
-DEFINE_GRAD(sqrt_grad_f64, double, g / (2 * v))
-DEFINE_GRAD(rsqrt_grad_f32, float, -0.5f * g * v * v * v)
-DEFINE_GRAD(rsqrt_grad_f64, double, -0.5 * g * v * v * v)
-DEFINE_GRAD(sin_grad_f32, float, g * cosf(v))
-DEFINE_GRAD(sin_grad_f64, double, g * cos(v))
-DEFINE_GRAD(cos_grad_f32, float, -g * sinf(v))
-DEFINE_GRAD(cos_grad_f64, double, -g * sin(v))
-DEFINE_GRAD(tanh_grad_f32, float, g * (1 - v * v))
-DEFINE_GRAD(tanh_grad_f64, double, g * (1 - v * v))
-DEFINE_GRAD(sigmoid_grad_f32, float, g * v * (1 - v))
-DEFINE_GRAD(sigmoid_grad_f64, double, g * v * (1 - v))
-DEFINE_GRAD(log1p_grad_f32, float, g / (1 + v))
-DEFINE_GRAD(log1p_grad_f64, double, g / (1 + v))
-DEFINE_GRAD(expm1_grad_f32, float, g * (v + 1))
-DEFINE_GRAD(expm1_grad_f64, double, g * (v + 1))
-DEFINE_GRAD(abs_grad_f32, float, g * SGN(float, v))
-DEFINE_GRAD(abs_grad_f64, double, g * SGN(double, v))
-DEFINE_GRAD(relu_grad_f32, float, v > 0 ? g : 0)
-DEFINE_GRAD(relu_grad_f64, double, v > 0 ? g : 0)
-DEFINE_GRAD(square_grad_f32, float, 2 * g * v)
-DEFINE_GRAD(square_grad_f64, double, 2 * g * v)
-/* g passes where lo <= x <= hi (bounds included, NaN x gives 0), as PyTorch's clamp_backward */
-DEFINE_GRAD(clamp_grad_f32, float, v >= (float)e->lo && v <= (float)e->hi ? g : 0)
-DEFINE_GRAD(clamp_grad_f64, double, v >= e->lo && v <= e->hi ? g : 0)
-
-/* [op][float32, float64]; NULL: a zero gradient */
-static const mg_inner_fn grads[MG_NUNARY][2] = {
-    [MG_UN_EXP] = {exp_grad_f32, exp_grad_f64},
-    [MG_UN_LOG] = {log_grad_f32, log_grad_f64},
-    [MG_UN_SQRT] = {sqrt_grad_f32, sqrt_grad_f64},
-    [MG_UN_RSQRT] = {rsqrt_grad_f32, rsqrt_grad_f64},
-    [MG_UN_SIN] = {sin_grad_f32, sin_grad_f64},
-    [MG_UN_COS] = {cos_grad_f32, cos_grad_f64},
-    [MG_UN_TANH] = {tanh_grad_f32, tanh_grad_f64},
-    [MG_UN_SIGMOID] = {sigmoid_grad_f32, sigmoid_grad_f64},
-    [MG_UN_LOG1P] = {log1p_grad_f32, log1p_grad_f64},
-    [MG_UN_EXPM1] = {expm1_grad_f32, expm1_grad_f64},
-    [MG_UN_ABS] = {abs_grad_f32, abs_grad_f64},
-    [MG_UN_RELU] = {relu_grad_f32, relu_grad_f64},
-    [MG_UN_SQUARE] = {square_grad_f32, square_grad_f64},
-    [MG_UN_CLAMP] = {clamp_grad_f32, clamp_grad_f64},
-};
-
-
+/* d loss / d x: the op's GRAD expression over g and v (x, or the saved y where the list says
+ * OUTPUT), computed in g's dtype. */
 mg_status mg_unary_backward(mg_ctx *ctx, const mg_backward_args *a, int i, mg_tensor *gin) {
     (void)i;
     const mg_unary_op op = (mg_unary_op)a->node->op;

@@ -10,37 +10,45 @@
 
 #include "../core/core.h"
 
-/* Which dtypes an op keeps. FLOAT: int64 and bool become the default float dtype (exp(int) is
- * float32, as PyTorch). KEEP: float and int64 kept, bool refused. ALL: every dtype kept.
- * WIDEN: float and int64 kept, bool becomes int64 (square(bool) is int64, as PyTorch). */
-enum { MG_UNARY_FLOAT, MG_UNARY_KEEP, MG_UNARY_ALL, MG_UNARY_WIDEN };
-
-/* The list of unary ops: enum, names, dtype rules and kernel tables are all made from it.
- * neg lives in binary.c (-t is 0 - t) and pow there too. */
-#define MG_UNARY_OPS(X)                 \
-    X(EXP, "exp", MG_UNARY_FLOAT)       \
-    X(LOG, "log", MG_UNARY_FLOAT)       \
-    X(SQRT, "sqrt", MG_UNARY_FLOAT)     \
-    X(RSQRT, "rsqrt", MG_UNARY_FLOAT)   \
-    X(SIN, "sin", MG_UNARY_FLOAT)       \
-    X(COS, "cos", MG_UNARY_FLOAT)       \
-    X(TANH, "tanh", MG_UNARY_FLOAT)     \
-    X(SIGMOID, "sigmoid", MG_UNARY_FLOAT) \
-    X(LOG1P, "log1p", MG_UNARY_FLOAT)   \
-    X(EXPM1, "expm1", MG_UNARY_FLOAT)   \
-    X(ABS, "abs", MG_UNARY_KEEP)        \
-    X(RELU, "relu", MG_UNARY_KEEP)      \
-    X(FLOOR, "floor", MG_UNARY_KEEP)    \
-    X(CEIL, "ceil", MG_UNARY_KEEP)      \
-    X(ROUND, "round", MG_UNARY_KEEP)    \
-    X(SIGN, "sign", MG_UNARY_ALL)       \
-    X(SQUARE, "square", MG_UNARY_WIDEN) \
-    X(CLAMP, "clamp", MG_UNARY_WIDEN)
-#define MG_ENUM_UNARY(e, name, kind) MG_UN_##e,
+/* The one list of unary ops. Everything that must stay in step is made from it: the enum, the
+ * names, the dtype rules, the kernel and gradient tables (src/ops/unary.c), what backward reads,
+ * and the binding's t:op(), mg.op(t) and t:op_() (src/bind/unary.c). Adding an op is a line here,
+ * its kernel and its derivative in unary.c, a spec and a docs line.
+ *
+ *   X(OP, name, dtypes, kernels, reads)
+ *   dtypes   what an int64 / bool input gives (mg_unary_dtype): FLOAT (the default float dtype, as
+ *            exp(int) in PyTorch), KEEP (int64 kept, bool refused), ALL (every dtype kept), WIDEN
+ *            (int64 kept, bool becomes int64, as square(bool)). Float inputs keep their dtype.
+ *   kernels  the dtypes with a kernel: F (float32, float64), FI (and int64), FIB (and bool)
+ *   reads    what the derivative reads: INPUT (x), OUTPUT (y: the binding saves it for backward),
+ *            NONE (a zero gradient, recorded anyway as PyTorch does, so the graph goes on)
+ * neg and pow are binary ops (-t is 0 - t), in binary.c. */
+#define MG_UNARY_OPS(X)                       \
+    X(EXP,     exp,     FLOAT, F,   OUTPUT)   \
+    X(LOG,     log,     FLOAT, F,   INPUT)    \
+    X(SQRT,    sqrt,    FLOAT, F,   OUTPUT)   \
+    X(RSQRT,   rsqrt,   FLOAT, F,   OUTPUT)   \
+    X(SIN,     sin,     FLOAT, F,   INPUT)    \
+    X(COS,     cos,     FLOAT, F,   INPUT)    \
+    X(TANH,    tanh,    FLOAT, F,   OUTPUT)   \
+    X(SIGMOID, sigmoid, FLOAT, F,   OUTPUT)   \
+    X(LOG1P,   log1p,   FLOAT, F,   INPUT)    \
+    X(EXPM1,   expm1,   FLOAT, F,   OUTPUT)   \
+    X(ABS,     abs,     KEEP,  FI,  INPUT)    \
+    X(RELU,    relu,    KEEP,  FI,  INPUT)    \
+    X(FLOOR,   floor,   KEEP,  FI,  NONE)     \
+    X(CEIL,    ceil,    KEEP,  FI,  NONE)     \
+    X(ROUND,   round,   KEEP,  FI,  NONE)     \
+    X(SIGN,    sign,    ALL,   FIB, NONE)     \
+    X(SQUARE,  square,  WIDEN, FI,  INPUT)    \
+    X(CLAMP,   clamp,   WIDEN, FI,  INPUT)
+#define MG_ENUM_UNARY(OP, ...) MG_UN_##OP,
 typedef enum mg_unary_op { MG_UNARY_OPS(MG_ENUM_UNARY) MG_NUNARY } mg_unary_op;
 #undef MG_ENUM_UNARY
 
 const char *mg_unary_name(mg_unary_op op);
+/* true when op's derivative reads the output: the binding saves it in the node (node->nsaved 1). */
+bool mg_unary_reads_output(mg_unary_op op);
 /* The result dtype of op on an input of dtype `in`; MG_EDTYPE (operand 1) when it refuses it. */
 mg_status mg_unary_dtype(mg_ctx *ctx, mg_unary_op op, mg_dtype in, mg_dtype *out);
 /* out <- op(in); in is converted to out's dtype first when they differ. (clamp: mg_clamp) */

@@ -1,0 +1,22 @@
+/*
+ * scalar.h: element-level rules that several kernel families share, written once so that every
+ * family gives the same answer for the same element (PyTorch's answers, not C's defaults).
+ */
+#ifndef MG_SCALAR_H
+#define MG_SCALAR_H
+
+#include <stdint.h>
+
+/* int64 arithmetic wraps around as in PyTorch: done in unsigned math, since signed overflow is
+ * undefined in C. MG_WRAP(+, a, b) is a + b modulo 2^64. */
+#define MG_WRAP(op, a, b) ((int64_t)((uint64_t)(a) op (uint64_t)(b)))
+
+/* NaN-propagating maximum / minimum, as torch.maximum / torch.minimum: a NaN in a wins (a != a),
+ * and a NaN in b wins because a > b fails. */
+#define MG_MAX_NAN(a, b) (((a) > (b) || (a) != (a)) ? (a) : (b))
+#define MG_MIN_NAN(a, b) (((a) < (b) || (a) != (a)) ? (a) : (b))
+
+/* -1, 0 or 1 as an int; NaN gives 0, as torch.sign (and as the derivative of abs at 0). */
+#define MG_SIGN_OF(x) (((x) > 0) - ((x) < 0))
+
+#endif
