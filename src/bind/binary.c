@@ -77,8 +77,8 @@ static int binary(lua_State *L, mg_binary_op op) {
     LT_TRY(L, 1, mg_binary(ctx, op, out, a, b));
     static const int operands[2] = {1, 2};
     if (!mg_binary_is_comparison(op) && lt_grad_needed(L, 2, operands)) {
-        const int saved = lua_gettop(L); /* pow's backward reads its output */
-        lt_record(L, -1, MG_FAM_BINARY, op, 2, operands, op == MG_BIN_POW, &saved);
+        const int saved = lua_gettop(L);
+        lt_record(L, -1, MG_FAM_BINARY, op, 2, operands, mg_binary_reads_output(op), &saved);
     }
     return 1;
 }
@@ -124,15 +124,15 @@ static int binary_inplace(lua_State *L, mg_binary_op op) {
     return 1;
 }
 
-#define BINARY_BINDING(e, name) \
-    static int l_##e(lua_State *L) { return binary(L, MG_BIN_##e); }
+/* From the list: op_method for every op, op_inplace for operators. */
+#define BINARY_BINDING(OP, op, kernels, kind, saves)                          \
+    static int op##_method(lua_State *L) { return binary(L, MG_BIN_##OP); } \
+    INPLACE_BINDING_##kind(OP, op)
+#define INPLACE_BINDING_OPERATOR(OP, op) \
+    static int op##_inplace(lua_State *L) { return binary_inplace(L, MG_BIN_##OP); }
+#define INPLACE_BINDING_FUNCTION(OP, op)
+#define INPLACE_BINDING_COMPARISON(OP, op)
 MG_BINARY_OPS(BINARY_BINDING)
-#undef BINARY_BINDING
-static int l_ADD_inplace(lua_State *L) { return binary_inplace(L, MG_BIN_ADD); }
-static int l_SUB_inplace(lua_State *L) { return binary_inplace(L, MG_BIN_SUB); }
-static int l_MUL_inplace(lua_State *L) { return binary_inplace(L, MG_BIN_MUL); }
-static int l_DIV_inplace(lua_State *L) { return binary_inplace(L, MG_BIN_DIV); }
-static int l_POW_inplace(lua_State *L) { return binary_inplace(L, MG_BIN_POW); }
 
 /* unary minus goes through sub so that it shares its dtype rules: -t = 0 - t */
 static int l_neg(lua_State *L) {
@@ -275,19 +275,24 @@ static int l_allclose(lua_State *L) {
     return 1;
 }
 
+/* From the list: every op a method (t:add(u), mg.add(t, u)); operators also in place (t:add_(u)) and
+ * as metamethods (t + u). */
+#define METHOD(OP, op, ...) {#op, op##_method},
+#define INPLACE(OP, op, kernels, kind, saves) INPLACE_##kind(op)
+#define INPLACE_OPERATOR(op) {#op "_", op##_inplace},
+#define INPLACE_FUNCTION(op)
+#define INPLACE_COMPARISON(op)
+#define METAMETHOD(OP, op, kernels, kind, saves) METAMETHOD_##kind(op)
+#define METAMETHOD_OPERATOR(op) {"__" #op, op##_method},
+#define METAMETHOD_FUNCTION(op)
+#define METAMETHOD_COMPARISON(op)
+
 const luaL_Reg lt_binary_methods[] = {
-    {"add", l_ADD}, {"sub", l_SUB}, {"mul", l_MUL}, {"div", l_DIV}, {"pow", l_POW},
-    {"maximum", l_MAXIMUM}, {"minimum", l_MINIMUM},
-    {"eq", l_EQ}, {"ne", l_NE}, {"lt", l_LT}, {"le", l_LE}, {"gt", l_GT}, {"ge", l_GE},
-    {"add_", l_ADD_inplace}, {"sub_", l_SUB_inplace}, {"mul_", l_MUL_inplace},
-    {"div_", l_DIV_inplace}, {"pow_", l_POW_inplace},
+    MG_BINARY_OPS(METHOD) MG_BINARY_OPS(INPLACE)
     {"neg", l_neg}, {"masked_fill", l_masked_fill}, {"masked_fill_", l_masked_fill_},
     {"equal", l_equal}, {"allclose", l_allclose},
     {NULL, NULL}};
 
 const luaL_Reg lt_binary_functions[] = {{"where", l_where}, {NULL, NULL}};
 
-const luaL_Reg lt_binary_metamethods[] = {
-    {"__add", l_ADD}, {"__sub", l_SUB}, {"__mul", l_MUL}, {"__div", l_DIV}, {"__pow", l_POW},
-    {"__unm", l_unm},
-    {NULL, NULL}};
+const luaL_Reg lt_binary_metamethods[] = {MG_BINARY_OPS(METAMETHOD) {"__unm", l_unm}, {NULL, NULL}};

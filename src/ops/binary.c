@@ -1,17 +1,21 @@
 /*
- * binary.c: elementwise ops of two operands (arithmetic, maximum / minimum, comparisons) and where.
+ * binary.c: elementwise ops of two operands (arithmetic, maximum / minimum, comparisons), and
+ * where / masked_fill, forward and backward side by side. The list of binary ops and what each
+ * column means is MG_BINARY_OPS in ops.h.
  *
- * Each op is one line per dtype below: DEFINE_BINARY(name_dtype, T, R, expression in a and b),
- * where T is the compute type and R the result type. The macro writes the three loops that matter:
- * both operands contiguous, one of them a broadcast scalar (stride 0), and the general strided
- * case. Promotion is the caller's job: a and b arrive in the compute dtype.
- * Backward rules live with autograd (#4): d(a+b) = (g, g), d(a*b) = (g*b, g*a), ...
- *
- * To add an op: a line in MG_BINARY_OPS (ops.h), its DEFINE_BINARY lines, its row in `kernels`.
+ * Each op's kernel is one line per kind of dtype below: FLOAT_BINARY(op, expression in a and b)
+ * for both float dtypes (MG_MATH2(pow, a, b) is powf for floats), INT_BINARY and BOOL_BINARY
+ * where the list says FI / FIB. DEFINE_BINARY writes the three loops that matter: both operands
+ * contiguous, one of them a broadcast scalar (stride 0), and the general strided case. Promotion
+ * is the caller's job: a and b arrive in the compute dtype. The derivatives are the cases of
+ * mg_binary_backward, below the kernels.
  */
 #include <math.h>
 
+#include "../core/autograd.h"
 #include "ops.h"
+#include "scalar.h"
+#include "unary.h"
 
 #define DEFINE_BINARY(NAME, T, R, EXPR)                                                      \
     static void NAME(char **p, const int64_t *s, int64_t n, const void *extra) {             \
@@ -39,10 +43,18 @@
             }                                                                                 \
         }                                                                                     \
     }
+#define FLOAT_BINARY(op, EXPR) \
+    DEFINE_BINARY(op##_f32, float, float, EXPR) DEFINE_BINARY(op##_f64, double, double, EXPR)
+#define INT_BINARY(op, EXPR) DEFINE_BINARY(op##_i64, int64_t, int64_t, EXPR)
+#define BOOL_BINARY(op, EXPR) DEFINE_BINARY(op##_bool, bool, bool, EXPR)
+/* a comparison: a bool result for every dtype */
+#define COMPARISON(op, OPERATOR)                       \
+    DEFINE_BINARY(op##_f32, float, bool, a OPERATOR b)     \
+    DEFINE_BINARY(op##_f64, double, bool, a OPERATOR b)    \
+    DEFINE_BINARY(op##_i64, int64_t, bool, a OPERATOR b)   \
+    DEFINE_BINARY(op##_bool, bool, bool, a OPERATOR b)
 
-/* int64 arithmetic wraps around as in PyTorch (unsigned math: signed overflow is undefined in C) */
-#define WRAP(op, a, b) ((int64_t)((uint64_t)(a) op (uint64_t)(b)))
-
+/* base^e in int64, wrapping around as PyTorch; a negative exponent truncates toward 0 */
 static inline int64_t ipow(int64_t base, int64_t e) {
     if (e < 0) return base == 1 ? 1 : base == -1 ? ((e & 1) ? -1 : 1) : 0;
     uint64_t r = 1, b = (uint64_t)base;
@@ -51,70 +63,52 @@ static inline int64_t ipow(int64_t base, int64_t e) {
     return (int64_t)r;
 }
 
-/* NaN-propagating, as torch.maximum */
-#define MAX_NAN(a, b) (((a) > (b) || (a) != (a)) ? (a) : (b))
-#define MIN_NAN(a, b) (((a) < (b) || (a) != (a)) ? (a) : (b))
+/* int64 wraps around (MG_WRAP); bool + is or, bool * is and, as PyTorch */
+FLOAT_BINARY(add, a + b)
+INT_BINARY(add, MG_WRAP(+, a, b))
+BOOL_BINARY(add, a || b)
+FLOAT_BINARY(sub, a - b)
+INT_BINARY(sub, MG_WRAP(-, a, b))
+FLOAT_BINARY(mul, a * b)
+INT_BINARY(mul, MG_WRAP(*, a, b))
+BOOL_BINARY(mul, a && b)
+FLOAT_BINARY(div, a / b)
+/* x^2 (the losses) and x^1 (its gradient) without a call to pow */
+FLOAT_BINARY(pow, b == 2 ? a * a : b == 1 ? a : MG_MATH2(pow, a, b))
+INT_BINARY(pow, ipow(a, b))
+/* NaN-propagating, as torch.maximum / torch.minimum */
+FLOAT_BINARY(maximum, MG_MAX_NAN(a, b))
+INT_BINARY(maximum, a > b ? a : b)
+BOOL_BINARY(maximum, a || b)
+FLOAT_BINARY(minimum, MG_MIN_NAN(a, b))
+INT_BINARY(minimum, a < b ? a : b)
+BOOL_BINARY(minimum, a && b)
+COMPARISON(eq, ==)
+COMPARISON(ne, !=)
+COMPARISON(lt, <)
+COMPARISON(le, <=)
+COMPARISON(gt, >)
+COMPARISON(ge, >=)
 
-DEFINE_BINARY(add_f32, float, float, a + b)
-DEFINE_BINARY(add_f64, double, double, a + b)
-DEFINE_BINARY(add_i64, int64_t, int64_t, WRAP(+, a, b))
-DEFINE_BINARY(add_bool, bool, bool, a || b)
-DEFINE_BINARY(sub_f32, float, float, a - b)
-DEFINE_BINARY(sub_f64, double, double, a - b)
-DEFINE_BINARY(sub_i64, int64_t, int64_t, WRAP(-, a, b))
-DEFINE_BINARY(mul_f32, float, float, a * b)
-DEFINE_BINARY(mul_f64, double, double, a * b)
-DEFINE_BINARY(mul_i64, int64_t, int64_t, WRAP(*, a, b))
-DEFINE_BINARY(mul_bool, bool, bool, a && b)
-DEFINE_BINARY(div_f32, float, float, a / b)
-DEFINE_BINARY(div_f64, double, double, a / b)
-/* x^2 (the losses) and x^1 (its gradient) without a call to powf */
-DEFINE_BINARY(pow_f32, float, float, b == 2.0f ? a * a : b == 1.0f ? a : powf(a, b))
-DEFINE_BINARY(pow_f64, double, double, b == 2.0 ? a * a : b == 1.0 ? a : pow(a, b))
-DEFINE_BINARY(pow_i64, int64_t, int64_t, ipow(a, b))
-DEFINE_BINARY(maximum_f32, float, float, MAX_NAN(a, b))
-DEFINE_BINARY(maximum_f64, double, double, MAX_NAN(a, b))
-DEFINE_BINARY(maximum_i64, int64_t, int64_t, a > b ? a : b)
-DEFINE_BINARY(maximum_bool, bool, bool, a || b)
-DEFINE_BINARY(minimum_f32, float, float, MIN_NAN(a, b))
-DEFINE_BINARY(minimum_f64, double, double, MIN_NAN(a, b))
-DEFINE_BINARY(minimum_i64, int64_t, int64_t, a < b ? a : b)
-DEFINE_BINARY(minimum_bool, bool, bool, a && b)
-
-#define DEFINE_COMPARISON(NAME, OP)                    \
-    DEFINE_BINARY(NAME##_f32, float, bool, a OP b)     \
-    DEFINE_BINARY(NAME##_f64, double, bool, a OP b)    \
-    DEFINE_BINARY(NAME##_i64, int64_t, bool, a OP b)   \
-    DEFINE_BINARY(NAME##_bool, bool, bool, a OP b)
-DEFINE_COMPARISON(eq, ==)
-DEFINE_COMPARISON(ne, !=)
-DEFINE_COMPARISON(lt, <)
-DEFINE_COMPARISON(le, <=)
-DEFINE_COMPARISON(gt, >)
-DEFINE_COMPARISON(ge, >=)
-
+/* ---- the tables, made from MG_BINARY_OPS ----------------------------------------------------- */
+#define NAME(OP, op, ...) #op,
+static const char *const names[MG_NBINARY] = {MG_BINARY_OPS(NAME)};
+#define IS_COMPARISON(OP, op, kernels, kind, saves) IS_COMPARISON_##kind,
+#define IS_COMPARISON_OPERATOR false
+#define IS_COMPARISON_FUNCTION false
+#define IS_COMPARISON_COMPARISON true
+static const bool comparison[MG_NBINARY] = {MG_BINARY_OPS(IS_COMPARISON)};
+#define READS_OUTPUT(OP, op, kernels, kind, saves) READS_OUTPUT_##saves,
+#define READS_OUTPUT_OUTPUT true
+#define READS_OUTPUT_NOTHING false
+static const bool reads_output[MG_NBINARY] = {MG_BINARY_OPS(READS_OUTPUT)};
 /* [op][dtype: float32, float64, int64, bool]; NULL: the dtype is refused (the caller promotes) */
-static const mg_inner_fn kernels[MG_NBINARY][MG_NDTYPES] = {
-    [MG_BIN_ADD] = {add_f32, add_f64, add_i64, add_bool},
-    [MG_BIN_SUB] = {sub_f32, sub_f64, sub_i64, NULL},
-    [MG_BIN_MUL] = {mul_f32, mul_f64, mul_i64, mul_bool},
-    [MG_BIN_DIV] = {div_f32, div_f64, NULL, NULL},
-    [MG_BIN_POW] = {pow_f32, pow_f64, pow_i64, NULL},
-    [MG_BIN_MAXIMUM] = {maximum_f32, maximum_f64, maximum_i64, maximum_bool},
-    [MG_BIN_MINIMUM] = {minimum_f32, minimum_f64, minimum_i64, minimum_bool},
-    [MG_BIN_EQ] = {eq_f32, eq_f64, eq_i64, eq_bool},
-    [MG_BIN_NE] = {ne_f32, ne_f64, ne_i64, ne_bool},
-    [MG_BIN_LT] = {lt_f32, lt_f64, lt_i64, lt_bool},
-    [MG_BIN_LE] = {le_f32, le_f64, le_i64, le_bool},
-    [MG_BIN_GT] = {gt_f32, gt_f64, gt_i64, gt_bool},
-    [MG_BIN_GE] = {ge_f32, ge_f64, ge_i64, ge_bool},
-};
-
-#define MG_NAME_BINARY(e, name) name,
-static const char *const names[MG_NBINARY] = {MG_BINARY_OPS(MG_NAME_BINARY)};
+#define KERNELS(OP, op, kernels, ...) MG_KERNELS_##kernels(op),
+static const mg_inner_fn kernels[MG_NBINARY][MG_NDTYPES] = {MG_BINARY_OPS(KERNELS)};
 
 const char *mg_binary_name(mg_binary_op op) { return names[op]; }
-bool mg_binary_is_comparison(mg_binary_op op) { return op >= MG_BIN_EQ; }
+bool mg_binary_is_comparison(mg_binary_op op) { return comparison[op]; }
+bool mg_binary_reads_output(mg_binary_op op) { return reads_output[op]; }
 
 mg_dtype mg_binary_compute_dtype(mg_ctx *ctx, mg_binary_op op, mg_dtype promoted) {
     if (op == MG_BIN_DIV && !mg_is_floating(promoted)) return ctx->default_dtype; /* true division */
@@ -190,10 +184,6 @@ mg_status mg_where(mg_ctx *ctx, mg_tensor *out, const mg_tensor *cond, const mg_
  *   add: g, g            sub: g, -g            mul: g b, g a          div: g / b, -g a / b^2
  *   pow: g b a^(b-1), g out log(a)             maximum / minimum: g where that input was chosen,
  *   half of g to each on ties (as PyTorch). Comparisons give bool and are never recorded. */
-#include "../core/autograd.h"
-#include "unary.h"
-
-
 /* full <- op(x, number) */
 static mg_status with_number(mg_ctx *ctx, mg_binary_op op, mg_tensor *full, const mg_tensor *x, double v) {
     mg_scalar s;

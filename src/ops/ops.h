@@ -11,30 +11,49 @@
 
 #include "../core/core.h"
 
+/* A row of a kernel table [dtype: float32, float64, int64, bool] from a list's kernels column:
+ * the functions named op_f32, op_f64, op_i64, op_bool; NULL for a dtype without a kernel. */
+#define MG_KERNELS_F(op) {op##_f32, op##_f64, NULL, NULL}
+#define MG_KERNELS_FI(op) {op##_f32, op##_f64, op##_i64, NULL}
+#define MG_KERNELS_FIB(op) {op##_f32, op##_f64, op##_i64, op##_bool}
+
 /* out <- in, converting dtype; in broadcasts to out (fill_ is a copy from a 0-d scalar). */
 mg_status mg_copy(mg_ctx *ctx, mg_tensor *out, const mg_tensor *in);
 mg_status mg_fill(mg_ctx *ctx, mg_tensor *out, double value, int64_t ivalue);
 
-/* The list of binary ops: enum, names and kernel tables are all made from it. */
-#define MG_BINARY_OPS(X) \
-    X(ADD, "add")        \
-    X(SUB, "sub")        \
-    X(MUL, "mul")        \
-    X(DIV, "div")        \
-    X(POW, "pow")        \
-    X(MAXIMUM, "maximum")\
-    X(MINIMUM, "minimum")\
-    X(EQ, "eq")          \
-    X(NE, "ne")          \
-    X(LT, "lt")          \
-    X(LE, "le")          \
-    X(GT, "gt")          \
-    X(GE, "ge")
-#define MG_ENUM_BINARY(e, name) MG_BIN_##e,
+/* The one list of binary ops. Everything that must stay in step is made from it: the enum, the
+ * names, the kernel table (src/ops/binary.c) and the binding's t:op(u), mg.op(t, u) and, for
+ * operators, t OP u and t:op_(u) (src/bind/binary.c). Adding an op is a line here, its kernel
+ * lines and its derivative (a case of mg_binary_backward) in binary.c, a spec and a docs line.
+ *
+ *   X(OP, name, kernels, kind, saves)
+ *   kernels  the dtypes with a kernel: F (float32, float64), FI (and int64), FIB (and bool);
+ *            a missing one is refused (the binding promotes first)
+ *   kind     OPERATOR (a Lua operator __name and an in-place t:name_(u); differentiable),
+ *            FUNCTION (differentiable), COMPARISON (a bool result, never differentiated)
+ *   saves    what backward reads besides the inputs: OUTPUT (the binding saves it) or NOTHING */
+#define MG_BINARY_OPS(X)                                  \
+    X(ADD,     add,     FIB, OPERATOR,   NOTHING)         \
+    X(SUB,     sub,     FI,  OPERATOR,   NOTHING)         \
+    X(MUL,     mul,     FIB, OPERATOR,   NOTHING)         \
+    X(DIV,     div,     F,   OPERATOR,   NOTHING)         \
+    X(POW,     pow,     FI,  OPERATOR,   OUTPUT)          \
+    X(MAXIMUM, maximum, FIB, FUNCTION,   NOTHING)         \
+    X(MINIMUM, minimum, FIB, FUNCTION,   NOTHING)         \
+    X(EQ,      eq,      FIB, COMPARISON, NOTHING)         \
+    X(NE,      ne,      FIB, COMPARISON, NOTHING)         \
+    X(LT,      lt,      FIB, COMPARISON, NOTHING)         \
+    X(LE,      le,      FIB, COMPARISON, NOTHING)         \
+    X(GT,      gt,      FIB, COMPARISON, NOTHING)         \
+    X(GE,      ge,      FIB, COMPARISON, NOTHING)
+#define MG_ENUM_BINARY(OP, ...) MG_BIN_##OP,
 typedef enum mg_binary_op { MG_BINARY_OPS(MG_ENUM_BINARY) MG_NBINARY } mg_binary_op;
 #undef MG_ENUM_BINARY
 const char *mg_binary_name(mg_binary_op op);
+/* A bool result, never differentiated (COMPARISON in the list). */
 bool mg_binary_is_comparison(mg_binary_op op);
+/* Backward reads the output (OUTPUT in the list): the binding saves it in the node. */
+bool mg_binary_reads_output(mg_binary_op op);
 
 /* The dtype the op computes in for inputs promoted to `promoted` (int / int division is float). */
 mg_dtype mg_binary_compute_dtype(mg_ctx *ctx, mg_binary_op op, mg_dtype promoted);

@@ -5,7 +5,14 @@
 #ifndef MG_SCALAR_H
 #define MG_SCALAR_H
 
+#include <math.h>
 #include <stdint.h>
+
+/* libm for kernels written once for float and double: MG_MATH(exp, x) is expf(x) for a float x and
+ * exp(x) for a double (what <tgmath.h> does, without its macros for every libm name and complex.h's
+ * I leaking into every file after it in the amalgamation). */
+#define MG_MATH(fn, x) _Generic((x), float: fn##f, double: fn)(x)
+#define MG_MATH2(fn, x, y) _Generic((x), float: fn##f, double: fn)(x, y)
 
 /* int64 arithmetic wraps around as in PyTorch: done in unsigned math, since signed overflow is
  * undefined in C. MG_WRAP(+, a, b) is a + b modulo 2^64. */

@@ -3,14 +3,12 @@
  * what each column means is MG_UNARY_OPS in unary.h.
  *
  * Each op is a block below: a comment with its math, its kernel as an expression in x (one line
- * for both float dtypes: <tgmath.h> makes exp(x) expf for a float x and exp for a double; INT_ and
+ * for both float dtypes (MG_MATH(exp, x) calls expf for a float x, exp for a double); INT_ and
  * BOOL_KERNEL lines where the list says FI / FIB), and its derivative as an expression in g
  * (d loss / d y) and v (x, or y where the list says OUTPUT). `e` is the op's extra argument
  * (clamp's bounds) and `scalar` the element type. The macros write the loops that matter
  * (contiguous and strided); the tables at the end are made from the list.
  */
-#include <tgmath.h>
-
 #include "../core/autograd.h"
 #include "ops.h"
 #include "scalar.h"
@@ -70,7 +68,7 @@ static inline double stable_sigmoid(double x) {
     const double z = exp(x);
     return z / (1.0 + z);
 }
-#define SIGMOID(x) _Generic((x), float: stable_sigmoidf, double: stable_sigmoid)(x)
+#define SIGMOID(x) MG_MATH(stable_sigmoid, x)
 /* |INT64_MIN| wraps to itself as in PyTorch (unsigned math: signed overflow is undefined in C) */
 #define IABS(x) ((int64_t)((x) < 0 ? 0 - (uint64_t)(x) : (uint64_t)(x)))
 /* x < 0 ? 0 : x keeps NaN and -0.0, as torch.relu */
@@ -80,37 +78,37 @@ static inline double stable_sigmoid(double x) {
 #define CLAMPED(x, lo, hi) (CLAMP_LO(x, lo) > (hi) ? (hi) : CLAMP_LO(x, lo))
 
 /* exp: y = e^x; dx = dy y */
-FLOAT_KERNEL(exp, exp(x))
+FLOAT_KERNEL(exp, MG_MATH(exp, x))
 GRAD(exp, g * v)
 /* log: y = ln x; dx = dy / x */
-FLOAT_KERNEL(log, log(x))
+FLOAT_KERNEL(log, MG_MATH(log, x))
 GRAD(log, g / v)
 /* sqrt: y = x^(1/2); dx = dy / (2 y) */
-FLOAT_KERNEL(sqrt, sqrt(x))
+FLOAT_KERNEL(sqrt, MG_MATH(sqrt, x))
 GRAD(sqrt, g / (2 * v))
 /* rsqrt: y = x^(-1/2); dx = -dy y^3 / 2 */
-FLOAT_KERNEL(rsqrt, 1 / sqrt(x))
+FLOAT_KERNEL(rsqrt, 1 / MG_MATH(sqrt, x))
 GRAD(rsqrt, -g / 2 * v * v * v)
 /* sin: dx = dy cos x */
-FLOAT_KERNEL(sin, sin(x))
-GRAD(sin, g * cos(v))
+FLOAT_KERNEL(sin, MG_MATH(sin, x))
+GRAD(sin, g * MG_MATH(cos, v))
 /* cos: dx = -dy sin x */
-FLOAT_KERNEL(cos, cos(x))
-GRAD(cos, -g * sin(v))
+FLOAT_KERNEL(cos, MG_MATH(cos, x))
+GRAD(cos, -g * MG_MATH(sin, v))
 /* tanh: dx = dy (1 - y^2) */
-FLOAT_KERNEL(tanh, tanh(x))
+FLOAT_KERNEL(tanh, MG_MATH(tanh, x))
 GRAD(tanh, g * (1 - v * v))
 /* sigmoid: y = 1 / (1 + e^-x); dx = dy y (1 - y) */
 FLOAT_KERNEL(sigmoid, SIGMOID(x))
 GRAD(sigmoid, g * v * (1 - v))
 /* log1p: y = ln(1 + x); dx = dy / (1 + x) */
-FLOAT_KERNEL(log1p, log1p(x))
+FLOAT_KERNEL(log1p, MG_MATH(log1p, x))
 GRAD(log1p, g / (1 + v))
 /* expm1: y = e^x - 1; dx = dy (y + 1) */
-FLOAT_KERNEL(expm1, expm1(x))
+FLOAT_KERNEL(expm1, MG_MATH(expm1, x))
 GRAD(expm1, g * (v + 1))
 /* abs: dx = dy sign(x), 0 at 0 as PyTorch */
-FLOAT_KERNEL(abs, fabs(x))
+FLOAT_KERNEL(abs, MG_MATH(fabs, x))
 INT_KERNEL(abs, IABS(x))
 GRAD(abs, g * MG_SIGN_OF(v))
 /* relu: y = max(x, 0); dx = dy (x > 0) */
@@ -119,11 +117,11 @@ INT_KERNEL(relu, RELU(x))
 GRAD(relu, v > 0 ? g : 0)
 /* floor, ceil, round (half to even: the default rounding mode): a zero gradient; integers are
  * their own floor, ceil and round */
-FLOAT_KERNEL(floor, floor(x))
+FLOAT_KERNEL(floor, MG_MATH(floor, x))
 INT_KERNEL(floor, x)
-FLOAT_KERNEL(ceil, ceil(x))
+FLOAT_KERNEL(ceil, MG_MATH(ceil, x))
 INT_KERNEL(ceil, x)
-FLOAT_KERNEL(round, nearbyint(x))
+FLOAT_KERNEL(round, MG_MATH(nearbyint, x))
 INT_KERNEL(round, x)
 /* sign: -1, 0 or 1 (NaN gives 0, as torch.sign); a zero gradient */
 FLOAT_KERNEL(sign, MG_SIGN_OF(x))
@@ -143,9 +141,6 @@ GRAD(clamp, v >= (scalar)e->lo && v <= (scalar)e->hi ? g : 0)
 enum { DTYPES_FLOAT, DTYPES_KEEP, DTYPES_ALL, DTYPES_WIDEN };
 enum { READS_INPUT, READS_OUTPUT, READS_NONE };
 
-#define KERNELS_F(op) {op##_f32, op##_f64, NULL, NULL}
-#define KERNELS_FI(op) {op##_f32, op##_f64, op##_i64, NULL}
-#define KERNELS_FIB(op) {op##_f32, op##_f64, op##_i64, op##_bool}
 #define GRADS_INPUT(op) {op##_grad_f32, op##_grad_f64}
 #define GRADS_OUTPUT(op) GRADS_INPUT(op)
 #define GRADS_NONE(op) {NULL, NULL}
@@ -157,7 +152,7 @@ static const uint8_t dtype_rules[MG_NUNARY] = {MG_UNARY_OPS(DTYPES)};
 #define READS(OP, op, dtypes, kernels, reads) READS_##reads,
 static const uint8_t reads[MG_NUNARY] = {MG_UNARY_OPS(READS)};
 /* [op][dtype: float32, float64, int64, bool]; NULL: mg_unary_dtype never gives that dtype */
-#define KERNELS(OP, op, dtypes, kernels, reads) KERNELS_##kernels(op),
+#define KERNELS(OP, op, dtypes, kernels, reads) MG_KERNELS_##kernels(op),
 static const mg_inner_fn kernels[MG_NUNARY][MG_NDTYPES] = {MG_UNARY_OPS(KERNELS)};
 /* [op][float32, float64]; NULL: a zero gradient */
 #define GRADS(OP, op, dtypes, kernels, reads) GRADS_##reads(op),
