@@ -23,7 +23,7 @@
  */
 #include <string.h>
 
-#include "../core/autograd.h"
+#include "../ops/grad.h"
 #include "../ops/ops.h"
 #include "bind.h"
 

@@ -7,7 +7,6 @@
 #include <string.h>
 
 #include "../ops/ops.h"
-#include "../ops/shape.h"
 #include "bind.h"
 
 /* The kind of a dtype: bool < integer < floating. */
@@ -178,7 +177,7 @@ static int l_where(lua_State *L) {
     mg_tensor *out = lt_push_new(L, dt, n2, s2);
     LT_TRY(L, 1, mg_where(ctx, out, cond, a, b));
     static const int operands[3] = {1, 2, 3};
-    if (lt_grad_needed(L, 3, operands)) lt_record(L, -1, MG_FAM_SHAPE, MG_SHAPE_WHERE, 3, operands, 0, NULL);
+    if (lt_grad_needed(L, 3, operands)) lt_record(L, -1, MG_FAM_WHERE, MG_WHERE, 3, operands, 0, NULL);
     return 1;
 }
 
@@ -217,7 +216,7 @@ static int masked_fill(lua_State *L, int inplace) {
     }
     static const int operands[3] = {1, 2, 3};
     if (lt_grad_needed(L, 3, operands))
-        lt_record(L, -1, MG_FAM_SHAPE, MG_SHAPE_MASKED_FILL, 3, operands, 0, NULL);
+        lt_record(L, -1, MG_FAM_WHERE, MG_MASKED_FILL, 3, operands, 0, NULL);
     return 1;
 }
 static int l_masked_fill(lua_State *L) { return masked_fill(L, 0); }

@@ -114,7 +114,7 @@ const mg_tensor *lt_operand(lua_State *L, int idx, mg_dtype dtype, mg_scalar *sc
 static inline void lt_written(mg_tensor *t) { t->storage->version++; }
 
 /* ---- autograd (autograd.c) ---------------------------------------------------------------- */
-#include "../core/autograd.h"
+#include "../ops/grad.h"
 /* true when grad mode is on and one of the values at the n stack indices is a tensor requiring grad */
 int lt_grad_needed(lua_State *L, int n, const int *idx);
 /* Records the op that made the tensor at out_idx: family, op code, its inputs (stack indices of

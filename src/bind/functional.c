@@ -1,17 +1,17 @@
 /*
- * functional.c (binding): mg.F, the functional kernels (src/ops/loss.c).
+ * functional.c (binding): mg.F, the functional kernels (src/ops/functional.c).
  *
  * The book's chapter-5 functions under the book's names (model, loss_fn, dloss_fn, dmodel_dw,
  * dmodel_db, grad_fn), and the general differentiable kernels (linear, mse_loss, l1_loss,
  * cross_entropy, binary_cross_entropy_with_logits, softmax, log_softmax, dropout; relu, tanh and
  * sigmoid are the tensor methods). Each binding checks its arguments, allocates the result, calls
- * one kernel and records a node in family MG_FAM_LOSS (op: mg_loss_op, iarg[0]: the reduction or
+ * one kernel and records a node in family MG_FAM_FUNCTIONAL (op: mg_functional_op, iarg[0]: the reduction or
  * the dim). Losses take their reduction as a trailing string or an options table
  * ({reduction = "sum"}): "mean" (the default), "sum" or "none", as PyTorch.
  */
 #include <string.h>
 
-#include "../ops/loss.h"
+#include "../ops/functional.h"
 #include "bind.h"
 
 /* ================================================================ arguments */
@@ -61,10 +61,10 @@ static const char *shape_str(char *buf, size_t cap, const mg_tensor *t) {
 }
 
 /* Records the result at the top of the stack (family loss) when an input requires grad. */
-static mg_node *record(lua_State *L, mg_loss_op op, int ninputs, const int *inputs, int nsaved,
+static mg_node *record(lua_State *L, mg_functional_op op, int ninputs, const int *inputs, int nsaved,
                        const int *saved) {
     if (!lt_grad_needed(L, ninputs, inputs)) return NULL;
-    return lt_record(L, -1, MG_FAM_LOSS, op, ninputs, inputs, nsaved, saved);
+    return lt_record(L, -1, MG_FAM_FUNCTIONAL, op, ninputs, inputs, nsaved, saved);
 }
 
 /* ================================================================ the book's functions */
@@ -102,7 +102,7 @@ static int l_model(lua_State *L) {
     mg_tensor *out = lt_push_new(L, dt, u->ndim, u->size);
     LT_TRY(L, 1, mg_model(ctx, out, u, w, b));
     static const int inputs[3] = {1, 2, 3};
-    record(L, MG_LOSS_MODEL, 3, inputs, 0, NULL);
+    record(L, MG_F_MODEL, 3, inputs, 0, NULL);
     return 1;
 }
 
@@ -154,12 +154,12 @@ static int l_grad_fn(lua_State *L) {
 /* ================================================================ losses */
 
 /* mse_loss / l1_loss / binary_cross_entropy_with_logits (input, target [, reduction]) */
-static int pointwise_loss(lua_State *L, mg_loss_op op) {
+static int pointwise_loss(lua_State *L, mg_functional_op op) {
     mg_ctx *ctx = lt_ctx(L);
     lua_settop(L, 3);
     const mg_tensor *x = check_float_tensor(L, 1);
     const mg_tensor *y = lt_check(L, 2);
-    if (y->dtype == MG_BOOL || (op == MG_LOSS_BCE_LOGITS && !mg_is_floating((mg_dtype)y->dtype))) {
+    if (y->dtype == MG_BOOL || (op == MG_F_BCE_LOGITS && !mg_is_floating((mg_dtype)y->dtype))) {
         lua_pushfstring(L, "target must be a float tensor, got %s", mg_dtype_name((mg_dtype)y->dtype));
         return luaL_argerror(L, 2, lua_tostring(L, -1));
     }
@@ -168,7 +168,7 @@ static int pointwise_loss(lua_State *L, mg_loss_op op) {
                                                            : (mg_dtype)x->dtype;
     int ndim;
     int64_t size[MG_MAX_DIMS];
-    if (op == MG_LOSS_BCE_LOGITS) { /* PyTorch: "target size must be the same as input size" */
+    if (op == MG_F_BCE_LOGITS) { /* PyTorch: "target size must be the same as input size" */
         if (!mg_same_shape(x, y)) {
             char s1[160], s2[160];
             lua_pushfstring(L, "target shape %s does not match input shape %s", shape_str(s1, sizeof s1, y),
@@ -187,14 +187,14 @@ static int pointwise_loss(lua_State *L, mg_loss_op op) {
     if (n) n->iarg[0] = red;
     return 1;
 }
-static int l_mse_loss(lua_State *L) { return pointwise_loss(L, MG_LOSS_MSE); }
-static int l_l1_loss(lua_State *L) { return pointwise_loss(L, MG_LOSS_L1); }
-static int l_bce_with_logits(lua_State *L) { return pointwise_loss(L, MG_LOSS_BCE_LOGITS); }
+static int l_mse_loss(lua_State *L) { return pointwise_loss(L, MG_F_MSE); }
+static int l_l1_loss(lua_State *L) { return pointwise_loss(L, MG_F_L1); }
+static int l_bce_with_logits(lua_State *L) { return pointwise_loss(L, MG_F_BCE_LOGITS); }
 
 /* loss_fn(t_p, t_c): the book's mean squared error */
 static int l_loss_fn(lua_State *L) {
     lua_settop(L, 2);
-    return pointwise_loss(L, MG_LOSS_MSE);
+    return pointwise_loss(L, MG_F_MSE);
 }
 
 /* The target of cross_entropy at arg as an int64 tensor of n elements (pushed when made from a
@@ -266,14 +266,14 @@ static int l_cross_entropy(lua_State *L) {
                                               : lt_push_new(L, (mg_dtype)x->dtype, 0, NULL);
     LT_TRY(L, 1, mg_cross_entropy(ctx, out, lse, x, lt_check(L, target), red));
     const int inputs[2] = {1, target};
-    mg_node *n = record(L, MG_LOSS_CROSS_ENTROPY, 2, inputs, 1, &lse_idx);
+    mg_node *n = record(L, MG_F_CROSS_ENTROPY, 2, inputs, 1, &lse_idx);
     if (n) n->iarg[0] = red;
     return 1;
 }
 
 /* ================================================================ activations and layers */
 
-static int softmax(lua_State *L, mg_loss_op op) {
+static int softmax(lua_State *L, mg_functional_op op) {
     const mg_tensor *x = check_float_tensor(L, 1);
     if (lua_isnoneornil(L, 2))
         return luaL_argerror(L, 2, "dim expected (softmax normalizes along one dim, as PyTorch's dim=)");
@@ -287,8 +287,8 @@ static int softmax(lua_State *L, mg_loss_op op) {
     if (n) n->iarg[0] = dim;
     return 1;
 }
-static int l_softmax(lua_State *L) { return softmax(L, MG_LOSS_SOFTMAX); }
-static int l_log_softmax(lua_State *L) { return softmax(L, MG_LOSS_LOG_SOFTMAX); }
+static int l_softmax(lua_State *L) { return softmax(L, MG_F_SOFTMAX); }
+static int l_log_softmax(lua_State *L) { return softmax(L, MG_F_LOG_SOFTMAX); }
 
 /* linear(x (..., in), weight (out, in) [, bias (out)]) */
 static int l_linear(lua_State *L) {
@@ -326,7 +326,7 @@ static int l_linear(lua_State *L) {
     mg_tensor *out = lt_push_new(L, (mg_dtype)x->dtype, x->ndim, size);
     LT_TRY(L, 1, mg_linear(lt_ctx(L), out, x, w, b));
     static const int inputs[3] = {1, 2, 3};
-    record(L, MG_LOSS_LINEAR, b ? 3 : 2, inputs, 0, NULL);
+    record(L, MG_F_LINEAR, b ? 3 : 2, inputs, 0, NULL);
     return 1;
 }
 
@@ -349,7 +349,7 @@ static int l_dropout(lua_State *L) {
     mg_tensor *out = lt_push_new(L, (mg_dtype)x->dtype, x->ndim, x->size);
     LT_TRY(L, 1, mg_dropout(lt_ctx(L), out, lt_check(L, mask), x, p));
     static const int inputs[1] = {1};
-    record(L, MG_LOSS_DROPOUT, 1, inputs, 1, &mask);
+    record(L, MG_F_DROPOUT, 1, inputs, 1, &mask);
     return 1;
 }
 

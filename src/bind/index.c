@@ -20,7 +20,7 @@
 static int record2(lua_State *L, int op, int other, int64_t a0) {
     const int inputs[2] = {1, lua_absindex(L, other)};
     if (lt_grad_needed(L, 1, inputs)) {
-        mg_node *n = lt_record(L, -1, MG_FAM_SHAPE, op, 2, inputs, 0, NULL);
+        mg_node *n = lt_record(L, -1, MG_FAM_INDEX, op, 2, inputs, 0, NULL);
         n->iarg[0] = a0;
     }
     return 1;
@@ -108,7 +108,7 @@ static int l_index_select(lua_State *L) {
     size[dim] = idx->numel;
     mg_tensor *out = lt_push_new(L, (mg_dtype)t->dtype, t->ndim, size);
     LT_TRY(L, 1, mg_index_select(lt_ctx(L), out, t, dim, idx));
-    return record2(L, MG_SHAPE_INDEX_SELECT, idx_at, dim);
+    return record2(L, MG_INDEX_SELECT, idx_at, dim);
 }
 
 /* Pushes a view of the tensor at idx expanded to shape (ndim, size). */
@@ -135,7 +135,7 @@ static int l_masked_select(lua_State *L) {
     const int64_t n = mg_count_nonzero(me);
     mg_tensor *out = lt_push_new(L, (mg_dtype)t->dtype, 1, &n);
     LT_TRY(L, 1, mg_masked_select(ctx, out, te, me));
-    return record2(L, MG_SHAPE_MASKED_SELECT, mask_at, 0);
+    return record2(L, MG_INDEX_MASKED_SELECT, mask_at, 0);
 }
 
 /* t:nonzero(): the 1-based coordinates of the nonzero elements, int64 of shape {n, t:dim()}. */
@@ -175,7 +175,7 @@ static int l_gather(lua_State *L) {
     check_gather_index(L, t, dim, idx);
     mg_tensor *out = lt_push_new(L, (mg_dtype)t->dtype, idx->ndim, idx->size);
     LT_TRY(L, 1, mg_gather(lt_ctx(L), out, t, dim, idx));
-    return record2(L, MG_SHAPE_GATHER, idx_at, dim);
+    return record2(L, MG_INDEX_GATHER, idx_at, dim);
 }
 
 /* t:scatter_(dim, idx, src): t[i][idx[i][j]] = src[i][j] (dim = 2); src a tensor or a number.
@@ -248,7 +248,7 @@ static void record_join(lua_State *L, int op, lua_Integer n, int dim) {
         lua_rawgeti(L, 1, i);
         inputs[i - 1] = lua_gettop(L);
     }
-    mg_node *node = lt_record(L, out, MG_FAM_SHAPE, op, (int)n, inputs, 0, NULL);
+    mg_node *node = lt_record(L, out, MG_FAM_INDEX, op, (int)n, inputs, 0, NULL);
     node->iarg[0] = dim;
     lua_settop(L, out);
 }
@@ -311,7 +311,7 @@ static int l_cat(lua_State *L) {
         LT_TRY(L, 1, mg_cat_piece(ctx, out, t, dim, start));
         start += t->size[dim];
     }
-    record_join(L, MG_SHAPE_CAT, n, dim);
+    record_join(L, MG_INDEX_CAT, n, dim);
     return 1;
 }
 
@@ -332,7 +332,7 @@ static int l_stack(lua_State *L) {
     for (int d = 0, j = 0; d <= ref->ndim; d++) size[d] = d == dim ? (int64_t)n : ref->size[j++];
     mg_tensor *out = lt_push_new(L, dt, ref->ndim + 1, size);
     for (lua_Integer i = 1; i <= n; i++) LT_TRY(L, 1, mg_stack_piece(ctx, out, list_tensor(L, i), dim, i - 1));
-    record_join(L, MG_SHAPE_STACK, n, dim);
+    record_join(L, MG_INDEX_STACK, n, dim);
     return 1;
 }
 

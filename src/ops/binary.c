@@ -12,7 +12,7 @@
  */
 #include <math.h>
 
-#include "../core/autograd.h"
+#include "grad.h"
 #include "ops.h"
 #include "scalar.h"
 #include "unary.h"
@@ -177,6 +177,33 @@ mg_status mg_where(mg_ctx *ctx, mg_tensor *out, const mg_tensor *cond, const mg_
     mg_iter_init(&it, 4, ops);
     mg_iter_run_parallel(ctx, &it, where_kernels[out->dtype], NULL);
     return MG_OK;
+}
+
+/* Backward of where and masked_fill: each value input gets g where it was chosen, 0 elsewhere. */
+/* (where cond g 0) or (where cond 0 g), summed back to gin's shape */
+static mg_status routed(mg_ctx *ctx, mg_tensor *gin, const mg_tensor *cond, const mg_tensor *g, bool when) {
+    mg_scratch full;
+    mg_status st = mg_scratch_new(ctx, &full, (mg_dtype)g->dtype, g->ndim, g->size);
+    if (st != MG_OK) return st;
+    mg_scalar z;
+    mg_scalar_init(&z, (mg_dtype)g->dtype, 0, 0);
+    st = when ? mg_where(ctx, &full.t, cond, g, &z.t) : mg_where(ctx, &full.t, cond, &z.t, g);
+    if (st == MG_OK) st = mg_sum_to(ctx, gin, &full.t);
+    mg_scratch_free(ctx, &full);
+    return st;
+}
+
+mg_status mg_where_backward(mg_ctx *ctx, const mg_backward_args *a, int i, mg_tensor *gin) {
+    const mg_tensor *g = a->gout;
+    switch ((mg_where_op)a->node->op) {
+    case MG_WHERE:
+        if (i == 0) return mg_fail(ctx, MG_EVALUE, 0, "the condition of 'where' has no gradient");
+        return routed(ctx, gin, a->inputs[0], g, i == 1);
+    case MG_MASKED_FILL: /* t keeps g where the mask is false; the value gets the rest */
+        if (i == 1) return mg_fail(ctx, MG_EVALUE, 0, "the mask of 'masked_fill' has no gradient");
+        return routed(ctx, gin, a->inputs[1], g, i == 2);
+    default: return mg_fail(ctx, MG_EVALUE, 0, "this where op has no backward rule");
+    }
 }
 
 /* ---- backward ------------------------------------------------------------------------------ */

@@ -12,7 +12,16 @@
 #ifndef MG_INDEX_H
 #define MG_INDEX_H
 
-#include "../core/core.h"
+#include "grad.h"
+
+/* Op codes of the index family for autograd (node->family MG_FAM_INDEX; rule mg_index_backward). */
+typedef enum mg_index_op {
+    MG_INDEX_SELECT,        /* index_select, inputs (t, idx): iarg[0] = dim */
+    MG_INDEX_GATHER,        /* inputs (t, idx): iarg[0] = dim */
+    MG_INDEX_MASKED_SELECT, /* inputs (t, mask) */
+    MG_INDEX_CAT,           /* inputs: the pieces; iarg[0] = dim */
+    MG_INDEX_STACK          /* inputs: the pieces; iarg[0] = dim */
+} mg_index_op;
 
 /* out = in with dim `dim` (0-based) reduced to the entries idx names: out has in's shape except
  * size[dim] == idx->numel. idx: int64, 0-d or 1-D, any strides. in and out share a dtype. */

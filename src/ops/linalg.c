@@ -1032,7 +1032,7 @@ mg_status mg_outer(mg_ctx *ctx, mg_tensor *out, const mg_tensor *a, const mg_ten
  * operand's matrix shape, over gin). When nothing needs summing (the common case) the product
  * is written straight into gin; otherwise into a scratch buffer first. Operands of another dtype
  * than g (float32 x float64 promoted to float64) are converted into scratch. */
-#include "../core/autograd.h"
+#include "grad.h"
 #include "ops.h"
 
 /* The descriptor of t seen as a matrix (or a batch of them) in product `op`, operand `which`

@@ -61,6 +61,11 @@ mg_dtype mg_binary_compute_dtype(mg_ctx *ctx, mg_binary_op op, mg_dtype promoted
 mg_status mg_binary(mg_ctx *ctx, mg_binary_op op, mg_tensor *out, const mg_tensor *a,
                     const mg_tensor *b);
 
+/* Op codes of the where family for autograd (node->family MG_FAM_WHERE; rule mg_where_backward). */
+typedef enum mg_where_op {
+    MG_WHERE,      /* where(cond, a, b), inputs (cond, a, b) */
+    MG_MASKED_FILL /* t:masked_fill(mask, value), inputs (t, mask, value) */
+} mg_where_op;
 /* out <- cond ? a : b; cond is bool, a, b and out share one dtype; all broadcast to out. */
 mg_status mg_where(mg_ctx *ctx, mg_tensor *out, const mg_tensor *cond, const mg_tensor *a,
                    const mg_tensor *b);

@@ -413,7 +413,7 @@ mg_status mg_cumsum(mg_ctx *ctx, mg_tensor *out, const mg_tensor *in, int dim) {
 }
 
 /* ---- backward ------------------------------------------------------------------------------ */
-#include "../core/autograd.h"
+#include "grad.h"
 #include "index.h"
 #include "ops.h"
 #include "unary.h"

@@ -1,12 +1,12 @@
 /*
- * shape.h: op codes of the shape family for autograd: views, copies, joins and indexing. Their
- * forward work is done by view.c (geometry), copy.c and index.c; their backward rules are in
- * shape.c. Parameters a binding stores in the node are listed with each op.
+ * shape.h: op codes of the shape family for autograd: views and copies. Their forward work is done
+ * by src/core/view.c (geometry) and mg_copy; their backward rules are in shape.c. Parameters a
+ * binding stores in the node are listed with each op. (Joins and indexing: index.h.)
  */
 #ifndef MG_SHAPE_H
 #define MG_SHAPE_H
 
-#include "../core/autograd.h"
+#include "grad.h"
 
 typedef enum mg_shape_op {
     MG_SHAPE_RESHAPE,      /* view reshape flatten squeeze unsqueeze: same elements, other shape */
@@ -14,14 +14,7 @@ typedef enum mg_shape_op {
     MG_SHAPE_EXPAND,       /* expand: the gradient is summed back */
     MG_SHAPE_NARROW,       /* iarg[0] = dim, iarg[1] = start (0-based) */
     MG_SHAPE_SELECT,       /* iarg[0] = dim, iarg[1] = index (0-based); also t[i] */
-    MG_SHAPE_COPY,         /* contiguous clone to float double: the gradient converted back */
-    MG_SHAPE_INDEX_SELECT, /* inputs (t, idx): iarg[0] = dim */
-    MG_SHAPE_CAT,          /* inputs: the pieces; iarg[0] = dim */
-    MG_SHAPE_STACK,        /* inputs: the pieces; iarg[0] = dim */
-    MG_SHAPE_WHERE,        /* inputs (cond, a, b) */
-    MG_SHAPE_MASKED_FILL,  /* inputs (t, mask, value) */
-    MG_SHAPE_GATHER,       /* inputs (t, idx): iarg[0] = dim */
-    MG_SHAPE_MASKED_SELECT /* inputs (t, mask) */
+    MG_SHAPE_COPY          /* contiguous clone to float double: the gradient converted back */
 } mg_shape_op;
 
 int64_t mg_pack_perm(const int *perm, int ndim);

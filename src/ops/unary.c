@@ -9,7 +9,7 @@
  * (clamp's bounds) and `scalar` the element type. The macros write the loops that matter
  * (contiguous and strided); the tables at the end are made from the list.
  */
-#include "../core/autograd.h"
+#include "grad.h"
 #include "ops.h"
 #include "scalar.h"
 #include "unary.h"

@@ -1,5 +1,5 @@
 /*
- * loss.c: the fused functional kernels of mg.F and their backward rules, side by side.
+ * functional.c: the fused functional kernels of mg.F and their backward rules, side by side.
  *
  * Fused means one pass over the data where composing tensor ops would take several and allocate
  * temporaries: mse_loss is sum((x - y)^2) in one loop, its backward 2 (x - y) g / n in one loop;
@@ -11,20 +11,20 @@
  * typed, one DEFINE_ line per dtype (float32, float64) and a two-entry table per kernel. Values
  * are computed and summed in double and stored in the output's dtype.
  *
- * To add an op: a line in MG_LOSS_OPS (loss.h), its kernel and entry point here, its case in
- * mg_loss_backward (with the math in a comment), its binding in src/bind/functional.c.
+ * To add an op: a line in MG_FUNCTIONAL_OPS (functional.h), its kernel and entry point here, its case in
+ * mg_functional_backward (with the math in a comment), its binding in src/bind/functional.c.
  */
 #include <math.h>
 #include <string.h>
 
-#include "../core/autograd.h"
+#include "grad.h"
 #include "linalg.h"
-#include "loss.h"
+#include "functional.h"
 #include "ops.h"
 
-#define MG_NAME_LOSS(e, name) name,
-static const char *const names[MG_NLOSS] = {MG_LOSS_OPS(MG_NAME_LOSS)};
-const char *mg_loss_name(mg_loss_op op) { return names[op]; }
+#define MG_NAME_FUNCTIONAL(e, name) name,
+static const char *const names[MG_NFUNCTIONAL] = {MG_FUNCTIONAL_OPS(MG_NAME_FUNCTIONAL)};
+const char *mg_functional_name(mg_functional_op op) { return names[op]; }
 
 /* ================================================================ helpers */
 
@@ -260,17 +260,17 @@ static mg_status model_backward(mg_ctx *ctx, const mg_backward_args *a, int i, m
  *   l1 |x - y|:                          sign(x - y),      -sign(x - y)    (0 at x = y, as PyTorch)
  *   bce max(x,0) - x y + log(1 + e^-|x|): sigmoid(x) - y,  -x
  * The bce form never exponentiates a positive number, so logits of +-1000 stay finite. */
-static inline double pointwise(mg_loss_op op, double x, double y) {
+static inline double pointwise(mg_functional_op op, double x, double y) {
     switch (op) {
-    case MG_LOSS_MSE: return (x - y) * (x - y);
-    case MG_LOSS_L1: return fabs(x - y);
+    case MG_F_MSE: return (x - y) * (x - y);
+    case MG_F_L1: return fabs(x - y);
     default: return fmax(x, 0.0) - x * y + log1p(exp(-fabs(x)));
     }
 }
-static inline double dpointwise(mg_loss_op op, int wrt, double x, double y) {
+static inline double dpointwise(mg_functional_op op, int wrt, double x, double y) {
     switch (op) {
-    case MG_LOSS_MSE: return wrt ? -2.0 * (x - y) : 2.0 * (x - y);
-    case MG_LOSS_L1: {
+    case MG_F_MSE: return wrt ? -2.0 * (x - y) : 2.0 * (x - y);
+    case MG_F_L1: {
         const double s = (double)((x > y) - (x < y));
         return wrt ? -s : s;
     }
@@ -279,7 +279,7 @@ static inline double dpointwise(mg_loss_op op, int wrt, double x, double y) {
 }
 
 #define DEFINE_POINTWISE(NAME, T)                                                          \
-    static void NAME(mg_loss_op op, void *out, const void *xp, const void *yp, int64_t n,  \
+    static void NAME(mg_functional_op op, void *out, const void *xp, const void *yp, int64_t n,  \
                      mg_reduction red) {                                                   \
         const T *x = (const T *)xp, *y = (const T *)yp;                                    \
         T *o = (T *)out;                                                                   \
@@ -293,12 +293,12 @@ static inline double dpointwise(mg_loss_op op, int wrt, double x, double y) {
     }
 DEFINE_POINTWISE(pointwise_f32, float)
 DEFINE_POINTWISE(pointwise_f64, double)
-typedef void (*pointwise_fn)(mg_loss_op, void *, const void *, const void *, int64_t, mg_reduction);
+typedef void (*pointwise_fn)(mg_functional_op, void *, const void *, const void *, int64_t, mg_reduction);
 static const pointwise_fn pointwise_kernels[2] = {pointwise_f32, pointwise_f64};
 
 /* d loss / d x (wrt 0) or d y (wrt 1), elementwise, times g[k] (none) or g / n (mean) or g (sum) */
 #define DEFINE_DPOINTWISE(NAME, T)                                                         \
-    static void NAME(mg_loss_op op, int wrt, void *dst, const void *xp, const void *yp,    \
+    static void NAME(mg_functional_op op, int wrt, void *dst, const void *xp, const void *yp,    \
                      const void *gp, int64_t n, mg_reduction red) {                        \
         const T *x = (const T *)xp, *y = (const T *)yp, *g = (const T *)gp;                \
         T *o = (T *)dst;                                                                   \
@@ -312,11 +312,11 @@ static const pointwise_fn pointwise_kernels[2] = {pointwise_f32, pointwise_f64};
     }
 DEFINE_DPOINTWISE(dpointwise_f32, float)
 DEFINE_DPOINTWISE(dpointwise_f64, double)
-typedef void (*dpointwise_fn)(mg_loss_op, int, void *, const void *, const void *, const void *,
+typedef void (*dpointwise_fn)(mg_functional_op, int, void *, const void *, const void *, const void *,
                               int64_t, mg_reduction);
 static const dpointwise_fn dpointwise_kernels[2] = {dpointwise_f32, dpointwise_f64};
 
-mg_status mg_pointwise_loss(mg_ctx *ctx, mg_loss_op op, mg_tensor *out, const mg_tensor *x,
+mg_status mg_pointwise_loss(mg_ctx *ctx, mg_functional_op op, mg_tensor *out, const mg_tensor *x,
                             const mg_tensor *y, mg_reduction red, int ndim, const int64_t *size) {
     mg_status st = check_float(ctx, out, names[op]);
     if (st != MG_OK) return st;
@@ -336,7 +336,7 @@ mg_status mg_pointwise_loss(mg_ctx *ctx, mg_loss_op op, mg_tensor *out, const mg
 
 /* The inputs broadcast to one shape, the gradient computed there and summed back (mg_sum_to). */
 static mg_status pointwise_backward(mg_ctx *ctx, const mg_backward_args *a, int i, mg_tensor *gin) {
-    const mg_loss_op op = (mg_loss_op)a->node->op;
+    const mg_functional_op op = (mg_functional_op)a->node->op;
     const mg_reduction red = (mg_reduction)a->node->iarg[0];
     const mg_dtype dt = (mg_dtype)a->out->dtype;
     const mg_tensor *x = a->inputs[0], *y = a->inputs[1];
@@ -476,7 +476,7 @@ static mg_status cross_entropy_backward(mg_ctx *ctx, const mg_backward_args *a, 
  * Backward from the saved output y:
  *   softmax dx = y (g - sum_k g_k y_k),  log_softmax dx = g - e^y sum_k g_k. */
 #define DEFINE_SOFTMAX(NAME, T)                                                            \
-    static void NAME(mg_loss_op op, void *out, const void *xp, int64_t outer, int64_t n,   \
+    static void NAME(mg_functional_op op, void *out, const void *xp, int64_t outer, int64_t n,   \
                      int64_t inner) {                                                      \
         for (int64_t o = 0; o < outer; o++)                                                \
             for (int64_t j = 0; j < inner; j++) {                                          \
@@ -487,17 +487,17 @@ static mg_status cross_entropy_backward(mg_ctx *ctx, const mg_backward_args *a, 
                 for (int64_t k = 0; k < n; k++) s += exp((double)x[k * inner] - m);        \
                 const double ls = m + log(s);                                              \
                 for (int64_t k = 0; k < n; k++)                                            \
-                    y[k * inner] = (T)(op == MG_LOSS_SOFTMAX ? exp((double)x[k * inner] - ls) \
+                    y[k * inner] = (T)(op == MG_F_SOFTMAX ? exp((double)x[k * inner] - ls) \
                                                              : (double)x[k * inner] - ls); \
             }                                                                              \
     }
 DEFINE_SOFTMAX(softmax_f32, float)
 DEFINE_SOFTMAX(softmax_f64, double)
-typedef void (*softmax_fn)(mg_loss_op, void *, const void *, int64_t, int64_t, int64_t);
+typedef void (*softmax_fn)(mg_functional_op, void *, const void *, int64_t, int64_t, int64_t);
 static const softmax_fn softmax_kernels[2] = {softmax_f32, softmax_f64};
 
 #define DEFINE_DSOFTMAX(NAME, T)                                                           \
-    static void NAME(mg_loss_op op, void *dst, const void *yp, const void *gp, int64_t outer, \
+    static void NAME(mg_functional_op op, void *dst, const void *yp, const void *gp, int64_t outer, \
                      int64_t n, int64_t inner) {                                           \
         for (int64_t o = 0; o < outer; o++)                                                \
             for (int64_t j = 0; j < inner; j++) {                                          \
@@ -506,16 +506,16 @@ static const softmax_fn softmax_kernels[2] = {softmax_f32, softmax_f64};
                 T *d = (T *)dst + base;                                                    \
                 double s = 0;                                                              \
                 for (int64_t k = 0; k < n; k++)                                            \
-                    s += (double)g[k * inner] * (op == MG_LOSS_SOFTMAX ? (double)y[k * inner] : 1.0); \
+                    s += (double)g[k * inner] * (op == MG_F_SOFTMAX ? (double)y[k * inner] : 1.0); \
                 for (int64_t k = 0; k < n; k++) {                                          \
                     const double yk = y[k * inner], gk = g[k * inner];                     \
-                    d[k * inner] = (T)(op == MG_LOSS_SOFTMAX ? yk * (gk - s) : gk - exp(yk) * s); \
+                    d[k * inner] = (T)(op == MG_F_SOFTMAX ? yk * (gk - s) : gk - exp(yk) * s); \
                 }                                                                          \
             }                                                                              \
     }
 DEFINE_DSOFTMAX(dsoftmax_f32, float)
 DEFINE_DSOFTMAX(dsoftmax_f64, double)
-typedef void (*dsoftmax_fn)(mg_loss_op, void *, const void *, const void *, int64_t, int64_t, int64_t);
+typedef void (*dsoftmax_fn)(mg_functional_op, void *, const void *, const void *, int64_t, int64_t, int64_t);
 static const dsoftmax_fn dsoftmax_kernels[2] = {dsoftmax_f32, dsoftmax_f64};
 
 static void split_dims(const mg_tensor *t, int dim, int64_t *outer, int64_t *n, int64_t *inner) {
@@ -525,7 +525,7 @@ static void split_dims(const mg_tensor *t, int dim, int64_t *outer, int64_t *n, 
     for (int d = dim + 1; d < t->ndim; d++) *inner *= t->size[d];
 }
 
-mg_status mg_softmax(mg_ctx *ctx, mg_loss_op op, mg_tensor *out, const mg_tensor *x, int dim) {
+mg_status mg_softmax(mg_ctx *ctx, mg_functional_op op, mg_tensor *out, const mg_tensor *x, int dim) {
     mg_status st = check_float(ctx, out, names[op]);
     if (st != MG_OK) return st;
     const mg_dtype dt = (mg_dtype)out->dtype;
@@ -540,7 +540,7 @@ mg_status mg_softmax(mg_ctx *ctx, mg_loss_op op, mg_tensor *out, const mg_tensor
 }
 
 static mg_status softmax_backward(mg_ctx *ctx, const mg_backward_args *a, mg_tensor *gin) {
-    const mg_loss_op op = (mg_loss_op)a->node->op;
+    const mg_functional_op op = (mg_functional_op)a->node->op;
     const mg_tensor *y = a->saved[0];
     const mg_dtype dt = (mg_dtype)y->dtype;
     mg_scratch sy, sg, sd;
@@ -702,17 +702,17 @@ mg_status mg_dropout(mg_ctx *ctx, mg_tensor *out, mg_tensor *mask, const mg_tens
 
 /* ================================================================ backward dispatch */
 
-mg_status mg_loss_backward(mg_ctx *ctx, const mg_backward_args *a, int i, mg_tensor *gin) {
-    switch ((mg_loss_op)a->node->op) {
-    case MG_LOSS_MODEL: return model_backward(ctx, a, i, gin);
-    case MG_LOSS_MSE:
-    case MG_LOSS_L1:
-    case MG_LOSS_BCE_LOGITS: return pointwise_backward(ctx, a, i, gin);
-    case MG_LOSS_CROSS_ENTROPY: return cross_entropy_backward(ctx, a, i, gin);
-    case MG_LOSS_SOFTMAX:
-    case MG_LOSS_LOG_SOFTMAX: return softmax_backward(ctx, a, gin);
-    case MG_LOSS_LINEAR: return linear_backward(ctx, a, i, gin);
-    case MG_LOSS_DROPOUT: return mg_binary(ctx, MG_BIN_MUL, gin, a->gout, a->saved[0]);
+mg_status mg_functional_backward(mg_ctx *ctx, const mg_backward_args *a, int i, mg_tensor *gin) {
+    switch ((mg_functional_op)a->node->op) {
+    case MG_F_MODEL: return model_backward(ctx, a, i, gin);
+    case MG_F_MSE:
+    case MG_F_L1:
+    case MG_F_BCE_LOGITS: return pointwise_backward(ctx, a, i, gin);
+    case MG_F_CROSS_ENTROPY: return cross_entropy_backward(ctx, a, i, gin);
+    case MG_F_SOFTMAX:
+    case MG_F_LOG_SOFTMAX: return softmax_backward(ctx, a, gin);
+    case MG_F_LINEAR: return linear_backward(ctx, a, i, gin);
+    case MG_F_DROPOUT: return mg_binary(ctx, MG_BIN_MUL, gin, a->gout, a->saved[0]);
     default: return mg_fail(ctx, MG_EVALUE, 0, "unknown functional op %d", (int)a->node->op);
     }
 }

@@ -1,7 +1,7 @@
 /*
- * loss.h: the fused functional kernels of mg.F (src/ops/loss.c): the book's model and hand-derived
+ * functional.h: the fused functional kernels of mg.F (src/ops/functional.c): the book's model and hand-derived
  * gradient, losses, softmax / log_softmax, linear and dropout. Their backward rules are in
- * mg_loss_backward (src/core/autograd.h), dispatched on node->op (an mg_loss_op).
+ * mg_functional_backward (in functional.c), dispatched on node->op (an mg_functional_op).
  *
  * Contract as in ops.h: `out` (and any other result, such as cross_entropy's saved log-sum-exp) is
  * allocated by the caller, contiguous, with the shape and dtype named below. Inputs may have any
@@ -9,13 +9,13 @@
  * copy in scratch memory (freed before it returns). Every kernel computes in float32 or float64
  * (out's dtype) and accumulates sums in double.
  */
-#ifndef MG_LOSS_H
-#define MG_LOSS_H
+#ifndef MG_FUNCTIONAL_H
+#define MG_FUNCTIONAL_H
 
 #include "../core/core.h"
 
 /* The list of recorded ops: enum and names are made from it. */
-#define MG_LOSS_OPS(X)                                         \
+#define MG_FUNCTIONAL_OPS(X)                                         \
     X(MODEL, "model")                                          \
     X(MSE, "mse_loss")                                         \
     X(L1, "l1_loss")                                           \
@@ -25,10 +25,10 @@
     X(LOG_SOFTMAX, "log_softmax")                              \
     X(LINEAR, "linear")                                        \
     X(DROPOUT, "dropout")
-#define MG_ENUM_LOSS(e, name) MG_LOSS_##e,
-typedef enum mg_loss_op { MG_LOSS_OPS(MG_ENUM_LOSS) MG_NLOSS } mg_loss_op;
-#undef MG_ENUM_LOSS
-const char *mg_loss_name(mg_loss_op op);
+#define MG_ENUM_FUNCTIONAL(e, name) MG_F_##e,
+typedef enum mg_functional_op { MG_FUNCTIONAL_OPS(MG_ENUM_FUNCTIONAL) MG_NFUNCTIONAL } mg_functional_op;
+#undef MG_ENUM_FUNCTIONAL
+const char *mg_functional_name(mg_functional_op op);
 
 /* How a loss folds its elements (node->iarg[0] of the loss nodes). */
 typedef enum mg_reduction { MG_REDUCTION_NONE, MG_REDUCTION_MEAN, MG_REDUCTION_SUM } mg_reduction;
@@ -48,7 +48,7 @@ mg_status mg_grad_fn(mg_ctx *ctx, mg_tensor *out, const mg_tensor *u, const mg_t
 /* ---- losses --------------------------------------------------------------------------------- */
 /* op MSE: (x - y)^2, L1: |x - y|, BCE_LOGITS: max(x,0) - x y + log(1 + e^-|x|), elementwise over
  * x and y broadcast to (ndim, size), then reduced. out: (ndim, size) for NONE, 0-d otherwise. */
-mg_status mg_pointwise_loss(mg_ctx *ctx, mg_loss_op op, mg_tensor *out, const mg_tensor *x,
+mg_status mg_pointwise_loss(mg_ctx *ctx, mg_functional_op op, mg_tensor *out, const mg_tensor *x,
                             const mg_tensor *y, mg_reduction red, int ndim, const int64_t *size);
 /* logits (N, C) (or (C): N = 1), target int64 (N) (or 0-d) of 1-based classes, checked (MG_EINDEX
  * on operand 2 naming the first bad one). lse (N) receives each row's log-sum-exp (saved for
@@ -58,7 +58,7 @@ mg_status mg_cross_entropy(mg_ctx *ctx, mg_tensor *out, mg_tensor *lse, const mg
 
 /* ---- activations and layers ----------------------------------------------------------------- */
 /* op SOFTMAX or LOG_SOFTMAX along dim (0-based), stable (the max is subtracted). out: x's shape. */
-mg_status mg_softmax(mg_ctx *ctx, mg_loss_op op, mg_tensor *out, const mg_tensor *x, int dim);
+mg_status mg_softmax(mg_ctx *ctx, mg_functional_op op, mg_tensor *out, const mg_tensor *x, int dim);
 /* out (..., O) = x (..., I) weight(O, I)^T + bias (O); bias may be NULL. One dtype for all. */
 mg_status mg_linear(mg_ctx *ctx, mg_tensor *out, const mg_tensor *x, const mg_tensor *weight,
                     const mg_tensor *bias);

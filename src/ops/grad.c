@@ -1,0 +1,44 @@
+/* grad.c: the dispatch from a graph node to its family's backward rule, and helpers rules share. */
+#include "grad.h"
+#include "ops.h"
+#include "reduce.h"
+
+typedef mg_status (*family_rule)(mg_ctx *, const mg_backward_args *, int, mg_tensor *);
+static const family_rule rules[MG_NFAMILIES] = {
+    [MG_FAM_BINARY] = mg_binary_backward, [MG_FAM_WHERE] = mg_where_backward,
+    [MG_FAM_UNARY] = mg_unary_backward,   [MG_FAM_REDUCE] = mg_reduce_backward,
+    [MG_FAM_LINALG] = mg_linalg_backward, [MG_FAM_SHAPE] = mg_shape_backward,
+    [MG_FAM_INDEX] = mg_index_backward,   [MG_FAM_FUNCTIONAL] = mg_functional_backward,
+};
+
+mg_status mg_backward(mg_ctx *ctx, const mg_backward_args *a, int i, mg_tensor *gin) {
+    return rules[a->node->family](ctx, a, i, gin);
+}
+
+mg_status mg_scratch_as(mg_ctx *ctx, const mg_tensor *t, mg_dtype dt, mg_scratch *sc,
+                        const mg_tensor **out) {
+    sc->s.data = NULL;
+    *out = t;
+    if (t->dtype == dt) return MG_OK;
+    mg_status st = mg_scratch_new(ctx, sc, dt, t->ndim, t->size);
+    if (st == MG_OK) st = mg_copy(ctx, &sc->t, t);
+    *out = &sc->t;
+    return st;
+}
+
+mg_status mg_sum_to(mg_ctx *ctx, mg_tensor *out, const mg_tensor *in) {
+    if (mg_same_shape(out, in)) return mg_copy(ctx, out, in);
+    const int lead = in->ndim - out->ndim;
+    uint32_t dims = 0;
+    for (int i = 0; i < in->ndim; i++)
+        if (i < lead || (out->size[i - lead] == 1 && in->size[i] != 1)) dims |= 1u << i;
+    if (out->dtype == in->dtype && mg_is_contiguous(out))
+        return mg_reduce(ctx, MG_RED_SUM, out, NULL, in, dims, NULL);
+    mg_scratch sc;
+    mg_status st = mg_scratch_new(ctx, &sc, (mg_dtype)in->dtype, out->ndim, out->size);
+    if (st != MG_OK) return st;
+    st = mg_reduce(ctx, MG_RED_SUM, &sc.t, NULL, in, dims, NULL);
+    if (st == MG_OK) st = mg_copy(ctx, out, &sc.t);
+    mg_scratch_free(ctx, &sc);
+    return st;
+}

@@ -1,0 +1,54 @@
+/*
+ * grad.h: how autograd reaches the op families. The engine (src/bind/autograd.c) walks a graph of
+ * mg_node (src/core/autograd.h) from the output back and, for each node and each input that needs
+ * a gradient, calls mg_backward, which hands the node to its family's rule. Each rule lives in the
+ * family's file, below its forward kernels.
+ *
+ * A backward rule computes d(loss)/d(input i) from d(loss)/d(output) into `gin`, a contiguous
+ * tensor with input i's shape and dtype, overwriting it. It may use scratch tensors (mg_scratch)
+ * but allocates nothing else. Gradients of broadcast inputs are summed back with mg_sum_to.
+ *
+ * To make an op differentiable: give it an op code in its family, record a node in its binding
+ * (lt_record), and add its case to the family's rule.
+ */
+#ifndef MG_GRAD_H
+#define MG_GRAD_H
+
+#include "../core/autograd.h"
+
+/* node->family: which rule differentiates the node; node->op is the family's op code. */
+typedef enum mg_family {
+    MG_FAM_BINARY,     /* mg_binary_op (ops.h); rule in binary.c */
+    MG_FAM_WHERE,      /* mg_where_op (ops.h): where, masked_fill; rule in binary.c */
+    MG_FAM_UNARY,      /* mg_unary_op (unary.h); darg: clamp's bounds; rule in unary.c */
+    MG_FAM_REDUCE,     /* mg_reduce_op (reduce.h); iarg[0]: dims mask, iarg[1]: keepdim; reduce.c */
+    MG_FAM_LINALG,     /* mg_linalg_op (linalg.h); rule in linalg.c */
+    MG_FAM_SHAPE,      /* mg_shape_op (shape.h): views and copies; rule in shape.c */
+    MG_FAM_INDEX,      /* mg_index_op (index.h): index_select gather masked_select cat stack */
+    MG_FAM_FUNCTIONAL, /* mg_functional_op (functional.h): the fused kernels of mg.F */
+    MG_NFAMILIES
+} mg_family;
+
+/* d loss / d inputs[i] into gin (contiguous, inputs[i]'s shape and dtype), overwriting it. */
+mg_status mg_backward(mg_ctx *ctx, const mg_backward_args *a, int i, mg_tensor *gin);
+
+/* Each family's rule, with its forward kernels in src/ops/<family>.c. */
+mg_status mg_binary_backward(mg_ctx *ctx, const mg_backward_args *a, int i, mg_tensor *gin);
+mg_status mg_where_backward(mg_ctx *ctx, const mg_backward_args *a, int i, mg_tensor *gin);
+mg_status mg_unary_backward(mg_ctx *ctx, const mg_backward_args *a, int i, mg_tensor *gin);
+mg_status mg_reduce_backward(mg_ctx *ctx, const mg_backward_args *a, int i, mg_tensor *gin);
+mg_status mg_linalg_backward(mg_ctx *ctx, const mg_backward_args *a, int i, mg_tensor *gin);
+mg_status mg_shape_backward(mg_ctx *ctx, const mg_backward_args *a, int i, mg_tensor *gin);
+mg_status mg_index_backward(mg_ctx *ctx, const mg_backward_args *a, int i, mg_tensor *gin);
+mg_status mg_functional_backward(mg_ctx *ctx, const mg_backward_args *a, int i, mg_tensor *gin);
+
+/* ---- helpers for rules ------------------------------------------------------------------------ */
+/* out <- in summed over the dims that broadcasting added or stretched, so that in's shape (a
+ * broadcast of out's) folds back to out's; converts dtype. out and in may have equal shapes. */
+mg_status mg_sum_to(mg_ctx *ctx, mg_tensor *out, const mg_tensor *in);
+/* *out = t when it has dtype dt, else a converted copy made in sc. sc->s.data is NULL when no copy
+ * was made; otherwise the caller frees sc (on every path, also when the status is an error). */
+mg_status mg_scratch_as(mg_ctx *ctx, const mg_tensor *t, mg_dtype dt, mg_scratch *sc,
+                        const mg_tensor **out);
+
+#endif
