@@ -97,9 +97,8 @@ static int binary_inplace(lua_State *L, mg_binary_op op) {
                                  : lt_number_dtype(L, 2, (mg_dtype)t->dtype);
     const mg_dtype result = mg_binary_compute_dtype(ctx, op, promoted);
     if (kind(result) > kind((mg_dtype)t->dtype)) {
-        lua_pushfstring(L, "result of dtype %s cannot be written in place into a tensor of dtype %s",
+        return lt_argerror(L, 2, "result of dtype %s cannot be written in place into a tensor of dtype %s",
                         mg_dtype_name(result), mg_dtype_name((mg_dtype)t->dtype));
-        return luaL_argerror(L, 2, lua_tostring(L, -1));
     }
     lt_inplace(L, 1);
     lt_inplace_source(L, 2);
@@ -157,8 +156,7 @@ static int l_where(lua_State *L) {
     lua_settop(L, 3);
     const mg_tensor *cond = lt_check(L, 1);
     if (cond->dtype != MG_BOOL) {
-        lua_pushfstring(L, "condition must be a bool tensor, got %s", mg_dtype_name((mg_dtype)cond->dtype));
-        return luaL_argerror(L, 1, lua_tostring(L, -1));
+        return lt_argerror(L, 1, "condition must be a bool tensor, got %s", mg_dtype_name((mg_dtype)cond->dtype));
     }
     const mg_tensor *ta = lt_test(L, 2), *tb = lt_test(L, 3);
     mg_dtype dt;
@@ -188,19 +186,15 @@ static int masked_fill(lua_State *L, int inplace) {
     mg_tensor *t = lt_check(L, 1);
     const mg_tensor *mask = lt_check(L, 2);
     if (mask->dtype != MG_BOOL) {
-        lua_pushfstring(L, "mask must be a bool tensor, got %s", mg_dtype_name((mg_dtype)mask->dtype));
-        return luaL_argerror(L, 2, lua_tostring(L, -1));
+        return lt_argerror(L, 2, "mask must be a bool tensor, got %s", mg_dtype_name((mg_dtype)mask->dtype));
     }
     if (lt_test(L, 3) && lt_check(L, 3)->ndim != 0)
         return luaL_argerror(L, 3, "value must be a number or a 0-d tensor");
     mg_scalar sv;
     const mg_tensor *v = lt_operand(L, 3, (mg_dtype)t->dtype, &sv);
     if (!mg_broadcasts_to(mask, t)) {
-        char as[160], bs[160];
-        mg_format_shape(as, sizeof as, mask->ndim, mask->size);
-        mg_format_shape(bs, sizeof bs, t->ndim, t->size);
-        lua_pushfstring(L, "mask of shape %s does not broadcast to shape %s", as, bs);
-        return luaL_argerror(L, 2, lua_tostring(L, -1));
+        return lt_argerror(L, 2, "mask of shape %s does not broadcast to shape %s",
+                           lt_push_shape(L, mask->ndim, mask->size), lt_push_shape(L, t->ndim, t->size));
     }
     if (inplace) {
         lt_inplace(L, 1);

@@ -20,11 +20,11 @@
 static mg_tensor *check_float_tensor(lua_State *L, int arg) {
     mg_tensor *t = lt_check(L, arg);
     if (!mg_is_floating((mg_dtype)t->dtype)) {
-        lua_pushfstring(L, "expected a float32 or float64 tensor, got %s", mg_dtype_name((mg_dtype)t->dtype));
-        luaL_argerror(L, arg, lua_tostring(L, -1));
+        lt_argerror(L, arg, "expected a float32 or float64 tensor, got %s", mg_dtype_name((mg_dtype)t->dtype));
     }
     return t;
 }
+
 
 /* The reduction at arg: nil (mean), a string, or an options table {reduction = ...}. */
 static mg_reduction check_reduction(lua_State *L, int arg) {
@@ -48,16 +48,10 @@ static mg_reduction check_reduction(lua_State *L, int arg) {
     else if (!strcmp(s, "sum")) red = MG_REDUCTION_SUM;
     else if (!strcmp(s, "none")) red = MG_REDUCTION_NONE;
     else {
-        lua_pushfstring(L, "unknown reduction '%s', expected 'mean', 'sum' or 'none'", s);
-        return (mg_reduction)luaL_argerror(L, arg, lua_tostring(L, -1));
+        return (mg_reduction)lt_argerror(L, arg, "unknown reduction '%s', expected 'mean', 'sum' or 'none'", s);
     }
     if (at != arg) lua_pop(L, 1);
     return red;
-}
-
-static const char *shape_str(char *buf, size_t cap, const mg_tensor *t) {
-    mg_format_shape(buf, cap, t->ndim, t->size);
-    return buf;
 }
 
 /* Records the result at the top of the stack (family loss) when an input requires grad. */
@@ -75,10 +69,8 @@ static void check_scalar_param(lua_State *L, int arg, const char *what) {
     if (t) {
         lt_check(L, arg);
         if (t->numel != 1) {
-            char s[160];
-            lua_pushfstring(L, "%s must be a number or a one-element tensor, got shape %s", what,
-                            shape_str(s, sizeof s, t));
-            luaL_argerror(L, arg, lua_tostring(L, -1));
+            lt_argerror(L, arg, "%s must be a number or a one-element tensor, got shape %s", what,
+                            lt_push_shape(L, t->ndim, t->size));
         }
     } else if (lua_type(L, arg) != LUA_TNUMBER) {
         luaL_typeerror(L, arg, "number or tensor");
@@ -110,10 +102,8 @@ static int l_model(lua_State *L) {
 static mg_dtype same_shape_pair(lua_State *L, int a, int b) {
     const mg_tensor *x = check_float_tensor(L, a), *y = check_float_tensor(L, b);
     if (!mg_same_shape(x, y)) {
-        char s1[160], s2[160];
-        lua_pushfstring(L, "shape %s does not match shape %s of argument #%d", shape_str(s1, sizeof s1, y),
-                        shape_str(s2, sizeof s2, x), a);
-        luaL_argerror(L, b, lua_tostring(L, -1));
+        lt_argerror(L, b, "shape %s does not match shape %s of argument #%d", lt_push_shape(L, y->ndim, y->size),
+                        lt_push_shape(L, x->ndim, x->size), a);
     }
     return mg_promote((mg_dtype)x->dtype, (mg_dtype)y->dtype);
 }
@@ -160,8 +150,7 @@ static int pointwise_loss(lua_State *L, mg_functional_op op) {
     const mg_tensor *x = check_float_tensor(L, 1);
     const mg_tensor *y = lt_check(L, 2);
     if (y->dtype == MG_BOOL || (op == MG_F_BCE_LOGITS && !mg_is_floating((mg_dtype)y->dtype))) {
-        lua_pushfstring(L, "target must be a float tensor, got %s", mg_dtype_name((mg_dtype)y->dtype));
-        return luaL_argerror(L, 2, lua_tostring(L, -1));
+        return lt_argerror(L, 2, "target must be a float tensor, got %s", mg_dtype_name((mg_dtype)y->dtype));
     }
     const mg_reduction red = check_reduction(L, 3);
     const mg_dtype dt = mg_is_floating((mg_dtype)y->dtype) ? mg_promote((mg_dtype)x->dtype, (mg_dtype)y->dtype)
@@ -170,10 +159,8 @@ static int pointwise_loss(lua_State *L, mg_functional_op op) {
     int64_t size[MG_MAX_DIMS];
     if (op == MG_F_BCE_LOGITS) { /* PyTorch: "target size must be the same as input size" */
         if (!mg_same_shape(x, y)) {
-            char s1[160], s2[160];
-            lua_pushfstring(L, "target shape %s does not match input shape %s", shape_str(s1, sizeof s1, y),
-                            shape_str(s2, sizeof s2, x));
-            return luaL_argerror(L, 2, lua_tostring(L, -1));
+            return lt_argerror(L, 2, "target shape %s does not match input shape %s", lt_push_shape(L, y->ndim, y->size),
+                            lt_push_shape(L, x->ndim, x->size));
         }
         ndim = x->ndim;
         if (ndim) memcpy(size, x->size, sizeof(int64_t) * ndim);
@@ -201,20 +188,17 @@ static int l_loss_fn(lua_State *L) {
  * Lua list or integer); returns its stack index. */
 static int check_target(lua_State *L, int arg, const mg_tensor *logits, int64_t n) {
     const mg_tensor *t = lt_test(L, arg);
-    char s1[160], s2[160];
     if (t) {
         lt_check(L, arg);
         if (t->dtype != MG_INT64) {
-            lua_pushfstring(L, "target must be an int64 tensor of class indices, got %s",
+            lt_argerror(L, arg, "target must be an int64 tensor of class indices, got %s",
                             mg_dtype_name((mg_dtype)t->dtype));
-            luaL_argerror(L, arg, lua_tostring(L, -1));
         }
         const int want = logits->ndim - 1;
         if (t->ndim != want || t->numel != n) {
-            lua_pushfstring(L, "target shape %s does not match logits shape %s (expected %s)",
-                            shape_str(s1, sizeof s1, t), shape_str(s2, sizeof s2, logits),
+            lt_argerror(L, arg, "target shape %s does not match logits shape %s (expected %s)",
+                            lt_push_shape(L, t->ndim, t->size), lt_push_shape(L, logits->ndim, logits->size),
                             want ? "{N}" : "a 0-d tensor");
-            luaL_argerror(L, arg, lua_tostring(L, -1));
         }
         return arg;
     }
@@ -227,9 +211,8 @@ static int check_target(lua_State *L, int arg, const mg_tensor *logits, int64_t 
         luaL_typeerror(L, arg, "int64 tensor or list of integers");
     const int64_t len = (int64_t)lua_rawlen(L, arg);
     if (len != n) {
-        lua_pushfstring(L, "target has %I classes for a batch of %I rows (logits %s)", (lua_Integer)len,
-                        (lua_Integer)n, shape_str(s2, sizeof s2, logits));
-        luaL_argerror(L, arg, lua_tostring(L, -1));
+        lt_argerror(L, arg, "target has %I classes for a batch of %I rows (logits %s)", (lua_Integer)len,
+                        (lua_Integer)n, lt_push_shape(L, logits->ndim, logits->size));
     }
     mg_tensor *idx = lt_push_new(L, MG_INT64, 1, &len);
     int64_t *p = (int64_t *)mg_tensor_data(idx);
@@ -238,9 +221,8 @@ static int check_target(lua_State *L, int arg, const mg_tensor *logits, int64_t 
         int isint;
         p[i] = (int64_t)lua_tointegerx(L, -1, &isint);
         if (!isint || lua_type(L, -1) != LUA_TNUMBER) {
-            lua_pushfstring(L, "target[%I] is %s, expected an integer class index", (lua_Integer)i + 1,
+            lt_argerror(L, arg, "target[%I] is %s, expected an integer class index", (lua_Integer)i + 1,
                             lua_type(L, -1) == LUA_TNUMBER ? lua_tostring(L, -1) : luaL_typename(L, -1));
-            luaL_argerror(L, arg, lua_tostring(L, -1));
         }
         lua_pop(L, 1);
     }
@@ -252,10 +234,8 @@ static int l_cross_entropy(lua_State *L) {
     mg_ctx *ctx = lt_ctx(L);
     lua_settop(L, 3);
     const mg_tensor *x = check_float_tensor(L, 1);
-    char s[160];
     if (x->ndim != 1 && x->ndim != 2) {
-        lua_pushfstring(L, "logits must be {N,C} or {C}, got shape %s", shape_str(s, sizeof s, x));
-        return luaL_argerror(L, 1, lua_tostring(L, -1));
+        return lt_argerror(L, 1, "logits must be {N,C} or {C}, got shape %s", lt_push_shape(L, x->ndim, x->size));
     }
     const int64_t N = x->ndim == 2 ? x->size[0] : 1;
     const mg_reduction red = check_reduction(L, 3);
@@ -295,30 +275,24 @@ static int l_linear(lua_State *L) {
     lua_settop(L, 3);
     const mg_tensor *x = check_float_tensor(L, 1), *w = check_float_tensor(L, 2);
     const mg_tensor *b = lua_isnil(L, 3) ? NULL : check_float_tensor(L, 3);
-    char s1[160], s2[160];
     if (w->ndim != 2) {
-        lua_pushfstring(L, "weight must be {out,in}, got shape %s", shape_str(s1, sizeof s1, w));
-        return luaL_argerror(L, 2, lua_tostring(L, -1));
+        return lt_argerror(L, 2, "weight must be {out,in}, got shape %s", lt_push_shape(L, w->ndim, w->size));
     }
     if (x->ndim < 1 || x->size[x->ndim - 1] != w->size[1]) {
-        lua_pushfstring(L, "input shape %s does not fit weight shape %s (in_features %I)",
-                        shape_str(s1, sizeof s1, x), shape_str(s2, sizeof s2, w), (lua_Integer)w->size[1]);
-        return luaL_argerror(L, 1, lua_tostring(L, -1));
+        return lt_argerror(L, 1, "input shape %s does not fit weight shape %s (in_features %I)",
+                        lt_push_shape(L, x->ndim, x->size), lt_push_shape(L, w->ndim, w->size), (lua_Integer)w->size[1]);
     }
     if (w->dtype != x->dtype) {
-        lua_pushfstring(L, "weight is %s but input is %s", mg_dtype_name((mg_dtype)w->dtype),
+        return lt_argerror(L, 2, "weight is %s but input is %s", mg_dtype_name((mg_dtype)w->dtype),
                         mg_dtype_name((mg_dtype)x->dtype));
-        return luaL_argerror(L, 2, lua_tostring(L, -1));
     }
     if (b && (b->ndim != 1 || b->size[0] != w->size[0])) {
-        lua_pushfstring(L, "bias must have shape {%I}, got %s", (lua_Integer)w->size[0],
-                        shape_str(s1, sizeof s1, b));
-        return luaL_argerror(L, 3, lua_tostring(L, -1));
+        return lt_argerror(L, 3, "bias must have shape {%I}, got %s", (lua_Integer)w->size[0],
+                        lt_push_shape(L, b->ndim, b->size));
     }
     if (b && b->dtype != x->dtype) {
-        lua_pushfstring(L, "bias is %s but input is %s", mg_dtype_name((mg_dtype)b->dtype),
+        return lt_argerror(L, 3, "bias is %s but input is %s", mg_dtype_name((mg_dtype)b->dtype),
                         mg_dtype_name((mg_dtype)x->dtype));
-        return luaL_argerror(L, 3, lua_tostring(L, -1));
     }
     int64_t size[MG_MAX_DIMS];
     memcpy(size, x->size, sizeof(int64_t) * x->ndim);
@@ -336,8 +310,7 @@ static int l_dropout(lua_State *L) {
     const mg_tensor *x = check_float_tensor(L, 1);
     const double p = luaL_optnumber(L, 2, 0.5);
     if (!(p >= 0 && p <= 1)) {
-        lua_pushfstring(L, "dropout probability has to be between 0 and 1, but got %f", p);
-        return luaL_argerror(L, 2, lua_tostring(L, -1));
+        return lt_argerror(L, 2, "dropout probability has to be between 0 and 1, but got %f", p);
     }
     const int training = lua_isnil(L, 3) ? 1 : lua_toboolean(L, 3);
     if (!training || p == 0) {

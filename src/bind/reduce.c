@@ -34,8 +34,7 @@ static int read_dims(lua_State *L, int arg, const mg_tensor *t, int list, uint32
         if (mg_wrap_dim(ctx, 1, v, t->ndim, &d) != MG_OK) return luaL_argerror(L, arg, ctx->err);
         if (t->ndim == 0) d = 0;
         if ((*mask >> d) & 1) {
-            lua_pushfstring(L, "dimension %d appears more than once in the list of dims", d + 1);
-            return luaL_argerror(L, arg, lua_tostring(L, -1));
+            return lt_argerror(L, arg, "dimension %d appears more than once in the list of dims", d + 1);
         }
         *mask |= 1u << d;
     }
@@ -65,9 +64,7 @@ static int result_shape(const mg_tensor *t, uint32_t mask, int keepdim, int64_t 
 static int record(lua_State *L, mg_reduce_op op, uint32_t mask, int keepdim, const mg_reduce_args *args,
                   int out, int saved) {
     static const int input = 1;
-    const bool differentiable = op != MG_RED_ARGMAX && op != MG_RED_ARGMIN && op != MG_RED_ANY &&
-                                op != MG_RED_ALL;
-    if (!differentiable || !lt_grad_needed(L, 1, &input)) return 1;
+    if (!mg_reduce_is_differentiable(op) || !lt_grad_needed(L, 1, &input)) return 1;
     mg_node *n = lt_record(L, out, MG_FAM_REDUCE, op, 1, &input, 1, &saved);
     n->iarg[0] = mask;
     n->iarg[1] = keepdim;
@@ -92,16 +89,12 @@ static int reduce(lua_State *L, mg_reduce_op op, int first, int list, const mg_r
     return record(L, op, mask, keepdim, args, lua_gettop(L), lua_gettop(L));
 }
 
-static int l_sum(lua_State *L) { return reduce(L, MG_RED_SUM, 2, 1, NULL); }
-static int l_prod(lua_State *L) { return reduce(L, MG_RED_PROD, 2, 1, NULL); }
-static int l_mean(lua_State *L) { return reduce(L, MG_RED_MEAN, 2, 1, NULL); }
-static int l_argmax(lua_State *L) { return reduce(L, MG_RED_ARGMAX, 2, 0, NULL); }
-static int l_argmin(lua_State *L) { return reduce(L, MG_RED_ARGMIN, 2, 0, NULL); }
-static int l_any(lua_State *L) { return reduce(L, MG_RED_ANY, 2, 1, NULL); }
-static int l_all(lua_State *L) { return reduce(L, MG_RED_ALL, 2, 1, NULL); }
+/* t:op([dims [, keepdim]]) (DIMS in the list) and t:op([dim [, keepdim]]) (DIM) */
+static int dims_args(lua_State *L, mg_reduce_op op) { return reduce(L, op, 2, 1, NULL); }
+static int dim_args(lua_State *L, mg_reduce_op op) { return reduce(L, op, 2, 0, NULL); }
 
 /* t:max() -> 0-d tensor; t:max(dim [, keepdim]) -> values, indices (int64, 1-based) */
-static int max_min(lua_State *L, mg_reduce_op op) {
+static int best_args(lua_State *L, mg_reduce_op op) {
     if (lua_isnoneornil(L, 2)) return reduce(L, op, 2, 0, NULL);
     mg_ctx *ctx = lt_ctx(L);
     const mg_tensor *t = lt_check(L, 1);
@@ -116,8 +109,6 @@ static int max_min(lua_State *L, mg_reduce_op op) {
     record(L, op, mask, keepdim, NULL, lua_gettop(L) - 1, lua_gettop(L)); /* values save indices */
     return 2;
 }
-static int l_max(lua_State *L) { return max_min(L, MG_RED_MAX); }
-static int l_min(lua_State *L) { return max_min(L, MG_RED_MIN); }
 
 /* Refuses any key but `unbiased`. (lt_check_opts would do, but in Lua 5.4 its luaL_buffinit
  * pushes a placeholder that the key's luaL_tolstring(L, -1) then reads: the message names
@@ -127,14 +118,13 @@ static void check_var_opts(lua_State *L, int idx) {
     while (lua_next(L, idx)) {
         lua_pop(L, 1);
         if (lua_type(L, -1) != LUA_TSTRING || strcmp(lua_tostring(L, -1), "unbiased") != 0) {
-            lua_pushfstring(L, "unknown option '%s' (valid: unbiased)", luaL_tolstring(L, -1, NULL));
-            luaL_argerror(L, idx, lua_tostring(L, -1));
+            lt_argerror(L, idx, "unknown option '%s' (valid: unbiased)", luaL_tolstring(L, -1, NULL));
         }
     }
 }
 
 /* t:var([dim | dims [, keepdim]] [, {unbiased = true}]): the options table is the last argument. */
-static int var_std(lua_State *L, mg_reduce_op op) {
+static int moment_args(lua_State *L, mg_reduce_op op) {
     mg_reduce_args args = {2, 1};
     lt_check(L, 1);
     const int top = lua_gettop(L);
@@ -148,11 +138,9 @@ static int var_std(lua_State *L, mg_reduce_op op) {
     }
     return reduce(L, op, 2, 1, &args);
 }
-static int l_var(lua_State *L) { return var_std(L, MG_RED_VAR); }
-static int l_std(lua_State *L) { return var_std(L, MG_RED_STD); }
 
 /* t:norm([p [, dim | dims [, keepdim]]]): p a number (inf: math.huge) or "fro" (= 2); nil = 2 */
-static int l_norm(lua_State *L) {
+static int norm_args(lua_State *L, mg_reduce_op op) {
     mg_reduce_args args = {2, 1};
     lt_check(L, 1);
     if (lua_type(L, 2) == LUA_TSTRING) {
@@ -162,7 +150,7 @@ static int l_norm(lua_State *L) {
         args.p = luaL_checknumber(L, 2);
         if (isnan(args.p)) return luaL_argerror(L, 2, "p must not be nan");
     }
-    return reduce(L, MG_RED_NORM, 3, 1, &args);
+    return reduce(L, op, 3, 1, &args);
 }
 
 /* t:cumsum(dim): running sums along dim; int64 for int64 and bool inputs, as sum. */
@@ -182,11 +170,17 @@ static int l_cumsum(lua_State *L) {
     return 1;
 }
 
-const luaL_Reg lt_reduce_methods[] = {
-    {"sum", l_sum}, {"prod", l_prod}, {"mean", l_mean},
-    {"max", l_max}, {"min", l_min}, {"argmax", l_argmax}, {"argmin", l_argmin},
-    {"var", l_var}, {"std", l_std}, {"norm", l_norm},
-    {"any", l_any}, {"all", l_all}, {"cumsum", l_cumsum},
-    {NULL, NULL}};
+/* From the list: each reduction's method, reading its arguments as its args column says. */
+#define REDUCE_BINDING(OP, op, fold, kernels, result, grad, args) \
+    static int op##_method(lua_State *L) { return ARGS_##args(L, MG_RED_##OP); }
+#define ARGS_DIMS dims_args
+#define ARGS_DIM dim_args
+#define ARGS_BEST best_args
+#define ARGS_MOMENT moment_args
+#define ARGS_NORM norm_args
+MG_REDUCE_OPS(REDUCE_BINDING)
+
+#define METHOD(OP, op, ...) {#op, op##_method},
+const luaL_Reg lt_reduce_methods[] = {MG_REDUCE_OPS(METHOD) {"cumsum", l_cumsum}, {NULL, NULL}};
 
 const luaL_Reg lt_reduce_functions[] = {{NULL, NULL}};

@@ -17,14 +17,18 @@
  * every run. TODO(#threads): split the output elements between threads (same result); splitting
  * one long run would need fixed-size chunks combined in chunk order to stay deterministic.
  *
- * To add a reduction: a line in MG_REDUCE_OPS (reduce.h), its DEFINE_ lines and row in `steps`,
- * its initial accumulator in acc_init, its result in emit, and its dtype rule in mg_reduce_dtype.
+ * To add a reduction: a line in MG_REDUCE_OPS (reduce.h, which says what each column makes), its
+ * DEFINE_ lines, and where it is not a plain fold its start in acc_init and result in emit.
  */
 #include <math.h>
 #include <string.h>
 
+#include "grad.h"
+#include "index.h"
+#include "ops.h"
 #include "reduce.h"
-#include "scalar.h" /* MG_WRAP: int64 sums and products wrap around, as in PyTorch */
+#include "scalar.h"
+#include "unary.h" /* MG_WRAP: int64 sums and products wrap around, as in PyTorch */
 
 /* The running state of one output element. Which fields an op uses is said next to its kernels. */
 typedef struct acc {
@@ -174,25 +178,22 @@ DEFINE_BEST(min_f64, double, double, f, LT_NAN)
 DEFINE_BEST(min_i64, int64_t, int64_t, i, LT)
 DEFINE_BEST(min_bool, bool, int64_t, i, LT)
 
+/* ---- the tables, made from MG_REDUCE_OPS ---------------------------------------------------- */
+enum { RESULT_SAME, RESULT_WIDEN, RESULT_INDEX, RESULT_BOOL };
 /* [op][dtype: float32, float64, int64, bool]; NORM's row is its p = 2 kernel (see pick_step) */
-static const step_fn steps[MG_NREDUCE][MG_NDTYPES] = {
-    [MG_RED_SUM] = {sum_f32, sum_f64, sum_i64, sum_bool},
-    [MG_RED_PROD] = {prod_f32, prod_f64, prod_i64, prod_bool},
-    [MG_RED_MEAN] = {sum_f32, sum_f64, NULL, NULL},
-    [MG_RED_MAX] = {max_f32, max_f64, max_i64, max_bool},
-    [MG_RED_MIN] = {min_f32, min_f64, min_i64, min_bool},
-    [MG_RED_ARGMAX] = {max_f32, max_f64, max_i64, max_bool},
-    [MG_RED_ARGMIN] = {min_f32, min_f64, min_i64, min_bool},
-    [MG_RED_VAR] = {var_f32, var_f64, NULL, NULL},
-    [MG_RED_STD] = {var_f32, var_f64, NULL, NULL},
-    [MG_RED_NORM] = {norm2_f32, norm2_f64, NULL, NULL},
-    [MG_RED_ANY] = {any_f32, any_f64, any_i64, any_bool},
-    [MG_RED_ALL] = {all_f32, all_f64, all_i64, all_bool},
-};
+#define STEPS(OP, op, fold, kernels, ...) MG_KERNELS_##kernels(fold),
+static const step_fn steps[MG_NREDUCE][MG_NDTYPES] = {MG_REDUCE_OPS(STEPS)};
+#define NAME(OP, op, ...) #op,
+static const char *const names[MG_NREDUCE] = {MG_REDUCE_OPS(NAME)};
+#define RESULT(OP, op, fold, kernels, result, ...) RESULT_##result,
+static const uint8_t results[MG_NREDUCE] = {MG_REDUCE_OPS(RESULT)};
+#define DIFFERENTIABLE(OP, op, fold, kernels, result, grad, args) DIFFERENTIABLE_##grad,
+#define DIFFERENTIABLE_DIFF true
+#define DIFFERENTIABLE_NONE false
+static const bool differentiable[MG_NREDUCE] = {MG_REDUCE_OPS(DIFFERENTIABLE)};
 
-#define MG_NAME_REDUCE(e, name) name,
-static const char *const names[MG_NREDUCE] = {MG_REDUCE_OPS(MG_NAME_REDUCE)};
 const char *mg_reduce_name(mg_reduce_op op) { return names[op]; }
+bool mg_reduce_is_differentiable(mg_reduce_op op) { return differentiable[op]; }
 
 static step_fn pick_step(mg_reduce_op op, mg_dtype dt, const mg_reduce_args *args) {
     if (op != MG_RED_NORM || !steps[op][dt]) return steps[op][dt];
@@ -210,13 +211,10 @@ mg_status mg_reduce_dtype(mg_ctx *ctx, mg_reduce_op op, mg_dtype in, mg_dtype *o
     if (!steps[op][in])
         return mg_fail(ctx, MG_EDTYPE, 1, "%s expects a floating dtype (float32 or float64), got %s",
                        names[op], mg_dtype_name(in));
-    switch (op) {
-    case MG_RED_SUM:
-    case MG_RED_PROD: *out = mg_is_floating(in) ? in : MG_INT64; break;
-    case MG_RED_ARGMAX:
-    case MG_RED_ARGMIN: *out = MG_INT64; break;
-    case MG_RED_ANY:
-    case MG_RED_ALL: *out = MG_BOOL; break;
+    switch (results[op]) {
+    case RESULT_WIDEN: *out = mg_is_floating(in) ? in : MG_INT64; break;
+    case RESULT_INDEX: *out = MG_INT64; break;
+    case RESULT_BOOL: *out = MG_BOOL; break;
     default: *out = in; break;
     }
     return MG_OK;
@@ -413,11 +411,6 @@ mg_status mg_cumsum(mg_ctx *ctx, mg_tensor *out, const mg_tensor *in, int dim) {
 }
 
 /* ---- backward ------------------------------------------------------------------------------ */
-#include "grad.h"
-#include "index.h"
-#include "ops.h"
-#include "unary.h"
-
 /* Node op code of cumsum (not a reduction: it has no row in MG_REDUCE_OPS); iarg[0] = its dim,
  * 0-based. Keep in step with src/bind/reduce.c. */
 

@@ -10,24 +10,40 @@
 
 #include "../core/core.h"
 
-/* The list of reductions: enum and names are made from it. */
-#define MG_REDUCE_OPS(X) \
-    X(SUM, "sum")        \
-    X(PROD, "prod")      \
-    X(MEAN, "mean")      \
-    X(MAX, "max")        \
-    X(MIN, "min")        \
-    X(ARGMAX, "argmax")  \
-    X(ARGMIN, "argmin")  \
-    X(VAR, "var")        \
-    X(STD, "std")        \
-    X(NORM, "norm")      \
-    X(ANY, "any")        \
-    X(ALL, "all")
-#define MG_ENUM_REDUCE(e, name) MG_RED_##e,
+/* The one list of reductions. Everything that must stay in step is made from it: the enum, the
+ * names, the kernel table and the result dtypes (src/ops/reduce.c), and the binding's t:op(...) /
+ * mg.op(t, ...) with its arguments and whether it records a node (src/bind/reduce.c). Adding a
+ * reduction is a line here, its fold (DEFINE_ lines) and, when not a plain fold, its start in
+ * acc_init and result in emit, its case in mg_reduce_backward, a spec and a docs line.
+ *
+ *   X(OP, name, fold, kernels, result, grad, args)
+ *   fold     the fold kernels it runs: fold_f32, fold_f64, ... (mean folds as sum, argmax as max)
+ *   kernels  the dtypes with a fold: F (float32, float64) or FIB (every dtype); others are refused
+ *   result   the result's dtype: SAME, WIDEN (int64 for int64 and bool), INDEX (int64), BOOL
+ *   grad     DIFF (records a node; backward reads the output or, for max / min along a dim, the
+ *            indices) or NONE
+ *   args     what the binding reads after t: DIMS (a dim or a list of dims, keepdim), DIM (one dim,
+ *            keepdim), BEST (max / min: values and indices along a dim), MOMENT (var / std: dims,
+ *            keepdim, {unbiased}), NORM (p, dims, keepdim) */
+#define MG_REDUCE_OPS(X)                                        \
+    X(SUM,    sum,    sum,   FIB, WIDEN, DIFF, DIMS)            \
+    X(PROD,   prod,   prod,  FIB, WIDEN, DIFF, DIMS)            \
+    X(MEAN,   mean,   sum,   F,   SAME,  DIFF, DIMS)            \
+    X(MAX,    max,    max,   FIB, SAME,  DIFF, BEST)            \
+    X(MIN,    min,    min,   FIB, SAME,  DIFF, BEST)            \
+    X(ARGMAX, argmax, max,   FIB, INDEX, NONE, DIM)             \
+    X(ARGMIN, argmin, min,   FIB, INDEX, NONE, DIM)             \
+    X(VAR,    var,    var,   F,   SAME,  DIFF, MOMENT)          \
+    X(STD,    std,    var,   F,   SAME,  DIFF, MOMENT)          \
+    X(NORM,   norm,   norm2, F,   SAME,  DIFF, NORM)            \
+    X(ANY,    any,    any,   FIB, BOOL,  NONE, DIMS)            \
+    X(ALL,    all,    all,   FIB, BOOL,  NONE, DIMS)
+#define MG_ENUM_REDUCE(OP, ...) MG_RED_##OP,
 typedef enum mg_reduce_op { MG_REDUCE_OPS(MG_ENUM_REDUCE) MG_NREDUCE } mg_reduce_op;
 #undef MG_ENUM_REDUCE
 const char *mg_reduce_name(mg_reduce_op op);
+/* The op records a node (DIFF in the list). */
+bool mg_reduce_is_differentiable(mg_reduce_op op);
 /* The op code a cumsum node carries in the reduce family (cumsum is not a reduction). */
 #define MG_RED_CUMSUM MG_NREDUCE
 
