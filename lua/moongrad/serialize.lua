@@ -107,15 +107,28 @@ local function read_json(text)
     return table.concat(parts)
   end
 
-  local function object()
+  -- At '{' or '[': steps past it; true (and past `close` too) when the container is empty.
+  local function opens_empty(close)
     pos = pos + 1
-    local t = {}
     skip()
-    if text:sub(pos, pos) == "}" then
-      pos = pos + 1
-      return t
-    end
-    while true do
+    if text:sub(pos, pos) ~= close then return false end
+    pos = pos + 1
+    return true
+  end
+
+  -- After a member or an element: steps past `close` (true) or a ',' (false); else an error.
+  local function closes(close)
+    skip()
+    local c = text:sub(pos, pos)
+    if c ~= close and c ~= "," then fail(string.format("expected ',' or '%s'", close)) end
+    pos = pos + 1
+    return c == close
+  end
+
+  local function object()
+    local t = {}
+    if opens_empty("}") then return t end
+    repeat
       skip()
       if text:sub(pos, pos) ~= '"' then fail("expected a string key") end
       local key_pos = pos
@@ -128,36 +141,15 @@ local function read_json(text)
       if text:sub(pos, pos) ~= ":" then fail("expected ':'") end
       pos = pos + 1
       t[k] = value()
-      skip()
-      local c = text:sub(pos, pos)
-      pos = pos + 1
-      if c == "}" then return t end
-      if c ~= "," then
-        pos = pos - 1
-        fail("expected ',' or '}'")
-      end
-    end
+    until closes("}")
+    return t
   end
 
   local function array()
-    pos = pos + 1
     local t = setmetatable({}, ARRAY_MT)
-    skip()
-    if text:sub(pos, pos) == "]" then
-      pos = pos + 1
-      return t
-    end
-    while true do
-      t[#t + 1] = value()
-      skip()
-      local c = text:sub(pos, pos)
-      pos = pos + 1
-      if c == "]" then return t end
-      if c ~= "," then
-        pos = pos - 1
-        fail("expected ',' or ']'")
-      end
-    end
+    if opens_empty("]") then return t end
+    repeat t[#t + 1] = value() until closes("]")
+    return t
   end
 
   function value()
