@@ -80,45 +80,38 @@ local function remove_name(self, order, name)
   end
 end
 
+-- Registers v (a tensor or Module, or nil) as `name` in a registration table (store, e.g.
+-- "_parameters", and its order list); a plain field of that name goes.
+local function register(self, store, order, name, v)
+  rawset(self, name, nil)
+  rawget(self, store)[name] = v
+  if v ~= nil then add_name(self, order, name) end
+end
+
+-- An assignment to a name already registered in (store, order): nil removes it, anything else
+-- must be what that table holds (`holds`; `what` and `expected` name it in the error, which blames
+-- the assignment: level 3 from here).
+local function reassign(self, store, order, k, v, holds, what, expected)
+  if v ~= nil and not holds(v) then
+    error(string.format("cannot assign a %s as %s '%s' (%s or nil expected)", type(v), what, tostring(k),
+      expected), 3)
+  end
+  rawget(self, store)[k] = v
+  if v == nil then remove_name(self, order, k) end
+end
+
 local function instance_newindex(self, k, v)
   local params, mods, bufs = rawget(self, "_parameters"), rawget(self, "_modules"), rawget(self, "_buffers")
   if params[k] ~= nil then
-    if v == nil then
-      params[k] = nil
-      remove_name(self, "_param_order", k)
-      return
-    end
-    if not is_tensor(v) then
-      error(string.format("cannot assign a %s as parameter '%s' (a tensor or nil expected)", type(v),
-        tostring(k)), 2)
-    end
-    params[k] = v
+    reassign(self, "_parameters", "_param_order", k, v, is_tensor, "parameter", "a tensor")
   elseif mods[k] ~= nil then
-    if v == nil then
-      mods[k] = nil
-      remove_name(self, "_module_order", k)
-      return
-    end
-    if not is_module(v) then
-      error(string.format("cannot assign a %s as child module '%s' (a Module or nil expected)", type(v),
-        tostring(k)), 2)
-    end
-    mods[k] = v
+    reassign(self, "_modules", "_module_order", k, v, is_module, "child module", "a Module")
   elseif bufs[k] ~= nil then
-    if v ~= nil and not is_tensor(v) then
-      error(string.format("cannot assign a %s as buffer '%s' (a tensor or nil expected)", type(v),
-        tostring(k)), 2)
-    end
-    bufs[k] = v
-    if v == nil then remove_name(self, "_buffer_order", k) end
+    reassign(self, "_buffers", "_buffer_order", k, v, is_tensor, "buffer", "a tensor")
   elseif type(k) == "string" and is_tensor(v) and v.requires_grad and v.is_leaf then
-    rawset(self, k, nil)
-    params[k] = v
-    add_name(self, "_param_order", k)
+    register(self, "_parameters", "_param_order", k, v)
   elseif type(k) == "string" and is_module(v) then
-    rawset(self, k, nil)
-    mods[k] = v
-    add_name(self, "_module_order", k)
+    register(self, "_modules", "_module_order", k, v)
   else
     rawset(self, k, v)
   end
@@ -189,9 +182,7 @@ local function registrar(fname, store, order, holds, what)
   return function(self, name, v)
     if type(name) ~= "string" then argerror(fname, 1, "string name expected") end
     if v ~= nil and not holds(v) then argerror(fname, 2, "%s or nil expected, got %s", what, type(v)) end
-    rawset(self, name, nil)
-    self[store][name] = v
-    if v ~= nil then add_name(self, order, name) end
+    register(self, store, order, name, v)
   end
 end
 Module.register_parameter = registrar("register_parameter", "_parameters", "_param_order", is_tensor, "tensor")
