@@ -41,7 +41,7 @@ end
 function M.gradcheck(fn, inputs, opts)
   if type(fn) ~= "function" then argerror("gradcheck", 1, "function expected") end
   if type(inputs) ~= "table" or core.is_tensor(inputs) then inputs = { inputs } end
-  local o = util.options("gradcheck", 3, opts, DEFAULTS, 2)
+  local o = util.options("gradcheck", 3, opts or nil, DEFAULTS, 2) -- it has always taken false for none
   local args = table.pack(table.unpack(inputs))
   local checked = {}
   for i = 1, args.n do
