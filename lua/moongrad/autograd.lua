@@ -6,25 +6,15 @@
 -- the inputs' order, without touching any .grad. An input the outputs do not depend on gets zeros
 -- of its shape (PyTorch raises, or gives None with allow_unused; zeros keep the list free of holes).
 local core = require "moongrad.core"
+local util = require "moongrad.util"
+
+local argerror = util.argerror
 
 local M = {}
 
 M.grad = core._autograd_grad
 
 local DEFAULTS = { eps = 1e-6, atol = 1e-5, rtol = 1e-3 }
-
-local function options(opts)
-  local o = {}
-  for k, v in pairs(DEFAULTS) do o[k] = v end
-  for k, v in pairs(opts or {}) do
-    if DEFAULTS[k] == nil then
-      error(string.format("bad argument #3 to 'gradcheck' (unknown option '%s' (valid: atol, eps, rtol))",
-        tostring(k)), 3)
-    end
-    o[k] = v
-  end
-  return o
-end
 
 -- The scalar that is differentiated: sum(out * w) over every tensor output, w fixed random weights
 -- (so the whole Jacobian is exercised, not only its column sums).
@@ -49,22 +39,21 @@ end
 -- that are float64 tensors with requires_grad are checked. Returns true, or raises an error naming
 -- the input and the worst element with both values.
 function M.gradcheck(fn, inputs, opts)
-  if type(fn) ~= "function" then error("bad argument #1 to 'gradcheck' (function expected)", 2) end
+  if type(fn) ~= "function" then argerror("gradcheck", 1, "function expected") end
   if type(inputs) ~= "table" or core.is_tensor(inputs) then inputs = { inputs } end
-  local o = options(opts)
+  local o = util.options("gradcheck", 3, opts or nil, DEFAULTS, 2) -- it has always taken false for none
   local args = table.pack(table.unpack(inputs))
   local checked = {}
   for i = 1, args.n do
     local x = args[i]
     if core.is_tensor(x) and x.requires_grad then
       if x.dtype ~= "float64" then
-        error(string.format("bad argument #2 to 'gradcheck' (inputs[%d] is %s: gradcheck needs float64)",
-          i, x.dtype), 2)
+        argerror("gradcheck", 2, "inputs[%d] is %s: gradcheck needs float64", i, x.dtype)
       end
       checked[#checked + 1] = i
     end
   end
-  if #checked == 0 then error("bad argument #2 to 'gradcheck' (no input requires grad)", 2) end
+  if #checked == 0 then argerror("gradcheck", 2, "no input requires grad") end
 
   local weights = {}
   local s = projected(fn, args, weights)

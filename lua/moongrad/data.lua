@@ -7,8 +7,10 @@ local M = {}
 
 local is_tensor = core.is_tensor
 
--- options(fname, argn, opts, defaults): fills defaults in, refuses unknown keys (moongrad.util)
-local options = require("moongrad.util").options
+-- options(fname, argn, opts, defaults): fills defaults in, refuses unknown keys; argerror and
+-- argerror_at: an argument's error, at the caller's line or at a given level (moongrad.util)
+local util = require "moongrad.util"
+local options, argerror, argerror_at = util.options, util.argerror, util.argerror_at
 
 local function shape_str(t)
   return "{" .. table.concat(t.shape, ",") .. "}"
@@ -58,8 +60,7 @@ function M.DataLoader(source, opts)
   local o = options("DataLoader", 2, opts, LOADER_DEFAULTS)
   local bs = type(o.batch_size) == "number" and math.tointeger(o.batch_size)
   if not bs or bs < 1 then
-    error(string.format("bad argument #2 to 'DataLoader' (batch_size must be a positive integer, got %s)",
-      tostring(o.batch_size)), 2)
+    argerror("DataLoader", 2, "batch_size must be a positive integer, got %s", tostring(o.batch_size))
   end
   local self = setmetatable({
     batch_size = bs, shuffle = not not o.shuffle, drop_last = not not o.drop_last,
@@ -68,26 +69,23 @@ function M.DataLoader(source, opts)
 
   if is_tensor(source) then source = { source } end
   if type(source) ~= "table" then
-    error(string.format("bad argument #1 to 'DataLoader' (expected a tensor, a list of tensors or a dataset, got %s)",
-      type(source)), 2)
+    argerror("DataLoader", 1, "expected a tensor, a list of tensors or a dataset, got %s", type(source))
   end
   if is_tensor(source[1]) then
     local n
     for i, t in ipairs(source) do
       if not is_tensor(t) then
-        error(string.format("bad argument #1 to 'DataLoader' (element %d of the list is a %s, not a tensor)",
-          i, type(t)), 2)
+        argerror("DataLoader", 1, "element %d of the list is a %s, not a tensor", i, type(t))
       end
       if t:dim() == 0 then
-        error(string.format("bad argument #1 to 'DataLoader' (tensor %d is 0-d: it has no dim 1 to batch over)",
-          i), 2)
+        argerror("DataLoader", 1, "tensor %d is 0-d: it has no dim 1 to batch over", i)
       end
       local size = t:size(1)
       if n == nil then
         n = size
       elseif size ~= n then
-        error(string.format("bad argument #1 to 'DataLoader' (tensors must have the same size in dim 1: "
-          .. "tensor 1 has %d (%s), tensor %d has %d (%s))", n, shape_str(source[1]), i, size, shape_str(t)), 2)
+        argerror("DataLoader", 1, "tensors must have the same size in dim 1: "
+          .. "tensor 1 has %d (%s), tensor %d has %d (%s)", n, shape_str(source[1]), i, size, shape_str(t))
       end
     end
     self.tensors = { table.unpack(source) }
@@ -96,8 +94,7 @@ function M.DataLoader(source, opts)
     self.dataset = source
     self.n = #source
   else
-    error("bad argument #1 to 'DataLoader' (expected a tensor, a list of tensors, or a dataset with __len and get(i))",
-      2)
+    argerror("DataLoader", 1, "expected a tensor, a list of tensors, or a dataset with __len and get(i)")
   end
   local n = self.n
   self.num_batches = self.drop_last and n // self.batch_size or (n + self.batch_size - 1) // self.batch_size
@@ -196,17 +193,15 @@ end
 function M.random_split(n, fractions)
   if is_tensor(n) then n = n:size(1) end
   if math.type(n) ~= "integer" or n < 0 then
-    error(string.format("bad argument #1 to 'random_split' (expected a non-negative integer, got %s)",
-      tostring(n)), 2)
+    argerror("random_split", 1, "expected a non-negative integer, got %s", tostring(n))
   end
   if type(fractions) ~= "table" or #fractions == 0 then
-    error("bad argument #2 to 'random_split' (expected a list of fractions or counts)", 2)
+    argerror("random_split", 2, "expected a list of fractions or counts")
   end
   local counts, sum, all_int = {}, 0, true
   for i, f in ipairs(fractions) do
     if type(f) ~= "number" or f < 0 or f ~= f then
-      error(string.format("bad argument #2 to 'random_split' (element %d is %s: expected a non-negative number)",
-        i, tostring(f)), 2)
+      argerror("random_split", 2, "element %d is %s: expected a non-negative number", i, tostring(f))
     end
     if math.type(f) ~= "integer" then all_int = false end
     sum = sum + f
@@ -228,9 +223,8 @@ function M.random_split(n, fractions)
   else
     local list = {}
     for i, f in ipairs(fractions) do list[i] = tostring(f) end
-    error(string.format(
-      "bad argument #2 to 'random_split' ({%s} sums to %s: expected fractions summing to 1 or counts summing to %d)",
-      table.concat(list, ","), tostring(sum), n), 2)
+    argerror("random_split", 2, "{%s} sums to %s: expected fractions summing to 1 or counts summing to %d",
+      table.concat(list, ","), tostring(sum), n)
   end
   local perm = core.randperm(n)
   local parts, start = {}, 1
@@ -261,14 +255,14 @@ end
 
 local function check_input(fname, t, dim)
   if not is_tensor(t) then
-    error(string.format("bad argument #1 to '%s' (expected a tensor, got %s)", fname, type(t)), 3)
+    argerror_at(3, fname, 1, "expected a tensor, got %s", type(t))
   end
   if t:numel() == 0 then
-    error(string.format("bad argument #1 to '%s' (the tensor is empty: %s)", fname, shape_str(t)), 3)
+    argerror_at(3, fname, 1, "the tensor is empty: %s", shape_str(t))
   end
   if t.dtype == "bool" or t.dtype == "int64" then t = t:float() end
   if dim ~= nil and math.type(dim) ~= "integer" then
-    error(string.format("bad argument #2 to '%s' (expected a dim (an integer), got %s)", fname, tostring(dim)), 3)
+    argerror_at(3, fname, 2, "expected a dim (an integer), got %s", tostring(dim))
   end
   return t
 end
@@ -285,8 +279,7 @@ function M.normalize(t, dim, opts)
   local o = options("normalize", 3, opts, { low = 0, high = 1 })
   local low, high = o.low, o.high
   if type(low) ~= "number" or type(high) ~= "number" or low >= high or low ~= low or high ~= high then
-    error(string.format("bad argument #3 to 'normalize' (low must be a number below high, got %s and %s)",
-      tostring(low), tostring(high)), 2)
+    argerror("normalize", 3, "low must be a number below high, got %s and %s", tostring(low), tostring(high))
   end
   local lo, hi
   if dim == nil then
@@ -371,15 +364,14 @@ end
 -- (counting the header) and the column's name and 1-based number.
 function M.read_csv(path, opts)
   if type(path) ~= "string" then
-    error(string.format("bad argument #1 to 'read_csv' (expected a file name, got %s)", type(path)), 2)
+    argerror("read_csv", 1, "expected a file name, got %s", type(path))
   end
   local o = options("read_csv", 2, opts, CSV_DEFAULTS)
   if not CSV_DTYPES[o.dtype] then
-    error(string.format("bad argument #2 to 'read_csv' (dtype '%s' is not one of float32, float64, int64)",
-      tostring(o.dtype)), 2)
+    argerror("read_csv", 2, "dtype '%s' is not one of float32, float64, int64", tostring(o.dtype))
   end
   if type(o.delimiter) ~= "string" or #o.delimiter == 0 then
-    error("bad argument #2 to 'read_csv' (delimiter must be a non-empty string)", 2)
+    argerror("read_csv", 2, "delimiter must be a non-empty string")
   end
   local f, why = io.open(path, "rb")
   if not f then error(string.format("read_csv: cannot open '%s' (%s)", path, why), 2) end
@@ -411,7 +403,7 @@ function M.read_csv(path, opts)
   local sel = {}
   if o.columns then
     if type(o.columns) ~= "table" or #o.columns == 0 then
-      error("bad argument #2 to 'read_csv' (columns must be a non-empty list of column names or numbers)", 2)
+      argerror("read_csv", 2, "columns must be a non-empty list of column names or numbers")
     end
     for i, c in ipairs(o.columns) do
       local j

@@ -37,7 +37,8 @@ local M = {}
 
 -- ============================================================ options
 
-local options = require("moongrad.util").options
+local util = require "moongrad.util"
+local options, argerror, argerror_at = util.options, util.argerror, util.argerror_at
 
 -- ============================================================ Module
 
@@ -79,45 +80,38 @@ local function remove_name(self, order, name)
   end
 end
 
+-- Registers v (a tensor or Module, or nil) as `name` in a registration table (store, e.g.
+-- "_parameters", and its order list); a plain field of that name goes.
+local function register(self, store, order, name, v)
+  rawset(self, name, nil)
+  rawget(self, store)[name] = v
+  if v ~= nil then add_name(self, order, name) end
+end
+
+-- An assignment to a name already registered in (store, order): nil removes it, anything else
+-- must be what that table holds (`holds`; `what` and `expected` name it in the error, which blames
+-- the assignment: level 3 from here).
+local function reassign(self, store, order, k, v, holds, what, expected)
+  if v ~= nil and not holds(v) then
+    error(string.format("cannot assign a %s as %s '%s' (%s or nil expected)", type(v), what, tostring(k),
+      expected), 3)
+  end
+  rawget(self, store)[k] = v
+  if v == nil then remove_name(self, order, k) end
+end
+
 local function instance_newindex(self, k, v)
   local params, mods, bufs = rawget(self, "_parameters"), rawget(self, "_modules"), rawget(self, "_buffers")
   if params[k] ~= nil then
-    if v == nil then
-      params[k] = nil
-      remove_name(self, "_param_order", k)
-      return
-    end
-    if not is_tensor(v) then
-      error(string.format("cannot assign a %s as parameter '%s' (a tensor or nil expected)", type(v),
-        tostring(k)), 2)
-    end
-    params[k] = v
+    reassign(self, "_parameters", "_param_order", k, v, is_tensor, "parameter", "a tensor")
   elseif mods[k] ~= nil then
-    if v == nil then
-      mods[k] = nil
-      remove_name(self, "_module_order", k)
-      return
-    end
-    if not is_module(v) then
-      error(string.format("cannot assign a %s as child module '%s' (a Module or nil expected)", type(v),
-        tostring(k)), 2)
-    end
-    mods[k] = v
+    reassign(self, "_modules", "_module_order", k, v, is_module, "child module", "a Module")
   elseif bufs[k] ~= nil then
-    if v ~= nil and not is_tensor(v) then
-      error(string.format("cannot assign a %s as buffer '%s' (a tensor or nil expected)", type(v),
-        tostring(k)), 2)
-    end
-    bufs[k] = v
-    if v == nil then remove_name(self, "_buffer_order", k) end
+    reassign(self, "_buffers", "_buffer_order", k, v, is_tensor, "buffer", "a tensor")
   elseif type(k) == "string" and is_tensor(v) and v.requires_grad and v.is_leaf then
-    rawset(self, k, nil)
-    params[k] = v
-    add_name(self, "_param_order", k)
+    register(self, "_parameters", "_param_order", k, v)
   elseif type(k) == "string" and is_module(v) then
-    rawset(self, k, nil)
-    mods[k] = v
-    add_name(self, "_module_order", k)
+    register(self, "_modules", "_module_order", k, v)
   else
     rawset(self, k, v)
   end
@@ -162,7 +156,7 @@ local ClassMeta = {
 -- the class name); it defaults to the parent's.
 function Module.extend(class, name)
   if name ~= nil and type(name) ~= "string" then
-    error(string.format("bad argument #1 to 'extend' (class name string expected, got %s)", type(name)), 2)
+    argerror("extend", 1, "class name string expected, got %s", type(name))
   end
   local sub = { super = class, _name = name or class._name, _is_module_class = true }
   for _, mm in ipairs(METAMETHODS) do sub[mm] = class[mm] end
@@ -183,36 +177,18 @@ end
 
 -- register_parameter(name, tensor_or_nil), register_module(name, module), register_buffer(name, t):
 -- explicit registration, for tensors that do not require grad yet, or names chosen at run time.
-function Module:register_parameter(name, t)
-  if type(name) ~= "string" then error("bad argument #1 to 'register_parameter' (string name expected)", 2) end
-  if t ~= nil and not is_tensor(t) then
-    error(string.format("bad argument #2 to 'register_parameter' (tensor or nil expected, got %s)", type(t)), 2)
+-- Each is made by `registrar`: its table and order list, and what it holds (`what` for errors).
+local function registrar(fname, store, order, holds, what)
+  return function(self, name, v)
+    if type(name) ~= "string" then argerror(fname, 1, "string name expected") end
+    if v ~= nil and not holds(v) then argerror(fname, 2, "%s or nil expected, got %s", what, type(v)) end
+    register(self, store, order, name, v)
   end
-  rawset(self, name, nil)
-  self._parameters[name] = t
-  if t ~= nil then add_name(self, "_param_order", name) end
 end
-
-function Module:register_module(name, m)
-  if type(name) ~= "string" then error("bad argument #1 to 'register_module' (string name expected)", 2) end
-  if m ~= nil and not is_module(m) then
-    error(string.format("bad argument #2 to 'register_module' (Module or nil expected, got %s)", type(m)), 2)
-  end
-  rawset(self, name, nil)
-  self._modules[name] = m
-  if m ~= nil then add_name(self, "_module_order", name) end
-end
+Module.register_parameter = registrar("register_parameter", "_parameters", "_param_order", is_tensor, "tensor")
+Module.register_module = registrar("register_module", "_modules", "_module_order", is_module, "Module")
 Module.add_module = Module.register_module
-
-function Module:register_buffer(name, t)
-  if type(name) ~= "string" then error("bad argument #1 to 'register_buffer' (string name expected)", 2) end
-  if t ~= nil and not is_tensor(t) then
-    error(string.format("bad argument #2 to 'register_buffer' (tensor or nil expected, got %s)", type(t)), 2)
-  end
-  rawset(self, name, nil)
-  self._buffers[name] = t
-  if t ~= nil then add_name(self, "_buffer_order", name) end
-end
+Module.register_buffer = registrar("register_buffer", "_buffers", "_buffer_order", is_tensor, "tensor")
 
 -- named_modules as PyTorch walks them: pre-order, each module once; returns lists of names and
 -- modules ("" for self)
@@ -318,7 +294,7 @@ end
 function Module:train(mode)
   if mode == nil then mode = true end
   if type(mode) ~= "boolean" then
-    error(string.format("bad argument #1 to 'train' (boolean expected, got %s)", type(mode)), 2)
+    argerror("train", 1, "boolean expected, got %s", type(mode))
   end
   for _, m in ipairs(self:modules()) do rawset(m, "training", mode) end
   return self
@@ -332,7 +308,7 @@ end
 -- becomes a new leaf tensor with its requires_grad, so make optimizers after converting); returns self
 function Module:to(dtype)
   if type(dtype) ~= "string" then
-    error(string.format("bad argument #1 to 'to' (dtype string expected, got %s)", type(dtype)), 2)
+    argerror("to", 1, "dtype string expected, got %s", type(dtype))
   end
   core.no_grad(function()
     for _, m in ipairs(self:modules()) do
@@ -400,12 +376,12 @@ end
 -- missing and unexpected keys, as PyTorch's result.
 function Module:load_state_dict(sd, strict)
   if type(sd) ~= "table" or is_tensor(sd) or is_module(sd) then
-    error(string.format("bad argument #1 to 'load_state_dict' (table of tensors expected, got %s)",
-      is_tensor(sd) and "tensor" or is_module(sd) and "Module" or type(sd)), 2)
+    argerror("load_state_dict", 1, "table of tensors expected, got %s",
+      is_tensor(sd) and "tensor" or is_module(sd) and "Module" or type(sd))
   end
   if strict == nil then strict = true end
   if type(strict) ~= "boolean" then
-    error(string.format("bad argument #2 to 'load_state_dict' (boolean strict expected, got %s)", type(strict)), 2)
+    argerror("load_state_dict", 2, "boolean strict expected, got %s", type(strict))
   end
   local keys, values = state_entries(self)
   local own = {}
@@ -486,8 +462,7 @@ end
 
 local function check_int(fname, argn, v, what)
   if math.type(v) ~= "integer" and not (type(v) == "number" and v == math.floor(v)) or v < 0 then
-    error(string.format("bad argument #%d to '%s' (%s must be a non-negative integer, got %s)", argn, fname,
-      what, tostring(v)), 4)
+    argerror_at(4, fname, argn, "%s must be a non-negative integer, got %s", what, tostring(v))
   end
   return math.tointeger(v)
 end
@@ -523,11 +498,10 @@ function Linear:forward(x)
     return F.linear(x, params.weight, params.bias)
   end
   if not is_tensor(x) then
-    error(string.format("bad argument #1 to 'forward' (tensor expected, got %s)", type(x)), 2)
+    argerror("forward", 1, "tensor expected, got %s", type(x))
   end
-  error(string.format("bad argument #1 to 'forward' (input of shape %s does not fit Linear(in_features=%d, "
-    .. "out_features=%d): its last dim must be %d)", shape_str(x), self.in_features, self.out_features,
-    self.in_features), 2)
+  argerror("forward", 1, "input of shape %s does not fit Linear(in_features=%d, out_features=%d): its last dim "
+    .. "must be %d", shape_str(x), self.in_features, self.out_features, self.in_features)
 end
 
 function Linear:extra_repr()
@@ -555,8 +529,7 @@ function Sequential:init(...)
     elseif type(a) == "table" and type(a[1]) == "string" and is_module(a[2]) then
       self:register_module(a[1], a[2])
     else
-      error(string.format("bad argument #%d to 'Sequential' (Module expected, got %s)", i,
-        is_tensor(a) and "tensor" or type(a)), 4)
+      argerror_at(4, "Sequential", i, "Module expected, got %s", is_tensor(a) and "tensor" or type(a))
     end
   end
 end
@@ -579,10 +552,9 @@ function Sequential.__newindex(self, k, v)
   if math.type(k) == "integer" then
     local i = seq_position(self, k)
     if not i then
-      error(string.format("bad argument #1 to 'Sequential' (index %d out of range for %d modules)", k,
-        #rawget(self, "_module_order")), 2)
+      argerror("Sequential", 1, "index %d out of range for %d modules", k, #rawget(self, "_module_order"))
     end
-    if not is_module(v) then error("bad argument #2 to 'Sequential' (Module expected)", 2) end
+    if not is_module(v) then argerror("Sequential", 2, "Module expected") end
     rawget(self, "_modules")[rawget(self, "_module_order")[i]] = v
     return
   end
@@ -595,7 +567,7 @@ end
 
 -- append(module): adds a child at the end (named by its 0-based position); returns self
 function Sequential:append(m)
-  if not is_module(m) then error("bad argument #1 to 'append' (Module expected)", 2) end
+  if not is_module(m) then argerror("append", 1, "Module expected") end
   self:register_module(tostring(#self._module_order), m)
   return self
 end
@@ -633,8 +605,7 @@ function Dropout:init(p)
   if type(p) == "table" then p = options("Dropout", 1, p, { p = 0.5 }, 3).p end
   if p == nil then p = 0.5 end
   if type(p) ~= "number" or not (p >= 0 and p <= 1) then
-    error(string.format("bad argument #1 to 'Dropout' (dropout probability has to be between 0 and 1, but got %s)",
-      tostring(p)), 4)
+    argerror_at(4, "Dropout", 1, "dropout probability has to be between 0 and 1, but got %s", tostring(p))
   end
   self.p = p
 end
@@ -657,8 +628,7 @@ local function loss(name, fn)
   function L:init(opts)
     local o = options(name, 1, opts, { reduction = "mean" }, 3)
     if not REDUCTIONS[o.reduction] then
-      error(string.format("bad argument #1 to '%s' (unknown reduction '%s', expected 'mean', 'sum' or 'none')",
-        name, tostring(o.reduction)), 4)
+      argerror_at(4, name, 1, "unknown reduction '%s', expected 'mean', 'sum' or 'none'", tostring(o.reduction))
     end
     self.reduction = o.reduction
   end
@@ -682,12 +652,12 @@ local function grads_of(fname, params)
   if is_tensor(params) then params = { params }
   elseif is_module(params) then params = params:parameters()
   elseif type(params) ~= "table" then
-    error(string.format("bad argument #1 to '%s' (list of tensors expected, got %s)", fname, type(params)), 3)
+    argerror_at(3, fname, 1, "list of tensors expected, got %s", type(params))
   end
   local grads = {}
   for i, p in ipairs(params) do
     if not is_tensor(p) then
-      error(string.format("bad argument #1 to '%s' (element %d is a %s, not a tensor)", fname, i, type(p)), 3)
+      argerror_at(3, fname, 1, "element %d is a %s, not a tensor", i, type(p))
     end
     if p.grad ~= nil then grads[#grads + 1] = p.grad end
   end
@@ -702,13 +672,12 @@ function M.utils.clip_grad_norm_(params, max_norm, norm_type, opts)
   if type(norm_type) == "table" then norm_type, opts = nil, norm_type end
   local o = options("clip_grad_norm_", 4, opts, { error_if_nonfinite = false })
   if type(max_norm) ~= "number" then
-    error(string.format("bad argument #2 to 'clip_grad_norm_' (number expected, got %s)", type(max_norm)), 2)
+    argerror("clip_grad_norm_", 2, "number expected, got %s", type(max_norm))
   end
   if norm_type == nil then norm_type = 2 end
   if norm_type == "inf" then norm_type = math.huge end
   if type(norm_type) ~= "number" then
-    error(string.format("bad argument #3 to 'clip_grad_norm_' (number or 'inf' expected, got %s)",
-      tostring(norm_type)), 2)
+    argerror("clip_grad_norm_", 3, "number or 'inf' expected, got %s", tostring(norm_type))
   end
   local grads = grads_of("clip_grad_norm_", params)
   if #grads == 0 then return core.tensor(0) end
@@ -736,7 +705,7 @@ end
 -- clip_grad_value_(params, clip_value): clamps every gradient into [-clip_value, clip_value] in place
 function M.utils.clip_grad_value_(params, clip_value)
   if type(clip_value) ~= "number" then
-    error(string.format("bad argument #2 to 'clip_grad_value_' (number expected, got %s)", type(clip_value)), 2)
+    argerror("clip_grad_value_", 2, "number expected, got %s", type(clip_value))
   end
   local grads = grads_of("clip_grad_value_", params)
   core.no_grad(function()

@@ -8,50 +8,45 @@
 -- written), a check of a group's values, and `update`, which creates the state it needs and calls
 -- the kernel. To add one: an entry in KINDS, a kernel and a binding.
 local core = require "moongrad.core"
+local util = require "moongrad.util"
 
 local M = {}
 
 -- ---- errors ------------------------------------------------------------------------------------
--- "bad argument #n to 'fname' (detail)", blamed on the user's line. Every `level` here counts from
--- the function that receives it, as error's does from its caller: a public function passes 2, and a
+-- "bad argument #n to 'fname' (detail)", blamed on the user's line (moongrad.util): argerror from a
+-- public function, argerror_at(level, ...) from a helper. Every `level` here counts from the
+-- function that receives it, as error's does from its caller: a public function passes 2, and a
 -- helper passes its own level + 1 to the helpers it calls.
-local function argerror(fname, n, detail, level)
-  error(string.format("bad argument #%d to '%s' (%s)", n, fname, detail), level + 1)
-end
+local argerror, argerror_at, options = util.argerror, util.argerror_at, util.options
 
 local function fmt(v)
   return type(v) == "string" and string.format("'%s'", v) or tostring(v)
 end
 
--- Checks that every key of opts is one of `names` (a list); the error names the key and the valid
--- ones. `extra` is an optional name also allowed (a group's `params`).
-local function check_keys(opts, names, fname, n, level, extra)
-  for k in pairs(opts) do
-    local ok = k == extra
-    for _, name in ipairs(names) do ok = ok or k == name end
-    if not ok then
-      local valid = table.concat(names, ", ")
-      if extra then valid = extra .. ", " .. valid end
-      argerror(fname, n, string.format("unknown option %s (valid: %s)", fmt(k), valid), level + 1)
-    end
-  end
-end
-
 -- ---- optimizer kinds ---------------------------------------------------------------------------
 local REQUIRED = {} -- a default that must be given (SGD's lr, as PyTorch)
 
-local function check_nonneg(group, key, what, fname, level)
-  if group[key] < 0 then argerror(fname, 2, string.format("invalid %s: %s", what, group[key]), level + 1) end
+-- PyTorch's name for an option in "invalid <what>: <value>"
+local WHAT = {lr = "learning rate", eps = "epsilon value"}
+
+-- Each named option of the group must be >= 0; checked in the order given (PyTorch's).
+local function check_nonneg(group, fname, level, ...)
+  for i = 1, select("#", ...) do
+    local key = select(i, ...)
+    if group[key] < 0 then
+      argerror_at(level + 1, fname, 2, "invalid %s: %s", WHAT[key] or key .. " value", group[key])
+    end
+  end
 end
 
 local function check_betas(group, fname, level)
   local betas = group.betas
   if type(betas) ~= "table" or type(betas[1]) ~= "number" or type(betas[2]) ~= "number" or #betas ~= 2 then
-    argerror(fname, 2, "betas must be a list of two numbers", level + 1)
+    argerror_at(level + 1, fname, 2, "betas must be a list of two numbers")
   end
   for i = 1, 2 do
     if betas[i] < 0 or betas[i] >= 1 then
-      argerror(fname, 2, string.format("invalid beta parameter at index %d: %s", i, betas[i]), level + 1)
+      argerror_at(level + 1, fname, 2, "invalid beta parameter at index %d: %s", i, betas[i])
     end
   end
 end
@@ -93,10 +88,9 @@ local function adam_group_update(kernel, update)
 end
 
 local function adam_check(group, fname, level)
-  check_nonneg(group, "lr", "learning rate", fname, level + 1)
-  check_nonneg(group, "eps", "epsilon value", fname, level + 1)
+  check_nonneg(group, fname, level + 1, "lr", "eps")
   check_betas(group, fname, level + 1)
-  check_nonneg(group, "weight_decay", "weight_decay value", fname, level + 1)
+  check_nonneg(group, fname, level + 1, "weight_decay")
 end
 
 -- options: an ordered list of {name, default, type}
@@ -105,11 +99,9 @@ local KINDS = {
     options = {{"lr", REQUIRED, "number"}, {"momentum", 0, "number"}, {"dampening", 0, "number"},
       {"nesterov", false, "boolean"}, {"weight_decay", 0, "number"}},
     check = function(group, fname, level)
-      check_nonneg(group, "lr", "learning rate", fname, level + 1)
-      check_nonneg(group, "momentum", "momentum value", fname, level + 1)
-      check_nonneg(group, "weight_decay", "weight_decay value", fname, level + 1)
+      check_nonneg(group, fname, level + 1, "lr", "momentum", "weight_decay")
       if group.nesterov and (group.momentum <= 0 or group.dampening ~= 0) then
-        argerror(fname, 2, "Nesterov momentum requires a momentum and zero dampening", level + 1)
+        argerror_at(level + 1, fname, 2, "Nesterov momentum requires a momentum and zero dampening")
       end
     end,
     update = function(p, grad, state, group)
@@ -140,11 +132,7 @@ local KINDS = {
     options = {{"lr", 1e-2, "number"}, {"alpha", 0.99, "number"}, {"eps", 1e-8, "number"},
       {"weight_decay", 0, "number"}, {"momentum", 0, "number"}, {"centered", false, "boolean"}},
     check = function(group, fname, level)
-      check_nonneg(group, "lr", "learning rate", fname, level + 1)
-      check_nonneg(group, "eps", "epsilon value", fname, level + 1)
-      check_nonneg(group, "momentum", "momentum value", fname, level + 1)
-      check_nonneg(group, "weight_decay", "weight_decay value", fname, level + 1)
-      check_nonneg(group, "alpha", "alpha value", fname, level + 1)
+      check_nonneg(group, fname, level + 1, "lr", "eps", "momentum", "weight_decay", "alpha")
     end,
     update = function(p, grad, state, group)
       if not state.step then
@@ -162,11 +150,7 @@ local KINDS = {
     options = {{"lr", 1e-2, "number"}, {"lr_decay", 0, "number"}, {"weight_decay", 0, "number"},
       {"initial_accumulator_value", 0, "number"}, {"eps", 1e-10, "number"}},
     check = function(group, fname, level)
-      check_nonneg(group, "lr", "learning rate", fname, level + 1)
-      check_nonneg(group, "lr_decay", "lr_decay value", fname, level + 1)
-      check_nonneg(group, "weight_decay", "weight_decay value", fname, level + 1)
-      check_nonneg(group, "initial_accumulator_value", "initial_accumulator_value value", fname, level + 1)
-      check_nonneg(group, "eps", "epsilon value", fname, level + 1)
+      check_nonneg(group, fname, level + 1, "lr", "lr_decay", "weight_decay", "initial_accumulator_value", "eps")
     end,
     -- PyTorch creates Adagrad's state with the optimizer, not at the first step
     init = function(p, state, group)
@@ -178,6 +162,20 @@ local KINDS = {
     end,
   },
 }
+
+-- the keys of a parameter group: params, then the optimizer's options (in errors, in this order)
+for _, kind in pairs(KINDS) do kind.group_options = {{"params"}, table.unpack(kind.options)} end
+
+-- An option's value, checked against its entry {name, default, type} of an options list: REQUIRED
+-- still there means that nobody gave it. Returns the value.
+local function check_option(fname, option, value, level)
+  local name, typ = option[1], option[3]
+  if value == REQUIRED then argerror_at(level + 1, fname, 2, "%s is required", name) end
+  if type(value) ~= typ and not (typ == "number|table" and (type(value) == "number" or type(value) == "table")) then
+    argerror_at(level + 1, fname, 2, "%s must be a %s, got %s", name, typ, type(value))
+  end
+  return value
+end
 
 -- ---- the optimizer object ------------------------------------------------------------------------
 local Optimizer = {}
@@ -213,36 +211,32 @@ end
 local function param_list(params, where, fname, level)
   if core.is_tensor(params) then return {params} end
   if type(params) ~= "table" then
-    argerror(fname, 1, string.format("%s must be a list of tensors, got %s", where, type(params)), level + 1)
+    argerror_at(level + 1, fname, 1, "%s must be a list of tensors, got %s", where, type(params))
   end
   local list = {}
   for i, p in ipairs(params) do
     if not core.is_tensor(p) then
-      argerror(fname, 1, string.format("%s[%d] is a %s, expected a tensor", where, i, type(p)), level + 1)
+      argerror_at(level + 1, fname, 1, "%s[%d] is a %s, expected a tensor", where, i, type(p))
     end
-    if not p.is_leaf then argerror(fname, 1, "can't optimize a non-leaf tensor", level + 1) end
+    if not p.is_leaf then argerror_at(level + 1, fname, 1, "can't optimize a non-leaf tensor") end
     if p.dtype ~= "float32" and p.dtype ~= "float64" then
-      argerror(fname, 1, string.format("%s[%d] is %s: optimizers update float32 or float64 tensors", where, i,
-        p.dtype), level + 1)
+      argerror_at(level + 1, fname, 1, "%s[%d] is %s: optimizers update float32 or float64 tensors", where, i,
+        p.dtype)
     end
     list[i] = p
   end
   return list
 end
 
--- One parameter group: its params, then every option from the group, else from `defaults`.
-local function make_group(kind, spec, defaults, fname, level, where)
+-- One parameter group: its params, then every option from the group, else from `opts` (the
+-- optimizer's options over the defaults).
+local function make_group(kind, spec, opts, fname, level, where)
   local group = {params = param_list(spec.params, where, fname, level + 1)}
   for _, option in ipairs(kind.options) do
-    local name, default, typ = option[1], option[2], option[3]
+    local name = option[1]
     local value = spec[name]
-    if value == nil then value = defaults[name] end
-    if value == nil then value = default end
-    if value == REQUIRED then argerror(fname, 2, name .. " is required", level + 1) end
-    if type(value) ~= typ then
-      argerror(fname, 2, string.format("%s must be a %s, got %s", name, typ, type(value)), level + 1)
-    end
-    group[name] = copy_value(value)
+    if value == nil then value = opts[name] end
+    group[name] = copy_value(check_option(fname, option, value, level + 1))
   end
   kind.check(group, fname, level + 1)
   return group
@@ -250,16 +244,12 @@ end
 
 local function new_optimizer(name, params, opts)
   local kind = KINDS[name]
-  opts = opts or {}
-  if type(opts) ~= "table" then argerror(name, 2, "options table expected, got " .. type(opts), 3) end
-  local names = {}
-  for i, option in ipairs(kind.options) do names[i] = option[1] end
-  check_keys(opts, names, name, 2, 3)
+  opts = options(name, 2, opts, kind.options, 3)
   if core.is_tensor(params) or type(params) ~= "table" then
-    argerror(name, 1, "params must be a list of tensors or of parameter groups, got " ..
-      (core.is_tensor(params) and "a tensor" or type(params)), 3)
+    argerror_at(3, name, 1, "params must be a list of tensors or of parameter groups, got %s",
+      core.is_tensor(params) and "a tensor" or type(params))
   end
-  if #params == 0 then argerror(name, 1, "optimizer got an empty parameter list", 3) end
+  if #params == 0 then argerror_at(3, name, 1, "optimizer got an empty parameter list") end
   local grouped = not core.is_tensor(params[1]) and type(params[1]) == "table"
   local specs = grouped and params or {{params = params}}
   local self = setmetatable({param_groups = {}, state = {}, _kind = kind, _name = name}, Optimizer_mt)
@@ -267,13 +257,13 @@ local function new_optimizer(name, params, opts)
   for i, spec in ipairs(specs) do
     local where = grouped and string.format("params[%d].params", i) or "params"
     if type(spec) ~= "table" or core.is_tensor(spec) then
-      argerror(name, 1, string.format("params[%d] is a %s, expected a parameter group", i,
-        core.is_tensor(spec) and "tensor" or type(spec)), 3)
+      argerror_at(3, name, 1, "params[%d] is a %s, expected a parameter group", i,
+        core.is_tensor(spec) and "tensor" or type(spec))
     end
-    if grouped then check_keys(spec, names, name, 1, 3, "params") end
+    if grouped then options(name, 1, spec, kind.group_options, 3) end
     local group = make_group(kind, spec, opts, name, 3, where)
     for _, p in ipairs(group.params) do
-      if seen[p] then argerror(name, 1, "some parameters appear in more than one parameter group", 3) end
+      if seen[p] then argerror_at(3, name, 1, "some parameters appear in more than one parameter group") end
       seen[p] = true
       self.state[p] = {}
       if kind.init then kind.init(p, self.state[p], group) end
@@ -295,7 +285,7 @@ end
 function Optimizer:step(closure)
   local loss
   if closure ~= nil then
-    if type(closure) ~= "function" then argerror("step", 1, "function expected, got " .. type(closure), 2) end
+    if type(closure) ~= "function" then argerror("step", 1, "function expected, got %s", type(closure)) end
     loss = core.enable_grad(closure)
   end
   local kind, state = self._kind, self.state
@@ -316,10 +306,7 @@ end
 -- opt:zero_grad([{set_to_none = false}]): zeroes every gradient in place, as PyTorch 1.13 does;
 -- set_to_none drops them instead.
 function Optimizer:zero_grad(opts)
-  if opts ~= nil then
-    if type(opts) ~= "table" then argerror("zero_grad", 1, "options table expected, got " .. type(opts), 2) end
-    check_keys(opts, {"set_to_none"}, "zero_grad", 1, 2)
-  end
+  if opts ~= nil then options("zero_grad", 1, opts, {set_to_none = false}, 2) end
   local zero_grad = core.zero_grad -- the method itself, without the lookup through the tensor
   for _, group in ipairs(self.param_groups) do
     local params = group.params
@@ -361,17 +348,16 @@ end
 -- with as many groups of as many parameters.
 function Optimizer:load_state_dict(sd)
   if type(sd) ~= "table" or type(sd.param_groups) ~= "table" or type(sd.state) ~= "table" then
-    argerror("load_state_dict", 1, "a state dict {state = ..., param_groups = ...} expected", 2)
+    argerror("load_state_dict", 1, "a state dict {state = ..., param_groups = ...} expected")
   end
   local groups, saved = self.param_groups, sd.param_groups
   if #groups ~= #saved then
-    argerror("load_state_dict", 1, string.format("loaded state dict has %d parameter groups, the optimizer %d",
-      #saved, #groups), 2)
+    argerror("load_state_dict", 1, "loaded state dict has %d parameter groups, the optimizer %d", #saved, #groups)
   end
   for g, group in ipairs(groups) do
     if type(saved[g].params) ~= "table" or #saved[g].params ~= #group.params then
-      argerror("load_state_dict", 1, string.format(
-        "loaded state dict's parameter group %d doesn't match the size of the optimizer's group", g), 2)
+      argerror("load_state_dict", 1,
+        "loaded state dict's parameter group %d doesn't match the size of the optimizer's group", g)
     end
   end
   local state, new_groups = {}, {}
@@ -413,23 +399,10 @@ M.lr_scheduler = lr_scheduler
 -- returns the merged table.
 local function scheduler_opts(fname, opt, opts, defaults, level)
   if not is_optimizer(opt) then
-    argerror(fname, 1, "optimizer expected, got " .. (core.is_tensor(opt) and "tensor" or type(opt)), level + 1)
+    argerror_at(level + 1, fname, 1, "optimizer expected, got %s", core.is_tensor(opt) and "tensor" or type(opt))
   end
-  opts = opts or {}
-  if type(opts) ~= "table" then argerror(fname, 2, "options table expected, got " .. type(opts), level + 1) end
-  local names, merged = {}, {}
-  for i, d in ipairs(defaults) do names[i] = d[1] end
-  check_keys(opts, names, fname, 2, level + 1)
-  for _, d in ipairs(defaults) do
-    local name, default, typ = d[1], d[2], d[3]
-    local value = opts[name]
-    if value == nil then value = default end
-    if value == REQUIRED then argerror(fname, 2, name .. " is required", level + 1) end
-    if type(value) ~= typ and not (typ == "number|table" and (type(value) == "number" or type(value) == "table")) then
-      argerror(fname, 2, string.format("%s must be a %s, got %s", name, typ, type(value)), level + 1)
-    end
-    merged[name] = value
-  end
+  local merged = options(fname, 2, opts, defaults, level + 1)
+  for _, d in ipairs(defaults) do check_option(fname, d, merged[d[1]], level + 1) end
   return merged
 end
 
@@ -482,7 +455,7 @@ end
 function lr_scheduler.StepLR(opt, opts)
   local o = scheduler_opts("StepLR", opt, opts, {{"step_size", REQUIRED, "number"}, {"gamma", 0.1, "number"}}, 2)
   if math.tointeger(o.step_size) == nil or o.step_size < 1 then
-    argerror("StepLR", 2, "step_size must be a positive integer, got " .. tostring(o.step_size), 2)
+    argerror("StepLR", 2, "step_size must be a positive integer, got %s", tostring(o.step_size))
   end
   local sched = new_scheduler(opt, function(epoch)
     if epoch % o.step_size == 0 then return o.gamma end
@@ -512,17 +485,17 @@ local PLATEAU_OPTIONS = {{"mode", "min", "string"}, {"factor", 0.1, "number"}, {
 function lr_scheduler.ReduceLROnPlateau(opt, opts)
   local fname = "ReduceLROnPlateau"
   local o = scheduler_opts(fname, opt, opts, PLATEAU_OPTIONS, 2)
-  if o.factor >= 1 then argerror(fname, 2, "factor should be < 1.0, got " .. tostring(o.factor), 2) end
+  if o.factor >= 1 then argerror(fname, 2, "factor should be < 1.0, got %s", tostring(o.factor)) end
   if o.mode ~= "min" and o.mode ~= "max" then
-    argerror(fname, 2, string.format("mode '%s' is unknown (expected 'min' or 'max')", o.mode), 2)
+    argerror(fname, 2, "mode '%s' is unknown (expected 'min' or 'max')", o.mode)
   end
   if o.threshold_mode ~= "rel" and o.threshold_mode ~= "abs" then
-    argerror(fname, 2, string.format("threshold mode '%s' is unknown (expected 'rel' or 'abs')", o.threshold_mode), 2)
+    argerror(fname, 2, "threshold mode '%s' is unknown (expected 'rel' or 'abs')", o.threshold_mode)
   end
   local min_lrs = {}
   if type(o.min_lr) == "table" then
     if #o.min_lr ~= #opt.param_groups then
-      argerror(fname, 2, string.format("expected %d min_lrs, got %d", #opt.param_groups, #o.min_lr), 2)
+      argerror(fname, 2, "expected %d min_lrs, got %d", #opt.param_groups, #o.min_lr)
     end
     for i, v in ipairs(o.min_lr) do min_lrs[i] = v end
   else
@@ -547,7 +520,7 @@ end
 -- sched:step(metric): metric a number or a one-element tensor.
 function Plateau:step(metric)
   if core.is_tensor(metric) then metric = metric:item() end
-  if type(metric) ~= "number" then argerror("step", 1, "number expected, got " .. type(metric), 2) end
+  if type(metric) ~= "number" then argerror("step", 1, "number expected, got %s", type(metric)) end
   self.last_epoch = self.last_epoch + 1
   if self:is_better(metric, self.best) then
     self.best, self.num_bad_epochs = metric, 0

@@ -16,8 +16,10 @@ local TEXT_COLOR, AXIS_COLOR, GRID_COLOR = "#222222", "#555555", "#e6e6e6"
 local TITLE_SIZE, LABEL_SIZE, TICK_SIZE, LEGEND_SIZE = 16, 13, 11, 12
 local DASHES = { dashed = "7,4", dotted = "2,3", dashdot = "7,3,2,3" }
 
--- options(fname, argn, opts, defaults): fills defaults in, refuses unknown keys (moongrad.util)
-local options = require("moongrad.util").options
+-- options(fname, argn, opts, defaults): fills defaults in, refuses unknown keys; argerror and
+-- argerror_at: an argument's error, at the caller's line or at a given level (moongrad.util)
+local util = require "moongrad.util"
+local options, argerror, argerror_at = util.options, util.argerror, util.argerror_at
 
 --- Escapes text for SVG content and attribute values.
 function M.escape(s)
@@ -40,7 +42,7 @@ end
 -- the list of ticks inside [lo, hi] and the step.
 function M.ticks(lo, hi, n, min_step)
   n = n or 6
-  if not (finite(lo) and finite(hi)) then error("bad argument #1 to 'ticks' (bounds must be finite)", 2) end
+  if not (finite(lo) and finite(hi)) then argerror("ticks", 1, "bounds must be finite") end
   if hi < lo then lo, hi = hi, lo end
   if hi == lo then return { clean(lo) }, 0 end
   -- the 1-2-5 step whose count of ticks inside [lo, hi] is nearest n (ties: the smaller step)
@@ -67,7 +69,7 @@ end
 -- the axis bounds.
 function M.log_ticks(lo, hi)
   if not (finite(lo) and finite(hi) and lo > 0 and hi > 0) then
-    error("bad argument #1 to 'log_ticks' (bounds must be finite and positive)", 2)
+    argerror("log_ticks", 1, "bounds must be finite and positive")
   end
   if hi < lo then lo, hi = hi, lo end
   local e0 = math.floor(math.log(lo, 10) + 1e-9)
@@ -145,13 +147,11 @@ local function to_list(v, fname, argn)
     return v
   end
   if type(v) ~= "table" then
-    error(string.format("bad argument #%d to '%s' (expected a tensor or a list of numbers, got %s)",
-      argn, fname, type(v)), 3)
+    argerror_at(3, fname, argn, "expected a tensor or a list of numbers, got %s", type(v))
   end
   for i = 1, #v do
     if type(v[i]) ~= "number" then
-      error(string.format("bad argument #%d to '%s' (element %d is a %s, not a number)", argn, fname, i,
-        type(v[i])), 3)
+      argerror_at(3, fname, argn, "element %d is a %s, not a number", i, type(v[i]))
     end
   end
   return v
@@ -173,18 +173,17 @@ function M.figure(opts)
   local o = options("figure", 1, opts, FIGURE_DEFAULTS)
   for _, k in ipairs({ "width", "height" }) do
     if type(o[k]) ~= "number" or o[k] < 100 then
-      error(string.format("bad argument #1 to 'figure' (%s must be a number of pixels >= 100, got %s)", k,
-        tostring(o[k])), 2)
+      argerror("figure", 1, "%s must be a number of pixels >= 100, got %s", k, tostring(o[k]))
     end
   end
   for _, k in ipairs({ "xlim", "ylim" }) do
     local lim = o[k]
     if lim and (type(lim) ~= "table" or type(lim[1]) ~= "number" or type(lim[2]) ~= "number"
         or lim[1] >= lim[2]) then
-      error(string.format("bad argument #1 to 'figure' (%s must be {lo, hi} with lo < hi)", k), 2)
+      argerror("figure", 1, "%s must be {lo, hi} with lo < hi", k)
     end
     if lim and k == "ylim" and o.logy and lim[1] <= 0 then
-      error("bad argument #1 to 'figure' (ylim must be positive on a log axis (logy = true))", 2)
+      argerror("figure", 1, "ylim must be positive on a log axis (logy = true)")
     end
   end
   o.series = {}
@@ -193,7 +192,7 @@ end
 
 local function add_series(self, kind, xs, ys, style, fname)
   if getmetatable(self) ~= Figure then
-    error(string.format("bad argument #1 to '%s' (expected a figure: call it as fig:%s(...))", fname, fname), 3)
+    argerror_at(3, fname, 1, "expected a figure: call it as fig:%s(...)", fname)
   end
   if ys == nil or (type(ys) == "table" and not core.is_tensor(ys) and ys[1] == nil and next(ys) ~= nil) then
     -- fig:line(ys [, style]): x is 1..n
@@ -205,7 +204,7 @@ local function add_series(self, kind, xs, ys, style, fname)
     xs, ys = to_list(xs, fname, 1), to_list(ys, fname, 2)
   end
   if #xs ~= #ys then
-    error(string.format("bad argument #2 to '%s' (xs has %d values and ys %d)", fname, #xs, #ys), 3)
+    argerror_at(3, fname, 2, "xs has %d values and ys %d", #xs, #ys)
   end
   local defaults = kind == "line" and { label = false, color = false, dash = false, width = 2 }
     or { label = false, color = false, size = 3.5 }
@@ -483,7 +482,7 @@ end
 --- `fig:save(path)`: writes the SVG file. Returns the figure.
 function Figure:save(path)
   if type(path) ~= "string" then
-    error(string.format("bad argument #1 to 'save' (expected a file name, got %s)", type(path)), 2)
+    argerror("save", 1, "expected a file name, got %s", type(path))
   end
   local f, why = io.open(path, "w")
   if not f then error(string.format("save: cannot write '%s' (%s)", path, why), 2) end
@@ -505,13 +504,13 @@ end
 -- returns it, and saves the SVG. The y axis is logarithmic unless a loss is <= 0. Returns the figure.
 function M.loss_curve(history, path, opts)
   if type(history) ~= "table" then
-    error(string.format("bad argument #1 to 'loss_curve' (expected a history table, got %s)", type(history)), 2)
+    argerror("loss_curve", 1, "expected a history table, got %s", type(history))
   end
   if history.train_loss == nil then
-    error("bad argument #1 to 'loss_curve' (the history has no train_loss)", 2)
+    argerror("loss_curve", 1, "the history has no train_loss")
   end
   if type(path) ~= "string" then
-    error(string.format("bad argument #2 to 'loss_curve' (expected a file name, got %s)", type(path)), 2)
+    argerror("loss_curve", 2, "expected a file name, got %s", type(path))
   end
   local o = options("loss_curve", 3, opts, { title = "Loss", xlabel = "epoch", ylabel = "loss", logy = true,
     width = 640, height = 400 })

@@ -13,6 +13,9 @@
 -- (src/bind/serialize.c). A file that is truncated or corrupt gives an error, never a bad tensor.
 local core = require "moongrad.core"
 
+-- argerror(fname, argn, fmt, ...): an argument's error at the caller's line (moongrad.util)
+local argerror = require("moongrad.util").argerror
+
 local M = {}
 
 -- moongrad dtype <-> safetensors dtype
@@ -24,10 +27,6 @@ local KNOWN_ST = { F16 = true, BF16 = true, I8 = true, I16 = true, I32 = true, U
   U32 = true, U64 = true, F8_E4M3 = true, F8_E5M2 = true, C64 = true }
 
 local MAX_HEADER = 100000000 -- the reference implementation's limit (100 MB)
-
-local function argerror(fn, n, detail)
-  error(string.format("bad argument #%d to '%s' (%s)", n, fn, detail), 3)
-end
 
 -- ---- JSON writer ------------------------------------------------------------------------------
 
@@ -108,15 +107,28 @@ local function read_json(text)
     return table.concat(parts)
   end
 
-  local function object()
+  -- At '{' or '[': steps past it; true (and past `close` too) when the container is empty.
+  local function opens_empty(close)
     pos = pos + 1
-    local t = {}
     skip()
-    if text:sub(pos, pos) == "}" then
-      pos = pos + 1
-      return t
-    end
-    while true do
+    if text:sub(pos, pos) ~= close then return false end
+    pos = pos + 1
+    return true
+  end
+
+  -- After a member or an element: steps past `close` (true) or a ',' (false); else an error.
+  local function closes(close)
+    skip()
+    local c = text:sub(pos, pos)
+    if c ~= close and c ~= "," then fail(string.format("expected ',' or '%s'", close)) end
+    pos = pos + 1
+    return c == close
+  end
+
+  local function object()
+    local t = {}
+    if opens_empty("}") then return t end
+    repeat
       skip()
       if text:sub(pos, pos) ~= '"' then fail("expected a string key") end
       local key_pos = pos
@@ -129,36 +141,15 @@ local function read_json(text)
       if text:sub(pos, pos) ~= ":" then fail("expected ':'") end
       pos = pos + 1
       t[k] = value()
-      skip()
-      local c = text:sub(pos, pos)
-      pos = pos + 1
-      if c == "}" then return t end
-      if c ~= "," then
-        pos = pos - 1
-        fail("expected ',' or '}'")
-      end
-    end
+    until closes("}")
+    return t
   end
 
   local function array()
-    pos = pos + 1
     local t = setmetatable({}, ARRAY_MT)
-    skip()
-    if text:sub(pos, pos) == "]" then
-      pos = pos + 1
-      return t
-    end
-    while true do
-      t[#t + 1] = value()
-      skip()
-      local c = text:sub(pos, pos)
-      pos = pos + 1
-      if c == "]" then return t end
-      if c ~= "," then
-        pos = pos - 1
-        fail("expected ',' or ']'")
-      end
-    end
+    if opens_empty("]") then return t end
+    repeat t[#t + 1] = value() until closes("]")
+    return t
   end
 
   function value()
@@ -199,23 +190,23 @@ M._read_json = read_json
 
 -- The flat format: a table string -> tensor (what safetensors holds).
 local function save_flat(path, tensors, metadata)
-  if type(path) ~= "string" then argerror("save", 1, "string path expected, got " .. type(path)) end
+  if type(path) ~= "string" then argerror("save", 1, "string path expected, got %s", type(path)) end
   if type(tensors) ~= "table" or core.is_tensor(tensors) then
-    argerror("save", 2, "table of tensors expected, got " .. (core.is_tensor(tensors) and "tensor" or type(tensors)))
+    argerror("save", 2, "table of tensors expected, got %s", core.is_tensor(tensors) and "tensor" or type(tensors))
   end
   if metadata ~= nil and type(metadata) ~= "table" then
-    argerror("save", 3, "table of strings expected, got " .. type(metadata))
+    argerror("save", 3, "table of strings expected, got %s", type(metadata))
   end
   local names = {}
   for k, v in pairs(tensors) do
     if type(k) ~= "string" then
-      argerror("save", 2, string.format("keys must be strings, got %s key %s", type(k), tostring(k)))
+      argerror("save", 2, "keys must be strings, got %s key %s", type(k), tostring(k))
     end
     if not core.is_tensor(v) then
-      argerror("save", 2, string.format("tensors[%q] is a %s, expected a tensor", k, type(v)))
+      argerror("save", 2, "tensors[%q] is a %s, expected a tensor", k, type(v))
     end
     if k == "__metadata__" then argerror("save", 2, "'__metadata__' is reserved and cannot name a tensor") end
-    if not utf8.len(k) then argerror("save", 2, string.format("key %q is not valid UTF-8", k)) end
+    if not utf8.len(k) then argerror("save", 2, "key %q is not valid UTF-8", k) end
     names[#names + 1] = k
   end
   table.sort(names)
@@ -225,11 +216,10 @@ local function save_flat(path, tensors, metadata)
     local mkeys = {}
     for k, v in pairs(metadata) do
       if type(k) ~= "string" or type(v) ~= "string" then
-        argerror("save", 3, string.format("metadata must map strings to strings, got %s %s -> %s",
-          type(k), tostring(k), type(v)))
+        argerror("save", 3, "metadata must map strings to strings, got %s %s -> %s", type(k), tostring(k), type(v))
       end
       if not utf8.len(k) or not utf8.len(v) then
-        argerror("save", 3, string.format("metadata %q is not valid UTF-8", k))
+        argerror("save", 3, "metadata %q is not valid UTF-8", k)
       end
       mkeys[#mkeys + 1] = k
     end
@@ -431,13 +421,13 @@ function M.save(path, tensors, metadata)
   if type(tensors) ~= "table" or core.is_tensor(tensors) or is_flat(tensors) then
     return save_flat(path, tensors, metadata)
   end
-  if type(path) ~= "string" then argerror("save", 1, "string path expected, got " .. type(path)) end
+  if type(path) ~= "string" then argerror("save", 1, "string path expected, got %s", type(path)) end
   if metadata ~= nil and type(metadata) ~= "table" then
-    argerror("save", 3, "table of strings expected, got " .. type(metadata))
+    argerror("save", 3, "table of strings expected, got %s", type(metadata))
   end
   local flat = {}
   local text, err = encode(tensors, "", flat, {})
-  if not text then argerror("save", 2, err) end
+  if not text then argerror("save", 2, "%s", err) end
   local md = {}
   for k, v in pairs(metadata or {}) do md[k] = v end
   md[STRUCTURE] = text
@@ -446,7 +436,7 @@ end
 
 -- mg.load(path): the table that was saved (flat, or rebuilt from its structure), and the metadata.
 function M.load(path)
-  if type(path) ~= "string" then argerror("load", 1, "string path expected, got " .. type(path)) end
+  if type(path) ~= "string" then argerror("load", 1, "string path expected, got %s", type(path)) end
   local tensors, metadata = load_flat(path)
   local text = metadata[STRUCTURE]
   if not text then return tensors, metadata end

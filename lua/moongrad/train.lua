@@ -7,34 +7,9 @@ local F = core.F
 
 local M = {}
 
--- Options: defaults in one place; an unknown key is an error naming it and the valid ones.
-local function options(fn, given, defaults, required)
-  if type(given) ~= "table" then
-    error(string.format("bad argument #1 to '%s' (table of options expected, got %s)", fn, type(given)), 3)
-  end
-  local o, valid = {}, {}
-  for k in pairs(defaults) do valid[#valid + 1] = k end
-  for _, k in ipairs(required) do valid[#valid + 1] = k end
-  table.sort(valid)
-  for k, v in pairs(given) do
-    local known = defaults[k] ~= nil
-    for _, r in ipairs(required) do known = known or r == k end
-    if not known then
-      error(string.format("bad argument #1 to '%s' (unknown option '%s' (valid: %s))", fn, tostring(k),
-        table.concat(valid, ", ")), 3)
-    end
-    o[k] = v
-  end
-  for k, v in pairs(defaults) do
-    if o[k] == nil then o[k] = v end
-  end
-  for _, k in ipairs(required) do
-    if o[k] == nil then
-      error(string.format("bad argument #1 to '%s' (option '%s' is required)", fn, k), 3)
-    end
-  end
-  return o
-end
+-- options(fname, argn, opts, defaults, level, required): defaults in one place; an unknown key is
+-- an error naming it and the valid ones, a missing required one an error naming it (moongrad.util)
+local options = require("moongrad.util").options
 
 local function finite(x) return x == x and x ~= math.huge and x ~= -math.huge end
 
@@ -69,7 +44,7 @@ local function grad_culprit(grad, names)
 end
 
 function M.training_loop(opts)
-  local o = options("training_loop", opts, { print_detail = false, allow_divergence = false },
+  local o = options("training_loop", 1, opts, { print_detail = false, allow_divergence = false }, 2,
     { "n_epochs", "learning_rate", "params", "t_u", "t_c" })
   local params, t_u, t_c = o.params, o.t_u, o.t_c
   local last
@@ -169,10 +144,10 @@ local function evaluate(model, loss_fn, data, batch_size)
 end
 
 function M.train(opts)
-  local o = options("train", opts, {
+  local o = options("train", 1, opts, {
     epochs = 1, val_data = false, batch_size = false, shuffle = false, on_epoch = false,
     log_every = 1, progress = "auto", allow_divergence = false,
-  }, { "model", "loss_fn", "optimizer", "data" })
+  }, 2, { "model", "loss_fn", "optimizer", "data" })
   local model, loss_fn, opt = o.model, o.loss_fn, o.optimizer
   local bar = o.progress == true or (o.progress == "auto" and core._isatty())
   local history = { train_loss = {}, val_loss = o.val_data and {} or nil }

@@ -5,27 +5,73 @@ local M = {}
 
 local is_tensor = core.is_tensor
 
--- Copies `opts` over `defaults` (which name every valid key; `false` stands for "not given") into a
--- fresh table; an unknown key is an error that names it and every valid key. `level` is error()'s,
--- counted from the function that calls options.
-function M.options(fname, argn, opts, defaults, level)
-  local o = {}
-  for k, v in pairs(defaults) do o[k] = v end
-  if opts == nil then return o end
-  level = (level or 2) + 1
-  if type(opts) ~= "table" or is_tensor(opts) then
-    error(string.format("bad argument #%d to '%s' (options table expected, got %s)", argn, fname,
-      is_tensor(opts) and "tensor" or type(opts)), level)
+-- "bad argument #argn to 'fname' (detail)", detail = string.format(fmt, ...). `level` is error()'s,
+-- counted from the function that called argerror or argerror_at: + 2 steps over raise and that one.
+local function raise(level, fname, argn, fmt, ...)
+  error(string.format("bad argument #%d to '%s' (%s)", argn, fname, string.format(fmt, ...)), level + 2)
+end
+
+-- argerror(fname, argn, fmt, ...): blames the line that called the function calling argerror, as
+-- error(msg, 2) there does. Not as a tail call (`return argerror(...)`): that frame would be gone.
+function M.argerror(fname, argn, fmt, ...)
+  raise(2, fname, argn, fmt, ...)
+end
+
+-- argerror_at(level, fname, argn, fmt, ...): the same at error()'s `level`, counted from the
+-- function that calls it: 3 for a helper that blames its caller's caller, or a level passed down.
+function M.argerror_at(level, fname, argn, fmt, ...)
+  raise(level, fname, argn, fmt, ...)
+end
+
+-- The valid names for an unknown option's error: a map's sorted, a list's in its order.
+local function valid_names(defaults, listed, required)
+  local names = {}
+  if listed then
+    for i, d in ipairs(defaults) do names[i] = d[1] end
+  else
+    for name in pairs(defaults) do names[#names + 1] = name end
   end
+  for _, name in ipairs(required) do names[#names + 1] = name end
+  if not listed then table.sort(names) end
+  if #names == 0 then return "it takes no options" end
+  return "valid: " .. table.concat(names, ", ")
+end
+
+-- Copies `opts` over `defaults` into a fresh table; an unknown key is an error that names it and
+-- every valid key. `defaults` is a map name -> default (`false` stands for "not given"), or a list
+-- of {name, default, ...} whose order the error keeps. `required` lists the keys that opts must
+-- give (then opts cannot be nil). `level` is error()'s, counted from the function that calls
+-- options.
+function M.options(fname, argn, opts, defaults, level, required)
+  local listed = defaults[1] ~= nil
+  local o = {}
+  if listed then
+    for _, d in ipairs(defaults) do o[d[1]] = d[2] end
+  else
+    for k, v in pairs(defaults) do o[k] = v end
+  end
+  if opts == nil and not required then return o end
+  level = (level or 2) + 1
+  required = required or {}
+  if type(opts) ~= "table" or is_tensor(opts) then
+    M.argerror_at(level, fname, argn, "options table expected, got %s", is_tensor(opts) and "tensor" or type(opts))
+  end
+  local known = {}
+  if listed then
+    for _, d in ipairs(defaults) do known[d[1]] = true end -- its default may be nil
+  else
+    for k in pairs(defaults) do known[k] = true end
+  end
+  for _, k in ipairs(required) do known[k] = true end
   for k, v in pairs(opts) do
-    if defaults[k] == nil then
-      local valid = {}
-      for name in pairs(defaults) do valid[#valid + 1] = name end
-      table.sort(valid)
-      error(string.format("bad argument #%d to '%s' (unknown option '%s' (%s))", argn, fname, tostring(k),
-        #valid > 0 and "valid: " .. table.concat(valid, ", ") or "it takes no options"), level)
+    if not known[k] then
+      M.argerror_at(level, fname, argn, "unknown option '%s' (%s)", tostring(k),
+        valid_names(defaults, listed, required))
     end
     o[k] = v
+  end
+  for _, k in ipairs(required) do
+    if o[k] == nil then M.argerror_at(level, fname, argn, "option '%s' is required", tostring(k)) end
   end
   return o
 end
