@@ -7,7 +7,7 @@ LUA_INC     ?= $(shell pkg-config --cflags lua$(LUA_VERSION) 2>/dev/null || echo
 CC          ?= cc
 OPT         ?= -O3
 CFLAGS      ?= $(OPT) -g
-WARN         = -Wall -Wextra -Wshadow -Wstrict-prototypes -Wmissing-prototypes -Wno-missing-prototypes
+WARN         = -Wall -Wextra -Wshadow -Wstrict-prototypes -Wmissing-prototypes
 ALL_CFLAGS   = -std=gnu11 -fPIC -fvisibility=hidden -fno-math-errno $(WARN) $(CFLAGS) -Iinclude $(LUA_INC)
 LDLIBS       = -lm -lpthread
 

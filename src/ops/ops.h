@@ -1,6 +1,27 @@
 /*
- * ops.h: the kernels of the elementwise families (copy / cast / fill, binary, unary). Other
- * families declare theirs in their own header (reduce.h, linalg.h, index.h, random.h, print.h).
+ * ops.h: the kernels of the elementwise families (copy / fill, the binary ops, where), and the map
+ * of src/ops. Each family is one .c file holding its forward kernels and, below them, its backward
+ * rule, with a header declaring them:
+ *
+ *   ops.h         copy, fill (a number), binary ops (MG_BINARY_OPS), where / masked_fill
+ *                 (copy.c, binary.c)
+ *   unary.h       unary ops (MG_UNARY_OPS)                                           unary.c
+ *   reduce.h      reductions (MG_REDUCE_OPS) and cumsum                             reduce.c
+ *   index.h       index_select gather scatter_ masked_select nonzero, cat / stack   index.c
+ *   shape.h       op codes of views and copies (geometry: src/core/view.c)          shape.c
+ *   linalg.h      matmul, outer                                                     linalg.c
+ *   functional.h  the fused kernels of mg.F: losses, softmax, linear, dropout       functional.c
+ *   fill.h        eye arange linspace, and the random fills                         fill.c
+ *   optim.h       fused optimizer updates (no autograd)                             optim.c
+ *   grad.h        the families, mg_backward (rule dispatch), mg_sum_to              grad.c
+ *   scalar.h      element rules kernels share: wrapping int64, NaN max / min, MG_MATH
+ *
+ * Calls between families, by intent (anything else is a mistake):
+ *   - a forward kernel calls the copy / fill kernels (to convert or broadcast an input) and the
+ *     products of linalg.h (functional's linear); never a family's rule;
+ *   - a backward rule calls forward kernels of any family (a derivative is made of ops: pow's
+ *     needs log, reduce's needs binary and unary ones) and mg_sum_to / mg_scratch_as (grad.h);
+ *   - src/ops calls nothing in src/bind and includes no Lua; src/core calls nothing in src/ops.
  *
  * Contract of every kernel: `out` is allocated by the caller with the shape the matching shape
  * function gave and the dtype named below; inputs broadcast to out's shape; out may alias an input

@@ -14,8 +14,9 @@
  * float32 folds accumulate in double and are rounded once at the end.
  *
  * The order is fixed (run after run, element after element), so results are bit-identical on
- * every run. TODO(#threads): split the output elements between threads (same result); splitting
- * one long run would need fixed-size chunks combined in chunk order to stay deterministic.
+ * every run. Reductions run on the calling thread: splitting the output elements between threads
+ * would keep that order; splitting one long run would need fixed-size chunks summed in chunk
+ * order to stay deterministic.
  *
  * To add a reduction: a line in MG_REDUCE_OPS (reduce.h, which says what each column makes), its
  * DEFINE_ lines, and where it is not a plain fold its start in acc_init and result in emit.
