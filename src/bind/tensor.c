@@ -80,23 +80,23 @@ mg_tensor *lt_check(lua_State *L, int idx) {
     return t;
 }
 
-static size_t checked_bytes(lua_State *L, int64_t numel, mg_dtype dtype) {
-    const size_t item = mg_dtype_size(dtype);
-    if ((uint64_t)numel > SIZE_MAX / item) luaL_error(L, "not enough memory for %lld elements", (long long)numel);
-    return (size_t)numel * item;
-}
+/* The most a tensor's userdata adds to its bytes: header, size / stride arrays, storage, padding. */
+#define MAX_OVERHEAD (sizeof(mg_tensor) + sizeof(mg_storage) + 2 * sizeof(int64_t) * MG_MAX_DIMS + 63)
 
 mg_tensor *lt_push_new(lua_State *L, mg_dtype dtype, int ndim, const int64_t *size) {
     mg_ctx *ctx = lt_ctx(L);
     int64_t numel;
     if (mg_check_shape(ctx, 0, ndim, size, &numel) != MG_OK) lt_raise(L, 1);
-    const size_t bytes = checked_bytes(L, numel, dtype);
+    const size_t item = mg_dtype_size(dtype);
+    if ((uint64_t)numel > (SIZE_MAX - MAX_OVERHEAD) / item) {
+        mg_fail(ctx, MG_ENOMEM, 0, "not enough memory for a tensor of %lld elements", (long long)numel);
+        lt_raise(L, 1);
+    }
+    const size_t bytes = (size_t)numel * item;
     /* The bytes live inline, after the header and the size / stride arrays: one block that the
      * collector counts at its true size and frees without a finalizer, whatever the size. Buffers
      * past LT_ALIGN_MIN bytes start on a 64-byte boundary, for whole-cache-line vector loads. */
     const size_t pad = bytes >= LT_ALIGN_MIN ? 63 : 0;
-    if (bytes > SIZE_MAX - sizeof(mg_tensor) - sizeof(mg_storage) - 2 * sizeof(int64_t) * MG_MAX_DIMS - pad)
-        luaL_error(L, "not enough memory for a tensor of %zu bytes", bytes);
     mg_tensor *t = push_header(L, ndim, sizeof(mg_storage) + bytes + pad, NULL);
     mg_storage *s = (mg_storage *)(t->stride + ndim);
     memset(s, 0, sizeof *s);
