@@ -83,11 +83,8 @@ mg_node *lt_record(lua_State *L, int out_idx, mg_family family, int op, int ninp
         mg_tensor *t = lt_test(L, idx);
         if (t) {
             lua_pushvalue(L, idx);
-        } else { /* a number operand: a 0-d tensor of the result's dtype */
-            mg_scalar sc;
-            const mg_tensor *s = lt_operand(L, idx, (mg_dtype)out->dtype, &sc);
-            t = lt_push_new(L, (mg_dtype)out->dtype, 0, out->size); /* no sizes read for 0-d */
-            mg_copy(lt_ctx(L), t, s);
+        } else { /* a number operand: saved as a 0-d tensor of the result's dtype (never recorded) */
+            t = lt_push_scalar(L, idx, (mg_dtype)out->dtype);
         }
         n->operand[i].t = t;
         n->operand[i].version = t->storage->version;

@@ -109,6 +109,10 @@ mg_dtype lt_number_dtype(lua_State *L, int idx, mg_dtype other);
 /* The operand at idx as a tensor of `dtype`: a converted copy is pushed when needed, a number
  * becomes the 0-d scalar in *sc. Raises a type error for anything else. */
 const mg_tensor *lt_operand(lua_State *L, int idx, mg_dtype dtype, mg_scalar *sc);
+/* Pushes the number or boolean at idx as a new 0-d tensor of `dtype` (a type error for anything
+ * else). Records nothing: lt_record uses it for number inputs, so recording never calls back into
+ * the conversions that record (lt_operand -> lt_push_as). */
+mg_tensor *lt_push_scalar(lua_State *L, int idx, mg_dtype dtype);
 
 /* Bumps the version of t's storage (every in-place write does; autograd checks it in #4). */
 static inline void lt_written(mg_tensor *t) { t->storage->version++; }

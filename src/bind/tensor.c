@@ -313,31 +313,6 @@ mg_dtype lt_number_dtype(lua_State *L, int idx, mg_dtype other) {
     return lt_ctx(L)->default_dtype;
 }
 
-const mg_tensor *lt_operand(lua_State *L, int idx, mg_dtype dtype, mg_scalar *sc) {
-    switch (lua_type(L, idx)) {
-    case LUA_TNUMBER:
-        if (lua_isinteger(L, idx)) {
-            const lua_Integer i = lua_tointeger(L, idx);
-            mg_scalar_init(sc, dtype, (double)i, i);
-        } else {
-            const double v = lua_tonumber(L, idx);
-            mg_scalar_init(sc, dtype, v, (v >= -9.2e18 && v <= 9.2e18) ? (int64_t)v : INT64_MIN);
-        }
-        return &sc->t;
-    case LUA_TBOOLEAN: {
-        const int b = lua_toboolean(L, idx);
-        mg_scalar_init(sc, dtype, b, b);
-        return &sc->t;
-    }
-    default: {
-        mg_tensor *t = lt_test(L, idx);
-        if (!t) luaL_typeerror(L, idx, "number or tensor");
-        if (t->dtype == dtype) return lt_check(L, idx);
-        return lt_push_as(L, idx, dtype);
-    }
-    }
-}
-
 /* ================================================================ elements and tables */
 
 static void push_element(lua_State *L, mg_dtype dt, const char *p) {
@@ -374,6 +349,23 @@ static int store_element(lua_State *L, int idx, mg_dtype dt, char *p) {
     default: *(bool *)p = lua_tonumber(L, idx) != 0; break;
     }
     return 1;
+}
+
+mg_tensor *lt_push_scalar(lua_State *L, int idx, mg_dtype dtype) {
+    mg_tensor *t = lt_push_new(L, dtype, 0, NULL);
+    if (!store_element(L, idx, dtype, mg_tensor_data(t))) luaL_typeerror(L, idx, "number or tensor");
+    return t;
+}
+
+const mg_tensor *lt_operand(lua_State *L, int idx, mg_dtype dtype, mg_scalar *sc) {
+    mg_tensor *t = lt_test(L, idx);
+    if (!t) { /* a number or a boolean: written into the C scalar, nothing pushed */
+        mg_scalar_init(sc, dtype, 0, 0);
+        if (!store_element(L, idx, dtype, (char *)&sc->v)) luaL_typeerror(L, idx, "number or tensor");
+        return &sc->t;
+    }
+    if (t->dtype == dtype) return lt_check(L, idx);
+    return lt_push_as(L, idx, dtype);
 }
 
 /* "[2][1]" for error messages; path holds 0-based positions */
@@ -481,13 +473,10 @@ static int l_tensor(lua_State *L) {
     else if (lua_type(L, 1) != LUA_TNUMBER && lua_type(L, 1) != LUA_TBOOLEAN)
         luaL_typeerror(L, 1, "number, table or tensor");
     const mg_dtype dt = lt_opt_dtype(L, opts, all_bool ? MG_BOOL : ctx->default_dtype);
+    if (ndim == 0) return set_requires_grad(L, lt_push_scalar(L, 1, dt), opts);
     mg_tensor *t = lt_push_new(L, dt, ndim, size);
-    if (ndim == 0) {
-        store_element(L, 1, dt, mg_tensor_data(t));
-    } else {
-        int64_t path[MG_MAX_DIMS];
-        fill_from_table(L, 1, t, 0, path, mg_tensor_data(t));
-    }
+    int64_t path[MG_MAX_DIMS];
+    fill_from_table(L, 1, t, 0, path, mg_tensor_data(t));
     return set_requires_grad(L, t, opts);
 }
 
