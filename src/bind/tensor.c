@@ -50,8 +50,9 @@ static lt_storage *push_storage(lua_State *L, int kind) {
  * accident (Lua code cannot write a userdata's bytes; another C library would have to copy it). */
 static const char tensor_tag = 'T';
 
-static mg_tensor *push_header(lua_State *L, int ndim, size_t extra, lua_CFunction unused) {
-    (void)unused;
+/* Pushes a tensor userdata of ndim dims, `extra` bytes after its size and stride arrays, with the
+ * metatable at index mt (an upvalue, or an absolute stack index); the caller fills the rest. */
+static mg_tensor *push_header(lua_State *L, int ndim, size_t extra, int mt) {
     mg_tensor *t = (mg_tensor *)lua_newuserdatauv(L, sizeof(mg_tensor) + 2 * sizeof(int64_t) * ndim + extra,
                                                   LT_NUV);
     memset(t, 0, sizeof *t);
@@ -59,7 +60,7 @@ static mg_tensor *push_header(lua_State *L, int ndim, size_t extra, lua_CFunctio
     t->ndim = (uint8_t)ndim;
     t->size = (int64_t *)(t + 1);
     t->stride = t->size + ndim;
-    lua_pushvalue(L, lua_upvalueindex(2));
+    lua_pushvalue(L, mt);
     lua_setmetatable(L, -2);
     return t;
 }
@@ -97,7 +98,7 @@ mg_tensor *lt_push_new(lua_State *L, mg_dtype dtype, int ndim, const int64_t *si
      * collector counts at its true size and frees without a finalizer, whatever the size. Buffers
      * past LT_ALIGN_MIN bytes start on a 64-byte boundary, for whole-cache-line vector loads. */
     const size_t pad = bytes >= LT_ALIGN_MIN ? 63 : 0;
-    mg_tensor *t = push_header(L, ndim, sizeof(mg_storage) + bytes + pad, NULL);
+    mg_tensor *t = push_header(L, ndim, sizeof(mg_storage) + bytes + pad, lua_upvalueindex(2));
     mg_storage *s = (mg_storage *)(t->stride + ndim);
     memset(s, 0, sizeof *s);
     s->kind = MG_STORAGE_INLINE;
@@ -127,7 +128,7 @@ static void push_owner(lua_State *L, int idx, const mg_tensor *t) {
 mg_tensor *lt_push_view(lua_State *L, int src, int ndim) {
     src = lua_absindex(L, src);
     const mg_tensor *base = lt_check(L, src);
-    mg_tensor *t = push_header(L, ndim, 0, NULL);
+    mg_tensor *t = push_header(L, ndim, 0, lua_upvalueindex(2));
     push_owner(L, src, base);
     lua_setiuservalue(L, -2, 1);
     t->storage = base->storage;
@@ -994,17 +995,13 @@ mg_tensor *mg_push_host_tensor(lua_State *L, mg_dtype dtype, int ndim, const int
     st->s.nbytes = (size_t)numel * mg_dtype_size(dtype);
     st->s.release = release;
     st->s.release_ud = release_ud;
-    mg_tensor *t = (mg_tensor *)lua_newuserdatauv(L, sizeof(mg_tensor) + 2 * sizeof(int64_t) * ndim, LT_NUV);
-    memset(t, 0, sizeof *t);
-    t->tag = &tensor_tag;
-    t->ndim = (uint8_t)ndim;
-    t->size = (int64_t *)(t + 1);
-    t->stride = t->size + ndim;
-    luaL_getmetatable(L, LT_TENSOR_MT);
-    if (lua_isnil(L, -1)) luaL_error(L, "mg_push_host_tensor: load moongrad.core first");
-    lua_setmetatable(L, -2);
-    lua_rotate(L, -2, 1);
-    lua_setiuservalue(L, -2, 1);
+    /* a host calls from outside the module's closures: the metatable comes from the registry */
+    if (luaL_getmetatable(L, LT_TENSOR_MT) == LUA_TNIL)
+        luaL_error(L, "mg_push_host_tensor: load moongrad.core first");
+    mg_tensor *t = push_header(L, ndim, 0, lua_gettop(L));
+    lua_remove(L, -2);                   /* the metatable: storage, tensor */
+    lua_rotate(L, -2, 1);                /* tensor, storage */
+    lua_setiuservalue(L, -2, LT_UV_OWNER);
     t->storage = &st->s;
     t->dtype = (uint8_t)dtype;
     t->numel = numel;
