@@ -208,17 +208,15 @@ int64_t lt_check_index(lua_State *L, int arg, int64_t size) {
     return i > 0 ? i - 1 : i + size;
 }
 
-static const char *const dtype_names[] = {"float32", "float64", "int64", "bool", NULL};
-
 /* A dtype name (or an alias PyTorch users type) -> mg_dtype; raises naming it at arg. */
 static mg_dtype dtype_from_name(lua_State *L, int arg, const char *name) {
-    for (int i = 0; dtype_names[i]; i++)
-        if (strcmp(name, dtype_names[i]) == 0) return (mg_dtype)i;
+    mg_dtype dt;
+    if (mg_dtype_from_name(name, &dt)) return dt;
     if (!strcmp(name, "float")) return MG_FLOAT32;
     if (!strcmp(name, "double")) return MG_FLOAT64;
     if (!strcmp(name, "long")) return MG_INT64;
-    lua_pushfstring(L, "unknown dtype '%s', expected 'float32', 'float64', 'int64' or 'bool'", name);
-    return (mg_dtype)luaL_argerror(L, arg, lua_tostring(L, -1));
+    return (mg_dtype)lt_argerror(L, arg, "unknown dtype '%s', expected 'float32', 'float64', 'int64' or 'bool'",
+                                 name);
 }
 
 mg_dtype lt_check_dtype(lua_State *L, int arg) {
