@@ -47,10 +47,8 @@ int lt_opt_dim(lua_State *L, int arg, int ndim, int def) {
 
 int64_t lt_check_index(lua_State *L, int arg, int64_t size) {
     const lua_Integer i = luaL_checkinteger(L, arg);
-    if (i == 0 || i > size || i < -size) {
-        lua_pushfstring(L, "index %I out of range for dimension of size %I", i, (lua_Integer)size);
-        luaL_argerror(L, arg, lua_tostring(L, -1));
-    }
+    if (i == 0 || i > size || i < -size)
+        lt_argerror(L, arg, "index %I out of range for dimension of size %I", i, (lua_Integer)size);
     return i > 0 ? i - 1 : i + size;
 }
 
@@ -96,15 +94,12 @@ void lt_check_opts(lua_State *L, int idx, const char *const *valid) {
             const char *key = luaL_tolstring(L, -1, NULL);
             luaL_Buffer b;
             luaL_buffinit(L, &b);
-            lua_pushfstring(L, "unknown option '%s' (valid: ", key);
-            luaL_addvalue(&b);
             for (int i = 0; valid[i]; i++) {
                 if (i) luaL_addstring(&b, ", ");
                 luaL_addstring(&b, valid[i]);
             }
-            luaL_addstring(&b, ")");
             luaL_pushresult(&b);
-            luaL_argerror(L, idx, lua_tostring(L, -1));
+            lt_argerror(L, idx, "unknown option '%s' (valid: %s)", key, lua_tostring(L, -1));
         }
     }
 }
@@ -132,10 +127,7 @@ int lt_read_shape(lua_State *L, int first, int64_t *size, int *opts) {
             lua_rawgeti(L, first, i);
             int isint;
             const lua_Integer v = lua_tointegerx(L, -1, &isint);
-            if (!isint) {
-                lua_pushfstring(L, "size at position %d is not an integer", i);
-                luaL_argerror(L, first, lua_tostring(L, -1));
-            }
+            if (!isint) lt_argerror(L, first, "size at position %d is not an integer", i);
             size[ndim++] = v;
             lua_pop(L, 1);
         }
@@ -144,10 +136,9 @@ int lt_read_shape(lua_State *L, int first, int64_t *size, int *opts) {
         for (int i = first; i <= top; i++) size[ndim++] = luaL_checkinteger(L, i);
     }
     for (int i = 0; i < ndim; i++)
-        if (size[i] < 0) {
-            lua_pushfstring(L, "size %I at dimension %d is negative", (lua_Integer)size[i], i + 1);
-            luaL_argerror(L, lua_type(L, first) == LUA_TTABLE ? first : first + i, lua_tostring(L, -1));
-        }
+        if (size[i] < 0)
+            lt_argerror(L, lua_type(L, first) == LUA_TTABLE ? first : first + i,
+                        "size %I at dimension %d is negative", (lua_Integer)size[i], i + 1);
     return ndim;
 }
 

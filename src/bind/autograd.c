@@ -387,23 +387,16 @@ static void push_root_grad(lua_State *L, int root, int grad_arg, const char *fn)
     const mg_tensor *t = lt_check(L, root);
     if (grad_arg && !lua_isnoneornil(L, grad_arg)) {
         const mg_tensor *g = lt_check(L, grad_arg);
-        if (!mg_same_shape(g, t)) {
-            char a[160], b[160];
-            mg_format_shape(a, sizeof a, g->ndim, g->size);
-            mg_format_shape(b, sizeof b, t->ndim, t->size);
-            lua_pushfstring(L, "gradient of shape %s does not match the tensor's shape %s", a, b);
-            luaL_argerror(L, grad_arg, lua_tostring(L, -1));
-        }
+        if (!mg_same_shape(g, t))
+            lt_argerror(L, grad_arg, "gradient of shape %s does not match the tensor's shape %s",
+                        lt_push_shape(L, g->ndim, g->size), lt_push_shape(L, t->ndim, t->size));
         mg_tensor *copy = lt_push_new(L, (mg_dtype)t->dtype, t->ndim, t->size);
         mg_copy(lt_ctx(L), copy, g);
         return;
     }
-    if (t->numel != 1) {
-        char s[160];
-        mg_format_shape(s, sizeof s, t->ndim, t->size);
+    if (t->numel != 1)
         luaL_error(L, "'%s' of a tensor of shape %s needs a gradient argument (implicit only for one "
-                      "element, as for a loss)", fn, s);
-    }
+                      "element, as for a loss)", fn, lt_push_shape(L, t->ndim, t->size));
     mg_tensor *one = lt_push_new(L, (mg_dtype)t->dtype, t->ndim, t->size);
     fill_contiguous(lt_ctx(L), one, 1.0);
 }
@@ -528,10 +521,8 @@ static int l_grad(lua_State *L) {
     for (int i = 1; i <= ninputs; i++) {
         lua_rawgeti(L, 2, i);
         const mg_tensor *t = lt_test(L, -1);
-        if (!t || !t->requires_grad) {
-            lua_pushfstring(L, "inputs[%d] is not a tensor that requires grad", i);
-            return luaL_argerror(L, 2, lua_tostring(L, -1));
-        }
+        if (!t || !t->requires_grad)
+            return lt_argerror(L, 2, "inputs[%d] is not a tensor that requires grad", i);
         lua_pushinteger(L, i);
         lua_rawset(L, capture);
     }
@@ -542,19 +533,15 @@ static int l_grad(lua_State *L) {
         lua_rawgeti(L, 1, i);
         const int out = lua_gettop(L);
         const mg_tensor *t = lt_test(L, out);
-        if (!t || !t->requires_grad) {
-            lua_pushfstring(L, "outputs[%d] is not a tensor that requires grad", i);
-            return luaL_argerror(L, 1, lua_tostring(L, -1));
-        }
+        if (!t || !t->requires_grad)
+            return lt_argerror(L, 1, "outputs[%d] is not a tensor that requires grad", i);
         int g = 0;
         if (grads) {
             lua_rawgeti(L, grads, i);
             g = lua_gettop(L);
         }
-        if (g && !lua_isnil(L, g) && !lt_test(L, g)) {
-            lua_pushfstring(L, "grad_outputs[%d] is not a tensor", i);
-            return luaL_argerror(L, 3, lua_tostring(L, -1));
-        }
+        if (g && !lua_isnil(L, g) && !lt_test(L, g))
+            return lt_argerror(L, 3, "grad_outputs[%d] is not a tensor", i);
         push_root_grad(L, out, g, "grad");
         run_backward(L, out, lua_gettop(L), retain || i < noutputs, capture, results);
         lua_settop(L, results);
@@ -700,14 +687,11 @@ int lt_autograd_set(lua_State *L, mg_tensor *t, const char *key) {
             const mg_tensor *g = lt_test(L, 3);
             if (!g) return luaL_error(L, "'grad': assigned gradient must be a tensor or nil, got %s",
                                       luaL_typename(L, 3));
-            if (!mg_same_shape(g, t) || g->dtype != t->dtype) {
-                char a[160], b[160];
-                mg_format_shape(a, sizeof a, g->ndim, g->size);
-                mg_format_shape(b, sizeof b, t->ndim, t->size);
+            if (!mg_same_shape(g, t) || g->dtype != t->dtype)
                 return luaL_error(L, "'grad': assigned gradient (%s %s) must have the tensor's shape and "
-                                     "dtype (%s %s)", mg_dtype_name((mg_dtype)g->dtype), a,
-                                  mg_dtype_name((mg_dtype)t->dtype), b);
-            }
+                                     "dtype (%s %s)", mg_dtype_name((mg_dtype)g->dtype),
+                                  lt_push_shape(L, g->ndim, g->size), mg_dtype_name((mg_dtype)t->dtype),
+                                  lt_push_shape(L, t->ndim, t->size));
         }
         lua_pushvalue(L, 3);
         lua_setiuservalue(L, 1, LT_UV_GRAD);

@@ -119,9 +119,8 @@ static char *fill_from_table(lua_State *L, int idx, const mg_tensor *t, int dept
     if ((int64_t)lua_rawlen(L, idx) != n) {
         const char *where = push_path(L, path, depth);
         const lua_Integer got = (lua_Integer)lua_rawlen(L, idx);
-        lua_pushfstring(L, "non-rectangular nested tables: %s has %I element%s, expected %I", where, got,
-                        got == 1 ? "" : "s", (lua_Integer)n);
-        luaL_argerror(L, 1, lua_tostring(L, -1));
+        lt_argerror(L, 1, "non-rectangular nested tables: %s has %I element%s, expected %I", where, got,
+                    got == 1 ? "" : "s", (lua_Integer)n);
     }
     for (int64_t i = 0; i < n; i++) {
         path[depth] = i;
@@ -129,16 +128,14 @@ static char *fill_from_table(lua_State *L, int idx, const mg_tensor *t, int dept
         if (depth + 1 < t->ndim) {
             if (lua_type(L, -1) != LUA_TTABLE) {
                 const char *where = push_path(L, path, depth + 1);
-                lua_pushfstring(L, "non-rectangular nested tables: %s is a %s, expected a table of %I elements",
-                                where, luaL_typename(L, -2), (lua_Integer)t->size[depth + 1]);
-                luaL_argerror(L, 1, lua_tostring(L, -1));
+                lt_argerror(L, 1, "non-rectangular nested tables: %s is a %s, expected a table of %I elements",
+                            where, luaL_typename(L, -2), (lua_Integer)t->size[depth + 1]);
             }
             p = fill_from_table(L, lua_gettop(L), t, depth + 1, path, p);
         } else {
             if (!store_element(L, -1, (mg_dtype)t->dtype, p)) {
                 const char *where = push_path(L, path, depth + 1);
-                lua_pushfstring(L, "%s is a %s, expected a number", where, luaL_typename(L, -2));
-                luaL_argerror(L, 1, lua_tostring(L, -1));
+                lt_argerror(L, 1, "%s is a %s, expected a number", where, luaL_typename(L, -2));
             }
             p += item;
         }
@@ -155,11 +152,9 @@ static int set_requires_grad(lua_State *L, mg_tensor *t, int opts) {
     lua_getfield(L, opts, "requires_grad");
     const int rg = lua_toboolean(L, -1);
     lua_pop(L, 1);
-    if (rg && !mg_is_floating((mg_dtype)t->dtype)) {
-        lua_pushfstring(L, "only floating point tensors can require gradients, got %s",
-                        mg_dtype_name((mg_dtype)t->dtype));
-        return luaL_argerror(L, opts, lua_tostring(L, -1));
-    }
+    if (rg && !mg_is_floating((mg_dtype)t->dtype))
+        return lt_argerror(L, opts, "only floating point tensors can require gradients, got %s",
+                           mg_dtype_name((mg_dtype)t->dtype));
     t->requires_grad = (uint8_t)rg;
     return 1;
 }
@@ -215,11 +210,9 @@ static int l_totable(lua_State *L) {
 
 static int l_item(lua_State *L) {
     const mg_tensor *t = lt_check(L, 1);
-    if (t->numel != 1) {
-        lua_pushfstring(L, "a tensor with %I elements cannot be converted to a number (item needs exactly 1)",
-                        (lua_Integer)t->numel);
-        return luaL_argerror(L, 1, lua_tostring(L, -1));
-    }
+    if (t->numel != 1)
+        return lt_argerror(L, 1, "a tensor with %I elements cannot be converted to a number (item needs exactly 1)",
+                           (lua_Integer)t->numel);
     lt_push_element(L, (mg_dtype)t->dtype, mg_tensor_data(t));
     return 1;
 }
@@ -307,13 +300,9 @@ static int l_copy_(lua_State *L) {
     const mg_tensor *src = lt_check(L, 2);
     lt_inplace(L, 1);
     lt_inplace_source(L, 2);
-    if (!mg_broadcasts_to(src, t)) {
-        char a[160], b[160];
-        mg_format_shape(a, sizeof a, src->ndim, src->size);
-        mg_format_shape(b, sizeof b, t->ndim, t->size);
-        lua_pushfstring(L, "source of shape %s does not broadcast to shape %s", a, b);
-        return luaL_argerror(L, 2, lua_tostring(L, -1));
-    }
+    if (!mg_broadcasts_to(src, t))
+        return lt_argerror(L, 2, "source of shape %s does not broadcast to shape %s",
+                           lt_push_shape(L, src->ndim, src->size), lt_push_shape(L, t->ndim, t->size));
     if (src->storage == t->storage) { /* overlapping: go through a temporary */
         lua_pushvalue(L, 2);
         mg_tensor *tmp = lt_push_new(L, (mg_dtype)src->dtype, src->ndim, src->size);

@@ -15,10 +15,7 @@ static void check_numeric(lua_State *L, int arg, const mg_tensor *t) {
 
 /* Refuses an operand whose number of dims is not `ndim`. */
 static void check_ndim(lua_State *L, int arg, const mg_tensor *t, int ndim) {
-    if (t->ndim != ndim) {
-        lua_pushfstring(L, "expected a %d-d tensor, got %d-d", ndim, (int)t->ndim);
-        luaL_argerror(L, arg, lua_tostring(L, -1));
-    }
+    if (t->ndim != ndim) lt_argerror(L, arg, "expected a %d-d tensor, got %d-d", ndim, (int)t->ndim);
 }
 
 /* The operands at 1 and 2, with dims already checked by the caller, converted to one dtype and
@@ -69,14 +66,10 @@ static int l_bmm(lua_State *L) {
     const mg_tensor *a = lt_check(L, 1), *b = lt_check(L, 2);
     check_ndim(L, 1, a, 3);
     check_ndim(L, 2, b, 3);
-    if (a->size[0] != b->size[0]) {
-        char as[160], bs[160];
-        mg_format_shape(as, sizeof as, a->ndim, a->size);
-        mg_format_shape(bs, sizeof bs, b->ndim, b->size);
-        lua_pushfstring(L, "shapes %s and %s cannot be multiplied: batch sizes %I != %I", as, bs,
-                        (lua_Integer)a->size[0], (lua_Integer)b->size[0]);
-        return luaL_argerror(L, 2, lua_tostring(L, -1));
-    }
+    if (a->size[0] != b->size[0])
+        return lt_argerror(L, 2, "shapes %s and %s cannot be multiplied: batch sizes %I != %I",
+                           lt_push_shape(L, a->ndim, a->size), lt_push_shape(L, b->ndim, b->size),
+                           (lua_Integer)a->size[0], (lua_Integer)b->size[0]);
     return product(L, 0);
 }
 

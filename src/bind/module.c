@@ -25,10 +25,8 @@ static int l_get_default_dtype(lua_State *L) {
  * depend on it. mg.get_num_threads() reads it. */
 static int l_set_num_threads(lua_State *L) {
     const lua_Integer n = luaL_checkinteger(L, 1);
-    if (n < 1 || n > MG_MAX_THREADS) {
-        lua_pushfstring(L, "number of threads must be in 1..%d, got %I", MG_MAX_THREADS, n);
-        return luaL_argerror(L, 1, lua_tostring(L, -1));
-    }
+    if (n < 1 || n > MG_MAX_THREADS)
+        return lt_argerror(L, 1, "number of threads must be in 1..%d, got %I", MG_MAX_THREADS, n);
     lt_ctx(L)->num_threads = (int)n;
     return 0;
 }

@@ -36,10 +36,8 @@ static int read_sizes(lua_State *L, int arg, int64_t *size) {
             lua_rawgeti(L, arg, i);
             int isint;
             size[ndim++] = lua_tointegerx(L, -1, &isint);
-            if (!isint || lua_type(L, -1) != LUA_TNUMBER) {
-                lua_pushfstring(L, "size at position %I is not an integer", i);
-                return luaL_argerror(L, arg, lua_tostring(L, -1));
-            }
+            if (!isint || lua_type(L, -1) != LUA_TNUMBER)
+                return lt_argerror(L, arg, "size at position %I is not an integer", i);
             lua_pop(L, 1);
         }
     } else {
@@ -103,10 +101,9 @@ static int l_transpose(lua_State *L) {
 
 static int l_t(lua_State *L) {
     mg_tensor *t = lt_check(L, 1);
-    if (t->ndim > 2) {
-        lua_pushfstring(L, "t() expects a tensor of at most 2 dimensions, got %d (use transpose)", t->ndim);
-        return luaL_argerror(L, 1, lua_tostring(L, -1));
-    }
+    if (t->ndim > 2)
+        return lt_argerror(L, 1, "t() expects a tensor of at most 2 dimensions, got %d (use transpose)",
+                           t->ndim);
     mg_tensor *v = lt_push_view(L, 1, t->ndim);
     mg_view_transpose(lt_ctx(L), v, t, 0, t->ndim == 2 ? 1 : 0);
     return record_transpose(L, t->ndim, 0, t->ndim == 2 ? 1 : 0);
@@ -117,20 +114,17 @@ static int l_permute(lua_State *L) {
     int perm[MG_MAX_DIMS];
     const int table = lua_type(L, 2) == LUA_TTABLE;
     const int n = table ? (int)lua_rawlen(L, 2) : lua_gettop(L) - 1;
-    if (n != t->ndim) {
-        lua_pushfstring(L, "permute needs %d dims for a tensor of %d dimensions, got %d", t->ndim, t->ndim, n);
-        return luaL_argerror(L, 2, lua_tostring(L, -1));
-    }
+    if (n != t->ndim)
+        return lt_argerror(L, 2, "permute needs %d dims for a tensor of %d dimensions, got %d",
+                           t->ndim, t->ndim, n);
     for (int i = 0; i < n; i++) {
         if (table) {
             lua_rawgeti(L, 2, i + 1);
             int out, isint;
             const lua_Integer d = lua_tointegerx(L, -1, &isint);
-            if (!isint || mg_wrap_dim(lt_ctx(L), 1, d, t->ndim, &out) != MG_OK) {
-                lua_pushfstring(L, "dims[%d] is %s: %s", i + 1, luaL_tolstring(L, -1, NULL),
-                                isint ? lt_ctx(L)->err : "expected an integer dimension");
-                return luaL_argerror(L, 2, lua_tostring(L, -1));
-            }
+            if (!isint || mg_wrap_dim(lt_ctx(L), 1, d, t->ndim, &out) != MG_OK)
+                return lt_argerror(L, 2, "dims[%d] is %s: %s", i + 1, luaL_tolstring(L, -1, NULL),
+                                   isint ? lt_ctx(L)->err : "expected an integer dimension");
             perm[i] = out;
             lua_pop(L, 1);
         } else {
@@ -187,10 +181,9 @@ static int l_narrow(lua_State *L) {
     lua_Integer start = luaL_checkinteger(L, 3);
     const lua_Integer length = luaL_checkinteger(L, 4);
     const int64_t n = t->size[dim];
-    if (start == 0 || start > n + 1 || start < -n) {
-        lua_pushfstring(L, "start %I out of range for dimension %d of size %I", start, dim + 1, (lua_Integer)n);
-        return luaL_argerror(L, 3, lua_tostring(L, -1));
-    }
+    if (start == 0 || start > n + 1 || start < -n)
+        return lt_argerror(L, 3, "start %I out of range for dimension %d of size %I",
+                           start, dim + 1, (lua_Integer)n);
     start = start > 0 ? start - 1 : start + n;
     mg_tensor *v = lt_push_view(L, 1, t->ndim);
     LT_TRY(L, 2, mg_view_narrow(lt_ctx(L), v, t, dim, start, length));
@@ -250,8 +243,8 @@ int lt_index_read(lua_State *L, mg_tensor *t) {
     /* an element of a 1-D tensor is a number, unless autograd must see the read: then a 0-d view
      * (the book's w, b = params: 0-d tensors) */
     if (t->ndim == 1 && !(t->requires_grad && lt_ctx(L)->grad_enabled)) {
-        const size_t item = mg_dtype_size((mg_dtype)t->dtype);
-        lt_push_element(L, (mg_dtype)t->dtype, (const char *)mg_tensor_data(t) + i * t->stride[0] * (int64_t)item);
+        const int64_t item = (int64_t)mg_dtype_size((mg_dtype)t->dtype);
+        lt_push_element(L, (mg_dtype)t->dtype, (const char *)mg_tensor_data(t) + i * t->stride[0] * item);
         return 1;
     }
     return push_select(L, t, 0, i);
@@ -272,13 +265,10 @@ int lt_index_write(lua_State *L, mg_tensor *t) {
         mg_copy(ctx, tmp, src);
         src = tmp;
     }
-    if (!mg_broadcasts_to(src, row)) {
-        char a[160], b[160];
-        mg_format_shape(a, sizeof a, src->ndim, src->size);
-        mg_format_shape(b, sizeof b, row->ndim, row->size);
-        return luaL_error(L, "'newindex': a value of shape %s cannot be assigned to t[%I] of shape %s", a,
-                          (lua_Integer)(i + 1), b);
-    }
+    if (!mg_broadcasts_to(src, row))
+        return luaL_error(L, "'newindex': a value of shape %s cannot be assigned to t[%I] of shape %s",
+                          lt_push_shape(L, src->ndim, src->size), (lua_Integer)(i + 1),
+                          lt_push_shape(L, row->ndim, row->size));
     mg_copy(ctx, row, src);
     lt_written(t);
     return 0;
