@@ -142,3 +142,18 @@ int lt_read_shape(lua_State *L, int first, int64_t *size, int *opts) {
     return ndim;
 }
 
+mg_tensor *lt_push_int_list(lua_State *L, int arg, const char *name, const char *expected) {
+    const int64_t n = (int64_t)lua_rawlen(L, arg);
+    mg_tensor *t = lt_push_new(L, MG_INT64, 1, &n);
+    int64_t *p = (int64_t *)mg_tensor_data(t);
+    for (int64_t i = 0; i < n; i++) {
+        lua_rawgeti(L, arg, (lua_Integer)i + 1);
+        int isint;
+        p[i] = (int64_t)lua_tointegerx(L, -1, &isint);
+        if (!isint || lua_type(L, -1) != LUA_TNUMBER) /* "3" converts, but is not a number */
+            lt_argerror(L, arg, "%s[%I] is %s, expected %s", name, (lua_Integer)i + 1,
+                        lua_type(L, -1) == LUA_TNUMBER ? lua_tostring(L, -1) : luaL_typename(L, -1), expected);
+        lua_pop(L, 1);
+    }
+    return t;
+}

@@ -132,7 +132,9 @@ static mg_node *node_of(lua_State *L, int tensor_idx) {
     return NULL;
 }
 
-/* dst (a gradient buffer the engine owns, or nil) += g; the sum stays in the user value */
+/* The gradient buffer in user value uv of holder (a node's pending gradient, or a leaf's .grad)
+ * += g (at g_idx). A fresh g becomes the buffer itself; an existing one is added to in place, as
+ * PyTorch does for .grad (so a user's reference to .grad sees the sum). */
 static void accumulate(lua_State *L, int holder, int uv, int g_idx) {
     holder = lua_absindex(L, holder);
     g_idx = lua_absindex(L, g_idx);
@@ -156,20 +158,6 @@ static void accumulate(lua_State *L, int holder, int uv, int g_idx) {
     if (mg_binary(ctx, MG_BIN_ADD, acc, acc, g) != MG_OK) lt_raise(L, 0);
     lt_written(acc);
     lua_pop(L, 1);
-}
-
-/* A leaf's .grad += g. A fresh g becomes .grad itself; an existing .grad is added to in place,
- * as PyTorch does (so a user's reference to .grad sees the sum). */
-static void accumulate_leaf(lua_State *L, int leaf, int g_idx) {
-    g_idx = lua_absindex(L, g_idx);
-    if (lua_getiuservalue(L, leaf, LT_UV_GRAD) == LUA_TNIL) {
-        lua_pop(L, 1);
-        lua_pushvalue(L, g_idx);
-        lua_setiuservalue(L, leaf, LT_UV_GRAD);
-        return;
-    }
-    lua_pop(L, 1);
-    accumulate(L, leaf, LT_UV_GRAD, g_idx);
 }
 
 /* Orders the nodes reachable from the node at `root` into the table at `order` (post-order:
@@ -246,14 +234,14 @@ static void route(lua_State *L, int in_idx, int g_idx, int capture, int results)
         if (!capture && (in->flags & LT_RETAINS_GRAD)) {
             mg_tensor *copy = lt_push_new(L, (mg_dtype)in->dtype, in->ndim, in->size);
             mg_copy(lt_ctx(L), copy, lt_check(L, g_idx));
-            accumulate_leaf(L, in_idx, -1);
+            accumulate(L, in_idx, LT_UV_GRAD, -1);
             lua_pop(L, 1);
         }
         lua_pop(L, 1);
         return;
     }
     lua_pop(L, 1);
-    if (!capture) accumulate_leaf(L, in_idx, g_idx);
+    if (!capture) accumulate(L, in_idx, LT_UV_GRAD, g_idx);
 }
 
 static void check_versions(lua_State *L, const mg_node *n) {
@@ -438,7 +426,7 @@ static void run_backward(lua_State *L, int root, int grad_idx, int retain, int c
         mg_tensor *g = lt_check(L, grad_idx);
         mg_tensor *copy = lt_push_new(L, (mg_dtype)g->dtype, g->ndim, g->size);
         mg_copy(ctx, copy, g);
-        accumulate_leaf(L, root, -1);
+        accumulate(L, root, LT_UV_GRAD, -1);
         lua_pop(L, 1);
     }
     accumulate(L, node, uv_pending(n), grad_idx);

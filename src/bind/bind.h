@@ -128,6 +128,9 @@ mg_dtype lt_opt_dtype(lua_State *L, int opts, mg_dtype def);
 mg_dtype lt_factory_opts(lua_State *L, int idx, mg_dtype def, int *requires_grad);
 /* true when the value at idx is a table with at least one string key (an options table). */
 int lt_is_opts(lua_State *L, int idx);
+/* Pushes the Lua list at arg (a table) as a new 1-D int64 tensor. An entry that is not an integer
+ * raises "<name>[i] is <its value or type>, expected <expected>" for argument arg. */
+mg_tensor *lt_push_int_list(lua_State *L, int arg, const char *name, const char *expected);
 
 /* ---- views and t[i] (view.c) ----------------------------------------------------------------- */
 /* Records the view at the top of the stack as made from the tensor at stack index 1 by shape op

@@ -39,19 +39,7 @@ static const mg_tensor *index_arg(lua_State *L, int arg) {
         return lt_check(L, arg);
     }
     if (lua_type(L, arg) != LUA_TTABLE) luaL_typeerror(L, arg, "int64 tensor or list of integers");
-    const int64_t n = (int64_t)lua_rawlen(L, arg);
-    mg_tensor *idx = lt_push_new(L, MG_INT64, 1, &n);
-    int64_t *p = (int64_t *)mg_tensor_data(idx);
-    for (int64_t i = 0; i < n; i++) {
-        lua_rawgeti(L, arg, (lua_Integer)i + 1);
-        int isint;
-        p[i] = (int64_t)lua_tointegerx(L, -1, &isint);
-        if (!isint || lua_type(L, -1) != LUA_TNUMBER)
-            lt_argerror(L, arg, "indices[%I] is %s, expected an integer", (lua_Integer)i + 1,
-                        lua_type(L, -1) == LUA_TNUMBER ? lua_tostring(L, -1) : luaL_typename(L, -1));
-        lua_pop(L, 1);
-    }
-    return idx;
+    return lt_push_int_list(L, arg, "indices", "an integer");
 }
 
 /* The mask argument at arg as a bool tensor: the tensor itself, or a new 1-D one made from a Lua
@@ -71,8 +59,8 @@ static const mg_tensor *mask_arg(lua_State *L, int arg, int *at) {
     bool *p = (bool *)mg_tensor_data(mask);
     for (int64_t i = 0; i < n; i++) {
         if (lua_rawgeti(L, arg, (lua_Integer)i + 1) != LUA_TBOOLEAN)
-            lt_argerror(L, arg, "mask[%I] is a %s, expected a boolean",
-                        (lua_Integer)i + 1, luaL_typename(L, -1));
+            lt_argerror(L, arg, "mask[%I] is a %s, expected a boolean", (lua_Integer)i + 1,
+                        luaL_typename(L, -1));
         p[i] = lua_toboolean(L, -1);
         lua_pop(L, 1);
     }

@@ -13,9 +13,12 @@ static void check_numeric(lua_State *L, int arg, const mg_tensor *t) {
         luaL_argerror(L, arg, "expected a float32, float64 or int64 tensor, got bool");
 }
 
-/* Refuses an operand whose number of dims is not `ndim`. */
-static void check_ndim(lua_State *L, int arg, const mg_tensor *t, int ndim) {
-    if (t->ndim != ndim) lt_argerror(L, arg, "expected a %d-d tensor, got %d-d", ndim, (int)t->ndim);
+/* Refuses operands (at 1 and 2) whose number of dims is not `ndim`. */
+static void check_ndims(lua_State *L, int ndim) {
+    for (int arg = 1; arg <= 2; arg++) {
+        const mg_tensor *t = lt_check(L, arg);
+        if (t->ndim != ndim) lt_argerror(L, arg, "expected a %d-d tensor, got %d-d", ndim, (int)t->ndim);
+    }
 }
 
 /* The operands at 1 and 2, with dims already checked by the caller, converted to one dtype and
@@ -56,16 +59,14 @@ static int l_matmul(lua_State *L) {
 
 /* mm(a, b): (M,K) x (K,N) only */
 static int l_mm(lua_State *L) {
-    check_ndim(L, 1, lt_check(L, 1), 2);
-    check_ndim(L, 2, lt_check(L, 2), 2);
+    check_ndims(L, 2);
     return product(L, 0);
 }
 
 /* bmm(a, b): (B,M,K) x (B,K,N), batch sizes equal (no broadcasting, as torch.bmm) */
 static int l_bmm(lua_State *L) {
-    const mg_tensor *a = lt_check(L, 1), *b = lt_check(L, 2);
-    check_ndim(L, 1, a, 3);
-    check_ndim(L, 2, b, 3);
+    const mg_tensor *a = lt_check(L, 1), *b = lt_check(L, 2); /* both types before either's dims */
+    check_ndims(L, 3);
     if (a->size[0] != b->size[0])
         return lt_argerror(L, 2, "shapes %s and %s cannot be multiplied: batch sizes %I != %I",
                            lt_push_shape(L, a->ndim, a->size), lt_push_shape(L, b->ndim, b->size),
@@ -75,15 +76,13 @@ static int l_bmm(lua_State *L) {
 
 /* dot(a, b): two 1-D tensors of one length -> 0-d */
 static int l_dot(lua_State *L) {
-    check_ndim(L, 1, lt_check(L, 1), 1);
-    check_ndim(L, 2, lt_check(L, 2), 1);
+    check_ndims(L, 1);
     return product(L, 0);
 }
 
 /* outer(a, b): (M) x (N) -> (M,N) */
 static int l_outer(lua_State *L) {
-    check_ndim(L, 1, lt_check(L, 1), 1);
-    check_ndim(L, 2, lt_check(L, 2), 1);
+    check_ndims(L, 1);
     return product(L, 1);
 }
 
