@@ -219,43 +219,35 @@ static int l_item(lua_State *L) {
 
 /* ================================================================ conversions */
 
-/* The copy at the top was made from the tensor at idx: differentiable (the gradient converts back). */
-static void record_copy(lua_State *L, int idx) {
+/* Pushes a new contiguous copy of the tensor at idx, in dtype: differentiable, recorded as a copy
+ * (the gradient converts back). */
+static mg_tensor *push_copy(lua_State *L, int idx, mg_dtype dtype) {
     idx = lua_absindex(L, idx);
+    const mg_tensor *t = lt_check(L, idx);
+    mg_tensor *out = lt_push_new(L, dtype, t->ndim, t->size);
+    mg_copy(lt_ctx(L), out, t);
     if (lt_grad_needed(L, 1, &idx)) lt_record(L, -1, MG_FAM_SHAPE, MG_SHAPE_COPY, 1, &idx, 0, NULL);
+    return out;
 }
 
 mg_tensor *lt_push_as(lua_State *L, int idx, mg_dtype dtype) {
     mg_tensor *t = lt_check(L, idx);
-    if (t->dtype == dtype) {
-        lua_pushvalue(L, idx);
-        return t;
-    }
-    mg_tensor *out = lt_push_new(L, dtype, t->ndim, t->size);
-    mg_copy(lt_ctx(L), out, t);
-    record_copy(L, idx);
-    return out;
+    if (t->dtype != dtype) return push_copy(L, idx, dtype);
+    lua_pushvalue(L, idx);
+    return t;
 }
 
 mg_tensor *lt_push_contiguous(lua_State *L, int idx) {
     mg_tensor *t = lt_check(L, idx);
-    if (mg_is_contiguous(t)) {
-        lua_pushvalue(L, idx);
-        return t;
-    }
-    mg_tensor *out = lt_push_new(L, (mg_dtype)t->dtype, t->ndim, t->size);
-    mg_copy(lt_ctx(L), out, t);
-    record_copy(L, idx);
-    return out;
+    if (!mg_is_contiguous(t)) return push_copy(L, idx, (mg_dtype)t->dtype);
+    lua_pushvalue(L, idx);
+    return t;
 }
 
 static int l_contiguous(lua_State *L) { lt_push_contiguous(L, 1); return 1; }
 
 static int l_clone(lua_State *L) {
-    const mg_tensor *t = lt_check(L, 1);
-    mg_tensor *out = lt_push_new(L, (mg_dtype)t->dtype, t->ndim, t->size);
-    mg_copy(lt_ctx(L), out, t);
-    record_copy(L, 1);
+    push_copy(L, 1, (mg_dtype)lt_check(L, 1)->dtype);
     return 1;
 }
 
