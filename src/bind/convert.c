@@ -26,7 +26,8 @@ void lt_push_element(lua_State *L, mg_dtype dt, const char *p) {
     }
 }
 
-/* Writes the Lua value at idx into *p as dtype dt; 0 when it is not a number (or boolean). */
+/* Writes the number or boolean at idx into *p as dtype dt (true is 1; a float into int64 truncates
+ * toward zero, and one out of int64's range becomes INT64_MIN, as x86 does); 0 when it is neither. */
 static int store_element(lua_State *L, int idx, mg_dtype dt, char *p) {
     const int type = lua_type(L, idx);
     if (type == LUA_TBOOLEAN) {
