@@ -178,4 +178,14 @@ describe("tensor", function()
         "bad argument #1 to 'set_default_dtype' (the default dtype must be 'float32' or 'float64')")
     end)
   end)
+
+  describe("memory", function()
+    it("names the function and the element count of a tensor too large for the address space", function()
+      -- 2^62 elements pass the shape check; their bytes do not fit in a size_t
+      H.errors(function() return mg.zeros(1 << 40, 1 << 22) end,
+        "'zeros': not enough memory for a tensor of 4611686018427387904 elements")
+      H.errors(function() return mg.ones({(1 << 61) - 1}, {dtype = "float64"}) end,
+        "'ones': not enough memory for a tensor of 2305843009213693951 elements")
+    end)
+  end)
 end)

@@ -83,11 +83,8 @@ mg_node *lt_record(lua_State *L, int out_idx, mg_family family, int op, int ninp
         mg_tensor *t = lt_test(L, idx);
         if (t) {
             lua_pushvalue(L, idx);
-        } else { /* a number operand: a 0-d tensor of the result's dtype */
-            mg_scalar sc;
-            const mg_tensor *s = lt_operand(L, idx, (mg_dtype)out->dtype, &sc);
-            t = lt_push_new(L, (mg_dtype)out->dtype, 0, out->size); /* no sizes read for 0-d */
-            mg_copy(lt_ctx(L), t, s);
+        } else { /* a number operand: saved as a 0-d tensor of the result's dtype (never recorded) */
+            t = lt_push_scalar(L, idx, (mg_dtype)out->dtype);
         }
         n->operand[i].t = t;
         n->operand[i].version = t->storage->version;
@@ -135,7 +132,9 @@ static mg_node *node_of(lua_State *L, int tensor_idx) {
     return NULL;
 }
 
-/* dst (a gradient buffer the engine owns, or nil) += g; the sum stays in the user value */
+/* The gradient buffer in user value uv of holder (a node's pending gradient, or a leaf's .grad)
+ * += g (at g_idx). A fresh g becomes the buffer itself; an existing one is added to in place, as
+ * PyTorch does for .grad (so a user's reference to .grad sees the sum). */
 static void accumulate(lua_State *L, int holder, int uv, int g_idx) {
     holder = lua_absindex(L, holder);
     g_idx = lua_absindex(L, g_idx);
@@ -159,20 +158,6 @@ static void accumulate(lua_State *L, int holder, int uv, int g_idx) {
     if (mg_binary(ctx, MG_BIN_ADD, acc, acc, g) != MG_OK) lt_raise(L, 0);
     lt_written(acc);
     lua_pop(L, 1);
-}
-
-/* A leaf's .grad += g. A fresh g becomes .grad itself; an existing .grad is added to in place,
- * as PyTorch does (so a user's reference to .grad sees the sum). */
-static void accumulate_leaf(lua_State *L, int leaf, int g_idx) {
-    g_idx = lua_absindex(L, g_idx);
-    if (lua_getiuservalue(L, leaf, LT_UV_GRAD) == LUA_TNIL) {
-        lua_pop(L, 1);
-        lua_pushvalue(L, g_idx);
-        lua_setiuservalue(L, leaf, LT_UV_GRAD);
-        return;
-    }
-    lua_pop(L, 1);
-    accumulate(L, leaf, LT_UV_GRAD, g_idx);
 }
 
 /* Orders the nodes reachable from the node at `root` into the table at `order` (post-order:
@@ -249,14 +234,14 @@ static void route(lua_State *L, int in_idx, int g_idx, int capture, int results)
         if (!capture && (in->flags & LT_RETAINS_GRAD)) {
             mg_tensor *copy = lt_push_new(L, (mg_dtype)in->dtype, in->ndim, in->size);
             mg_copy(lt_ctx(L), copy, lt_check(L, g_idx));
-            accumulate_leaf(L, in_idx, -1);
+            accumulate(L, in_idx, LT_UV_GRAD, -1);
             lua_pop(L, 1);
         }
         lua_pop(L, 1);
         return;
     }
     lua_pop(L, 1);
-    if (!capture) accumulate_leaf(L, in_idx, g_idx);
+    if (!capture) accumulate(L, in_idx, LT_UV_GRAD, g_idx);
 }
 
 static void check_versions(lua_State *L, const mg_node *n) {
@@ -390,23 +375,16 @@ static void push_root_grad(lua_State *L, int root, int grad_arg, const char *fn)
     const mg_tensor *t = lt_check(L, root);
     if (grad_arg && !lua_isnoneornil(L, grad_arg)) {
         const mg_tensor *g = lt_check(L, grad_arg);
-        if (!mg_same_shape(g, t)) {
-            char a[160], b[160];
-            mg_format_shape(a, sizeof a, g->ndim, g->size);
-            mg_format_shape(b, sizeof b, t->ndim, t->size);
-            lua_pushfstring(L, "gradient of shape %s does not match the tensor's shape %s", a, b);
-            luaL_argerror(L, grad_arg, lua_tostring(L, -1));
-        }
+        if (!mg_same_shape(g, t))
+            lt_argerror(L, grad_arg, "gradient of shape %s does not match the tensor's shape %s",
+                        lt_push_shape(L, g->ndim, g->size), lt_push_shape(L, t->ndim, t->size));
         mg_tensor *copy = lt_push_new(L, (mg_dtype)t->dtype, t->ndim, t->size);
         mg_copy(lt_ctx(L), copy, g);
         return;
     }
-    if (t->numel != 1) {
-        char s[160];
-        mg_format_shape(s, sizeof s, t->ndim, t->size);
+    if (t->numel != 1)
         luaL_error(L, "'%s' of a tensor of shape %s needs a gradient argument (implicit only for one "
-                      "element, as for a loss)", fn, s);
-    }
+                      "element, as for a loss)", fn, lt_push_shape(L, t->ndim, t->size));
     mg_tensor *one = lt_push_new(L, (mg_dtype)t->dtype, t->ndim, t->size);
     fill_contiguous(lt_ctx(L), one, 1.0);
 }
@@ -448,7 +426,7 @@ static void run_backward(lua_State *L, int root, int grad_idx, int retain, int c
         mg_tensor *g = lt_check(L, grad_idx);
         mg_tensor *copy = lt_push_new(L, (mg_dtype)g->dtype, g->ndim, g->size);
         mg_copy(ctx, copy, g);
-        accumulate_leaf(L, root, -1);
+        accumulate(L, root, LT_UV_GRAD, -1);
         lua_pop(L, 1);
     }
     accumulate(L, node, uv_pending(n), grad_idx);
@@ -531,10 +509,8 @@ static int l_grad(lua_State *L) {
     for (int i = 1; i <= ninputs; i++) {
         lua_rawgeti(L, 2, i);
         const mg_tensor *t = lt_test(L, -1);
-        if (!t || !t->requires_grad) {
-            lua_pushfstring(L, "inputs[%d] is not a tensor that requires grad", i);
-            return luaL_argerror(L, 2, lua_tostring(L, -1));
-        }
+        if (!t || !t->requires_grad)
+            return lt_argerror(L, 2, "inputs[%d] is not a tensor that requires grad", i);
         lua_pushinteger(L, i);
         lua_rawset(L, capture);
     }
@@ -545,19 +521,15 @@ static int l_grad(lua_State *L) {
         lua_rawgeti(L, 1, i);
         const int out = lua_gettop(L);
         const mg_tensor *t = lt_test(L, out);
-        if (!t || !t->requires_grad) {
-            lua_pushfstring(L, "outputs[%d] is not a tensor that requires grad", i);
-            return luaL_argerror(L, 1, lua_tostring(L, -1));
-        }
+        if (!t || !t->requires_grad)
+            return lt_argerror(L, 1, "outputs[%d] is not a tensor that requires grad", i);
         int g = 0;
         if (grads) {
             lua_rawgeti(L, grads, i);
             g = lua_gettop(L);
         }
-        if (g && !lua_isnil(L, g) && !lt_test(L, g)) {
-            lua_pushfstring(L, "grad_outputs[%d] is not a tensor", i);
-            return luaL_argerror(L, 3, lua_tostring(L, -1));
-        }
+        if (g && !lua_isnil(L, g) && !lt_test(L, g))
+            return lt_argerror(L, 3, "grad_outputs[%d] is not a tensor", i);
         push_root_grad(L, out, g, "grad");
         run_backward(L, out, lua_gettop(L), retain || i < noutputs, capture, results);
         lua_settop(L, results);
@@ -703,14 +675,11 @@ int lt_autograd_set(lua_State *L, mg_tensor *t, const char *key) {
             const mg_tensor *g = lt_test(L, 3);
             if (!g) return luaL_error(L, "'grad': assigned gradient must be a tensor or nil, got %s",
                                       luaL_typename(L, 3));
-            if (!mg_same_shape(g, t) || g->dtype != t->dtype) {
-                char a[160], b[160];
-                mg_format_shape(a, sizeof a, g->ndim, g->size);
-                mg_format_shape(b, sizeof b, t->ndim, t->size);
+            if (!mg_same_shape(g, t) || g->dtype != t->dtype)
                 return luaL_error(L, "'grad': assigned gradient (%s %s) must have the tensor's shape and "
-                                     "dtype (%s %s)", mg_dtype_name((mg_dtype)g->dtype), a,
-                                  mg_dtype_name((mg_dtype)t->dtype), b);
-            }
+                                     "dtype (%s %s)", mg_dtype_name((mg_dtype)g->dtype),
+                                  lt_push_shape(L, g->ndim, g->size), mg_dtype_name((mg_dtype)t->dtype),
+                                  lt_push_shape(L, t->ndim, t->size));
         }
         lua_pushvalue(L, 3);
         lua_setiuservalue(L, 1, LT_UV_GRAD);

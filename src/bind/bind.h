@@ -14,6 +14,11 @@
  * of its bytes alive through user value 1. A host's buffer (mg_push_host_tensor) is a separate
  * "moongrad.Storage" userdata whose finalizer calls the host's release callback.
  *
+ * The files: tensor.c (the userdata: making, checking, lifetime, properties), args.c (reading
+ * arguments, wording errors), convert.c (Lua values <-> tensors, dtype conversions), view.c (views,
+ * t[i]), host.c (the embedding API), autograd.c (recording and the engine), module.c (opening the
+ * module, its settings), and one file per family of ops.
+ *
  * Each family file (binary.c, unary.c, reduce.c, ...) exports its functions in luaL_Reg lists:
  *   lt_<family>_methods     both t:name(...) and mg.name(t, ...)
  *   lt_<family>_functions   mg.name(...) only
@@ -41,7 +46,6 @@
 #define LT_CTX_UV_NODE_MT 3 /* the metatable of graph nodes */
 #define LT_CTX_NUV 3
 
-/* Storage up to this size lives inline in the tensor's userdata; larger goes to the allocator. */
 /* Storage of at least this many bytes starts on a 64-byte boundary inside its userdata. */
 #define LT_ALIGN_MIN 256
 
@@ -55,6 +59,10 @@ static inline mg_ctx *lt_ctx(lua_State *L) { return (mg_ctx *)lua_touserdata(L, 
 mg_tensor *lt_test(lua_State *L, int idx);
 /* The tensor at idx, or a type error for argument `idx`; also refuses released storage. */
 mg_tensor *lt_check(lua_State *L, int idx);
+/* Pushes a tensor userdata of ndim dims with `extra` bytes after its size and stride arrays, tagged
+ * for lt_test, with the metatable at index mt (lua_upvalueindex(2) inside the module, an absolute
+ * stack index for a host); everything else zero, for the caller to fill. */
+mg_tensor *lt_push_header(lua_State *L, int ndim, size_t extra, int mt);
 /* Pushes a new contiguous tensor (uninitialised bytes); raises on a bad shape or no memory. */
 mg_tensor *lt_push_new(lua_State *L, mg_dtype dtype, int ndim, const int64_t *size);
 /* Pushes a zero-filled one. */
@@ -62,14 +70,33 @@ mg_tensor *lt_push_zeros(lua_State *L, mg_dtype dtype, int ndim, const int64_t *
 /* Pushes a tensor header of `ndim` dims sharing the storage of the tensor at src (geometry left for
  * the caller to fill, usually with a core mg_view_* function). */
 mg_tensor *lt_push_view(lua_State *L, int src, int ndim);
+/* Ends the life of storage s (idempotent): a host buffer's release callback runs, data becomes NULL. */
+void lt_release_storage(mg_storage *s);
+/* Bumps the version of t's storage (every in-place write does; autograd checks it in #4). */
+static inline void lt_written(mg_tensor *t) { t->storage->version++; }
+
+/* ---- values and conversions (convert.c) ---------------------------------------------------- */
 /* Pushes `t` converted to dtype (a new tensor), or t itself (at idx) when it already has it. */
 mg_tensor *lt_push_as(lua_State *L, int idx, mg_dtype dtype);
 /* Pushes a contiguous tensor with t's contents: t itself when already contiguous. */
 mg_tensor *lt_push_contiguous(lua_State *L, int idx);
+/* Pushes the element at p, of dtype dt, as a Lua number (or boolean). */
+void lt_push_element(lua_State *L, mg_dtype dt, const char *p);
+/* Number-or-tensor operands of binary ops: the dtype a Lua number takes next to a tensor of
+ * dtype `other` (a Lua number never widens a tensor; a float number with an integer tensor gives
+ * the default float dtype). */
+mg_dtype lt_number_dtype(lua_State *L, int idx, mg_dtype other);
+/* The operand at idx as a tensor of `dtype`: a converted copy is pushed when needed, a number
+ * becomes the 0-d scalar in *sc. Raises a type error for anything else. */
+const mg_tensor *lt_operand(lua_State *L, int idx, mg_dtype dtype, mg_scalar *sc);
+/* Pushes the number or boolean at idx as a new 0-d tensor of `dtype` (a type error for anything
+ * else). Records nothing: lt_record uses it for number inputs, so recording never calls back into
+ * the conversions that record (lt_operand -> lt_push_as). */
+mg_tensor *lt_push_scalar(lua_State *L, int idx, mg_dtype dtype);
 
-/* ---- arguments ------------------------------------------------------------------------------ */
+/* ---- arguments (args.c) ----------------------------------------------------------------------- */
 /* Raises "bad argument #arg to 'fn' (detail)", the detail formatted as lua_pushfstring does
- * (%s %d %I %f %p %c %%: Lua's formats, not printf's). Never returns. (args.c) */
+ * (%s %d %I %f %p %c %%: Lua's formats, not printf's). Never returns. */
 int lt_argerror(lua_State *L, int arg, const char *fmt, ...);
 /* Pushes a shape written as {3,2} and returns it (valid while it stays on the stack): the one
  * shape formatter of error details, e.g. lt_argerror(L, 2, "shape %s", lt_push_shape(L, n, s)). */
@@ -97,21 +124,23 @@ int lt_read_shape(lua_State *L, int first, int64_t *size, int *opts);
 void lt_check_opts(lua_State *L, int idx, const char *const *valid);
 /* opts.dtype, or def when absent. */
 mg_dtype lt_opt_dtype(lua_State *L, int opts, mg_dtype def);
-/* A factory's options table at idx (0: none): {dtype, requires_grad}; returns the dtype. */
+/* A factory's options table at idx (0: none): {dtype, requires_grad}; returns the dtype. (factory.c) */
 mg_dtype lt_factory_opts(lua_State *L, int idx, mg_dtype def, int *requires_grad);
 /* true when the value at idx is a table with at least one string key (an options table). */
 int lt_is_opts(lua_State *L, int idx);
+/* Pushes the Lua list at arg (a table) as a new 1-D int64 tensor. An entry that is not an integer
+ * raises "<name>[i] is <its value or type>, expected <expected>" for argument arg. */
+mg_tensor *lt_push_int_list(lua_State *L, int arg, const char *name, const char *expected);
 
-/* Number-or-tensor operands of binary ops: the dtype a Lua number takes next to a tensor of
- * dtype `other` (a Lua number never widens a tensor; a float number with an integer tensor gives
- * the default float dtype). */
-mg_dtype lt_number_dtype(lua_State *L, int idx, mg_dtype other);
-/* The operand at idx as a tensor of `dtype`: a converted copy is pushed when needed, a number
- * becomes the 0-d scalar in *sc. Raises a type error for anything else. */
-const mg_tensor *lt_operand(lua_State *L, int idx, mg_dtype dtype, mg_scalar *sc);
-
-/* Bumps the version of t's storage (every in-place write does; autograd checks it in #4). */
-static inline void lt_written(mg_tensor *t) { t->storage->version++; }
+/* ---- views and t[i] (view.c) ----------------------------------------------------------------- */
+/* Records the view at the top of the stack as made from the tensor at stack index 1 by shape op
+ * `op` (src/ops/shape.h) with parameters a0, a1. Returns 1 (the view stays on the stack). */
+int lt_record_view(lua_State *L, int op, int64_t a0, int64_t a1);
+/* t[i] for the tensor t at 1 and the integer key at 2: a view of one dim fewer, or the value of an
+ * element of a 1-D tensor. Returns 1. */
+int lt_index_read(lua_State *L, mg_tensor *t);
+/* t[i] = v (key at 2, v at 3): v a number (filled) or a tensor that broadcasts to t[i]'s shape. */
+int lt_index_write(lua_State *L, mg_tensor *t);
 
 /* ---- autograd (autograd.c) ---------------------------------------------------------------- */
 #include "../ops/grad.h"
@@ -122,9 +151,6 @@ int lt_grad_needed(lua_State *L, int n, const int *idx);
  * Returns the node, for the caller to fill iarg / darg. */
 mg_node *lt_record(lua_State *L, int out_idx, mg_family family, int op, int ninputs, const int *inputs,
                    int nsaved, const int *saved);
-/* Records the view at the top of the stack as made from the tensor at stack index 1 by shape op
- * `op` (src/ops/shape.h) with parameters a0, a1. Returns 1 (the view stays on the stack). */
-int lt_record_view(lua_State *L, int op, int64_t a0, int64_t a1);
 /* The tensor at idx, checked writable in place: not expanded, and not a tensor requiring grad while
  * grad mode is on (leaf: PyTorch's error; non-leaf: unsupported). Use before every in-place write. */
 mg_tensor *lt_inplace(lua_State *L, int idx);
@@ -138,6 +164,8 @@ int lt_autograd_set(lua_State *L, mg_tensor *t, const char *key);
 
 /* ---- registration (module.c) ------------------------------------------------------------- */
 extern const luaL_Reg lt_tensor_methods[], lt_tensor_functions[], lt_tensor_metamethods[];
+extern const luaL_Reg lt_view_methods[];
+extern const luaL_Reg lt_convert_methods[], lt_convert_functions[];
 extern const luaL_Reg lt_binary_methods[], lt_binary_functions[], lt_binary_metamethods[];
 extern const luaL_Reg lt_unary_methods[], lt_unary_functions[], lt_unary_metamethods[];
 extern const luaL_Reg lt_reduce_methods[], lt_reduce_functions[];

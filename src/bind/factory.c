@@ -117,10 +117,7 @@ static int l_full_like(lua_State *L) { return like(L, 2, 0); }
 /* A size argument that must be a non-negative integer. */
 static int64_t check_count(lua_State *L, int arg, const char *what) {
     const lua_Integer n = luaL_checkinteger(L, arg);
-    if (n < 0) {
-        lua_pushfstring(L, "%s must be non-negative, got %I", what, n);
-        luaL_argerror(L, arg, lua_tostring(L, -1));
-    }
+    if (n < 0) lt_argerror(L, arg, "%s must be non-negative, got %I", what, n);
     return n;
 }
 

@@ -33,29 +33,13 @@ static int record2(lua_State *L, int op, int other, int64_t a0) {
 static const mg_tensor *index_arg(lua_State *L, int arg) {
     const mg_tensor *t = lt_test(L, arg);
     if (t) {
-        if (t->dtype != MG_INT64) {
-            lua_pushfstring(L, "indices must be an int64 tensor or a list of integers, got a %s tensor",
-                            mg_dtype_name((mg_dtype)t->dtype));
-            luaL_argerror(L, arg, lua_tostring(L, -1));
-        }
+        if (t->dtype != MG_INT64)
+            lt_argerror(L, arg, "indices must be an int64 tensor or a list of integers, got a %s tensor",
+                        mg_dtype_name((mg_dtype)t->dtype));
         return lt_check(L, arg);
     }
     if (lua_type(L, arg) != LUA_TTABLE) luaL_typeerror(L, arg, "int64 tensor or list of integers");
-    const int64_t n = (int64_t)lua_rawlen(L, arg);
-    mg_tensor *idx = lt_push_new(L, MG_INT64, 1, &n);
-    int64_t *p = (int64_t *)mg_tensor_data(idx);
-    for (int64_t i = 0; i < n; i++) {
-        lua_rawgeti(L, arg, (lua_Integer)i + 1);
-        int isint;
-        p[i] = (int64_t)lua_tointegerx(L, -1, &isint);
-        if (!isint || lua_type(L, -1) != LUA_TNUMBER) {
-            lua_pushfstring(L, "indices[%I] is %s, expected an integer", (lua_Integer)i + 1,
-                            lua_type(L, -1) == LUA_TNUMBER ? lua_tostring(L, -1) : luaL_typename(L, -1));
-            luaL_argerror(L, arg, lua_tostring(L, -1));
-        }
-        lua_pop(L, 1);
-    }
-    return idx;
+    return lt_push_int_list(L, arg, "indices", "an integer");
 }
 
 /* The mask argument at arg as a bool tensor: the tensor itself, or a new 1-D one made from a Lua
@@ -64,11 +48,9 @@ static const mg_tensor *mask_arg(lua_State *L, int arg, int *at) {
     const mg_tensor *t = lt_test(L, arg);
     *at = arg;
     if (t) {
-        if (t->dtype != MG_BOOL) {
-            lua_pushfstring(L, "mask must be a bool tensor or a list of booleans, got a %s tensor",
-                            mg_dtype_name((mg_dtype)t->dtype));
-            luaL_argerror(L, arg, lua_tostring(L, -1));
-        }
+        if (t->dtype != MG_BOOL)
+            lt_argerror(L, arg, "mask must be a bool tensor or a list of booleans, got a %s tensor",
+                        mg_dtype_name((mg_dtype)t->dtype));
         return lt_check(L, arg);
     }
     if (lua_type(L, arg) != LUA_TTABLE) luaL_typeerror(L, arg, "bool tensor or list of booleans");
@@ -76,10 +58,9 @@ static const mg_tensor *mask_arg(lua_State *L, int arg, int *at) {
     mg_tensor *mask = lt_push_new(L, MG_BOOL, 1, &n);
     bool *p = (bool *)mg_tensor_data(mask);
     for (int64_t i = 0; i < n; i++) {
-        if (lua_rawgeti(L, arg, (lua_Integer)i + 1) != LUA_TBOOLEAN) {
-            lua_pushfstring(L, "mask[%I] is a %s, expected a boolean", (lua_Integer)i + 1, luaL_typename(L, -1));
-            luaL_argerror(L, arg, lua_tostring(L, -1));
-        }
+        if (lua_rawgeti(L, arg, (lua_Integer)i + 1) != LUA_TBOOLEAN)
+            lt_argerror(L, arg, "mask[%I] is a %s, expected a boolean", (lua_Integer)i + 1,
+                        luaL_typename(L, -1));
         p[i] = lua_toboolean(L, -1);
         lua_pop(L, 1);
     }
@@ -97,12 +78,9 @@ static int l_index_select(lua_State *L) {
     const int dim = lt_check_dim(L, 2, t->ndim);
     const mg_tensor *idx = index_arg(L, 3);
     const int idx_at = lua_gettop(L);
-    if (idx->ndim > 1) {
-        char s[160];
-        mg_format_shape(s, sizeof s, idx->ndim, idx->size);
-        lua_pushfstring(L, "indices must be 0-d or 1-D, got shape %s", s);
-        return luaL_argerror(L, 3, lua_tostring(L, -1));
-    }
+    if (idx->ndim > 1)
+        return lt_argerror(L, 3, "indices must be 0-d or 1-D, got shape %s",
+                           lt_push_shape(L, idx->ndim, idx->size));
     int64_t size[MG_MAX_DIMS];
     memcpy(size, t->size, sizeof(int64_t) * t->ndim);
     size[dim] = idx->numel;
@@ -150,19 +128,13 @@ static int l_nonzero(lua_State *L) {
 /* Checks that idx (arg 3) fits t for gather / scatter: same ndim, and sizes no larger than t's
  * outside dim (PyTorch's rule). */
 static void check_gather_index(lua_State *L, const mg_tensor *t, int dim, const mg_tensor *idx) {
-    char a[160], b[160];
-    mg_format_shape(a, sizeof a, idx->ndim, idx->size);
-    mg_format_shape(b, sizeof b, t->ndim, t->size);
-    if (idx->ndim != t->ndim) {
-        lua_pushfstring(L, "indices of shape %s must have as many dimensions as the tensor (shape %s)", a, b);
-        luaL_argerror(L, 3, lua_tostring(L, -1));
-    }
+    if (idx->ndim != t->ndim)
+        lt_argerror(L, 3, "indices of shape %s must have as many dimensions as the tensor (shape %s)",
+                    lt_push_shape(L, idx->ndim, idx->size), lt_push_shape(L, t->ndim, t->size));
     for (int d = 0; d < t->ndim; d++)
-        if (d != dim && idx->size[d] > t->size[d]) {
-            lua_pushfstring(L, "indices of shape %s are larger than the tensor's shape %s at dimension %d",
-                            a, b, d + 1);
-            luaL_argerror(L, 3, lua_tostring(L, -1));
-        }
+        if (d != dim && idx->size[d] > t->size[d])
+            lt_argerror(L, 3, "indices of shape %s are larger than the tensor's shape %s at dimension %d",
+                        lt_push_shape(L, idx->ndim, idx->size), lt_push_shape(L, t->ndim, t->size), d + 1);
 }
 
 /* t:gather(dim, idx): out[i][j] = t[i][idx[i][j]] (dim = 2), out has idx's shape. */
@@ -191,13 +163,9 @@ static int l_scatter_(lua_State *L) {
     if (src->ndim != 0) {
         bool fits = src->ndim == idx->ndim;
         for (int d = 0; fits && d < idx->ndim; d++) fits = src->size[d] >= idx->size[d];
-        if (!fits) {
-            char a[160], b[160];
-            mg_format_shape(a, sizeof a, src->ndim, src->size);
-            mg_format_shape(b, sizeof b, idx->ndim, idx->size);
-            lua_pushfstring(L, "source of shape %s is smaller than the indices' shape %s", a, b);
-            return luaL_argerror(L, 4, lua_tostring(L, -1));
-        }
+        if (!fits)
+            return lt_argerror(L, 4, "source of shape %s is smaller than the indices' shape %s",
+                               lt_push_shape(L, src->ndim, src->size), lt_push_shape(L, idx->ndim, idx->size));
     }
     LT_TRY(L, 1, mg_scatter(lt_ctx(L), t, dim, idx, src));
     lt_written(t);
@@ -221,14 +189,9 @@ static int l_scatter(lua_State *L) {
 static const mg_tensor *list_tensor(lua_State *L, lua_Integer i) {
     lua_rawgeti(L, 1, i);
     const mg_tensor *t = lt_test(L, -1);
-    if (!t) {
-        lua_pushfstring(L, "list[%I] is a %s, expected a tensor", i, luaL_typename(L, -1));
-        luaL_argerror(L, 1, lua_tostring(L, -1));
-    }
-    if (!t->storage->data) {
-        lua_pushfstring(L, "list[%I] was used after its storage was released (by <close>)", i);
-        luaL_argerror(L, 1, lua_tostring(L, -1));
-    }
+    if (!t) lt_argerror(L, 1, "list[%I] is a %s, expected a tensor", i, luaL_typename(L, -1));
+    if (!t->storage->data)
+        lt_argerror(L, 1, "list[%I] was used after its storage was released (by <close>)", i);
     lua_pop(L, 1);
     return t;
 }
@@ -265,11 +228,8 @@ static bool skipped_in_cat(const mg_tensor *t) { return t->ndim == 1 && t->size[
 
 static void raise_mismatch(lua_State *L, const mg_tensor *t, lua_Integer i, const mg_tensor *ref,
                            lua_Integer r, const char *where) {
-    char a[160], b[160];
-    mg_format_shape(a, sizeof a, t->ndim, t->size);
-    mg_format_shape(b, sizeof b, ref->ndim, ref->size);
-    lua_pushfstring(L, "shape %s of list[%I] does not match shape %s of list[%I]%s", a, i, b, r, where);
-    luaL_argerror(L, 1, lua_tostring(L, -1));
+    lt_argerror(L, 1, "shape %s of list[%I] does not match shape %s of list[%I]%s",
+                lt_push_shape(L, t->ndim, t->size), i, lt_push_shape(L, ref->ndim, ref->size), r, where);
 }
 
 /* mg.cat(list [, dim = 1]): joins along an existing dim; all shapes equal outside it. */
@@ -282,10 +242,8 @@ static int l_cat(lua_State *L) {
         const mg_tensor *t = list_tensor(L, i);
         if (!skipped_in_cat(t)) ref = t, r = i;
     }
-    if (ref->ndim == 0) {
-        lua_pushfstring(L, "list[%I] is 0-d and cannot be concatenated (use mg.stack)", r);
-        return luaL_argerror(L, 1, lua_tostring(L, -1));
-    }
+    if (ref->ndim == 0)
+        return lt_argerror(L, 1, "list[%I] is 0-d and cannot be concatenated (use mg.stack)", r);
     const int dim = lt_opt_dim(L, 2, ref->ndim, 0);
     int64_t size[MG_MAX_DIMS];
     memcpy(size, ref->size, sizeof(int64_t) * ref->ndim);
@@ -359,10 +317,7 @@ static int push_even_pieces(lua_State *L, const mg_tensor *t, int dim, int64_t e
 
 static const mg_tensor *check_splittable(lua_State *L, const char *what) {
     const mg_tensor *t = lt_check(L, 1);
-    if (t->ndim == 0) {
-        lua_pushfstring(L, "%s() cannot be applied to a 0-d tensor", what);
-        luaL_argerror(L, 1, lua_tostring(L, -1));
-    }
+    if (t->ndim == 0) lt_argerror(L, 1, "%s() cannot be applied to a 0-d tensor", what);
     return t;
 }
 
@@ -374,10 +329,8 @@ static int l_split(lua_State *L) {
     const int64_t n = t->size[dim];
     if (lua_type(L, 2) != LUA_TTABLE) {
         const lua_Integer each = luaL_checkinteger(L, 2);
-        if (each <= 0 && !(each == 0 && n == 0)) {
-            lua_pushfstring(L, "split size must be positive, got %I", each);
-            return luaL_argerror(L, 2, lua_tostring(L, -1));
-        }
+        if (each <= 0 && !(each == 0 && n == 0))
+            return lt_argerror(L, 2, "split size must be positive, got %I", each);
         return push_even_pieces(L, t, dim, each, n == 0 ? 1 : (n + each - 1) / each);
     }
     const lua_Integer count = (lua_Integer)lua_rawlen(L, 2);
@@ -386,19 +339,15 @@ static int l_split(lua_State *L) {
         lua_rawgeti(L, 2, k);
         int isint;
         const lua_Integer s = lua_tointegerx(L, -1, &isint);
-        if (!isint || s < 0 || lua_type(L, -1) != LUA_TNUMBER) {
-            lua_pushfstring(L, "split sizes[%I] is %s, expected a size (an integer >= 0)", k,
-                            luaL_tolstring(L, -1, NULL));
-            return luaL_argerror(L, 2, lua_tostring(L, -1));
-        }
+        if (!isint || s < 0 || lua_type(L, -1) != LUA_TNUMBER)
+            return lt_argerror(L, 2, "split sizes[%I] is %s, expected a size (an integer >= 0)", k,
+                               luaL_tolstring(L, -1, NULL));
         lua_pop(L, 1);
         sum += s < n + 1 ? s : n + 1; /* clamped: an oversized entry cannot overflow the sum */
     }
-    if (sum != n) {
-        lua_pushfstring(L, "split sizes must sum to %I (the size of dimension %d), got %I",
-                        (lua_Integer)n, dim + 1, (lua_Integer)sum);
-        return luaL_argerror(L, 2, lua_tostring(L, -1));
-    }
+    if (sum != n)
+        return lt_argerror(L, 2, "split sizes must sum to %I (the size of dimension %d), got %I",
+                           (lua_Integer)n, dim + 1, (lua_Integer)sum);
     lua_createtable(L, (int)count, 0);
     int64_t start = 0;
     for (lua_Integer k = 1; k <= count; k++) {
@@ -417,10 +366,7 @@ static int l_chunk(lua_State *L) {
     lua_settop(L, 3);
     const mg_tensor *t = check_splittable(L, "chunk");
     const lua_Integer chunks = luaL_checkinteger(L, 2);
-    if (chunks <= 0) {
-        lua_pushfstring(L, "number of chunks must be positive, got %I", chunks);
-        return luaL_argerror(L, 2, lua_tostring(L, -1));
-    }
+    if (chunks <= 0) return lt_argerror(L, 2, "number of chunks must be positive, got %I", chunks);
     const int dim = lt_opt_dim(L, 3, t->ndim, 0);
     const int64_t n = t->size[dim];
     if (n == 0) return push_even_pieces(L, t, dim, 0, chunks);

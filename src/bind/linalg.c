@@ -13,11 +13,11 @@ static void check_numeric(lua_State *L, int arg, const mg_tensor *t) {
         luaL_argerror(L, arg, "expected a float32, float64 or int64 tensor, got bool");
 }
 
-/* Refuses an operand whose number of dims is not `ndim`. */
-static void check_ndim(lua_State *L, int arg, const mg_tensor *t, int ndim) {
-    if (t->ndim != ndim) {
-        lua_pushfstring(L, "expected a %d-d tensor, got %d-d", ndim, (int)t->ndim);
-        luaL_argerror(L, arg, lua_tostring(L, -1));
+/* Refuses operands (at 1 and 2) whose number of dims is not `ndim`. */
+static void check_ndims(lua_State *L, int ndim) {
+    for (int arg = 1; arg <= 2; arg++) {
+        const mg_tensor *t = lt_check(L, arg);
+        if (t->ndim != ndim) lt_argerror(L, arg, "expected a %d-d tensor, got %d-d", ndim, (int)t->ndim);
     }
 }
 
@@ -59,38 +59,30 @@ static int l_matmul(lua_State *L) {
 
 /* mm(a, b): (M,K) x (K,N) only */
 static int l_mm(lua_State *L) {
-    check_ndim(L, 1, lt_check(L, 1), 2);
-    check_ndim(L, 2, lt_check(L, 2), 2);
+    check_ndims(L, 2);
     return product(L, 0);
 }
 
 /* bmm(a, b): (B,M,K) x (B,K,N), batch sizes equal (no broadcasting, as torch.bmm) */
 static int l_bmm(lua_State *L) {
-    const mg_tensor *a = lt_check(L, 1), *b = lt_check(L, 2);
-    check_ndim(L, 1, a, 3);
-    check_ndim(L, 2, b, 3);
-    if (a->size[0] != b->size[0]) {
-        char as[160], bs[160];
-        mg_format_shape(as, sizeof as, a->ndim, a->size);
-        mg_format_shape(bs, sizeof bs, b->ndim, b->size);
-        lua_pushfstring(L, "shapes %s and %s cannot be multiplied: batch sizes %I != %I", as, bs,
-                        (lua_Integer)a->size[0], (lua_Integer)b->size[0]);
-        return luaL_argerror(L, 2, lua_tostring(L, -1));
-    }
+    const mg_tensor *a = lt_check(L, 1), *b = lt_check(L, 2); /* both types before either's dims */
+    check_ndims(L, 3);
+    if (a->size[0] != b->size[0])
+        return lt_argerror(L, 2, "shapes %s and %s cannot be multiplied: batch sizes %I != %I",
+                           lt_push_shape(L, a->ndim, a->size), lt_push_shape(L, b->ndim, b->size),
+                           (lua_Integer)a->size[0], (lua_Integer)b->size[0]);
     return product(L, 0);
 }
 
 /* dot(a, b): two 1-D tensors of one length -> 0-d */
 static int l_dot(lua_State *L) {
-    check_ndim(L, 1, lt_check(L, 1), 1);
-    check_ndim(L, 2, lt_check(L, 2), 1);
+    check_ndims(L, 1);
     return product(L, 0);
 }
 
 /* outer(a, b): (M) x (N) -> (M,N) */
 static int l_outer(lua_State *L) {
-    check_ndim(L, 1, lt_check(L, 1), 1);
-    check_ndim(L, 2, lt_check(L, 2), 1);
+    check_ndims(L, 1);
     return product(L, 1);
 }
 

@@ -1,8 +1,54 @@
 /*
  * module.c: luaopen_moongrad_core. Builds the per-state context, the Tensor metatable and the
- * methods table, and registers every family's lists (see bind.h). Sets no globals.
+ * methods table, and registers every family's lists (see bind.h). Sets no globals. Also the
+ * settings kept in the context (default dtype, threads) and core._isatty.
  */
+#include <unistd.h> /* isatty */
+
 #include "bind.h"
+
+/* ================================================================ the module's settings */
+
+static int l_set_default_dtype(lua_State *L) {
+    const mg_dtype dt = lt_check_dtype(L, 1);
+    if (!mg_is_floating(dt)) return luaL_argerror(L, 1, "the default dtype must be 'float32' or 'float64'");
+    lt_ctx(L)->default_dtype = dt;
+    return 0;
+}
+
+static int l_get_default_dtype(lua_State *L) {
+    lua_pushstring(L, mg_dtype_name(lt_ctx(L)->default_dtype));
+    return 1;
+}
+
+/* mg.set_num_threads(n): the threads ops may use (1: none are ever started). Results do not
+ * depend on it. mg.get_num_threads() reads it. */
+static int l_set_num_threads(lua_State *L) {
+    const lua_Integer n = luaL_checkinteger(L, 1);
+    if (n < 1 || n > MG_MAX_THREADS)
+        return lt_argerror(L, 1, "number of threads must be in 1..%d, got %I", MG_MAX_THREADS, n);
+    lt_ctx(L)->num_threads = (int)n;
+    return 0;
+}
+
+static int l_get_num_threads(lua_State *L) {
+    lua_pushinteger(L, lt_ctx(L)->num_threads);
+    return 1;
+}
+
+/* core._isatty(): whether standard output is a terminal (mg.train draws a progress bar then). */
+static int l_isatty(lua_State *L) {
+    lua_pushboolean(L, isatty(STDOUT_FILENO));
+    return 1;
+}
+
+static const luaL_Reg settings_functions[] = {
+    {"set_default_dtype", l_set_default_dtype}, {"get_default_dtype", l_get_default_dtype},
+    {"set_num_threads", l_set_num_threads}, {"get_num_threads", l_get_num_threads},
+    {"_isatty", l_isatty},
+    {NULL, NULL}};
+
+/* ================================================================ opening */
 
 /* Registers `list` into the table at `target`, each function a closure over (ctx, mt, methods). */
 static void register_list(lua_State *L, int target, const luaL_Reg *list, int ctx, int mt, int methods) {
@@ -48,10 +94,12 @@ int luaopen_moongrad_core(lua_State *L) {
     lua_newtable(L);
     const int methods = lua_gettop(L);
 
-    const luaL_Reg *const method_lists[] = {lt_tensor_methods, lt_binary_methods, lt_unary_methods,
-                                            lt_reduce_methods, lt_linalg_methods, lt_index_methods,
-                                            lt_random_methods, lt_autograd_methods};
-    const luaL_Reg *const function_lists[] = {lt_tensor_functions, lt_binary_functions,
+    const luaL_Reg *const method_lists[] = {lt_tensor_methods, lt_view_methods, lt_convert_methods,
+                                            lt_binary_methods, lt_unary_methods, lt_reduce_methods,
+                                            lt_linalg_methods, lt_index_methods, lt_random_methods,
+                                            lt_autograd_methods};
+    const luaL_Reg *const function_lists[] = {settings_functions, lt_tensor_functions,
+                                              lt_convert_functions, lt_binary_functions,
                                               lt_unary_functions, lt_reduce_functions,
                                               lt_linalg_functions, lt_index_functions,
                                               lt_random_functions, lt_factory_functions,

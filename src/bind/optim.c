@@ -25,8 +25,8 @@
 static mg_tensor *check_param(lua_State *L) {
     mg_tensor *p = lt_check(L, 1);
     if (!mg_is_floating((mg_dtype)p->dtype))
-        luaL_argerror(L, 1, lua_pushfstring(L, "optimizers update float32 or float64 tensors, got %s",
-                                            mg_dtype_name((mg_dtype)p->dtype)));
+        lt_argerror(L, 1, "optimizers update float32 or float64 tensors, got %s",
+                    mg_dtype_name((mg_dtype)p->dtype));
     if (mg_check_inplace_target(lt_ctx(L), 1, p) != MG_OK) lt_raise(L, 1);
     return p;
 }
@@ -34,12 +34,9 @@ static mg_tensor *check_param(lua_State *L) {
 /* Raises unless t has param's shape and dtype; `what` names the tensor in the message. */
 static void check_like(lua_State *L, int arg, const mg_tensor *t, const mg_tensor *param, const char *what) {
     if (t->dtype == param->dtype && mg_same_shape(t, param)) return;
-    char ts[160], ps[160];
-    mg_format_shape(ts, sizeof ts, t->ndim, t->size);
-    mg_format_shape(ps, sizeof ps, param->ndim, param->size);
-    luaL_argerror(L, arg, lua_pushfstring(L, "%s (%s %s) must have the parameter's shape and dtype (%s %s)",
-                                          what, ts, mg_dtype_name((mg_dtype)t->dtype), ps,
-                                          mg_dtype_name((mg_dtype)param->dtype)));
+    lt_argerror(L, arg, "%s (%s %s) must have the parameter's shape and dtype (%s %s)", what,
+                lt_push_shape(L, t->ndim, t->size), mg_dtype_name((mg_dtype)t->dtype),
+                lt_push_shape(L, param->ndim, param->size), mg_dtype_name((mg_dtype)param->dtype));
 }
 
 /* A contiguous copy of the tensor at arg (pushed), or the tensor itself; never recorded by autograd. */

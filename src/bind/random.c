@@ -34,10 +34,8 @@ static int l_initial_seed(lua_State *L) {
 /* The dtype of a floating factory: opts.dtype, which must be floating. */
 static mg_dtype floating_dtype(lua_State *L, int opts, mg_dtype def, int *rg, const char *name) {
     const mg_dtype dt = lt_factory_opts(L, opts, def, rg);
-    if (!mg_is_floating(dt)) {
-        lua_pushfstring(L, "%s needs a floating point dtype, got '%s'", name, mg_dtype_name(dt));
-        luaL_argerror(L, opts, lua_tostring(L, -1));
-    }
+    if (!mg_is_floating(dt))
+        lt_argerror(L, opts, "%s needs a floating point dtype, got '%s'", name, mg_dtype_name(dt));
     return dt;
 }
 
@@ -64,9 +62,8 @@ static int random_like(lua_State *L, const char *name, int normal) {
         luaL_checktype(L, 2, LUA_TTABLE);
         opts = 2;
     } else if (!mg_is_floating((mg_dtype)src->dtype)) {
-        lua_pushfstring(L, "%s needs a floating point tensor or opts.dtype, got %s", name,
-                        mg_dtype_name((mg_dtype)src->dtype));
-        return luaL_argerror(L, 1, lua_tostring(L, -1));
+        return lt_argerror(L, 1, "%s needs a floating point tensor or opts.dtype, got %s", name,
+                           mg_dtype_name((mg_dtype)src->dtype));
     }
     const mg_dtype dt = floating_dtype(L, opts, (mg_dtype)src->dtype, &rg, name);
     mg_tensor *t = lt_push_new(L, dt, src->ndim, src->size);
@@ -93,10 +90,8 @@ static int l_randint(lua_State *L) {
     }
     if (lua_isnone(L, shape_arg) || lt_is_opts(L, shape_arg))
         return luaL_argerror(L, shape_arg, "shape expected (randint(low, high, shape))");
-    if (low >= high) {
-        lua_pushfstring(L, "high (%I) must be greater than low (%I)", high, low);
-        return luaL_argerror(L, shape_arg - 1, lua_tostring(L, -1));
-    }
+    if (low >= high)
+        return lt_argerror(L, shape_arg - 1, "high (%I) must be greater than low (%I)", high, low);
     int64_t size[MG_MAX_DIMS];
     int opts, rg;
     const int ndim = lt_read_shape(L, shape_arg, size, &opts);
@@ -110,10 +105,7 @@ static int l_randint(lua_State *L) {
 /* randperm(n [, opts]): a permutation of 1..n (1-based, as every index in the API), int64. */
 static int l_randperm(lua_State *L) {
     const lua_Integer n = luaL_checkinteger(L, 1);
-    if (n < 0) {
-        lua_pushfstring(L, "n must be non-negative, got %I", n);
-        return luaL_argerror(L, 1, lua_tostring(L, -1));
-    }
+    if (n < 0) return lt_argerror(L, 1, "n must be non-negative, got %I", n);
     int rg, opts = 0;
     if (!lua_isnoneornil(L, 2)) {
         luaL_checktype(L, 2, LUA_TTABLE);
@@ -133,10 +125,9 @@ static int l_randperm(lua_State *L) {
 /* The floating tensor at 1 for an in-place random fill. */
 static mg_tensor *check_floating(lua_State *L, const char *name) {
     mg_tensor *t = lt_inplace(L, 1);
-    if (!mg_is_floating((mg_dtype)t->dtype)) {
-        lua_pushfstring(L, "%s needs a floating point tensor, got %s", name, mg_dtype_name((mg_dtype)t->dtype));
-        luaL_argerror(L, 1, lua_tostring(L, -1));
-    }
+    if (!mg_is_floating((mg_dtype)t->dtype))
+        lt_argerror(L, 1, "%s needs a floating point tensor, got %s",
+                    name, mg_dtype_name((mg_dtype)t->dtype));
     return t;
 }
 
@@ -149,18 +140,16 @@ static const char *arg_text(lua_State *L, int arg, const char *def) {
 static int l_uniform_(lua_State *L) {
     mg_tensor *t = check_floating(L, "uniform_");
     const double a = luaL_optnumber(L, 2, 0), b = luaL_optnumber(L, 3, 1);
-    if (a > b) {
-        lua_pushfstring(L, "lower bound %s is greater than upper bound %s", arg_text(L, 2, "0"), arg_text(L, 3, "1"));
-        return luaL_argerror(L, 2, lua_tostring(L, -1));
-    }
+    if (a > b)
+        return lt_argerror(L, 2, "lower bound %s is greater than upper bound %s",
+                           arg_text(L, 2, "0"), arg_text(L, 3, "1"));
     /* a, b and b - a finite in the tensor's dtype (PyTorch checks the same); NaN fails too */
     const int f32 = t->dtype == MG_FLOAT32;
     const double lo = f32 ? (double)(float)a : a, span = f32 ? (double)((float)b - (float)a) : b - a;
-    if (!isfinite(lo) || !isfinite(span)) {
-        lua_pushfstring(L, "range [%s, %s) is not finite in %s", arg_text(L, 2, "0"), arg_text(L, 3, "1"),
-                        mg_dtype_name((mg_dtype)t->dtype));
-        return luaL_argerror(L, 3, lua_tostring(L, -1));
-    }
+    if (!isfinite(lo) || !isfinite(span))
+        return lt_argerror(L, 3, "range [%s, %s) is not finite in %s",
+                           arg_text(L, 2, "0"), arg_text(L, 3, "1"),
+                           mg_dtype_name((mg_dtype)t->dtype));
     LT_TRY(L, 1, mg_uniform(lt_ctx(L), t, a, b));
     lt_written(t);
     lua_settop(L, 1);
@@ -171,10 +160,7 @@ static int l_uniform_(lua_State *L) {
 static int l_normal_(lua_State *L) {
     mg_tensor *t = check_floating(L, "normal_");
     const double mean = luaL_optnumber(L, 2, 0), std = luaL_optnumber(L, 3, 1);
-    if (!(std >= 0)) {
-        lua_pushfstring(L, "std must be non-negative, got %s", arg_text(L, 3, "1"));
-        return luaL_argerror(L, 3, lua_tostring(L, -1));
-    }
+    if (!(std >= 0)) return lt_argerror(L, 3, "std must be non-negative, got %s", arg_text(L, 3, "1"));
     LT_TRY(L, 1, mg_normal(lt_ctx(L), t, mean, std));
     lt_written(t);
     lua_settop(L, 1);

@@ -56,18 +56,14 @@ static int l_tensor_from_bytes(lua_State *L) {
     int64_t size[MG_MAX_DIMS];
     int opts;
     const int ndim = lt_read_shape(L, 4, size, &opts);
-    if (offset < 0 || (lua_Unsigned)offset > len) {
-        lua_pushfstring(L, "offset %I is outside the string (%I bytes)", offset, (lua_Integer)len);
-        return luaL_argerror(L, 2, lua_tostring(L, -1));
-    }
+    if (offset < 0 || (lua_Unsigned)offset > len)
+        return lt_argerror(L, 2, "offset %I is outside the string (%I bytes)", offset, (lua_Integer)len);
     mg_tensor *t = lt_push_new(L, dtype, ndim, size); /* raises on a shape past 2^62 elements */
     const size_t item = mg_dtype_size(dtype);
     const size_t n = (size_t)t->numel;
-    if (n > (len - (size_t)offset) / item) {
-        lua_pushfstring(L, "%I elements of %d bytes from offset %I run past the end of the string (%I bytes)",
-                        (lua_Integer)n, (int)item, offset, (lua_Integer)len);
-        return luaL_argerror(L, 1, lua_tostring(L, -1));
-    }
+    if (n > (len - (size_t)offset) / item)
+        return lt_argerror(L, 1, "%I elements of %d bytes from offset %I run past the end of the string (%I bytes)",
+                           (lua_Integer)n, (int)item, offset, (lua_Integer)len);
     char *dst = (char *)mg_tensor_data(t);
     const char *src = s + offset;
     if (n == 0) return 1;

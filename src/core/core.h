@@ -106,6 +106,8 @@ void mg_scalar_init(mg_scalar *sc, mg_dtype dt, double value, int64_t ivalue);
 
 /* ---- dtypes -------------------------------------------------------------------------------- */
 bool mg_is_floating(mg_dtype dt);
+/* The dtype whose mg_dtype_name is `name` into *out; false when there is none. */
+bool mg_dtype_from_name(const char *name, mg_dtype *out);
 /* PyTorch's promotion between two tensors' dtypes (bool < int64 < float32 < float64). */
 mg_dtype mg_promote(mg_dtype a, mg_dtype b);
 

@@ -36,6 +36,14 @@ static const char *const dtype_names[MG_NDTYPES] = {"float32", "float64", "int64
 
 size_t mg_dtype_size(mg_dtype dt) { return dtype_sizes[dt]; }
 const char *mg_dtype_name(mg_dtype dt) { return dtype_names[dt]; }
+bool mg_dtype_from_name(const char *name, mg_dtype *out) {
+    for (int i = 0; i < MG_NDTYPES; i++)
+        if (strcmp(name, dtype_names[i]) == 0) {
+            *out = (mg_dtype)i;
+            return true;
+        }
+    return false;
+}
 bool mg_is_floating(mg_dtype dt) { return dt == MG_FLOAT32 || dt == MG_FLOAT64; }
 
 /* Categories rank bool < integer < floating; within floating the wider wins. */

@@ -1,0 +1,78 @@
+/*
+ * host.c: the embedding API of include/moongrad.h for a C host: mg_push_host_tensor (a tensor over
+ * the host's buffer, without a copy), mg_to_tensor, mg_check_tensor; and the "moongrad.Storage"
+ * userdata that holds a host's buffer and calls its release callback once.
+ *
+ * These are called by the host, outside the module's closures: they find the Tensor metatable in
+ * the registry, where luaopen_moongrad_core left it.
+ */
+#include <string.h>
+
+#include "bind.h"
+
+/* The bytes of a host's buffer (mg_push_host_tensor): a userdata whose finalizer calls the host's
+ * release callback, held by the tensors that view it. Tensors' own bytes need no finalizer: they
+ * are inline in the tensor's userdata (see lt_push_new). */
+typedef struct lt_storage {
+    mg_storage s;
+} lt_storage;
+
+/* Its __gc and __close (a tensor's <close> releases the same storage: lt_release_storage is
+ * idempotent). */
+static int storage_release(lua_State *L) {
+    lt_release_storage(&((lt_storage *)luaL_checkudata(L, 1, LT_STORAGE_MT))->s);
+    return 0;
+}
+
+static lt_storage *push_storage(lua_State *L) {
+    lt_storage *st = (lt_storage *)lua_newuserdatauv(L, sizeof *st, 0);
+    memset(st, 0, sizeof *st); /* valid (and empty) before anything can fail */
+    st->s.kind = MG_STORAGE_HOST;
+    if (luaL_newmetatable(L, LT_STORAGE_MT)) {
+        lua_pushcfunction(L, storage_release);
+        lua_setfield(L, -2, "__gc");
+        lua_pushcfunction(L, storage_release);
+        lua_setfield(L, -2, "__close");
+    }
+    lua_setmetatable(L, -2);
+    return st;
+}
+
+const mg_tensor *mg_to_tensor(lua_State *L, int idx) {
+    return (const mg_tensor *)luaL_testudata(L, idx, LT_TENSOR_MT);
+}
+
+const mg_tensor *mg_check_tensor(lua_State *L, int idx) {
+    return (const mg_tensor *)luaL_checkudata(L, idx, LT_TENSOR_MT);
+}
+
+mg_tensor *mg_push_host_tensor(lua_State *L, mg_dtype dtype, int ndim, const int64_t *size, void *data,
+                               mg_release_fn release, void *release_ud) {
+    if (ndim < 0 || ndim > MG_MAX_DIMS || (unsigned)dtype >= MG_NDTYPES)
+        luaL_error(L, "mg_push_host_tensor: bad dtype or ndim %d", ndim);
+    int64_t numel = 1;
+    for (int i = 0; i < ndim; i++) {
+        if (size[i] < 0 || (size[i] && numel > MG_MAX_NUMEL / size[i]))
+            luaL_error(L, "mg_push_host_tensor: bad size at dimension %d", i + 1);
+        numel *= size[i];
+    }
+    lt_storage *st = push_storage(L);
+    st->s.data = data;
+    st->s.nbytes = (size_t)numel * mg_dtype_size(dtype);
+    st->s.release = release;
+    st->s.release_ud = release_ud;
+    /* a host calls from outside the module's closures: the metatable comes from the registry */
+    if (luaL_getmetatable(L, LT_TENSOR_MT) == LUA_TNIL)
+        luaL_error(L, "mg_push_host_tensor: load moongrad.core first");
+    mg_tensor *t = lt_push_header(L, ndim, 0, lua_gettop(L));
+    lua_remove(L, -2);                   /* the metatable: storage, tensor */
+    lua_rotate(L, -2, 1);                /* tensor, storage */
+    lua_setiuservalue(L, -2, LT_UV_OWNER);
+    t->storage = &st->s;
+    t->dtype = (uint8_t)dtype;
+    t->numel = numel;
+    if (ndim) memcpy(t->size, size, sizeof(int64_t) * ndim); /* a 0-d host tensor may pass size = NULL */
+    mg_contiguous_strides(ndim, t->size, t->stride);
+    return t;
+}
+
