@@ -98,7 +98,7 @@ static int binary_inplace(lua_State *L, mg_binary_op op) {
     const mg_dtype result = mg_binary_compute_dtype(ctx, op, promoted);
     if (kind(result) > kind((mg_dtype)t->dtype)) {
         return lt_argerror(L, 2, "result of dtype %s cannot be written in place into a tensor of dtype %s",
-                        mg_dtype_name(result), mg_dtype_name((mg_dtype)t->dtype));
+                           mg_dtype_name(result), mg_dtype_name((mg_dtype)t->dtype));
     }
     lt_inplace(L, 1);
     lt_inplace_source(L, 2);

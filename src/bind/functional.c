@@ -70,7 +70,7 @@ static void check_scalar_param(lua_State *L, int arg, const char *what) {
         lt_check(L, arg);
         if (t->numel != 1) {
             lt_argerror(L, arg, "%s must be a number or a one-element tensor, got shape %s", what,
-                            lt_push_shape(L, t->ndim, t->size));
+                        lt_push_shape(L, t->ndim, t->size));
         }
     } else if (lua_type(L, arg) != LUA_TNUMBER) {
         luaL_typeerror(L, arg, "number or tensor");
@@ -103,7 +103,7 @@ static mg_dtype same_shape_pair(lua_State *L, int a, int b) {
     const mg_tensor *x = check_float_tensor(L, a), *y = check_float_tensor(L, b);
     if (!mg_same_shape(x, y)) {
         lt_argerror(L, b, "shape %s does not match shape %s of argument #%d", lt_push_shape(L, y->ndim, y->size),
-                        lt_push_shape(L, x->ndim, x->size), a);
+                    lt_push_shape(L, x->ndim, x->size), a);
     }
     return mg_promote((mg_dtype)x->dtype, (mg_dtype)y->dtype);
 }
@@ -160,7 +160,7 @@ static int pointwise_loss(lua_State *L, mg_functional_op op) {
     if (op == MG_F_BCE_LOGITS) { /* PyTorch: "target size must be the same as input size" */
         if (!mg_same_shape(x, y)) {
             return lt_argerror(L, 2, "target shape %s does not match input shape %s", lt_push_shape(L, y->ndim, y->size),
-                            lt_push_shape(L, x->ndim, x->size));
+                               lt_push_shape(L, x->ndim, x->size));
         }
         ndim = x->ndim;
         if (ndim) memcpy(size, x->size, sizeof(int64_t) * ndim);
@@ -192,13 +192,13 @@ static int check_target(lua_State *L, int arg, const mg_tensor *logits, int64_t 
         lt_check(L, arg);
         if (t->dtype != MG_INT64) {
             lt_argerror(L, arg, "target must be an int64 tensor of class indices, got %s",
-                            mg_dtype_name((mg_dtype)t->dtype));
+                        mg_dtype_name((mg_dtype)t->dtype));
         }
         const int want = logits->ndim - 1;
         if (t->ndim != want || t->numel != n) {
             lt_argerror(L, arg, "target shape %s does not match logits shape %s (expected %s)",
-                            lt_push_shape(L, t->ndim, t->size), lt_push_shape(L, logits->ndim, logits->size),
-                            want ? "{N}" : "a 0-d tensor");
+                        lt_push_shape(L, t->ndim, t->size), lt_push_shape(L, logits->ndim, logits->size),
+                        want ? "{N}" : "a 0-d tensor");
         }
         return arg;
     }
@@ -212,20 +212,9 @@ static int check_target(lua_State *L, int arg, const mg_tensor *logits, int64_t 
     const int64_t len = (int64_t)lua_rawlen(L, arg);
     if (len != n) {
         lt_argerror(L, arg, "target has %I classes for a batch of %I rows (logits %s)", (lua_Integer)len,
-                        (lua_Integer)n, lt_push_shape(L, logits->ndim, logits->size));
+                    (lua_Integer)n, lt_push_shape(L, logits->ndim, logits->size));
     }
-    mg_tensor *idx = lt_push_new(L, MG_INT64, 1, &len);
-    int64_t *p = (int64_t *)mg_tensor_data(idx);
-    for (int64_t i = 0; i < len; i++) {
-        lua_rawgeti(L, arg, (lua_Integer)i + 1);
-        int isint;
-        p[i] = (int64_t)lua_tointegerx(L, -1, &isint);
-        if (!isint || lua_type(L, -1) != LUA_TNUMBER) {
-            lt_argerror(L, arg, "target[%I] is %s, expected an integer class index", (lua_Integer)i + 1,
-                            lua_type(L, -1) == LUA_TNUMBER ? lua_tostring(L, -1) : luaL_typename(L, -1));
-        }
-        lua_pop(L, 1);
-    }
+    lt_push_int_list(L, arg, "target", "an integer class index");
     return lua_gettop(L);
 }
 
@@ -280,19 +269,19 @@ static int l_linear(lua_State *L) {
     }
     if (x->ndim < 1 || x->size[x->ndim - 1] != w->size[1]) {
         return lt_argerror(L, 1, "input shape %s does not fit weight shape %s (in_features %I)",
-                        lt_push_shape(L, x->ndim, x->size), lt_push_shape(L, w->ndim, w->size), (lua_Integer)w->size[1]);
+                           lt_push_shape(L, x->ndim, x->size), lt_push_shape(L, w->ndim, w->size), (lua_Integer)w->size[1]);
     }
     if (w->dtype != x->dtype) {
         return lt_argerror(L, 2, "weight is %s but input is %s", mg_dtype_name((mg_dtype)w->dtype),
-                        mg_dtype_name((mg_dtype)x->dtype));
+                           mg_dtype_name((mg_dtype)x->dtype));
     }
     if (b && (b->ndim != 1 || b->size[0] != w->size[0])) {
         return lt_argerror(L, 3, "bias must have shape {%I}, got %s", (lua_Integer)w->size[0],
-                        lt_push_shape(L, b->ndim, b->size));
+                           lt_push_shape(L, b->ndim, b->size));
     }
     if (b && b->dtype != x->dtype) {
         return lt_argerror(L, 3, "bias is %s but input is %s", mg_dtype_name((mg_dtype)b->dtype),
-                        mg_dtype_name((mg_dtype)x->dtype));
+                           mg_dtype_name((mg_dtype)x->dtype));
     }
     int64_t size[MG_MAX_DIMS];
     memcpy(size, x->size, sizeof(int64_t) * x->ndim);
