@@ -59,6 +59,7 @@ build = {
         "src/ops/binary.c",
         "src/ops/copy.c",
         "src/ops/fill.c",
+        "src/ops/gemm.c",
         "src/ops/index.c",
         "src/ops/linalg.c",
         "src/ops/loss.c",
