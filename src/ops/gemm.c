@@ -327,39 +327,41 @@ DEFINE_SIMD_DIRECT(direct_f32_avx2, float, "avx2,fma", __m256, 8, 6, 2, _mm256_s
 DEFINE_SIMD_DIRECT(direct_f64_avx2, double, "avx2,fma", __m256d, 4, 6, 2, _mm256_setzero_pd,
                    _mm256_set1_pd, _mm256_loadu_pd, _mm256_storeu_pd, _mm256_fmadd_pd, _mm256_add_pd)
 
+/* r[l] = row l of an 8x8 tile -> r[j] = column j */
+MG_TARGET("avx2") __attribute__((always_inline)) static inline void transpose8_ps(__m256 r[8]) {
+    __m256 t0 = _mm256_unpacklo_ps(r[0], r[1]), t1 = _mm256_unpackhi_ps(r[0], r[1]),
+           t2 = _mm256_unpacklo_ps(r[2], r[3]), t3 = _mm256_unpackhi_ps(r[2], r[3]),
+           t4 = _mm256_unpacklo_ps(r[4], r[5]), t5 = _mm256_unpackhi_ps(r[4], r[5]),
+           t6 = _mm256_unpacklo_ps(r[6], r[7]), t7 = _mm256_unpackhi_ps(r[6], r[7]);
+    __m256 u0 = _mm256_shuffle_ps(t0, t2, _MM_SHUFFLE(1, 0, 1, 0)),
+           u1 = _mm256_shuffle_ps(t0, t2, _MM_SHUFFLE(3, 2, 3, 2)),
+           u2 = _mm256_shuffle_ps(t1, t3, _MM_SHUFFLE(1, 0, 1, 0)),
+           u3 = _mm256_shuffle_ps(t1, t3, _MM_SHUFFLE(3, 2, 3, 2)),
+           u4 = _mm256_shuffle_ps(t4, t6, _MM_SHUFFLE(1, 0, 1, 0)),
+           u5 = _mm256_shuffle_ps(t4, t6, _MM_SHUFFLE(3, 2, 3, 2)),
+           u6 = _mm256_shuffle_ps(t5, t7, _MM_SHUFFLE(1, 0, 1, 0)),
+           u7 = _mm256_shuffle_ps(t5, t7, _MM_SHUFFLE(3, 2, 3, 2));
+    r[0] = _mm256_permute2f128_ps(u0, u4, 0x20);
+    r[1] = _mm256_permute2f128_ps(u1, u5, 0x20);
+    r[2] = _mm256_permute2f128_ps(u2, u6, 0x20);
+    r[3] = _mm256_permute2f128_ps(u3, u7, 0x20);
+    r[4] = _mm256_permute2f128_ps(u0, u4, 0x31);
+    r[5] = _mm256_permute2f128_ps(u1, u5, 0x31);
+    r[6] = _mm256_permute2f128_ps(u2, u6, 0x31);
+    r[7] = _mm256_permute2f128_ps(u3, u7, 0x31);
+}
+
 /* 8 lanes (8 rows of A, or 8 columns of a transposed B) read along their contiguous depth and
  * written 8 at a time: 8x8 blocks transposed in registers. dst: the first lane's column of the
  * packed sliver, whose rows are W wide. Used by the packs of the SIMD kernels (AVX2 is there). */
-MG_TARGET("avx2") static void transpose8_f32(float *dst, int64_t W, const float *s,
-                                             int64_t s_lane, int64_t depth) {
+MG_TARGET("avx2") static void transpose8_f32(float *dst, int64_t W, const float *s, int64_t s_lane,
+                                             int64_t depth) {
     int64_t p = 0;
     for (; p + 8 <= depth; p += 8) {
-        const float *q = s + p;
-        __m256 r0 = _mm256_loadu_ps(q), r1 = _mm256_loadu_ps(q + s_lane),
-               r2 = _mm256_loadu_ps(q + 2 * s_lane), r3 = _mm256_loadu_ps(q + 3 * s_lane),
-               r4 = _mm256_loadu_ps(q + 4 * s_lane), r5 = _mm256_loadu_ps(q + 5 * s_lane),
-               r6 = _mm256_loadu_ps(q + 6 * s_lane), r7 = _mm256_loadu_ps(q + 7 * s_lane);
-        __m256 t0 = _mm256_unpacklo_ps(r0, r1), t1 = _mm256_unpackhi_ps(r0, r1),
-               t2 = _mm256_unpacklo_ps(r2, r3), t3 = _mm256_unpackhi_ps(r2, r3),
-               t4 = _mm256_unpacklo_ps(r4, r5), t5 = _mm256_unpackhi_ps(r4, r5),
-               t6 = _mm256_unpacklo_ps(r6, r7), t7 = _mm256_unpackhi_ps(r6, r7);
-        __m256 u0 = _mm256_shuffle_ps(t0, t2, _MM_SHUFFLE(1, 0, 1, 0)),
-               u1 = _mm256_shuffle_ps(t0, t2, _MM_SHUFFLE(3, 2, 3, 2)),
-               u2 = _mm256_shuffle_ps(t1, t3, _MM_SHUFFLE(1, 0, 1, 0)),
-               u3 = _mm256_shuffle_ps(t1, t3, _MM_SHUFFLE(3, 2, 3, 2)),
-               u4 = _mm256_shuffle_ps(t4, t6, _MM_SHUFFLE(1, 0, 1, 0)),
-               u5 = _mm256_shuffle_ps(t4, t6, _MM_SHUFFLE(3, 2, 3, 2)),
-               u6 = _mm256_shuffle_ps(t5, t7, _MM_SHUFFLE(1, 0, 1, 0)),
-               u7 = _mm256_shuffle_ps(t5, t7, _MM_SHUFFLE(3, 2, 3, 2));
-        float *d = dst + p * W;
-        _mm256_storeu_ps(d, _mm256_permute2f128_ps(u0, u4, 0x20));
-        _mm256_storeu_ps(d + W, _mm256_permute2f128_ps(u1, u5, 0x20));
-        _mm256_storeu_ps(d + 2 * W, _mm256_permute2f128_ps(u2, u6, 0x20));
-        _mm256_storeu_ps(d + 3 * W, _mm256_permute2f128_ps(u3, u7, 0x20));
-        _mm256_storeu_ps(d + 4 * W, _mm256_permute2f128_ps(u0, u4, 0x31));
-        _mm256_storeu_ps(d + 5 * W, _mm256_permute2f128_ps(u1, u5, 0x31));
-        _mm256_storeu_ps(d + 6 * W, _mm256_permute2f128_ps(u2, u6, 0x31));
-        _mm256_storeu_ps(d + 7 * W, _mm256_permute2f128_ps(u3, u7, 0x31));
+        __m256 r[8];
+        _Pragma("GCC unroll 8") for (int l = 0; l < 8; l++) r[l] = _mm256_loadu_ps(s + l * s_lane + p);
+        transpose8_ps(r);
+        _Pragma("GCC unroll 8") for (int q = 0; q < 8; q++) _mm256_storeu_ps(dst + (p + q) * W, r[q]);
     }
     for (; p < depth; p++)
         for (int l = 0; l < 8; l++) dst[p * W + l] = s[l * s_lane + p];
@@ -489,30 +491,6 @@ MG_TARGET("avx512f,fma") static void gemv_rows_avx512(const gemv_t *v, int64_t i
     }
     if (i < i1) gemv_naive(v, i, i1, pb, pe, dst + (i - i0) * ds, ds);
     if (stream) _mm_sfence(); /* the streaming stores ordered before the caller reads y */
-}
-
-/* The 8x8 transpose of transpose8_f32, in registers. */
-MG_TARGET("avx2") __attribute__((always_inline)) static inline void transpose8_ps(__m256 r[8]) {
-    __m256 t0 = _mm256_unpacklo_ps(r[0], r[1]), t1 = _mm256_unpackhi_ps(r[0], r[1]),
-           t2 = _mm256_unpacklo_ps(r[2], r[3]), t3 = _mm256_unpackhi_ps(r[2], r[3]),
-           t4 = _mm256_unpacklo_ps(r[4], r[5]), t5 = _mm256_unpackhi_ps(r[4], r[5]),
-           t6 = _mm256_unpacklo_ps(r[6], r[7]), t7 = _mm256_unpackhi_ps(r[6], r[7]);
-    __m256 u0 = _mm256_shuffle_ps(t0, t2, _MM_SHUFFLE(1, 0, 1, 0)),
-           u1 = _mm256_shuffle_ps(t0, t2, _MM_SHUFFLE(3, 2, 3, 2)),
-           u2 = _mm256_shuffle_ps(t1, t3, _MM_SHUFFLE(1, 0, 1, 0)),
-           u3 = _mm256_shuffle_ps(t1, t3, _MM_SHUFFLE(3, 2, 3, 2)),
-           u4 = _mm256_shuffle_ps(t4, t6, _MM_SHUFFLE(1, 0, 1, 0)),
-           u5 = _mm256_shuffle_ps(t4, t6, _MM_SHUFFLE(3, 2, 3, 2)),
-           u6 = _mm256_shuffle_ps(t5, t7, _MM_SHUFFLE(1, 0, 1, 0)),
-           u7 = _mm256_shuffle_ps(t5, t7, _MM_SHUFFLE(3, 2, 3, 2));
-    r[0] = _mm256_permute2f128_ps(u0, u4, 0x20);
-    r[1] = _mm256_permute2f128_ps(u1, u5, 0x20);
-    r[2] = _mm256_permute2f128_ps(u2, u6, 0x20);
-    r[3] = _mm256_permute2f128_ps(u3, u7, 0x20);
-    r[4] = _mm256_permute2f128_ps(u0, u4, 0x31);
-    r[5] = _mm256_permute2f128_ps(u1, u5, 0x31);
-    r[6] = _mm256_permute2f128_ps(u2, u6, 0x31);
-    r[7] = _mm256_permute2f128_ps(u3, u7, 0x31);
 }
 
 /* lanes below n set (n in 0..8), for maskload / maskstore */
@@ -697,32 +675,12 @@ static bool gemv_run(mg_ctx *ctx, const gemv_t *v, float *y, int64_t ys) {
     return true;
 }
 
-/* ---- gemm on one thread ------------------------------------------------------------------- */
-/* The blocked product; pa and pb hold the packed block of A and panel of B (see packed_sizes). */
-static void gemm(const gemm_kernel *kn, size_t es, const product *g, void *pa, void *pb) {
-    for (int64_t jc = 0; jc < g->n; jc += kn->nc) {
-        const int64_t nc = min64(kn->nc, g->n - jc);
-        for (int64_t pc = 0; pc < g->k; pc += kn->kc) {
-            const int64_t kc = min64(kn->kc, g->k - pc);
-            kn->pack_b(pb, at(g->b, pc * g->rsb + jc * g->csb, es), g->csb, g->rsb, nc, kc);
-            for (int64_t ic = 0; ic < g->m; ic += kn->mc) {
-                const int64_t mc = min64(kn->mc, g->m - ic);
-                kn->pack_a(pa, at(g->a, ic * g->rsa + pc * g->csa, es), g->rsa, g->csa, mc, kc);
-                for (int64_t jr = 0; jr < nc; jr += kn->nr)
-                    for (int64_t ir = 0; ir < mc; ir += kn->mr) {
-                        char *c = (char *)at(g->c, (ic + ir) * g->rsc + (jc + jr) * g->csc, es);
-                        kn->micro(kc, at(pa, ir * kc, es), at(pb, jr * kc, es), c, g->rsc, g->csc,
-                                  min64(kn->mr, mc - ir), min64(kn->nr, nc - jr), pc == 0);
-                    }
-            }
-        }
-    }
-}
-
+/* ---- gemm: the unpacked product, and packing scratch --------------------------------------- */
 /* The unpacked product, for C no taller than one block of A (m <= mc) on one thread: the kernel
  * reads A where it lies (kn->direct), and B too when its rows are contiguous (csb == 1), except
  * the last sliver of a panel narrower than NR, which is packed; otherwise B's panel is packed as
- * in gemm. The K blocks, their order and every sum are gemm's: the same bits, without the copies.
+ * in gemm_slots. The K blocks, their order and every sum are gemm_slots': the same bits, without
+ * the copies.
  * pb: round_up(min(nc, n), nr) kc elements (B packed) or nr kc (B read in place), aligned. */
 static bool direct_b(const gemm_kernel *kn, const product *g) { return g->csb == 1 && g->n >= kn->nr; }
 static void gemm_direct(const gemm_kernel *kn, size_t es, const product *g, void *pb) {
@@ -764,15 +722,16 @@ static void *align_up(void *p) {
     return (char *)p + ((PACK_ALIGN - (uintptr_t)p % PACK_ALIGN) % PACK_ALIGN);
 }
 
-/* ---- gemm on threads ------------------------------------------------------------------------ */
+/* ---- gemm: the blocked product, on one thread or several ------------------------------------ */
 /* One fork-join per product: `slots` ranges of C, one per thread. For each panel of B and each kc
- * block (in order, as gemm), the threads pack the shared panel (each a range of slivers), meet at a
+ * block (in order), the threads pack the shared panel (each a range of slivers), meet at a
  * barrier, then each takes its range of C: whole micro-rows (MR-row slivers of C, when there are
  * enough of them) or whole micro-columns of the panel, packs its own blocks of A into its own
  * buffer and runs the micro-kernel on its tiles, and meets the others again before the panel is
- * repacked. Every C element is computed by one thread with the same kc blocks in the same order as
- * gemm's: the bits do not depend on the number of threads. The barrier spins on a counter in the
- * job: each call of the range function adds its number of slots, so it works however the pool
+ * repacked. Every C element is computed by one thread with the same kc blocks in the same order
+ * whatever the number of slots: the bits do not depend on the number of threads. With one slot
+ * this is the plain blocked loop (the barriers pass at once). The barrier spins on a counter in
+ * the job: each call of the range function adds its number of slots, so it works however the pool
  * grouped the slots (each call runs on its own thread, all at once). */
 #ifndef GEMM_PAR_MIN
 #define GEMM_PAR_MIN 8000000.0
@@ -843,9 +802,10 @@ static void gemm_slots(void *arg, int64_t begin, int64_t end) {
     }
 }
 
-/* gemm on `slots` threads; pa holds slots buffers of a_bytes each, pb one of the panel. */
-static void gemm_parallel(mg_ctx *ctx, const gemm_kernel *kn, size_t es, const product *g,
-                          char *pa, size_t a_bytes, void *pb, int64_t slots) {
+/* The blocked product on `slots` threads; pa holds slots buffers of a_bytes each, pb one of the
+ * panel (see packed_sizes). One slot runs on the caller's thread. */
+static void gemm_blocked(mg_ctx *ctx, const gemm_kernel *kn, size_t es, const product *g, char *pa,
+                         size_t a_bytes, void *pb, int64_t slots) {
     gemm_job j = {kn, es, g, pa, a_bytes, align_up(pb), slots, 0};
     mg_parallel_for(ctx, slots, 1, gemm_slots, &j);
 }
@@ -877,7 +837,7 @@ mg_status mg_gemm(mg_ctx *ctx, mg_dtype dt, const mg_gemm_args *p) {
      * loop is as fast as packing, which would pad the vector to a whole micro-tile */
     const bool vector_friendly = (g.m == 1 && (g.n == 1 || g.rsb == 1)) || (g.n == 1 && g.csa == 1);
     const bool blocked = !use_gemv && kn->pack_a && g.k > 0 && !vector_friendly;
-    /* large products are split between threads (see gemm_parallel), each with its own A buffer */
+    /* large products are split between threads (see gemm_slots), each with its own A buffer */
     int64_t slots = 1;
     if (blocked && ctx->num_threads > 1 && 2.0 * (double)g.m * (double)g.n * (double)g.k >= GEMM_PAR_MIN) {
         const int64_t rows = (g.m + kn->mr - 1) / kn->mr, cols = (min64(g.n, kn->nc) + kn->nr - 1) / kn->nr;
@@ -920,8 +880,7 @@ mg_status mg_gemm(mg_ctx *ctx, mg_dtype dt, const mg_gemm_args *p) {
             gv.x = (const float *)(g.n == 1 ? g.b : g.a);
             gemv_run(ctx, &gv, (float *)g.c, g.n == 1 ? g.rsc : g.csc);
         } else if (direct) gemm_direct(kn, es, &g, align_up(pb));
-        else if (slots > 1) gemm_parallel(ctx, kn, es, &g, pa, a_bytes, pb, slots);
-        else if (blocked) gemm(kn, es, &g, align_up(pa), align_up(pb));
+        else if (blocked) gemm_blocked(ctx, kn, es, &g, pa, a_bytes, pb, slots);
         else kn->naive(&g, kn->pack_a ? kn->kc : g.k);
         for (int d = p->batch_ndim - 1; d >= 0; d--) { /* next batch index, last dim fastest */
             if (++idx[d] < p->batch_size[d]) break;
