@@ -63,6 +63,7 @@ build = {
         "src/ops/copy.c",
         "src/ops/fill.c",
         "src/ops/functional.c",
+        "src/ops/gemm.c",
         "src/ops/grad.c",
         "src/ops/index.c",
         "src/ops/linalg.c",

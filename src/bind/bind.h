@@ -72,7 +72,8 @@ mg_tensor *lt_push_zeros(lua_State *L, mg_dtype dtype, int ndim, const int64_t *
 mg_tensor *lt_push_view(lua_State *L, int src, int ndim);
 /* Ends the life of storage s (idempotent): a host buffer's release callback runs, data becomes NULL. */
 void lt_release_storage(mg_storage *s);
-/* Bumps the version of t's storage (every in-place write does; autograd checks it in #4). */
+/* Bumps the version of t's storage: every in-place write does, and backward refuses a node whose
+ * inputs changed since it was recorded. */
 static inline void lt_written(mg_tensor *t) { t->storage->version++; }
 
 /* ---- values and conversions (convert.c) ---------------------------------------------------- */

@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include "core.h"
+#include "cpu.h"
 
 struct mg_pool {
     pthread_mutex_t mu;
@@ -41,11 +42,7 @@ static void run_chunk(struct mg_pool *p, int k) {
 #define SPIN_ROUNDS 20000
 
 /* Tells the CPU this is a spin-wait (x86 `pause`): a sibling hyperthread keeps running at speed. */
-static inline void spin_pause(void) {
-#if defined(__x86_64__) || defined(__i386__)
-    __builtin_ia32_pause();
-#endif
-}
+static inline void spin_pause(void) { MG_CPU_PAUSE(); }
 
 static void *worker(void *arg) {
     worker_start start = *(worker_start *)arg;

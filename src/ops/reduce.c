@@ -24,12 +24,13 @@
 #include <math.h>
 #include <string.h>
 
+#include "../core/cpu.h"
 #include "grad.h"
 #include "index.h"
 #include "ops.h"
 #include "reduce.h"
-#include "scalar.h"
-#include "unary.h" /* MG_WRAP: int64 sums and products wrap around, as in PyTorch */
+#include "scalar.h" /* MG_WRAP: int64 sums and products wrap around, as in PyTorch */
+#include "unary.h"
 
 /* The running state of one output element. Which fields an op uses is said next to its kernels. */
 typedef struct acc {
@@ -66,9 +67,7 @@ typedef void (*step_fn)(acc *a, const char *p, int64_t n, int64_t s, int64_t bas
  * float32 runs are summed in double with 8 interleaved accumulators, added up in a fixed order:
  * the adds then run in vector registers (one accumulator chained through every element is a
  * latency-bound 1 add / 4 cycles), and the order depends only on the run, never on threads. */
-#if defined(__GNUC__) && defined(__x86_64__) && !defined(__clang__)
-__attribute__((target_clones("avx512f", "avx2", "default"))) /* chosen at load time by the CPU */
-#endif
+MG_CLONES_AVX /* chosen at load time by the CPU */
 static void sum_f32(acc *a, const char *p, int64_t n, int64_t s, int64_t base, const mg_reduce_args *args) {
     (void)base;
     (void)args;

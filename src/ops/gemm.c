@@ -1,0 +1,894 @@
+/*
+ * gemm.c: the matrix-product engine (see gemm.h for its API): C(M,N) = A(M,K) B(K,N) for float32,
+ * float64 and int64, with any strides, on one thread or several. src/ops/linalg.c maps matmul's
+ * forms onto it.
+ *
+ * One product is described by a `product` (pointers and strides in elements, any strides:
+ * transposed and expanded views multiply without a copy). Three kinds of kernel run it:
+ *   - naive: the triple loop, the oracle and the fallback. It runs int64 (wrapping as PyTorch does),
+ *     K == 0 (C = 0), and vector products (M == 1 or N == 1) that read the matrix along its
+ *     contiguous dim, where packing would only pad the vector to a whole micro-tile;
+ *   - gemm (float32, float64): the usual cache-blocked scheme. For each KC x NC panel of B and each
+ *     MC x KC block of A, both are packed into contiguous 64-byte aligned scratch (A in slivers of
+ *     MR rows, B in slivers of NR columns, zero-padded), then a register-tiled MR x NR micro-kernel.
+ *     A small product (C no taller than one block of A, one thread) skips the packing (gemm_direct): the
+ *     SIMD kernel reads A in place and a row-major B too, with the same sums (same bits).
+ *     On x86 the kernel is chosen at each call from libgcc's CPU model (src/core/cpu.h, no state
+ *     of ours): AVX-512 (12x32 float32, 12x16 float64, 24 zmm accumulators), else AVX2+FMA
+ *     (6x16 / 6x8, 12 ymm), else the portable one (plain loops over a fixed-size local array, which
+ *     the compiler keeps in SSE registers). They are compiled with target attributes: no -m flags;
+ *   - gemv (float32 vector products, on x86 with FMA): matrix-vector kernels that read the matrix
+ *     in place whatever its layout, with the gemm's sums (same bits); see the gemv section.
+ * All accumulate in the element type (float32 in float32, as BLAS does). The order of the sums
+ * depends on the sizes only (blocks of KC along K, each summed in order, then added to C), so
+ * results are reproducible on one machine; the SIMD kernels use fused multiply-adds (and so do the
+ * naive path's sums when one of them is selected, so that a vector product gives the same bits
+ * whatever its layout), and the AVX2 and AVX-512 kernels give the same bits as each other. The
+ * blocking logic is dtype-free; only pack, micro and naive are typed, one DEFINE_ line per dtype.
+ * Threads split C (gemm) or the outputs or K blocks (gemv) so that every sum keeps its order: the
+ * bits do not depend on the number of threads.
+ *
+ * Layout: the portable kernels; then, in one `#if MG_CPU_X86` section, the SIMD kernels, their
+ * tables and the gemv kernels (with stubs elsewhere); then the drivers (gemv_run, gemm_direct,
+ * the threaded blocked product) and mg_gemm, which picks one per product.
+ *
+ * To add a dtype: DEFINE_NAIVE (and DEFINE_PACK / DEFINE_MICRO for a gemm), a row in `kernels`.
+ */
+#include <sched.h>
+#include <stdatomic.h>
+#include <string.h>
+
+#include "../core/cpu.h"
+#include "gemm.h"
+
+/* One product C(M,N) = A(M,K) B(K,N), strides in elements (the batch fields are not read). */
+typedef mg_gemm_args product;
+
+static int64_t min64(int64_t x, int64_t y) { return x < y ? x : y; }
+static int64_t round_up(int64_t x, int64_t m) { return (x + m - 1) / m * m; }
+
+/* Element offset -> address (es: element size in bytes). */
+static const char *at(const void *p, int64_t off, size_t es) { return (const char *)p + (size_t)off * es; }
+
+/* ---- naive: oracle and fallback ------------------------------------------------------------ */
+/* Each element of C is a dot product summed exactly as the gemm sums it: blocks of kc along K
+ * (kc: the gemm's, or all of K), each summed in order from 0 with MADD (a fused multiply-add when
+ * the gemm's micro-kernel uses one), the blocks added in order. So a vector product gives the same
+ * bits on either path. Outputs are computed up to NAIVE_GROUP at a time (along a row, or along a
+ * column when C is taller than wide), so that as many independent sums are in flight. The group
+ * computes out[o * os] = sum over p of x[o * xs + p * xp] * y[o * ys + p * yp], o < cnt. */
+#define NAIVE_GROUP 8
+#define NAIVE_BLOCK(T, CNT, MADD)                                                              \
+    for (int64_t p0 = 0, p1; p0 < k; p0 = p1) {                                                \
+        p1 = k - p0 <= kc ? k : p0 + kc;                                                       \
+        T acc[NAIVE_GROUP] = {0};                                                              \
+        _Pragma("GCC unroll 8") for (int64_t o = 0; o < CNT; o++) acc[o] = 0;                  \
+        for (int64_t p = p0; p < p1; p++)                                                      \
+            _Pragma("GCC unroll 8") for (int64_t o = 0; o < CNT; o++)                          \
+                acc[o] = MADD(x[o * xs + p * xp], y[o * ys + p * yp], acc[o]);                 \
+        _Pragma("GCC unroll 8") for (int64_t o = 0; o < CNT; o++)                              \
+            tot[o] = p0 == 0 ? acc[o] : tot[o] + acc[o];                                       \
+    }
+#define DEFINE_NAIVE(NAME, T, ATTR, MADD)                                                     \
+    ATTR static void NAME##_group(T *out, int64_t os, int64_t cnt, const T *x, int64_t xs,    \
+                                  int64_t xp, const T *y, int64_t ys, int64_t yp, int64_t k,  \
+                                  int64_t kc) {                                               \
+        T tot[NAIVE_GROUP] = {0};                                                             \
+        if (cnt == NAIVE_GROUP) {                                                             \
+            NAIVE_BLOCK(T, NAIVE_GROUP, MADD)                                                 \
+        } else {                                                                              \
+            NAIVE_BLOCK(T, cnt, MADD)                                                         \
+        }                                                                                     \
+        for (int64_t o = 0; o < cnt; o++) out[o * os] = tot[o];                               \
+    }                                                                                         \
+    static void NAME(const product *g, int64_t kc) {                                          \
+        const T *a = (const T *)g->a, *b = (const T *)g->b;                                   \
+        T *c = (T *)g->c;                                                                     \
+        if (g->n >= g->m) {                                                                   \
+            for (int64_t i = 0; i < g->m; i++)                                                \
+                for (int64_t j = 0; j < g->n; j += NAIVE_GROUP)                               \
+                    NAME##_group(c + i * g->rsc + j * g->csc, g->csc,                         \
+                                 g->n - j < NAIVE_GROUP ? g->n - j : NAIVE_GROUP,             \
+                                 a + i * g->rsa, 0, g->csa, b + j * g->csb, g->csb, g->rsb,   \
+                                 g->k, kc);                                                   \
+        } else {                                                                              \
+            for (int64_t j = 0; j < g->n; j++)                                                \
+                for (int64_t i = 0; i < g->m; i += NAIVE_GROUP)                               \
+                    NAME##_group(c + i * g->rsc + j * g->csc, g->rsc,                         \
+                                 g->m - i < NAIVE_GROUP ? g->m - i : NAIVE_GROUP,             \
+                                 a + i * g->rsa, g->rsa, g->csa, b + j * g->csb, 0, g->rsb,   \
+                                 g->k, kc);                                                   \
+        }                                                                                     \
+    }
+#define MADD_PLAIN(x, y, acc) ((acc) + (x) * (y))
+DEFINE_NAIVE(naive_f32, float, , MADD_PLAIN)
+DEFINE_NAIVE(naive_f64, double, , MADD_PLAIN)
+DEFINE_NAIVE(naive_i64, uint64_t, , MADD_PLAIN) /* int64 read as unsigned: wraps, no overflow */
+
+/* ---- gemm: packing and micro-kernels ------------------------------------------------------- */
+/* Packs `lanes` rows (A: rows, s_lane = rsa, s_depth = csa) or columns (B: s_lane = csb,
+ * s_depth = rsb) of a depth-`depth` block into slivers of W lanes: for each sliver, for each p,
+ * W values, the missing lanes of the last sliver zero. Lanes adjacent in memory are copied a row
+ * of W at a time; otherwise each lane is read along its depth (contiguous for a row-major A or a
+ * transposed B) and written with a stride of W. */
+#define DEFINE_PACK(NAME, T, W, FAST)                                                         \
+    static void NAME(void *dst_, const void *src_, int64_t s_lane, int64_t s_depth,           \
+                     int64_t lanes, int64_t depth) {                                          \
+        T *restrict dst = (T *)dst_;                                                          \
+        const T *src = (const T *)src_;                                                       \
+        for (int64_t l0 = 0; l0 < lanes; l0 += W, dst += W * depth) {                         \
+            const int64_t w = lanes - l0 < W ? lanes - l0 : W;                                \
+            const T *s = src + l0 * s_lane;                                                   \
+            if (s_lane == 1 && w == W) {                                                      \
+                for (int64_t p = 0; p < depth; p++)                                           \
+                    memcpy(dst + p * W, s + p * s_depth, sizeof(T) * W);                      \
+            } else {                                                                          \
+                int64_t l = 0;                                                                \
+                FAST(W)                                                                       \
+                for (; l + 4 <= w; l += 4) {                                                  \
+                    const T *s0 = s + l * s_lane, *s1 = s0 + s_lane, *s2 = s1 + s_lane,       \
+                            *s3 = s2 + s_lane;                                                \
+                    T *d = dst + l;                                                           \
+                    for (int64_t p = 0; p < depth; p++, d += W) {                             \
+                        const int64_t q = p * s_depth;                                        \
+                        d[0] = s0[q], d[1] = s1[q], d[2] = s2[q], d[3] = s3[q];               \
+                    }                                                                         \
+                }                                                                             \
+                for (; l < w; l++)                                                            \
+                    for (int64_t p = 0; p < depth; p++) dst[p * W + l] = s[l * s_lane + p * s_depth]; \
+                for (; l < W; l++)                                                            \
+                    for (int64_t p = 0; p < depth; p++) dst[p * W + l] = 0;                   \
+            }                                                                                 \
+        }                                                                                     \
+    }
+
+#define NO_FAST(W)
+
+/* The portable micro-kernel: acc(MR,NR) = sum over p of pa(p, 0..MR) x pb(p, 0..NR), then the
+ * mr x nr corner that exists goes to C: stored on the first K block, added on the next ones. */
+#define DEFINE_MICRO(NAME, T, MR, NR)                                                         \
+    static void NAME(int64_t kc, const void *pa_, const void *pb_, void *c_, int64_t rsc,     \
+                     int64_t csc, int64_t mr, int64_t nr, bool first) {                       \
+        const T *restrict pa = (const T *)pa_, *restrict pb = (const T *)pb_;                 \
+        T acc[MR][NR];                                                                        \
+        for (int i = 0; i < MR; i++)                                                          \
+            for (int j = 0; j < NR; j++) acc[i][j] = 0;                                       \
+        for (int64_t p = 0; p < kc; p++, pa += MR, pb += NR)                                  \
+            for (int i = 0; i < MR; i++)                                                      \
+                for (int j = 0; j < NR; j++) acc[i][j] += pa[i] * pb[j];                      \
+        T *c = (T *)c_;                                                                       \
+        for (int64_t i = 0; i < mr; i++)                                                      \
+            for (int64_t j = 0; j < nr; j++) {                                                \
+                T *cij = c + i * rsc + j * csc;                                               \
+                *cij = first ? acc[i][j] : *cij + acc[i][j];                                  \
+            }                                                                                 \
+    }
+/* 6x8 float32 / 6x4 float64: 12 SSE2 accumulators, leaving room for the B row and an A value */
+DEFINE_MICRO(micro_f32, float, 6, 8)
+DEFINE_MICRO(micro_f64, double, 6, 4)
+DEFINE_PACK(pack_f32_6, float, 6, NO_FAST)
+DEFINE_PACK(pack_f32_8, float, 8, NO_FAST)
+DEFINE_PACK(pack_f64_6, double, 6, NO_FAST)
+DEFINE_PACK(pack_f64_4, double, 4, NO_FAST)
+
+/* ---- kernel tables ------------------------------------------------------------------------- */
+typedef void (*naive_fn)(const product *g, int64_t kc);
+typedef void (*pack_fn)(void *dst, const void *src, int64_t s_lane, int64_t s_depth, int64_t lanes,
+                        int64_t depth);
+typedef void (*micro_fn)(int64_t kc, const void *pa, const void *pb, void *c, int64_t rsc,
+                         int64_t csc, int64_t mr, int64_t nr, bool first);
+typedef void (*direct_fn)(int64_t kc, const void *a, int64_t ars, int64_t aps, const void *pb,
+                          int64_t ldb, void *c, int64_t rsc, int64_t csc, int64_t mr, int64_t nr,
+                          bool first);
+
+/* mr, nr: the micro-tile; mc, kc, nc: block sizes, so that a packed sliver of B (kc x nr) stays
+ * in L1 and the packed block of A (mc x kc) in L2 (mc a multiple of mr, nc of nr). */
+typedef struct gemm_kernel {
+    naive_fn naive;
+    pack_fn pack_a, pack_b; /* NULL: no gemm, naive only */
+    micro_fn micro;
+    int64_t mr, nr, mc, kc, nc;
+    direct_fn direct; /* NULL: no unpacked path (see gemm_direct) */
+} gemm_kernel;
+
+static const gemm_kernel kernels[MG_NDTYPES] = {
+    [MG_FLOAT32] = {naive_f32, pack_f32_6, pack_f32_8, micro_f32, 6, 8, 96, 256, 1024, NULL},
+    [MG_FLOAT64] = {naive_f64, pack_f64_6, pack_f64_4, micro_f64, 6, 4, 96, 256, 512, NULL},
+    [MG_INT64] = {naive_i64, NULL, NULL, NULL, 0, 0, 0, 0, 0, NULL},
+};
+
+/* Building with -DMG_GEMM_ISA=1 (AVX2 at most) or 0 (portable only) tests the other kernels. */
+#ifndef MG_GEMM_ISA
+#define MG_GEMM_ISA 2
+#endif
+
+/* ---- gemv: float32 products with one output dim of size 1 ---------------------------------- */
+/* y(i) = sum over p < k of A(i,p) x(p), i < m, with A(i,p) at a + i rs + p cs: a matrix-vector
+ * product (n == 1: A is the product's a) or a vector-matrix one (m == 1: A is b read as its
+ * transpose, y is the row of C). Every y(i) is summed exactly as the gemm and naive_f32_fma sum a
+ * C element: blocks of kc along K, each a chain of fused multiply-adds in order from +0, the block
+ * sums added in order. So the layout of A (and the kernel reading it) never changes the bits:
+ *   - rows kernel (cs == 1, rows of A contiguous, e.g. X w): 16 (AVX-512) or 8 (AVX2) rows at a
+ *     time, a 16x16 (8x8) tile loaded row by row and transposed in registers, so that each lane
+ *     runs one row's chain; the k tail is loaded masked and multiplied by x padded with zeros
+ *     (fma(0, 0, acc) == acc, since a chain started from +0 is never -0);
+ *   - cols kernel (rs == 1, columns of A contiguous, e.g. X^T g or a column-major A): up to 4
+ *     vectors of outputs, one column slice loaded per p, masked at the edge;
+ *   - anything else (expanded, narrowed): naive_f32_fma's groups.
+ * A kernel computes outputs [i0, i1) over [pb, pe) (pb a multiple of kc) into dst(i - i0) at
+ * stride ds. Threads (gemv_run) split the outputs, or, for few outputs and a long K, the kc blocks:
+ * each block's sums go to scratch and the caller adds them in block order, which is the order the
+ * one-thread kernels use, so the bits do not depend on the number of threads either. */
+typedef struct gemv_t {
+    int64_t m, k, kc;
+    const float *a;
+    int64_t rs, cs;
+    const float *x;
+    int64_t xs;
+} gemv_t;
+typedef void (*gemv_fn)(const gemv_t *v, int64_t i0, int64_t i1, int64_t pb, int64_t pe, float *dst,
+                        int64_t ds);
+
+/* ---- x86 SIMD kernels ---------------------------------------------------------------------- */
+#if MG_CPU_X86
+DEFINE_NAIVE(naive_f32_fma, float, MG_TARGET("fma"), __builtin_fmaf)
+DEFINE_NAIVE(naive_f64_fma, double, MG_TARGET("fma"), __builtin_fma)
+
+/* The end of every SIMD micro-kernel: C (rows rsc apart, columns csc apart) <- acc, or += acc
+ * unless `first`. A full tile with unit column stride is stored straight from the registers; an
+ * edge tile or a strided C goes through a buffer, element by element. */
+#define MICRO_STORE(T, VL, MR, NV, LOADU, STOREU, ADD)                                         \
+    T *c = (T *)c_;                                                                            \
+    if (mr == MR && nr == NV * VL && csc == 1) {                                               \
+        _Pragma("GCC unroll 16") for (int i = 0; i < MR; i++)                                  \
+            _Pragma("GCC unroll 4") for (int v = 0; v < NV; v++) {                             \
+                T *cv = c + i * rsc + v * VL;                                                  \
+                STOREU(cv, first ? acc[i][v] : ADD(LOADU(cv), acc[i][v]));                     \
+            }                                                                                  \
+        return;                                                                                \
+    }                                                                                          \
+    T buf[MR][NV * VL];                                                                        \
+    _Pragma("GCC unroll 16") for (int i = 0; i < MR; i++)                                      \
+        _Pragma("GCC unroll 4") for (int v = 0; v < NV; v++) STOREU(&buf[i][v * VL], acc[i][v]); \
+    for (int64_t i = 0; i < mr; i++)                                                           \
+        for (int64_t j = 0; j < nr; j++) {                                                     \
+            T *cij = c + i * rsc + j * csc;                                                    \
+            *cij = first ? buf[i][j] : *cij + buf[i][j];                                       \
+        }
+
+/* SIMD micro-kernels (x86, chosen at run time): MR rows of NV vectors of VL lanes, one fused
+ * multiply-add per (row, vector) and p, in order, from 0 (so every element's sum is the same on
+ * the AVX2 and the AVX-512 kernels, and the same as naive_*_fma's). Full tiles of a C with
+ * contiguous rows are stored (or added) straight from the registers; edges go through a buffer. */
+#define DEFINE_SIMD_MICRO(NAME, T, TARGET, VT, VL, MR, NV, SETZ, SET1, LOAD, LOADU, STOREU, FMA, ADD) \
+    MG_TARGET(TARGET) static void NAME(int64_t kc, const void *pa_, const void *pb_, void *c_,   \
+                                       int64_t rsc, int64_t csc, int64_t mr, int64_t nr,       \
+                                       bool first) {                                           \
+        const T *pa = (const T *)pa_, *pb = (const T *)pb_;                                    \
+        VT acc[MR][NV];                                                                        \
+        _Pragma("GCC unroll 16") for (int i = 0; i < MR; i++)                                  \
+            _Pragma("GCC unroll 4") for (int v = 0; v < NV; v++) acc[i][v] = SETZ();            \
+        for (int64_t p = 0; p < kc; p++, pa += MR, pb += NV * VL) {                             \
+            VT bv[NV];                                                                         \
+            _Pragma("GCC unroll 4") for (int v = 0; v < NV; v++) bv[v] = LOAD(pb + v * VL);    \
+            _Pragma("GCC unroll 16") for (int i = 0; i < MR; i++) {                            \
+                const VT av = SET1(pa[i]);                                                     \
+                _Pragma("GCC unroll 4") for (int v = 0; v < NV; v++)                           \
+                    acc[i][v] = FMA(av, bv[v], acc[i][v]);                                     \
+            }                                                                                  \
+        }                                                                                      \
+        MICRO_STORE(T, VL, MR, NV, LOADU, STOREU, ADD)                                         \
+    }
+/* AVX-512: 12 x 32 float32 / 12 x 16 float64 (24 zmm accumulators). AVX2: 6 x 16 / 6 x 8 (12 ymm) */
+DEFINE_SIMD_MICRO(micro_f32_avx512, float, "avx512f,fma", __m512, 16, 12, 2, _mm512_setzero_ps,
+                  _mm512_set1_ps, _mm512_load_ps, _mm512_loadu_ps, _mm512_storeu_ps,
+                  _mm512_fmadd_ps, _mm512_add_ps)
+DEFINE_SIMD_MICRO(micro_f64_avx512, double, "avx512f,fma", __m512d, 8, 12, 2, _mm512_setzero_pd,
+                  _mm512_set1_pd, _mm512_load_pd, _mm512_loadu_pd, _mm512_storeu_pd,
+                  _mm512_fmadd_pd, _mm512_add_pd)
+DEFINE_SIMD_MICRO(micro_f32_avx2, float, "avx2,fma", __m256, 8, 6, 2, _mm256_setzero_ps,
+                  _mm256_set1_ps, _mm256_load_ps, _mm256_loadu_ps, _mm256_storeu_ps,
+                  _mm256_fmadd_ps, _mm256_add_ps)
+DEFINE_SIMD_MICRO(micro_f64_avx2, double, "avx2,fma", __m256d, 4, 6, 2, _mm256_setzero_pd,
+                  _mm256_set1_pd, _mm256_load_pd, _mm256_loadu_pd, _mm256_storeu_pd,
+                  _mm256_fmadd_pd, _mm256_add_pd)
+/* The same micro-kernels reading A where it lies (no packing): row i at a + i ars, element p of
+ * it at + p aps (rows >= mr read row 0 again, their sums are dropped), and B rows ldb apart (a
+ * packed sliver, ldb = NR, or a row-major B read in place). Same fused multiply-adds in the same
+ * order from 0: the same bits as the packed kernels. */
+#define DEFINE_SIMD_DIRECT(NAME, T, TARGET, VT, VL, MR, NV, SETZ, SET1, LOADU, STOREU, FMA, ADD) \
+    MG_TARGET(TARGET) static void NAME(int64_t kc, const void *a_, int64_t ars, int64_t aps,   \
+                                       const void *pb_, int64_t ldb, void *c_, int64_t rsc,    \
+                                       int64_t csc, int64_t mr, int64_t nr, bool first) {      \
+        const T *pb = (const T *)pb_;                                                          \
+        const T *ar[MR];                                                                       \
+        _Pragma("GCC unroll 16") for (int i = 0; i < MR; i++)                                  \
+            ar[i] = (const T *)a_ + (i < mr ? i : 0) * ars;                                    \
+        VT acc[MR][NV];                                                                        \
+        _Pragma("GCC unroll 16") for (int i = 0; i < MR; i++)                                  \
+            _Pragma("GCC unroll 4") for (int v = 0; v < NV; v++) acc[i][v] = SETZ();            \
+        for (int64_t p = 0, off = 0; p < kc; p++, off += aps, pb += ldb) {                      \
+            VT bv[NV];                                                                         \
+            _Pragma("GCC unroll 4") for (int v = 0; v < NV; v++) bv[v] = LOADU(pb + v * VL);   \
+            _Pragma("GCC unroll 16") for (int i = 0; i < MR; i++) {                            \
+                const VT av = SET1(ar[i][off]);                                                \
+                _Pragma("GCC unroll 4") for (int v = 0; v < NV; v++)                           \
+                    acc[i][v] = FMA(av, bv[v], acc[i][v]);                                     \
+            }                                                                                  \
+        }                                                                                      \
+        MICRO_STORE(T, VL, MR, NV, LOADU, STOREU, ADD)                                         \
+    }
+DEFINE_SIMD_DIRECT(direct_f32_avx512, float, "avx512f,fma", __m512, 16, 12, 2, _mm512_setzero_ps,
+                   _mm512_set1_ps, _mm512_loadu_ps, _mm512_storeu_ps, _mm512_fmadd_ps, _mm512_add_ps)
+DEFINE_SIMD_DIRECT(direct_f64_avx512, double, "avx512f,fma", __m512d, 8, 12, 2, _mm512_setzero_pd,
+                   _mm512_set1_pd, _mm512_loadu_pd, _mm512_storeu_pd, _mm512_fmadd_pd, _mm512_add_pd)
+DEFINE_SIMD_DIRECT(direct_f32_avx2, float, "avx2,fma", __m256, 8, 6, 2, _mm256_setzero_ps,
+                   _mm256_set1_ps, _mm256_loadu_ps, _mm256_storeu_ps, _mm256_fmadd_ps, _mm256_add_ps)
+DEFINE_SIMD_DIRECT(direct_f64_avx2, double, "avx2,fma", __m256d, 4, 6, 2, _mm256_setzero_pd,
+                   _mm256_set1_pd, _mm256_loadu_pd, _mm256_storeu_pd, _mm256_fmadd_pd, _mm256_add_pd)
+
+/* r[l] = row l of an 8x8 tile -> r[j] = column j */
+MG_TARGET("avx2") __attribute__((always_inline)) static inline void transpose8_ps(__m256 r[8]) {
+    __m256 t0 = _mm256_unpacklo_ps(r[0], r[1]), t1 = _mm256_unpackhi_ps(r[0], r[1]),
+           t2 = _mm256_unpacklo_ps(r[2], r[3]), t3 = _mm256_unpackhi_ps(r[2], r[3]),
+           t4 = _mm256_unpacklo_ps(r[4], r[5]), t5 = _mm256_unpackhi_ps(r[4], r[5]),
+           t6 = _mm256_unpacklo_ps(r[6], r[7]), t7 = _mm256_unpackhi_ps(r[6], r[7]);
+    __m256 u0 = _mm256_shuffle_ps(t0, t2, _MM_SHUFFLE(1, 0, 1, 0)),
+           u1 = _mm256_shuffle_ps(t0, t2, _MM_SHUFFLE(3, 2, 3, 2)),
+           u2 = _mm256_shuffle_ps(t1, t3, _MM_SHUFFLE(1, 0, 1, 0)),
+           u3 = _mm256_shuffle_ps(t1, t3, _MM_SHUFFLE(3, 2, 3, 2)),
+           u4 = _mm256_shuffle_ps(t4, t6, _MM_SHUFFLE(1, 0, 1, 0)),
+           u5 = _mm256_shuffle_ps(t4, t6, _MM_SHUFFLE(3, 2, 3, 2)),
+           u6 = _mm256_shuffle_ps(t5, t7, _MM_SHUFFLE(1, 0, 1, 0)),
+           u7 = _mm256_shuffle_ps(t5, t7, _MM_SHUFFLE(3, 2, 3, 2));
+    r[0] = _mm256_permute2f128_ps(u0, u4, 0x20);
+    r[1] = _mm256_permute2f128_ps(u1, u5, 0x20);
+    r[2] = _mm256_permute2f128_ps(u2, u6, 0x20);
+    r[3] = _mm256_permute2f128_ps(u3, u7, 0x20);
+    r[4] = _mm256_permute2f128_ps(u0, u4, 0x31);
+    r[5] = _mm256_permute2f128_ps(u1, u5, 0x31);
+    r[6] = _mm256_permute2f128_ps(u2, u6, 0x31);
+    r[7] = _mm256_permute2f128_ps(u3, u7, 0x31);
+}
+
+/* 8 lanes (8 rows of A, or 8 columns of a transposed B) read along their contiguous depth and
+ * written 8 at a time: 8x8 blocks transposed in registers. dst: the first lane's column of the
+ * packed sliver, whose rows are W wide. Used by the packs of the SIMD kernels (AVX2 is there). */
+MG_TARGET("avx2") static void transpose8_f32(float *dst, int64_t W, const float *s, int64_t s_lane,
+                                             int64_t depth) {
+    int64_t p = 0;
+    for (; p + 8 <= depth; p += 8) {
+        __m256 r[8];
+        _Pragma("GCC unroll 8") for (int l = 0; l < 8; l++) r[l] = _mm256_loadu_ps(s + l * s_lane + p);
+        transpose8_ps(r);
+        _Pragma("GCC unroll 8") for (int q = 0; q < 8; q++) _mm256_storeu_ps(dst + (p + q) * W, r[q]);
+    }
+    for (; p < depth; p++)
+        for (int l = 0; l < 8; l++) dst[p * W + l] = s[l * s_lane + p];
+}
+#define FAST_T8_F32(W)                                                                        \
+    if (s_depth == 1)                                                                         \
+        for (; l + 8 <= w; l += 8) transpose8_f32(dst + l, W, s + l * s_lane, s_lane, depth);
+DEFINE_PACK(pack_f32_12, float, 12, FAST_T8_F32)
+DEFINE_PACK(pack_f32_16, float, 16, FAST_T8_F32)
+DEFINE_PACK(pack_f32_32, float, 32, FAST_T8_F32)
+DEFINE_PACK(pack_f64_12, double, 12, NO_FAST)
+DEFINE_PACK(pack_f64_8, double, 8, NO_FAST)
+DEFINE_PACK(pack_f64_16, double, 16, NO_FAST)
+
+static const gemm_kernel kernels_avx512[2] = {
+    [MG_FLOAT32] = {naive_f32_fma, pack_f32_12, pack_f32_32, micro_f32_avx512, 12, 32, 384, 256, 2048, direct_f32_avx512},
+    [MG_FLOAT64] = {naive_f64_fma, pack_f64_12, pack_f64_16, micro_f64_avx512, 12, 16, 192, 256, 1024, direct_f64_avx512},
+};
+static const gemm_kernel kernels_avx2[2] = {
+    [MG_FLOAT32] = {naive_f32_fma, pack_f32_6, pack_f32_16, micro_f32_avx2, 6, 16, 96, 256, 2048, direct_f32_avx2},
+    [MG_FLOAT64] = {naive_f64_fma, pack_f64_6, pack_f64_8, micro_f64_avx2, 6, 8, 96, 256, 1024, direct_f64_avx2},
+};
+
+/* The SIMD kernel for dt (float32, float64) on this CPU and a C n wide; NULL: none (no FMA). */
+static const gemm_kernel *simd_kernel(mg_dtype dt, int64_t n) {
+    /* a C narrower than half the AVX-512 tile pads less on the AVX2 one (and the bits agree) */
+    if (MG_GEMM_ISA >= 2 && 2 * n > kernels_avx512[dt].nr && MG_CPU_HAS_AVX512_FMA())
+        return &kernels_avx512[dt];
+    if (MG_GEMM_ISA >= 1 && MG_CPU_HAS_AVX2_FMA()) return &kernels_avx2[dt];
+    return NULL;
+}
+
+/* ---- x86 gemv kernels ---------------------------------------------------------------------- */
+static void gemv_naive(const gemv_t *v, int64_t i0, int64_t i1, int64_t pb, int64_t pe, float *dst,
+                       int64_t ds) {
+    for (int64_t i = i0; i < i1; i += NAIVE_GROUP)
+        naive_f32_fma_group(dst + (i - i0) * ds, ds, i1 - i < NAIVE_GROUP ? i1 - i : NAIVE_GROUP,
+                            v->a + i * v->rs + pb * v->cs, v->rs, v->cs, v->x + pb * v->xs, 0, v->xs,
+                            pe - pb, v->kc);
+}
+
+/* r[l] = row l of a 16x16 tile -> r[j] = column j */
+MG_TARGET("avx512f") __attribute__((always_inline)) static inline void transpose16_ps(__m512 r[16]) {
+    __m512 t[16], u[16];
+    _Pragma("GCC unroll 8") for (int l = 0; l < 8; l++) {
+        t[2 * l] = _mm512_unpacklo_ps(r[2 * l], r[2 * l + 1]);
+        t[2 * l + 1] = _mm512_unpackhi_ps(r[2 * l], r[2 * l + 1]);
+    }
+    /* u[4g + c], 128-bit block b: column 4b + c, rows 4g..4g+3 */
+    _Pragma("GCC unroll 4") for (int g4 = 0; g4 < 4; g4++) {
+        __m512 *tg = t + 4 * g4, *ug = u + 4 * g4;
+        ug[0] = _mm512_shuffle_ps(tg[0], tg[2], 0x44);
+        ug[1] = _mm512_shuffle_ps(tg[0], tg[2], 0xEE);
+        ug[2] = _mm512_shuffle_ps(tg[1], tg[3], 0x44);
+        ug[3] = _mm512_shuffle_ps(tg[1], tg[3], 0xEE);
+    }
+    _Pragma("GCC unroll 4") for (int c = 0; c < 4; c++) {
+        const __m512 e = _mm512_shuffle_f32x4(u[c], u[4 + c], 0x88),
+                     f = _mm512_shuffle_f32x4(u[c], u[4 + c], 0xDD),
+                     g = _mm512_shuffle_f32x4(u[8 + c], u[12 + c], 0x88),
+                     h = _mm512_shuffle_f32x4(u[8 + c], u[12 + c], 0xDD);
+        r[c] = _mm512_shuffle_f32x4(e, g, 0x88);
+        r[8 + c] = _mm512_shuffle_f32x4(e, g, 0xDD);
+        r[4 + c] = _mm512_shuffle_f32x4(f, h, 0x88);
+        r[12 + c] = _mm512_shuffle_f32x4(f, h, 0xDD);
+    }
+}
+
+/* y values of one vector of lanes to dst at stride ds (the first n lanes) */
+#define GEMV_STORE(VL, STOREU, vec, dst, ds, n)                                               \
+    do {                                                                                      \
+        if ((ds) == 1 && (n) == VL) STOREU(dst, vec);                                         \
+        else {                                                                                \
+            float buf_[VL];                                                                   \
+            STOREU(buf_, vec);                                                                \
+            for (int64_t o_ = 0; o_ < (n); o_++) (dst)[o_ * (ds)] = buf_[o_];                 \
+        }                                                                                     \
+    } while (0)
+
+/* rows of A prefetched ahead of the rows kernel (the 16 lines of a tile are read in a burst) */
+#ifndef GEMV_AHEAD
+#define GEMV_AHEAD 128
+#endif
+/* elements of A from which the rows kernel streams y (16 MB: several times L2) */
+#ifndef GEMV_STREAM_MIN
+#define GEMV_STREAM_MIN ((int64_t)1 << 22)
+#endif
+/* Aligned to 64 bytes: where its loop falls against cache lines moves with unrelated code
+ * around it, and at 16-byte alignment X w (10^6 x 16) measured 10-25% slower on a Zen 4. */
+MG_TARGET("avx512f,fma") __attribute__((aligned(64))) static void gemv_rows_avx512(
+    const gemv_t *v, int64_t i0, int64_t i1, int64_t pb, int64_t pe, float *dst, int64_t ds) {
+    const int64_t rs = v->rs, xs = v->xs, kc = v->kc;
+    /* A far larger than the caches: y would be evicted before its next use anyway, so it is
+     * written with streaming stores (no read for ownership: ~6% less traffic at k = 16) */
+    const bool stream = ds == 1 && v->m * v->k >= GEMV_STREAM_MIN;
+    int64_t i = i0;
+    for (; i + 16 <= i1; i += 16) {
+        const float *a = v->a + i * rs;
+        __m512 tot = _mm512_setzero_ps();
+        for (int64_t p0 = pb, p1; p0 < pe; p0 = p1) {
+            p1 = pe - p0 <= kc ? pe : p0 + kc;
+            __m512 acc = _mm512_setzero_ps();
+            for (int64_t p = p0; p < p1; p += 16) {
+                const int64_t cnt = p1 - p < 16 ? p1 - p : 16;
+                __m512 r[16];
+                float xb[16];
+                if (cnt == 16) {
+                    _Pragma("GCC unroll 16") for (int l = 0; l < 16; l++) {
+                        _mm_prefetch((const char *)(a + (l + GEMV_AHEAD) * rs + p), _MM_HINT_T0);
+                        r[l] = _mm512_loadu_ps(a + l * rs + p);
+                    }
+                    _Pragma("GCC unroll 16") for (int q = 0; q < 16; q++) xb[q] = v->x[(p + q) * xs];
+                } else {
+                    const __mmask16 mk = (__mmask16)((1u << cnt) - 1);
+                    _Pragma("GCC unroll 16") for (int l = 0; l < 16; l++)
+                        r[l] = _mm512_maskz_loadu_ps(mk, a + l * rs + p);
+                    for (int q = 0; q < 16; q++) xb[q] = q < cnt ? v->x[(p + q) * xs] : 0.0f;
+                }
+                transpose16_ps(r);
+                _Pragma("GCC unroll 16") for (int q = 0; q < 16; q++)
+                    acc = _mm512_fmadd_ps(r[q], _mm512_set1_ps(xb[q]), acc);
+            }
+            tot = p0 == pb ? acc : _mm512_add_ps(tot, acc);
+        }
+        float *d = dst + (i - i0) * ds;
+        if (stream && ((uintptr_t)d & 63) == 0) _mm512_stream_ps(d, tot);
+        else GEMV_STORE(16, _mm512_storeu_ps, tot, d, ds, 16);
+    }
+    if (i < i1) gemv_naive(v, i, i1, pb, pe, dst + (i - i0) * ds, ds);
+    if (stream) _mm_sfence(); /* the streaming stores ordered before the caller reads y */
+}
+
+/* lanes below n set (n in 0..8), for maskload / maskstore */
+MG_TARGET("avx2") __attribute__((always_inline)) static inline __m256i mask8(int64_t n) {
+    return _mm256_cmpgt_epi32(_mm256_set1_epi32((int)n), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
+}
+
+MG_TARGET("avx2,fma") static void gemv_rows_avx2(const gemv_t *v, int64_t i0, int64_t i1,
+                                                               int64_t pb, int64_t pe, float *dst,
+                                                               int64_t ds) {
+    const int64_t rs = v->rs, xs = v->xs, kc = v->kc;
+    int64_t i = i0;
+    for (; i + 8 <= i1; i += 8) {
+        const float *a = v->a + i * rs;
+        __m256 tot = _mm256_setzero_ps();
+        for (int64_t p0 = pb, p1; p0 < pe; p0 = p1) {
+            p1 = pe - p0 <= kc ? pe : p0 + kc;
+            __m256 acc = _mm256_setzero_ps();
+            for (int64_t p = p0; p < p1; p += 8) {
+                const int64_t cnt = p1 - p < 8 ? p1 - p : 8;
+                __m256 r[8];
+                float xb[8];
+                if (cnt == 8) {
+                    _Pragma("GCC unroll 8") for (int l = 0; l < 8; l++) r[l] = _mm256_loadu_ps(a + l * rs + p);
+                    _Pragma("GCC unroll 8") for (int q = 0; q < 8; q++) xb[q] = v->x[(p + q) * xs];
+                } else {
+                    const __m256i mk = mask8(cnt);
+                    _Pragma("GCC unroll 8") for (int l = 0; l < 8; l++) r[l] = _mm256_maskload_ps(a + l * rs + p, mk);
+                    for (int q = 0; q < 8; q++) xb[q] = q < cnt ? v->x[(p + q) * xs] : 0.0f;
+                }
+                transpose8_ps(r);
+                _Pragma("GCC unroll 8") for (int q = 0; q < 8; q++)
+                    acc = _mm256_fmadd_ps(r[q], _mm256_set1_ps(xb[q]), acc);
+            }
+            tot = p0 == pb ? acc : _mm256_add_ps(tot, acc);
+        }
+        float *d = dst + (i - i0) * ds;
+        GEMV_STORE(8, _mm256_storeu_ps, tot, d, ds, 8);
+    }
+    if (i < i1) gemv_naive(v, i, i1, pb, pe, dst + (i - i0) * ds, ds);
+}
+
+/* cols kernels: NV vectors of outputs (the last ones masked) per pass over [pb, pe) */
+#define DEFINE_GEMV_COLS(NAME, TARGET, VT, VL, MASKT, MKMASK, SETZ, SET1, MLOAD, STOREU, FMA, ADD)  \
+    MG_TARGET(TARGET) __attribute__((always_inline)) static inline void NAME##_nv(                   \
+        const gemv_t *v, const float *a, int64_t w, int64_t pb, int64_t pe, float *dst,          \
+        int64_t ds, const int NV) {                                                              \
+        const int64_t cs = v->cs, xs = v->xs, kc = v->kc;                                        \
+        MASKT mk[4];                                                                             \
+        for (int u = 0; u < NV; u++) mk[u] = MKMASK(w - u * VL);                                 \
+        VT tot[4], acc[4];                                                                       \
+        for (int u = 0; u < NV; u++) tot[u] = SETZ();                                            \
+        for (int64_t p0 = pb, p1; p0 < pe; p0 = p1) {                                            \
+            p1 = pe - p0 <= kc ? pe : p0 + kc;                                                   \
+            for (int u = 0; u < NV; u++) acc[u] = SETZ();                                        \
+            const float *ap = a + p0 * cs;                                                       \
+            for (int64_t p = p0; p < p1; p++, ap += cs) {                                        \
+                const VT xv = SET1(v->x[p * xs]);                                                \
+                for (int u = 0; u < NV; u++) acc[u] = FMA(MLOAD(ap + u * VL, mk[u]), xv, acc[u]); \
+            }                                                                                    \
+            for (int u = 0; u < NV; u++) tot[u] = p0 == pb ? acc[u] : ADD(tot[u], acc[u]);       \
+        }                                                                                        \
+        for (int u = 0; u < NV; u++) {                                                           \
+            const int64_t n_ = w - u * VL < VL ? w - u * VL : VL;                                \
+            GEMV_STORE(VL, STOREU, tot[u], dst + u * VL * ds, ds, n_);                           \
+        }                                                                                        \
+    }                                                                                            \
+    MG_TARGET(TARGET) static void NAME(const gemv_t *v, int64_t i0, int64_t i1,      \
+                                                     int64_t pb, int64_t pe, float *dst,         \
+                                                     int64_t ds) {                               \
+        for (int64_t i = i0; i < i1; i += 4 * VL) {                                              \
+            const int64_t w = i1 - i < 4 * VL ? i1 - i : 4 * VL;                                 \
+            const float *a = v->a + i;                                                           \
+            float *d = dst + (i - i0) * ds;                                                      \
+            switch ((w + VL - 1) / VL) {                                                         \
+            case 1: NAME##_nv(v, a, w, pb, pe, d, ds, 1); break;                                 \
+            case 2: NAME##_nv(v, a, w, pb, pe, d, ds, 2); break;                                 \
+            case 3: NAME##_nv(v, a, w, pb, pe, d, ds, 3); break;                                 \
+            default: NAME##_nv(v, a, w, pb, pe, d, ds, 4); break;                                \
+            }                                                                                    \
+        }                                                                                        \
+    }
+MG_TARGET("avx512f") __attribute__((always_inline)) static inline __mmask16 mask16(int64_t n) {
+    return n >= 16 ? (__mmask16)0xFFFF : n <= 0 ? (__mmask16)0 : (__mmask16)((1u << n) - 1);
+}
+#define MLOAD512(p, m) _mm512_maskz_loadu_ps(m, p)
+#define MLOAD256(p, m) _mm256_maskload_ps(p, m)
+DEFINE_GEMV_COLS(gemv_cols_avx512, "avx512f,fma", __m512, 16, __mmask16, mask16, _mm512_setzero_ps,
+                 _mm512_set1_ps, MLOAD512, _mm512_storeu_ps, _mm512_fmadd_ps, _mm512_add_ps)
+DEFINE_GEMV_COLS(gemv_cols_avx2, "avx2,fma", __m256, 8, __m256i, mask8, _mm256_setzero_ps,
+                 _mm256_set1_ps, MLOAD256, _mm256_storeu_ps, _mm256_fmadd_ps, _mm256_add_ps)
+
+/* The kernel for v on this CPU, and its unit (outputs per pass); NULL without FMA. */
+static gemv_fn gemv_kernel(const gemv_t *v, int64_t *unit) {
+    const bool avx512 = MG_GEMM_ISA >= 2 && MG_CPU_HAS_AVX512_FMA();
+    const bool avx2 = MG_GEMM_ISA >= 1 && MG_CPU_HAS_AVX2_FMA();
+    if (!avx512 && !avx2) return NULL;
+    if (v->cs == 1 && v->m >= 8) {
+        *unit = avx512 ? 16 : 8;
+        return avx512 ? gemv_rows_avx512 : gemv_rows_avx2;
+    }
+    if (v->rs == 1) {
+        *unit = avx512 ? 64 : 32;
+        return avx512 ? gemv_cols_avx512 : gemv_cols_avx2;
+    }
+    *unit = NAIVE_GROUP;
+    return gemv_naive;
+}
+#else /* no SIMD kernels: the portable gemm and naive only */
+static const gemm_kernel *simd_kernel(mg_dtype dt, int64_t n) {
+    (void)dt, (void)n;
+    return NULL;
+}
+static gemv_fn gemv_kernel(const gemv_t *v, int64_t *unit) {
+    (void)v, (void)unit;
+    return NULL;
+}
+#endif
+
+/* The kernel for dtype dt on this CPU (asked at each call: no state here). */
+static const gemm_kernel *kernel_for(mg_dtype dt, int64_t n) {
+    const gemm_kernel *simd = dt == MG_FLOAT32 || dt == MG_FLOAT64 ? simd_kernel(dt, n) : NULL;
+    return simd ? simd : &kernels[dt];
+}
+
+/* ---- gemv: drivers ------------------------------------------------------------------------- */
+typedef struct gemv_job {
+    const gemv_t *v;
+    gemv_fn fn;
+    int64_t unit;
+    float *y;
+    int64_t ys;
+    float *part; /* block mode: the sums of block b at part + b m */
+} gemv_job;
+
+static void gemv_rows_range(void *arg, int64_t begin, int64_t end) {
+    const gemv_job *j = (const gemv_job *)arg;
+    const int64_t i0 = begin * j->unit, i1 = min64(end * j->unit, j->v->m);
+    j->fn(j->v, i0, i1, 0, j->v->k, j->y + i0 * j->ys, j->ys);
+}
+static void gemv_blocks_range(void *arg, int64_t begin, int64_t end) {
+    const gemv_job *j = (const gemv_job *)arg;
+    const gemv_t *v = j->v;
+    for (int64_t b = begin; b < end; b++)
+        j->fn(v, 0, v->m, b * v->kc, min64((b + 1) * v->kc, v->k), j->part + b * v->m, 1);
+}
+
+/* Products of fewer elements of A than this run on one thread (memory-bound: a few us). */
+#ifndef GEMV_PAR_MIN
+#define GEMV_PAR_MIN ((int64_t)1 << 17)
+#endif
+
+/* y = A x; false when this CPU has no gemv kernel (the caller takes the naive path). */
+static bool gemv_run(mg_ctx *ctx, const gemv_t *v, float *y, int64_t ys) {
+    int64_t unit;
+    const gemv_fn fn = gemv_kernel(v, &unit);
+    if (!fn) return false;
+    gemv_job job = {v, fn, unit, y, ys, NULL};
+    const int64_t units = (v->m + unit - 1) / unit, nblk = (v->k + v->kc - 1) / v->kc;
+    const int nt = ctx->num_threads;
+    if (nt > 1 && v->m * v->k >= GEMV_PAR_MIN) {
+        if (units >= 2 * nt) {
+            mg_parallel_for(ctx, units, 1, gemv_rows_range, &job);
+            return true;
+        }
+        if (nblk >= 2 * nt) {
+            const size_t bytes = sizeof(float) * (size_t)(nblk * v->m);
+            job.part = mg_alloc(ctx, bytes);
+            if (job.part) {
+                mg_parallel_for(ctx, nblk, 1, gemv_blocks_range, &job);
+                for (int64_t i = 0; i < v->m; i++) {
+                    float s = job.part[i];
+                    for (int64_t b = 1; b < nblk; b++) s += job.part[b * v->m + i];
+                    y[i * ys] = s;
+                }
+                mg_free(ctx, job.part, bytes);
+                return true;
+            }
+        }
+    }
+    fn(v, 0, v->m, 0, v->k, y, ys);
+    return true;
+}
+
+/* ---- gemm: the unpacked product, and packing scratch --------------------------------------- */
+/* The unpacked product, for C no taller than one block of A (m <= mc) on one thread: the kernel
+ * reads A where it lies (kn->direct), and B too when its rows are contiguous (csb == 1), except
+ * the last sliver of a panel narrower than NR, which is packed; otherwise B's panel is packed as
+ * in gemm_slots. The K blocks, their order and every sum are gemm_slots': the same bits, without
+ * the copies.
+ * pb: round_up(min(nc, n), nr) kc elements (B packed) or nr kc (B read in place), aligned. */
+static bool direct_b(const gemm_kernel *kn, const product *g) { return g->csb == 1 && g->n >= kn->nr; }
+static void gemm_direct(const gemm_kernel *kn, size_t es, const product *g, void *pb) {
+    const bool bd = direct_b(kn, g);
+    for (int64_t jc = 0; jc < g->n; jc += kn->nc) {
+        const int64_t nc = min64(kn->nc, g->n - jc);
+        for (int64_t pc = 0; pc < g->k; pc += kn->kc) {
+            const int64_t kc = min64(kn->kc, g->k - pc);
+            if (!bd) kn->pack_b(pb, at(g->b, pc * g->rsb + jc * g->csb, es), g->csb, g->rsb, nc, kc);
+            for (int64_t jr = 0; jr < nc; jr += kn->nr) {
+                const int64_t nr = min64(kn->nr, nc - jr);
+                const void *bp = at(pb, jr * kc, es);
+                int64_t ldb = kn->nr;
+                if (bd) {
+                    const void *src = at(g->b, pc * g->rsb + (jc + jr) * g->csb, es);
+                    if (nr == kn->nr) bp = src, ldb = g->rsb;
+                    else kn->pack_b(pb, src, g->csb, g->rsb, nr, kc), bp = pb;
+                }
+                for (int64_t ir = 0; ir < g->m; ir += kn->mr) {
+                    char *c = (char *)at(g->c, ir * g->rsc + (jc + jr) * g->csc, es);
+                    kn->direct(kc, at(g->a, ir * g->rsa + pc * g->csa, es), g->rsa, g->csa, bp, ldb,
+                               c, g->rsc, g->csc, min64(kn->mr, g->m - ir), nr, pc == 0);
+                }
+            }
+        }
+    }
+}
+
+/* Bytes of packing scratch for an M x N x K product (bounded by the block sizes), plus room to
+ * align each buffer to PACK_ALIGN (the SIMD kernels load B with aligned loads). */
+#define PACK_ALIGN 64
+static void packed_sizes(const gemm_kernel *kn, size_t es, int64_t m, int64_t n, int64_t k,
+                         size_t *a_bytes, size_t *b_bytes) {
+    const int64_t kc = min64(kn->kc, k);
+    *a_bytes = (size_t)(round_up(min64(kn->mc, m), kn->mr) * kc) * es + PACK_ALIGN;
+    *b_bytes = (size_t)(round_up(min64(kn->nc, n), kn->nr) * kc) * es + PACK_ALIGN;
+}
+static void *align_up(void *p) {
+    return (char *)p + ((PACK_ALIGN - (uintptr_t)p % PACK_ALIGN) % PACK_ALIGN);
+}
+
+/* ---- gemm: the blocked product, on one thread or several ------------------------------------ */
+/* One fork-join per product: `slots` ranges of C, one per thread. For each panel of B and each kc
+ * block (in order), the threads pack the shared panel (each a range of slivers), meet at a
+ * barrier, then each takes its range of C: whole micro-rows (MR-row slivers of C, when there are
+ * enough of them) or whole micro-columns of the panel, packs its own blocks of A into its own
+ * buffer and runs the micro-kernel on its tiles, and meets the others again before the panel is
+ * repacked. Every C element is computed by one thread with the same kc blocks in the same order
+ * whatever the number of slots: the bits do not depend on the number of threads. With one slot
+ * this is the plain blocked loop (the barriers pass at once). The barrier spins on a counter in
+ * the job: each call of the range function adds its number of slots, so it works however the pool
+ * grouped the slots (each call runs on its own thread, all at once). */
+#ifndef GEMM_PAR_MIN
+#define GEMM_PAR_MIN 8000000.0
+#endif
+typedef struct gemm_job {
+    const gemm_kernel *kn;
+    size_t es;
+    const product *g;
+    char *pa;          /* the buffer of the call starting at slot s: align_up(pa + s a_bytes) */
+    size_t a_bytes;
+    char *pb;          /* the shared packed panel (aligned) */
+    int64_t slots;
+    _Atomic int64_t arrived; /* slots that reached a barrier, over all barriers so far */
+} gemm_job;
+
+static void gemm_barrier(gemm_job *j, int64_t weight, int64_t *round) {
+    const int64_t target = ++*round * j->slots;
+    atomic_fetch_add(&j->arrived, weight);
+    /* spin, then yield: on a machine with more runnable threads than cores, the one we wait for
+     * may need our core */
+    for (int spins = 0; atomic_load(&j->arrived) < target; spins++) {
+        if (spins < 4096) MG_CPU_PAUSE();
+        else sched_yield();
+    }
+}
+
+static void gemm_slots(void *arg, int64_t begin, int64_t end) {
+    gemm_job *j = (gemm_job *)arg;
+    const gemm_kernel *kn = j->kn;
+    const product *g = j->g;
+    const size_t es = j->es;
+    char *pa = align_up(j->pa + (size_t)begin * j->a_bytes); /* this call's own buffer */
+    int64_t round = 0;
+    for (int64_t jc = 0; jc < g->n; jc += kn->nc) {
+        const int64_t nc = min64(kn->nc, g->n - jc);
+        const int64_t rows = (g->m + kn->mr - 1) / kn->mr, cols = (nc + kn->nr - 1) / kn->nr;
+        const bool by_rows = rows >= 2 * j->slots || rows >= cols;
+        const int64_t units = by_rows ? rows : cols;
+        for (int64_t pc = 0; pc < g->k; pc += kn->kc) {
+            const int64_t kc = min64(kn->kc, g->k - pc);
+            for (int64_t s = begin; s < end; s++) { /* pack slivers [s0, s1) of the panel */
+                const int64_t s0 = cols * s / j->slots, s1 = cols * (s + 1) / j->slots;
+                if (s1 <= s0) continue;
+                const int64_t l0 = s0 * kn->nr, l1 = min64(s1 * kn->nr, nc);
+                kn->pack_b(j->pb + (size_t)(l0 * kc) * es, at(g->b, pc * g->rsb + (jc + l0) * g->csb, es),
+                           g->csb, g->rsb, l1 - l0, kc);
+            }
+            gemm_barrier(j, end - begin, &round);
+            for (int64_t s = begin; s < end; s++) {
+                const int64_t u0 = units * s / j->slots, u1 = units * (s + 1) / j->slots;
+                if (u1 <= u0) continue;
+                int64_t r0 = 0, r1 = g->m, c0 = 0, c1 = nc;
+                if (by_rows) r0 = u0 * kn->mr, r1 = min64(u1 * kn->mr, g->m);
+                else c0 = u0 * kn->nr, c1 = min64(u1 * kn->nr, nc);
+                for (int64_t ic = r0; ic < r1; ic += kn->mc) {
+                    const int64_t mc = min64(kn->mc, r1 - ic);
+                    kn->pack_a(pa, at(g->a, ic * g->rsa + pc * g->csa, es), g->rsa, g->csa, mc, kc);
+                    for (int64_t jr = c0; jr < c1; jr += kn->nr)
+                        for (int64_t ir = 0; ir < mc; ir += kn->mr) {
+                            char *c = (char *)at(g->c, (ic + ir) * g->rsc + (jc + jr) * g->csc, es);
+                            kn->micro(kc, at(pa, ir * kc, es), at(j->pb, jr * kc, es), c, g->rsc,
+                                      g->csc, min64(kn->mr, mc - ir), min64(kn->nr, c1 - jr), pc == 0);
+                        }
+                }
+            }
+            gemm_barrier(j, end - begin, &round); /* all done with the panel before it is repacked */
+        }
+    }
+}
+
+/* The blocked product on `slots` threads; pa holds slots buffers of a_bytes each, pb one of the
+ * panel (see packed_sizes). One slot runs on the caller's thread. */
+static void gemm_blocked(mg_ctx *ctx, const gemm_kernel *kn, size_t es, const product *g, char *pa,
+                         size_t a_bytes, void *pb, int64_t slots) {
+    gemm_job j = {kn, es, g, pa, a_bytes, align_up(pb), slots, 0};
+    mg_parallel_for(ctx, slots, 1, gemm_slots, &j);
+}
+
+
+/* ---- the entry point ----------------------------------------------------------------------- */
+mg_status mg_gemm(mg_ctx *ctx, mg_dtype dt, const mg_gemm_args *p) {
+    product g = *p; /* this batch's product: a, b and c move, the rest stays */
+    int64_t idx[MG_MAX_DIMS], nbatch = 1;
+    for (int d = 0; d < p->batch_ndim; d++) {
+        idx[d] = 0;
+        nbatch *= p->batch_size[d];
+    }
+
+    const gemm_kernel *kn = kernel_for(dt, g.n);
+    const size_t es = mg_dtype_size(dt);
+    /* float32 vector products go to the gemv kernels (any layout, same bits as the gemm) */
+    bool use_gemv = false;
+    gemv_t gv = {0};
+    int64_t gv_unit;
+    if (dt == MG_FLOAT32 && (g.m == 1 || g.n == 1) && g.k > 0) {
+        gv.k = g.k;
+        gv.kc = kn->pack_a ? kn->kc : g.k;
+        if (g.n == 1) gv.m = g.m, gv.rs = g.rsa, gv.cs = g.csa, gv.xs = g.rsb;
+        else gv.m = g.n, gv.rs = g.csb, gv.cs = g.rsb, gv.xs = g.csa;
+        use_gemv = gemv_kernel(&gv, &gv_unit) != NULL;
+    }
+    /* a vector product whose dot loop walks the matrix contiguously is memory-bound: the naive
+     * loop is as fast as packing, which would pad the vector to a whole micro-tile */
+    const bool vector_friendly = (g.m == 1 && (g.n == 1 || g.rsb == 1)) || (g.n == 1 && g.csa == 1);
+    const bool blocked = !use_gemv && kn->pack_a && g.k > 0 && !vector_friendly;
+    /* large products are split between threads (see gemm_slots), each with its own A buffer */
+    int64_t slots = 1;
+    if (blocked && ctx->num_threads > 1 && 2.0 * (double)g.m * (double)g.n * (double)g.k >= GEMM_PAR_MIN) {
+        const int64_t rows = (g.m + kn->mr - 1) / kn->mr, cols = (min64(g.n, kn->nc) + kn->nr - 1) / kn->nr;
+        slots = min64(ctx->num_threads, rows > cols ? rows : cols);
+    }
+    /* small products (below the threading threshold, C no taller than one block of A): the
+     * unpacked path (gemm_direct); W6's 25 MFLOP products measured no faster there */
+    const bool direct = blocked && slots == 1 && kn->direct && g.m <= kn->mc &&
+                        2.0 * (double)g.m * (double)g.n * (double)g.k < GEMM_PAR_MIN;
+    size_t a_bytes = 0, b_bytes = 0;
+    void *pa = NULL, *pb = NULL;
+    if (direct) {
+        const int64_t kc = min64(kn->kc, g.k);
+        b_bytes = (size_t)((direct_b(kn, &g) ? kn->nr : round_up(min64(kn->nc, g.n), kn->nr)) * kc) * es +
+                  PACK_ALIGN;
+        pb = mg_alloc(ctx, b_bytes);
+        if (!pb) return mg_fail(ctx, MG_ENOMEM, 0, "not enough memory for matmul's packing buffers");
+    } else if (blocked) {
+        packed_sizes(kn, es, g.m, g.n, g.k, &a_bytes, &b_bytes);
+        pa = mg_alloc(ctx, a_bytes * (size_t)slots);
+        pb = mg_alloc(ctx, b_bytes);
+        if (!pa || !pb) {
+            mg_free(ctx, pa, a_bytes * (size_t)slots);
+            mg_free(ctx, pb, b_bytes);
+            return mg_fail(ctx, MG_ENOMEM, 0, "not enough memory for matmul's packing buffers");
+        }
+    }
+    for (int64_t t = 0; t < nbatch; t++) {
+        int64_t oa = 0, ob = 0, oc = 0; /* element offsets of this batch's matrices */
+        for (int d = 0; d < p->batch_ndim; d++) {
+            oa += idx[d] * p->batch_sa[d];
+            ob += idx[d] * p->batch_sb[d];
+            oc += idx[d] * p->batch_sc[d];
+        }
+        g.a = at(p->a, oa, es);
+        g.b = at(p->b, ob, es);
+        g.c = (char *)at(p->c, oc, es);
+        if (use_gemv) {
+            gv.a = (const float *)(g.n == 1 ? g.a : g.b);
+            gv.x = (const float *)(g.n == 1 ? g.b : g.a);
+            gemv_run(ctx, &gv, (float *)g.c, g.n == 1 ? g.rsc : g.csc);
+        } else if (direct) gemm_direct(kn, es, &g, align_up(pb));
+        else if (blocked) gemm_blocked(ctx, kn, es, &g, pa, a_bytes, pb, slots);
+        else kn->naive(&g, kn->pack_a ? kn->kc : g.k);
+        for (int d = p->batch_ndim - 1; d >= 0; d--) { /* next batch index, last dim fastest */
+            if (++idx[d] < p->batch_size[d]) break;
+            idx[d] = 0;
+        }
+    }
+    mg_free(ctx, pa, a_bytes * (size_t)slots);
+    mg_free(ctx, pb, b_bytes);
+    return MG_OK;
+}

@@ -1,0 +1,44 @@
+/*
+ * gemm.h: the matrix-product engine under matmul (src/ops/linalg.c): C = A B for float32,
+ * float64 and int64, one product or a strided batch of them. It knows nothing of tensors, shapes
+ * or autograd; the kernels, their choice for this CPU and the threading are inside (gemm.c).
+ */
+#ifndef MG_GEMM_H
+#define MG_GEMM_H
+
+#include "../core/core.h"
+
+/* C(M,N) = A(M,K) B(K,N), for every index of a batch.
+ * Layout: element (i,p) of A is at a + i rsa + p csa, (p,j) of B at b + p rsb + j csb, (i,j) of
+ * C at c + i rsc + j csc. Strides are in elements, any of them 0 or not contiguous: transposed
+ * and expanded views multiply without a copy. The sizes may be 0 (K == 0: C = 0).
+ * Batch: batch_ndim (<= MG_MAX_DIMS) dims of sizes batch_size[d] (0: one product). The product of batch
+ * index (t_0, ..., t_{n-1}) reads A at a + sum_d t_d batch_sa[d] (elements), B and C likewise
+ * with batch_sb and batch_sc; a stride of 0 repeats an operand across that dim. The last dim
+ * varies fastest. The arrays are read during the call only. */
+typedef struct mg_gemm_args {
+    int64_t m, n, k;
+    const void *a;
+    int64_t rsa, csa;
+    const void *b;
+    int64_t rsb, csb;
+    void *c;
+    int64_t rsc, csc;
+    int batch_ndim;
+    const int64_t *batch_size, *batch_sa, *batch_sb, *batch_sc;
+} mg_gemm_args;
+
+/* Runs the products of p, all elements of type dt (MG_FLOAT32, MG_FLOAT64 or MG_INT64; int64
+ * wraps on overflow as PyTorch does). Every element of C is written (not added to).
+ * Ownership: A and B are only read, and no pointer is kept after the call; C must not overlap A
+ * or B, nor one C of the batch another (they would be written in an unspecified order).
+ * Scratch (packing buffers) comes from ctx's allocator and is freed before returning.
+ * Threads: large products are split over ctx->num_threads threads (mg_parallel_for).
+ * Results: float32 accumulates in float32, float64 in float64, in an order fixed by the sizes
+ * alone: bit-identical from run to run, for any number of threads and any strides of A and B,
+ * and whichever kernel this CPU gets (AVX-512 and AVX2 give the same bits; the portable kernel,
+ * used on CPUs without FMA, rounds the multiply and the add separately).
+ * Errors: MG_ENOMEM (scratch), C untouched. */
+mg_status mg_gemm(mg_ctx *ctx, mg_dtype dt, const mg_gemm_args *p);
+
+#endif
