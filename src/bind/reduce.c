@@ -163,7 +163,7 @@ static int l_cumsum(lua_State *L) {
     mg_tensor *out = lt_push_new(L, odt, t->ndim, t->size);
     LT_TRY(L, 1, mg_cumsum(ctx, out, t, dim));
     static const int input = 1;
-    if (lt_grad_needed(L, 1, &input)) { /* op code past the reductions' (see src/ops/reduce.c) */
+    if (lt_grad_needed(L, 1, &input)) { /* MG_RED_CUMSUM: past the reductions; iarg[0]: dim */
         mg_node *n = lt_record(L, -1, MG_FAM_REDUCE, MG_RED_CUMSUM, 1, &input, 0, NULL);
         n->iarg[0] = dim;
     }

@@ -411,9 +411,6 @@ mg_status mg_cumsum(mg_ctx *ctx, mg_tensor *out, const mg_tensor *in, int dim) {
 }
 
 /* ---- backward ------------------------------------------------------------------------------ */
-/* Node op code of cumsum (not a reduction: it has no row in MG_REDUCE_OPS); iarg[0] = its dim,
- * 0-based. Keep in step with src/bind/reduce.c. */
-
 /* A view of t, a contiguous tensor holding one element per kept position (the forward result, its
  * indices, gout, or a scratch of gout's shape), with gin's ndim: size 1 on the reduced dims, so
  * that it broadcasts against the input. */
