@@ -188,6 +188,36 @@ M._read_json = read_json
 
 -- ---- save -------------------------------------------------------------------------------------
 
+-- M._open is io.open; a spec may swap in a file whose writes fail, to check that a failed save
+-- leaves the previous file whole.
+M._open = io.open
+
+-- Writes size, header and blobs to a temporary file beside `path` (same directory, so same file
+-- system: the rename is atomic), flushes it to the disk, and only then renames it over `path`. An
+-- error, a full disk or a kill -9 midway leaves the previous file as it was; the temporary is
+-- removed on every error this process sees. Errors are raised at level 3: save_flat is reached
+-- by tail calls from mg.save, so that is mg.save's caller.
+local function write_atomically(path, size, header, blobs)
+  local tmp = string.format("%s.%d.tmp", path, core._pid())
+  local f, err = M._open(tmp, "wb")
+  if not f then
+    local reason = tostring(err):gsub("^" .. tmp:gsub("%p", "%%%0") .. ": ", "")
+    error(string.format("mg.save: cannot open %s: %s", path, reason), 3)
+  end
+  local ok, werr = f:write(size, header)
+  for _, b in ipairs(blobs) do
+    if not ok then break end
+    ok, werr = f:write(b)
+  end
+  if ok then ok, werr = core._sync(f) end
+  local cok, cerr = f:close()
+  if ok and cok then ok, werr = os.rename(tmp, path) end
+  if not ok or not cok then
+    os.remove(tmp)
+    error(string.format("mg.save: %s: write failed: %s", path, werr or cerr), 3)
+  end
+end
+
 -- The flat format: a table string -> tensor (what safetensors holds).
 local function save_flat(path, tensors, metadata)
   if type(path) ~= "string" then argerror("save", 1, "string path expected, got %s", type(path)) end
@@ -243,15 +273,7 @@ local function save_flat(path, tensors, metadata)
   local header = "{" .. table.concat(entries, ",") .. "}"
   header = header .. string.rep(" ", (8 - #header % 8) % 8)
 
-  local f, err = io.open(path, "wb")
-  if not f then error("mg.save: cannot open " .. err, 2) end
-  local ok, werr = f:write(string.pack("<I8", #header), header)
-  for _, b in ipairs(blobs) do
-    if not ok then break end
-    ok, werr = f:write(b)
-  end
-  local cok, cerr = f:close()
-  if not ok or not cok then error(string.format("mg.save: %s: write failed: %s", path, werr or cerr), 2) end
+  write_atomically(path, string.pack("<I8", #header), header, blobs)
 end
 
 -- ---- load -------------------------------------------------------------------------------------

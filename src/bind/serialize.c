@@ -10,9 +10,18 @@
  *       string `s` starting at byte `offset` (0-based, as safetensors' data_offsets). The bytes must
  *       lie inside `s`; bool bytes other than 0 read as true.
  *
+ *   core._sync(file)                                   -> true | nil, message
+ *       flushes an open Lua file to the disk (fflush, then fsync): mg.save renames its temporary
+ *       file over the target only after this.
+ *   core._pid()                                        -> integer
+ *       this process's id, which names mg.save's temporary file (two processes saving to one path,
+ *       such as MPI ranks, never share a temporary).
+ *
  * Every byte goes through the Lua state's allocator: the result is a Lua string or a tensor.
  */
+#include <errno.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "bind.h"
 
@@ -77,6 +86,25 @@ static int l_tensor_from_bytes(lua_State *L) {
     return 1;
 }
 
+static int l_sync(lua_State *L) {
+    luaL_Stream *stream = (luaL_Stream *)luaL_checkudata(L, 1, LUA_FILEHANDLE);
+    if (!stream->closef) return luaL_argerror(L, 1, "file is closed");
+    if (fflush(stream->f) != 0 || fsync(fileno(stream->f)) != 0) {
+        const int err = errno;
+        luaL_pushfail(L);
+        lua_pushstring(L, strerror(err));
+        return 2;
+    }
+    lua_pushboolean(L, 1);
+    return 1;
+}
+
+static int l_pid(lua_State *L) {
+    lua_pushinteger(L, (lua_Integer)getpid());
+    return 1;
+}
+
 const luaL_Reg lt_serialize_functions[] = {
     {"_tensor_bytes", l_tensor_bytes}, {"_tensor_from_bytes", l_tensor_from_bytes},
+    {"_sync", l_sync}, {"_pid", l_pid},
     {NULL, NULL}};
