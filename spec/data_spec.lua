@@ -217,6 +217,12 @@ describe("mg.data.random_split", function()
     check_partition(parts, 7)
   end)
 
+  it("refuses a size too large to permute, without hanging", function()
+    H.errors(function() data.random_split(math.maxinteger, { 0.5, 0.5, 0 }) end,
+      "bad argument #1 to 'random_split' (9223372036854775807 samples are too many to permute: " ..
+      "shape {9223372036854775807} has more than 2^62 elements)")
+  end)
+
   it("follows mg.randperm, so the seed reproduces it (the book's split)", function()
     mg.manual_seed(5)
     local perm = mg.randperm(6):totable()
@@ -412,6 +418,7 @@ describe("mg.data.read_csv", function()
 
   it("names a missing file, and checks its options", function()
     H.errors(function() data.read_csv("no/such/file.csv") end, "read_csv: cannot open 'no/such/file.csv'")
+    H.errors(function() data.read_csv("spec") end, "read_csv: cannot read 'spec' (Is a directory)")
     H.errors(function() data.read_csv("data/digits.csv", { headers = true }) end,
       "bad argument #2 to 'read_csv' (unknown option 'headers' (valid: columns, delimiter, dtype, header))")
     H.errors(function() data.read_csv("data/digits.csv", { dtype = "bool" }) end,

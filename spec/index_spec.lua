@@ -233,6 +233,16 @@ describe("index", function()
       assert.same({0, 1, 2, 3}, parts[1]:totable())
       assert.same({8, 9}, parts[3]:totable())
     end)
+    it("gives the whole tensor as one piece for a size past its length, however large", function()
+      -- [x.tolist() for x in torch.arange(10).split(2**63 - 1)] == [list(range(10))]
+      for _, size in ipairs{10, 11, 1 << 40, math.maxinteger} do
+        local parts = r10():split(size)
+        assert.equal(1, #parts)
+        assert.same({0, 1, 2, 3, 4, 5, 6, 7, 8, 9}, parts[1]:totable())
+      end
+      assert.equal(1, #r10():chunk(1))
+      assert.equal(10, #r10():chunk(math.maxinteger)) -- chunk gives at most size pieces
+    end)
     it("takes a list of sizes and a dim", function()
       -- [x.tolist() for x in t.split([1,2],1)]
       local parts = m23():split({1, 2}, 2)

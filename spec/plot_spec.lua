@@ -49,6 +49,15 @@ describe("mg.plot ticks", function()
     H.near({ -1e6, 0, 1e6 }, t)
   end)
 
+  it("gives the bounds as ticks when the range is too narrow for a step (subnormal numbers)", function()
+    local ticks, step = plot.ticks(-1e-323, 1e-323)
+    assert.same({ -1e-323, 1e-323 }, ticks)
+    assert.equal(2e-323, step)
+    local fig = plot.figure()
+    fig:line({ 1, 2 }, { -1e-323, 1e-323 })
+    assert.truthy(fig:svg():find("<svg", 1, true))
+  end)
+
   it("gives exact decimal values", function()
     local t = plot.ticks(0.1, 0.7, 7)
     assert.same({ 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7 }, t) -- 0.3, not 0.30000000000000004

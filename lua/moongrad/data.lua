@@ -206,27 +206,36 @@ function M.random_split(n, fractions)
     if math.type(f) ~= "integer" then all_int = false end
     sum = sum + f
   end
-  if all_int and sum == n then
+  local as_counts = all_int and sum == n
+  if not as_counts and math.abs(sum - 1) > 1e-6 then
+    local list = {}
+    for i, f in ipairs(fractions) do list[i] = tostring(f) end
+    argerror("random_split", 2, "{%s} sums to %s: expected fractions summing to 1 or counts summing to %d",
+      table.concat(list, ","), tostring(sum), n)
+  end
+  -- the permutation first: a size too large to permute is an error here, before any arithmetic
+  -- on it could overflow
+  local ok, perm = pcall(core.randperm, n)
+  if not ok then -- randperm's own detail, without its frame ("'randperm': ..." or "bad argument ...")
+    local why = tostring(perm)
+    why = why:match("^bad argument #%d+ to '[^']*' %((.*)%)$") or why:gsub("^'[^']*': ", "")
+    argerror("random_split", 1, "%d samples are too many to permute: %s", n, why)
+  end
+  if as_counts then
     for i, f in ipairs(fractions) do counts[i] = f end
-  elseif math.abs(sum - 1) <= 1e-6 then
+  else
     local total = 0
     for i, f in ipairs(fractions) do
       counts[i] = math.floor(n * f + 1e-9)
       total = total + counts[i]
     end
     local i = 1
-    while total < n do -- the remainder, round-robin from the first part
+    while total < n do -- the remainder (fewer than #counts), round-robin from the first part
       counts[i] = counts[i] + 1
       total = total + 1
       i = i % #counts + 1
     end
-  else
-    local list = {}
-    for i, f in ipairs(fractions) do list[i] = tostring(f) end
-    argerror("random_split", 2, "{%s} sums to %s: expected fractions summing to 1 or counts summing to %d",
-      table.concat(list, ","), tostring(sum), n)
   end
-  local perm = core.randperm(n)
   local parts, start = {}, 1
   for i, c in ipairs(counts) do
     parts[i] = perm:narrow(1, start, c)
@@ -375,8 +384,9 @@ function M.read_csv(path, opts)
   end
   local f, why = io.open(path, "rb")
   if not f then error(string.format("read_csv: cannot open '%s' (%s)", path, why), 2) end
-  local text = f:read("a")
+  local text, rerr = f:read("a")
   f:close()
+  if not text then error(string.format("read_csv: cannot read '%s' (%s)", path, rerr), 2) end
   text = text:gsub("^\239\187\191", "") -- a UTF-8 byte order mark
 
   local lines = {}

@@ -55,8 +55,13 @@ function M.ticks(lo, hi, n, min_step)
     local miss = math.abs(count - n)
     if best == nil or miss < best then step, best = st, miss end
   end
-  local out = {}
   local first, last = math.ceil(lo / step - 1e-9), math.floor(hi / step + 1e-9)
+  -- a range too narrow for any step (subnormal bounds: the step underflows to 0) or a min_step
+  -- that gives no usable count: the bounds themselves are the ticks
+  if not (step > 0 and finite(first) and finite(last)) or last - first > 10 * n + 10 then
+    return { clean(lo), clean(hi) }, hi - lo
+  end
+  local out = {}
   for i = first, last do out[#out + 1] = clean(i * step) end
   return out, step
 end

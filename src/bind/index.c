@@ -331,7 +331,8 @@ static int l_split(lua_State *L) {
         const lua_Integer each = luaL_checkinteger(L, 2);
         if (each <= 0 && !(each == 0 && n == 0))
             return lt_argerror(L, 2, "split size must be positive, got %I", each);
-        return push_even_pieces(L, t, dim, each, n == 0 ? 1 : (n + each - 1) / each);
+        /* ceil(n / each) without n + each - 1, which overflows for a huge size (one piece, then) */
+        return push_even_pieces(L, t, dim, each, n == 0 ? 1 : n / each + (n % each != 0));
     }
     const lua_Integer count = (lua_Integer)lua_rawlen(L, 2);
     int64_t sum = 0;
@@ -371,7 +372,7 @@ static int l_chunk(lua_State *L) {
     const int64_t n = t->size[dim];
     if (n == 0) return push_even_pieces(L, t, dim, 0, chunks);
     const int64_t each = n / chunks + (n % chunks != 0);
-    return push_even_pieces(L, t, dim, each, (n + each - 1) / each);
+    return push_even_pieces(L, t, dim, each, n / each + (n % each != 0));
 }
 
 /* t:unbind([dim = 1]): every slice along dim, as multiple return values (views). */
