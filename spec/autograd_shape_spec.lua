@@ -248,4 +248,15 @@ describe("autograd of indexing", function()
       assert.is_false(y:masked_select(y:gt(0)).requires_grad)
     end)
   end)
+  it("differentiates a permutation of 16 dims (the packed permutation's top nibble)", function()
+    local size, perm = {}, {}
+    for d = 1, 16 do size[d], perm[d] = d <= 2 and 2 or 1, 17 - d end
+    local x = mg.arange(4, {dtype = "float64"}):reshape(size)
+    x.requires_grad = true
+    local y = x:permute(perm)
+    assert.same({1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 2, 2}, y.shape)
+    ;(y * mg.arange(4, {dtype = "float64"}):reshape(y.shape)):sum():backward()
+    -- y[..., i, j] = x[j, i, ...]: the weight of x[j][i] is 2 i + j (0-based)
+    assert.same({0, 2, 1, 3}, x.grad:reshape(4):totable())
+  end)
 end)

@@ -67,6 +67,20 @@ describe("optim", function()
   end)
 
   describe("step()", function()
+    it("refuses a parameter, gradient or state buffer released by <close> (Adam, AdamW), never crashes", function()
+      for _, what in ipairs{"param", "grad", "exp_avg", "exp_avg_sq", "max_exp_avg_sq"} do
+        for _, name in ipairs{"Adam", "AdamW"} do
+          local p = mg.ones(3)
+          p.requires_grad = true
+          local opt = mg.optim[name]({p}, {lr = 0.1, amsgrad = true})
+          ;(p * p):sum():backward()
+          opt:step()
+          local victim = what == "param" and p or what == "grad" and p.grad or opt.state[p][what]
+          do local _ <close> = victim end
+          H.errors(function() opt:step() end, "tensor used after its storage was released (by <close>)")
+        end
+      end
+    end)
     it("skips parameters without a gradient", function()
       local a = mg.tensor({1.0, 2.0}, {requires_grad = true})
       local c = mg.tensor({3.0}, {requires_grad = true})

@@ -374,4 +374,27 @@ describe("mg.save / mg.load", function()
       assert.truthy(header:find('"moongrad.structure"', 1, true))
     end)
   end)
+  describe("a crafted moongrad.structure", function()
+    local cases = {
+      {'[1,2]', "the root is not an object"},
+      {'{"x":"i:1"}', 'key "x" in  is not \'i:<integer>\' or \'s:<string>\''},
+      {'{"i:1.5":"i:1"}', 'key "i:1.5" in  is not'},
+      {'{"s:a":3}', "a is 3, not a tagged string"},
+      {'{"s:a":null}', 'unexpected character "n"'},
+      {'{"s:a":"t:nope"}', 'a is "t:nope": the file holds no such tensor'},
+      {'{"s:a":"i:x"}', 'a is "i:x": not a valid value of its type'},
+      {'{"s:a":"b:maybe"}', 'a is "b:maybe": not a valid value of its type'},
+      {'{"s:a":"q:1"}', 'a is "q:1": an unknown type tag'},
+      {'{"s:a":{"s:b":[1]}}', "a.b is not an object"},
+      {string.rep('{"s:a":', 150) .. '"i:1"' .. string.rep("}", 150),
+        string.rep("a", 100, ".") .. " nests deeper than 100 tables"},
+    }
+    for _, case in ipairs(cases) do
+      it("is refused with a message: " .. case[1]:sub(1, 40), function()
+        local path = tmp()
+        mg.save(path, {w = mg.ones(1)}, {["moongrad.structure"] = case[1]})
+        H.errors(function() mg.load(path) end, "mg.load: " .. path .. ": bad moongrad.structure metadata: " .. case[2])
+      end)
+    end
+  end)
 end)

@@ -417,21 +417,39 @@ local function encode(tbl, path, tensors, seen)
   return "{" .. table.concat(items, ",") .. "}"
 end
 
-local function decode(obj, tensors)
+-- The structure `encode` wrote, rebuilt; nil and a message for anything encode would not have
+-- written (a crafted file): a key or value without its type tag, an integer that is not one, a
+-- tensor the file does not hold, an array, or nesting deeper than MAX_DEPTH.
+local MAX_DEPTH = 100
+local function decode(obj, tensors, path, depth)
+  if not is_object(obj) then return nil, string.format("%s is not an object", path == "" and "the root" or path) end
+  if depth > MAX_DEPTH then return nil, string.format("%s nests deeper than %d tables", path, MAX_DEPTH) end
   local out = {}
   for key, v in pairs(obj) do
     local kt, kv = key:match("^(%a):(.*)$")
-    local k = kt == "i" and math.tointeger(tonumber(kv)) or kv
+    local k = (kt == "i" and math.tointeger(tonumber(kv))) or (kt == "s" and kv) or nil
+    if k == nil then return nil, string.format("key %q in %s is not 'i:<integer>' or 's:<string>'", key, path) end
+    local sub = path == "" and kv or path .. "." .. kv
     if type(v) == "table" then
-      out[k] = decode(v, tensors)
+      local err
+      out[k], err = decode(v, tensors, sub, depth + 1)
+      if err then return nil, err end
     else
-      local t, x = v:match("^(%a):(.*)$")
+      local t, x = tostring(v):match("^(%a):(.*)$")
+      if type(v) ~= "string" or not t then
+        return nil, string.format("%s is %s, not a tagged string", sub, tostring(v))
+      end
       if t == "t" then out[k] = tensors[x]
       elseif t == "i" then out[k] = math.tointeger(tonumber(x))
       elseif t == "f" then
         out[k] = (tonumber(x) or (x == "inf" and math.huge) or (x == "-inf" and -math.huge) or 0 / 0) + 0.0
       elseif t == "b" then out[k] = x == "true"
-      else out[k] = x end
+      elseif t == "s" then out[k] = x
+      end
+      if out[k] == nil or (t == "b" and x ~= "true" and x ~= "false") then
+        return nil, string.format("%s is %q: %s", sub, v, t == "t" and "the file holds no such tensor"
+          or (t == "i" or t == "b" or t == "f") and "not a valid value of its type" or "an unknown type tag")
+      end
     end
   end
   return out
@@ -462,12 +480,14 @@ function M.load(path)
   local tensors, metadata = load_flat(path)
   local text = metadata[STRUCTURE]
   if not text then return tensors, metadata end
-  local ok, obj = pcall(read_json, text)
+  local ok, obj, jerr = pcall(read_json, text)
   if not ok or type(obj) ~= "table" then
-    error(string.format("mg.load: %s: bad %s metadata: %s", path, STRUCTURE, tostring(obj)), 2)
+    error(string.format("mg.load: %s: bad %s metadata: %s", path, STRUCTURE, tostring(jerr or obj)), 2)
   end
   metadata[STRUCTURE] = nil
-  return decode(obj, tensors), metadata
+  local out, derr = decode(obj, tensors, "", 1)
+  if not out then error(string.format("mg.load: %s: bad %s metadata: %s", path, STRUCTURE, derr), 2) end
+  return out, metadata
 end
 
 return M

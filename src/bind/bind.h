@@ -57,6 +57,12 @@ static inline mg_ctx *lt_ctx(lua_State *L) { return (mg_ctx *)lua_touserdata(L, 
 /* ---- tensors on the stack (tensor.c) ------------------------------------------------------ */
 /* The tensor at idx or NULL (no error). Borrowed: valid while the value stays reachable. */
 mg_tensor *lt_test(lua_State *L, int idx);
+/* The tensor at idx when its storage is alive (not released by <close>), else NULL (no error):
+ * for fast paths that fall back to a checked path, which then words the error. */
+static inline mg_tensor *lt_test_live(lua_State *L, int idx) {
+    mg_tensor *t = lt_test(L, idx);
+    return t && t->storage->data ? t : NULL;
+}
 /* The tensor at idx, or a type error for argument `idx`; also refuses released storage. */
 mg_tensor *lt_check(lua_State *L, int idx);
 /* Pushes a tensor userdata of ndim dims with `extra` bytes after its size and stride arrays, tagged

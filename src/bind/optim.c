@@ -122,7 +122,7 @@ static int l_adamw(lua_State *L) { return adam(L, true); }
 
 /* A state buffer the group step can write as it is: a contiguous tensor of param's shape and dtype. */
 static mg_tensor *usable_buffer(lua_State *L, int idx, const mg_tensor *param) {
-    mg_tensor *b = lt_test(L, idx);
+    mg_tensor *b = lt_test_live(L, idx);
     return b && b->dtype == param->dtype && mg_same_shape(b, param) && mg_is_contiguous(b) ? b : NULL;
 }
 
@@ -151,10 +151,10 @@ static int adam_group(lua_State *L, bool decoupled) {
     for (;; i++) {
         lua_settop(L, 9);
         if (lua_rawgeti(L, 1, i) == LUA_TNIL) return 0; /* 10: the parameter (ipairs' end) */
-        mg_tensor *p = lt_test(L, 10);
+        mg_tensor *p = lt_test_live(L, 10); /* released ones take the checked path, which says so */
         if (!numbers || !p || !mg_is_floating((mg_dtype)p->dtype) || !mg_is_contiguous(p)) break;
         if (lua_getiuservalue(L, 10, LT_UV_GRAD) == LUA_TNIL) continue; /* 11: .grad */
-        const mg_tensor *g = lt_test(L, 11);
+        const mg_tensor *g = lt_test_live(L, 11);
         if (!g || g->dtype != p->dtype || !mg_same_shape(g, p) || !mg_is_contiguous(g)) break;
         lua_pushvalue(L, 10);
         if (lua_rawget(L, 2) != LUA_TTABLE) break; /* 12: state[p] */

@@ -10,9 +10,9 @@
 #include "shape.h"
 
 int64_t mg_pack_perm(const int *perm, int ndim) {
-    int64_t packed = 0;
-    for (int i = 0; i < ndim; i++) packed |= (int64_t)perm[i] << (4 * i);
-    return packed;
+    uint64_t packed = 0; /* unsigned: dim 15's nibble reaches the sign bit (a signed shift is UB) */
+    for (int i = 0; i < ndim; i++) packed |= (uint64_t)perm[i] << (4 * i);
+    return (int64_t)packed;
 }
 
 /* gin <- 0, then the part of gin that `view` (a function of gin) selects <- gout */
