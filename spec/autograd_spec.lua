@@ -183,6 +183,63 @@ describe("autograd", function()
     end)
   end)
 
+  describe("a backward pass started during another (from a finalizer)", function()
+    it("is refused with a message, never a crash, and the outer pass's gradients are right", function()
+      local refused, ran = 0, 0
+      for _ = 1, 300 do
+        local w = mg.tensor({{0.5, -0.25}, {1.5, 2}}, {dtype = "float64", requires_grad = true})
+        local y = w
+        for _ = 1, 10 do y = (y * 1.01):tanh() end
+        setmetatable({}, {__gc = function() -- collected at some allocation, maybe inside backward
+          local x = mg.ones(3, {requires_grad = true})
+          local ok, err = pcall(function() (x * x * 2):sum():backward() end)
+          if ok then
+            ran = ran + 1
+          elseif tostring(err):find("backward: another backward pass of this state is running", 1, true) then
+            refused = refused + 1
+          else
+            error(err)
+          end
+        end})
+        y:sum():backward()
+        local expected = w:detach():clone()
+        expected.requires_grad = true
+        local z = expected
+        for _ = 1, 10 do z = (z * 1.01):tanh() end
+        z:sum():backward()
+        assert.same(expected.grad:totable(), w.grad:totable())
+      end
+      collectgarbage()
+      assert.equal(300, refused + ran)
+      assert.truthy(refused > 0, "no finalizer ran inside a pass: the test tests nothing")
+      local x = mg.ones(2, {requires_grad = true}) -- and backward still works afterwards
+      ;(x * 3):sum():backward()
+      assert.same({3, 3}, x.grad:totable())
+    end)
+
+    it("leaves backward usable after a pass that raised an error", function()
+      local x = mg.ones(2, {requires_grad = true})
+      local y = (x * x):sum()
+      y:backward()
+      assert.has_error(function() y:backward() end) -- the graph was freed
+      ;(x * 2):sum():backward()
+      assert.same({4, 4}, x.grad:totable())
+    end)
+  end)
+
+  describe("grad_fn", function()
+    it("prints its family and op", function()
+      local x = mg.ones(3, {requires_grad = true})
+      assert.equal("<grad_fn binary mul>", tostring((x * 2).grad_fn))
+      assert.equal("<grad_fn unary exp>", tostring(x:exp().grad_fn))
+      assert.equal("<grad_fn reduce cumsum>", tostring(x:cumsum(1).grad_fn))
+      assert.equal("<grad_fn functional mse_loss>", tostring(mg.F.mse_loss(x, mg.zeros(3)).grad_fn))
+      assert.equal("<grad_fn where op 0>", tostring(mg.where(x:gt(0), x, 0).grad_fn))
+      assert.equal("<grad_fn index op 0>", tostring(x:index_select(1, mg.tensor({1}, {dtype = "int64"})).grad_fn))
+      assert.equal("<grad_fn shape op 0>", tostring(x:view(3, 1).grad_fn))
+    end)
+  end)
+
   describe("retain_graph", function()
     it("refuses a second backward through a freed graph", function()
       local x = leaf{1.0, 2.0}

@@ -23,8 +23,11 @@
  */
 #include <string.h>
 
+#include "../ops/functional.h"
 #include "../ops/grad.h"
 #include "../ops/ops.h"
+#include "../ops/reduce.h"
+#include "../ops/unary.h"
 #include "bind.h"
 
 #define NODE_MT "moongrad.Node"
@@ -43,12 +46,23 @@ int lt_grad_needed(lua_State *L, int n, const int *idx) {
     return 0;
 }
 
-static const char *const family_names[MG_NFAMILIES] = {"binary", "unary", "reduce", "linalg",
-                                                       "shape", "loss"};
+/* The op's own name where its family names its ops, else NULL. */
+static const char *op_name(const mg_node *n) {
+    switch ((mg_family)n->family) {
+    case MG_FAM_BINARY: return mg_binary_name((mg_binary_op)n->op);
+    case MG_FAM_UNARY: return mg_unary_name((mg_unary_op)n->op);
+    case MG_FAM_REDUCE: return n->op == MG_RED_CUMSUM ? "cumsum" : mg_reduce_name((mg_reduce_op)n->op);
+    case MG_FAM_FUNCTIONAL: return mg_functional_name((mg_functional_op)n->op);
+    default: return NULL;
+    }
+}
 
+/* "<grad_fn binary mul>", or "<grad_fn index op 0>" for a family without op names */
 static int node_tostring(lua_State *L) {
     const mg_node *n = (const mg_node *)luaL_checkudata(L, 1, NODE_MT);
-    lua_pushfstring(L, "<grad_fn %s op %d>", family_names[n->family], (int)n->op);
+    const char *family = mg_family_name((mg_family)n->family), *name = op_name(n);
+    if (name) lua_pushfstring(L, "<grad_fn %s %s>", family, name);
+    else lua_pushfstring(L, "<grad_fn %s op %d>", family, (int)n->op);
     return 1;
 }
 
@@ -390,7 +404,7 @@ static void push_root_grad(lua_State *L, int root, int grad_arg, const char *fn)
 }
 
 /* Backward from the tensor at root with its gradient at grad_idx. */
-static void run_backward(lua_State *L, int root, int grad_idx, int retain, int capture, int results) {
+static void backward_pass(lua_State *L, int root, int grad_idx, int retain, int capture, int results) {
     mg_ctx *ctx = lt_ctx(L);
     const int base = lua_gettop(L);
     if (lua_getiuservalue(L, root, LT_UV_NODE) != LUA_TUSERDATA) { /* a leaf */
@@ -438,6 +452,42 @@ static void run_backward(lua_State *L, int root, int grad_idx, int retain, int c
         lua_rawseti(L, order, i);
     }
     lua_settop(L, base);
+}
+
+/* backward_pass with its arguments on the stack (root, gradient, capture or nil, results or nil,
+ * retain), run by lua_pcall from run_backward. */
+static int backward_protected(lua_State *L) {
+    backward_pass(L, 1, 2, lua_toboolean(L, 5), lua_isnil(L, 3) ? 0 : 3, lua_isnil(L, 4) ? 0 : 4);
+    return 0;
+}
+
+/* The work tables and the pending gradients in the nodes serve one pass at a time. A second pass
+ * started while one runs (backward from a __gc finalizer that an allocation of the first pass ran)
+ * would overwrite them under the first: it is refused. The pass runs protected, so that an error
+ * ending it also ends the mark, and is raised again unchanged. */
+static void run_backward(lua_State *L, int root, int grad_idx, int retain, int capture, int results) {
+    mg_ctx *ctx = lt_ctx(L);
+    if (ctx->backward_running)
+        luaL_error(L, "backward: another backward pass of this state is running (was this called from a "
+                      "finalizer?); run it after that pass returns");
+    lua_getiuservalue(L, lua_upvalueindex(1), LT_CTX_UV_ORDER);
+    if (lua_rawgeti(L, -1, 0) != LUA_TFUNCTION) { /* made once per state, kept in the work table */
+        lua_pop(L, 1);
+        for (int up = 1; up <= 3; up++) lua_pushvalue(L, lua_upvalueindex(up));
+        lua_pushcclosure(L, backward_protected, 3);
+        lua_pushvalue(L, -1);
+        lua_rawseti(L, -3, 0);
+    }
+    lua_remove(L, -2);
+    lua_pushvalue(L, root);
+    lua_pushvalue(L, grad_idx);
+    if (capture) lua_pushvalue(L, capture); else lua_pushnil(L);
+    if (results) lua_pushvalue(L, results); else lua_pushnil(L);
+    lua_pushboolean(L, retain);
+    ctx->backward_running = 1;
+    const int status = lua_pcall(L, 5, 0, 0);
+    ctx->backward_running = 0;
+    if (status != LUA_OK) lua_error(L);
 }
 
 static int opt_retain(lua_State *L, int idx) {

@@ -27,6 +27,7 @@ typedef struct mg_ctx {
     int num_threads;        /* mg.set_num_threads; 1: never start a worker */
     struct mg_pool *pool;   /* workers, started on first use (pool.c) */
     uint32_t backward_pass; /* numbers backward passes, to mark the nodes each one visits */
+    int backward_running;   /* a pass is running: a second one (from a finalizer) is refused */
     int err_operand;        /* which operand an error concerns, 1-based; 0 when none */
     char err[256];          /* the detail of the last error, lowercase, no final period */
 } mg_ctx;

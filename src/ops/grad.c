@@ -4,12 +4,12 @@
 #include "reduce.h"
 
 typedef mg_status (*family_rule)(mg_ctx *, const mg_backward_args *, int, mg_tensor *);
-static const family_rule rules[MG_NFAMILIES] = {
-    [MG_FAM_BINARY] = mg_binary_backward, [MG_FAM_WHERE] = mg_where_backward,
-    [MG_FAM_UNARY] = mg_unary_backward,   [MG_FAM_REDUCE] = mg_reduce_backward,
-    [MG_FAM_LINALG] = mg_linalg_backward, [MG_FAM_SHAPE] = mg_shape_backward,
-    [MG_FAM_INDEX] = mg_index_backward,   [MG_FAM_FUNCTIONAL] = mg_functional_backward,
-};
+#define RULE(FAMILY, name, rule) rule,
+static const family_rule rules[MG_NFAMILIES] = {MG_FAMILIES(RULE)};
+#define NAME(FAMILY, name, rule) #name,
+static const char *const names[MG_NFAMILIES] = {MG_FAMILIES(NAME)};
+
+const char *mg_family_name(mg_family family) { return names[family]; }
 
 mg_status mg_backward(mg_ctx *ctx, const mg_backward_args *a, int i, mg_tensor *gin) {
     return rules[a->node->family](ctx, a, i, gin);

@@ -16,18 +16,22 @@
 
 #include "../core/autograd.h"
 
-/* node->family: which rule differentiates the node; node->op is the family's op code. */
-typedef enum mg_family {
-    MG_FAM_BINARY,     /* mg_binary_op (ops.h); rule in binary.c */
-    MG_FAM_WHERE,      /* mg_where_op (ops.h): where, masked_fill; rule in binary.c */
-    MG_FAM_UNARY,      /* mg_unary_op (unary.h); darg: clamp's bounds; rule in unary.c */
-    MG_FAM_REDUCE,     /* mg_reduce_op (reduce.h); iarg[0]: dims mask, iarg[1]: keepdim; reduce.c */
-    MG_FAM_LINALG,     /* mg_linalg_op (linalg.h); rule in linalg.c */
-    MG_FAM_SHAPE,      /* mg_shape_op (shape.h): views and copies; rule in shape.c */
-    MG_FAM_INDEX,      /* mg_index_op (index.h): index_select gather masked_select cat stack */
-    MG_FAM_FUNCTIONAL, /* mg_functional_op (functional.h): the fused kernels of mg.F */
-    MG_NFAMILIES
-} mg_family;
+/* node->family: which rule differentiates the node; node->op is the family's op code. The one list
+ * of families makes the enum, the rule table and the names (tostring of a grad_fn).
+ *   X(FAMILY, name, rule)   op codes                                      rule's file */
+#define MG_FAMILIES(X)                                                                          \
+    X(BINARY, binary, mg_binary_backward)             /* mg_binary_op (ops.h)      binary.c */  \
+    X(WHERE, where, mg_where_backward)                /* mg_where_op (ops.h)       binary.c */  \
+    X(UNARY, unary, mg_unary_backward)                /* mg_unary_op; darg: clamp  unary.c */   \
+    X(REDUCE, reduce, mg_reduce_backward)             /* mg_reduce_op; iarg: dims  reduce.c */  \
+    X(LINALG, linalg, mg_linalg_backward)             /* mg_linalg_op              linalg.c */  \
+    X(SHAPE, shape, mg_shape_backward)                /* mg_shape_op: views        shape.c */   \
+    X(INDEX, index, mg_index_backward)                /* mg_index_op               index.c */   \
+    X(FUNCTIONAL, functional, mg_functional_backward) /* mg_functional_op          functional.c */
+#define MG_ENUM_FAMILY(FAMILY, name, rule) MG_FAM_##FAMILY,
+typedef enum mg_family { MG_FAMILIES(MG_ENUM_FAMILY) MG_NFAMILIES } mg_family;
+#undef MG_ENUM_FAMILY
+const char *mg_family_name(mg_family family);
 
 /* d loss / d inputs[i] into gin (contiguous, inputs[i]'s shape and dtype), overwriting it. */
 mg_status mg_backward(mg_ctx *ctx, const mg_backward_args *a, int i, mg_tensor *gin);
