@@ -38,10 +38,9 @@
 static int uv_pending(const mg_node *n) { return n->ninputs + n->nsaved + 1; }
 
 int lt_grad_needed(lua_State *L, int n, const int *idx) {
-    if (!lt_ctx(L)->grad_enabled) return 0;
     for (int i = 0; i < n; i++) {
         const mg_tensor *t = lt_test(L, idx[i]);
-        if (t && t->requires_grad) return 1;
+        if (t && t->requires_grad) return lt_grad_enabled(L);
     }
     return 0;
 }
@@ -116,7 +115,7 @@ mg_tensor *lt_inplace(lua_State *L, int idx) {
     mg_tensor *t = lt_check(L, idx);
     mg_ctx *ctx = lt_ctx(L);
     if (mg_check_inplace_target(ctx, 1, t) != MG_OK) lt_raise(L, idx);
-    if (t->requires_grad && ctx->grad_enabled) {
+    if (t->requires_grad && lt_grad_enabled(L)) {
         const int leaf = lua_getiuservalue(L, idx, LT_UV_NODE) != LUA_TUSERDATA;
         lua_pop(L, 1);
         luaL_argerror(L, idx, leaf ? "a leaf tensor that requires grad cannot be changed in place "
@@ -129,7 +128,7 @@ mg_tensor *lt_inplace(lua_State *L, int idx) {
 
 void lt_inplace_source(lua_State *L, int idx) {
     const mg_tensor *s = lt_test(L, idx);
-    if (s && s->requires_grad && lt_ctx(L)->grad_enabled)
+    if (s && s->requires_grad && lt_grad_enabled(L))
         luaL_argerror(L, idx, "a tensor that requires grad cannot be the source of an in-place write "
                               "(its gradient would be lost: use the out-of-place form)");
 }
@@ -661,22 +660,71 @@ static int l_zero_grad(lua_State *L) {
 }
 
 /* ---- grad mode ------------------------------------------------------------------------------ */
+/* Grad mode belongs to a coroutine, as PyTorch's to a thread: a coroutine that yields inside
+ * no_grad leaves the others recording. The modes live in a weak-keyed table, coroutine -> boolean,
+ * holding the coroutines inside no_grad / enable_grad; one without an entry follows the main
+ * thread, so a generator consumed inside no_grad runs without recording, as a Python generator
+ * does. ctx->grad_mode_entries counts the entries: while it is 0 the check is one load. */
 
+/* The explicit mode of the thread at `thread` (stack index): 1, 0, or -1 for none. */
+static int explicit_mode(lua_State *L, int thread) {
+    lua_getiuservalue(L, lua_upvalueindex(1), LT_CTX_UV_GRAD_MODES);
+    lua_pushvalue(L, thread);
+    const int type = lua_rawget(L, -2);
+    const int mode = type == LUA_TNIL ? -1 : lua_toboolean(L, -1);
+    lua_pop(L, 2);
+    return mode;
+}
+
+/* Sets (mode 0 / 1) or clears (-1) the explicit mode of the thread at `thread`. */
+static void set_explicit_mode(lua_State *L, int thread, int mode) {
+    mg_ctx *ctx = lt_ctx(L);
+    const int before = explicit_mode(L, thread);
+    lua_getiuservalue(L, lua_upvalueindex(1), LT_CTX_UV_GRAD_MODES);
+    lua_pushvalue(L, thread);
+    if (mode < 0) lua_pushnil(L); else lua_pushboolean(L, mode);
+    lua_rawset(L, -3);
+    lua_pop(L, 1);
+    if (before < 0 && mode >= 0) ctx->grad_mode_entries++;
+    if (before >= 0 && mode < 0 && ctx->grad_mode_entries > 0) ctx->grad_mode_entries--;
+}
+
+int lt_grad_enabled(lua_State *L) {
+    if (lt_ctx(L)->grad_mode_entries == 0) return 1;
+    lua_pushthread(L);
+    int mode = explicit_mode(L, lua_gettop(L));
+    lua_pop(L, 1);
+    if (mode < 0) {
+        lua_rawgeti(L, LUA_REGISTRYINDEX, LUA_RIDX_MAINTHREAD);
+        mode = explicit_mode(L, lua_gettop(L));
+        lua_pop(L, 1);
+    }
+    return mode != 0;
+}
+
+/* The guard's __close: the thread it was made in (field 1) gets back its explicit mode (field 2). */
 static int guard_close(lua_State *L) {
-    lua_getfield(L, 1, "previous");
-    lt_ctx(L)->grad_enabled = lua_toboolean(L, -1);
+    lua_settop(L, 1); /* __close also receives the error object, if any */
+    lua_rawgeti(L, 1, 1);
+    lua_rawgeti(L, 1, 2);
+    set_explicit_mode(L, 2, (int)lua_tointeger(L, 3));
     return 0;
 }
 
 /* no_grad(fn, ...) runs fn without recording and returns its results; no_grad() returns a guard
- * for a <close> variable. enable_grad likewise, with recording on. */
+ * for a <close> variable. enable_grad likewise, with recording on. Either way the mode is the
+ * calling coroutine's. */
 static int grad_mode(lua_State *L, int enabled) {
-    mg_ctx *ctx = lt_ctx(L);
-    const int previous = ctx->grad_enabled;
-    if (lua_isnoneornil(L, 1)) {
-        lua_createtable(L, 0, 1);
-        lua_pushboolean(L, previous);
-        lua_setfield(L, -2, "previous");
+    const int guard = lua_isnoneornil(L, 1);
+    lua_pushthread(L);
+    const int thread = lua_gettop(L);
+    const int previous = explicit_mode(L, thread);
+    if (guard) {
+        lua_createtable(L, 2, 0);
+        lua_pushvalue(L, thread);
+        lua_rawseti(L, -2, 1);
+        lua_pushinteger(L, previous);
+        lua_rawseti(L, -2, 2);
         lua_createtable(L, 0, 1);
         lua_pushvalue(L, lua_upvalueindex(1));
         lua_pushvalue(L, lua_upvalueindex(2));
@@ -684,20 +732,21 @@ static int grad_mode(lua_State *L, int enabled) {
         lua_pushcclosure(L, guard_close, 3);
         lua_setfield(L, -2, "__close");
         lua_setmetatable(L, -2);
-        ctx->grad_enabled = enabled;
+        set_explicit_mode(L, thread, enabled);
         return 1;
     }
     luaL_checktype(L, 1, LUA_TFUNCTION);
-    ctx->grad_enabled = enabled;
-    const int status = lua_pcall(L, lua_gettop(L) - 1, LUA_MULTRET, 0);
-    ctx->grad_enabled = previous;
+    lua_insert(L, 1); /* the thread below fn and its arguments */
+    set_explicit_mode(L, 1, enabled);
+    const int status = lua_pcall(L, lua_gettop(L) - 2, LUA_MULTRET, 0);
+    set_explicit_mode(L, 1, previous);
     if (status != LUA_OK) return lua_error(L);
-    return lua_gettop(L);
+    return lua_gettop(L) - 1;
 }
 static int l_no_grad(lua_State *L) { return grad_mode(L, 0); }
 static int l_enable_grad(lua_State *L) { return grad_mode(L, 1); }
 static int l_is_grad_enabled(lua_State *L) {
-    lua_pushboolean(L, lt_ctx(L)->grad_enabled);
+    lua_pushboolean(L, lt_grad_enabled(L));
     return 1;
 }
 

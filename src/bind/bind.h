@@ -44,7 +44,8 @@
 #define LT_CTX_UV_ORDER 1   /* the backward engine's work tables (autograd.c) */
 #define LT_CTX_UV_STACK 2
 #define LT_CTX_UV_NODE_MT 3 /* the metatable of graph nodes */
-#define LT_CTX_NUV 3
+#define LT_CTX_UV_GRAD_MODES 4 /* coroutine -> its grad mode, weak keys (autograd.c) */
+#define LT_CTX_NUV 4
 
 /* Storage of at least this many bytes starts on a 64-byte boundary inside its userdata. */
 #define LT_ALIGN_MIN 256
@@ -151,6 +152,9 @@ int lt_index_write(lua_State *L, mg_tensor *t);
 
 /* ---- autograd (autograd.c) ---------------------------------------------------------------- */
 #include "../ops/grad.h"
+/* Grad mode, per coroutine: off inside no_grad. A coroutine that never entered no_grad /
+ * enable_grad follows the main thread. */
+int lt_grad_enabled(lua_State *L);
 /* true when grad mode is on and one of the values at the n stack indices is a tensor requiring grad */
 int lt_grad_needed(lua_State *L, int n, const int *idx);
 /* Records the op that made the tensor at out_idx: family, op code, its inputs (stack indices of

@@ -199,7 +199,7 @@ static const mg_tensor *list_tensor(lua_State *L, lua_Integer i) {
 /* Records the join at the top of the stack (cat or stack along dim) with every piece of the list
  * at 1 as an input, when one of them requires grad. */
 static void record_join(lua_State *L, int op, lua_Integer n, int dim) {
-    if (!lt_ctx(L)->grad_enabled) return;
+    if (!lt_grad_enabled(L)) return;
     bool needed = false;
     for (lua_Integer i = 1; i <= n && !needed; i++) needed = list_tensor(L, i)->requires_grad;
     if (!needed) return;

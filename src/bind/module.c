@@ -88,6 +88,12 @@ int luaopen_moongrad_core(lua_State *L) {
     lua_setiuservalue(L, -2, LT_CTX_UV_STACK);
     lt_push_node_metatable(L);
     lua_setiuservalue(L, -2, LT_CTX_UV_NODE_MT);
+    lua_newtable(L); /* coroutine -> grad mode (autograd.c), weak keys: dead coroutines drop out */
+    lua_createtable(L, 0, 1);
+    lua_pushliteral(L, "k");
+    lua_setfield(L, -2, "__mode");
+    lua_setmetatable(L, -2);
+    lua_setiuservalue(L, -2, LT_CTX_UV_GRAD_MODES);
     const int ctx_idx = lua_gettop(L);
     luaL_newmetatable(L, LT_TENSOR_MT);
     const int mt = lua_gettop(L);

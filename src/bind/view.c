@@ -242,7 +242,7 @@ int lt_index_read(lua_State *L, mg_tensor *t) {
     const int64_t i = lt_check_index(L, 2, t->size[0]);
     /* an element of a 1-D tensor is a number, unless autograd must see the read: then a 0-d view
      * (the book's w, b = params: 0-d tensors) */
-    if (t->ndim == 1 && !(t->requires_grad && lt_ctx(L)->grad_enabled)) {
+    if (t->ndim == 1 && !(t->requires_grad && lt_grad_enabled(L))) {
         const int64_t item = (int64_t)mg_dtype_size((mg_dtype)t->dtype);
         lt_push_element(L, (mg_dtype)t->dtype, (const char *)mg_tensor_data(t) + i * t->stride[0] * item);
         return 1;

@@ -23,7 +23,7 @@ typedef struct mg_ctx {
     mg_rng rng;
     uint64_t seed;          /* the last seed given to rng (mg.initial_seed) */
     mg_dtype default_dtype; /* float32 unless mg.set_default_dtype */
-    int grad_enabled;       /* 0 inside no_grad */
+    int grad_mode_entries;  /* coroutines holding their own grad mode (the binding's no_grad) */
     int num_threads;        /* mg.set_num_threads; 1: never start a worker */
     struct mg_pool *pool;   /* workers, started on first use (pool.c) */
     uint32_t backward_pass; /* numbers backward passes, to mark the nodes each one visits */

@@ -10,7 +10,6 @@ void mg_ctx_init(mg_ctx *ctx, mg_alloc_fn alloc, void *alloc_ud) {
     ctx->alloc = alloc;
     ctx->alloc_ud = alloc_ud;
     ctx->default_dtype = MG_FLOAT32;
-    ctx->grad_enabled = 1;
     ctx->num_threads = mg_default_threads();
     ctx->seed = 0x6d6f6f6e67726164ull; /* "moongrad": fixed, as PyTorch's default seed is */
     mg_rng_seed(&ctx->rng, ctx->seed);
