@@ -37,6 +37,7 @@ build = {
         "src/bind/autograd.c",
         "src/bind/binary.c",
         "src/bind/convert.c",
+        "src/bind/debug.c",
         "src/bind/factory.c",
         "src/bind/functional.c",
         "src/bind/host.c",

@@ -188,6 +188,7 @@ extern const luaL_Reg lt_autograd_methods[], lt_autograd_functions[];
 extern const luaL_Reg lt_functional_functions[]; /* mg.F */
 extern const luaL_Reg lt_optim_functions[];      /* mg._optim_* (private: lua/moongrad/optim.lua) */
 extern const luaL_Reg lt_serialize_functions[];  /* core._tensor_bytes / _from_bytes (serialize.lua) */
+extern const luaL_Reg lt_debug_functions[];      /* core._check_invariants (debug.c: the fuzzer's) */
 
 /* Pushes the metatable of graph nodes (autograd.c; module.c keeps it with the ctx). */
 void lt_push_node_metatable(lua_State *L);

@@ -110,7 +110,7 @@ int luaopen_moongrad_core(lua_State *L) {
                                               lt_linalg_functions, lt_index_functions,
                                               lt_random_functions, lt_factory_functions,
                                               lt_autograd_functions, lt_optim_functions,
-                                              lt_serialize_functions};
+                                              lt_serialize_functions, lt_debug_functions};
     const luaL_Reg *const meta_lists[] = {lt_tensor_metamethods, lt_binary_metamethods,
                                           lt_unary_metamethods};
     for (size_t i = 0; i < sizeof method_lists / sizeof *method_lists; i++) {
