@@ -169,3 +169,9 @@ $(BUILD)/embed-static: examples/embed.c $(STATIC_LIB)
 $(BUILD)/embed-amalg: examples/embed.c $(AMALGAMATION)
 	$(CC) $(AMALG_CFLAGS) -Iinclude -o $@ examples/embed.c $(AMALGAMATION) $(LUA_LIBS) $(LDLIBS)
 
+# spec/builds_spec.lua: a host running one Lua chunk, linked with the static library / the amalgamation
+$(BUILD)/host-static: spec/fixtures/host.c $(STATIC_LIB)
+	$(CC) -std=gnu11 $(WARN) $(CFLAGS) -Iinclude $(LUA_INC) -o $@ spec/fixtures/host.c $(STATIC_LIB) $(LUA_LIBS) $(LDLIBS)
+
+$(BUILD)/host-amalg: spec/fixtures/host.c $(AMALGAMATION)
+	$(CC) $(AMALG_CFLAGS) -Iinclude -o $@ spec/fixtures/host.c $(AMALGAMATION) $(LUA_LIBS) $(LDLIBS)
