@@ -1,14 +1,36 @@
 # moongrad: `make` builds the module, `make test` runs the specs, `make demo` the headline example.
 # Both `test` and `demo` first install what is missing (see scripts/deps.sh).
+# LuaRocks builds through this Makefile too (rockspec/: `make`, then `make install`), so every
+# build of moongrad gets the flags below.
 
 LUA_VERSION ?= 5.4
 LUA         ?= lua$(LUA_VERSION)
+# LuaRocks passes LUA_INCDIR; otherwise pkg-config, or Debian's place
+ifdef LUA_INCDIR
+LUA_INC      = -I$(LUA_INCDIR)
+else
 LUA_INC     ?= $(shell pkg-config --cflags lua$(LUA_VERSION) 2>/dev/null || echo -I/usr/include/lua$(LUA_VERSION))
+endif
 CC          ?= cc
+LIBFLAG     ?= -shared
+
+# ---- The flags of every build, in one place ---------------------------------------------------
+# `make`, `luarocks make` / `luarocks install`, `make static` and the amalgamation compile every file
+# with MG_CFLAGS, placed AFTER the user's CFLAGS (LuaRocks passes "-O2 -fPIC"; a user may add
+# -march=native), so that they win:
+#   -O3                the speed the kernels are written and measured for
+#   -fno-math-errno    sqrt, floor, ... inline: there is no errno to set
+#   -ffp-contract=off  no a*b+c fused into one rounding behind the source's back (GCC's default
+#                      in gnu modes fuses on any FMA target, e.g. with -march=native): the same
+#                      numbers with any -march. Kernels that want FMA use intrinsics (the gemm),
+#                      chosen at run time. spec/builds_spec.lua checks the numbers bit for bit.
+# OPT is for a debugging session (`make OPT=-O0 BUILD=build-debug`); nothing else changes it.
 OPT         ?= -O3
-CFLAGS      ?= $(OPT) -g
+MG_FPFLAGS   = -fno-math-errno -ffp-contract=off
+MG_CFLAGS    = $(OPT) $(MG_FPFLAGS)
+CFLAGS      ?= -g
 WARN         = -Wall -Wextra -Wshadow -Wstrict-prototypes -Wmissing-prototypes
-ALL_CFLAGS   = -std=gnu11 -fPIC -fvisibility=hidden -fno-math-errno $(WARN) $(CFLAGS) -Iinclude $(LUA_INC)
+ALL_CFLAGS   = -std=gnu11 -fPIC -fvisibility=hidden $(WARN) $(CFLAGS) $(MG_CFLAGS) -Iinclude $(LUA_INC)
 LDLIBS       = -lm -lpthread
 
 CORE_SRC = $(wildcard src/core/*.c) $(wildcard src/ops/*.c)
@@ -16,7 +38,8 @@ BIND_SRC = $(wildcard src/bind/*.c)
 SRC      = $(CORE_SRC) $(BIND_SRC)
 HDR      = $(wildcard include/*.h src/*/*.h)
 
-BUILD      = build
+# BUILD=dir builds into another directory (spec/builds_spec.lua builds with -march=native there)
+BUILD     ?= build
 ASAN_BUILD = build-asan
 MODULE     = $(BUILD)/moongrad/core.so
 ASAN_MODULE= $(ASAN_BUILD)/moongrad/core.so
@@ -28,28 +51,62 @@ SANITIZE  = -O1 -fno-omit-frame-pointer -fsanitize=address,undefined -fno-saniti
 export LUA_PATH  := $(CURDIR)/lua/?.lua;$(CURDIR)/lua/?/init.lua;$(CURDIR)/spec/?.lua;;
 export LUA_CPATH := $(CURDIR)/$(BUILD)/?.so;;
 
-.PHONY: all test demo asan deps clean bench check-werror
+.PHONY: all test demo asan deps clean bench check-werror install rock FORCE
 all: $(MODULE)
 
 $(MODULE): $(OBJ)
 	@mkdir -p $(dir $@)
-	$(CC) -shared -o $@ $(OBJ) $(LDLIBS)
+	$(CC) $(LIBFLAG) -o $@ $(OBJ) $(LDLIBS)
 
-$(BUILD)/%.o: %.c $(HDR) Makefile
+# Each build directory records its compile line: when it changes (`make`, then `luarocks make` with
+# other CFLAGS, say), every object is rebuilt instead of being silently reused.
+$(BUILD)/cflags: FORCE
+	@mkdir -p $(dir $@)
+	@echo '$(CC) $(ALL_CFLAGS)' | cmp -s - $@ || echo '$(CC) $(ALL_CFLAGS)' > $@
+
+$(BUILD)/%.o: %.c $(HDR) Makefile $(BUILD)/cflags
 	@mkdir -p $(dir $@)
 	$(CC) $(ALL_CFLAGS) -c -o $@ $<
-
-# the generator must give the same numbers on every build: no fused multiply-add there
-$(BUILD)/src/core/rng.o $(ASAN_BUILD)/src/core/rng.o $(BUILD)/src/ops/fill.o $(ASAN_BUILD)/src/ops/fill.o: ALL_CFLAGS += -ffp-contract=off
 
 # Sanitized build: the interpreter is not instrumented, so the runtime is preloaded (see asan).
 $(ASAN_MODULE): $(ASAN_OBJ)
 	@mkdir -p $(dir $@)
 	$(CC) -shared -fsanitize=address,undefined -o $@ $(ASAN_OBJ) $(LDLIBS)
 
-$(ASAN_BUILD)/%.o: %.c $(HDR) Makefile
+$(ASAN_BUILD)/cflags: FORCE
+	@mkdir -p $(dir $@)
+	@echo '$(CC) $(ALL_CFLAGS) $(SANITIZE)' | cmp -s - $@ || echo '$(CC) $(ALL_CFLAGS) $(SANITIZE)' > $@
+
+$(ASAN_BUILD)/%.o: %.c $(HDR) Makefile $(ASAN_BUILD)/cflags
 	@mkdir -p $(dir $@)
 	$(CC) $(ALL_CFLAGS) $(SANITIZE) -c -o $@ $<
+
+# ---- Installing (what LuaRocks runs after `make`, with its tree's LIBDIR and LUADIR) ----------
+PREFIX  ?= /usr/local
+LIBDIR  ?= $(PREFIX)/lib/lua/$(LUA_VERSION)
+LUADIR  ?= $(PREFIX)/share/lua/$(LUA_VERSION)
+LUA_SRC  = $(wildcard lua/moongrad/*.lua)
+
+install: $(MODULE)
+	install -d $(DESTDIR)$(LIBDIR)/moongrad $(DESTDIR)$(LUADIR)/moongrad
+	install -m 755 $(MODULE) $(DESTDIR)$(LIBDIR)/moongrad/core.so
+	install -m 644 $(LUA_SRC) $(DESTDIR)$(LUADIR)/moongrad/
+
+# `make rock`: a source rock of the working tree (tracked or not), installable without network:
+#   luarocks --lua-version=5.4 --tree=DIR install build/moongrad-scm-1.src.rock
+# It holds the rockspec and the sources in moongrad/ (the directory the rockspec's git URL names).
+ROCKSPEC  = rockspec/moongrad-scm-1.rockspec
+ROCK      = $(BUILD)/moongrad-scm-1.src.rock
+ROCK_SRC  = Makefile README.md include src lua rockspec scripts
+
+rock: $(ROCK)
+$(ROCK): $(ROCKSPEC) $(SRC) $(HDR) $(LUA_SRC) Makefile
+	rm -rf $(BUILD)/rock $@
+	mkdir -p $(BUILD)/rock/moongrad
+	tar -cf - $(ROCK_SRC) | tar -xf - -C $(BUILD)/rock/moongrad
+	cp $(ROCKSPEC) $(BUILD)/rock/
+	cd $(BUILD)/rock && zip -qr $(abspath $@) $(notdir $(ROCKSPEC)) moongrad
+	rm -rf $(BUILD)/rock
 
 deps:
 	@sh scripts/deps.sh
@@ -83,12 +140,13 @@ $(BUILD)/embed: examples/embed.c $(OBJ)
 # ---- Embedding in a host's build (see README "Embedding") ----
 # `make static`: build/libmoongrad.a, the module's objects; link the host with -llua5.4 -lm -lpthread.
 # `make amalgamation`: build/moongrad.c, everything in one file (scripts/amalgamate.lua says how);
-# compile it with -ffp-contract=off, as rng.c and fill.c are compiled here.
+# compile it with the flags of every build, $(MG_CFLAGS) (its first lines name them), as
+# build/embed-amalg is here. AMALG_OPT only makes a quick spec build quicker.
 LUA_LIBS     = $(shell pkg-config --libs lua$(LUA_VERSION) 2>/dev/null || echo -llua$(LUA_VERSION))
 STATIC_LIB   = $(BUILD)/libmoongrad.a
 AMALGAMATION = $(BUILD)/moongrad.c
-AMALG_OPT   ?= -O2 -g
-AMALG_CFLAGS = -std=gnu11 -ffp-contract=off -fno-math-errno $(WARN) $(AMALG_OPT) $(LUA_INC)
+AMALG_OPT   ?= $(OPT)
+AMALG_CFLAGS = -std=gnu11 $(WARN) $(CFLAGS) $(AMALG_OPT) $(MG_FPFLAGS) $(LUA_INC)
 
 .PHONY: static amalgamation
 static: $(STATIC_LIB)
@@ -101,7 +159,7 @@ $(STATIC_LIB): $(OBJ)
 
 $(AMALGAMATION): scripts/amalgamate.lua $(SRC) $(HDR) Makefile
 	@mkdir -p $(dir $@)
-	$(LUA) scripts/amalgamate.lua $@.tmp "$(CC)" "-std=gnu11 -Iinclude $(LUA_INC)" $(SRC)
+	$(LUA) scripts/amalgamate.lua $@.tmp "$(CC)" "-std=gnu11 -Iinclude $(LUA_INC)" "$(MG_CFLAGS)" $(SRC)
 	mv $@.tmp $@
 
 # examples/embed.c linked against the static library, and compiled with the amalgamation
@@ -110,3 +168,10 @@ $(BUILD)/embed-static: examples/embed.c $(STATIC_LIB)
 
 $(BUILD)/embed-amalg: examples/embed.c $(AMALGAMATION)
 	$(CC) $(AMALG_CFLAGS) -Iinclude -o $@ examples/embed.c $(AMALGAMATION) $(LUA_LIBS) $(LDLIBS)
+
+# spec/builds_spec.lua: a host running one Lua chunk, linked with the static library / the amalgamation
+$(BUILD)/host-static: spec/fixtures/host.c $(STATIC_LIB)
+	$(CC) -std=gnu11 $(WARN) $(CFLAGS) -Iinclude $(LUA_INC) -o $@ spec/fixtures/host.c $(STATIC_LIB) $(LUA_LIBS) $(LDLIBS)
+
+$(BUILD)/host-amalg: spec/fixtures/host.c $(AMALGAMATION)
+	$(CC) $(AMALG_CFLAGS) -Iinclude -o $@ spec/fixtures/host.c $(AMALGAMATION) $(LUA_LIBS) $(LDLIBS)

@@ -2,8 +2,10 @@
 -- mg.optim doing the update. optim.SGD on the normalized inputs (0.1 * t_u) reaches the book's
 -- params; optim.Adam, which scales each parameter's step by its own gradient history, converges
 -- on the RAW inputs t_u, where plain SGD at this learning rate would diverge.
---   lua5.4 examples/optimizers.lua   (from the repository root; plot: examples/out/optimizers.svg)
+--   lua5.4 examples/optimizers.lua   (after `make`; from any directory; plot: examples/out/optimizers.svg)
 -- PyTorch 1.13 ends at w = 5.3671, b = -17.3012 (SGD) and w = 0.5367, b = -17.3021 (Adam).
+local here = debug.getinfo(1, "S").source:match("^@(.*/)") or "" -- this script's directory
+dofile(here .. "paths.lua") -- this clone's moongrad once `make` has built it, else the installed one
 local mg = require "moongrad"
 local F, optim = mg.F, mg.optim
 
@@ -44,11 +46,11 @@ local adam, adam_losses = training_loop(2000, optim.Adam({params}, {lr = 1e-1}),
 print(adam)
 
 -- Both loss curves on a log axis: Adam starts higher (raw inputs) and still gets there sooner.
-os.execute("mkdir -p examples/out")
+os.execute('mkdir -p "' .. here .. 'out"')
 mg.plot.figure{title = "SGD (normalized inputs) vs Adam (raw inputs)", xlabel = "epoch", ylabel = "loss", logy = true}
   :line(sgd_losses, {label = "SGD, lr 1e-2, 0.1 * t_u"})
   :line(adam_losses, {label = "Adam, lr 1e-1, t_u"})
-  :save("examples/out/optimizers.svg")
-print("plot: examples/out/optimizers.svg")
+  :save(here .. "out/optimizers.svg")
+print("plot: " .. here .. "out/optimizers.svg")
 
 return sgd:detach(), adam:detach(), sgd_losses, adam_losses

@@ -2,7 +2,9 @@
 -- y = X w + b + noise whose true w and b we know, taking each step on ONE randomly drawn sample.
 -- Each step is noisy (the loss jumps around), yet w drifts towards the truth; 200 steps get close
 -- but not all the way.
---   lua5.4 examples/sgd_linear.lua   (from the repository root; plot: examples/out/sgd_linear.svg)
+--   lua5.4 examples/sgd_linear.lua   (after `make`; from any directory; plot: examples/out/sgd_linear.svg)
+local here = debug.getinfo(1, "S").source:match("^@(.*/)") or "" -- this script's directory
+dofile(here .. "paths.lua") -- this clone's moongrad once `make` has built it, else the installed one
 local mg = require "moongrad"
 local nn, optim = mg.nn, mg.optim
 
@@ -36,10 +38,10 @@ print(string.format("est. w %s, b %.4f", tostring(w), linear.bias:item()))
 print(string.format("|w - true_w|: %.4f at the start, %.4f after 200 steps",
   (w0 - true_w):norm():item(), (w - true_w):norm():item()))
 
-os.execute("mkdir -p examples/out")
+os.execute('mkdir -p "' .. here .. 'out"')
 mg.plot.figure{title = "SGD on one sample per step", xlabel = "step", ylabel = "loss of that sample"}
   :line(losses)
-  :save("examples/out/sgd_linear.svg")
-print("plot: examples/out/sgd_linear.svg")
+  :save(here .. "out/sgd_linear.svg")
+print("plot: " .. here .. "out/sgd_linear.svg")
 
 return w:clone(), w0, true_w, losses, linear.bias:item()

@@ -3,6 +3,8 @@
 --   lua5.4 examples/thermometer.lua        (or: make demo)
 -- The three runs of section 5.4: a learning rate of 1e-2 on raw readings blows up, 1e-4 crawls,
 -- and normalized readings (0.1 * t_u) converge to PyTorch's w = 5.3671, b = -17.3012.
+local here = debug.getinfo(1, "S").source:match("^@(.*/)") or "" -- this script's directory
+dofile(here .. "paths.lua") -- this clone's moongrad once `make` has built it, else the installed one
 local mg = require "moongrad"
 
 local t_c = mg.tensor{0.5, 14.0, 15.0, 28.0, 11.0, 8.0, 3.0, -4.0, 6.0, 13.0, 21.0} -- Celsius
@@ -25,13 +27,13 @@ print(params)
 local loss = mg.F.loss_fn(mg.F.model(t_un, params[1], params[2]), t_c):item()
 
 -- the book's figure: the data and the fitted line, in the thermometer's units
-os.execute("mkdir -p examples/out")
+os.execute('mkdir -p "' .. here .. 'out"')
 local xs = mg.linspace(20, 85, 2)
 local fig = mg.plot.figure{title = "Thermometer: fitted line", xlabel = "Temperature (°Fahrenheit)",
   ylabel = "Temperature (°Celsius)"}
 fig:line(xs, mg.F.model(0.1 * xs, params[1], params[2]), {label = "model"})
 fig:scatter(t_u, t_c, {label = "measurements"})
-fig:save("examples/out/thermometer.svg")
-print("plot: examples/out/thermometer.svg")
+fig:save(here .. "out/thermometer.svg")
+print("plot: " .. here .. "out/thermometer.svg")
 
 return params, loss

@@ -4,6 +4,8 @@
 -- end at the same parameters.
 --   lua5.4 examples/thermometer_autograd.lua
 -- PyTorch ends at tensor([  5.3671, -17.3012], requires_grad=True).
+local here = debug.getinfo(1, "S").source:match("^@(.*/)") or "" -- this script's directory
+dofile(here .. "paths.lua") -- this clone's moongrad once `make` has built it, else the installed one
 local mg = require "moongrad"
 local F = mg.F
 

@@ -1,13 +1,15 @@
 -- "Deep Learning with PyTorch", section 5.5.3: hold out a fifth of the thermometer readings and
 -- watch the loss on them. The validation loss is computed under mg.no_grad (no graph is recorded:
 -- it must not feed the gradient), and both losses are plotted.
---   lua5.4 examples/validation.lua   (from the repository root; plot: examples/out/validation_loss.svg)
+--   lua5.4 examples/validation.lua   (after `make`; from any directory; plot: examples/out/validation_loss.svg)
 -- With 11 samples the split decides the numbers, and moongrad's generator is not PyTorch's:
 -- torch.manual_seed(42); torch.randperm(11) holds out samples 6 and 5 (1-based) and ends at
 -- training loss 2.9693, validation loss 3.3136, while mg.randperm(11) here holds out samples 4
 -- and 1 (the hottest and a cold reading: the model must extrapolate) and ends at 2.9176, 5.6760.
 -- Compare the shape of the curves with the book's, not the digits. Given this script's split,
 -- PyTorch 1.13 prints the same lines as this script (epoch 3's 97.6301 is 97.6300 there).
+local here = debug.getinfo(1, "S").source:match("^@(.*/)") or "" -- this script's directory
+dofile(here .. "paths.lua") -- this clone's moongrad once `make` has built it, else the installed one
 local mg = require "moongrad"
 local F, optim = mg.F, mg.optim
 
@@ -52,10 +54,10 @@ params, history = training_loop(3000, optim.SGD({params}, {lr = 1e-2}), params,
 print("validation samples:", val_indices)
 print(params)
 
-os.execute("mkdir -p examples/out")
-mg.plot.loss_curve(history, "examples/out/validation_loss.svg",
+os.execute('mkdir -p "' .. here .. 'out"')
+mg.plot.loss_curve(history, here .. "out/validation_loss.svg",
   {title = "Thermometer: training and validation loss"})
 
-print("plot: examples/out/validation_loss.svg")
+print("plot: " .. here .. "out/validation_loss.svg")
 
 return history, params:detach(), val_indices

@@ -1,6 +1,8 @@
--- Run by .ci/run against a luarocks install in a throwaway tree (MOONGRAD_TREE): checks that
--- the installed module, not the source tree, is the one loaded, and that it works.
+-- Run by .ci/run against a luarocks install in a throwaway tree (MOONGRAD_TREE), from outside the
+-- source tree: checks that the installed module, not the source tree, is the one loaded, that it
+-- works, and that it computes spec/fixed_seed.lua's numbers bit for bit as `make`'s build does.
 local tree = assert(os.getenv("MOONGRAD_TREE"), "MOONGRAD_TREE is not set")
+local root = debug.getinfo(1, "S").source:match("^@(.*)/spec/[^/]*$") -- the source tree
 
 describe("the luarocks install", function()
   it("loads moongrad and moongrad.core from the tree", function()
@@ -15,5 +17,19 @@ describe("the luarocks install", function()
     local a = mg.tensor{{1, 2}, {3, 4}}
     assert.same({{11, 22}, {13, 24}}, (a + mg.tensor{10, 20}):totable())
     assert.same("float32", a.dtype)
+  end)
+
+  it("prints spec/fixed_seed.lua's numbers bit for bit as `make`'s build of the same tree", function()
+    assert.truthy(root, "cannot tell where the source tree is")
+    local q = function(s) return "'" .. s:gsub("'", "'\\''") .. "'" end
+    local p = assert(io.popen("cd " .. q(root) .. " && make -s build/moongrad/core.so >&2 && " ..
+      "env -u LUA_PATH_5_4 -u LUA_CPATH_5_4 LUA_PATH='lua/?.lua;lua/?/init.lua' LUA_CPATH='build/?.so' " ..
+      "lua5.4 -e 'io.write(dofile \"spec/fixed_seed.lua\")'"))
+    local reference = p:read("a")
+    assert.truthy(p:close(), "the make build did not run spec/fixed_seed.lua")
+    assert.truthy(#reference > 1000, reference)
+    local installed = dofile(root .. "/spec/fixed_seed.lua")
+    assert.truthy(package.searchpath("moongrad.core", package.cpath):find(tree, 1, true))
+    assert.equal(reference, installed)
   end)
 end)
