@@ -144,7 +144,7 @@ if [ $BENCH_PEER = 1 ]; then
 fi
 
 # ---------------------------------------------------------------- the workloads
-WORKLOADS=${BENCH_ONLY:-"w1_w2_thermo w3_thermo_optim w4_linear_single w5_linreg w6_mlp w7_elementwise w8_digits g_sgemm"}
+WORKLOADS=${BENCH_ONLY:-"w1_w2_thermo w3_thermo_optim w4_linear_single w5_linreg w6_mlp products_w6 w7_elementwise w8_digits g_sgemm"}
 for b in $HAVE_BUILDS; do : > "$TMP/$b/out.txt"; done
 : > "$TMP/py.txt"; : > "$TMP/hog_other.txt"
 runall() { # runall THREADS WORKLOAD...
@@ -300,7 +300,7 @@ echo "thr: the threads of the row's figures, on both sides. ratio: PyTorch time 
 echo "faster), of the $MAIN build${OTHER:+; the column $OTHER: that build's time, then its ratio}. % of limit: the derived figure"
 echo "(moongrad / PyTorch) against the limit measured now on as many threads (W5: read bandwidth at W5's size;"
 echo "W7: triad at W7's size; W6, G: one core's FMA peak times the threads; W6 counts its products' FLOPs over"
-echo "the whole step, a lower bound on the products' own rate). W6 trains on the first $W6_SAMPLES of the 60000"
+echo "the whole step, a lower bound; W6_products_only times W6's five products alone). W6 trains on the first $W6_SAMPLES of the 60000"
 echo "samples, its s/epoch extrapolated. agree: the final numbers (params, loss, accuracy) within float32"
 echo "tolerance; peak RSS: each process's VmHWM / ru_maxrss. The machine is shared unless said: figures are noisy."
 echo "total run time: $(( $(date +%s) - START )) s"
