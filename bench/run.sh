@@ -29,8 +29,9 @@
 # (installed, else make), BENCH_THREADS, BENCH_REPEATS, MOONGRAD_NUM_THREADS, OMP_NUM_THREADS,
 # OPENBLAS_NUM_THREADS, BENCH_PEER (1 when the PyTorch peer runs) and PY (the command running the peer,
 # with the two OPENBLAS_ variables unset: use it unquoted, `$PY file.py`). Every stdout line starting
-# with "RESULT " (common.lua's format; its threads= field says e.g. "2+hog") becomes a row of the
-# table, and a line that also holds side=pytorch is the PyTorch figure of the row with the same name
+# with "RESULT " (common.lua's format; its threads= field says e.g. "2+hog", and a field vs1t= gives
+# the row's time over the same run's 1-thread time, the figure of the target "<= 1.1") becomes a row of
+# the table, and a line that also holds side=pytorch is the PyTorch figure of the row with the same name
 # and threads; every other line is printed under the table as it is. A failure is reported, not fatal.
 cd "$(dirname "$0")" || exit 1
 BENCH=$(pwd)
@@ -212,7 +213,7 @@ else
     printf '%-22s %-5s %20s %10s %8s %28s %13s %11s %s\n' workload thr "$MAIN" PyTorch ratio \
         "derived ($MAIN / PT)" "% of limit" "peak RSS MB" agree
 fi
-: > "$TMP/slower.txt"; : > "$TMP/builddiff.txt"; : > "$TMP/numsdiff.txt"
+: > "$TMP/slower.txt"; : > "$TMP/builddiff.txt"; : > "$TMP/numsdiff.txt"; : > "$TMP/rows.txt"
 grep '^RESULT' "$TMP/$MAIN/out.txt" | while read -r line; do
     name=$(field name "$line"); value=$(field value "$line"); unit=$(field unit "$line")
     der=$(field derived "$line"); dunit=$(field dunit "$line"); limit=$(field limit "$line")
@@ -265,6 +266,7 @@ grep '^RESULT' "$TMP/$MAIN/out.txt" | while read -r line; do
         frac=$(awk -v a="$der" -v b="$pder" -v l="$L" 'BEGIN{
             if (b == "-" || b == "") printf "%.0f%%\n", 100*a/l; else printf "%.0f%% / %.0f%%\n", 100*a/l, 100*b/l }')
     fi
+    printf '%s %s %s %s %s\n' "$name" "$thr" "$ratio" "${frac%%%*}" "$(field vs1t "$line")" >> "$TMP/rows.txt"
     if [ -n "$OTHER" ]; then
         printf '%-22s %-5s %20s %10s %10s %8s %8s %28s %13s %11s %s\n' "$name" "$thr" "$value $unit" "$ovalue" "$pvalue" \
             "$ratio" "$oratio" "$derived" "$frac" "$rss / $prss" "$agree"
@@ -275,6 +277,40 @@ grep '^RESULT' "$TMP/$MAIN/out.txt" | while read -r line; do
 done
 echo
 if [ -s "$TMP/hog_other.txt" ]; then echo "hog.sh:"; cat "$TMP/hog_other.txt"; echo; fi
+# issue 10's targets: PyTorch time / moongrad time of the $MAIN build (and the fractions of a limit)
+target() { # target LABEL NAME THREADS COLUMN MIN [KIND]: COLUMN 3 ratio, 4 % of limit, 5 vs1t (at most MIN)
+    awk -v label="$1" -v name="$2" -v thr="$3" -v col="$4" -v min="$5" '
+        $1 == name && $2 == thr { v = $col; sub(/x$/, "", v); found = 1 }
+        END {
+            unit = (col == 4 ? "%" : "x"); want = (col == 5 ? "<= " : ">= ") min unit
+            if (!found || v == "" || v == "-") { printf "  %-52s %-9s %10s  %s\n", label, want, "-", "not measured"; exit }
+            ok = (col == 5 ? v + 0 <= min + 0 : v + 0 >= min + 0)
+            printf "  %-52s %-9s %9s%s  %s\n", label, want, v, unit, ok ? "met" : "MISSED" }' "$TMP/rows.txt"
+}
+if [ $BENCH_PEER = 1 ] && [ "$BENCH_THREADS" = 1 ]; then
+    echo "Issue 10's targets ($MAIN build, PyTorch with $(pinfo 1 blas); this run, this machine):"
+    target "W1 book loop, hand gradient (1 thread)" W1_thermo_manual 1 3 30
+    target "W2 autograd (1 thread)" W2_thermo_autograd 1 3 20
+    target "W4 nn.Linear single-sample SGD (1 thread)" W4_linear_single 1 3 30
+    target "W7 a + b, 11 elements (1 thread)" W7_add_11 1 3 8
+    target "W7 a + b, 10^6 elements (1 thread)" W7_add_1e6 1 3 1.0
+    target "W7 a + b, 10^6 elements: % of the triad limit" W7_add_1e6 1 4 85
+    target "W5 full-batch linear regression (1 thread)" W5_linreg_fullbatch 1 3 1.5
+    target "W6 MLP 784-256-10 (1 thread)" "W6_mlp_${W6_SAMPLES}of60000" 1 3 1.5
+    target "W6's products alone: % of one core's FMA peak" W6_products_only 1 4 85
+    target "W8 digits MLP step (1 thread)" W8_digits_mlp 1 3 20
+    target "G sgemm 1024^3 (1 thread)" G_sgemm_1024 1 3 1.1
+    target "G sgemm 1024^3 (2 threads)" G_sgemm_1024 2 3 1.1
+    hogrows=$(awk '$2 ~ /hog/ && $5 != "" && $5 != "-" { print $1, $2 }' "$TMP/rows.txt")
+    if [ -n "$hogrows" ]; then
+        printf '%s\n' "$hogrows" | while read -r n t; do
+            target "$n ($t threads): time / its 1-thread time" "$n" "$t" 5 1.1
+        done
+    else
+        target "2 threads with a CPU hog on one core: / 1 thread" - - 5 1.1
+    fi
+    echo
+fi
 if [ $BENCH_PEER = 1 ]; then
     if [ -s "$TMP/slower.txt" ]; then
         echo "Where moongrad is slower than PyTorch (ratio < 1):"; sed 's/^/  /' "$TMP/slower.txt"
