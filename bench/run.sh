@@ -118,6 +118,11 @@ installed)
     else
         (cd "$ROOT" && tar --exclude=./build --exclude='./build-*' -cf - .) | (cd "$TMP/src" && tar xf -)
     fi
+    # a tree this user cannot write (build/rocks left by root, say): a fresh one under $TMP
+    mkdir -p "$ROCKS" 2>/dev/null
+    if ! [ -w "$ROCKS" ] || { [ -d "$ROCKS/lib" ] && ! [ -w "$ROCKS/lib/luarocks/rocks-5.4" ]; }; then
+        echo "bench: $ROCKS is not writable here: installing into a temporary tree"; ROCKS=$TMP/rocks
+    fi
     rm -rf "$ROCKS/lib/lua/5.4/moongrad" "$ROCKS/share/lua/5.4/moongrad"
     if (cd "$TMP/src" && luarocks --lua-version=5.4 --tree="$ROCKS" make rockspec/moongrad-scm-1.rockspec) \
             >"$TMP/luarocks.txt" 2>&1 && [ -f "$ROCKS/lib/lua/5.4/moongrad/core.so" ]; then
@@ -139,13 +144,17 @@ peerinfo() { # peerinfo THREADS
         $PY peer.py > "$TMP/peer_$1.txt" 2>&1 || { echo "bench: peer.py failed:"; cat "$TMP/peer_$1.txt"; }
 }
 pinfo() { sed -n "s/^PEER $2=//p" "$TMP/peer_$1.txt"; }
+WORKLOADS=${BENCH_ONLY:-"w1_w2_thermo w3_thermo_optim w4_linear_single w5_linreg w6_mlp products_w6 w7_elementwise w8_digits g_sgemm"}
+two=""   # the workloads run once more on 2 threads
+if [ "$BENCH_THREADS" != 2 ]; then
+    for w in $BENCH_2T; do case " $WORKLOADS " in *" $w "*) two="$two $w" ;; esac; done
+fi
 if [ $BENCH_PEER = 1 ]; then
     peerinfo "$BENCH_THREADS"
-    case " $BENCH_2T " in "  ") ;; *) [ "$BENCH_THREADS" != 2 ] && peerinfo 2 ;; esac
+    [ -n "$two" ] && peerinfo 2
 fi
 
 # ---------------------------------------------------------------- the workloads
-WORKLOADS=${BENCH_ONLY:-"w1_w2_thermo w3_thermo_optim w4_linear_single w5_linreg w6_mlp products_w6 w7_elementwise w8_digits g_sgemm"}
 for b in $HAVE_BUILDS; do : > "$TMP/$b/out.txt"; done
 : > "$TMP/py.txt"; : > "$TMP/hog_other.txt"
 runall() { # runall THREADS WORKLOAD...
@@ -163,10 +172,7 @@ runall() { # runall THREADS WORKLOAD...
 }
 export OMP_NUM_THREADS=$BENCH_THREADS OPENBLAS_NUM_THREADS=$BENCH_THREADS MOONGRAD_NUM_THREADS=$BENCH_THREADS
 runall "$BENCH_THREADS" $WORKLOADS || exit 1
-if [ "$BENCH_THREADS" != 2 ]; then
-    two=""; for w in $BENCH_2T; do case " $WORKLOADS " in *" $w "*) two="$two $w" ;; esac; done
-    [ -n "$two" ] && { runall 2 $two || exit 1; }
-fi
+[ -n "$two" ] && { runall 2 $two || exit 1; }
 
 # the CPU-hog case (bench/hog.sh, written separately; the contract is in this file's header)
 if [ -f hog.sh ]; then
@@ -198,8 +204,8 @@ for b in $HAVE_BUILDS; do echo "moongrad $b: $(cat "$TMP/$b/desc")"; done
 if [ $BENCH_PEER = 1 ]; then
     echo "PyTorch: $(pinfo "$BENCH_THREADS" versions) (Debian python3-torch $(dpkg-query -W -f='${Version}' python3-torch 2>/dev/null))"
     echo "PyTorch's BLAS: $(pinfo "$BENCH_THREADS" blas), $(pinfo "$BENCH_THREADS" blas_path); kernel core $(pinfo "$BENCH_THREADS" blas_core); config: $(pinfo "$BENCH_THREADS" blas_config)"
-    for t in 1 2; do
-        [ -f "$TMP/peer_$t.txt" ] && echo "PyTorch's threads, $t-thread rows: $(pinfo "$t" threads)"
+    for f in "$TMP"/peer_*.txt; do
+        t=${f##*/peer_}; t=${t%.txt}; echo "PyTorch's threads, $t-thread rows: $(pinfo "$t" threads)"
     done
     echo "OPENBLAS_CORETYPE / OPENBLAS_L2_SIZE here: ${OPENBLAS_CORETYPE:-unset} / ${OPENBLAS_L2_SIZE:-unset}; unset for the PyTorch processes (they saw: $(pinfo "$BENCH_THREADS" coretype_env))"
 else
