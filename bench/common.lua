@@ -109,7 +109,8 @@ end
 function M.result(r)
   local nums = {}
   for i, v in ipairs(r.nums or {}) do nums[i] = string.format("%.9g", v) end
-  print(string.format("RESULT name=%s value=%.6g unit=%s derived=%s dunit=%s limit=%s tol=%s rss=%.0f nums=%s check=%s threads=%s",
+  print(string.format("RESULT name=%s value=%.6g unit=%s derived=%s dunit=%s limit=%s tol=%s rss=%.0f nums=%s"
+    .. " check=%s threads=%s",
     r.name, r.value, r.unit, r.derived and string.format("%.4g", r.derived) or "-", r.dunit or "-",
     r.limit or "-", r.tol or "1e-4:1e-6", M.peak_rss_mb(), #nums > 0 and table.concat(nums, ",") or "-",
     (tostring(r.check or "-"):gsub("%s", "")), tostring(r.threads or M.THREADS)))

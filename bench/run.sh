@@ -34,7 +34,6 @@
 # the table, and a line that also holds side=pytorch is the PyTorch figure of the row with the same name
 # and threads; every other line is printed under the table as it is. A failure is reported, not fatal.
 cd "$(dirname "$0")" || exit 1
-BENCH=$(pwd)
 ROOT=$(cd .. && pwd)
 BUILD_DIR=${MOONGRAD_BUILD:-$ROOT/build}
 case $BUILD_DIR in /*) ;; *) BUILD_DIR=$ROOT/$BUILD_DIR ;; esac
@@ -339,7 +338,7 @@ fi
 echo
 echo "limits: $(sed -n 's/^LIMIT name=\([^ ]*\) value=\([^ ]*\) unit=\(.*\)/\1 \2 \3/p' "$TMP/limits.txt" | paste -sd';' | sed 's/;/; /g')"
 echo "thr: the threads of the row's figures, on both sides. ratio: PyTorch time / moongrad time (above 1: moongrad is"
-echo "faster), of the $MAIN build${OTHER:+; the column $OTHER: that build's time, then its ratio}. % of limit: the derived figure"
+echo "faster), of the $MAIN build${OTHER:+; the columns $OTHER: the time and ratio of that build}. % of limit: the derived figure"
 echo "(moongrad / PyTorch) against the limit measured now on as many threads (W5: read bandwidth at W5's size;"
 echo "W7: triad at W7's size; W6, G: one core's FMA peak times the threads; W6 counts its products' FLOPs over"
 echo "the whole step, a lower bound; W6_products_only times W6's five products alone). W6 trains on the first $W6_SAMPLES of the 60000"
