@@ -81,6 +81,7 @@ CPU_DESC="$(cpu 'model name') ($(cpu vendor_id), family $(cpu 'cpu family') mode
 NCPU=$(getconf _NPROCESSORS_ONLN 2>/dev/null || nproc)
 ISA=$(for f in avx2 fma avx512f; do grep -qw "$f" /proc/cpuinfo && printf '%s ' "$f"; done)
 VIRT=""; grep -qw hypervisor /proc/cpuinfo && VIRT=", virtual machine"
+LOAD0=$(cut -d' ' -f1 /proc/loadavg)
 
 : > "$TMP/limits.txt"
 if cc -O2 -march=native -o "$TMP/limits" limits.c -lpthread 2>"$TMP/cc.txt"; then
@@ -203,6 +204,7 @@ for b in $HAVE_BUILDS; do echo "moongrad $b: $(cat "$TMP/$b/desc")"; done
 if [ $BENCH_PEER = 1 ]; then
     echo "PyTorch: $(pinfo "$BENCH_THREADS" versions) (Debian python3-torch $(dpkg-query -W -f='${Version}' python3-torch 2>/dev/null))"
     echo "PyTorch's BLAS: $(pinfo "$BENCH_THREADS" blas), $(pinfo "$BENCH_THREADS" blas_path); kernel core $(pinfo "$BENCH_THREADS" blas_core); config: $(pinfo "$BENCH_THREADS" blas_config)"
+    echo "BLAS libraries in the PyTorch process's /proc/self/maps: $(pinfo "$BENCH_THREADS" blas_mapped)"
     for f in "$TMP"/peer_*.txt; do
         t=${f##*/peer_}; t=${t%.txt}; echo "PyTorch's threads, $t-thread rows: $(pinfo "$t" threads)"
     done
@@ -343,5 +345,8 @@ echo "(moongrad / PyTorch) against the limit measured now on as many threads (W5
 echo "W7: triad at W7's size; W6, G: one core's FMA peak times the threads; W6 counts its products' FLOPs over"
 echo "the whole step, a lower bound; W6_products_only times W6's five products alone). W6 trains on the first $W6_SAMPLES of the 60000"
 echo "samples, its s/epoch extrapolated. agree: the final numbers (params, loss, accuracy) within float32"
-echo "tolerance; peak RSS: each process's VmHWM / ru_maxrss. The machine is shared unless said: figures are noisy."
-echo "total run time: $(( $(date +%s) - START )) s"
+echo "tolerance; peak RSS: each process's VmHWM / ru_maxrss. A busy machine makes them noisy."
+echo "total run time: $(( $(date +%s) - START )) s; load average at the end: $(cut -d' ' -f1-3 /proc/loadavg)"
+awk -v s="$LOAD0" -v e="$(cut -d' ' -f1 /proc/loadavg)" -v n="$NCPU" 'BEGIN{ exit !(s > n / 2 || e > n + 0.5) }' &&
+    echo "bench: the machine was busy (load average above the run's own share): these figures are not a record"
+exit 0
