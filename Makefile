@@ -131,7 +131,7 @@ clean:
 	rm -rf $(BUILD) $(ASAN_BUILD)
 
 bench: deps $(MODULE)
-	sh bench/run.sh
+	BENCH_MAKE_CC="$(CC) $(ALL_CFLAGS)" sh bench/run.sh
 
 # The embedding example: a host program with its own allocator and a zero-copy buffer.
 $(BUILD)/embed: examples/embed.c $(OBJ)

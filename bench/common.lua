@@ -101,17 +101,19 @@ function M.peak_rss_mb()
 end
 
 -- One line per figure, parsed by bench/run.sh:
---   RESULT name= value= unit= derived= dunit= limit= tol= rss= nums= check=
+--   RESULT name= value= unit= derived= dunit= limit= tol= rss= nums= check= threads=
 -- value/unit: the headline figure; derived/dunit: a second figure (GB/s, GFLOP/s, samples/s...);
 -- limit: which machine limit the derived figure is a fraction of (run.sh measures it);
--- nums: the final numbers compared with the PyTorch side to within tol (rtol:atol).
+-- nums: the final numbers compared with the PyTorch side to within tol (rtol:atol);
+-- threads: the threads the figure ran on (BENCH_THREADS unless r.threads says otherwise).
 function M.result(r)
   local nums = {}
   for i, v in ipairs(r.nums or {}) do nums[i] = string.format("%.9g", v) end
-  print(string.format("RESULT name=%s value=%.6g unit=%s derived=%s dunit=%s limit=%s tol=%s rss=%.0f nums=%s check=%s",
+  print(string.format("RESULT name=%s value=%.6g unit=%s derived=%s dunit=%s limit=%s tol=%s rss=%.0f nums=%s"
+    .. " check=%s threads=%s",
     r.name, r.value, r.unit, r.derived and string.format("%.4g", r.derived) or "-", r.dunit or "-",
     r.limit or "-", r.tol or "1e-4:1e-6", M.peak_rss_mb(), #nums > 0 and table.concat(nums, ",") or "-",
-    (tostring(r.check or "-"):gsub("%s", ""))))
+    (tostring(r.check or "-"):gsub("%s", "")), tostring(r.threads or M.THREADS)))
   io.stdout:flush()
 end
 

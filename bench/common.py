@@ -71,6 +71,6 @@ def peak_rss_mb():
 
 def result(name, value, unit, derived=None, nums=(), check="-"):
     """The moongrad side's line names the units and the limit; this side gives its own figures."""
-    print("RESULT name=%s value=%.6g unit=%s derived=%s rss=%.0f nums=%s check=%s" % (
+    print("RESULT name=%s value=%.6g unit=%s derived=%s rss=%.0f nums=%s check=%s threads=%d" % (
         name, value, unit, "-" if derived is None else "%.4g" % derived, peak_rss_mb(),
-        ",".join("%.9g" % v for v in nums) or "-", str(check).replace(" ", "")), flush=True)
+        ",".join("%.9g" % v for v in nums) or "-", str(check).replace(" ", ""), THREADS), flush=True)
