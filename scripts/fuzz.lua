@@ -26,7 +26,9 @@ do
   local i = 1
   while arg[i] do
     local k = arg[i]:match("^%-%-(%w+)$")
-    if not k or opts[k] == nil and k ~= "log" then error("usage: fuzz.lua [--seed N] [--calls N] [--seconds N] [--log FILE]") end
+    if not k or opts[k] == nil and k ~= "log" then
+      error("usage: fuzz.lua [--seed N] [--calls N] [--seconds N] [--log FILE]")
+    end
     opts[k] = k == "log" and arg[i + 1] or tonumber(arg[i + 1])
     i = i + 2
   end
