@@ -48,13 +48,6 @@
 
 /* Storage of at least this many bytes starts on a 64-byte boundary inside its userdata. */
 #define LT_ALIGN_MIN 256
-/* Large blocks (tensor.c): the state's freed blocks of at least LT_BLOCK_MIN bytes wait (up to
- * LT_BLOCK_CACHE of them, LT_BLOCK_CACHE_BYTES in all) for the next tensor of the same size. */
-#define LT_BLOCK_MIN ((size_t)1 << 20)
-#define LT_BLOCK_CACHE 4
-#define LT_BLOCK_CACHE_BYTES ((size_t)64 << 20)
-void lt_blocks_open(lua_State *L, mg_ctx *ctx);
-void lt_blocks_close(lua_State *L, mg_ctx *ctx);
 
 /* t.flags bits */
 enum { LT_OWNS_INLINE = 1, LT_RETAINS_GRAD = 2 };

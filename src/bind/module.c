@@ -62,7 +62,6 @@ static void register_list(lua_State *L, int target, const luaL_Reg *list, int ct
 
 static int ctx_gc(lua_State *L) {
     mg_pool_shutdown((mg_ctx *)lua_touserdata(L, 1));
-    lt_blocks_close(L, (mg_ctx *)lua_touserdata(L, 1));
     return 0;
 }
 
@@ -128,6 +127,5 @@ int luaopen_moongrad_core(lua_State *L) {
     lua_settop(L, module);
     lua_pushvalue(L, module);
     lua_setfield(L, LUA_REGISTRYINDEX, MODULE_KEY);
-    lt_blocks_open(L, ctx);
     return 1;
 }

@@ -63,13 +63,7 @@ mg_tensor *lt_push_new(lua_State *L, mg_dtype dtype, int ndim, const int64_t *si
     /* The bytes live inline, after the header and the size / stride arrays: one block that the
      * collector counts at its true size and frees without a finalizer, whatever the size. Buffers
      * past LT_ALIGN_MIN bytes start on a 64-byte boundary, for whole-cache-line vector loads. */
-    size_t pad = bytes >= LT_ALIGN_MIN ? 63 : 0;
-    /* a large block is rounded up to whole pages, so that results of one size match in the block
-     * cache whatever their ndim */
-    if (bytes >= LT_BLOCK_MIN) {
-        const size_t used = sizeof(mg_tensor) + 2 * sizeof(int64_t) * ndim + sizeof(mg_storage) + bytes + pad;
-        pad += ((used + 4095) & ~(size_t)4095) - used;
-    }
+    const size_t pad = bytes >= LT_ALIGN_MIN ? 63 : 0;
     mg_tensor *t = lt_push_header(L, ndim, sizeof(mg_storage) + bytes + pad, lua_upvalueindex(2));
     mg_storage *s = (mg_storage *)(t->stride + ndim);
     memset(s, 0, sizeof *s);
@@ -83,102 +77,6 @@ mg_tensor *lt_push_new(lua_State *L, mg_dtype dtype, int ndim, const int64_t *si
     if (ndim) memcpy(t->size, size, sizeof(int64_t) * ndim); /* 0-d callers may pass size = NULL */
     mg_contiguous_strides(ndim, size, t->stride);
     return t;
-}
-
-/* ================================================================ large blocks */
-
-/* Why: `c = a + b` on 10^6 float32 in a loop ran at about half the cache's bandwidth, while
- * `c:add_(b)` (same kernel, same bytes) ran at full speed. A tensor's bytes live inline in its
- * userdata and go back only when the collector frees it: in lua5.4's generational mode a result
- * is still referenced at the next minor collection, so it is promoted and waits for a major one,
- * and ~5 dead 4 MB results (19 MB of resident growth, measured) are freed together. The allocator
- * then hands blocks out in its own order (10 distinct addresses over 600 results), and when a
- * freed block tops glibc's heap its pages go back to the OS, so that the next result faults them
- * in again (200 faults per result, seen when the collector's timing changed).
- * This cache: the state's allocator is wrapped once (lt_blocks_open) so that a freed block of
- * LT_BLOCK_MIN bytes or more is kept (LT_BLOCK_CACHE blocks, LT_BLOCK_CACHE_BYTES in all, the
- * oldest given back first) and handed to the next request of exactly its size, the most recently
- * freed first: still mapped, and the likeliest to be in cache. A large request of another size
- * gives every kept block back to the allocator first, so that memory a program needs is not kept.
- * Every byte still comes from, and returns to, the allocator the state had (a host's lua_Alloc);
- * the collector counts a live tensor's bytes as before and a kept block as freed (at most
- * LT_BLOCK_CACHE_BYTES). Per state, no globals: the cache hangs from the ctx. */
-typedef struct lt_blocks {
-    lua_Alloc alloc; /* the state's allocator, wrapped */
-    void *alloc_ud;
-    int on, n;
-    size_t bytes;
-    void *ptr[LT_BLOCK_CACHE];
-    size_t size[LT_BLOCK_CACHE];
-} lt_blocks;
-
-static void blocks_flush(lt_blocks *c) {
-    for (int i = 0; i < c->n; i++) c->alloc(c->alloc_ud, c->ptr[i], c->size[i], 0);
-    c->n = 0;
-    c->bytes = 0;
-}
-
-static void *blocks_alloc(void *ud, void *ptr, size_t osize, size_t nsize) {
-    lt_blocks *c = (lt_blocks *)ud;
-    if (c->on && !ptr && nsize >= LT_BLOCK_MIN) {
-        for (int i = c->n - 1; i >= 0; i--) /* the most recently freed first */
-            if (c->size[i] == nsize) {
-                void *p = c->ptr[i];
-                c->bytes -= nsize;
-                c->n--;
-                memmove(c->ptr + i, c->ptr + i + 1, sizeof *c->ptr * (size_t)(c->n - i));
-                memmove(c->size + i, c->size + i + 1, sizeof *c->size * (size_t)(c->n - i));
-                return p;
-            }
-        blocks_flush(c);
-    } else if (c->on && ptr && nsize == 0 && osize >= LT_BLOCK_MIN && osize <= LT_BLOCK_CACHE_BYTES) {
-        while (c->n == LT_BLOCK_CACHE || c->bytes + osize > LT_BLOCK_CACHE_BYTES) { /* the oldest out */
-            c->alloc(c->alloc_ud, c->ptr[0], c->size[0], 0);
-            c->bytes -= c->size[0];
-            c->n--;
-            memmove(c->ptr, c->ptr + 1, sizeof *c->ptr * (size_t)c->n);
-            memmove(c->size, c->size + 1, sizeof *c->size * (size_t)c->n);
-        }
-        c->ptr[c->n] = ptr;
-        c->size[c->n++] = osize;
-        c->bytes += osize;
-        return NULL;
-    }
-    void *p = c->alloc(c->alloc_ud, ptr, osize, nsize);
-    if (!p && nsize && c->n) { /* out of memory: the kept blocks first, then once more */
-        blocks_flush(c);
-        p = c->alloc(c->alloc_ud, ptr, osize, nsize);
-    }
-    return p;
-}
-
-/* Wraps the state's allocator (ctx->alloc, read when the module opened). The cache's own few
- * bytes come from that allocator too. */
-void lt_blocks_open(lua_State *L, mg_ctx *ctx) {
-    lt_blocks *c = (lt_blocks *)mg_alloc(ctx, sizeof *c);
-    if (!c) return; /* no cache: correct, only slower */
-    memset(c, 0, sizeof *c);
-    c->alloc = ctx->alloc;
-    c->alloc_ud = ctx->alloc_ud;
-    c->on = 1;
-    ctx->blocks = c;
-    lua_setallocf(L, blocks_alloc, c);
-}
-
-/* When the ctx ends (the state closes): every kept block goes back, and the state gets its own
- * allocator back. When something wrapped the allocator after us, the wrapper stays, passing every
- * call through, and its few bytes are left (freeing them could break that other wrapper). */
-void lt_blocks_close(lua_State *L, mg_ctx *ctx) {
-    lt_blocks *c = (lt_blocks *)ctx->blocks;
-    if (!c) return;
-    c->on = 0;
-    blocks_flush(c);
-    void *ud;
-    if (lua_getallocf(L, &ud) == blocks_alloc && ud == c) {
-        lua_setallocf(L, c->alloc, c->alloc_ud);
-        mg_free(ctx, c, sizeof *c);
-    }
-    ctx->blocks = NULL;
 }
 
 mg_tensor *lt_push_zeros(lua_State *L, mg_dtype dtype, int ndim, const int64_t *size) {

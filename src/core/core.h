@@ -27,7 +27,6 @@ typedef struct mg_ctx {
     int num_threads;        /* mg.set_num_threads; 1: never start a worker */
     struct mg_pool *pool;   /* workers, started on first use (pool.c) */
     uint32_t backward_pass; /* numbers backward passes, to mark the nodes each one visits */
-    void *blocks;           /* the binding's cache of large freed blocks (src/bind/tensor.c) */
     int err_operand;        /* which operand an error concerns, 1-based; 0 when none */
     char err[256];          /* the detail of the last error, lowercase, no final period */
 } mg_ctx;
