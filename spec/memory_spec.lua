@@ -30,6 +30,29 @@ describe("memory", function()
     assert.is_true(peak < 200, "peak growth " .. peak .. " MB")
   end)
 
+  it("keeps the values of large results of interleaved sizes, and counts their bytes", function()
+    -- large results reuse freed blocks: results of interleaved sizes and shapes must never see
+    -- each other's bytes (a guard for any reuse of storage between tensors)
+    local a = mg.arange(0, 300000):float()       -- 1.2 MB
+    local b = mg.arange(0, 600000):float()       -- 2.4 MB
+    for i = 1, 30 do
+      local x = a + i
+      local y = (b * 2):view(2, 300000)
+      local z = mg.zeros(300000)
+      assert.equal(i, x[1])
+      assert.equal(299999 + i, x[300000])
+      assert.equal(2 * 599999, y[2][300000])
+      assert.equal(0, z:sum():item())
+      if i % 7 == 0 then collectgarbage() end
+    end
+    -- a large tensor's bytes are counted by the collector while it lives
+    collectgarbage()
+    local t0 = collectgarbage("count")
+    local t = mg.empty(1000000) -- 4 MB
+    assert.is_true(collectgarbage("count") - t0 > 3900, "counted " .. (collectgarbage("count") - t0) .. " KB")
+    t[1] = 1
+  end)
+
   it("ends a tensor's storage at the end of a <close> scope", function()
     local kept
     do
