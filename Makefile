@@ -123,6 +123,31 @@ asan: deps $(ASAN_MODULE)
 	ASAN_OPTIONS=detect_leaks=0:abort_on_error=0 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
 	busted --lua=$(LUA) --exclude-tags=slow,noasan $(BUSTED_ARGS) spec
 
+# The API fuzzer (scripts/fuzz.lua), in a scratch directory (functions that write files get names
+# like "x") and under a memory limit. `make fuzz` runs the -O3 build as long as asked
+# (FUZZ_SEEDS, FUZZ_CALLS per seed); `make fuzz-asan` a bounded seeded run under ASan + UBSan
+# (what CI runs). A crash, sanitizer report or hang ends the run with the log's last call named.
+FUZZ_SEEDS ?= 1 2 3 4 5 6 7 8 9 10
+FUZZ_CALLS ?= 100000
+FUZZ_TIMEOUT ?= 600
+define run_fuzz
+	@dir=$$(mktemp -d) && status=0 && for seed in $(FUZZ_SEEDS); do \
+	    ( cd "$$dir" && $(1) timeout $(FUZZ_TIMEOUT) $(LUA) $(CURDIR)/scripts/fuzz.lua --seed $$seed \
+	      --calls $(FUZZ_CALLS) --log "$$dir/log" > /dev/null 2> "$$dir/err" ) || { status=$$?; \
+	      grep -v 'failed to allocate' "$$dir/err" | tail -n 40; \
+	      echo "fuzz: seed $$seed failed (status $$status); last call:"; tail -n 1 "$$dir/log"; break; }; \
+	    tail -n 1 "$$dir/err"; \
+	done; rm -rf "$$dir"; exit $$status
+endef
+.PHONY: fuzz fuzz-asan
+fuzz: deps $(MODULE)
+	$(call run_fuzz,ulimit -v 8000000 &&)
+fuzz-asan: deps $(ASAN_MODULE)
+	$(call run_fuzz,LUA_CPATH="$(CURDIR)/$(ASAN_BUILD)/?.so;;" \
+	LD_PRELOAD="$$($(CC) -print-file-name=libasan.so) $$($(CC) -print-file-name=libubsan.so)" \
+	ASAN_OPTIONS=detect_leaks=0:abort_on_error=1:allocator_may_return_null=1:max_allocation_size_mb=512 \
+	UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1)
+
 # CI builds with warnings as errors
 check-werror:
 	$(CC) $(ALL_CFLAGS) -Werror -fsyntax-only $(SRC)
