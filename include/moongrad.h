@@ -58,17 +58,19 @@ typedef enum mg_status {
 typedef void (*mg_release_fn)(void *ud, void *data, size_t nbytes);
 
 /* The bytes behind one or more tensors. Views share it; `version` counts in-place writes so
- * that autograd can tell a saved tensor was changed. data == NULL once released. */
+ * that autograd can tell a saved tensor was changed. A host's storage has data == NULL once
+ * released; a tensor's own storage, closed by <close>, keeps its bytes (they go with its userdata)
+ * and says MG_STORAGE_CLOSED, so that a C call already reading them finishes safely. */
 typedef struct mg_storage {
     char *data;            /* borrowed from whoever owns the bytes (see kind) */
     size_t nbytes;
     uint64_t version;
-    int kind;              /* MG_STORAGE_INLINE (bytes in a GC-managed userdata) / _HOST */
+    int kind;              /* MG_STORAGE_INLINE (bytes in a GC-managed userdata), _HOST, _CLOSED */
     mg_release_fn release; /* _HOST only */
     void *release_ud;
 } mg_storage;
 
-enum { MG_STORAGE_INLINE, MG_STORAGE_HOST };
+enum { MG_STORAGE_INLINE, MG_STORAGE_HOST, MG_STORAGE_CLOSED };
 
 /* A tensor is a view: dtype, shape and strides (in elements) over a storage, from an offset. */
 typedef struct mg_tensor {

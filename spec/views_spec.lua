@@ -367,5 +367,35 @@ describe("indexing", function()
       end
       H.errors(function() return small:totable() end, "tensor used after its storage was released")
     end)
+    it("on a view ends only the view: its base and the other views stay usable (a data set's batch)", function()
+      local data = mg.arange(12):reshape(6, 2)
+      local other = data:narrow(1, 5, 2)
+      local closed
+      do
+        local batch <close> = data:narrow(1, 1, 2)
+        assert.same({{0, 1}, {2, 3}}, batch:totable())
+        closed = batch
+      end
+      H.errors(function() return closed:totable() end, "tensor used after it was closed (by <close>)")
+      H.errors(function() return mg.cat({closed, data}) end, "list[1] was used after it was closed (by <close>)")
+      assert.equal(66, data:sum():item())
+      assert.same({{8, 9}, {10, 11}}, other:totable())
+    end)
+    it("never makes a running op read freed memory when a finalizer closes its input", function()
+      local finished, refused = 0, 0
+      for _ = 1, 400 do
+        local a = mg.randn(4000)
+        setmetatable({}, {__gc = function() local _ <close> = a end}) -- runs at some allocation
+        local ok, err = pcall(function() return ((a * 2 + 1):exp() - a):sum():item() end)
+        if ok then
+          finished = finished + 1
+        else
+          assert.truthy(tostring(err):find("tensor used after its storage was released", 1, true), err)
+          refused = refused + 1
+        end
+      end
+      assert.equal(400, finished + refused)
+      assert.truthy(refused > 0, "no finalizer ran inside the expression: the test tests nothing")
+    end)
   end)
 end)

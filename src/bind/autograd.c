@@ -283,7 +283,7 @@ static mg_tensor *sum_target(lua_State *L, int in_idx, const mg_tensor *in) {
         acc = lt_test(L, -1);
     }
     lua_settop(L, top);
-    if (!acc || !acc->storage->data || acc->dtype != in->dtype || !mg_same_shape(acc, in)) return NULL;
+    if (!acc || !lt_usable(acc) || acc->dtype != in->dtype || !mg_same_shape(acc, in)) return NULL;
     for (int d = 0; d < acc->ndim; d++)
         if (acc->stride[d] == 0 && acc->size[d] > 1) return NULL;
     return acc;

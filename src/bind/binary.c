@@ -49,8 +49,8 @@ static int operand_error(lua_State *L, int arg, mg_binary_op op) {
 static int binary(lua_State *L, mg_binary_op op) {
     mg_ctx *ctx = lt_ctx(L);
     const mg_tensor *ta = lt_test(L, 1), *tb = lt_test(L, 2);
-    if (ta && tb && ta->dtype == tb->dtype && mg_same_shape(ta, tb) && ta->storage->data &&
-        tb->storage->data && !ta->requires_grad && !tb->requires_grad && ta->dtype != MG_BOOL &&
+    if (ta && tb && ta->dtype == tb->dtype && mg_same_shape(ta, tb) && lt_usable(ta) &&
+        lt_usable(tb) && !ta->requires_grad && !tb->requires_grad && ta->dtype != MG_BOOL &&
         mg_binary_compute_dtype(ctx, op, (mg_dtype)ta->dtype) == ta->dtype) {
         /* the common case (a + b, same shape and dtype, no graph): skip promotion and broadcasting */
         mg_tensor *out = lt_push_new(L, mg_binary_is_comparison(op) ? MG_BOOL : (mg_dtype)ta->dtype,

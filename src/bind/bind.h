@@ -51,18 +51,26 @@
 #define LT_ALIGN_MIN 256
 
 /* t.flags bits */
-enum { LT_OWNS_INLINE = 1, LT_RETAINS_GRAD = 2 };
+enum {
+    LT_OWNS_INLINE = 1, /* its bytes are inline in its userdata */
+    LT_RETAINS_GRAD = 2,
+    LT_OWNS_HOST = 4,   /* made by mg_push_host_tensor: its <close> releases the host's buffer */
+    LT_CLOSED = 8,      /* closed by <close>: unusable, whatever its storage */
+};
 
 static inline mg_ctx *lt_ctx(lua_State *L) { return (mg_ctx *)lua_touserdata(L, lua_upvalueindex(1)); }
 
 /* ---- tensors on the stack (tensor.c) ------------------------------------------------------ */
 /* The tensor at idx or NULL (no error). Borrowed: valid while the value stays reachable. */
 mg_tensor *lt_test(lua_State *L, int idx);
+/* t may be used: not closed, and its storage neither released nor closed. */
+static inline int lt_storage_usable(const mg_storage *s) { return s->data && s->kind != MG_STORAGE_CLOSED; }
+static inline int lt_usable(const mg_tensor *t) { return !(t->flags & LT_CLOSED) && lt_storage_usable(t->storage); }
 /* The tensor at idx when its storage is alive (not released by <close>), else NULL (no error):
  * for fast paths that fall back to a checked path, which then words the error. */
 static inline mg_tensor *lt_test_live(lua_State *L, int idx) {
     mg_tensor *t = lt_test(L, idx);
-    return t && t->storage->data ? t : NULL;
+    return t && lt_usable(t) ? t : NULL;
 }
 /* The tensor at idx, or a type error for argument `idx`; also refuses released storage. */
 mg_tensor *lt_check(lua_State *L, int idx);

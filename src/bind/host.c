@@ -69,6 +69,7 @@ mg_tensor *mg_push_host_tensor(lua_State *L, mg_dtype dtype, int ndim, const int
     lua_rotate(L, -2, 1);                /* tensor, storage */
     lua_setiuservalue(L, -2, LT_UV_OWNER);
     t->storage = &st->s;
+    t->flags |= LT_OWNS_HOST;
     t->dtype = (uint8_t)dtype;
     t->numel = numel;
     if (ndim) memcpy(t->size, size, sizeof(int64_t) * ndim); /* a 0-d host tensor may pass size = NULL */

@@ -190,8 +190,9 @@ static const mg_tensor *list_tensor(lua_State *L, lua_Integer i) {
     lua_rawgeti(L, 1, i);
     const mg_tensor *t = lt_test(L, -1);
     if (!t) lt_argerror(L, 1, "list[%I] is a %s, expected a tensor", i, luaL_typename(L, -1));
-    if (!t->storage->data)
-        lt_argerror(L, 1, "list[%I] was used after its storage was released (by <close>)", i);
+    if (!lt_usable(t))
+        lt_argerror(L, 1, "list[%I] was used after %s (by <close>)", i,
+                    lt_storage_usable(t->storage) ? "it was closed" : "its storage was released");
     lua_pop(L, 1);
     return t;
 }

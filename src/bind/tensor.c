@@ -42,8 +42,9 @@ mg_tensor *lt_test(lua_State *L, int idx) {
 mg_tensor *lt_check(lua_State *L, int idx) {
     mg_tensor *t = lt_test(L, idx);
     if (!t) luaL_typeerror(L, idx, "tensor");
-    if (!t->storage->data)
-        luaL_argerror(L, idx, "tensor used after its storage was released (by <close>)");
+    if (!lt_usable(t))
+        luaL_argerror(L, idx, lt_storage_usable(t->storage) ? "tensor used after it was closed (by <close>)"
+                                                            : "tensor used after its storage was released (by <close>)");
     return t;
 }
 
@@ -104,17 +105,26 @@ mg_tensor *lt_push_view(lua_State *L, int src, int ndim) {
 }
 
 void lt_release_storage(mg_storage *s) {
+    if (s->kind == MG_STORAGE_INLINE) {
+        s->kind = MG_STORAGE_CLOSED; /* the bytes stay until the userdata goes: a C call reading them
+                                      * (a finalizer closed an input mid-call) finishes safely */
+        return;
+    }
     if (!s->data) return;
     if (s->release) s->release(s->release_ud, s->data, s->nbytes);
     s->data = NULL;
 }
 
-/* <close>: ends the life of the tensor's storage. Later use of it (or of any view of it) is an
- * error; a host buffer's release callback runs now; the bytes of a tensor's own storage return to
- * the allocator when the collector frees its userdata (it counts them, so that comes soon). */
+/* <close>: a tensor that owns its storage (made by an op, a factory, or a host's buffer) ends it:
+ * later use of it or of any view of it is an error, a host buffer's release callback runs now, and
+ * a tensor's own bytes return to the allocator when the collector frees its userdata (it counts
+ * them, so that comes soon). A view ends only itself: closing a batch of a data set leaves the
+ * data set whole. */
 static int l_close(lua_State *L) {
     mg_tensor *t = lt_test(L, 1);
-    if (t) lt_release_storage(t->storage);
+    if (!t) return 0;
+    if (t->flags & (LT_OWNS_INLINE | LT_OWNS_HOST)) lt_release_storage(t->storage);
+    t->flags |= LT_CLOSED;
     return 0;
 }
 
