@@ -148,6 +148,12 @@ fuzz-asan: deps $(ASAN_MODULE)
 	ASAN_OPTIONS=detect_leaks=0:abort_on_error=1:allocator_may_return_null=1:max_allocation_size_mb=512 \
 	UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1)
 
+# The soak: 10^5 steps of an MLP with Adam and of the book's autograd loop, no collectgarbage();
+# resident memory every 10^4 steps, and its growth after warm-up.
+.PHONY: soak
+soak: deps $(MODULE)
+	LUA_CPATH="$(CURDIR)/$(BUILD)/?.so;;" $(LUA) bench/soak.lua $(SOAK_STEPS)
+
 # CI builds with warnings as errors
 check-werror:
 	$(CC) $(ALL_CFLAGS) -Werror -fsyntax-only $(SRC)
