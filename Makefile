@@ -40,7 +40,7 @@ $(BUILD)/%.o: %.c $(HDR) Makefile
 	$(CC) $(ALL_CFLAGS) -c -o $@ $<
 
 # the generator must give the same numbers on every build: no fused multiply-add there
-$(BUILD)/src/core/rng.o $(ASAN_BUILD)/src/core/rng.o $(BUILD)/src/ops/fill.o $(ASAN_BUILD)/src/ops/fill.o: ALL_CFLAGS += -ffp-contract=off
+$(BUILD)/src/core/rng.o $(ASAN_BUILD)/src/core/rng.o $(BUILD)/src/ops/fill.o $(ASAN_BUILD)/src/ops/fill.o $(foreach f,binary unary copy reduce optim functional,$(BUILD)/src/ops/$(f).o $(ASAN_BUILD)/src/ops/$(f).o): ALL_CFLAGS += -ffp-contract=off
 
 # Sanitized build: the interpreter is not instrumented, so the runtime is preloaded (see asan).
 $(ASAN_MODULE): $(ASAN_OBJ)

@@ -66,12 +66,4 @@ typedef enum mg_isa { MG_ISA_BASELINE, MG_ISA_AVX2, MG_ISA_AVX512, MG_NISA } mg_
 #define MG_CPU_ISA() MG_ISA_BASELINE
 #endif
 
-/* A function compiled three times (AVX-512, AVX2, baseline), the dynamic loader picking the one
- * for this CPU (GCC's target_clones, an ifunc: x86-64 GCC only). Elsewhere compiled once. */
-#if defined(__GNUC__) && defined(__x86_64__) && !defined(__clang__)
-#define MG_CLONES_AVX __attribute__((target_clones("avx512f", "avx2", "default")))
-#else
-#define MG_CLONES_AVX
-#endif
-
 #endif
