@@ -41,13 +41,15 @@
  *
  *   MG_ISA_STAMP(DEF, args...)  DEF(isa, args...) once per level; isa is the token base, avx2 or
  *                               avx512. DEF writes `static MG_ISA_FN(name, isa)(...) { body }`.
- *   MG_ISA_FN(name, isa)        the target attribute of level isa and the name name_isa
+ *   MG_ISA_FN(name, isa)        the target attribute of level isa and the name name_isa, aligned
+ *                               to 64 bytes: every level's loops sit alike in the cache lines
+ *                               (unaligned, an identical avx2 loop of max ran 1.5x slower)
  *   MG_ISA_ROW(M, args...)      {M(args..., base), M(args..., avx2), M(args..., avx512)}: a table
  *                               row indexed by ctx->isa (M gives one entry or a nested row)
  *   MG_ISA_PICK(isa, name)      the function name_<level> for a run-time level (direct calls)
  * Elsewhere than x86 only the baseline is compiled and every level names it. */
 typedef enum mg_isa { MG_ISA_BASELINE, MG_ISA_AVX2, MG_ISA_AVX512, MG_NISA } mg_isa;
-#define MG_ISA_FN(name, isa) MG_ISA_TARGET_##isa name##_##isa
+#define MG_ISA_FN(name, isa) MG_ISA_TARGET_##isa __attribute__((aligned(64))) name##_##isa
 #define MG_ISA_TARGET_base
 #if MG_CPU_X86
 #define MG_ISA_TARGET_avx2 MG_TARGET("avx2,fma")
