@@ -1,9 +1,26 @@
 /* ctx.c: the per-state context (allocator, generator, error detail) and dtype facts. */
 #include <stdarg.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "core.h"
+#include "cpu.h"
+
+/* The kernels' instruction set: the highest level the CPU runs, capped by MOONGRAD_ISA=baseline,
+ * avx2 or avx512 (a level the CPU lacks gives what it has). Any other value is ignored, with a
+ * line on stderr naming the accepted ones. Only x86 has levels above the baseline. */
+static int choose_isa(void) {
+    static const char *const levels[MG_NISA] = {"baseline", "avx2", "avx512"};
+    const int cpu = MG_CPU_ISA();
+    const char *env = getenv("MOONGRAD_ISA");
+    if (!env || !*env) return cpu;
+    for (int i = 0; i < MG_NISA; i++)
+        if (strcmp(env, levels[i]) == 0) return i < cpu ? i : cpu;
+    fprintf(stderr, "moongrad: MOONGRAD_ISA=%s ignored: expected baseline, avx2 or avx512; using %s\n",
+            env, levels[cpu]);
+    return cpu;
+}
 
 void mg_ctx_init(mg_ctx *ctx, mg_alloc_fn alloc, void *alloc_ud) {
     memset(ctx, 0, sizeof *ctx);
@@ -11,6 +28,7 @@ void mg_ctx_init(mg_ctx *ctx, mg_alloc_fn alloc, void *alloc_ud) {
     ctx->alloc_ud = alloc_ud;
     ctx->default_dtype = MG_FLOAT32;
     ctx->num_threads = mg_default_threads();
+    ctx->isa = choose_isa();
     ctx->seed = 0x6d6f6f6e67726164ull; /* "moongrad": fixed, as PyTorch's default seed is */
     mg_rng_seed(&ctx->rng, ctx->seed);
 }

@@ -6,19 +6,22 @@
  * Each op's kernel is one line per kind of dtype below: FLOAT_BINARY(op, expression in a and b)
  * for both float dtypes (MG_MATH2(pow, a, b) is powf for floats), INT_BINARY and BOOL_BINARY
  * where the list says FI / FIB. DEFINE_BINARY writes the three loops that matter: both operands
- * contiguous, one of them a broadcast scalar (stride 0), and the general strided case. Promotion
+ * contiguous, one of them a broadcast scalar (stride 0), and the general strided case, once per
+ * instruction set (MG_ISA_STAMP, src/core/cpu.h; the table is indexed by ctx->isa). Promotion
  * is the caller's job: a and b arrive in the compute dtype. The derivatives are the cases of
  * mg_binary_backward, below the kernels.
  */
 #include <math.h>
 
+#include "../core/cpu.h"
 #include "grad.h"
 #include "ops.h"
 #include "scalar.h"
 #include "unary.h"
 
-#define DEFINE_BINARY(NAME, T, R, EXPR)                                                      \
-    static void NAME(char **p, const int64_t *s, int64_t n, const void *extra) {             \
+#define DEFINE_BINARY(NAME, T, R, EXPR) MG_ISA_STAMP(BINARY_LOOPS, NAME, T, R, EXPR)
+#define BINARY_LOOPS(ISA, NAME, T, R, EXPR)                                                  \
+    static void MG_ISA_FN(NAME, ISA)(char **p, const int64_t *s, int64_t n, const void *extra) { \
         (void)extra;                                                                          \
         if (s[0] == sizeof(R) && s[1] == sizeof(T) && s[2] == sizeof(T)) {                    \
             R *o = (R *)p[0];                                                                 \
@@ -102,9 +105,10 @@ static const bool comparison[MG_NBINARY] = {MG_BINARY_OPS(IS_COMPARISON)};
 #define READS_OUTPUT_OUTPUT true
 #define READS_OUTPUT_NOTHING false
 static const bool reads_output[MG_NBINARY] = {MG_BINARY_OPS(READS_OUTPUT)};
-/* [op][dtype: float32, float64, int64, bool]; NULL: the dtype is refused (the caller promotes) */
-#define KERNELS(OP, op, kernels, ...) MG_KERNELS_##kernels(op),
-static const mg_inner_fn kernels[MG_NBINARY][MG_NDTYPES] = {MG_BINARY_OPS(KERNELS)};
+/* [op][isa][dtype: float32, float64, int64, bool]; NULL: the dtype is refused (the caller
+ * promotes) */
+#define KERNELS(OP, op, kernels, ...) MG_ISA_ROW(MG_KERNELS_##kernels, op),
+static const mg_inner_fn kernels[MG_NBINARY][MG_NISA][MG_NDTYPES] = {MG_BINARY_OPS(KERNELS)};
 
 const char *mg_binary_name(mg_binary_op op) { return names[op]; }
 bool mg_binary_is_comparison(mg_binary_op op) { return comparison[op]; }
@@ -129,7 +133,7 @@ mg_status mg_binary(mg_ctx *ctx, mg_binary_op op, mg_tensor *out, const mg_tenso
                     const mg_tensor *b) {
     if (op == MG_BIN_POW && a->dtype == b->dtype && scalar_exponent(b) == 2.0)
         return mg_binary(ctx, MG_BIN_MUL, out, a, a); /* x ^ 2 = x * x exactly, and vectorized */
-    const mg_inner_fn fn = kernels[op][a->dtype];
+    const mg_inner_fn fn = kernels[op][ctx->isa][a->dtype];
     if (!fn || a->dtype != b->dtype)
         return mg_fail(ctx, MG_EDTYPE, 1, "'%s' does not take %s tensors", names[op],
                        mg_dtype_name((mg_dtype)a->dtype));
@@ -155,8 +159,9 @@ mg_status mg_binary(mg_ctx *ctx, mg_binary_op op, mg_tensor *out, const mg_tenso
 }
 
 /* ---- where(cond, a, b) -------------------------------------------------------------------- */
-#define DEFINE_WHERE(NAME, T)                                                                 \
-    static void NAME(char **p, const int64_t *s, int64_t n, const void *extra) {             \
+#define DEFINE_WHERE(NAME, T) MG_ISA_STAMP(WHERE_LOOP, NAME, T)
+#define WHERE_LOOP(ISA, NAME, T)                                                              \
+    static void MG_ISA_FN(NAME, ISA)(char **p, const int64_t *s, int64_t n, const void *extra) { \
         (void)extra;                                                                          \
         char *o = p[0];                                                                       \
         const char *c = p[1], *x = p[2], *y = p[3];                                           \
@@ -167,7 +172,7 @@ DEFINE_WHERE(where_f32, float)
 DEFINE_WHERE(where_f64, double)
 DEFINE_WHERE(where_i64, int64_t)
 DEFINE_WHERE(where_bool, bool)
-static const mg_inner_fn where_kernels[MG_NDTYPES] = {where_f32, where_f64, where_i64, where_bool};
+static const mg_inner_fn where_kernels[MG_NISA][MG_NDTYPES] = MG_ISA_ROW(MG_KERNELS_FIB, where);
 
 mg_status mg_where(mg_ctx *ctx, mg_tensor *out, const mg_tensor *cond, const mg_tensor *a,
                    const mg_tensor *b) {
@@ -175,7 +180,7 @@ mg_status mg_where(mg_ctx *ctx, mg_tensor *out, const mg_tensor *cond, const mg_
     const mg_tensor *ops[4] = {out, cond, a, b};
     mg_iter it;
     mg_iter_init(&it, 4, ops);
-    mg_iter_run_parallel(ctx, &it, where_kernels[out->dtype], NULL);
+    mg_iter_run_parallel(ctx, &it, where_kernels[ctx->isa][out->dtype], NULL);
     return MG_OK;
 }
 

@@ -7,15 +7,17 @@
 #include <math.h>
 #include <string.h>
 
+#include "../core/cpu.h"
 #include "ops.h"
 
 static inline int64_t float_to_i64(double v) {
     return (v >= -9223372036854775808.0 && v < 9223372036854775808.0) ? (int64_t)v : INT64_MIN;
 }
 
-/* y = EXPR(v) for v read as FROM, written as TO. */
-#define DEFINE_CAST(NAME, TO, FROM, EXPR)                                             \
-    static void NAME(char **p, const int64_t *s, int64_t n, const void *extra) {      \
+/* y = EXPR(v) for v read as FROM, written as TO; once per instruction set (src/core/cpu.h). */
+#define DEFINE_CAST(NAME, TO, FROM, EXPR) MG_ISA_STAMP(CAST_LOOPS, NAME, TO, FROM, EXPR)
+#define CAST_LOOPS(ISA, NAME, TO, FROM, EXPR)                                         \
+    static void MG_ISA_FN(NAME, ISA)(char **p, const int64_t *s, int64_t n, const void *extra) { \
         (void)extra;                                                                  \
         if (s[0] == sizeof(TO) && s[1] == sizeof(FROM)) {                             \
             TO *o = (TO *)p[0];                                                       \
@@ -53,16 +55,13 @@ DEFINE_CAST(bool_from_f64, bool, double, v != 0.0)
 DEFINE_CAST(bool_from_i64, bool, int64_t, v != 0)
 DEFINE_CAST(bool_from_bool, bool, bool, v)
 
-/* [to][from] */
-static const mg_inner_fn cast_kernels[MG_NDTYPES][MG_NDTYPES] = {
-    {f32_from_f32, f32_from_f64, f32_from_i64, f32_from_bool},
-    {f64_from_f32, f64_from_f64, f64_from_i64, f64_from_bool},
-    {i64_from_f32, i64_from_f64, i64_from_i64, i64_from_bool},
-    {bool_from_f32, bool_from_f64, bool_from_i64, bool_from_bool},
-};
+/* [isa][to][from] */
+#define CASTS_TO(to, isa)                                                                     \
+    {to##_from_f32_##isa, to##_from_f64_##isa, to##_from_i64_##isa, to##_from_bool_##isa}
+#define CASTS(_, isa) {CASTS_TO(f32, isa), CASTS_TO(f64, isa), CASTS_TO(i64, isa), CASTS_TO(bool, isa)}
+static const mg_inner_fn cast_kernels[MG_NISA][MG_NDTYPES][MG_NDTYPES] = MG_ISA_ROW(CASTS, _);
 
 mg_status mg_copy(mg_ctx *ctx, mg_tensor *out, const mg_tensor *in) {
-    (void)ctx;
     if (out->dtype == in->dtype && mg_is_contiguous(out) && mg_is_contiguous(in) &&
         mg_same_shape(out, in)) {
         const size_t bytes = (size_t)out->numel * mg_dtype_size((mg_dtype)out->dtype);
@@ -72,7 +71,7 @@ mg_status mg_copy(mg_ctx *ctx, mg_tensor *out, const mg_tensor *in) {
     const mg_tensor *ops[2] = {out, in};
     mg_iter it;
     mg_iter_init(&it, 2, ops);
-    mg_iter_run_parallel(ctx, &it, cast_kernels[out->dtype][in->dtype], NULL);
+    mg_iter_run_parallel(ctx, &it, cast_kernels[ctx->isa][out->dtype][in->dtype], NULL);
     return MG_OK;
 }
 

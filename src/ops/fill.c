@@ -11,10 +11,15 @@
  * (u * (b - a) + a, mean + std * z) are exact for the defaults (a = 0, b = 1; mean = 0, std = 1)
  * even where the compiler fuses them into an fma; for other parameters this file needs the same
  * -ffp-contract=off as rng.c on targets with fma (aarch64, x86 with -mfma).
+ *
+ * The formula fills are compiled once per instruction set (MG_ISA_STAMP, src/core/cpu.h; the
+ * ctx's level is called); fma() is correctly rounded, inlined or not, so every level gives the
+ * same bits. The random fills are sequential (one generator) and compiled once.
  */
 #include <math.h>
 #include <string.h>
 
+#include "../core/cpu.h"
 #include "fill.h"
 #include "ops.h"
 
@@ -38,16 +43,20 @@ mg_status mg_eye(mg_ctx *ctx, mg_tensor *out) {
  * IEEE 754 on every platform, and the same bits as torch 1.13. (Its AVX2 loop also computes blocks
  * of 8 floats / 4 doubles as base + k * step from each block's first value, which moves some
  * elements of long ranges by an ulp; that depends on the CPU PyTorch runs on, so it is not copied.) */
+#define DEFINE_ARANGE(NAME, T) MG_ISA_STAMP(ARANGE_LOOP, NAME, T)
+#define ARANGE_LOOP(ISA, NAME, T)                                                               \
+    static void MG_ISA_FN(NAME, ISA)(char *p, int64_t s, int64_t n, double start, double step) { \
+        for (int64_t i = 0; i < n; i++) ((T *)p)[i * s] = (T)fma(step, (double)i, start);       \
+    }
+DEFINE_ARANGE(arange_f32, float)
+DEFINE_ARANGE(arange_f64, double)
+
 mg_status mg_arange(mg_ctx *ctx, mg_tensor *out, double start, double step) {
     char *p = mg_tensor_data(out);
     const int64_t n = out->size[0], s = out->stride[0];
     switch (out->dtype) {
-    case MG_FLOAT32:
-        for (int64_t i = 0; i < n; i++) ((float *)p)[i * s] = (float)fma(step, (double)i, start);
-        return MG_OK;
-    case MG_FLOAT64:
-        for (int64_t i = 0; i < n; i++) ((double *)p)[i * s] = fma(step, (double)i, start);
-        return MG_OK;
+    case MG_FLOAT32: MG_ISA_PICK(ctx->isa, arange_f32)(p, s, n, start, step); return MG_OK;
+    case MG_FLOAT64: MG_ISA_PICK(ctx->isa, arange_f64)(p, s, n, start, step); return MG_OK;
     default:
         return mg_fail(ctx, MG_EDTYPE, 1, "arange does not take dtype '%s' here",
                        mg_dtype_name((mg_dtype)out->dtype));
@@ -69,8 +78,10 @@ mg_status mg_arange_int(mg_ctx *ctx, mg_tensor *out, int64_t start, int64_t step
  * (n - 1) in the dtype (double for integers); the first half counts up from start, the second
  * half down from end, so both ends are exact. Fused multiply-adds as in arange above (FMA is
  * fmaf or fma, STEP_T's). */
-#define DEFINE_LINSPACE(NAME, T, STEP_T, FMA)                                                  \
-    static void NAME(char *p, int64_t s, int64_t n, double start_d, double end_d) {           \
+#define DEFINE_LINSPACE(NAME, T, STEP_T, FMA) MG_ISA_STAMP(LINSPACE_LOOP, NAME, T, STEP_T, FMA)
+#define LINSPACE_LOOP(ISA, NAME, T, STEP_T, FMA)                                               \
+    static void MG_ISA_FN(NAME, ISA)(char *p, int64_t s, int64_t n, double start_d,           \
+                                     double end_d) {                                          \
         const T start = (T)start_d, end = (T)end_d;                                           \
         const STEP_T step = ((STEP_T)end - (STEP_T)start) / (STEP_T)(n - 1);                  \
         const int64_t half = n / 2;                                                           \
@@ -83,10 +94,10 @@ DEFINE_LINSPACE(linspace_f64, double, double, fma)
 DEFINE_LINSPACE(linspace_i64, int64_t, double, fma)
 
 typedef void (*linspace_fn)(char *p, int64_t s, int64_t n, double start, double end);
-static const linspace_fn linspace_kernels[MG_NDTYPES] = {linspace_f32, linspace_f64, linspace_i64, NULL};
+static const linspace_fn linspace_kernels[MG_NISA][MG_NDTYPES] = MG_ISA_ROW(MG_KERNELS_FI, linspace);
 
 mg_status mg_linspace(mg_ctx *ctx, mg_tensor *out, double start, double end) {
-    const linspace_fn fn = linspace_kernels[out->dtype];
+    const linspace_fn fn = linspace_kernels[ctx->isa][out->dtype];
     if (!fn)
         return mg_fail(ctx, MG_EDTYPE, 1, "linspace does not take dtype '%s'",
                        mg_dtype_name((mg_dtype)out->dtype));

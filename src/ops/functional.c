@@ -17,6 +17,7 @@
 #include <math.h>
 #include <string.h>
 
+#include "../core/cpu.h"
 #include "grad.h"
 #include "linalg.h"
 #include "functional.h"
@@ -372,9 +373,11 @@ static mg_status pointwise_backward(mg_ctx *ctx, const mg_backward_args *a, int 
 /* e^v in the dtype's precision (float32 logits: expf, as PyTorch computes them; sums stay double) */
 #define EXP_F32(v) ((double)expf((float)(v)))
 #define EXP_F64(v) exp(v)
-#define DEFINE_CROSS_ENTROPY(NAME, T, EXP)                                                 \
-    static void NAME(void *out, double *lse, const void *xp, const int64_t *t, int64_t N,  \
-                     int64_t C, mg_reduction red) {                                        \
+#define DEFINE_CROSS_ENTROPY(NAME, T, EXP) MG_ISA_STAMP(CROSS_ENTROPY_LOOP, NAME, T, EXP)
+#define CROSS_ENTROPY_LOOP(ISA, NAME, T, EXP)                                              \
+    static void MG_ISA_FN(NAME, ISA)(void *out, double *lse, const void *xp,               \
+                                     const int64_t *t, int64_t N, int64_t C,               \
+                                     mg_reduction red) {                                   \
         T *o = (T *)out;                                                                   \
         double total = 0;                                                                  \
         for (int64_t n = 0; n < N; n++) {                                                  \
@@ -394,11 +397,14 @@ DEFINE_CROSS_ENTROPY(cross_entropy_f32, float, EXP_F32)
 DEFINE_CROSS_ENTROPY(cross_entropy_f64, double, EXP_F64)
 typedef void (*cross_entropy_fn)(void *, double *, const void *, const int64_t *, int64_t, int64_t,
                                  mg_reduction);
-static const cross_entropy_fn cross_entropy_kernels[2] = {cross_entropy_f32, cross_entropy_f64};
+static const cross_entropy_fn cross_entropy_kernels[MG_NISA][MG_NDTYPES] =
+    MG_ISA_ROW(MG_KERNELS_F, cross_entropy);
 
-#define DEFINE_DCROSS_ENTROPY(NAME, T, EXP)                                                \
-    static void NAME(void *dst, const void *xp, const double *lse, const int64_t *t,       \
-                     const void *gp, int64_t N, int64_t C, mg_reduction red) {             \
+#define DEFINE_DCROSS_ENTROPY(NAME, T, EXP) MG_ISA_STAMP(DCROSS_ENTROPY_LOOP, NAME, T, EXP)
+#define DCROSS_ENTROPY_LOOP(ISA, NAME, T, EXP)                                             \
+    static void MG_ISA_FN(NAME, ISA)(void *dst, const void *xp, const double *lse,         \
+                                     const int64_t *t, const void *gp, int64_t N,          \
+                                     int64_t C, mg_reduction red) {                        \
         const T *g = (const T *)gp;                                                        \
         for (int64_t n = 0; n < N; n++) {                                                  \
             const T *row = (const T *)xp + n * C;                                          \
@@ -413,7 +419,8 @@ DEFINE_DCROSS_ENTROPY(dcross_entropy_f32, float, EXP_F32)
 DEFINE_DCROSS_ENTROPY(dcross_entropy_f64, double, EXP_F64)
 typedef void (*dcross_entropy_fn)(void *, const void *, const double *, const int64_t *,
                                   const void *, int64_t, int64_t, mg_reduction);
-static const dcross_entropy_fn dcross_entropy_kernels[2] = {dcross_entropy_f32, dcross_entropy_f64};
+static const dcross_entropy_fn dcross_entropy_kernels[MG_NISA][MG_NDTYPES] =
+    MG_ISA_ROW(MG_KERNELS_F, dcross_entropy);
 
 mg_status mg_cross_entropy(mg_ctx *ctx, mg_tensor *out, mg_tensor *lse, const mg_tensor *logits,
                            const mg_tensor *target, mg_reduction red) {
@@ -435,8 +442,8 @@ mg_status mg_cross_entropy(mg_ctx *ctx, mg_tensor *out, mg_tensor *lse, const mg
         }
     st = flat_as(ctx, logits, dt, &sx, &cx);
     if (st == MG_OK)
-        cross_entropy_kernels[dt](mg_tensor_data(out), (double *)mg_tensor_data(lse), mg_tensor_data(cx),
-                                  t, N, C, red);
+        cross_entropy_kernels[ctx->isa][dt](mg_tensor_data(out), (double *)mg_tensor_data(lse),
+                                            mg_tensor_data(cx), t, N, C, red);
 done:
     drop(ctx, &sx);
     drop(ctx, &st_);
@@ -458,9 +465,10 @@ static mg_status cross_entropy_backward(mg_ctx *ctx, const mg_backward_args *a, 
     if (st == MG_OK) st = flat_as(ctx, a->gout, dt, &sg, &cg);
     if (st == MG_OK) st = grad_dest(ctx, gin, dt, logits->ndim, logits->size, &sd, &dest);
     if (st == MG_OK)
-        dcross_entropy_kernels[dt](mg_tensor_data(dest), mg_tensor_data(cx),
-                                   (const double *)mg_tensor_data(a->saved[0]),
-                                   (const int64_t *)mg_tensor_data(ct), mg_tensor_data(cg), N, C, red);
+        dcross_entropy_kernels[ctx->isa][dt](mg_tensor_data(dest), mg_tensor_data(cx),
+                                             (const double *)mg_tensor_data(a->saved[0]),
+                                             (const int64_t *)mg_tensor_data(ct), mg_tensor_data(cg),
+                                             N, C, red);
     st = grad_done(ctx, gin, &sd, st);
     drop(ctx, &sg);
     drop(ctx, &st_);
@@ -475,9 +483,10 @@ static mg_status cross_entropy_backward(mg_ctx *ctx, const mg_backward_args *a, 
  *   m = max_k x_k, s = sum_k e^(x_k - m).
  * Backward from the saved output y:
  *   softmax dx = y (g - sum_k g_k y_k),  log_softmax dx = g - e^y sum_k g_k. */
-#define DEFINE_SOFTMAX(NAME, T)                                                            \
-    static void NAME(mg_functional_op op, void *out, const void *xp, int64_t outer, int64_t n,   \
-                     int64_t inner) {                                                      \
+#define DEFINE_SOFTMAX(NAME, T) MG_ISA_STAMP(SOFTMAX_LOOP, NAME, T)
+#define SOFTMAX_LOOP(ISA, NAME, T)                                                         \
+    static void MG_ISA_FN(NAME, ISA)(mg_functional_op op, void *out, const void *xp,       \
+                                     int64_t outer, int64_t n, int64_t inner) {            \
         for (int64_t o = 0; o < outer; o++)                                                \
             for (int64_t j = 0; j < inner; j++) {                                          \
                 const T *x = (const T *)xp + o * n * inner + j;                            \
@@ -494,11 +503,14 @@ static mg_status cross_entropy_backward(mg_ctx *ctx, const mg_backward_args *a, 
 DEFINE_SOFTMAX(softmax_f32, float)
 DEFINE_SOFTMAX(softmax_f64, double)
 typedef void (*softmax_fn)(mg_functional_op, void *, const void *, int64_t, int64_t, int64_t);
-static const softmax_fn softmax_kernels[2] = {softmax_f32, softmax_f64};
+static const softmax_fn softmax_kernels[MG_NISA][MG_NDTYPES] =
+    MG_ISA_ROW(MG_KERNELS_F, softmax);
 
-#define DEFINE_DSOFTMAX(NAME, T)                                                           \
-    static void NAME(mg_functional_op op, void *dst, const void *yp, const void *gp, int64_t outer, \
-                     int64_t n, int64_t inner) {                                           \
+#define DEFINE_DSOFTMAX(NAME, T) MG_ISA_STAMP(DSOFTMAX_LOOP, NAME, T)
+#define DSOFTMAX_LOOP(ISA, NAME, T)                                                        \
+    static void MG_ISA_FN(NAME, ISA)(mg_functional_op op, void *dst, const void *yp,       \
+                                     const void *gp, int64_t outer, int64_t n,             \
+                                     int64_t inner) {                                      \
         for (int64_t o = 0; o < outer; o++)                                                \
             for (int64_t j = 0; j < inner; j++) {                                          \
                 const int64_t base = o * n * inner + j;                                    \
@@ -516,7 +528,8 @@ static const softmax_fn softmax_kernels[2] = {softmax_f32, softmax_f64};
 DEFINE_DSOFTMAX(dsoftmax_f32, float)
 DEFINE_DSOFTMAX(dsoftmax_f64, double)
 typedef void (*dsoftmax_fn)(mg_functional_op, void *, const void *, const void *, int64_t, int64_t, int64_t);
-static const dsoftmax_fn dsoftmax_kernels[2] = {dsoftmax_f32, dsoftmax_f64};
+static const dsoftmax_fn dsoftmax_kernels[MG_NISA][MG_NDTYPES] =
+    MG_ISA_ROW(MG_KERNELS_F, dsoftmax);
 
 static void split_dims(const mg_tensor *t, int dim, int64_t *outer, int64_t *n, int64_t *inner) {
     *outer = *inner = 1;
@@ -534,7 +547,8 @@ mg_status mg_softmax(mg_ctx *ctx, mg_functional_op op, mg_tensor *out, const mg_
     st = flat_as(ctx, x, dt, &sx, &cx);
     int64_t outer, n, inner;
     split_dims(x, dim, &outer, &n, &inner);
-    if (st == MG_OK) softmax_kernels[dt](op, mg_tensor_data(out), mg_tensor_data(cx), outer, n, inner);
+    if (st == MG_OK)
+        softmax_kernels[ctx->isa][dt](op, mg_tensor_data(out), mg_tensor_data(cx), outer, n, inner);
     drop(ctx, &sx);
     return st;
 }
@@ -553,8 +567,8 @@ static mg_status softmax_backward(mg_ctx *ctx, const mg_backward_args *a, mg_ten
     int64_t outer, n, inner;
     split_dims(y, (int)a->node->iarg[0], &outer, &n, &inner);
     if (st == MG_OK)
-        dsoftmax_kernels[dt](op, mg_tensor_data(dest), mg_tensor_data(cy), mg_tensor_data(cg), outer, n,
-                             inner);
+        dsoftmax_kernels[ctx->isa][dt](op, mg_tensor_data(dest), mg_tensor_data(cy), mg_tensor_data(cg),
+                                       outer, n, inner);
     st = grad_done(ctx, gin, &sd, st);
     drop(ctx, &sg);
     drop(ctx, &sy);

@@ -13,10 +13,10 @@
  *     MR rows, B in slivers of NR columns, zero-padded), then a register-tiled MR x NR micro-kernel.
  *     A small product (C no taller than one block of A, one thread) skips the packing (gemm_direct): the
  *     SIMD kernel reads A in place and a row-major B too, with the same sums (same bits).
- *     On x86 the kernel is chosen at each call from libgcc's CPU model (src/core/cpu.h, no state
- *     of ours): AVX-512 (12x32 float32, 12x16 float64, 24 zmm accumulators), else AVX2+FMA
- *     (6x16 / 6x8, 12 ymm), else the portable one (plain loops over a fixed-size local array, which
- *     the compiler keeps in SSE registers). They are compiled with target attributes: no -m flags;
+ *     On x86 the kernel is chosen at each call from the ctx's level (ctx->isa: what the CPU has,
+ *     capped by MOONGRAD_ISA; src/core/cpu.h): AVX-512 (12x32 float32, 12x16 float64, 24 zmm
+ *     accumulators), else AVX2+FMA (6x16 / 6x8, 12 ymm), else the portable one (plain loops over a
+ *     fixed-size local array, which the compiler keeps in SSE registers). They are compiled with target attributes: no -m flags;
  *   - gemv (float32 vector products, on x86 with FMA): matrix-vector kernels that read the matrix
  *     in place whatever its layout, with the gemm's sums (same bits); see the gemv section.
  * All accumulate in the element type (float32 in float32, as BLAS does). The order of the sums
@@ -385,12 +385,13 @@ static const gemm_kernel kernels_avx2[2] = {
     [MG_FLOAT64] = {naive_f64_fma, pack_f64_6, pack_f64_8, micro_f64_avx2, 6, 8, 96, 256, 1024, direct_f64_avx2},
 };
 
-/* The SIMD kernel for dt (float32, float64) on this CPU and a C n wide; NULL: none (no FMA). */
-static const gemm_kernel *simd_kernel(mg_dtype dt, int64_t n) {
+/* The SIMD kernel for dt (float32, float64) at the ctx's level `isa` and a C n wide; NULL: none
+ * (baseline: no FMA). */
+static const gemm_kernel *simd_kernel(mg_dtype dt, int64_t n, int isa) {
     /* a C narrower than half the AVX-512 tile pads less on the AVX2 one (and the bits agree) */
-    if (MG_GEMM_ISA >= 2 && 2 * n > kernels_avx512[dt].nr && MG_CPU_HAS_AVX512_FMA())
+    if (MG_GEMM_ISA >= 2 && 2 * n > kernels_avx512[dt].nr && isa >= MG_ISA_AVX512)
         return &kernels_avx512[dt];
-    if (MG_GEMM_ISA >= 1 && MG_CPU_HAS_AVX2_FMA()) return &kernels_avx2[dt];
+    if (MG_GEMM_ISA >= 1 && isa >= MG_ISA_AVX2) return &kernels_avx2[dt];
     return NULL;
 }
 
@@ -584,10 +585,10 @@ DEFINE_GEMV_COLS(gemv_cols_avx512, "avx512f,fma", __m512, 16, __mmask16, mask16,
 DEFINE_GEMV_COLS(gemv_cols_avx2, "avx2,fma", __m256, 8, __m256i, mask8, _mm256_setzero_ps,
                  _mm256_set1_ps, MLOAD256, _mm256_storeu_ps, _mm256_fmadd_ps, _mm256_add_ps)
 
-/* The kernel for v on this CPU, and its unit (outputs per pass); NULL without FMA. */
-static gemv_fn gemv_kernel(const gemv_t *v, int64_t *unit) {
-    const bool avx512 = MG_GEMM_ISA >= 2 && MG_CPU_HAS_AVX512_FMA();
-    const bool avx2 = MG_GEMM_ISA >= 1 && MG_CPU_HAS_AVX2_FMA();
+/* The kernel for v at the ctx's level `isa`, and its unit (outputs per pass); NULL without FMA. */
+static gemv_fn gemv_kernel(const gemv_t *v, int64_t *unit, int isa) {
+    const bool avx512 = MG_GEMM_ISA >= 2 && isa >= MG_ISA_AVX512;
+    const bool avx2 = MG_GEMM_ISA >= 1 && isa >= MG_ISA_AVX2;
     if (!avx512 && !avx2) return NULL;
     if (v->cs == 1 && v->m >= 8) {
         *unit = avx512 ? 16 : 8;
@@ -601,19 +602,19 @@ static gemv_fn gemv_kernel(const gemv_t *v, int64_t *unit) {
     return gemv_naive;
 }
 #else /* no SIMD kernels: the portable gemm and naive only */
-static const gemm_kernel *simd_kernel(mg_dtype dt, int64_t n) {
-    (void)dt, (void)n;
+static const gemm_kernel *simd_kernel(mg_dtype dt, int64_t n, int isa) {
+    (void)dt, (void)n, (void)isa;
     return NULL;
 }
-static gemv_fn gemv_kernel(const gemv_t *v, int64_t *unit) {
-    (void)v, (void)unit;
+static gemv_fn gemv_kernel(const gemv_t *v, int64_t *unit, int isa) {
+    (void)v, (void)unit, (void)isa;
     return NULL;
 }
 #endif
 
-/* The kernel for dtype dt on this CPU (asked at each call: no state here). */
-static const gemm_kernel *kernel_for(mg_dtype dt, int64_t n) {
-    const gemm_kernel *simd = dt == MG_FLOAT32 || dt == MG_FLOAT64 ? simd_kernel(dt, n) : NULL;
+/* The kernel for dtype dt at the ctx's level (ctx->isa: the CPU's, capped by MOONGRAD_ISA). */
+static const gemm_kernel *kernel_for(mg_dtype dt, int64_t n, int isa) {
+    const gemm_kernel *simd = dt == MG_FLOAT32 || dt == MG_FLOAT64 ? simd_kernel(dt, n, isa) : NULL;
     return simd ? simd : &kernels[dt];
 }
 
@@ -647,7 +648,7 @@ static void gemv_blocks_range(void *arg, int64_t begin, int64_t end) {
 /* y = A x; false when this CPU has no gemv kernel (the caller takes the naive path). */
 static bool gemv_run(mg_ctx *ctx, const gemv_t *v, float *y, int64_t ys) {
     int64_t unit;
-    const gemv_fn fn = gemv_kernel(v, &unit);
+    const gemv_fn fn = gemv_kernel(v, &unit, ctx->isa);
     if (!fn) return false;
     gemv_job job = {v, fn, unit, y, ys, NULL};
     const int64_t units = (v->m + unit - 1) / unit, nblk = (v->k + v->kc - 1) / v->kc;
@@ -821,7 +822,7 @@ mg_status mg_gemm(mg_ctx *ctx, mg_dtype dt, const mg_gemm_args *p) {
         nbatch *= p->batch_size[d];
     }
 
-    const gemm_kernel *kn = kernel_for(dt, g.n);
+    const gemm_kernel *kn = kernel_for(dt, g.n, ctx->isa);
     const size_t es = mg_dtype_size(dt);
     /* float32 vector products go to the gemv kernels (any layout, same bits as the gemm) */
     bool use_gemv = false;
@@ -832,7 +833,7 @@ mg_status mg_gemm(mg_ctx *ctx, mg_dtype dt, const mg_gemm_args *p) {
         gv.kc = kn->pack_a ? kn->kc : g.k;
         if (g.n == 1) gv.m = g.m, gv.rs = g.rsa, gv.cs = g.csa, gv.xs = g.rsb;
         else gv.m = g.n, gv.rs = g.csb, gv.cs = g.rsb, gv.xs = g.csa;
-        use_gemv = gemv_kernel(&gv, &gv_unit) != NULL;
+        use_gemv = gemv_kernel(&gv, &gv_unit, ctx->isa) != NULL;
     }
     /* a vector product whose dot loop walks the matrix contiguously is memory-bound: the naive
      * loop is as fast as packing, which would pad the vector to a whole micro-tile */

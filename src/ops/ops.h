@@ -33,10 +33,11 @@
 #include "../core/core.h"
 
 /* A row of a kernel table [dtype: float32, float64, int64, bool] from a list's kernels column:
- * the functions named op_f32, op_f64, op_i64, op_bool; NULL for a dtype without a kernel. */
-#define MG_KERNELS_F(op) {op##_f32, op##_f64, NULL, NULL}
-#define MG_KERNELS_FI(op) {op##_f32, op##_f64, op##_i64, NULL}
-#define MG_KERNELS_FIB(op) {op##_f32, op##_f64, op##_i64, op##_bool}
+ * the functions named op_f32_isa, op_f64_isa, op_i64_isa, op_bool_isa (isa: base, avx2, avx512,
+ * see MG_ISA_ROW in src/core/cpu.h); NULL for a dtype without a kernel. */
+#define MG_KERNELS_F(op, isa) {op##_f32_##isa, op##_f64_##isa, NULL, NULL}
+#define MG_KERNELS_FI(op, isa) {op##_f32_##isa, op##_f64_##isa, op##_i64_##isa, NULL}
+#define MG_KERNELS_FIB(op, isa) {op##_f32_##isa, op##_f64_##isa, op##_i64_##isa, op##_bool_##isa}
 
 /* out <- in, converting dtype; in broadcasts to out (fill_ is a copy from a 0-d scalar). */
 mg_status mg_copy(mg_ctx *ctx, mg_tensor *out, const mg_tensor *in);

@@ -6,12 +6,14 @@
  * kernels do with theirs. Step-level scalars (bias corrections, the decayed lr) are computed in
  * double, as Python does.
  *
- * Each optimizer is a DEFINE_<NAME>(name_dtype, T, SQRT) macro instantiated once per dtype, and an
- * entry point that checks the dtype and calls it. To add an optimizer: its options struct and entry
+ * Each optimizer is a DEFINE_<NAME>(name_dtype, T, SQRT) macro instantiated once per dtype (and
+ * per instruction set: MG_ISA_STAMP, src/core/cpu.h), and an entry point that checks the dtype
+ * and calls the ctx's level of it (MG_ISA_PICK). To add an optimizer: its options struct and entry
  * point in optim.h, its macro and two instantiation lines here, its binding in src/bind/optim.c.
  */
 #include <math.h>
 
+#include "../core/cpu.h"
 #include "optim.h"
 #include "scalar.h" /* MG_MAX_NAN: amsgrad's running maximum propagates NaN, as torch.maximum */
 
@@ -19,9 +21,10 @@
 /* One loop per case, each branch-free so that it vectorizes; wdc is 0 without weight decay (an
  * exact add). The cases, as PyTorch: no momentum; the first step (the buffer takes d); later steps
  * (buf = momentum buf + (1 - dampening) d), plain or nesterov. */
-#define DEFINE_SGD(NAME, T)                                                                      \
-    static void NAME(T *restrict p, const T *restrict g, T *restrict buf, int64_t n,             \
-                     const mg_sgd_options *o) {                                                  \
+#define DEFINE_SGD(NAME, T) MG_ISA_STAMP(SGD_LOOP, NAME, T)
+#define SGD_LOOP(ISA, NAME, T)                                                                   \
+    static void MG_ISA_FN(NAME, ISA)(T *restrict p, const T *restrict g, T *restrict buf,         \
+                                     int64_t n, const mg_sgd_options *o) {                        \
         const T wdc = (T)o->weight_decay, mom = (T)o->momentum, damp1 = (T)(1 - o->dampening);    \
         const T neg_lr = (T)-o->lr;                                                               \
         if (!buf) {                                                                               \
@@ -65,9 +68,11 @@ DEFINE_SGD(sgd_f64, double)
         const T denom = SQRT(SECOND) / bc2_sqrt + eps;                                            \
         p[i] = pi + neg_step_size * m[i] / denom;                                                 \
     }
-#define DEFINE_ADAM(NAME, T, SQRT)                                                                \
-    static void NAME(T *restrict p, const T *restrict g, T *restrict m, T *restrict v,           \
-                     T *restrict vmax, int64_t n, const mg_adam_options *o) {                    \
+#define DEFINE_ADAM(NAME, T, SQRT) MG_ISA_STAMP(ADAM_LOOP, NAME, T, SQRT)
+#define ADAM_LOOP(ISA, NAME, T, SQRT)                                                             \
+    static void MG_ISA_FN(NAME, ISA)(T *restrict p, const T *restrict g, T *restrict m,           \
+                                     T *restrict v, T *restrict vmax, int64_t n,                  \
+                                     const mg_adam_options *o) {                                  \
         const double bc1 = 1 - pow(o->beta1, (double)o->step);                                   \
         const double bc2 = 1 - pow(o->beta2, (double)o->step);                                   \
         const T neg_step_size = (T)-(o->lr / bc1), bc2_sqrt = (T)sqrt(bc2);                       \
@@ -85,9 +90,11 @@ DEFINE_ADAM(adam_f32, float, sqrtf)
 DEFINE_ADAM(adam_f64, double, sqrt)
 
 /* ---- RMSprop ------------------------------------------------------------------------------------ */
-#define DEFINE_RMSPROP(NAME, T, SQRT)                                                             \
-    static void NAME(T *restrict p, const T *restrict g, T *restrict s, T *restrict a,           \
-                     T *restrict buf, int64_t n, const mg_rmsprop_options *o) {                  \
+#define DEFINE_RMSPROP(NAME, T, SQRT) MG_ISA_STAMP(RMSPROP_LOOP, NAME, T, SQRT)
+#define RMSPROP_LOOP(ISA, NAME, T, SQRT)                                                          \
+    static void MG_ISA_FN(NAME, ISA)(T *restrict p, const T *restrict g, T *restrict s,           \
+                                     T *restrict a, T *restrict buf, int64_t n,                   \
+                                     const mg_rmsprop_options *o) {                               \
         const T alpha = (T)o->alpha, one_alpha = (T)(1 - o->alpha), eps = (T)o->eps;              \
         const T wd = (T)o->weight_decay, mom = (T)o->momentum, neg_lr = (T)-o->lr;                \
         for (int64_t i = 0; i < n; i++) {                                                         \
@@ -117,9 +124,10 @@ DEFINE_RMSPROP(rmsprop_f32, float, sqrtf)
 DEFINE_RMSPROP(rmsprop_f64, double, sqrt)
 
 /* ---- Adagrad ------------------------------------------------------------------------------------ */
-#define DEFINE_ADAGRAD(NAME, T, SQRT)                                                             \
-    static void NAME(T *restrict p, const T *restrict g, T *restrict s, int64_t n,               \
-                     const mg_adagrad_options *o) {                                              \
+#define DEFINE_ADAGRAD(NAME, T, SQRT) MG_ISA_STAMP(ADAGRAD_LOOP, NAME, T, SQRT)
+#define ADAGRAD_LOOP(ISA, NAME, T, SQRT)                                                          \
+    static void MG_ISA_FN(NAME, ISA)(T *restrict p, const T *restrict g, T *restrict s,           \
+                                     int64_t n, const mg_adagrad_options *o) {                    \
         const double clr = o->lr / (1 + (double)(o->step - 1) * o->lr_decay);                    \
         const T neg_clr = (T)-clr, wd = (T)o->weight_decay, eps = (T)o->eps;                      \
         for (int64_t i = 0; i < n; i++) {                                                         \
@@ -151,6 +159,7 @@ static mg_status bad_dtype(mg_ctx *ctx, const mg_tensor *param) {
 
 typedef struct sgd_job {
     mg_dtype dt;
+    int isa;
     void *p, *b;
     const void *g;
     const mg_sgd_options *o;
@@ -158,14 +167,17 @@ typedef struct sgd_job {
 
 static void sgd_range(void *arg, int64_t b, int64_t e) {
     const sgd_job *j = (const sgd_job *)arg;
-    if (j->dt == MG_FLOAT32) sgd_f32(AT(j->p, j->dt, b), AT(j->g, j->dt, b), AT(j->b, j->dt, b), e - b, j->o);
-    else sgd_f64(AT(j->p, j->dt, b), AT(j->g, j->dt, b), AT(j->b, j->dt, b), e - b, j->o);
+    const mg_dtype dt = j->dt;
+    if (dt == MG_FLOAT32)
+        MG_ISA_PICK(j->isa, sgd_f32)(AT(j->p, dt, b), AT(j->g, dt, b), AT(j->b, dt, b), e - b, j->o);
+    else
+        MG_ISA_PICK(j->isa, sgd_f64)(AT(j->p, dt, b), AT(j->g, dt, b), AT(j->b, dt, b), e - b, j->o);
 }
 
 mg_status mg_optim_sgd(mg_ctx *ctx, mg_tensor *param, const mg_tensor *grad, mg_tensor *buf,
                        const mg_sgd_options *o) {
     if (!mg_is_floating((mg_dtype)param->dtype)) return bad_dtype(ctx, param);
-    sgd_job job = {(mg_dtype)param->dtype, mg_tensor_data(param), data_or_null(buf),
+    sgd_job job = {(mg_dtype)param->dtype, ctx->isa, mg_tensor_data(param), data_or_null(buf),
                    mg_tensor_data(grad), o};
     mg_parallel_for(ctx, param->numel, OPTIM_GRAIN, sgd_range, &job);
     return MG_OK;
@@ -173,6 +185,7 @@ mg_status mg_optim_sgd(mg_ctx *ctx, mg_tensor *param, const mg_tensor *grad, mg_
 
 typedef struct adam_job {
     mg_dtype dt;
+    int isa;
     void *p, *m, *v, *vmax;
     const void *g;
     const mg_adam_options *o;
@@ -182,15 +195,17 @@ static void adam_range(void *arg, int64_t b, int64_t e) {
     const adam_job *j = (const adam_job *)arg;
     const mg_dtype dt = j->dt;
     if (dt == MG_FLOAT32)
-        adam_f32(AT(j->p, dt, b), AT(j->g, dt, b), AT(j->m, dt, b), AT(j->v, dt, b), AT(j->vmax, dt, b), e - b, j->o);
+        MG_ISA_PICK(j->isa, adam_f32)(AT(j->p, dt, b), AT(j->g, dt, b), AT(j->m, dt, b), AT(j->v, dt, b),
+                                      AT(j->vmax, dt, b), e - b, j->o);
     else
-        adam_f64(AT(j->p, dt, b), AT(j->g, dt, b), AT(j->m, dt, b), AT(j->v, dt, b), AT(j->vmax, dt, b), e - b, j->o);
+        MG_ISA_PICK(j->isa, adam_f64)(AT(j->p, dt, b), AT(j->g, dt, b), AT(j->m, dt, b), AT(j->v, dt, b),
+                                      AT(j->vmax, dt, b), e - b, j->o);
 }
 
 mg_status mg_optim_adam(mg_ctx *ctx, mg_tensor *param, const mg_tensor *grad, mg_tensor *exp_avg,
                         mg_tensor *exp_avg_sq, mg_tensor *max_exp_avg_sq, const mg_adam_options *o) {
     if (!mg_is_floating((mg_dtype)param->dtype)) return bad_dtype(ctx, param);
-    adam_job job = {(mg_dtype)param->dtype, mg_tensor_data(param), mg_tensor_data(exp_avg),
+    adam_job job = {(mg_dtype)param->dtype, ctx->isa, mg_tensor_data(param), mg_tensor_data(exp_avg),
                     mg_tensor_data(exp_avg_sq), data_or_null(max_exp_avg_sq), mg_tensor_data(grad), o};
     mg_parallel_for(ctx, param->numel, OPTIM_GRAIN, adam_range, &job);
     return MG_OK;
@@ -202,8 +217,8 @@ mg_status mg_optim_rmsprop(mg_ctx *ctx, mg_tensor *param, const mg_tensor *grad,
     void *a = data_or_null(grad_avg), *b = data_or_null(buf);
     const void *g = mg_tensor_data(grad);
     switch (param->dtype) {
-    case MG_FLOAT32: rmsprop_f32(p, g, s, a, b, param->numel, o); return MG_OK;
-    case MG_FLOAT64: rmsprop_f64(p, g, s, a, b, param->numel, o); return MG_OK;
+    case MG_FLOAT32: MG_ISA_PICK(ctx->isa, rmsprop_f32)(p, g, s, a, b, param->numel, o); return MG_OK;
+    case MG_FLOAT64: MG_ISA_PICK(ctx->isa, rmsprop_f64)(p, g, s, a, b, param->numel, o); return MG_OK;
     default: return bad_dtype(ctx, param);
     }
 }
@@ -213,8 +228,8 @@ mg_status mg_optim_adagrad(mg_ctx *ctx, mg_tensor *param, const mg_tensor *grad,
     void *p = mg_tensor_data(param), *s = mg_tensor_data(sum);
     const void *g = mg_tensor_data(grad);
     switch (param->dtype) {
-    case MG_FLOAT32: adagrad_f32(p, g, s, param->numel, o); return MG_OK;
-    case MG_FLOAT64: adagrad_f64(p, g, s, param->numel, o); return MG_OK;
+    case MG_FLOAT32: MG_ISA_PICK(ctx->isa, adagrad_f32)(p, g, s, param->numel, o); return MG_OK;
+    case MG_FLOAT64: MG_ISA_PICK(ctx->isa, adagrad_f64)(p, g, s, param->numel, o); return MG_OK;
     default: return bad_dtype(ctx, param);
     }
 }

@@ -9,8 +9,9 @@
  * any other strides (transposed, expanded: stride 0) take the same path with a byte stride.
  *
  * Only the fold over one run is typed: a `step` function updates an accumulator (struct acc) from
- * n elements at stride s. Each is one DEFINE_ line per dtype; `steps` indexes them by op and
- * dtype (NULL: the dtype is refused). `emit` turns the accumulator into the output element.
+ * n elements at stride s. Each is one DEFINE_ line per dtype, compiled once per instruction set
+ * (MG_ISA_STAMP, src/core/cpu.h); `steps` indexes them by op, ctx->isa and dtype (NULL: the
+ * dtype is refused). `emit` turns the accumulator into the output element.
  * float32 folds accumulate in double and are rounded once at the end.
  *
  * The order is fixed (run after run, element after element), so results are bit-identical on
@@ -48,8 +49,9 @@ typedef void (*step_fn)(acc *a, const char *p, int64_t n, int64_t s, int64_t bas
 
 
 /* A fold r = EXPR(r, v) over n elements of type T at byte stride s, into the ACC field F. */
-#define DEFINE_FOLD(NAME, T, ACC, F, EXPR)                                                     \
-    static void NAME(acc *a, const char *p, int64_t n, int64_t s, int64_t base,              \
+#define DEFINE_FOLD(NAME, T, ACC, F, EXPR) MG_ISA_STAMP(FOLD_LOOPS, NAME, T, ACC, F, EXPR)
+#define FOLD_LOOPS(ISA, NAME, T, ACC, F, EXPR)                                                 \
+    static void MG_ISA_FN(NAME, ISA)(acc *a, const char *p, int64_t n, int64_t s, int64_t base, \
                      const mg_reduce_args *args) {                                           \
         (void)base;                                                                           \
         (void)args;                                                                           \
@@ -67,26 +69,28 @@ typedef void (*step_fn)(acc *a, const char *p, int64_t n, int64_t s, int64_t bas
  * float32 runs are summed in double with 8 interleaved accumulators, added up in a fixed order:
  * the adds then run in vector registers (one accumulator chained through every element is a
  * latency-bound 1 add / 4 cycles), and the order depends only on the run, never on threads. */
-MG_CLONES_AVX /* chosen at load time by the CPU */
-static void sum_f32(acc *a, const char *p, int64_t n, int64_t s, int64_t base, const mg_reduce_args *args) {
-    (void)base;
-    (void)args;
-    if (s != (int64_t)sizeof(float) || n < 64) {
-        double r = a->f;
-        for (int64_t i = 0; i < n; i++, p += s) r += *(const float *)p;
-        a->f = r;
-        return;
+#define SUM_F32(ISA, NAME)                                                                     \
+    static void MG_ISA_FN(NAME, ISA)(acc *a, const char *p, int64_t n, int64_t s, int64_t base, \
+                                     const mg_reduce_args *args) {                           \
+        (void)base;                                                                           \
+        (void)args;                                                                           \
+        if (s != (int64_t)sizeof(float) || n < 64) {                                          \
+            double r = a->f;                                                                  \
+            for (int64_t i = 0; i < n; i++, p += s) r += *(const float *)p;                   \
+            a->f = r;                                                                         \
+            return;                                                                           \
+        }                                                                                     \
+        const float *x = (const float *)p;                                                    \
+        double part[8] = {0};                                                                 \
+        int64_t i = 0;                                                                        \
+        for (; i + 8 <= n; i += 8)                                                            \
+            for (int k = 0; k < 8; k++) part[k] += x[i + k];                                  \
+        double r = 0;                                                                         \
+        for (int k = 0; k < 8; k++) r += part[k];                                             \
+        for (; i < n; i++) r += x[i];                                                         \
+        a->f += r;                                                                            \
     }
-    const float *x = (const float *)p;
-    double part[8] = {0};
-    int64_t i = 0;
-    for (; i + 8 <= n; i += 8)
-        for (int k = 0; k < 8; k++) part[k] += x[i + k];
-    double r = 0;
-    for (int k = 0; k < 8; k++) r += part[k];
-    for (; i < n; i++) r += x[i];
-    a->f += r;
-}
+MG_ISA_STAMP(SUM_F32, sum_f32)
 DEFINE_FOLD(sum_f64, double, double, f, r + v)
 DEFINE_FOLD(sum_i64, int64_t, int64_t, i, MG_WRAP(+, r, v))
 DEFINE_FOLD(sum_bool, bool, int64_t, i, r + v)
@@ -131,8 +135,9 @@ DEFINE_FOLD(normp_f64, double, double, f, r + pow(fabs(v), args->p))
 /* var: Welford's update, in double.  y = sum (x - mean)^2 / (n - correction).
  * Backward: dx += dy * 2 (x - mean) / (n - correction).  std: y = sqrt(var); dx += dy * (x - mean)
  * / ((n - correction) y). */
-#define DEFINE_WELFORD(NAME, T)                                                                \
-    static void NAME(acc *a, const char *p, int64_t n, int64_t s, int64_t base,              \
+#define DEFINE_WELFORD(NAME, T) MG_ISA_STAMP(WELFORD_LOOP, NAME, T)
+#define WELFORD_LOOP(ISA, NAME, T)                                                             \
+    static void MG_ISA_FN(NAME, ISA)(acc *a, const char *p, int64_t n, int64_t s, int64_t base, \
                      const mg_reduce_args *args) {                                           \
         (void)base;                                                                           \
         (void)args;                                                                           \
@@ -152,8 +157,9 @@ DEFINE_WELFORD(var_f64, double)
  * to the first occurrence and the first NaN wins for good (as PyTorch: max of [1, nan] is nan).
  * Backward of max(dim) / min(dim): dx[index] += dy; of max() over all: dy shared evenly among the
  * elements equal to the result. argmax / argmin: no gradient. */
-#define DEFINE_BEST(NAME, T, ACC, F, BETTER)                                                   \
-    static void NAME(acc *a, const char *p, int64_t n, int64_t s, int64_t base,              \
+#define DEFINE_BEST(NAME, T, ACC, F, BETTER) MG_ISA_STAMP(BEST_LOOP, NAME, T, ACC, F, BETTER)
+#define BEST_LOOP(ISA, NAME, T, ACC, F, BETTER)                                                \
+    static void MG_ISA_FN(NAME, ISA)(acc *a, const char *p, int64_t n, int64_t s, int64_t base, \
                      const mg_reduce_args *args) {                                           \
         (void)args;                                                                           \
         ACC best = a->F;                                                                      \
@@ -180,9 +186,9 @@ DEFINE_BEST(min_bool, bool, int64_t, i, LT)
 
 /* ---- the tables, made from MG_REDUCE_OPS ---------------------------------------------------- */
 enum { RESULT_SAME, RESULT_WIDEN, RESULT_INDEX, RESULT_BOOL };
-/* [op][dtype: float32, float64, int64, bool]; NORM's row is its p = 2 kernel (see pick_step) */
-#define STEPS(OP, op, fold, kernels, ...) MG_KERNELS_##kernels(fold),
-static const step_fn steps[MG_NREDUCE][MG_NDTYPES] = {MG_REDUCE_OPS(STEPS)};
+/* [op][isa][dtype: float32, float64, int64, bool]; NORM's row is its p = 2 kernel (see pick_step) */
+#define STEPS(OP, op, fold, kernels, ...) MG_ISA_ROW(MG_KERNELS_##kernels, fold),
+static const step_fn steps[MG_NREDUCE][MG_NISA][MG_NDTYPES] = {MG_REDUCE_OPS(STEPS)};
 #define NAME(OP, op, ...) #op,
 static const char *const names[MG_NREDUCE] = {MG_REDUCE_OPS(NAME)};
 #define RESULT(OP, op, fold, kernels, result, ...) RESULT_##result,
@@ -195,20 +201,22 @@ static const bool differentiable[MG_NREDUCE] = {MG_REDUCE_OPS(DIFFERENTIABLE)};
 const char *mg_reduce_name(mg_reduce_op op) { return names[op]; }
 bool mg_reduce_is_differentiable(mg_reduce_op op) { return differentiable[op]; }
 
-static step_fn pick_step(mg_reduce_op op, mg_dtype dt, const mg_reduce_args *args) {
-    if (op != MG_RED_NORM || !steps[op][dt]) return steps[op][dt];
+static step_fn pick_step(mg_reduce_op op, mg_dtype dt, const mg_reduce_args *args, int isa) {
+    if (op != MG_RED_NORM || !steps[op][isa][dt]) return steps[op][isa][dt];
     const bool f32 = dt == MG_FLOAT32;
     const double p = args->p;
-    if (p == 2) return f32 ? norm2_f32 : norm2_f64;
-    if (p == 1) return f32 ? norm1_f32 : norm1_f64;
-    if (p == INFINITY) return f32 ? norminf_f32 : norminf_f64;
-    if (p == -INFINITY) return f32 ? normninf_f32 : normninf_f64;
-    if (p == 0) return f32 ? norm0_f32 : norm0_f64;
-    return f32 ? normp_f32 : normp_f64;
+#define NORM(name) (f32 ? MG_ISA_PICK(isa, name##_f32) : MG_ISA_PICK(isa, name##_f64))
+    if (p == 2) return NORM(norm2);
+    if (p == 1) return NORM(norm1);
+    if (p == INFINITY) return NORM(norminf);
+    if (p == -INFINITY) return NORM(normninf);
+    if (p == 0) return NORM(norm0);
+    return NORM(normp);
+#undef NORM
 }
 
 mg_status mg_reduce_dtype(mg_ctx *ctx, mg_reduce_op op, mg_dtype in, mg_dtype *out) {
-    if (!steps[op][in])
+    if (!steps[op][0][in])
         return mg_fail(ctx, MG_EDTYPE, 1, "%s expects a floating dtype (float32 or float64), got %s",
                        names[op], mg_dtype_name(in));
     switch (results[op]) {
@@ -295,7 +303,7 @@ mg_status mg_reduce(mg_ctx *ctx, mg_reduce_op op, mg_tensor *out, mg_tensor *ind
     static const mg_reduce_args defaults = {2, 1}; /* const: no mutable state */
     if (!args) args = &defaults;
     const mg_dtype dt = (mg_dtype)in->dtype;
-    const step_fn step = pick_step(op, dt, args);
+    const step_fn step = pick_step(op, dt, args, ctx->isa);
     mg_dtype odt = dt; /* set by mg_reduce_dtype on success */
     mg_status st = mg_reduce_dtype(ctx, op, dt, &odt);
     if (st != MG_OK) return st;
@@ -359,8 +367,9 @@ mg_status mg_reduce(mg_ctx *ctx, mg_reduce_op op, mg_tensor *out, mg_tensor *ind
 /* ---- cumsum ----------------------------------------------------------------------------------- */
 /* cumsum: y_k = sum_{j <= k} x_j along dim, accumulated in ACC (double for float32).
  * Backward: dx_k += sum_{j >= k} dy_j (a reversed cumsum of dy). */
-#define DEFINE_CUMSUM(NAME, T, ACC, R, EXPR)                                                   \
-    static void NAME(char *o, int64_t os, const char *p, int64_t s, int64_t n) {              \
+#define DEFINE_CUMSUM(NAME, T, ACC, R, EXPR) MG_ISA_STAMP(CUMSUM_LOOP, NAME, T, ACC, R, EXPR)
+#define CUMSUM_LOOP(ISA, NAME, T, ACC, R, EXPR)                                                \
+    static void MG_ISA_FN(NAME, ISA)(char *o, int64_t os, const char *p, int64_t s, int64_t n) { \
         ACC r = 0;                                                                            \
         for (int64_t i = 0; i < n; i++, p += s, o += os) {                                    \
             const T v = *(const T *)p;                                                        \
@@ -373,7 +382,7 @@ DEFINE_CUMSUM(cumsum_f64, double, double, double, r + v)
 DEFINE_CUMSUM(cumsum_i64, int64_t, int64_t, int64_t, MG_WRAP(+, r, v))
 DEFINE_CUMSUM(cumsum_bool, bool, int64_t, int64_t, r + v)
 typedef void (*scan_fn)(char *o, int64_t os, const char *p, int64_t s, int64_t n);
-static const scan_fn cumsums[MG_NDTYPES] = {cumsum_f32, cumsum_f64, cumsum_i64, cumsum_bool};
+static const scan_fn cumsums[MG_NISA][MG_NDTYPES] = MG_ISA_ROW(MG_KERNELS_FIB, cumsum);
 
 mg_status mg_cumsum(mg_ctx *ctx, mg_tensor *out, const mg_tensor *in, int dim) {
     const mg_dtype dt = (mg_dtype)in->dtype;
@@ -399,7 +408,7 @@ mg_status mg_cumsum(mg_ctx *ctx, mg_tensor *out, const mg_tensor *in, int dim) {
     const char *p = (const char *)mg_tensor_data(in);
     char *o = (char *)mg_tensor_data(out);
     for (int64_t k = 0; k < lines; k++) {
-        cumsums[dt](o, os, p, s, n);
+        cumsums[ctx->isa][dt](o, os, p, s, n);
         for (int d = nk - 1; d >= 0; d--) {
             p += kstride[d], o += kostride[d];
             if (++kindex[d] < ksize[d]) break;

@@ -7,16 +7,19 @@
  * BOOL_KERNEL lines where the list says FI / FIB), and its derivative as an expression in g
  * (d loss / d y) and v (x, or y where the list says OUTPUT). `e` is the op's extra argument
  * (clamp's bounds) and `scalar` the element type. The macros write the loops that matter
- * (contiguous and strided); the tables at the end are made from the list.
+ * (contiguous and strided), once per instruction set (MG_ISA_STAMP, src/core/cpu.h); the tables
+ * at the end are made from the list and indexed by ctx->isa.
  */
+#include "../core/cpu.h"
 #include "grad.h"
 #include "ops.h"
 #include "scalar.h"
 #include "unary.h"
 
 /* y <- EXPR(x), in type T; may alias exactly (in-place ops): no restrict */
-#define DEFINE_UNARY(NAME, T, EXPR)                                                     \
-    static void NAME(char **p, const int64_t *s, int64_t n, const void *extra) {       \
+#define DEFINE_UNARY(NAME, T, EXPR) MG_ISA_STAMP(UNARY_LOOPS, NAME, T, EXPR)
+#define UNARY_LOOPS(ISA, NAME, T, EXPR)                                                 \
+    static void MG_ISA_FN(NAME, ISA)(char **p, const int64_t *s, int64_t n, const void *extra) { \
         typedef T scalar __attribute__((unused));                                       \
         const mg_clamp_bounds *e = (const mg_clamp_bounds *)extra;                      \
         (void)e;                                                                        \
@@ -34,8 +37,9 @@
         }                                                                               \
     }
 /* dx <- EXPR(g, v), in type T */
-#define DEFINE_GRAD(NAME, T, EXPR)                                                      \
-    static void NAME(char **p, const int64_t *s, int64_t n, const void *extra) {       \
+#define DEFINE_GRAD(NAME, T, EXPR) MG_ISA_STAMP(GRAD_LOOPS, NAME, T, EXPR)
+#define GRAD_LOOPS(ISA, NAME, T, EXPR)                                                  \
+    static void MG_ISA_FN(NAME, ISA)(char **p, const int64_t *s, int64_t n, const void *extra) { \
         typedef T scalar __attribute__((unused));                                       \
         const mg_clamp_bounds *e = (const mg_clamp_bounds *)extra;                      \
         (void)e;                                                                        \
@@ -141,9 +145,9 @@ GRAD(clamp, v >= (scalar)e->lo && v <= (scalar)e->hi ? g : 0)
 enum { DTYPES_FLOAT, DTYPES_KEEP, DTYPES_ALL, DTYPES_WIDEN };
 enum { READS_INPUT, READS_OUTPUT, READS_NONE };
 
-#define GRADS_INPUT(op) {op##_grad_f32, op##_grad_f64}
-#define GRADS_OUTPUT(op) GRADS_INPUT(op)
-#define GRADS_NONE(op) {NULL, NULL}
+#define GRADS_INPUT(op, isa) {op##_grad_f32_##isa, op##_grad_f64_##isa}
+#define GRADS_OUTPUT(op, isa) GRADS_INPUT(op, isa)
+#define GRADS_NONE(op, isa) {NULL, NULL}
 
 #define NAME(OP, op, ...) #op,
 static const char *const names[MG_NUNARY] = {MG_UNARY_OPS(NAME)};
@@ -151,12 +155,12 @@ static const char *const names[MG_NUNARY] = {MG_UNARY_OPS(NAME)};
 static const uint8_t dtype_rules[MG_NUNARY] = {MG_UNARY_OPS(DTYPES)};
 #define READS(OP, op, dtypes, kernels, reads) READS_##reads,
 static const uint8_t reads[MG_NUNARY] = {MG_UNARY_OPS(READS)};
-/* [op][dtype: float32, float64, int64, bool]; NULL: mg_unary_dtype never gives that dtype */
-#define KERNELS(OP, op, dtypes, kernels, reads) MG_KERNELS_##kernels(op),
-static const mg_inner_fn kernels[MG_NUNARY][MG_NDTYPES] = {MG_UNARY_OPS(KERNELS)};
-/* [op][float32, float64]; NULL: a zero gradient */
-#define GRADS(OP, op, dtypes, kernels, reads) GRADS_##reads(op),
-static const mg_inner_fn grads[MG_NUNARY][2] = {MG_UNARY_OPS(GRADS)};
+/* [op][isa][dtype: float32, float64, int64, bool]; NULL: mg_unary_dtype never gives that dtype */
+#define KERNELS(OP, op, dtypes, kernels, reads) MG_ISA_ROW(MG_KERNELS_##kernels, op),
+static const mg_inner_fn kernels[MG_NUNARY][MG_NISA][MG_NDTYPES] = {MG_UNARY_OPS(KERNELS)};
+/* [op][isa][float32, float64]; NULL: a zero gradient */
+#define GRADS(OP, op, dtypes, kernels, reads) MG_ISA_ROW(GRADS_##reads, op),
+static const mg_inner_fn grads[MG_NUNARY][MG_NISA][2] = {MG_UNARY_OPS(GRADS)};
 
 const char *mg_unary_name(mg_unary_op op) { return names[op]; }
 bool mg_unary_reads_output(mg_unary_op op) { return reads[op] == READS_OUTPUT; }
@@ -177,7 +181,7 @@ mg_status mg_unary_dtype(mg_ctx *ctx, mg_unary_op op, mg_dtype in, mg_dtype *out
 /* out <- kernel(in) with in converted to out's dtype first (in place in out: no scratch). */
 static mg_status run(mg_ctx *ctx, mg_unary_op op, mg_tensor *out, const mg_tensor *in,
                      const void *extra) {
-    const mg_inner_fn fn = kernels[op][out->dtype];
+    const mg_inner_fn fn = kernels[op][ctx->isa][out->dtype];
     if (!fn)
         return mg_fail(ctx, MG_EDTYPE, 1, "'%s' does not take %s tensors", names[op],
                        mg_dtype_name((mg_dtype)out->dtype));
@@ -209,7 +213,7 @@ mg_status mg_unary_backward(mg_ctx *ctx, const mg_backward_args *a, int i, mg_te
     const mg_unary_op op = (mg_unary_op)a->node->op;
     const mg_tensor *g = a->gout;
     const mg_dtype dt = (mg_dtype)g->dtype;
-    if (!grads[op][0]) return mg_fill(ctx, gin, 0, 0); /* floor ceil round sign */
+    if (!grads[op][0][0]) return mg_fill(ctx, gin, 0, 0); /* floor ceil round sign */
     if (dt != MG_FLOAT32 && dt != MG_FLOAT64)
         return mg_fail(ctx, MG_EDTYPE, 0, "'%s' has no gradient for %s tensors", names[op],
                        mg_dtype_name(dt));
@@ -228,7 +232,7 @@ mg_status mg_unary_backward(mg_ctx *ctx, const mg_backward_args *a, int i, mg_te
         const mg_tensor *ops[3] = {o, g, v};
         mg_iter it;
         mg_iter_init(&it, 3, ops);
-        mg_iter_run_parallel(ctx, &it, grads[op][dt == MG_FLOAT64], &bounds);
+        mg_iter_run_parallel(ctx, &it, grads[op][ctx->isa][dt == MG_FLOAT64], &bounds);
         if (o != gin) st = mg_copy(ctx, gin, o);
     }
     if (sout.s.data) mg_scratch_free(ctx, &sout);
