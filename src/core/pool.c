@@ -44,9 +44,10 @@ int sched_getcpu(void);
 /* Chunks per thread taking part: enough that a thread the OS does not run holds back little of
  * the job, few enough that claiming (a compare-and-swap each) costs nothing measurable. */
 #define CHUNKS_PER_THREAD 4
-/* How long a worker spins for the next job before it sleeps: the ops of a training step come a
- * few microseconds apart, and waking a sleeping thread costs about as much. */
-#define WORKER_SPIN_NS 30000
+/* How long a worker spins for the next job before it sleeps: the parallel ops of a training step
+ * come tens of microseconds apart, and waking a sleeping thread costs a few each time. The spin
+ * yields its CPU every microsecond or so, so it only ever uses a CPU nothing else wants. */
+#define WORKER_SPIN_NS 500000
 /* How long the caller waiting for the last chunks spins, then spins yielding its CPU, before it
  * sleeps. */
 #define CALLER_SPIN_NS 2000
@@ -208,7 +209,10 @@ static void *worker(void *arg) {
             if (cpu < 0 || cpu != atomic_load_explicit(&p->caller_cpu, memory_order_relaxed)) {
                 const int64_t until = now_ns() + WORKER_SPIN_NS;
                 for (int i = 1; (g = atomic_load_explicit(&p->gen, memory_order_acquire)) == seen; i++) {
-                    if (i % 32 == 0 && now_ns() > until) break;
+                    if (i % 32 == 0) {
+                        if (now_ns() > until) break;
+                        sched_yield(); /* any other thread that wants this CPU gets it */
+                    }
                     MG_CPU_PAUSE();
                 }
             }
