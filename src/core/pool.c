@@ -11,10 +11,12 @@
  * chunk is counted in `done`. The caller claims chunks like the workers, so it finishes the job
  * alone when no worker gets a CPU; it waits only for chunks a worker has started.
  *
- * Waiting never holds a core for long: a worker spins for the next job at most WORKER_SPIN_NS, and
- * not at all when it runs on the CPU the caller posted from (it would delay the caller, which will
- * post that job); then it sleeps on a futex. The caller waiting for the last chunks spins briefly,
- * then spins yielding its CPU (to a worker that may be waiting for it), then sleeps.
+ * Waiting never holds a core another thread needs: a worker spins for the next job at most
+ * WORKER_SPIN_NS, yielding its CPU to any thread that wants it every ~1.5 us, and not at all when
+ * it runs on the CPU the caller posted from (it would delay the caller, which will post that job);
+ * then it sleeps on a futex, and the caller wakes only the workers that may take part. The caller
+ * waiting for the last chunks spins briefly, then spins yielding its CPU (to a worker that may be
+ * holding one on it), then sleeps.
  */
 #include "pool.h"
 
