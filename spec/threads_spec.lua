@@ -1,7 +1,21 @@
--- Threads: mg.set_num_threads / get_num_threads, and results that do not depend on the number of
--- threads (each output element is computed by one thread, in a fixed order).
+-- Threads: mg.set_num_threads / get_num_threads, results that do not depend on the number of
+-- threads nor on which thread ran which chunk (each output element is computed by one chunk, with
+-- the same code wherever the chunk boundaries fall; partial sums combined in a fixed order), and
+-- workers that never outlive the Lua state.
+-- #notsan: tests that start processes (`make tsan` preloads its runtime into the interpreter, and
+-- a shell crashes with it); `make tsan` runs a busy loop of its own instead.
 local mg = require "moongrad"
 local H = require "helper"
+
+-- runs `code` in a child Lua process with this one's module paths; returns its output
+local function child(code)
+  local cmd = string.format("lua5.4 -e %q 2>&1", string.format("package.path = %q; package.cpath = %q; %s",
+    package.path, package.cpath, code))
+  local pipe = assert(io.popen(cmd))
+  local out = pipe:read("a")
+  pipe:close()
+  return out
+end
 
 describe("threads", function()
   local saved
@@ -23,32 +37,100 @@ describe("threads", function()
   end)
 
   describe("results", function()
-    -- large enough that the work is split between threads
+    -- large enough that the work is split between threads, in several chunks per thread, with
+    -- sizes that put the chunk boundaries at odd places (not multiples of a vector width)
     local function compute()
       mg.manual_seed(11)
       local a, b = mg.randn(700, 1100), mg.randn(1100)
+      local odd = mg.randn(2 * 65536 * 3 + 7, {dtype = "float64"})
       local big = mg.randn(600, 300)
-      -- optimizer updates of a parameter large enough to be split
-      local p, q = mg.randn(300000):requires_grad_(), mg.randn(300000):requires_grad_()
-      p.grad, q.grad = mg.randn(300000), mg.randn(300000)
+      local wide = mg.randn(40, 700) -- a product split by micro-columns (few rows)
+      local tall = mg.randn(100003, 5) -- X^T g with few outputs and a long K: K blocks summed
+      local g = mg.randn(100003)
+      -- optimizer updates of parameters large enough to be split
+      local p, q = mg.randn(300001):requires_grad_(), mg.randn(300001):requires_grad_()
+      p.grad, q.grad = mg.randn(300001), mg.randn(300001)
       local sgd = mg.optim.SGD({p}, {lr = 0.1, momentum = 0.9})
       local adam = mg.optim.Adam({q}, {lr = 0.01})
       for _ = 1, 3 do sgd:step(); adam:step() end
       return {
         a + b, a * 3 - b, (a:t() + 1):t(), a:exp(), a:sigmoid(), a:clamp(-0.5, 0.5),
         a:double(), mg.where(a:gt(0), a, b), a:sum(2), a:mean(1), big:matmul(big:t()),
-        p:detach(), q:detach(),
+        p:detach(), q:detach(), odd * odd + 1, odd:tanh(), odd:float(),
+        wide:matmul(mg.randn(700, 2000)), big:double():matmul(big:t():double()),
+        tall:t():matmul(g), g:matmul(tall), (a:t() * 2):contiguous(),
       }
     end
 
-    it("are bit-identical with 1 and 2 threads", function()
+    local function same(one, other, what)
+      for i = 1, #one do
+        assert.is_true(mg.equal(one[i], other[i]), "result " .. i .. " differs with " .. what)
+      end
+    end
+
+    it("are bit-identical with 1, 2, 3, 4 and 8 threads", function()
       mg.set_num_threads(1)
       local one = compute()
-      mg.set_num_threads(2)
-      local two = compute()
-      for i = 1, #one do
-        assert.is_true(mg.equal(one[i], two[i]), "result " .. i .. " differs")
+      for _, n in ipairs{2, 3, 4, 8} do
+        mg.set_num_threads(n)
+        same(one, compute(), n .. " threads")
       end
+    end)
+
+    it("are bit-identical whatever the schedule: repeated runs, fewer threads after more", function()
+      mg.set_num_threads(1)
+      local one = compute()
+      for _, n in ipairs{8, 2, 2, 2, 3} do
+        mg.set_num_threads(n)
+        same(one, compute(), n .. " threads")
+      end
+    end)
+
+    it("are bit-identical while another process keeps a core busy #notsan", function()
+      mg.set_num_threads(1)
+      local one = compute()
+      -- a busy loop for a few seconds at most (killed below; it ends by itself otherwise)
+      local pidf = os.tmpname()
+      os.execute(string.format(
+        "sh -c 'echo $$ > %s; end=$(($(date +%%s) + 20)); while [ $(date +%%s) -lt $end ]; do :; done' &", pidf))
+      local ok, err = pcall(function()
+        for _, n in ipairs{2, 4} do
+          mg.set_num_threads(n)
+          same(one, compute(), n .. " threads and a busy core")
+        end
+      end)
+      local f = io.open(pidf)
+      local pid = f and f:read("n")
+      if f then f:close() end
+      if pid then os.execute("kill " .. math.tointeger(pid) .. " 2>/dev/null") end
+      os.remove(pidf)
+      assert(ok, err)
+    end)
+  end)
+
+  describe("workers", function()
+    -- the number of threads of a child process, read from /proc in a finalizer that runs after
+    -- the module's own at lua_close (finalizers run in the reverse order of their marking)
+    -- (the child code is one line for the shell: no comments in it)
+    local function threads_at_close(setup)
+      return child([[
+        local mg
+        KEEP = setmetatable({}, {__gc = function()
+          mg.set_num_threads(2)
+          local s = (mg.ones(1000000) + 1):sum():item()
+          local f = io.open("/proc/self/status")
+          local n = f:read("a"):match("Threads:%s*(%d+)")
+          f:close()
+          io.write("threads ", n, " sum ", s)
+        end})
+        mg = require "moongrad"
+        ]] .. setup)
+    end
+
+    it("are stopped when the state closes, and a later finalizer runs its ops on one thread #notsan", function()
+      if not io.open("/proc/self/status") then return end -- Linux only
+      assert.equal("threads 1 sum 2000000", threads_at_close("mg.set_num_threads(4); local _ = mg.ones(1000000) + 1"))
+      assert.equal("threads 1 sum 2000000", threads_at_close("")) -- the pool was never started
     end)
   end)
 end)

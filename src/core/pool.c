@@ -1,76 +1,238 @@
-/* pool.c: a small fork-join pool per ctx (see pool.h). pthreads only. */
+/* pool.c: the worker threads of one ctx (see pool.h). pthreads; futexes on Linux.
+ *
+ * A job is [0, n) cut into `chunks` chunks, chunk k = [n k / chunks, n (k + 1) / chunks). Whoever
+ * is free, the caller or a worker, claims the next chunk from one atomic word, `claim`:
+ *   bits 0..27 the next chunk, 28..55 the number of chunks, 56..63 how many threads may take part
+ *   (thread indices 0..limit-1; the caller is 0).
+ * A claim is a compare-and-swap of the whole word, so a thread takes a chunk only of the job that
+ * is current at that instant: a worker waking after its job ended finds no chunk left and goes
+ * back to waiting. A thread reads the job's description (fn, arg, n) only once it owns a chunk:
+ * the job cannot end, and the caller cannot write the next description, before every claimed
+ * chunk is counted in `done`. The caller claims chunks like the workers, so it finishes the job
+ * alone when no worker gets a CPU; it waits only for chunks a worker has started.
+ *
+ * Waiting never holds a core another thread needs: a worker spins for the next job at most
+ * WORKER_SPIN_NS, yielding its CPU to any thread that wants it every ~1.5 us, and not at all when
+ * it runs on the CPU the caller posted from (it would delay the caller, which will post that job);
+ * then it sleeps on a futex, and the caller wakes only the workers that may take part. The caller
+ * waiting for the last chunks spins briefly, then spins yielding its CPU (to a worker that may be
+ * holding one on it), then sleeps.
+ */
 #include "pool.h"
 
+#include <limits.h>
 #include <pthread.h>
+#include <sched.h>
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "core.h"
 #include "cpu.h"
 
+#if defined(__linux__)
+#include <linux/futex.h>
+#include <sys/syscall.h>
+#define POOL_FUTEX 1
+/* glibc and musl have it; <sched.h> declares it only with _GNU_SOURCE, which this file cannot set
+ * in the amalgamation (the headers come first there) */
+int sched_getcpu(void);
+#else
+#define POOL_FUTEX 0
+#endif
+
+/* Chunks per thread taking part: enough that a thread the OS does not run holds back little of
+ * the job, few enough that claiming (a compare-and-swap each) costs nothing measurable. */
+#define CHUNKS_PER_THREAD 4
+/* How long a worker spins for the next job before it sleeps: the parallel ops of a training step
+ * come tens of microseconds apart, and waking a sleeping thread costs a few each time. The spin
+ * yields its CPU every microsecond or so, so it only ever uses a CPU nothing else wants. */
+#define WORKER_SPIN_NS 500000
+/* How long the caller waiting for the last chunks spins, then spins yielding its CPU, before it
+ * sleeps. */
+#define CALLER_SPIN_NS 2000
+#define CALLER_YIELD_NS 30000
+
+#define CLAIM(limit, chunks, next) (((uint64_t)(limit) << 56) | ((uint64_t)(chunks) << 28) | (uint64_t)(next))
+#define CLAIM_NEXT(w) ((int64_t)((w)&0xfffffff))
+#define CLAIM_CHUNKS(w) ((int64_t)(((w) >> 28) & 0xfffffff))
+#define CLAIM_LIMIT(w) ((int)((w) >> 56))
+#define MAX_CHUNKS ((int64_t)1 << 20)
+
+#define ALL_BITS 0xffffffffu
+
 struct mg_pool {
-    pthread_mutex_t mu;
-    pthread_cond_t wake, done;
     pthread_t threads[MG_MAX_THREADS];
-    int nworkers;        /* started, besides the caller */
-    _Atomic uint64_t generation; /* bumped for every job */
-    _Atomic int pending;         /* workers still running the current job */
-    _Atomic int stop;
-    /* the current job: chunk k of `chunks` is [n k / chunks, n (k + 1) / chunks) */
+    int nworkers; /* started, besides the caller */
+    /* the current job: written by the caller before it publishes `claim`, read by a thread only
+     * once it has claimed a chunk */
     mg_range_fn fn;
     void *arg;
     int64_t n;
-    int chunks;
+    /* each group below on its own cache lines: the claim word, polled and swapped by all; the
+     * count of finished chunks; the words the caller writes once per job */
+    char pad0[64];
+    _Atomic uint64_t claim;
+    char pad1[64];
+    _Atomic uint32_t done;          /* chunks of the current job finished; the caller sleeps on it */
+    _Atomic uint32_t caller_sleeps; /* the caller is asleep (or about to be) on done */
+    char pad2[64];
+    _Atomic uint32_t gen;      /* bumped for every job and at stop; workers sleep on it */
+    _Atomic uint64_t sleeping; /* bit i: worker i is asleep (or about to be) on gen */
+    _Atomic int caller_cpu;    /* the CPU the caller posted the last job from (-1: unknown) */
+    _Atomic int stop;
+#if !POOL_FUTEX
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+#endif
 };
+
+/* What a ctx's pool becomes when it is shut down: parallel calls then run on the caller alone, so
+ * an op run by a finalizer after the ctx's own (during lua_close) cannot start threads again. */
+static struct mg_pool closed_pool;
+
+/* 0 on the callers' threads, i on worker i (1..). */
+static _Thread_local int thread_index;
+
+int mg_pool_thread_index(void) { return thread_index; }
+
+/* ---- sleeping and waking ------------------------------------------------------------------------ */
+#if POOL_FUTEX
+/* Sleeps while *word == expected (checked by the kernel as it goes to sleep), until a wake whose
+ * bits meet `bits`; may also return spuriously. */
+static void wait_word(struct mg_pool *p, _Atomic uint32_t *word, uint32_t expected, uint32_t bits) {
+    (void)p;
+    syscall(SYS_futex, (uint32_t *)word, FUTEX_WAIT_BITSET_PRIVATE, expected, NULL, NULL, bits);
+}
+static void wake_word(struct mg_pool *p, _Atomic uint32_t *word, uint32_t bits) {
+    (void)p;
+    syscall(SYS_futex, (uint32_t *)word, FUTEX_WAKE_BITSET_PRIVATE, INT_MAX, NULL, NULL, bits);
+}
+#else
+static void wait_word(struct mg_pool *p, _Atomic uint32_t *word, uint32_t expected, uint32_t bits) {
+    (void)bits;
+    pthread_mutex_lock(&p->mu);
+    if (atomic_load(word) == expected) pthread_cond_wait(&p->cv, &p->mu);
+    pthread_mutex_unlock(&p->mu);
+}
+static void wake_word(struct mg_pool *p, _Atomic uint32_t *word, uint32_t bits) {
+    (void)word, (void)bits;
+    pthread_mutex_lock(&p->mu); /* a thread between its check and its wait holds the lock */
+    pthread_cond_broadcast(&p->cv);
+    pthread_mutex_unlock(&p->mu);
+}
+#endif
+
+/* The futex wake bits of worker i (workers 32 apart share one: a spurious wake-up at worst). */
+static uint32_t index_bit(int index) { return 1u << (index % 32); }
+
+static int64_t now_ns(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+static int current_cpu(void) {
+#if defined(__linux__)
+    return sched_getcpu();
+#else
+    return -1;
+#endif
+}
+
+/* ---- running a job ------------------------------------------------------------------------------ */
+/* Claims and runs chunks of the current job until none is left (or this thread may not take
+ * part in it). */
+static void run_chunks(struct mg_pool *p, int index) {
+    uint64_t w = atomic_load_explicit(&p->claim, memory_order_relaxed);
+    for (;;) {
+        const int64_t k = CLAIM_NEXT(w), chunks = CLAIM_CHUNKS(w);
+        if (k >= chunks || index >= CLAIM_LIMIT(w)) return;
+        if (!atomic_compare_exchange_weak_explicit(&p->claim, &w, w + 1, memory_order_acquire,
+                                                   memory_order_relaxed))
+            continue; /* w is now the current word */
+        /* chunk k is ours, and its job stays current until the chunk is counted done */
+        const int64_t n = p->n, begin = n * k / chunks, end = n * (k + 1) / chunks;
+        if (end > begin) p->fn(p->arg, begin, end);
+        /* seq_cst, against the caller's store of caller_sleeps then load of done */
+        if (atomic_fetch_add(&p->done, 1) + 1 == (uint32_t)chunks) {
+            if (atomic_load(&p->caller_sleeps)) wake_word(p, &p->done, ALL_BITS);
+            return;
+        }
+        w = atomic_load_explicit(&p->claim, memory_order_relaxed);
+    }
+}
+
+/* The caller, after its last chunk: waits until every chunk is done. */
+static void wait_done(struct mg_pool *p, uint32_t chunks) {
+    if (atomic_load_explicit(&p->done, memory_order_acquire) == chunks) return;
+    const int64_t t0 = now_ns();
+    for (int i = 1; atomic_load_explicit(&p->done, memory_order_acquire) != chunks; i++) {
+        if (i % 16 == 0) {
+            const int64_t waited = now_ns() - t0;
+            if (waited > CALLER_YIELD_NS) { /* sleep */
+                for (;;) {
+                    atomic_store(&p->caller_sleeps, 1);
+                    const uint32_t d = atomic_load(&p->done);
+                    if (d == chunks) break;
+                    wait_word(p, &p->done, d, ALL_BITS);
+                }
+                atomic_store_explicit(&p->caller_sleeps, 0, memory_order_relaxed);
+                return;
+            }
+            /* a worker sharing this CPU (holding a chunk we wait for) gets to run */
+            if (waited > CALLER_SPIN_NS) sched_yield();
+        }
+        MG_CPU_PAUSE();
+    }
+}
 
 typedef struct worker_start {
     struct mg_pool *pool;
-    int index;     /* 1..nworkers: the chunk it runs */
-    uint64_t seen; /* the generation when it was made: jobs after it are its to run, even one
-                      posted before the thread first takes the lock */
+    int index;     /* 1..nworkers */
+    uint32_t seen; /* gen when it was made: jobs after it are its to join, even one posted before
+                      the thread first runs */
 } worker_start;
 
-static void run_chunk(struct mg_pool *p, int k) {
-    const int64_t begin = p->n * k / p->chunks, end = p->n * (k + 1) / p->chunks;
-    if (end > begin) p->fn(p->arg, begin, end);
-}
-
-/* Waiting spins this many rounds before sleeping: a job posted within a few microseconds (the
- * next op of a loop) then starts without the cost of waking a sleeping thread. */
-#define SPIN_ROUNDS 20000
-
-/* Tells the CPU this is a spin-wait (x86 `pause`): a sibling hyperthread keeps running at speed. */
-static inline void spin_pause(void) { MG_CPU_PAUSE(); }
-
 static void *worker(void *arg) {
-    worker_start start = *(worker_start *)arg;
+    const worker_start start = *(worker_start *)arg;
     free(arg);
     struct mg_pool *p = start.pool;
-    uint64_t seen = start.seen;
+    const int index = start.index;
+    const uint64_t bit = (uint64_t)1 << index;
+    thread_index = index;
+    uint32_t seen = start.seen;
     for (;;) {
-        for (int i = 0; i < SPIN_ROUNDS && atomic_load(&p->generation) == seen && !atomic_load(&p->stop); i++)
-            spin_pause();
-        if (atomic_load(&p->generation) == seen && !atomic_load(&p->stop)) {
-            pthread_mutex_lock(&p->mu);
-            while (!atomic_load(&p->stop) && atomic_load(&p->generation) == seen)
-                pthread_cond_wait(&p->wake, &p->mu);
-            pthread_mutex_unlock(&p->mu);
+        uint32_t g = atomic_load_explicit(&p->gen, memory_order_acquire);
+        if (g == seen) { /* spin a little, unless that takes the caller's CPU */
+            const int cpu = current_cpu();
+            if (cpu < 0 || cpu != atomic_load_explicit(&p->caller_cpu, memory_order_relaxed)) {
+                const int64_t until = now_ns() + WORKER_SPIN_NS;
+                for (int i = 1; (g = atomic_load_explicit(&p->gen, memory_order_acquire)) == seen; i++) {
+                    if (i % 32 == 0) {
+                        if (now_ns() > until) break;
+                        sched_yield(); /* any other thread that wants this CPU gets it */
+                    }
+                    MG_CPU_PAUSE();
+                }
+            }
         }
+        while (g == seen) { /* sleep; seq_cst against the caller's bump of gen then load of sleeping */
+            atomic_fetch_or(&p->sleeping, bit);
+            if (atomic_load(&p->gen) == seen) wait_word(p, &p->gen, seen, index_bit(index));
+            atomic_fetch_and(&p->sleeping, ~bit);
+            g = atomic_load_explicit(&p->gen, memory_order_acquire);
+        }
+        seen = g;
         if (atomic_load(&p->stop)) break;
-        seen = atomic_load(&p->generation);
-        if (start.index >= p->chunks) continue; /* not needed for this job */
-        run_chunk(p, start.index);
-        if (atomic_fetch_sub(&p->pending, 1) == 1) { /* the last one tells the caller */
-            pthread_mutex_lock(&p->mu);
-            pthread_cond_signal(&p->done);
-            pthread_mutex_unlock(&p->mu);
-        }
+        run_chunks(p, index);
     }
     return NULL;
 }
 
+/* ---- the pool ----------------------------------------------------------------------------------- */
 int mg_default_threads(void) {
     const char *env = getenv("MOONGRAD_NUM_THREADS");
     long n = env ? strtol(env, NULL, 10) : sysconf(_SC_NPROCESSORS_ONLN);
@@ -79,20 +241,24 @@ int mg_default_threads(void) {
     return (int)n;
 }
 
-/* The pool with at least `want` workers, or fewer when threads cannot be started. The pool
- * struct comes from the ctx's allocator; the worker's start record from malloc, because it is
- * freed by the worker thread, which must not call the (possibly not thread-safe) Lua allocator. */
+/* The pool with at least `want` workers, or fewer when threads cannot be started; NULL when it
+ * was shut down or cannot be made. The pool struct comes from the ctx's allocator; the worker's
+ * start record from malloc, because it is freed by the worker thread, which must not call the
+ * (possibly not thread-safe) Lua allocator. */
 static struct mg_pool *pool_with(mg_ctx *ctx, int want) {
     struct mg_pool *p = ctx->pool;
+    if (p == &closed_pool) return NULL;
     if (!p) {
         p = mg_alloc(ctx, sizeof *p);
         if (!p) return NULL;
         memset(p, 0, sizeof *p);
-        if (pthread_mutex_init(&p->mu, NULL) || pthread_cond_init(&p->wake, NULL) ||
-            pthread_cond_init(&p->done, NULL)) {
+#if !POOL_FUTEX
+        if (pthread_mutex_init(&p->mu, NULL) || pthread_cond_init(&p->cv, NULL)) {
             mg_free(ctx, p, sizeof *p);
             return NULL;
         }
+#endif
+        atomic_init(&p->caller_cpu, -1);
         ctx->pool = p;
     }
     while (p->nworkers < want && p->nworkers < MG_MAX_THREADS - 1) {
@@ -100,7 +266,7 @@ static struct mg_pool *pool_with(mg_ctx *ctx, int want) {
         if (!s) break;
         s->pool = p;
         s->index = p->nworkers + 1;
-        s->seen = p->generation;
+        s->seen = atomic_load(&p->gen);
         if (pthread_create(&p->threads[p->nworkers], NULL, worker, s) != 0) {
             free(s);
             break;
@@ -111,45 +277,53 @@ static struct mg_pool *pool_with(mg_ctx *ctx, int want) {
 }
 
 void mg_parallel_for(mg_ctx *ctx, int64_t n, int64_t grain, mg_range_fn fn, void *arg) {
-    int64_t t = ctx->num_threads;
+    if (n <= 0) return;
     if (grain < 1) grain = 1;
+    int64_t t = ctx->num_threads;
     if (t > n / grain) t = n / grain;
-    struct mg_pool *p = t > 1 ? pool_with(ctx, (int)t - 1) : NULL;
+    /* a worker never posts a job: a range function calling mg_parallel_for runs it alone */
+    struct mg_pool *p = t > 1 && thread_index == 0 ? pool_with(ctx, (int)t - 1) : NULL;
     if (p && t > p->nworkers + 1) t = p->nworkers + 1;
     if (!p || t <= 1) {
-        if (n > 0) fn(arg, 0, n);
+        fn(arg, 0, n);
         return;
     }
-    p->fn = fn; /* published by the atomic increment below */
+    int64_t chunks = n / grain;
+    if (chunks > t * CHUNKS_PER_THREAD) chunks = t * CHUNKS_PER_THREAD;
+    if (chunks > MAX_CHUNKS) chunks = MAX_CHUNKS;
+    p->fn = fn; /* published by the release store of claim */
     p->arg = arg;
     p->n = n;
-    p->chunks = (int)t;
-    atomic_store(&p->pending, (int)t - 1);
-    atomic_fetch_add(&p->generation, 1);
-    pthread_mutex_lock(&p->mu); /* a worker between its check and its wait holds the lock */
-    pthread_cond_broadcast(&p->wake);
-    pthread_mutex_unlock(&p->mu);
-    run_chunk(p, 0);
-    for (int i = 0; i < SPIN_ROUNDS && atomic_load(&p->pending) > 0; i++)
-        spin_pause();
-    if (atomic_load(&p->pending) > 0) {
-        pthread_mutex_lock(&p->mu);
-        while (atomic_load(&p->pending) > 0) pthread_cond_wait(&p->done, &p->mu);
-        pthread_mutex_unlock(&p->mu);
+    atomic_store_explicit(&p->done, 0, memory_order_relaxed);
+    atomic_store_explicit(&p->caller_cpu, current_cpu(), memory_order_relaxed);
+    atomic_store_explicit(&p->claim, CLAIM(t, chunks, 0), memory_order_release);
+    /* wake the sleeping workers that may take part; seq_cst against their store to sleeping then
+     * load of gen (a worker going to sleep either sees the new gen or is seen asleep here) */
+    atomic_fetch_add(&p->gen, 1);
+    const uint64_t helpers = (t >= 64 ? ~(uint64_t)0 : ((uint64_t)1 << t) - 1) & ~(uint64_t)1;
+    const uint64_t asleep = atomic_load(&p->sleeping) & helpers;
+    if (asleep) {
+        uint32_t bits = 0;
+        for (int i = 1; i < t; i++)
+            if (asleep >> i & 1) bits |= index_bit(i);
+        wake_word(p, &p->gen, bits);
     }
+    run_chunks(p, 0);
+    wait_done(p, (uint32_t)chunks);
 }
 
 void mg_pool_shutdown(mg_ctx *ctx) {
     struct mg_pool *p = ctx->pool;
+    if (p == &closed_pool) return;
+    ctx->pool = &closed_pool;
     if (!p) return;
-    pthread_mutex_lock(&p->mu);
     atomic_store(&p->stop, 1);
-    pthread_cond_broadcast(&p->wake);
-    pthread_mutex_unlock(&p->mu);
+    atomic_fetch_add(&p->gen, 1);
+    wake_word(p, &p->gen, ALL_BITS);
     for (int i = 0; i < p->nworkers; i++) pthread_join(p->threads[i], NULL);
-    pthread_cond_destroy(&p->wake);
-    pthread_cond_destroy(&p->done);
+#if !POOL_FUTEX
+    pthread_cond_destroy(&p->cv);
     pthread_mutex_destroy(&p->mu);
+#endif
     mg_free(ctx, p, sizeof *p);
-    ctx->pool = NULL;
 }

@@ -34,8 +34,6 @@
  *
  * To add a dtype: DEFINE_NAIVE (and DEFINE_PACK / DEFINE_MICRO for a gemm), a row in `kernels`.
  */
-#include <sched.h>
-#include <stdatomic.h>
 #include <string.h>
 
 #include "../core/cpu.h"
@@ -681,7 +679,7 @@ static bool gemv_run(mg_ctx *ctx, const gemv_t *v, float *y, int64_t ys) {
 /* The unpacked product, for C no taller than one block of A (m <= mc) on one thread: the kernel
  * reads A where it lies (kn->direct), and B too when its rows are contiguous (csb == 1), except
  * the last sliver of a panel narrower than NR, which is packed; otherwise B's panel is packed as
- * in gemm_slots. The K blocks, their order and every sum are gemm_slots': the same bits, without
+ * in gemm_blocked. The K blocks, their order and every sum are gemm_blocked's: the same bits, without
  * the copies.
  * pb: round_up(min(nc, n), nr) kc elements (B packed) or nr kc (B read in place), aligned. */
 static bool direct_b(const gemm_kernel *kn, const product *g) { return g->csb == 1 && g->n >= kn->nr; }
@@ -725,16 +723,14 @@ static void *align_up(void *p) {
 }
 
 /* ---- gemm: the blocked product, on one thread or several ------------------------------------ */
-/* One fork-join per product: `slots` ranges of C, one per thread. For each panel of B and each kc
- * block (in order), the threads pack the shared panel (each a range of slivers), meet at a
- * barrier, then each takes its range of C: whole micro-rows (MR-row slivers of C, when there are
- * enough of them) or whole micro-columns of the panel, packs its own blocks of A into its own
- * buffer and runs the micro-kernel on its tiles, and meets the others again before the panel is
- * repacked. Every C element is computed by one thread with the same kc blocks in the same order
- * whatever the number of slots: the bits do not depend on the number of threads. With one slot
- * this is the plain blocked loop (the barriers pass at once). The barrier spins on a counter in
- * the job: each call of the range function adds its number of slots, so it works however the pool
- * grouped the slots (each call runs on its own thread, all at once). */
+/* For each panel of B and each kc block (in order): the panel is packed, split between threads by
+ * slivers (gemm_pack_panel); then C's share of this block is computed, split by whole micro-rows
+ * (MR-row slivers of C, when there are enough of them) or whole micro-columns of the panel
+ * (gemm_tiles): each call packs its blocks of A into the buffer of the thread running it and runs
+ * the micro-kernel on its tiles. Two mg_parallel_for calls per block; their returns are the only
+ * waits (no barrier inside a call: whichever thread is free takes the next range). Every C element
+ * is computed by one call with the same kc blocks in the same order whatever the split: the bits
+ * do not depend on the number of threads. With one slot this is the plain blocked loop. */
 #ifndef GEMM_PAR_MIN
 #define GEMM_PAR_MIN 8000000.0
 #endif
@@ -742,74 +738,71 @@ typedef struct gemm_job {
     const gemm_kernel *kn;
     size_t es;
     const product *g;
-    char *pa;          /* the buffer of the call starting at slot s: align_up(pa + s a_bytes) */
+    char *pa;        /* thread i's buffer for blocks of A: align_up(pa + i a_bytes) */
     size_t a_bytes;
-    char *pb;          /* the shared packed panel (aligned) */
-    int64_t slots;
-    _Atomic int64_t arrived; /* slots that reached a barrier, over all barriers so far */
+    char *pb;        /* the packed panel (aligned) */
+    int64_t jc, nc;  /* the panel: columns [jc, jc + nc) of C */
+    int64_t pc, kc;  /* the block: [pc, pc + kc) of K */
+    bool by_rows;
 } gemm_job;
 
-static void gemm_barrier(gemm_job *j, int64_t weight, int64_t *round) {
-    const int64_t target = ++*round * j->slots;
-    atomic_fetch_add(&j->arrived, weight);
-    /* spin, then yield: on a machine with more runnable threads than cores, the one we wait for
-     * may need our core */
-    for (int spins = 0; atomic_load(&j->arrived) < target; spins++) {
-        if (spins < 4096) MG_CPU_PAUSE();
-        else sched_yield();
-    }
+/* Packs slivers [s0, s1) of the panel's block. */
+static void gemm_pack_panel(void *arg, int64_t s0, int64_t s1) {
+    const gemm_job *j = (const gemm_job *)arg;
+    const gemm_kernel *kn = j->kn;
+    const product *g = j->g;
+    const int64_t l0 = s0 * kn->nr, l1 = min64(s1 * kn->nr, j->nc);
+    kn->pack_b(j->pb + (size_t)(l0 * j->kc) * j->es, at(g->b, j->pc * g->rsb + (j->jc + l0) * g->csb, j->es),
+               g->csb, g->rsb, l1 - l0, j->kc);
 }
 
-static void gemm_slots(void *arg, int64_t begin, int64_t end) {
-    gemm_job *j = (gemm_job *)arg;
+/* Micro-rows (or micro-columns) [u0, u1) of the panel's block of C. */
+static void gemm_tiles(void *arg, int64_t u0, int64_t u1) {
+    const gemm_job *j = (const gemm_job *)arg;
     const gemm_kernel *kn = j->kn;
     const product *g = j->g;
     const size_t es = j->es;
-    char *pa = align_up(j->pa + (size_t)begin * j->a_bytes); /* this call's own buffer */
-    int64_t round = 0;
-    for (int64_t jc = 0; jc < g->n; jc += kn->nc) {
-        const int64_t nc = min64(kn->nc, g->n - jc);
-        const int64_t rows = (g->m + kn->mr - 1) / kn->mr, cols = (nc + kn->nr - 1) / kn->nr;
-        const bool by_rows = rows >= 2 * j->slots || rows >= cols;
-        const int64_t units = by_rows ? rows : cols;
-        for (int64_t pc = 0; pc < g->k; pc += kn->kc) {
-            const int64_t kc = min64(kn->kc, g->k - pc);
-            for (int64_t s = begin; s < end; s++) { /* pack slivers [s0, s1) of the panel */
-                const int64_t s0 = cols * s / j->slots, s1 = cols * (s + 1) / j->slots;
-                if (s1 <= s0) continue;
-                const int64_t l0 = s0 * kn->nr, l1 = min64(s1 * kn->nr, nc);
-                kn->pack_b(j->pb + (size_t)(l0 * kc) * es, at(g->b, pc * g->rsb + (jc + l0) * g->csb, es),
-                           g->csb, g->rsb, l1 - l0, kc);
+    const int64_t pc = j->pc, kc = j->kc, jc = j->jc;
+    char *pa = align_up(j->pa + (size_t)mg_pool_thread_index() * j->a_bytes);
+    int64_t r0 = 0, r1 = g->m, c0 = 0, c1 = j->nc;
+    if (j->by_rows) r0 = u0 * kn->mr, r1 = min64(u1 * kn->mr, g->m);
+    else c0 = u0 * kn->nr, c1 = min64(u1 * kn->nr, j->nc);
+    for (int64_t ic = r0; ic < r1; ic += kn->mc) {
+        const int64_t mc = min64(kn->mc, r1 - ic);
+        kn->pack_a(pa, at(g->a, ic * g->rsa + pc * g->csa, es), g->rsa, g->csa, mc, kc);
+        for (int64_t jr = c0; jr < c1; jr += kn->nr)
+            for (int64_t ir = 0; ir < mc; ir += kn->mr) {
+                char *c = (char *)at(g->c, (ic + ir) * g->rsc + (jc + jr) * g->csc, es);
+                kn->micro(kc, at(pa, ir * kc, es), at(j->pb, jr * kc, es), c, g->rsc, g->csc,
+                          min64(kn->mr, mc - ir), min64(kn->nr, c1 - jr), pc == 0);
             }
-            gemm_barrier(j, end - begin, &round);
-            for (int64_t s = begin; s < end; s++) {
-                const int64_t u0 = units * s / j->slots, u1 = units * (s + 1) / j->slots;
-                if (u1 <= u0) continue;
-                int64_t r0 = 0, r1 = g->m, c0 = 0, c1 = nc;
-                if (by_rows) r0 = u0 * kn->mr, r1 = min64(u1 * kn->mr, g->m);
-                else c0 = u0 * kn->nr, c1 = min64(u1 * kn->nr, nc);
-                for (int64_t ic = r0; ic < r1; ic += kn->mc) {
-                    const int64_t mc = min64(kn->mc, r1 - ic);
-                    kn->pack_a(pa, at(g->a, ic * g->rsa + pc * g->csa, es), g->rsa, g->csa, mc, kc);
-                    for (int64_t jr = c0; jr < c1; jr += kn->nr)
-                        for (int64_t ir = 0; ir < mc; ir += kn->mr) {
-                            char *c = (char *)at(g->c, (ic + ir) * g->rsc + (jc + jr) * g->csc, es);
-                            kn->micro(kc, at(pa, ir * kc, es), at(j->pb, jr * kc, es), c, g->rsc,
-                                      g->csc, min64(kn->mr, mc - ir), min64(kn->nr, c1 - jr), pc == 0);
-                        }
-                }
-            }
-            gemm_barrier(j, end - begin, &round); /* all done with the panel before it is repacked */
-        }
     }
 }
 
-/* The blocked product on `slots` threads; pa holds slots buffers of a_bytes each, pb one of the
- * panel (see packed_sizes). One slot runs on the caller's thread. */
+/* The blocked product on up to `slots` threads; pa holds slots buffers of a_bytes each, pb one of
+ * the panel (see packed_sizes). mg_parallel_for runs each call on a thread of index < slots: its
+ * thread count is at most min(ctx->num_threads, units), and slots (mg_gemm) is
+ * min(ctx->num_threads, the most units a panel has). */
 static void gemm_blocked(mg_ctx *ctx, const gemm_kernel *kn, size_t es, const product *g, char *pa,
                          size_t a_bytes, void *pb, int64_t slots) {
-    gemm_job j = {kn, es, g, pa, a_bytes, align_up(pb), slots, 0};
-    mg_parallel_for(ctx, slots, 1, gemm_slots, &j);
+    gemm_job j = {kn, es, g, pa, a_bytes, align_up(pb), 0, 0, 0, 0, false};
+    for (int64_t jc = 0; jc < g->n; jc += kn->nc) {
+        const int64_t nc = min64(kn->nc, g->n - jc);
+        const int64_t rows = (g->m + kn->mr - 1) / kn->mr, cols = (nc + kn->nr - 1) / kn->nr;
+        j.by_rows = rows >= 2 * slots || rows >= cols;
+        const int64_t units = j.by_rows ? rows : cols;
+        j.jc = jc, j.nc = nc;
+        for (int64_t pc = 0; pc < g->k; pc += kn->kc) {
+            j.pc = pc, j.kc = min64(kn->kc, g->k - pc);
+            if (slots > 1) {
+                mg_parallel_for(ctx, cols, 1, gemm_pack_panel, &j);
+                mg_parallel_for(ctx, units, 1, gemm_tiles, &j);
+            } else {
+                gemm_pack_panel(&j, 0, cols);
+                gemm_tiles(&j, 0, units);
+            }
+        }
+    }
 }
 
 
@@ -839,7 +832,7 @@ mg_status mg_gemm(mg_ctx *ctx, mg_dtype dt, const mg_gemm_args *p) {
      * loop is as fast as packing, which would pad the vector to a whole micro-tile */
     const bool vector_friendly = (g.m == 1 && (g.n == 1 || g.rsb == 1)) || (g.n == 1 && g.csa == 1);
     const bool blocked = !use_gemv && kn->pack_a && g.k > 0 && !vector_friendly;
-    /* large products are split between threads (see gemm_slots), each with its own A buffer */
+    /* large products are split between threads (see gemm_blocked), each with its own A buffer */
     int64_t slots = 1;
     if (blocked && ctx->num_threads > 1 && 2.0 * (double)g.m * (double)g.n * (double)g.k >= GEMM_PAR_MIN) {
         const int64_t rows = (g.m + kn->mr - 1) / kn->mr, cols = (min64(g.n, kn->nc) + kn->nr - 1) / kn->nr;
