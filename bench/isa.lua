@@ -11,7 +11,7 @@ local mg = require "moongrad"
 mg.manual_seed(1)
 local a4, b4 = mg.randn(10000), mg.randn(10000)
 local a5, b5 = mg.randn(100000), mg.randn(100000)
-local o4, o5 = mg.empty(10000), mg.empty(100000)
+local o4 = mg.empty(10000)
 local logits = mg.randn(64, 1000)
 local p = mg.randn(100000):requires_grad_()
 p.grad = mg.randn(100000)
