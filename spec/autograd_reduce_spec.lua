@@ -8,9 +8,7 @@ local H = require "helper"
 
 local gradcheck = mg.autograd.gradcheck
 
-local function leaf(shape)
-  return mg.randn(shape, {dtype = "float64", requires_grad = true})
-end
+local leaf = H.leaf
 
 -- d(f(x))/dx for a leaf x made from `data` (float64)
 local function grad_of(f, data)

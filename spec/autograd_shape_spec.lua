@@ -7,9 +7,7 @@ local H = require "helper"
 
 local gradcheck = mg.autograd.gradcheck
 
-local function leaf(shape)
-  return mg.randn(shape, {dtype = "float64", requires_grad = true})
-end
+local leaf = H.leaf
 
 local function idx(data) return mg.tensor(data, {dtype = "int64"}) end
 

@@ -8,10 +8,7 @@ local H = require "helper"
 
 local gradcheck = mg.autograd.gradcheck
 
--- A float64 tensor of `shape` (a table) with requires_grad, from the seeded generator.
-local function leaf(shape)
-  return mg.randn(shape, {dtype = "float64", requires_grad = true})
-end
+local leaf = H.leaf
 
 -- Keeps inputs of ops with a pole or a kink at 0 (log sqrt rsqrt log1p) away from it.
 local function positive(t) return t:abs() + 0.5 end

@@ -2,12 +2,8 @@
 -- of src/ with the flags of every build AFTER the caller's CFLAGS, and installs every Lua file.
 -- (spec/builds_spec.lua compiles the builds and compares their numbers.)
 
-local function capture(cmd)
-  local p = assert(io.popen(cmd .. " 2>&1"))
-  local out = p:read("a")
-  p:close()
-  return out
-end
+local H = require "helper"
+local capture = H.shell -- its last line is "rc=N"
 
 local function find_all(pattern)
   local p = assert(io.popen("find " .. pattern .. " | sort"))

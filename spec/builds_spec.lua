@@ -8,15 +8,14 @@
 -- #slow: compiles two builds (about 30 s on 2 cores); `make asan` leaves it out.
 
 -- the Lua layer of this tree and nothing else (LUA_PATH_5_4 would win over LUA_PATH)
+local H = require "helper"
 local LUA_PATH = "env -u LUA_PATH_5_4 -u LUA_CPATH_5_4 LUA_PATH='lua/?.lua;lua/?/init.lua' "
 local SCRIPT = [['io.write(dofile "spec/fixed_seed.lua")']]
 -- a make of its own: not a child of `make test`'s jobserver (its -j2 would be refused, with a warning)
 local MAKE = "env -u MAKEFLAGS -u MFLAGS -u MAKELEVEL make -s "
 
 local function run(cmd)
-  local p = assert(io.popen(cmd .. " 2>&1; echo rc=$?"))
-  local out = p:read("a")
-  p:close()
+  local out = H.shell(cmd)
   local body, rc = out:match("^(.-)rc=(%d+)\n$")
   assert.equal("0", rc, cmd .. "\n" .. out)
   return body

@@ -5,12 +5,8 @@
 -- static library (build/libmoongrad.a, `make static`) and from the one-file amalgamation
 -- (build/moongrad.c, `make amalgamation`).
 
-local function run(cmd)
-  local p = assert(io.popen(cmd .. " 2>&1; echo rc=$?"))
-  local out = p:read("a")
-  p:close()
-  return out
-end
+local H = require "helper"
+local run = H.shell
 
 local function assert_host_ran(out)
   assert.truthy(out:find("frame after Lua: 2 4 6 / 8 10 12", 1, true), out)

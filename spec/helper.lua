@@ -69,6 +69,21 @@ function H.run(chunk)
   return lines, table.unpack(results, 2, results.n)
 end
 
+-- A float64 tensor of `shape` (a table) with requires_grad, from the seeded generator: the leaf
+-- that the autograd specs gradcheck.
+function H.leaf(shape)
+  return mg.randn(shape, {dtype = "float64", requires_grad = true})
+end
+
+-- The output (stdout and stderr) of a shell command, with its exit status appended as a last line
+-- "rc=N" (for specs that build and run programs).
+function H.shell(cmd)
+  local p = assert(io.popen(cmd .. " 2>&1; echo rc=$?"))
+  local out = p:read("a")
+  p:close()
+  return out
+end
+
 -- The whole content of the file at path (binary-safe), or an error naming it.
 function H.read_file(path)
   local f = assert(io.open(path, "rb"))
