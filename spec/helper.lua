@@ -84,6 +84,16 @@ function H.shell(cmd)
   return out
 end
 
+-- Runs fn with the collector working all the time (incremental, no pause between cycles), so that
+-- finalizers run at allocations inside C calls; then gives the collector back its mode.
+function H.with_busy_collector(fn)
+  local mode = collectgarbage("incremental", 0, 100)
+  local ok, err = pcall(fn)
+  collectgarbage("incremental", 200, 100) -- Lua's defaults
+  if mode == "generational" then collectgarbage("generational") end
+  if not ok then error(err, 0) end
+end
+
 -- The whole content of the file at path (binary-safe), or an error naming it.
 function H.read_file(path)
   local f = assert(io.open(path, "rb"))
