@@ -107,6 +107,12 @@ MG_API int luaopen_moongrad_core(struct lua_State *L);
 MG_API mg_tensor *mg_push_host_tensor(struct lua_State *L, mg_dtype dtype, int ndim, const int64_t *size,
                                void *data, mg_release_fn release, void *release_ud);
 
+/* The state's memory budget: no tensor is made that would take the state's Lua heap past `bytes`
+ * (after a full collection): the script gets a Lua error naming the function and the sizes, never
+ * an out-of-memory kill. 0 removes the limit. Returns the previous limit (0: none). Call it after
+ * luaopen_moongrad_core; scripts can do the same with mg.set_memory_limit. */
+MG_API size_t mg_set_memory_limit(struct lua_State *L, size_t bytes);
+
 /* The tensor at `idx`, or a Lua error naming the argument. Borrowed: valid while it is reachable. */
 MG_API const mg_tensor *mg_check_tensor(struct lua_State *L, int idx);
 /* The tensor at `idx`, or NULL when the value there is not a tensor. */

@@ -53,6 +53,39 @@ describe("memory", function()
     t[1] = 1
   end)
 
+  describe("the memory limit", function()
+    after_each(function() mg.set_memory_limit(nil) end)
+
+    it("refuses a tensor past it with the function and the sizes, and frees what is dead first", function()
+      collectgarbage()
+      local limit = math.floor(collectgarbage("count") * 1024) + (40 << 20) -- room for ~10 x 4 MB
+      assert.is_nil(mg.set_memory_limit(limit))
+      assert.equal(limit, mg.get_memory_limit())
+      local kept = 0
+      local ok, err = pcall(function()
+        local keep = {}
+        for i = 1, 40 do keep[i] = mg.zeros(1000000); kept = i end
+        return keep
+      end)
+      assert.is_false(ok)
+      assert.truthy(err:find("'zeros': not enough memory for a tensor of 4000000 bytes: the memory limit is " ..
+        limit .. " bytes and %d+ are in use"), err)
+      assert.truthy(kept >= 8 and kept <= 10, kept)
+      for _ = 1, 100 do assert.equal(1000000, (mg.ones(1000000) + 1):numel()) end -- dead ones make room
+      assert.equal(limit, mg.set_memory_limit(nil))
+      assert.is_nil(mg.get_memory_limit())
+    end)
+
+    it("checks its argument", function()
+      H.errors(function() mg.set_memory_limit(0) end,
+        "bad argument #1 to 'set_memory_limit' (memory limit must be a positive number of bytes, got 0)")
+    end)
+
+    it("names the function and the size when the allocator fails for a large tensor #noasan", function()
+      H.errors(function() return mg.zeros(1 << 40) end, "not enough memory for a tensor of 4398046511104 bytes")
+    end)
+  end)
+
   it("ends a tensor's storage at the end of a <close> scope", function()
     local kept
     do

@@ -33,6 +33,7 @@
 #include "../core/core.h"
 
 #define LT_TENSOR_MT "moongrad.Tensor"
+#define LT_CTX_KEY "moongrad.ctx" /* the registry's reference to the last opened ctx (host.c) */
 #define LT_STORAGE_MT "moongrad.Storage"
 /* user values of a tensor */
 #define LT_UV_OWNER 1 /* the owner of its storage (nil when the bytes are inline) */

@@ -77,3 +77,12 @@ mg_tensor *mg_push_host_tensor(lua_State *L, mg_dtype dtype, int ndim, const int
     return t;
 }
 
+size_t mg_set_memory_limit(lua_State *L, size_t bytes) {
+    lua_getfield(L, LUA_REGISTRYINDEX, LT_CTX_KEY);
+    mg_ctx *ctx = (mg_ctx *)lua_touserdata(L, -1);
+    lua_pop(L, 1);
+    if (!ctx) luaL_error(L, "mg_set_memory_limit: load moongrad.core first");
+    const size_t previous = ctx->memory_limit;
+    ctx->memory_limit = bytes;
+    return previous;
+}

@@ -36,6 +36,27 @@ static int l_get_num_threads(lua_State *L) {
     return 1;
 }
 
+/* set_memory_limit(bytes | nil): no tensor is made that would take the state's Lua heap past
+ * `bytes` (after a full collection); nil removes the limit. Returns the previous limit (or nil). */
+static int l_set_memory_limit(lua_State *L) {
+    mg_ctx *ctx = lt_ctx(L);
+    size_t limit = 0;
+    if (!lua_isnoneornil(L, 1)) {
+        const lua_Integer n = luaL_checkinteger(L, 1);
+        if (n <= 0) return lt_argerror(L, 1, "memory limit must be a positive number of bytes, got %I", n);
+        limit = (size_t)n;
+    }
+    if (ctx->memory_limit) lua_pushinteger(L, (lua_Integer)ctx->memory_limit); else lua_pushnil(L);
+    ctx->memory_limit = limit;
+    return 1;
+}
+
+static int l_get_memory_limit(lua_State *L) {
+    mg_ctx *ctx = lt_ctx(L);
+    if (ctx->memory_limit) lua_pushinteger(L, (lua_Integer)ctx->memory_limit); else lua_pushnil(L);
+    return 1;
+}
+
 /* core._isatty(): whether standard output is a terminal (mg.train draws a progress bar then). */
 static int l_isatty(lua_State *L) {
     lua_pushboolean(L, isatty(STDOUT_FILENO));
@@ -45,6 +66,7 @@ static int l_isatty(lua_State *L) {
 static const luaL_Reg settings_functions[] = {
     {"set_default_dtype", l_set_default_dtype}, {"get_default_dtype", l_get_default_dtype},
     {"set_num_threads", l_set_num_threads}, {"get_num_threads", l_get_num_threads},
+    {"set_memory_limit", l_set_memory_limit}, {"get_memory_limit", l_get_memory_limit},
     {"_isatty", l_isatty},
     {NULL, NULL}};
 
@@ -95,6 +117,8 @@ int luaopen_moongrad_core(lua_State *L) {
     lua_setmetatable(L, -2);
     lua_setiuservalue(L, -2, LT_CTX_UV_GRAD_MODES);
     const int ctx_idx = lua_gettop(L);
+    lua_pushvalue(L, ctx_idx); /* for the embedding API's calls from outside the module's closures */
+    lua_setfield(L, LUA_REGISTRYINDEX, LT_CTX_KEY);
     luaL_newmetatable(L, LT_TENSOR_MT);
     const int mt = lua_gettop(L);
     lua_newtable(L);

@@ -19,9 +19,8 @@
  * accident (Lua code cannot write a userdata's bytes; another C library would have to copy it). */
 static const char tensor_tag = 'T';
 
-mg_tensor *lt_push_header(lua_State *L, int ndim, size_t extra, int mt) {
-    mg_tensor *t = (mg_tensor *)lua_newuserdatauv(L, sizeof(mg_tensor) + 2 * sizeof(int64_t) * ndim + extra,
-                                                  LT_NUV);
+/* Makes the header in the userdata t at the top of the stack. */
+static mg_tensor *init_header(lua_State *L, mg_tensor *t, int ndim, int mt) {
     memset(t, 0, sizeof *t);
     t->tag = &tensor_tag;
     t->ndim = (uint8_t)ndim;
@@ -30,6 +29,52 @@ mg_tensor *lt_push_header(lua_State *L, int ndim, size_t extra, int mt) {
     lua_pushvalue(L, mt);
     lua_setmetatable(L, -2);
     return t;
+}
+
+static size_t header_bytes(int ndim, size_t extra) { return sizeof(mg_tensor) + 2 * sizeof(int64_t) * ndim + extra; }
+
+mg_tensor *lt_push_header(lua_State *L, int ndim, size_t extra, int mt) {
+    mt = lua_absindex(L, mt);
+    return init_header(L, (mg_tensor *)lua_newuserdatauv(L, header_bytes(ndim, extra), LT_NUV), ndim, mt);
+}
+
+/* ---- large tensors: the memory limit, and out-of-memory errors that say what and where -------- */
+/* Below this, a failed allocation is Lua's plain memory error (what any small object gives). */
+#define LARGE_TENSOR (1u << 20)
+
+/* The state's Lua heap in bytes (tensors' bytes included: they are inline in their userdata). */
+static size_t heap_bytes(lua_State *L) {
+    return (size_t)lua_gc(L, LUA_GCCOUNT) * 1024 + (size_t)lua_gc(L, LUA_GCCOUNTB);
+}
+
+/* The userdata of `bytes`, pushed; called through lua_pcall so that a failed allocation is caught. */
+static int new_userdata(lua_State *L) {
+    lua_newuserdatauv(L, (size_t)lua_tointeger(L, 1), LT_NUV);
+    return 1;
+}
+
+/* Pushes the userdata of a large tensor (userdata bytes `total`, of which `bytes` the tensor's):
+ * within the memory limit (after a full collection, when only that would bring it under), and
+ * with an error naming the function and the size when the allocator fails. */
+static mg_tensor *push_large(lua_State *L, mg_ctx *ctx, size_t total, size_t bytes) {
+    if (ctx->memory_limit) {
+        if (heap_bytes(L) + total > ctx->memory_limit) lua_gc(L, LUA_GCCOLLECT);
+        const size_t used = heap_bytes(L);
+        if (used + total > ctx->memory_limit) {
+            mg_fail(ctx, MG_ENOMEM, 0,
+                    "not enough memory for a tensor of %zu bytes: the memory limit is %zu bytes and %zu are in use",
+                    bytes, ctx->memory_limit, used);
+            lt_raise(L, 1);
+        }
+    }
+    lua_pushcfunction(L, new_userdata);
+    lua_pushinteger(L, (lua_Integer)total);
+    if (lua_pcall(L, 1, 1, 0) != LUA_OK) {
+        lua_pop(L, 1);
+        mg_fail(ctx, MG_ENOMEM, 0, "not enough memory for a tensor of %zu bytes", bytes);
+        lt_raise(L, 1);
+    }
+    return (mg_tensor *)lua_touserdata(L, -1);
 }
 
 mg_tensor *lt_test(lua_State *L, int idx) {
@@ -65,7 +110,10 @@ mg_tensor *lt_push_new(lua_State *L, mg_dtype dtype, int ndim, const int64_t *si
      * collector counts at its true size and frees without a finalizer, whatever the size. Buffers
      * past LT_ALIGN_MIN bytes start on a 64-byte boundary, for whole-cache-line vector loads. */
     const size_t pad = bytes >= LT_ALIGN_MIN ? 63 : 0;
-    mg_tensor *t = lt_push_header(L, ndim, sizeof(mg_storage) + bytes + pad, lua_upvalueindex(2));
+    const size_t extra = sizeof(mg_storage) + bytes + pad;
+    mg_tensor *t = bytes >= LARGE_TENSOR || ctx->memory_limit
+                       ? init_header(L, push_large(L, ctx, header_bytes(ndim, extra), bytes), ndim, lua_upvalueindex(2))
+                       : lt_push_header(L, ndim, extra, lua_upvalueindex(2));
     mg_storage *s = (mg_storage *)(t->stride + ndim);
     memset(s, 0, sizeof *s);
     s->kind = MG_STORAGE_INLINE;

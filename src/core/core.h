@@ -25,6 +25,7 @@ typedef struct mg_ctx {
     mg_dtype default_dtype; /* float32 unless mg.set_default_dtype */
     int grad_mode_entries;  /* coroutines holding their own grad mode (the binding's no_grad) */
     int num_threads;        /* mg.set_num_threads; 1: never start a worker */
+    size_t memory_limit;    /* mg.set_memory_limit: the state's Lua heap past which no tensor is made; 0: none */
     int isa;                /* the kernels' instruction set, an mg_isa (cpu.h): set by mg_ctx_init */
     struct mg_pool *pool;   /* workers, started on first use (pool.c) */
     uint32_t backward_pass; /* numbers backward passes, to mark the nodes each one visits */
