@@ -139,6 +139,7 @@ local function describe_args(args, n)
   return table.concat(parts, ", ")
 end
 
+mg.set_memory_limit(1 << 30) -- a budget of 1 GB: huge sizes are errors, not the machine's memory
 local start, errors, calls = os.clock(), 0, 0
 for i = 1, opts.calls do
   if os.clock() - start > opts.seconds then break end
@@ -167,7 +168,10 @@ for i = 1, opts.calls do
     end
     for k = 1, n do check_tensor(args[k], target.name .. " (argument " .. k .. ")") end
   end
-  if i % 1000 == 0 then mg.set_num_threads(1 + i // 1000 % 2) end
+  if i % 1000 == 0 then -- undo what fuzzed settings calls did, now and then
+    mg.set_num_threads(1 + i // 1000 % 2)
+    mg.set_memory_limit(1 << 30)
+  end
 end
 io.stderr:write(string.format("fuzz: seed %d, %d calls of %d functions, %d raised a Lua error, 0 crashes, %.1f s",
   opts.seed, calls, #targets, errors, os.clock() - start), "\n")
