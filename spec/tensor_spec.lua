@@ -188,4 +188,20 @@ describe("tensor", function()
         "'ones': not enough memory for a tensor of 2305843009213693951 elements")
     end)
   end)
+  describe("an empty tensor with a huge dim (found by the fuzzer: mg.eye(0, 2^62))", function()
+    it("goes through every kind of kernel without overflowing its strides in bytes", function()
+      local z = mg.zeros(0, 1 << 62)
+      assert.same({0, 1 << 62}, mg.eye(0, 1 << 62).shape)
+      assert.equal(0, z:sum():item())
+      assert.same({0}, z:sum(2).shape)
+      assert.same({0}, z:max(2).shape)
+      for _, t in ipairs{z:cumsum(2), z:t():contiguous(), z:clone(), z:double(), z:exp(), z + z, z:gt(0),
+                         mg.where(z:gt(0), z, 0), mg.cat({z, z}), mg.F.softmax(z, 2), z:nonzero()} do
+        assert.equal(0, t:numel())
+      end
+      assert.equal(0, z:matmul(mg.zeros(1 << 62, 0)):numel())
+      assert.truthy(z:mean():item() ~= z:mean():item()) -- nan, as PyTorch
+      H.errors(function() return z:sum(1) end, "not enough memory for a tensor of 4611686018427387904 elements")
+    end)
+  end)
 end)

@@ -10,6 +10,14 @@ void mg_iter_init(mg_iter *it, int nops, const mg_tensor *const *ops) {
     const mg_tensor *out = ops[0];
     int64_t size[MG_MAX_DIMS], stride[MG_MAX_OPERANDS][MG_MAX_DIMS];
     const int nd = out->ndim;
+    if (out->numel == 0) { /* nothing to walk; an empty tensor's other dims may be huge, and their
+                            * strides in bytes would overflow */
+        it->ndim = 1;
+        it->nops = nops;
+        it->size[0] = 0;
+        for (int k = 0; k < nops; k++) it->data[k] = (char *)mg_tensor_data(ops[k]), it->stride[k][0] = 0;
+        return;
+    }
     for (int k = 0; k < nops; k++) {
         const mg_tensor *t = ops[k];
         const int64_t item = (int64_t)mg_dtype_size((mg_dtype)t->dtype);

@@ -317,7 +317,8 @@ mg_status mg_reduce(mg_ctx *ctx, mg_reduce_op op, mg_tensor *out, mg_tensor *ind
     int64_t count = 1, nout = 1;
     bool all = true;
     for (int i = 0; i < in->ndim; i++) {
-        const int64_t n = in->size[i], s = in->stride[i] * item;
+        /* an empty input's strides are never walked, and may be huge (zeros(0, 2^62)) */
+        const int64_t n = in->size[i], s = in->numel ? in->stride[i] * item : 0;
         if (!((dims >> i) & 1)) {
             ksize[nk] = n, kstride[nk++] = s, nout *= n, all = false;
             continue;
