@@ -84,12 +84,13 @@ function H.shell(cmd)
   return out
 end
 
--- Runs fn with the collector working all the time (incremental, no pause between cycles), so that
--- finalizers run at allocations inside C calls; then gives the collector back its mode.
+-- Runs fn with the collector working all the time (incremental, no pause between cycles, a big step
+-- every 1 KB allocated), so that finalizers run at allocations inside C calls; then gives the
+-- collector back its mode.
 function H.with_busy_collector(fn)
-  local mode = collectgarbage("incremental", 0, 100)
+  local mode = collectgarbage("incremental", 0, 1000, 10)
   local ok, err = pcall(fn)
-  collectgarbage("incremental", 200, 100) -- Lua's defaults
+  collectgarbage("incremental", 200, 100, 13) -- Lua's defaults
   if mode == "generational" then collectgarbage("generational") end
   if not ok then error(err, 0) end
 end
