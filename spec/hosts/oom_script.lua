@@ -64,6 +64,35 @@ local loaded = mg.load("oom.safetensors")
 KEEP.loaded = loaded
 for k, v in pairs(loaded) do KEEP["loaded." .. k] = v end
 
+-- more paths that hold memory across calls: a blocked matmul (packing buffers) and its backward,
+-- nested-table conversion, dtype conversions, reductions, softmax, a data loader, SGD with momentum,
+-- gradient clipping, no_grad, read_csv, and save / load of a nested table
+local w = mg.randn(96, 80, {requires_grad = true})
+local big = (mg.randn(160, 96):matmul(w)):tanh():mean()
+big:backward()
+KEEP.wgrad = w.grad
+KEEP.nested = mg.tensor({{{1.5, 2}, {3, 4}}, {{5, 6}, {7, 8}}}, {dtype = "float64"})
+KEEP.int = KEEP.nested:to("int64"):sum(1)
+KEEP.stats = mg.stack({KEEP.nested:mean(), KEEP.nested:std(), KEEP.nested:max()})
+KEEP.argmax = KEEP.nested:argmax(3)
+KEEP.softmax = mg.F.softmax(mg.randn(6, 5), 2)
+local sgd = mg.optim.SGD(model:parameters(), {lr = 0.1, momentum = 0.9})
+local loader = mg.data.DataLoader({x, y}, {batch_size = 8, shuffle = true})
+for xb, yb in loader do
+  sgd:zero_grad()
+  local l = nn.CrossEntropyLoss()(model(xb), yb)
+  l:backward()
+  nn.utils.clip_grad_norm_(model:parameters(), 1.0)
+  sgd:step()
+end
+mg.no_grad(function() KEEP.pred = model(x):argmax(2) end)
+local csv = assert(io.open("oom.csv", "w"))
+csv:write("a,b,c\n1,2,3\n4,5,6\n")
+csv:close()
+KEEP.csv = mg.data.read_csv("oom.csv")
+mg.save("oom_nested.safetensors", {model = model:state_dict(), step = 3, names = {"a", "b"}})
+KEEP.nested_loaded = mg.load("oom_nested.safetensors")
+
 -- printing
 KEEP.text = tostring(b) .. tostring(loss) .. tostring(model) .. tostring(mg.randn(100, 100))
 return #KEEP.text
