@@ -170,17 +170,25 @@ static void child_start(void) {
     memset(shared, 0, sizeof *shared);
 }
 
-/* empties the child's directory (it holds only files) */
-static void clean_child_dir(void) {
+/* empties the child's directory (it holds only files); returns the number of temporaries mg.save
+ * left there (its promise: removed on every error) */
+static int clean_child_dir(void) {
     DIR *d = opendir(child_dir);
     struct dirent *e;
+    int tmps = 0;
     while (d && (e = readdir(d)) != NULL) {
         if (e->d_name[0] == '.') continue;
+        const size_t len = strlen(e->d_name);
+        if (len > 4 && !strcmp(e->d_name + len - 4, ".tmp")) {
+            if (!tmps) fprintf(stderr, "oom: a temporary left behind: %s\n", e->d_name);
+            tmps++;
+        }
         char path[4400];
         snprintf(path, sizeof path, "%s/%s", child_dir, e->d_name);
         unlink(path);
     }
     if (d) closedir(d);
+    return tmps;
 }
 
 /* ---- the sweep's tally ---------------------------------------------------------------------- */
@@ -198,7 +206,8 @@ static void wait_child(pid_t pid, long n) {
     int ws;
     while (waitpid(pid, &ws, 0) < 0) {}
     swept++;
-    const int clean = WIFEXITED(ws) && WEXITSTATUS(ws) == 0 && shared->done;
+    const int tmps = clean_child_dir();
+    const int clean = WIFEXITED(ws) && WEXITSTATUS(ws) == 0 && shared->done && tmps == 0;
     if (clean) {
         survived++;
         if (shared->status == LUA_OK) n_ok++;
@@ -214,11 +223,10 @@ static void wait_child(pid_t pid, long n) {
         fprintf(stderr, "oom: N=%ld FAILED: ", n);
         if (WIFSIGNALED(ws)) fprintf(stderr, "killed by signal %d", WTERMSIG(ws));
         else if (!shared->done) fprintf(stderr, "exit status %d before its report", WEXITSTATUS(ws));
-        else fprintf(stderr, "status %d, OOM_CHECK %s, %zu bytes live after lua_close, error: %s",
-                     shared->status, shared->checked ? "passed" : "FAILED", shared->live, shared->msg);
+        else fprintf(stderr, "status %d, OOM_CHECK %s, %zu bytes live after lua_close, %d temporaries left, error: %s",
+                     shared->status, shared->checked ? "passed" : "FAILED", shared->live, tmps, shared->msg);
         fprintf(stderr, "\n");
     }
-    clean_child_dir();
 }
 
 /* ---- one run ------------------------------------------------------------------------------ */
