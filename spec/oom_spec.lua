@@ -7,7 +7,7 @@
 local H = require "helper"
 
 local function sweep(args)
-  local out = H.shell("make -s build/oom_host && build/oom_host " .. args .. " spec/hosts/oom_script.lua lua")
+  local out = H.shell("make -s build/oom_host && build/oom_host --jobs 2 " .. args .. " spec/hosts/oom_script.lua lua")
   assert.truthy(out:find("rc=0", 1, true), out)
   assert.falsy(out:find("FAILED", 1, true), out)
   local total_allocs = tonumber(out:match("full run: (%d+) allocations, succeeded, 0 bytes live after lua_close"))

@@ -9,6 +9,7 @@
  *     --fail N     one run whose N-th allocation fails (0: none fails; prints the allocation count)
  *     --sweep      every N from 1 to the count of a full run (default)
  *     --upto B --stride S   sweep every N up to B, then every S-th beyond it
+ *     --jobs J     run J children at a time (default 1)
  *     --sticky     every allocation from the N-th on fails (while the script runs and at lua_close)
  *
  * An allocation is a call that asks for new bytes (a new block, or growing one); frees and shrinks
@@ -64,11 +65,17 @@ typedef struct {
     size_t live;  /* after lua_close */
     char msg[4096];
 } report;
-static report *shared;
-
-static char child_dir[4096];
+/* the sweep runs up to `jobs` children at a time, each with its own slot: a report in shared
+ * memory and a directory */
+#define MAX_JOBS 16
+static int jobs = 1, nrunning;
+static report *reports, *shared; /* shared: the child's own report */
+static pid_t slot_pid[MAX_JOBS];
+static long slot_n[MAX_JOBS];
+static char child_dirs[MAX_JOBS][4096];
+static const char *child_dir;
 static void child_start(void);
-static void wait_child(pid_t pid, long n);
+static void fork_child(long n);
 
 static void *oom_alloc(void *ud, void *ptr, size_t osize, size_t nsize) {
     (void)ud;
@@ -89,20 +96,8 @@ static void *oom_alloc(void *ud, void *ptr, size_t osize, size_t nsize) {
         int fail = H.fail_at > 0 && (H.sticky ? H.count >= H.fail_at : H.count == H.fail_at);
         if (H.armed && H.sweeping && !H.is_child &&
             (H.count <= H.upto || (H.stride > 0 && (H.count - H.upto) % H.stride == 0))) {
-            fflush(NULL);
-            const pid_t pid = fork();
-            if (pid < 0) {
-                perror("oom_host: fork");
-                exit(2);
-            }
-            if (pid == 0) {
-                H.is_child = 1;
-                H.fail_at = H.count;
-                child_start();
-                fail = 1;
-            } else {
-                wait_child(pid, H.count);
-            }
+            fork_child(H.count);
+            if (H.is_child) fail = 1;
         }
         if (fail) {
             H.retry_pending = 1;
@@ -167,7 +162,6 @@ static void child_start(void) {
         perror("oom_host: chdir");
         _exit(2);
     }
-    memset(shared, 0, sizeof *shared);
 }
 
 /* empties the child's directory (it holds only files); returns the number of temporaries mg.save
@@ -202,9 +196,19 @@ static int is_memory_error(const report *r) {
     return r->status == LUA_ERRMEM || strstr(r->msg, "not enough memory") != NULL;
 }
 
-static void wait_child(pid_t pid, long n) {
+/* waits for one child and tallies its report */
+static void reap_one(void) {
     int ws;
-    while (waitpid(pid, &ws, 0) < 0) {}
+    pid_t pid;
+    while ((pid = wait(&ws)) < 0) {}
+    int slot = 0;
+    while (slot < MAX_JOBS && slot_pid[slot] != pid) slot++;
+    if (slot == MAX_JOBS) return; /* not ours */
+    slot_pid[slot] = 0;
+    nrunning--;
+    const long n = slot_n[slot];
+    shared = &reports[slot];
+    child_dir = child_dirs[slot];
     swept++;
     const int tmps = clean_child_dir();
     const int clean = WIFEXITED(ws) && WEXITSTATUS(ws) == 0 && shared->done && tmps == 0;
@@ -227,6 +231,32 @@ static void wait_child(pid_t pid, long n) {
                      shared->status, shared->checked ? "passed" : "FAILED", shared->live, tmps, shared->msg);
         fprintf(stderr, "\n");
     }
+}
+
+/* Forks the child that sees allocation n fail (H.is_child is set in it), waiting first for a free
+ * slot. */
+static void fork_child(long n) {
+    while (nrunning >= jobs) reap_one();
+    int slot = 0;
+    while (slot_pid[slot]) slot++;
+    memset(&reports[slot], 0, sizeof reports[slot]);
+    fflush(NULL);
+    const pid_t pid = fork();
+    if (pid < 0) {
+        perror("oom_host: fork");
+        exit(2);
+    }
+    if (pid == 0) {
+        H.is_child = 1;
+        H.fail_at = n;
+        shared = &reports[slot];
+        child_dir = child_dirs[slot];
+        child_start();
+        return;
+    }
+    slot_pid[slot] = pid;
+    slot_n[slot] = n;
+    nrunning++;
 }
 
 /* ---- one run ------------------------------------------------------------------------------ */
@@ -323,12 +353,13 @@ int main(int argc, char **argv) {
         if (!strcmp(argv[i], "--fail") && i + 1 < argc) fail = atol(argv[++i]);
         else if (!strcmp(argv[i], "--sweep")) fail = -1;
         else if (!strcmp(argv[i], "--sticky")) H.sticky = 1;
+        else if (!strcmp(argv[i], "--jobs") && i + 1 < argc) jobs = atoi(argv[++i]);
         else if (!strcmp(argv[i], "--upto") && i + 1 < argc) upto = atol(argv[++i]);
         else if (!strcmp(argv[i], "--stride") && i + 1 < argc) stride = atol(argv[++i]);
         else break;
     }
     if (argc - i != 2) {
-        fprintf(stderr, "usage: %s [--sticky] [--fail N | --sweep [--upto B --stride S]] SCRIPT LUADIR\n", argv[0]);
+        fprintf(stderr, "usage: %s [--sticky] [--jobs J] [--fail N | --sweep [--upto B --stride S]] SCRIPT LUADIR\n", argv[0]);
         return 2;
     }
     static char script_abs[4096], dir_abs[4096], work[] = "/tmp/oom_host.XXXXXX";
@@ -343,8 +374,12 @@ int main(int argc, char **argv) {
         perror("oom_host: scratch directory");
         return 2;
     }
-    snprintf(child_dir, sizeof child_dir, "%s/child", work);
-    mkdir(child_dir, 0700);
+    if (jobs < 1) jobs = 1;
+    if (jobs > MAX_JOBS) jobs = MAX_JOBS;
+    for (int k = 0; k < jobs; k++) {
+        snprintf(child_dirs[k], sizeof child_dirs[k], "%s/child%d", work, k);
+        mkdir(child_dirs[k], 0700);
+    }
 
     report own = {0};
     int rc;
@@ -356,8 +391,8 @@ int main(int argc, char **argv) {
                own.checked ? "passed" : "FAILED", own.live);
         rc = report_ok(&own) && (fail != 0 || own.status == LUA_OK) ? 0 : 1;
     } else {
-        shared = mmap(NULL, sizeof *shared, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
-        if (shared == MAP_FAILED) {
+        reports = mmap(NULL, sizeof *reports * MAX_JOBS, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+        if (reports == MAP_FAILED) {
             perror("oom_host: mmap");
             return 2;
         }
@@ -368,11 +403,12 @@ int main(int argc, char **argv) {
         struct timespec t0, t1;
         clock_gettime(CLOCK_MONOTONIC, &t0);
         run(&own);
-        clock_gettime(CLOCK_MONOTONIC, &t1);
         if (H.is_child) { /* a child ends here: its report is in shared memory */
             *shared = own;
             _exit(report_ok(&own) ? 0 : 1);
         }
+        while (nrunning > 0) reap_one();
+        clock_gettime(CLOCK_MONOTONIC, &t1);
         const double secs = (double)(t1.tv_sec - t0.tv_sec) + 1e-9 * (double)(t1.tv_nsec - t0.tv_nsec);
         for (int k = 0; k < nmsgs; k++) printf("oom: other error x%d: %s\n", msg_counts[k], msgs[k]);
         printf("oom: full run: %ld allocations, %s, %zu bytes live after lua_close\n", H.count,
@@ -384,8 +420,11 @@ int main(int argc, char **argv) {
         printf("oom: %ld survived / %ld total in %.1f s\n", survived, swept, secs);
         rc = survived == swept && own.status == LUA_OK && report_ok(&own) ? 0 : 1;
     }
-    clean_child_dir();
-    rmdir(child_dir);
+    for (int k = 0; k < jobs; k++) {
+        child_dir = child_dirs[k];
+        clean_child_dir();
+        rmdir(child_dir);
+    }
     char own_file[4200];
     snprintf(own_file, sizeof own_file, "%s/oom.safetensors", work);
     unlink(own_file);
