@@ -32,6 +32,20 @@ describe("allocation failure at any point #noasan", function()
     sweep("--sticky")
   end)
 
+  it("with worker threads: every allocation after require 'moongrad' fails in turn (fresh runs)", function()
+    local run = "MOONGRAD_NUM_THREADS=2 build/oom_host --fail %d spec/hosts/oom_threads.lua lua"
+    local base = H.shell("make -s build/oom_host && echo 'require \"moongrad\"' > build/oom_require.lua && build/oom_host --fail 0 build/oom_require.lua lua")
+    local first = tonumber(base:match("succeeded; (%d+) allocations"))
+    local out = H.shell(run:format(0))
+    local total = tonumber(out:match("succeeded; (%d+) allocations"))
+    assert.truthy(first and total and total - first > 30, base .. out)
+    for n = first - 5, total do
+      out = H.shell(run:format(n))
+      assert.truthy(out:find("rc=0", 1, true), out)
+      assert.truthy(out:find("OOM_CHECK passed; 0 bytes live after lua_close", 1, true), out)
+    end
+  end)
+
   it("a single run: --fail N", function()
     local out = H.shell("make -s build/oom_host && build/oom_host --fail 100 spec/hosts/oom_script.lua lua")
     assert.truthy(out:find("oom: N=100: error: not enough memory", 1, true), out)

@@ -6,7 +6,8 @@
  * tensors the script kept are whole (its OOM_CHECK), and 0 bytes are live after lua_close.
  *
  *   oom_host [options] SCRIPT LUADIR        LUADIR holds moongrad/<name>.lua (package.path is set to it)
- *     --fail N     one run whose N-th allocation fails (0: none fails; prints the allocation count)
+ *     --fail N     one run whose N-th allocation fails (0: none fails; prints the allocation count);
+ *                  worker threads as MOONGRAD_NUM_THREADS says (the sweep runs without)
  *     --sweep      every N from 1 to the count of a full run (default)
  *     --upto B --stride S   sweep every N up to B, then every S-th beyond it
  *     --jobs J     run J children at a time (default 1)
@@ -369,7 +370,6 @@ int main(int argc, char **argv) {
     }
     script_path = script_abs;
     lua_dir = dir_abs;
-    setenv("MOONGRAD_NUM_THREADS", "1", 1); /* no worker threads: the sweep forks */
     if (!mkdtemp(work) || chdir(work) != 0) {
         perror("oom_host: scratch directory");
         return 2;
@@ -396,6 +396,7 @@ int main(int argc, char **argv) {
             perror("oom_host: mmap");
             return 2;
         }
+        setenv("MOONGRAD_NUM_THREADS", "1", 1); /* no worker threads: the sweep forks */
         H.sweeping = 1;
         H.upto = upto < 0 ? -1 : upto;
         if (upto < 0) H.upto = 1L << 62;
