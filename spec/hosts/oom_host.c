@@ -264,8 +264,36 @@ static void fork_child(long n) {
 
 static const char *script_path, *lua_dir;
 
+/* Two host buffers handed to Lua as tensors (mg_push_host_tensor), as globals frame1 and frame2:
+ * the release callback must run once for each that was handed over, and never for one whose
+ * mg_push_host_tensor raised. */
+static float frames[2][6];
+static int handed[2], released[2];
+static void release_frame(void *ud, void *data, size_t nbytes) {
+    (void)data;
+    (void)nbytes;
+    released[(int *)ud - handed]++;
+}
+
+static int push_frame(lua_State *L) {
+    const int k = (int)lua_tointeger(L, 1);
+    const int64_t shape[2] = {2, 3};
+    mg_push_host_tensor(L, MG_FLOAT32, 2, shape, frames[k], release_frame, &handed[k]);
+    handed[k] = 1;
+    lua_setglobal(L, k ? "frame2" : "frame1");
+    return 0;
+}
+
 static int setup_and_run(lua_State *L) {
     luaL_openlibs(L);
+    luaL_requiref(L, "moongrad.core", luaopen_moongrad_core, 0);
+    lua_pop(L, 1);
+    /* each in its own pcall: a host that shrugs off a failed push and makes the next one */
+    for (int k = 0; k < 2; k++) {
+        lua_pushcfunction(L, push_frame);
+        lua_pushinteger(L, k);
+        if (lua_pcall(L, 1, 0, 0) != LUA_OK) lua_pop(L, 1);
+    }
     luaL_getsubtable(L, LUA_REGISTRYINDEX, LUA_PRELOAD_TABLE);
     lua_pushcfunction(L, luaopen_moongrad_core);
     lua_setfield(L, -2, "moongrad.core");
@@ -342,6 +370,12 @@ static void run(report *r) {
     lua_close(L);
     H.armed = 0;
     r->live = H.live;
+    for (int k = 0; k < 2; k++)
+        if (released[k] != handed[k]) {
+            snprintf(r->msg + strlen(r->msg), sizeof r->msg - strlen(r->msg),
+                     " | host buffer %d: handed over %d, released %d time(s)", k + 1, handed[k], released[k]);
+            r->checked = 0;
+        }
     r->done = 1;
 }
 
