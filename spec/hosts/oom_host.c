@@ -2,8 +2,10 @@
  * oom_host.c: allocation failure at any point (issue 11, item 3). A host like examples/embed.c
  * (lua_newstate with its own allocator, moongrad linked in statically) whose allocator fails the
  * N-th allocation and otherwise counts live bytes. It runs a Lua script (spec/hosts/oom_script.lua)
- * in lua_pcall; for every N the host must survive: the call fails with an error or succeeds, the
- * tensors the script kept are whole (its OOM_CHECK), and 0 bytes are live after lua_close.
+ * in lua_pcall, after handing Lua two host buffers (mg_push_host_tensor); for every N the host must
+ * survive: the call fails with an error or succeeds, the tensors the script kept are whole (its
+ * OOM_CHECK), each buffer handed over was released once (and none whose push raised), and 0 bytes
+ * are live after lua_close.
  *
  *   oom_host [options] SCRIPT LUADIR        LUADIR holds moongrad/<name>.lua (package.path is set to it)
  *     --fail N     one run whose N-th allocation fails (0: none fails; prints the allocation count);
