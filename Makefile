@@ -228,3 +228,24 @@ $(BUILD)/host-static: spec/fixtures/host.c $(STATIC_LIB)
 
 $(BUILD)/host-amalg: spec/fixtures/host.c $(AMALGAMATION)
 	$(CC) $(AMALG_CFLAGS) -Iinclude -o $@ spec/fixtures/host.c $(AMALGAMATION) $(LUA_LIBS) $(LDLIBS)
+
+# ---- Allocation failure at any point (issue 11): spec/hosts/oom_host.c runs
+# spec/hosts/oom_script.lua with its N-th allocation failing, for every N of a full run (forking
+# at each: see the host), and checks that every run fails cleanly or succeeds, with 0 bytes live
+# after lua_close. `make oom` on the -O3 objects, `make oom-asan` under ASan + UBSan + LeakSanitizer
+# (what CI runs), OOM_JOBS children at a time. OOM_ARGS=--sticky fails every allocation from the
+# N-th on; "--upto B --stride S" bounds the sweep; "--fail N" is one run.
+OOM_JOBS     ?= 2
+OOM_HOST      = $(BUILD)/oom_host
+OOM_ASAN_HOST = $(ASAN_BUILD)/oom_host
+OOM_RUN       = --jobs $(OOM_JOBS) $(OOM_ARGS) spec/hosts/oom_script.lua lua
+.PHONY: oom oom-asan
+$(OOM_HOST): spec/hosts/oom_host.c $(STATIC_LIB)
+	$(CC) -std=gnu11 $(WARN) $(CFLAGS) -Iinclude $(LUA_INC) -o $@ spec/hosts/oom_host.c $(STATIC_LIB) $(LUA_LIBS) $(LDLIBS)
+$(OOM_ASAN_HOST): spec/hosts/oom_host.c $(ASAN_OBJ)
+	$(CC) -std=gnu11 $(WARN) $(CFLAGS) $(SANITIZE) -Iinclude $(LUA_INC) -o $@ spec/hosts/oom_host.c $(ASAN_OBJ) $(LUA_LIBS) $(LDLIBS)
+oom: $(OOM_HOST)
+	$(OOM_HOST) $(OOM_RUN)
+oom-asan: $(OOM_ASAN_HOST)
+	ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
+	  $(OOM_ASAN_HOST) $(OOM_RUN)

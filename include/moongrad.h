@@ -103,7 +103,8 @@ MG_API int luaopen_moongrad_core(struct lua_State *L);
 
 /* Pushes a tensor viewing `data` (contiguous, row-major) without copying. `release(ud, data, bytes)`
  * is called once when Lua no longer needs the memory (may be NULL: the host keeps it alive for as
- * long as the tensor may be used). Raises a Lua error on a bad shape. */
+ * long as the tensor may be used). Raises a Lua error on a bad shape or no memory; then the buffer
+ * was not taken and `release` is never called for it. */
 MG_API mg_tensor *mg_push_host_tensor(struct lua_State *L, mg_dtype dtype, int ndim, const int64_t *size,
                                void *data, mg_release_fn release, void *release_ud);
 

@@ -66,10 +66,9 @@ static int node_tostring(lua_State *L) {
 }
 
 void lt_push_node_metatable(lua_State *L) {
-    if (luaL_newmetatable(L, NODE_MT)) {
-        lua_pushcfunction(L, node_tostring);
-        lua_setfield(L, -2, "__tostring");
-    }
+    luaL_newmetatable(L, NODE_MT); /* set every time: completes one a memory error left half-made */
+    lua_pushcfunction(L, node_tostring);
+    lua_setfield(L, -2, "__tostring");
 }
 
 mg_node *lt_record(lua_State *L, int out_idx, mg_family family, int op, int ninputs, const int *inputs,

@@ -28,12 +28,13 @@ static lt_storage *push_storage(lua_State *L) {
     lt_storage *st = (lt_storage *)lua_newuserdatauv(L, sizeof *st, 0);
     memset(st, 0, sizeof *st); /* valid (and empty) before anything can fail */
     st->s.kind = MG_STORAGE_HOST;
-    if (luaL_newmetatable(L, LT_STORAGE_MT)) {
-        lua_pushcfunction(L, storage_release);
-        lua_setfield(L, -2, "__gc");
-        lua_pushcfunction(L, storage_release);
-        lua_setfield(L, -2, "__close");
-    }
+    /* the fields are set every time, not only when the metatable is new: one that a memory error
+     * left half-made (registered, without __close) is completed by the next call */
+    luaL_newmetatable(L, LT_STORAGE_MT);
+    lua_pushcfunction(L, storage_release);
+    lua_setfield(L, -2, "__gc");
+    lua_pushcfunction(L, storage_release);
+    lua_setfield(L, -2, "__close");
     lua_setmetatable(L, -2);
     return st;
 }
@@ -57,10 +58,6 @@ mg_tensor *mg_push_host_tensor(lua_State *L, mg_dtype dtype, int ndim, const int
         numel *= size[i];
     }
     lt_storage *st = push_storage(L);
-    st->s.data = data;
-    st->s.nbytes = (size_t)numel * mg_dtype_size(dtype);
-    st->s.release = release;
-    st->s.release_ud = release_ud;
     /* a host calls from outside the module's closures: the metatable comes from the registry */
     if (luaL_getmetatable(L, LT_TENSOR_MT) == LUA_TNIL)
         luaL_error(L, "mg_push_host_tensor: load moongrad.core first");
@@ -68,6 +65,12 @@ mg_tensor *mg_push_host_tensor(lua_State *L, mg_dtype dtype, int ndim, const int
     lua_remove(L, -2);                   /* the metatable: storage, tensor */
     lua_rotate(L, -2, 1);                /* tensor, storage */
     lua_setiuservalue(L, -2, LT_UV_OWNER);
+    /* the buffer is taken only now that nothing can fail: when this function raises (no memory
+     * for the tensor, say) the buffer stays the host's and release is never called */
+    st->s.data = data;
+    st->s.nbytes = (size_t)numel * mg_dtype_size(dtype);
+    st->s.release = release;
+    st->s.release_ud = release_ud;
     t->storage = &st->s;
     t->flags |= LT_OWNS_HOST;
     t->dtype = (uint8_t)dtype;
