@@ -86,8 +86,9 @@ end
 
 -- Runs fn with the collector working all the time (incremental, no pause between cycles), so that
 -- finalizers run at allocations inside C calls; then gives the collector back its mode.
+-- (The pause is 1, not 0: collectgarbage("incremental", 0, ...) leaves the pause as it was.)
 function H.with_busy_collector(fn)
-  local mode = collectgarbage("incremental", 0, 100)
+  local mode = collectgarbage("incremental", 1, 100)
   local ok, err = pcall(fn)
   collectgarbage("incremental", 200, 100) -- Lua's defaults
   if mode == "generational" then collectgarbage("generational") end
