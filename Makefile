@@ -249,3 +249,19 @@ oom: $(OOM_HOST)
 oom-asan: $(OOM_ASAN_HOST)
 	ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
 	  $(OOM_ASAN_HOST) $(OOM_RUN)
+
+# spec/hosts/threads_host.c: 4 Lua states trained concurrently in 4 pthreads give the results of
+# one state bit for bit; states closed while their pools have workers leave no thread behind.
+# `make threads-host` builds and runs it; `make threads-host-tsan` with the host and the module's
+# objects built with -fsanitize=thread (as `make tsan`): a race report makes it fail (exit 66).
+THREADS_HOST      = $(BUILD)/threads-host
+THREADS_HOST_TSAN = $(TSAN_BUILD)/threads-host
+.PHONY: threads-host threads-host-tsan
+$(THREADS_HOST): spec/hosts/threads_host.c $(OBJ)
+	$(CC) $(ALL_CFLAGS) -o $@ spec/hosts/threads_host.c $(OBJ) $(LUA_LIBS) $(LDLIBS)
+$(THREADS_HOST_TSAN): spec/hosts/threads_host.c $(TSAN_OBJ)
+	$(CC) $(ALL_CFLAGS) -O1 -g -fsanitize=thread -o $@ spec/hosts/threads_host.c $(TSAN_OBJ) $(LUA_LIBS) $(LDLIBS)
+threads-host: $(THREADS_HOST)
+	$(THREADS_HOST) $(THREADS_HOST_ARGS)
+threads-host-tsan: $(THREADS_HOST_TSAN)
+	TSAN_OPTIONS="halt_on_error=0 exitcode=66 suppressions=$(CURDIR)/spec/hosts/threads_host.tsan.supp $(TSAN_OPTIONS)" $(THREADS_HOST_TSAN) $(THREADS_HOST_ARGS)
