@@ -102,12 +102,13 @@ local function tensors(retried)
   assert(ok, list)
   return list
 end
-local scalars = {nil, true, false, 0, 1, -1, 2, 3, 0.5, -0.0, 0 / 0, 1 / 0, -1 / 0, 1e308, 2 ^ 53,
+local scalars = {true, false, 0, 1, -1, 2, 3, 0.5, -0.0, 0 / 0, 1 / 0, -1 / 0, 1e308, 2 ^ 53,
   math.maxinteger, math.mininteger, 1 << 31, 1 << 62, -(1 << 62), 16, 17, "", "x", "float32", "int64",
   "bool", "sum", "mean", "none", "fro", string.rep("a", 300), print, coroutine.create(print), io.stdout}
 local function value()
   local r = rand(100)
-  if r <= 35 then return scalars[rand(#scalars + 1)] end -- + 1: nil
+  if r <= 3 then return nil end
+  if r <= 35 then return pick(scalars) end
   if r <= 70 then return pick(tensors()) end
   if r <= 78 and #made > 0 then return pick(made) end
   local tables = {

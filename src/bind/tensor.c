@@ -53,20 +53,21 @@ static int new_userdata(lua_State *L) {
     return 1;
 }
 
-/* Pushes the userdata of a large tensor (userdata bytes `total`, of which `bytes` the tensor's):
- * within the memory limit (after a full collection, when only that would bring it under), and
- * with an error naming the function and the size when the allocator fails. */
+/* Raises when a tensor taking `total` bytes would take the state past its memory limit, after a
+ * full collection when only that could bring it under. */
+static void check_limit(lua_State *L, mg_ctx *ctx, size_t total, size_t bytes) {
+    if (heap_bytes(L) + total > ctx->memory_limit) lua_gc(L, LUA_GCCOLLECT);
+    const size_t used = heap_bytes(L);
+    if (used + total <= ctx->memory_limit) return;
+    mg_fail(ctx, MG_ENOMEM, 0,
+            "not enough memory for a tensor of %zu bytes: the memory limit is %zu bytes and %zu are in use",
+            bytes, ctx->memory_limit, used);
+    lt_raise(L, 1);
+}
+
+/* Pushes the userdata of a large tensor (`total` bytes, `bytes` of them the tensor's) under
+ * lua_pcall, so that a failing allocator gives an error naming the function and the size. */
 static mg_tensor *push_large(lua_State *L, mg_ctx *ctx, size_t total, size_t bytes) {
-    if (ctx->memory_limit) {
-        if (heap_bytes(L) + total > ctx->memory_limit) lua_gc(L, LUA_GCCOLLECT);
-        const size_t used = heap_bytes(L);
-        if (used + total > ctx->memory_limit) {
-            mg_fail(ctx, MG_ENOMEM, 0,
-                    "not enough memory for a tensor of %zu bytes: the memory limit is %zu bytes and %zu are in use",
-                    bytes, ctx->memory_limit, used);
-            lt_raise(L, 1);
-        }
-    }
     lua_pushcfunction(L, new_userdata);
     lua_pushinteger(L, (lua_Integer)total);
     if (lua_pcall(L, 1, 1, 0) != LUA_OK) {
@@ -111,7 +112,8 @@ mg_tensor *lt_push_new(lua_State *L, mg_dtype dtype, int ndim, const int64_t *si
      * past LT_ALIGN_MIN bytes start on a 64-byte boundary, for whole-cache-line vector loads. */
     const size_t pad = bytes >= LT_ALIGN_MIN ? 63 : 0;
     const size_t extra = sizeof(mg_storage) + bytes + pad;
-    mg_tensor *t = bytes >= LARGE_TENSOR || ctx->memory_limit
+    if (ctx->memory_limit) check_limit(L, ctx, header_bytes(ndim, extra), bytes);
+    mg_tensor *t = bytes >= LARGE_TENSOR
                        ? init_header(L, push_large(L, ctx, header_bytes(ndim, extra), bytes), ndim, lua_upvalueindex(2))
                        : lt_push_header(L, ndim, extra, lua_upvalueindex(2));
     mg_storage *s = (mg_storage *)(t->stride + ndim);
