@@ -85,12 +85,13 @@ $(ASAN_BUILD)/%.o: %.c $(HDR) Makefile $(ASAN_BUILD)/cflags
 PREFIX  ?= /usr/local
 LIBDIR  ?= $(PREFIX)/lib/lua/$(LUA_VERSION)
 LUADIR  ?= $(PREFIX)/share/lua/$(LUA_VERSION)
-LUA_SRC  = $(wildcard lua/moongrad/*.lua)
+# every Lua file under lua/moongrad/, subdirectories (moongrad.nn.*) included
+LUA_SRC  = $(shell find lua/moongrad -name '*.lua' | sort)
 
 install: $(MODULE)
 	install -d $(DESTDIR)$(LIBDIR)/moongrad $(DESTDIR)$(LUADIR)/moongrad
 	install -m 755 $(MODULE) $(DESTDIR)$(LIBDIR)/moongrad/core.so
-	install -m 644 $(LUA_SRC) $(DESTDIR)$(LUADIR)/moongrad/
+	$(foreach f,$(LUA_SRC),install -D -m 644 $(f) $(DESTDIR)$(LUADIR)/$(f:lua/%=%) && ) true
 
 # `make rock`: a source rock of the working tree (tracked or not), installable without network:
 #   luarocks --lua-version=5.4 --tree=DIR install build/moongrad-scm-1.src.rock
