@@ -304,20 +304,28 @@ function Module:eval()
   return self:train(false)
 end
 
--- to(dtype), double(), float(): converts every parameter and buffer to dtype (a parameter
--- becomes a new leaf tensor with its requires_grad, so make optimizers after converting); returns self
+-- to(dtype), double(), float(): converts every floating-point parameter and buffer to dtype (a
+-- parameter becomes a new leaf tensor with its requires_grad, so make optimizers after converting);
+-- integer buffers (BatchNorm's num_batches_tracked) stay as they are, as in PyTorch; returns self
+local FLOATING = { float32 = true, float64 = true }
+
 function Module:to(dtype)
   if type(dtype) ~= "string" then
     argerror("to", 1, "dtype string expected, got %s", type(dtype))
+  end
+  if not FLOATING[dtype] then
+    argerror("to", 1, "a module converts to float32 or float64, got '%s'", dtype)
   end
   core.no_grad(function()
     for _, m in ipairs(self:modules()) do
       local params, bufs = rawget(m, "_parameters"), rawget(m, "_buffers")
       for n, p in pairs(params) do
-        if p.dtype ~= dtype then params[n] = p:detach():to(dtype):requires_grad_(p.requires_grad) end
+        if p.dtype ~= dtype and FLOATING[p.dtype] then
+          params[n] = p:detach():to(dtype):requires_grad_(p.requires_grad)
+        end
       end
       for n, b in pairs(bufs) do
-        if b.dtype ~= dtype then bufs[n] = b:to(dtype) end
+        if b.dtype ~= dtype and FLOATING[b.dtype] then bufs[n] = b:to(dtype) end
       end
     end
   end)
@@ -712,5 +720,8 @@ function M.utils.clip_grad_value_(params, clip_value)
     for _, g in ipairs(grads) do g:clamp_(-clip_value, clip_value) end
   end)
 end
+
+M.init = require "moongrad.nn.initializers" -- mg.nn.init: nn/initializers.lua
+require("moongrad.nn.containers")(M) -- Flatten Unflatten Identity ModuleList ModuleDict
 
 return M
