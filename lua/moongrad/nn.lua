@@ -631,7 +631,9 @@ end
 -- loss modules: Loss([{reduction = "mean"}]), forward(input, target) = F.<fn>(input, target, reduction)
 local REDUCTIONS = { mean = true, sum = true, none = true }
 
-local function loss(name, fn)
+-- forward looks the kernel up in F at each call (moongrad.nn.loss_checks wraps some of them) and
+-- reports its errors under the module's name at the caller's line (util.call_as)
+local function loss(name, fname)
   local L = Module:extend(name)
   function L:init(opts)
     local o = options(name, 1, opts, { reduction = "mean" }, 3)
@@ -641,15 +643,16 @@ local function loss(name, fn)
     self.reduction = o.reduction
   end
   function L:forward(input, target)
-    return fn(input, target, self.reduction)
+    local out = util.call_as(name, 2, F[fname], input, target, self.reduction)
+    return out
   end
   M[name] = L
   return L
 end
-loss("MSELoss", F.mse_loss)
-loss("L1Loss", F.l1_loss)
-loss("CrossEntropyLoss", F.cross_entropy)
-loss("BCEWithLogitsLoss", F.binary_cross_entropy_with_logits)
+loss("MSELoss", "mse_loss")
+loss("L1Loss", "l1_loss")
+loss("CrossEntropyLoss", "cross_entropy")
+loss("BCEWithLogitsLoss", "binary_cross_entropy_with_logits")
 
 -- ============================================================ utils
 
@@ -723,5 +726,6 @@ end
 
 M.init = require "moongrad.nn.initializers" -- mg.nn.init: nn/initializers.lua
 require("moongrad.nn.containers")(M) -- Flatten Unflatten Identity ModuleList ModuleDict
+require "moongrad.nn.loss_checks" -- mg.F.mse_loss / l1_loss warn when the shapes only broadcast
 
 return M

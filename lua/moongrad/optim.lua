@@ -245,6 +245,11 @@ end
 local function new_optimizer(name, params, opts)
   local kind = KINDS[name]
   opts = options(name, 2, opts, kind.options, 3)
+  local mt = type(params) == "table" and getmetatable(params)
+  if type(mt) == "table" and rawget(mt, "_is_module_class") then
+    argerror_at(3, name, 1, "params must be a list of tensors, got a Module (%s): pass model:parameters()",
+      tostring(rawget(params, "_name") or mt._name))
+  end
   if core.is_tensor(params) or type(params) ~= "table" then
     argerror_at(3, name, 1, "params must be a list of tensors or of parameter groups, got %s",
       core.is_tensor(params) and "a tensor" or type(params))
