@@ -113,7 +113,8 @@ local function errors_svg(path, cols, rows)
         local stop = c
         while stop < 28 and math.floor(img[r][stop + 1] * 15 + 0.5) == level do stop = stop + 1 end
         local grey = 255 - level * 17 -- ink dark on white (white runs are the background)
-        if level > 0 then out[#out + 1] = string.format('<rect x="%d" y="%d" width="%d" height="%d" fill="rgb(%d,%d,%d)"/>',
+        if level > 0 then out[#out + 1] = string.format(
+          '<rect x="%d" y="%d" width="%d" height="%d" fill="rgb(%d,%d,%d)"/>',
           (c - 1) * scale, (r - 1) * scale, (stop - c + 1) * scale, scale, grey, grey, grey) end
         c = stop + 1
       end

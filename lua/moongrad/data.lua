@@ -495,9 +495,8 @@ function M.read_idx(path, opts)
   if type(path) ~= "string" then argerror("read_idx", 1, "expected a file name, got %s", type(path)) end
   local o = options("read_idx", 2, opts, { dtype = false })
   local idx = load_idx("read_idx")
-  local r, why = idx.open(path)
+  local r <close>, why = idx.open(path) -- closed on return and on error
   if not r then error(string.format("'read_idx': %s: %s", path, why), 2) end
-  local r_close <close> = r
   local kind, dims = r:info()
   local dtype = o.dtype or (kind == "float64" and "float64" or "float32")
   if dtype ~= "float32" and dtype ~= "float64" and dtype ~= "int64" then

@@ -104,14 +104,24 @@ end
 -- Warnings (PyTorch's UserWarning), each distinct message once per Lua state: written to io.stderr
 -- as "moongrad warning: <message>", or given to the handler set with set_warn_handler(fn) (nil:
 -- back to stderr), which returns the previous handler. Specs capture them that way.
-local warn_handler
-local warned = {}
+-- The state lives in the registry, one per Lua state: a second load of this file (busted reloads
+-- the Lua modules of each spec file; the C core and mg.F stay) shares it.
+local function warn_state()
+  local reg = debug.getregistry()
+  local st = reg["moongrad.warnings"]
+  if not st then
+    st = { seen = {} }
+    reg["moongrad.warnings"] = st
+  end
+  return st
+end
 
 function M.warn(msg)
-  if warned[msg] then return end
-  warned[msg] = true
-  if warn_handler then
-    warn_handler(msg)
+  local st = warn_state()
+  if st.seen[msg] then return end
+  st.seen[msg] = true
+  if st.handler then
+    st.handler(msg)
   else
     io.stderr:write("moongrad warning: ", msg, "\n")
   end
@@ -121,14 +131,15 @@ function M.set_warn_handler(fn)
   if fn ~= nil and type(fn) ~= "function" then
     M.argerror("set_warn_handler", 1, "function or nil expected, got %s", type(fn))
   end
-  local old = warn_handler
-  warn_handler = fn
+  local st = warn_state()
+  local old = st.handler
+  st.handler = fn
   return old
 end
 
 -- forget the messages already shown (so that a spec sees a warning again)
 function M.reset_warnings()
-  warned = {}
+  warn_state().seen = {}
 end
 
 return M
