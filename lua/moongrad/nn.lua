@@ -631,8 +631,7 @@ end
 -- loss modules: Loss([{reduction = "mean"}]), forward(input, target) = F.<fn>(input, target, reduction)
 local REDUCTIONS = { mean = true, sum = true, none = true }
 
--- `kernel` is a function, or the name of one in F, looked up at each call (moongrad.nn.loss_checks
--- wraps some of them); forward reports its errors under the module's name at the caller's line
+-- `kernel` is a function, or the name of one in F, looked up at each call; forward reports its errors under the module's name at the caller's line
 -- (util.call_as), not as "bad argument #2 to 'fn'" at this file's
 local function loss(name, kernel)
   local L = Module:extend(name)
@@ -729,6 +728,5 @@ end
 
 M.init = require "moongrad.nn.initializers" -- mg.nn.init: nn/initializers.lua
 require("moongrad.nn.containers")(M) -- Flatten Unflatten Identity ModuleList ModuleDict
-require "moongrad.nn.loss_checks" -- mg.F.mse_loss / l1_loss warn when the shapes only broadcast
 
 return M

@@ -127,6 +127,9 @@ function M.warn(msg)
   end
 end
 
+-- the C core's warnings (mse_loss's broadcast, say) come here too (src/bind/args.c: lt_warn)
+debug.getregistry()["moongrad.warn"] = M.warn
+
 function M.set_warn_handler(fn)
   if fn ~= nil and type(fn) ~= "function" then
     M.argerror("set_warn_handler", 1, "function or nil expected, got %s", type(fn))

@@ -158,3 +158,16 @@ mg_tensor *lt_push_int_list(lua_State *L, int arg, const char *name, const char 
     }
     return t;
 }
+
+/* The string at idx as a warning: to the function the Lua layer registered (moongrad.util.warn:
+ * once per message, to stderr or the handler of mg.set_warn_handler), else Lua's lua_warning. */
+void lt_warn(lua_State *L, int idx) {
+    idx = lua_absindex(L, idx);
+    if (lua_getfield(L, LUA_REGISTRYINDEX, LT_WARN_KEY) == LUA_TFUNCTION) {
+        lua_pushvalue(L, idx);
+        lua_call(L, 1, 0);
+        return;
+    }
+    lua_pop(L, 1);
+    lua_warning(L, lua_tostring(L, idx), 0);
+}

@@ -120,6 +120,10 @@ mg_tensor *lt_push_scalar(lua_State *L, int idx, mg_dtype dtype);
 /* Raises "bad argument #arg to 'fn' (detail)", the detail formatted as lua_pushfstring does
  * (%s %d %I %f %p %c %%: Lua's formats, not printf's). Never returns. */
 int lt_argerror(lua_State *L, int arg, const char *fmt, ...);
+/* Sends the string at idx as a warning (the function at registry[LT_WARN_KEY], which the Lua layer
+ * sets to moongrad.util.warn; else lua_warning). */
+#define LT_WARN_KEY "moongrad.warn"
+void lt_warn(lua_State *L, int idx);
 /* Pushes a shape written as {3,2} and returns it (valid while it stays on the stack): the one
  * shape formatter of error details, e.g. lt_argerror(L, 2, "shape %s", lt_push_shape(L, n, s)). */
 const char *lt_push_shape(lua_State *L, int ndim, const int64_t *size);

@@ -166,6 +166,15 @@ static int pointwise_loss(lua_State *L, mg_functional_op op) {
         if (ndim) memcpy(size, x->size, sizeof(int64_t) * ndim);
     } else {
         LT_TRY(L, 1, mg_broadcast_shape(ctx, &ndim, size, x->ndim, x->size, y->ndim, y->size));
+        if (!mg_same_shape(x, y)) { /* PyTorch's UserWarning: {5,1} against {5} is rarely meant */
+            const int top = lua_gettop(L);
+            lua_pushfstring(L, "'%s': using a target size (%s) that is different to the input size (%s). This "
+                               "will likely lead to incorrect results due to broadcasting. Please ensure they "
+                               "have the same size.", op == MG_F_MSE ? "mse_loss" : "l1_loss",
+                            lt_push_shape(L, y->ndim, y->size), lt_push_shape(L, x->ndim, x->size));
+            lt_warn(L, -1);
+            lua_settop(L, top);
+        }
     }
     mg_tensor *out = red == MG_REDUCTION_NONE ? lt_push_new(L, dt, ndim, size) : lt_push_new(L, dt, 0, NULL);
     LT_TRY(L, 1, mg_pointwise_loss(ctx, op, out, x, y, red, ndim, size));
