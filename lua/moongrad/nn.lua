@@ -713,4 +713,6 @@ function M.utils.clip_grad_value_(params, clip_value)
   end)
 end
 
+require("moongrad.nn.layers")(M) -- Conv1d Conv2d pools BatchNorm LayerNorm Embedding
+
 return M
