@@ -65,7 +65,7 @@ return function(nn)
 
   -- ConvNd(in_channels, out_channels, kernel_size [, {stride = 1, padding = 0, dilation = 1,
   -- groups = 1, bias = true, dtype}])
-  local function conv_class(name, nd, fn)
+  local function conv_class(name, nd)
     local C = Module:extend(name)
     nn[name] = C
     function C:init(in_channels, out_channels, kernel_size, opts)
@@ -102,11 +102,6 @@ return function(nn)
         self:register_parameter("bias", nil)
       end
     end
-    function C:forward(x)
-      local params = rawget(self, "_parameters")
-      local y = fn(x, params.weight, params.bias, self._opts)
-      return y
-    end
     function C:extra_repr()
       local s = string.format("%d, %d, kernel_size=%s, stride=%s", self.in_channels, self.out_channels,
         pytuple(self.kernel_size), pytuple(self.stride))
@@ -118,8 +113,18 @@ return function(nn)
     end
     return C
   end
-  conv_class("Conv1d", 1, F.conv1d)
-  conv_class("Conv2d", 2, F.conv2d)
+  -- (F.conv1d / F.conv2d called by name, not through a variable: their errors name them)
+  local Conv1d, Conv2d = conv_class("Conv1d", 1), conv_class("Conv2d", 2)
+  function Conv1d:forward(x)
+    local params = rawget(self, "_parameters")
+    local y = F.conv1d(x, params.weight, params.bias, self._opts)
+    return y
+  end
+  function Conv2d:forward(x)
+    local params = rawget(self, "_parameters")
+    local y = F.conv2d(x, params.weight, params.bias, self._opts)
+    return y
+  end
 
   -- ============================================================ pooling
 
