@@ -120,7 +120,10 @@ static const char *push_hw(lua_State *L, int spatial, int64_t h, int64_t w) {
 
 /* the output's size along one dim; raises when the dilated kernel does not fit the padded input */
 static void check_fits(lua_State *L, int spatial, const int64_t *in, const mg_conv2d_geom *g) {
-    const int64_t eh = g->dh * (g->kh - 1) + 1, ew = g->dw * (g->kw - 1) + 1;
+    int64_t eh = 0, ew = 0;
+    if (__builtin_mul_overflow(g->dh, g->kh - 1, &eh) || __builtin_mul_overflow(g->dw, g->kw - 1, &ew))
+        lt_argerror(L, 1, "kernel size (dilated) is too large");
+    eh += 1, ew += 1;
     const int64_t ph = in[0] + 2 * g->ph, pw = in[1] + 2 * g->pw;
     if (eh > ph || ew > pw) {
         const char *k = push_hw(L, spatial, eh, ew);

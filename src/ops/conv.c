@@ -214,8 +214,9 @@ mg_status mg_conv2d(mg_ctx *ctx, mg_tensor *out, const mg_tensor *x, const mg_te
                     const mg_tensor *bias, const mg_conv2d_geom *g) {
     const mg_dtype dt = (mg_dtype)x->dtype;
     const int64_t N = x->size[0], O = out->size[1], OH = out->size[2], OW = out->size[3];
-    const int64_t G = g->groups, Og = O / G, K = weight->size[1] * g->kh * g->kw, P = N * OH * OW;
     if (out->numel == 0) return MG_OK;
+    /* out has elements: O > 0, so K <= weight->numel <= 2^62 */
+    const int64_t G = g->groups, Og = O / G, K = weight->size[1] * g->kh * g->kw, P = N * OH * OW;
     conv_job j;
     fill_job(&j, x, OH, OW, g);
     mg_scratch col, outp, wsc;
@@ -291,9 +292,11 @@ static mg_status conv_backward(mg_ctx *ctx, const mg_backward_args *a, int i, mg
     const mg_tensor *gout4 = view4(&vg, a->gout, spatial);
     const mg_dtype dt = (mg_dtype)gin->dtype;
     const int64_t N = x->size[0], C = x->size[1], O = weight->size[0], OH = gout4->size[2], OW = gout4->size[3];
-    const int64_t G = g.groups, Og = O / G, K = weight->size[1] * g.kh * g.kw, P = N * OH * OW, S = OH * OW;
     mg_scratch gsc, gp, col, wsc;
-    gp.s.data = col.s.data = wsc.s.data = NULL;
+    gsc.s.data = gp.s.data = col.s.data = wsc.s.data = NULL;
+    if (gin->numel == 0) return MG_OK;
+    if (gout4->numel == 0) return mg_fill(ctx, gin, 0, 0); /* O == 0 (or no output) */
+    const int64_t G = g.groups, Og = O / G, K = weight->size[1] * g.kh * g.kw, P = N * OH * OW, S = OH * OW;
     const mg_tensor *gc;
     mg_status st = mg_conv_contiguous(ctx, gout4, &gsc, &gc);
     if (st != MG_OK) goto done;
@@ -302,7 +305,6 @@ static mg_status conv_backward(mg_ctx *ctx, const mg_backward_args *a, int i, mg
         mg_parallel_for(ctx, O, grain_for(N * S), bias_grad_range, &bj);
         goto done;
     }
-    if (gin->numel == 0) goto done;
     if (P == 0 || K == 0) {
         st = mg_fill(ctx, gin, 0, 0);
         goto done;
@@ -365,7 +367,7 @@ done:
         int64_t *ip = (int64_t *)j->idx + q * OHW;                                             \
         for (int64_t oh = 0; oh < j->OH; oh++)                                                 \
             for (int64_t ow = 0; ow < j->OW; ow++) {                                           \
-                T best = 0;                                                                    \
+                T best = (T)-INFINITY;                                                         \
                 int64_t at = -1;                                                               \
                 for (int64_t ki = 0; ki < g->kh; ki++) {                                       \
                     const int64_t ih = oh * g->sh - g->ph + ki * g->dh;                        \
