@@ -66,22 +66,36 @@ typedef struct conv_job {
     mg_conv2d_geom g;
 } conv_job;
 
+/* The output columns ow whose tap kj reads inside the input row: [*lo, *hi) (may be empty). */
+static void valid_cols(const conv_job *j, int64_t kj, int64_t *lo, int64_t *hi) {
+    const mg_conv2d_geom *g = &j->g;
+    const int64_t off = kj * g->dw - g->pw; /* iw = ow sw + off */
+    int64_t a = off >= 0 ? 0 : (-off + g->sw - 1) / g->sw;
+    int64_t b = j->W - 1 - off < 0 ? 0 : (j->W - 1 - off) / g->sw + 1;
+    if (a > j->OW) a = j->OW;
+    if (b > j->OW) b = j->OW;
+    if (b < a) b = a;
+    *lo = a, *hi = b;
+}
+
 #define IM2COL_ROW(T)                                                                      \
     do {                                                                                   \
         const T *xp = (const T *)j->x + n * j->xs[0] + c * j->xs[1];                       \
         T *dst = (T *)j->col + r * OHW;                                                    \
+        const int64_t step = g->sw * j->xs[3], off = kj * g->dw - g->pw;                   \
         for (int64_t oh = 0; oh < j->OH; oh++) {                                           \
             const int64_t ih = oh * g->sh - g->ph + ki * g->dh;                            \
             T *d = dst + oh * j->OW;                                                       \
             if (ih < 0 || ih >= j->H) {                                                    \
-                for (int64_t ow = 0; ow < j->OW; ow++) d[ow] = 0;                          \
+                memset(d, 0, sizeof(T) * (size_t)j->OW);                                   \
                 continue;                                                                  \
             }                                                                              \
-            const T *row = xp + ih * j->xs[2];                                             \
-            for (int64_t ow = 0; ow < j->OW; ow++) {                                       \
-                const int64_t iw = ow * g->sw - g->pw + kj * g->dw;                        \
-                d[ow] = (iw >= 0 && iw < j->W) ? row[iw * j->xs[3]] : (T)0;                \
-            }                                                                              \
+            const T *src = xp + ih * j->xs[2] + (lo * g->sw + off) * j->xs[3];             \
+            for (int64_t ow = 0; ow < lo; ow++) d[ow] = 0;                                 \
+            if (step == 1) memcpy(d + lo, src, sizeof(T) * (size_t)(hi - lo));             \
+            else                                                                           \
+                for (int64_t ow = lo; ow < hi; ow++) d[ow] = src[(ow - lo) * step];        \
+            for (int64_t ow = hi; ow < j->OW; ow++) d[ow] = 0;                             \
         }                                                                                  \
     } while (0)
 
@@ -96,6 +110,8 @@ static void im2col_range(void *arg, int64_t b, int64_t e) {
         const int64_t kj = t % g->kw;
         t /= g->kw;
         const int64_t ki = t % g->kh, c = t / g->kh;
+        int64_t lo, hi;
+        valid_cols(j, kj, &lo, &hi);
         if (j->dt == MG_FLOAT64) IM2COL_ROW(double);
         else IM2COL_ROW(float);
     }
@@ -104,19 +120,22 @@ static void im2col_range(void *arg, int64_t b, int64_t e) {
 #define COL2IM_PLANE(T)                                                                        \
     do {                                                                                       \
         T *plane = (T *)j->dx + q * j->H * j->W;                                               \
-        for (int64_t s = 0; s < j->H * j->W; s++) plane[s] = 0;                                \
+        memset(plane, 0, sizeof(T) * (size_t)(j->H * j->W));                                   \
         for (int64_t ki = 0; ki < g->kh; ki++)                                                 \
             for (int64_t kj = 0; kj < g->kw; kj++) {                                           \
                 const T *src = (const T *)j->col + (((c * g->kh + ki) * g->kw + kj) * j->N + n) * OHW; \
+                int64_t lo, hi;                                                                \
+                valid_cols(j, kj, &lo, &hi);                                                   \
+                const int64_t off = kj * g->dw - g->pw;                                        \
                 for (int64_t oh = 0; oh < j->OH; oh++) {                                       \
                     const int64_t ih = oh * g->sh - g->ph + ki * g->dh;                        \
                     if (ih < 0 || ih >= j->H) continue;                                        \
                     T *drow = plane + ih * j->W;                                               \
                     const T *srow = src + oh * j->OW;                                          \
-                    for (int64_t ow = 0; ow < j->OW; ow++) {                                   \
-                        const int64_t iw = ow * g->sw - g->pw + kj * g->dw;                    \
-                        if (iw >= 0 && iw < j->W) drow[iw] += srow[ow];                        \
-                    }                                                                          \
+                    if (g->sw == 1)                                                            \
+                        for (int64_t ow = lo; ow < hi; ow++) drow[ow + off] += srow[ow];       \
+                    else                                                                       \
+                        for (int64_t ow = lo; ow < hi; ow++) drow[ow * g->sw + off] += srow[ow]; \
                 }                                                                              \
             }                                                                                  \
     } while (0)
