@@ -379,23 +379,46 @@ done:
 }
 
 /* ---- pooling ---------------------------------------------------------------------------------- */
+/* Padding 0: every window lies inside the input (OH, OW are floored), no bounds checks. */
 #define MAXPOOL_PLANE(T)                                                                       \
     do {                                                                                       \
         const T *xp = (const T *)j->x + n * j->xs[0] + c * j->xs[1];                           \
         T *op = (T *)j->out + q * OHW;                                                         \
         int64_t *ip = (int64_t *)j->idx + q * OHW;                                             \
+        const int inside = g->ph == 0 && g->pw == 0;                                           \
+        const int k22 = inside && g->kh == 2 && g->kw == 2 && g->dh == 1 && g->dw == 1 && j->xs[3] == 1; \
         for (int64_t oh = 0; oh < j->OH; oh++)                                                 \
             for (int64_t ow = 0; ow < j->OW; ow++) {                                           \
                 T best = (T)-INFINITY;                                                         \
                 int64_t at = -1;                                                               \
-                for (int64_t ki = 0; ki < g->kh; ki++) {                                       \
-                    const int64_t ih = oh * g->sh - g->ph + ki * g->dh;                        \
-                    if (ih < 0 || ih >= j->H) continue;                                        \
-                    for (int64_t kj = 0; kj < g->kw; kj++) {                                   \
-                        const int64_t iw = ow * g->sw - g->pw + kj * g->dw;                    \
-                        if (iw < 0 || iw >= j->W) continue;                                    \
-                        const T v = xp[ih * j->xs[2] + iw * j->xs[3]];                         \
-                        if (at < 0 || v > best || isnan(v)) best = v, at = ih * j->W + iw;     \
+                const int64_t h0 = oh * g->sh - g->ph, w0 = ow * g->sw - g->pw;                \
+                if (k22) { /* the common 2x2 window: the first maximum wins */        \
+                    const T *r0 = xp + h0 * j->xs[2] + w0, *r1 = r0 + j->xs[2];                \
+                    const T v[4] = {r0[0], r0[1], r1[0], r1[1]};                               \
+                    int m = 0;                                                                 \
+                    for (int k = 1; k < 4; k++)                                                \
+                        if (v[k] > v[m] || isnan(v[k])) m = k;                                 \
+                    best = v[m], at = (h0 + (m >> 1)) * j->W + w0 + (m & 1);                   \
+                } else if (inside) {                                                           \
+                    for (int64_t ki = 0; ki < g->kh; ki++) {                                   \
+                        const int64_t ih = h0 + ki * g->dh;                                    \
+                        const T *row = xp + ih * j->xs[2];                                     \
+                        for (int64_t kj = 0; kj < g->kw; kj++) {                               \
+                            const int64_t iw = w0 + kj * g->dw;                                \
+                            const T v = row[iw * j->xs[3]];                                    \
+                            if (at < 0 || v > best || isnan(v)) best = v, at = ih * j->W + iw; \
+                        }                                                                      \
+                    }                                                                          \
+                } else {                                                                       \
+                    for (int64_t ki = 0; ki < g->kh; ki++) {                                   \
+                        const int64_t ih = h0 + ki * g->dh;                                    \
+                        if (ih < 0 || ih >= j->H) continue;                                    \
+                        for (int64_t kj = 0; kj < g->kw; kj++) {                               \
+                            const int64_t iw = w0 + kj * g->dw;                                \
+                            if (iw < 0 || iw >= j->W) continue;                                \
+                            const T v = xp[ih * j->xs[2] + iw * j->xs[3]];                     \
+                            if (at < 0 || v > best || isnan(v)) best = v, at = ih * j->W + iw; \
+                        }                                                                      \
                     }                                                                          \
                 }                                                                              \
                 op[oh * j->OW + ow] = best;                                                    \
