@@ -59,7 +59,7 @@ typedef struct conv_job {
     int64_t xs[4];      /* x's strides, elements */
     char *col;          /* (C kh kw, N OH OW) */
     char *dx;           /* col2im: (N,C,H,W) contiguous */
-    const char *w;      /* pools: the out / indices / gout planes */
+    const char *gout;   /* pool backward: d loss / d out, contiguous (N,C,OH,OW) */
     const int64_t *idx;
     char *out;
     int64_t N, C, H, W, OH, OW;
@@ -515,7 +515,7 @@ mg_status mg_adaptive_avg_pool2d(mg_ctx *ctx, mg_tensor *out, const mg_tensor *x
 #define POOL_BACK_PLANE(T)                                                                     \
     do {                                                                                       \
         T *dp = (T *)j->dx + q * HW;                                                           \
-        const T *gp = (const T *)j->w + q * OHW;                                               \
+        const T *gp = (const T *)j->gout + q * OHW;                                               \
         for (int64_t s = 0; s < HW; s++) dp[s] = 0;                                            \
         if (j->idx) {                                                                          \
             const int64_t *ip = j->idx + q * OHW;                                              \
@@ -561,7 +561,7 @@ static mg_status pool_backward(mg_ctx *ctx, const mg_backward_args *a, mg_tensor
     conv_job j;
     fill_job(&j, x, gout4->size[2], gout4->size[3], &g);
     j.dx = (char *)mg_tensor_data(view4(&vgin, gin, 2));
-    j.w = (const char *)mg_tensor_data(gc);
+    j.gout = (const char *)mg_tensor_data(gc);
     if (op == MG_CONV_MAX_POOL) j.idx = (const int64_t *)mg_tensor_data(view4(&vi, a->saved[0], 2));
     if (gin->numel)
         mg_parallel_for(ctx, j.N * j.C, grain_for(j.H * j.W + j.OH * j.OW * g.kh * g.kw),
