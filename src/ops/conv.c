@@ -273,26 +273,31 @@ done_w:
     return st;
 }
 
-/* db[o] = sum over n, p of g[n, o, p] (double, in order) */
+/* db[o] = sum over n, p of g[n, o, p], in double: four lanes (p mod 4) per run of S, added in a
+ * fixed order (independent sums hide the adds' latency; the order depends on the sizes only) */
 typedef struct bias_job {
     mg_dtype dt;
     const char *g;
     char *db;
     int64_t N, O, S;
 } bias_job;
+#define BIAS_RUN(T)                                                                            \
+    do {                                                                                       \
+        const T *p = (const T *)j->g + off;                                                    \
+        double l0 = 0, l1 = 0, l2 = 0, l3 = 0;                                                 \
+        int64_t k = 0;                                                                         \
+        for (; k + 4 <= j->S; k += 4) l0 += p[k], l1 += p[k + 1], l2 += p[k + 2], l3 += p[k + 3]; \
+        for (; k < j->S; k++) l0 += p[k];                                                      \
+        s += (l0 + l1) + (l2 + l3);                                                            \
+    } while (0)
 static void bias_grad_range(void *arg, int64_t b, int64_t e) {
     const bias_job *j = (const bias_job *)arg;
     for (int64_t o = b; o < e; o++) {
         double s = 0;
         for (int64_t n = 0; n < j->N; n++) {
             const int64_t off = (n * j->O + o) * j->S;
-            if (j->dt == MG_FLOAT64) {
-                const double *p = (const double *)j->g + off;
-                for (int64_t k = 0; k < j->S; k++) s += p[k];
-            } else {
-                const float *p = (const float *)j->g + off;
-                for (int64_t k = 0; k < j->S; k++) s += p[k];
-            }
+            if (j->dt == MG_FLOAT64) BIAS_RUN(double);
+            else BIAS_RUN(float);
         }
         if (j->dt == MG_FLOAT64) ((double *)j->db)[o] = s;
         else ((float *)j->db)[o] = (float)s;
