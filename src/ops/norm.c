@@ -32,6 +32,8 @@ static inline double elem(const mg_tensor *t, int64_t i, double def) {
 /* element k (row-major over t's shape, any strides) of t, or `def` when t is NULL */
 static inline double elem_at(const mg_tensor *t, int64_t k, double def) {
     if (!t) return def;
+    if (t->ndim == 1) return rd((mg_dtype)t->dtype, mg_tensor_data(t), k * t->stride[0]);
+    if (mg_is_contiguous(t)) return rd((mg_dtype)t->dtype, mg_tensor_data(t), k);
     int64_t off = 0;
     for (int d = t->ndim - 1; d >= 0; d--) {
         off += (k % t->size[d]) * t->stride[d];
@@ -274,8 +276,11 @@ mg_status mg_embedding(mg_ctx *ctx, mg_tensor *out, const mg_tensor *idx, const 
                          ip[i] == 0 ? (long long)V : (long long)ip[i], (long long)V);
             break;
         }
-        for (int64_t k = 0; k < D; k++)
-            memcpy(o + (size_t)(i * D + k) * es, w + (size_t)((ip[i] - 1) * weight->stride[0] + k * weight->stride[1]) * es, es);
+        const char *row = w + (size_t)((ip[i] - 1) * weight->stride[0]) * es;
+        if (weight->stride[1] == 1) memcpy(o + (size_t)(i * D) * es, row, (size_t)D * es);
+        else
+            for (int64_t k = 0; k < D; k++)
+                memcpy(o + (size_t)(i * D + k) * es, row + (size_t)(k * weight->stride[1]) * es, es);
     }
     if (sc.s.data) mg_scratch_free(ctx, &sc);
     return st;
