@@ -384,6 +384,15 @@ done:
 }
 
 /* ---- pooling ---------------------------------------------------------------------------------- */
+/* best, at <- v, i when v is larger or NaN (PyTorch's test) */
+#define MAX_STEP(v, i)                                                                         \
+    do {                                                                                       \
+        const __typeof__(best) v_ = (v);                                                                   \
+        const int u_ = (v_ > best) | (v_ != v_);                                               \
+        best = u_ ? v_ : best;                                                                 \
+        at = u_ ? (i) : at;                                                                    \
+    } while (0)
+
 /* Padding 0: every window lies inside the input (OH, OW are floored), no bounds checks. */
 #define MAXPOOL_PLANE(T)                                                                       \
     do {                                                                                       \
@@ -392,19 +401,30 @@ done:
         int64_t *ip = (int64_t *)j->idx + q * OHW;                                             \
         const int inside = g->ph == 0 && g->pw == 0;                                           \
         const int k22 = inside && g->kh == 2 && g->kw == 2 && g->dh == 1 && g->dw == 1 && j->xs[3] == 1; \
+        if (k22) { /* the common 2x2 window: the first maximum wins (selects, no branches) */ \
+            for (int64_t oh = 0; oh < j->OH; oh++) {                                           \
+                const T *r0 = xp + oh * g->sh * j->xs[2], *r1 = r0 + j->xs[2];                 \
+                T *orow = op + oh * j->OW;                                                     \
+                int64_t *irow = ip + oh * j->OW;                                               \
+                for (int64_t ow = 0; ow < j->OW; ow++) {                                       \
+                    const int64_t w0 = ow * g->sw, at0 = oh * g->sh * j->W + w0;               \
+                    T best = r0[w0];                                                           \
+                    int64_t at = at0;                                                          \
+                    MAX_STEP(r0[w0 + 1], at0 + 1);                                             \
+                    MAX_STEP(r1[w0], at0 + j->W);                                              \
+                    MAX_STEP(r1[w0 + 1], at0 + j->W + 1);                                      \
+                    orow[ow] = best;                                                           \
+                    irow[ow] = at;                                                             \
+                }                                                                              \
+            }                                                                                  \
+            break;                                                                             \
+        }                                                                                      \
         for (int64_t oh = 0; oh < j->OH; oh++)                                                 \
             for (int64_t ow = 0; ow < j->OW; ow++) {                                           \
                 T best = (T)-INFINITY;                                                         \
                 int64_t at = -1;                                                               \
                 const int64_t h0 = oh * g->sh - g->ph, w0 = ow * g->sw - g->pw;                \
-                if (k22) { /* the common 2x2 window: the first maximum wins */        \
-                    const T *r0 = xp + h0 * j->xs[2] + w0, *r1 = r0 + j->xs[2];                \
-                    const T v[4] = {r0[0], r0[1], r1[0], r1[1]};                               \
-                    int m = 0;                                                                 \
-                    for (int k = 1; k < 4; k++)                                                \
-                        if (v[k] > v[m] || isnan(v[k])) m = k;                                 \
-                    best = v[m], at = (h0 + (m >> 1)) * j->W + w0 + (m & 1);                   \
-                } else if (inside) {                                                           \
+                if (inside) {                                                                  \
                     for (int64_t ki = 0; ki < g->kh; ki++) {                                   \
                         const int64_t ih = h0 + ki * g->dh;                                    \
                         const T *row = xp + ih * j->xs[2];                                     \
