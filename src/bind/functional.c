@@ -330,6 +330,19 @@ static int call_method(lua_State *L, const char *name) {
     lua_call(L, 1, 1);
     return 1;
 }
+/* gelu / leaky_relu / elu / silu / softplus: the tensor methods, with their parameters */
+static int call_method_args(lua_State *L, const char *name) {
+    lt_check(L, 1);
+    lua_getfield(L, lua_upvalueindex(3), name);
+    lua_CFunction f = lua_tocfunction(L, -1);
+    lua_pop(L, 1);
+    return f(L);
+}
+static int l_gelu(lua_State *L) { return call_method_args(L, "gelu"); }
+static int l_leaky_relu(lua_State *L) { return call_method_args(L, "leaky_relu"); }
+static int l_elu(lua_State *L) { return call_method_args(L, "elu"); }
+static int l_silu(lua_State *L) { return call_method_args(L, "silu"); }
+static int l_softplus(lua_State *L) { return call_method_args(L, "softplus"); }
 static int l_relu(lua_State *L) { return call_method(L, "relu"); }
 static int l_tanh(lua_State *L) { return call_method(L, "tanh"); }
 static int l_sigmoid(lua_State *L) { return call_method(L, "sigmoid"); }
@@ -341,4 +354,6 @@ const luaL_Reg lt_functional_functions[] = {
     {"cross_entropy", l_cross_entropy}, {"binary_cross_entropy_with_logits", l_bce_with_logits},
     {"softmax", l_softmax}, {"log_softmax", l_log_softmax},
     {"relu", l_relu}, {"tanh", l_tanh}, {"sigmoid", l_sigmoid}, {"dropout", l_dropout},
+    {"gelu", l_gelu}, {"leaky_relu", l_leaky_relu}, {"elu", l_elu}, {"silu", l_silu},
+    {"softplus", l_softplus},
     {NULL, NULL}};
