@@ -6,7 +6,7 @@ local H = require "helper"
 local fixtures = require "ops13_helper"
 
 describe("activations against PyTorch", function()
-  fixtures.describe_cases(it, {"gelu", "silu", "leaky_relu", "elu", "softplus"})
+  fixtures.describe_cases(it, {"gelu", "silu", "leaky_relu", "elu", "softplus", "softmax module", "log_softmax module", "NLLLoss"})
 end)
 
 describe("activations", function()
@@ -106,5 +106,90 @@ describe("activations", function()
     x:elu(2):sum():backward()
     -- torch: 2 * exp(x) for x <= 0
     H.near({2 * math.exp(-2), 2 * math.exp(-1), 1}, x.grad)
+  end)
+end)
+
+describe("nn activation and loss modules", function()
+  local nn = mg.nn
+  before_each(function() mg.manual_seed(13) end)
+
+  it("print as PyTorch's reprs", function()
+    -- repr(torch.nn.LeakyReLU()) etc.
+    local cases = {
+      {nn.LeakyReLU(), "LeakyReLU(negative_slope=0.01)"},
+      {nn.LeakyReLU(0.2), "LeakyReLU(negative_slope=0.2)"},
+      {nn.GELU(), "GELU(approximate='none')"},
+      {nn.GELU{approximate = "tanh"}, "GELU(approximate='tanh')"},
+      {nn.ELU(), "ELU(alpha=1.0)"},
+      {nn.ELU(0.5), "ELU(alpha=0.5)"},
+      {nn.SiLU(), "SiLU()"},
+      {nn.Softplus(), "Softplus(beta=1, threshold=20)"},
+      {nn.Softplus{beta = 2, threshold = 10}, "Softplus(beta=2, threshold=10)"},
+      {nn.Softmax(2), "Softmax(dim=2)"},
+      {nn.LogSoftmax{dim = -1}, "LogSoftmax(dim=-1)"},
+      {nn.NLLLoss(), "NLLLoss()"},
+      {nn.BCELoss(), "BCELoss()"},
+      {nn.SmoothL1Loss(), "SmoothL1Loss()"},
+      {nn.HuberLoss{delta = 2}, "HuberLoss()"},
+    }
+    for _, c in ipairs(cases) do assert.equal(c[2], tostring(c[1])) end
+    assert.equal("Sequential(\n  (1): Linear(in_features=2, out_features=3, bias=True)\n  (2): GELU(approximate='none')\n)",
+      tostring(nn.Sequential(nn.Linear(2, 3), nn.GELU())))
+  end)
+
+  it("compute what mg.F computes with their options", function()
+    local x = mg.randn(4, 3)
+    assert.is_true(nn.LeakyReLU(0.3)(x):equal(mg.F.leaky_relu(x, 0.3)))
+    assert.is_true(nn.GELU("tanh")(x):equal(x:gelu("tanh")))
+    assert.is_true(nn.ELU{alpha = 2}(x):equal(x:elu(2)))
+    assert.is_true(nn.SiLU()(x):equal(x:silu()))
+    assert.is_true(nn.Softplus(2, 1)(x):equal(x:softplus(2, 1)))
+    assert.is_true(nn.Softmax(1)(x):equal(mg.F.softmax(x, 1)))
+    local t = mg.tensor({1, 3, 2, 2}, {dtype = "int64"})
+    local w = mg.tensor{0.2, 1, 3}
+    assert.is_true(nn.NLLLoss{weight = w, ignore_index = 2, reduction = "sum"}(x, t)
+      :equal(mg.F.nll_loss(x, t, {weight = w, ignore_index = 2, reduction = "sum"})))
+    local p, y = mg.rand(4, 3), mg.rand(4, 3)
+    assert.is_true(nn.BCELoss{weight = w}(p, y):equal(mg.F.binary_cross_entropy(p, y, {weight = w})))
+    assert.is_true(nn.SmoothL1Loss{beta = 0.5, reduction = "none"}(p, y)
+      :equal(mg.F.smooth_l1_loss(p, y, {beta = 0.5, reduction = "none"})))
+    assert.is_true(nn.HuberLoss{delta = 0.5}(p, y):equal(mg.F.huber_loss(p, y, {delta = 0.5})))
+  end)
+
+  it("a loss's class weight is a buffer in state_dict, as PyTorch's (key 'weight'); no parameters", function()
+    local l = nn.NLLLoss{weight = mg.tensor{1, 2}}
+    local sd = l:state_dict()
+    assert.same({1, 2}, sd.weight:totable())
+    assert.equal(0, #l:parameters())
+    local keys = {}
+    for k in pairs(nn.BCELoss():state_dict()) do keys[#keys + 1] = k end
+    assert.same({}, keys)
+    assert.equal(0, #nn.LeakyReLU():parameters())
+  end)
+
+  it("train a tiny classifier with LogSoftmax + NLLLoss as with CrossEntropyLoss", function()
+    local x = mg.randn(8, 4)
+    local t = mg.tensor({1, 2, 3, 1, 2, 3, 1, 2}, {dtype = "int64"})
+    local lin = nn.Linear(4, 3)
+    local a = nn.NLLLoss()(nn.LogSoftmax(2)(lin(x)), t)
+    local b = nn.CrossEntropyLoss()(lin(x), t)
+    H.near(b:item(), a, 1e-6)
+  end)
+
+  it("refuse bad arguments with exact messages", function()
+    H.errors(function() nn.LeakyReLU("0.1") end,
+      "bad argument #1 to 'LeakyReLU' (negative_slope must be a number, got string)")
+    H.errors(function() nn.GELU("exact") end,
+      "bad argument #1 to 'GELU' (approximate must be 'none' or 'tanh', got 'exact')")
+    H.errors(function() nn.ELU{alpha = 1, inplace = true} end, "unknown option 'inplace'")
+    H.errors(function() nn.Softplus(1, 2, 3) end, "bad argument #3 to 'Softplus' (takes at most 2 arguments, got 3)")
+    H.errors(function() nn.Softmax() end,
+      "bad argument #1 to 'Softmax' (dim expected (1-based, as mg.F.softmax's; PyTorch's implicit dim is deprecated))")
+    H.errors(function() nn.LogSoftmax(1.5) end, "bad argument #1 to 'LogSoftmax' (dim must be an integer, got 1.5)")
+    H.errors(function() nn.NLLLoss{reduction = "avg"} end,
+      "bad argument #1 to 'NLLLoss' (unknown reduction 'avg', expected 'mean', 'sum' or 'none')")
+    H.errors(function() nn.NLLLoss{weight = {1, 2}} end, "bad argument #1 to 'NLLLoss' (weight must be a tensor, got table)")
+    H.errors(function() nn.HuberLoss{delta = "1"} end, "bad argument #1 to 'HuberLoss' (delta must be a number, got string)")
+    H.errors(function() nn.BCELoss{beta = 1} end, "unknown option 'beta'")
   end)
 end)
