@@ -44,6 +44,8 @@ mg_status mg_tri(mg_ctx *ctx, mg_tensor *out, const mg_tensor *in, int64_t diago
     mg_status st = mg_copy(ctx, out, in);
     if (st != MG_OK || out->numel == 0) return st;
     const int64_t R = out->size[out->ndim - 2], C = out->size[out->ndim - 1];
+    /* past [-R, C] every diagonal gives the same: clamped so that i + diagonal cannot overflow */
+    diagonal = diagonal < -R ? -R : diagonal > C ? C : diagonal;
     const size_t item = mg_dtype_size((mg_dtype)out->dtype);
     char *base = (char *)mg_tensor_data(out);
     const int64_t mats = out->numel / (R * C);
