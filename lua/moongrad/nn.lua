@@ -713,6 +713,6 @@ function M.utils.clip_grad_value_(params, clip_value)
   end)
 end
 
-require("moongrad.nn.activation")(M) -- LeakyReLU GELU ELU SiLU Softplus Softmax LogSoftmax NLLLoss BCELoss SmoothL1Loss HuberLoss
+require("moongrad.nn.activation")(M) -- LeakyReLU GELU ELU SiLU Softplus Softmax LogSoftmax, 4 losses
 
 return M
