@@ -192,4 +192,17 @@ describe("nn activation and loss modules", function()
     H.errors(function() nn.HuberLoss{delta = "1"} end, "bad argument #1 to 'HuberLoss' (delta must be a number, got string)")
     H.errors(function() nn.BCELoss{beta = 1} end, "unknown option 'beta'")
   end)
+
+  it("constructor errors point at the caller's line", function()
+    for _, make in ipairs{
+      -- not as tail calls (`return nn.X()`), whose frame Lua drops
+      function() local m = nn.LeakyReLU("x"); return m end, function() local m = nn.Softmax(); return m end,
+      function() local m = nn.NLLLoss{reduction = "avg"}; return m end,
+      function() local m = nn.GELU("exact"); return m end,
+    } do
+      local ok, err = pcall(make)
+      assert.is_false(ok)
+      assert.truthy(tostring(err):find("activation_spec%.lua:%d+: bad argument"), tostring(err))
+    end
+  end)
 end)
