@@ -97,6 +97,23 @@ describe("activations", function()
     H.errors(function() mg.F.silu(3) end, "bad argument #1 to 'silu'")
   end)
 
+  it("gives the same bits with 1 and 2 threads (values and gradients)", function()
+    local x = mg.randn(300000)
+    local before = mg.get_num_threads()
+    local function run(threads)
+      mg.set_num_threads(threads)
+      local t = x:clone():requires_grad_()
+      local y = t:gelu() + t:silu() + t:softplus(2, 3) + t:elu(0.5) + t:leaky_relu(0.1)
+      y:sum():backward()
+      mg.set_num_threads(before)
+      return y:detach(), t.grad
+    end
+    local y1, g1 = run(1)
+    local y2, g2 = run(2)
+    assert.is_true(y1:equal(y2))
+    assert.is_true(g1:equal(g2))
+  end)
+
   it("records one node whose gradient uses the parameters it was called with", function()
     local x = mg.tensor({-2, -1, 1}, {requires_grad = true})
     local y = x:leaky_relu(0.25)

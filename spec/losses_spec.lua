@@ -106,6 +106,12 @@ describe("losses", function()
     H.errors(function() mg.F.huber_loss(x, x, {beta = 1}) end, "unknown option 'beta'")
     H.errors(function() mg.F.huber_loss(x, mg.ones(3)) end,
       "bad argument #2 to 'huber_loss' (shapes {3,4} and {3} cannot broadcast)")
+    H.errors(function() mg.F.smooth_l1_loss(i64{1, 2}, mg.tensor{1, 2}) end,
+      "bad argument #1 to 'smooth_l1_loss' (expected a float32 or float64 tensor, got int64)")
+    H.errors(function() mg.F.nll_loss(i64{{1, 2}}, i64{1}) end,
+      "bad argument #1 to 'nll_loss' (expected a float32 or float64 tensor, got int64)")
+    H.errors(function() mg.F.binary_cross_entropy(mg.tensor{true}, mg.tensor{1}) end,
+      "bad argument #1 to 'binary_cross_entropy' (expected a float32 or float64 tensor, got bool)")
     H.errors(function() mg.F.smooth_l1_loss(x, mg.tensor{true}) end,
       "bad argument #2 to 'smooth_l1_loss' (target must be a float tensor, got bool)")
   end)
