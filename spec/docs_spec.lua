@@ -93,7 +93,7 @@ end
 
 -- the objects a documented name refers to, or nil when it names nothing that exists
 local TENSOR_PROPERTIES = { shape = true, ndim = true, dtype = true, requires_grad = true, grad = true,
-  is_leaf = true, grad_fn = true }
+  is_leaf = true, grad_fn = true, T = true }
 
 local function resolve(name, header)
   local prefix, rest = name:match("^(%a+)[.:](.+)$")

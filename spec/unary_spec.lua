@@ -244,11 +244,11 @@ describe("unary", function()
       local wide = mg.linspace(-87, 88, n, {dtype = "float64"})
       local positive = mg.exp(mg.linspace(-85, 85, n, {dtype = "float64"}))
       local near0 = mg.linspace(-1, 1, n, {dtype = "float64"}) -- tanh's polynomial range and beyond
-      local cases = {
+      local sweeps = {
         {"exp", wide, 1}, {"log", positive, 1}, {"tanh", near0, 1}, {"tanh", wide, 1},
         {"sigmoid", mg.linspace(-80, 80, n, {dtype = "float64"}), 2},
       }
-      for _, c in ipairs(cases) do
+      for _, c in ipairs(sweeps) do
         local name, x, ulps = c[1], c[2]:float(), c[3]
         local want = x:double()[name](x:double()):float():double()
         local got = x[name](x):double()

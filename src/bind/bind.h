@@ -167,6 +167,9 @@ int lt_record_view(lua_State *L, int op, int64_t a0, int64_t a1);
 int lt_index_read(lua_State *L, mg_tensor *t);
 /* t[i] = v (key at 2, v at 3): v a number (filled) or a tensor that broadcasts to t[i]'s shape. */
 int lt_index_write(lua_State *L, mg_tensor *t);
+/* t.T for the tensor at 1: the view with its dims reversed (PyTorch's .T; a 2-D tensor's
+ * transpose), recorded as a permute. Returns 1. */
+int lt_reversed_dims(lua_State *L);
 
 /* ---- autograd (autograd.c) ---------------------------------------------------------------- */
 #include "../ops/grad.h"
@@ -200,6 +203,7 @@ extern const luaL_Reg lt_unary_methods[], lt_unary_functions[], lt_unary_metamet
 extern const luaL_Reg lt_reduce_methods[], lt_reduce_functions[];
 extern const luaL_Reg lt_linalg_methods[], lt_linalg_functions[];
 extern const luaL_Reg lt_index_methods[], lt_index_functions[];
+extern const luaL_Reg lt_sort_methods[]; /* sort argsort topk (sort.c) */
 extern const luaL_Reg lt_random_methods[], lt_random_functions[];
 extern const luaL_Reg lt_factory_functions[];
 extern const luaL_Reg lt_autograd_methods[], lt_autograd_functions[];

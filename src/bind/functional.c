@@ -249,6 +249,218 @@ static int l_cross_entropy(lua_State *L) {
     return 1;
 }
 
+/* ================================================================ issue 13 losses */
+
+/* A loss's trailing argument at arg: nil (mean), a reduction string, or an options table whose
+ * keys are in `valid` (reduction and the loss's own). Returns the reduction; *opts is the table's
+ * index (0 when there is none). */
+static mg_reduction loss_options(lua_State *L, int arg, const char *const *valid, int *opts) {
+    *opts = 0;
+    if (lua_isnoneornil(L, arg)) return MG_REDUCTION_MEAN;
+    int at = arg;
+    if (lua_type(L, arg) == LUA_TTABLE) {
+        lt_check_opts(L, arg, valid);
+        *opts = arg;
+        lua_getfield(L, arg, "reduction");
+        at = lua_gettop(L);
+        if (lua_isnil(L, at)) {
+            lua_pop(L, 1);
+            return MG_REDUCTION_MEAN;
+        }
+        if (lua_type(L, at) != LUA_TSTRING) luaL_argerror(L, arg, "reduction must be a string");
+    }
+    if (lua_type(L, at) != LUA_TSTRING) luaL_typeerror(L, arg, "reduction string or options table");
+    const char *s = lua_tostring(L, at);
+    mg_reduction red = MG_REDUCTION_MEAN;
+    if (!strcmp(s, "mean")) red = MG_REDUCTION_MEAN;
+    else if (!strcmp(s, "sum")) red = MG_REDUCTION_SUM;
+    else if (!strcmp(s, "none")) red = MG_REDUCTION_NONE;
+    else lt_argerror(L, arg, "unknown reduction '%s', expected 'mean', 'sum' or 'none'", s);
+    if (at != arg) lua_pop(L, 1);
+    return red;
+}
+
+/* opts[key] as a number (def when absent); pushes nothing. */
+static double opt_number(lua_State *L, int opts, const char *key, double def) {
+    if (!opts) return def;
+    lua_getfield(L, opts, key);
+    double v = def;
+    if (!lua_isnil(L, -1)) {
+        if (lua_type(L, -1) != LUA_TNUMBER) lt_argerror(L, opts, "%s must be a number, got %s", key, luaL_typename(L, -1));
+        v = lua_tonumber(L, -1);
+    }
+    lua_pop(L, 1);
+    return v;
+}
+
+/* opts.weight: pushed when it is a float tensor (returns its index), 0 when absent. */
+static int opt_weight(lua_State *L, int opts) {
+    if (!opts) return 0;
+    lua_getfield(L, opts, "weight");
+    if (lua_isnil(L, -1)) {
+        lua_pop(L, 1);
+        return 0;
+    }
+    const mg_tensor *w = lt_test(L, -1);
+    if (!w) lt_argerror(L, opts, "weight must be a tensor, got %s", luaL_typename(L, -1));
+    lt_check(L, lua_gettop(L));
+    if (!mg_is_floating((mg_dtype)w->dtype))
+        lt_argerror(L, opts, "weight must be a float tensor, got %s", mg_dtype_name((mg_dtype)w->dtype));
+    return lua_gettop(L);
+}
+
+/* nll_loss(input (N,C,d...) or (C), target (N,d...) or 0-d [, reduction | {reduction, weight,
+ * ignore_index}]): targets are 1-based classes; ignore_index compares with the target as given */
+static int l_nll_loss(lua_State *L) {
+    static const char *const valid[] = {"reduction", "weight", "ignore_index", NULL};
+    mg_ctx *ctx = lt_ctx(L);
+    lua_settop(L, 3);
+    const mg_tensor *x = check_float_tensor(L, 1);
+    if (x->ndim < 1)
+        return lt_argerror(L, 1, "input must be {N,C}, {C} or {N,C,d...}, got shape %s", lt_push_shape(L, x->ndim, x->size));
+    int opts;
+    const mg_reduction red = loss_options(L, 3, valid, &opts);
+    /* the target's expected shape: the input's without its class dim */
+    int tn = 0;
+    int64_t tsize[MG_MAX_DIMS];
+    for (int d = 0; d < x->ndim; d++)
+        if (d != (x->ndim == 1 ? 0 : 1)) tsize[tn++] = x->size[d];
+    int target = 2;
+    const mg_tensor *t = lt_test(L, 2);
+    if (!t && lua_isinteger(L, 2) && x->ndim == 1) {
+        mg_tensor *s = lt_push_new(L, MG_INT64, 0, NULL);
+        *(int64_t *)mg_tensor_data(s) = (int64_t)lua_tointeger(L, 2);
+        target = lua_gettop(L);
+    } else if (!t && lua_type(L, 2) == LUA_TTABLE && x->ndim == 2) {
+        lt_push_int_list(L, 2, "target", "an integer class index");
+        target = lua_gettop(L);
+    } else if (!t) {
+        luaL_typeerror(L, 2, "int64 tensor of class indices");
+    }
+    t = lt_check(L, target);
+    if (t->dtype != MG_INT64)
+        lt_argerror(L, 2, "target must be an int64 tensor of class indices, got %s", mg_dtype_name((mg_dtype)t->dtype));
+    if (t->ndim != tn || (tn && memcmp(t->size, tsize, sizeof(int64_t) * tn) != 0))
+        lt_argerror(L, 2, "target shape %s does not match input shape %s (expected %s)", lt_push_shape(L, t->ndim, t->size),
+                    lt_push_shape(L, x->ndim, x->size), lt_push_shape(L, tn, tsize));
+    const int weight = opt_weight(L, opts);
+    if (weight) {
+        const mg_tensor *w = lt_check(L, weight);
+        const int64_t C = x->size[x->ndim == 1 ? 0 : 1];
+        if (w->ndim != 1 || w->size[0] != C)
+            lt_argerror(L, 3, "weight must be a 1-D tensor of %I elements (one per class), got shape %s", (lua_Integer)C,
+                        lt_push_shape(L, w->ndim, w->size));
+    }
+    int64_t ignore = -100;
+    if (opts) {
+        lua_getfield(L, opts, "ignore_index");
+        if (!lua_isnil(L, -1)) {
+            if (!lua_isinteger(L, -1)) lt_argerror(L, 3, "ignore_index must be an integer, got %s", luaL_typename(L, -1));
+            ignore = (int64_t)lua_tointeger(L, -1);
+        }
+        lua_pop(L, 1);
+    }
+    mg_tensor *out = red == MG_REDUCTION_NONE ? lt_push_new(L, (mg_dtype)x->dtype, tn, tsize)
+                                              : lt_push_new(L, (mg_dtype)x->dtype, 0, NULL);
+    LT_TRY(L, 1, mg_nll_loss(ctx, out, x, t, weight ? lt_check(L, weight) : NULL, ignore, red));
+    const int inputs[2] = {1, target};
+    mg_node *n = record(L, MG_F_NLL, 2, inputs, weight ? 1 : 0, &weight);
+    if (n) n->iarg[0] = red, n->iarg[1] = ignore, n->iarg[2] = weight != 0;
+    return 1;
+}
+
+/* binary_cross_entropy(p, target [, reduction | {reduction, weight}]): p probabilities in [0, 1] */
+static int l_binary_cross_entropy(lua_State *L) {
+    static const char *const valid[] = {"reduction", "weight", NULL};
+    mg_ctx *ctx = lt_ctx(L);
+    lua_settop(L, 3);
+    const mg_tensor *p = check_float_tensor(L, 1);
+    const mg_tensor *y = lt_check(L, 2);
+    if (!mg_is_floating((mg_dtype)y->dtype))
+        return lt_argerror(L, 2, "target must be a float tensor, got %s", mg_dtype_name((mg_dtype)y->dtype));
+    if (!mg_same_shape(p, y))
+        return lt_argerror(L, 2, "target shape %s does not match input shape %s", lt_push_shape(L, y->ndim, y->size),
+                           lt_push_shape(L, p->ndim, p->size));
+    int opts;
+    const mg_reduction red = loss_options(L, 3, valid, &opts);
+    const int weight = opt_weight(L, opts);
+    if (weight && !mg_broadcasts_to(lt_check(L, weight), p)) {
+        const mg_tensor *w = lt_check(L, weight);
+        return lt_argerror(L, 3, "weight shape %s does not broadcast to input shape %s", lt_push_shape(L, w->ndim, w->size),
+                           lt_push_shape(L, p->ndim, p->size));
+    }
+    const mg_dtype dt = mg_promote((mg_dtype)p->dtype, (mg_dtype)y->dtype);
+    mg_tensor *out = red == MG_REDUCTION_NONE ? lt_push_new(L, dt, p->ndim, p->size) : lt_push_new(L, dt, 0, NULL);
+    LT_TRY(L, 1, mg_binary_cross_entropy(ctx, out, p, y, weight ? lt_check(L, weight) : NULL, red));
+    static const int inputs[2] = {1, 2};
+    mg_node *n = record(L, MG_F_BCE, 2, inputs, weight ? 1 : 0, &weight);
+    if (n) n->iarg[0] = red, n->iarg[1] = weight != 0;
+    return 1;
+}
+
+/* smooth_l1_loss(x, y [, reduction | {reduction, beta = 1}]) and huber_loss(x, y [, reduction |
+ * {reduction, delta = 1}]): y broadcasts with x, as mse_loss */
+static int robust_loss(lua_State *L, mg_functional_op op) {
+    static const char *const smooth_valid[] = {"reduction", "beta", NULL};
+    static const char *const huber_valid[] = {"reduction", "delta", NULL};
+    mg_ctx *ctx = lt_ctx(L);
+    lua_settop(L, 3);
+    const mg_tensor *x = check_float_tensor(L, 1);
+    const mg_tensor *y = lt_check(L, 2);
+    if (y->dtype == MG_BOOL) return lt_argerror(L, 2, "target must be a float tensor, got bool");
+    int opts;
+    const mg_reduction red = loss_options(L, 3, op == MG_F_HUBER ? huber_valid : smooth_valid, &opts);
+    double param;
+    if (op == MG_F_HUBER) {
+        param = opt_number(L, opts, "delta", 1);
+        if (!(param > 0)) return lt_argerror(L, 3, "delta must be positive, got %f", param);
+    } else {
+        param = opt_number(L, opts, "beta", 1);
+        if (!(param >= 0)) return lt_argerror(L, 3, "beta must be non-negative, got %f", param);
+    }
+    const mg_dtype dt = mg_is_floating((mg_dtype)y->dtype) ? mg_promote((mg_dtype)x->dtype, (mg_dtype)y->dtype)
+                                                           : (mg_dtype)x->dtype;
+    int ndim;
+    int64_t size[MG_MAX_DIMS];
+    LT_TRY(L, 1, mg_broadcast_shape(ctx, &ndim, size, x->ndim, x->size, y->ndim, y->size));
+    mg_tensor *out = red == MG_REDUCTION_NONE ? lt_push_new(L, dt, ndim, size) : lt_push_new(L, dt, 0, NULL);
+    LT_TRY(L, 1, mg_robust_loss(ctx, op, out, x, y, param, red, ndim, size));
+    static const int inputs[2] = {1, 2};
+    mg_node *n = record(L, op, 2, inputs, 0, NULL);
+    if (n) n->iarg[0] = red, n->darg[0] = param;
+    return 1;
+}
+static int l_smooth_l1_loss(lua_State *L) { return robust_loss(L, MG_F_SMOOTH_L1); }
+static int l_huber_loss(lua_State *L) { return robust_loss(L, MG_F_HUBER); }
+
+/* one_hot(idx [, num_classes = -1]): int64, idx's shape then num_classes; -1 infers the largest
+ * class in idx (an empty idx then has none to infer, as PyTorch refuses) */
+static int l_one_hot(lua_State *L) {
+    lua_settop(L, 2);
+    const mg_tensor *idx = lt_check(L, 1);
+    if (idx->dtype != MG_INT64)
+        return lt_argerror(L, 1, "expected an int64 tensor of 1-based class indices, got %s", mg_dtype_name((mg_dtype)idx->dtype));
+    if (idx->ndim >= MG_MAX_DIMS) return lt_argerror(L, 1, "too many dims (%d) to add one", (int)idx->ndim);
+    lua_Integer C = lua_isnil(L, 2) ? -1 : luaL_checkinteger(L, 2);
+    if (C == -1) {
+        if (idx->numel == 0) return lt_argerror(L, 1, "cannot infer the number of classes from an empty tensor");
+        const mg_tensor *c = lt_push_contiguous(L, 1);
+        const int64_t *v = (const int64_t *)mg_tensor_data(c);
+        int64_t m = v[0];
+        for (int64_t i = 1; i < c->numel; i++) m = v[i] > m ? v[i] : m;
+        lua_pop(L, 1);
+        C = m < 1 ? 1 : (lua_Integer)m; /* every class below 1: the core names the first */
+    } else if (C < 1) {
+        return lt_argerror(L, 2, "num_classes must be positive or -1, got %I", C);
+    }
+    int64_t size[MG_MAX_DIMS];
+    if (idx->ndim) memcpy(size, idx->size, sizeof(int64_t) * idx->ndim);
+    size[idx->ndim] = (int64_t)C;
+    mg_tensor *out = lt_push_new(L, MG_INT64, idx->ndim + 1, size);
+    LT_TRY(L, 1, mg_one_hot(lt_ctx(L), out, idx));
+    return 1;
+}
+
 /* ================================================================ activations and layers */
 
 static int softmax(lua_State *L, mg_functional_op op) {
@@ -339,6 +551,19 @@ static int call_method(lua_State *L, const char *name) {
     lua_call(L, 1, 1);
     return 1;
 }
+/* gelu / leaky_relu / elu / silu / softplus: the tensor methods, with their parameters */
+static int call_method_args(lua_State *L, const char *name) {
+    lt_check(L, 1);
+    lua_getfield(L, lua_upvalueindex(3), name);
+    lua_CFunction f = lua_tocfunction(L, -1);
+    lua_pop(L, 1);
+    return f(L);
+}
+static int l_gelu(lua_State *L) { return call_method_args(L, "gelu"); }
+static int l_leaky_relu(lua_State *L) { return call_method_args(L, "leaky_relu"); }
+static int l_elu(lua_State *L) { return call_method_args(L, "elu"); }
+static int l_silu(lua_State *L) { return call_method_args(L, "silu"); }
+static int l_softplus(lua_State *L) { return call_method_args(L, "softplus"); }
 static int l_relu(lua_State *L) { return call_method(L, "relu"); }
 static int l_tanh(lua_State *L) { return call_method(L, "tanh"); }
 static int l_sigmoid(lua_State *L) { return call_method(L, "sigmoid"); }
@@ -350,4 +575,8 @@ const luaL_Reg lt_functional_functions[] = {
     {"cross_entropy", l_cross_entropy}, {"binary_cross_entropy_with_logits", l_bce_with_logits},
     {"softmax", l_softmax}, {"log_softmax", l_log_softmax},
     {"relu", l_relu}, {"tanh", l_tanh}, {"sigmoid", l_sigmoid}, {"dropout", l_dropout},
+    {"gelu", l_gelu}, {"leaky_relu", l_leaky_relu}, {"elu", l_elu}, {"silu", l_silu},
+    {"softplus", l_softplus},
+    {"nll_loss", l_nll_loss}, {"binary_cross_entropy", l_binary_cross_entropy},
+    {"smooth_l1_loss", l_smooth_l1_loss}, {"huber_loss", l_huber_loss}, {"one_hot", l_one_hot},
     {NULL, NULL}};

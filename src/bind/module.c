@@ -133,7 +133,7 @@ int luaopen_moongrad_core(lua_State *L) {
     const luaL_Reg *const method_lists[] = {lt_tensor_methods, lt_view_methods, lt_convert_methods,
                                             lt_binary_methods, lt_unary_methods, lt_reduce_methods,
                                             lt_linalg_methods, lt_index_methods, lt_random_methods,
-                                            lt_autograd_methods};
+                                            lt_autograd_methods, lt_sort_methods};
     const luaL_Reg *const function_lists[] = {settings_functions, lt_tensor_functions,
                                               lt_convert_functions, lt_binary_functions,
                                               lt_unary_functions, lt_reduce_functions,

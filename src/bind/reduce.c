@@ -176,6 +176,23 @@ static int l_cumsum(lua_State *L) {
     return 1;
 }
 
+/* t:cumprod(dim): running products along dim; int64 for int64 and bool inputs, as prod. */
+static int l_cumprod(lua_State *L) {
+    mg_ctx *ctx = lt_ctx(L);
+    const mg_tensor *t = lt_check(L, 1);
+    const int dim = lt_check_dim(L, 2, t->ndim);
+    mg_dtype odt;
+    LT_TRY(L, 1, mg_reduce_dtype(ctx, MG_RED_PROD, (mg_dtype)t->dtype, &odt));
+    mg_tensor *out = lt_push_new(L, odt, t->ndim, t->size);
+    LT_TRY(L, 1, mg_cumprod(ctx, out, t, dim));
+    static const int input = 1;
+    if (lt_grad_needed(L, 1, &input)) { /* MG_RED_CUMPROD: past the reductions; iarg[0]: dim */
+        mg_node *n = lt_record(L, -1, MG_FAM_REDUCE, MG_RED_CUMPROD, 1, &input, 0, NULL);
+        n->iarg[0] = dim;
+    }
+    return 1;
+}
+
 /* From the list: each reduction's method, reading its arguments as its args column says. */
 #define REDUCE_BINDING(OP, op, fold, kernels, result, grad, args) \
     static int op##_method(lua_State *L) { return ARGS_##args(L, MG_RED_##OP); }
@@ -187,6 +204,7 @@ static int l_cumsum(lua_State *L) {
 MG_REDUCE_OPS(REDUCE_BINDING)
 
 #define METHOD(OP, op, ...) {#op, op##_method},
-const luaL_Reg lt_reduce_methods[] = {MG_REDUCE_OPS(METHOD) {"cumsum", l_cumsum}, {NULL, NULL}};
+const luaL_Reg lt_reduce_methods[] = {MG_REDUCE_OPS(METHOD) {"cumsum", l_cumsum}, {"cumprod", l_cumprod},
+                                     {NULL, NULL}};
 
 const luaL_Reg lt_reduce_functions[] = {{NULL, NULL}};

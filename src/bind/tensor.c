@@ -321,6 +321,7 @@ static int l_index(lua_State *L) {
         if (!strcmp(key, "shape")) push_list(L, t->ndim, t->size);
         else if (!strcmp(key, "dtype")) lua_pushstring(L, mg_dtype_name((mg_dtype)t->dtype));
         else if (!strcmp(key, "ndim")) lua_pushinteger(L, t->ndim);
+        else if (!strcmp(key, "T")) return lt_reversed_dims(L); /* view.c */
         else if (!lt_autograd_get(L, t, key)) lua_pushnil(L);
         return 1;
     }

@@ -5,6 +5,7 @@
  * in-place forms refuse such tensors (lt_inplace), as PyTorch does for leaves.
  */
 #include <math.h>
+#include <string.h>
 
 #include "../ops/unary.h"
 #include "bind.h"
@@ -60,9 +61,92 @@ static int clamp(lua_State *L, int inplace) {
     if (n) n->darg[0] = b.lo, n->darg[1] = b.hi; /* open sides: -inf / inf */
     return 1;
 }
+/* The number at arg, or the field `key` of an options table at `opts` (0: none), or def. */
+static double param(lua_State *L, int arg, int opts, const char *key, double def) {
+    if (opts) {
+        lua_getfield(L, opts, key);
+        if (lua_isnil(L, -1)) {
+            lua_pop(L, 1);
+            return def;
+        }
+        if (lua_type(L, -1) != LUA_TNUMBER) lt_argerror(L, opts, "%s must be a number, got %s", key, luaL_typename(L, -1));
+        const double v = lua_tonumber(L, -1);
+        lua_pop(L, 1);
+        return v;
+    }
+    if (lua_isnoneornil(L, arg)) return def;
+    if (lua_type(L, arg) != LUA_TNUMBER) lt_argerror(L, arg, "%s must be a number, got %s", key, luaL_typename(L, arg));
+    return lua_tonumber(L, arg);
+}
+
+/* The parameters of a parametric activation (after t at 1: numbers, or one options table with
+ * the same names as PyTorch's keyword arguments), into p[0], p[1] (mg_unary_param's p0, p1). */
+static void activation_params(lua_State *L, mg_unary_op op, double *p) {
+    static const char *const gelu_keys[] = {"approximate", NULL};
+    static const char *const leaky_keys[] = {"negative_slope", NULL};
+    static const char *const elu_keys[] = {"alpha", NULL};
+    static const char *const softplus_keys[] = {"beta", "threshold", NULL};
+    const int opts = lua_type(L, 2) == LUA_TTABLE ? 2 : 0;
+    p[0] = p[1] = 0;
+    switch (op) {
+    case MG_UN_GELU: {
+        int at = 2;
+        if (opts) {
+            lt_check_opts(L, opts, gelu_keys);
+            lua_getfield(L, opts, "approximate");
+            at = lua_gettop(L);
+        }
+        if (lua_isnoneornil(L, at)) return;
+        if (lua_type(L, at) != LUA_TSTRING) lt_argerror(L, 2, "approximate must be 'none' or 'tanh', got %s", luaL_typename(L, at));
+        const char *s = lua_tostring(L, at);
+        if (!strcmp(s, "tanh")) p[0] = 1;
+        else if (strcmp(s, "none")) lt_argerror(L, 2, "approximate must be 'none' or 'tanh', got '%s'", s);
+        return;
+    }
+    case MG_UN_LEAKY_RELU:
+        if (opts) lt_check_opts(L, opts, leaky_keys);
+        p[0] = param(L, 2, opts, "negative_slope", 0.01);
+        return;
+    case MG_UN_ELU:
+        if (opts) lt_check_opts(L, opts, elu_keys);
+        p[0] = param(L, 2, opts, "alpha", 1);
+        return;
+    case MG_UN_SOFTPLUS:
+        if (opts) lt_check_opts(L, opts, softplus_keys);
+        p[0] = param(L, 2, opts, "beta", 1);
+        p[1] = param(L, 3, opts, "threshold", 20);
+        return;
+    default: return;
+    }
+}
+
+/* gelu leaky_relu elu softplus: op(t, params...); the parameters go to the node (darg). */
+static int parametric(lua_State *L, mg_unary_op op, int inplace) {
+    mg_ctx *ctx = lt_ctx(L);
+    mg_tensor *t = lt_check(L, 1);
+    double p[2];
+    activation_params(L, op, p);
+    lua_settop(L, 1);
+    mg_dtype dt;
+    LT_TRY(L, 1, mg_unary_dtype(ctx, op, (mg_dtype)t->dtype, &dt));
+    if (inplace) {
+        check_inplace(L, t, dt);
+        LT_TRY(L, 1, mg_unary_param(ctx, op, t, t, p[0], p[1]));
+        lt_written(t);
+        return 1;
+    }
+    mg_tensor *out = lt_push_new(L, dt, t->ndim, t->size);
+    LT_TRY(L, 1, mg_unary_param(ctx, op, out, t, p[0], p[1]));
+    mg_node *n = record(L, op);
+    if (n) n->darg[0] = p[0], n->darg[1] = p[1];
+    return 1;
+}
+
 /* op(t), a new tensor; or t itself written in place. */
 static int unary(lua_State *L, mg_unary_op op, int inplace) {
     if (op == MG_UN_CLAMP) return clamp(L, inplace);
+    if (op == MG_UN_GELU || op == MG_UN_LEAKY_RELU || op == MG_UN_ELU || op == MG_UN_SOFTPLUS)
+        return parametric(L, op, inplace);
     mg_ctx *ctx = lt_ctx(L);
     mg_tensor *t = lt_check(L, 1);
     lua_settop(L, 1);

@@ -276,7 +276,65 @@ int lt_index_write(lua_State *L, mg_tensor *t) {
 
 /* ================================================================ registration */
 
+int lt_reversed_dims(lua_State *L) {
+    mg_tensor *t = lt_check(L, 1);
+    int perm[MG_MAX_DIMS];
+    for (int d = 0; d < t->ndim; d++) perm[d] = t->ndim - 1 - d;
+    lua_settop(L, 1);
+    mg_tensor *v = lt_push_view(L, 1, t->ndim);
+    LT_TRY(L, 1, mg_view_permute(lt_ctx(L), v, t, perm));
+    return lt_record_view(L, MG_SHAPE_PERMUTE, mg_pack_perm(perm, t->ndim), 0);
+}
+
+/* ================================================================ flip, tril, triu (copies) */
+
+/* flip(dims): dims as varargs or one table, 1-based (negative from the end), each once */
+static int l_flip(lua_State *L) {
+    mg_tensor *t = lt_check(L, 1);
+    const int table = lua_type(L, 2) == LUA_TTABLE;
+    const int n = table ? (int)lua_rawlen(L, 2) : lua_gettop(L) - 1;
+    if (n == 0 && !table) return luaL_argerror(L, 2, "dims expected (a dim or a list of dims)");
+    uint32_t mask = 0;
+    for (int i = 0; i < n; i++) {
+        int d;
+        if (table) {
+            lua_rawgeti(L, 2, i + 1);
+            int isint;
+            const lua_Integer v = lua_tointegerx(L, -1, &isint);
+            if (!isint || mg_wrap_dim(lt_ctx(L), 1, v, t->ndim, &d) != MG_OK)
+                return lt_argerror(L, 2, "dims[%d] is %s: %s", i + 1, luaL_tolstring(L, -1, NULL),
+                                   isint ? lt_ctx(L)->err : "expected an integer dimension");
+            lua_pop(L, 1);
+        } else {
+            d = lt_check_dim(L, i + 2, t->ndim);
+        }
+        if (t->ndim == 0) continue;
+        if ((mask >> d) & 1) return lt_argerror(L, table ? 2 : i + 2, "dim %d appears more than once", d + 1);
+        mask |= 1u << d;
+    }
+    lua_settop(L, 1);
+    mg_tensor *out = lt_push_new(L, (mg_dtype)t->dtype, t->ndim, t->size);
+    LT_TRY(L, 1, mg_flip(lt_ctx(L), out, t, mask));
+    return lt_record_view(L, MG_SHAPE_FLIP, mask, 0);
+}
+
+/* tril / triu([diagonal = 0]) of the last two dims */
+static int tri(lua_State *L, int upper) {
+    mg_tensor *t = lt_check(L, 1);
+    const lua_Integer diag = luaL_optinteger(L, 2, 0);
+    if (t->ndim < 2)
+        return lt_argerror(L, 1, "expected a tensor of at least 2 dims (a matrix or a batch of them), got shape %s",
+                           lt_push_shape(L, t->ndim, t->size));
+    lua_settop(L, 1);
+    mg_tensor *out = lt_push_new(L, (mg_dtype)t->dtype, t->ndim, t->size);
+    LT_TRY(L, 1, mg_tri(lt_ctx(L), out, t, (int64_t)diag, upper));
+    return lt_record_view(L, upper ? MG_SHAPE_TRIU : MG_SHAPE_TRIL, (int64_t)diag, 0);
+}
+static int l_tril(lua_State *L) { return tri(L, 0); }
+static int l_triu(lua_State *L) { return tri(L, 1); }
+
 const luaL_Reg lt_view_methods[] = {
+    {"flip", l_flip}, {"tril", l_tril}, {"triu", l_triu},
     {"view", l_view}, {"reshape", l_reshape}, {"flatten", l_flatten}, {"transpose", l_transpose},
     {"t", l_t}, {"permute", l_permute}, {"unsqueeze", l_unsqueeze}, {"squeeze", l_squeeze},
     {"expand", l_expand}, {"expand_as", l_expand}, {"narrow", l_narrow}, {"select", l_select},

@@ -23,6 +23,7 @@
 #include "functional.h"
 #include "vmath.h"
 #include "ops.h"
+#include "scalar.h"
 
 #define MG_NAME_FUNCTIONAL(e, name) name,
 static const char *const names[MG_NFUNCTIONAL] = {MG_FUNCTIONAL_OPS(MG_NAME_FUNCTIONAL)};
@@ -507,6 +508,371 @@ static mg_status cross_entropy_backward(mg_ctx *ctx, const mg_backward_args *a, 
     return st;
 }
 
+/* ================================================================ nll_loss (issue 13) */
+
+/* x seen as (N, C, K) (K: the product of the dims after the class dim), target (N, K) of
+ * 1-based classes. Element (n, k) with class t (not ignore_index), weight w = weight[t] (1 without
+ * weights):  loss = -w x[n, t, k];  mean = sum of losses / sum of w.
+ * Backward: dx[n, t, k] = -w g[n, k] (none), -w g / sum w (mean), -w g (sum); 0 elsewhere. */
+#define DEFINE_NLL(NAME, T)                                                                \
+    static void NAME(void *out, const void *xp, const int64_t *t, const void *wp, int64_t N,  \
+                     int64_t C, int64_t K, int64_t ignore, mg_reduction red) {             \
+        const T *x = (const T *)xp, *w = (const T *)wp;                                    \
+        T *o = (T *)out;                                                                   \
+        double total = 0, wsum = 0;                                                        \
+        for (int64_t n = 0; n < N; n++)                                                    \
+            for (int64_t k = 0; k < K; k++) {                                              \
+                const int64_t c = t[n * K + k];                                            \
+                if (c == ignore) {                                                         \
+                    if (red == MG_REDUCTION_NONE) o[n * K + k] = 0;                        \
+                    continue;                                                              \
+                }                                                                          \
+                const T wc = w ? w[c - 1] : (T)1;                                          \
+                const T l = -wc * x[(n * C + c - 1) * K + k];                              \
+                if (red == MG_REDUCTION_NONE) o[n * K + k] = l;                            \
+                total += (double)l, wsum += (double)wc;                                    \
+            }                                                                              \
+        if (red == MG_REDUCTION_MEAN) o[0] = (T)(total / wsum);                            \
+        else if (red == MG_REDUCTION_SUM) o[0] = (T)total;                                 \
+    }
+DEFINE_NLL(nll_f32, float)
+DEFINE_NLL(nll_f64, double)
+typedef void (*nll_fn)(void *, const void *, const int64_t *, const void *, int64_t, int64_t,
+                       int64_t, int64_t, mg_reduction);
+static const nll_fn nll_kernels[2] = {nll_f32, nll_f64};
+
+#define DEFINE_DNLL(NAME, T)                                                               \
+    static void NAME(void *dst, const int64_t *t, const void *wp, const void *gp, int64_t N, \
+                     int64_t C, int64_t K, int64_t ignore, mg_reduction red) {             \
+        const T *w = (const T *)wp, *g = (const T *)gp;                                    \
+        T *d = (T *)dst;                                                                   \
+        double wsum = 0;                                                                   \
+        for (int64_t i = 0; i < N * C * K; i++) d[i] = 0;                                  \
+        if (red == MG_REDUCTION_MEAN)                                                      \
+            for (int64_t i = 0; i < N * K; i++)                                            \
+                if (t[i] != ignore) wsum += w ? (double)w[t[i] - 1] : 1.0;                 \
+        for (int64_t n = 0; n < N; n++)                                                    \
+            for (int64_t k = 0; k < K; k++) {                                              \
+                const int64_t c = t[n * K + k];                                            \
+                if (c == ignore) continue;                                                 \
+                const double wc = w ? (double)w[c - 1] : 1.0;                              \
+                const double s = red == MG_REDUCTION_NONE ? (double)g[n * K + k]           \
+                                 : red == MG_REDUCTION_MEAN ? (double)g[0] / wsum          \
+                                                            : (double)g[0];                \
+                d[(n * C + c - 1) * K + k] = (T)(-wc * s);                                 \
+            }                                                                              \
+    }
+DEFINE_DNLL(dnll_f32, float)
+DEFINE_DNLL(dnll_f64, double)
+typedef void (*dnll_fn)(void *, const int64_t *, const void *, const void *, int64_t, int64_t,
+                        int64_t, int64_t, mg_reduction);
+static const dnll_fn dnll_kernels[2] = {dnll_f32, dnll_f64};
+
+/* N, C, K of an nll_loss input: (C) is N = 1, K = 1; (N, C, d...) has K = prod d. */
+static void nll_dims(const mg_tensor *x, int64_t *N, int64_t *C, int64_t *K) {
+    *N = 1, *K = 1;
+    if (x->ndim == 1) {
+        *C = x->size[0];
+        return;
+    }
+    *N = x->size[0], *C = x->size[1];
+    for (int d = 2; d < x->ndim; d++) *K *= x->size[d];
+}
+
+mg_status mg_nll_loss(mg_ctx *ctx, mg_tensor *out, const mg_tensor *x, const mg_tensor *target,
+                      const mg_tensor *weight, int64_t ignore_index, mg_reduction red) {
+    mg_status st = check_float(ctx, out, "nll_loss");
+    if (st != MG_OK) return st;
+    const mg_dtype dt = (mg_dtype)out->dtype;
+    int64_t N, C, K;
+    nll_dims(x, &N, &C, &K);
+    mg_scratch sx, st_, sw;
+    const mg_tensor *cx, *ct, *cw = NULL;
+    sx.s.data = sw.s.data = NULL;
+    st = flat_as(ctx, target, MG_INT64, &st_, &ct);
+    if (st != MG_OK) goto done;
+    const int64_t *t = (const int64_t *)mg_tensor_data(ct);
+    for (int64_t i = 0; i < ct->numel; i++)
+        if (t[i] != ignore_index && (t[i] < 1 || t[i] > C)) {
+            st = t[i] == 0 ? mg_fail(ctx, MG_EINDEX, 2, "target 0 out of range for %lld classes: classes count from 1",
+                                     (long long)C)
+                           : mg_fail(ctx, MG_EINDEX, 2, "target %lld out of range for %lld classes",
+                                     (long long)t[i], (long long)C);
+            goto done;
+        }
+    st = flat_as(ctx, x, dt, &sx, &cx);
+    if (st == MG_OK && weight) st = flat_as(ctx, weight, dt, &sw, &cw);
+    if (st == MG_OK)
+        nll_kernels[dt](mg_tensor_data(out), mg_tensor_data(cx), t, cw ? mg_tensor_data(cw) : NULL, N,
+                        C, K, ignore_index, red);
+done:
+    drop(ctx, &sw);
+    drop(ctx, &sx);
+    drop(ctx, &st_);
+    return st;
+}
+
+/* node: inputs (x, target), saved[0] the weight when iarg[2]; iarg[0] reduction, iarg[1]
+ * ignore_index */
+static mg_status nll_backward(mg_ctx *ctx, const mg_backward_args *a, int i, mg_tensor *gin) {
+    if (i != 0) return mg_fail(ctx, MG_EVALUE, 0, "'nll_loss' is not differentiable with respect to the target");
+    const mg_tensor *x = a->inputs[0];
+    const mg_dtype dt = (mg_dtype)a->out->dtype;
+    int64_t N, C, K;
+    nll_dims(x, &N, &C, &K);
+    mg_scratch st_, sw, sg, sd;
+    const mg_tensor *ct, *cw = NULL, *cg = NULL;
+    mg_tensor *dest = NULL;
+    sw.s.data = sg.s.data = sd.s.data = NULL;
+    mg_status st = flat_as(ctx, a->inputs[1], MG_INT64, &st_, &ct);
+    if (st == MG_OK && a->node->iarg[2]) st = flat_as(ctx, a->saved[0], dt, &sw, &cw);
+    if (st == MG_OK) st = flat_as(ctx, a->gout, dt, &sg, &cg);
+    if (st == MG_OK) st = grad_dest(ctx, gin, dt, x->ndim, x->size, &sd, &dest);
+    if (st == MG_OK)
+        dnll_kernels[dt](mg_tensor_data(dest), (const int64_t *)mg_tensor_data(ct),
+                         cw ? mg_tensor_data(cw) : NULL, mg_tensor_data(cg), N, C, K, a->node->iarg[1],
+                         (mg_reduction)a->node->iarg[0]);
+    st = grad_done(ctx, gin, &sd, st);
+    drop(ctx, &sg);
+    drop(ctx, &sw);
+    drop(ctx, &st_);
+    return st;
+}
+
+/* ================================================================ binary_cross_entropy (issue 13) */
+
+/* PyTorch's element, in the dtype: (y - 1) max(log1p(-p), -100) - y max(log p, -100), times w.
+ * Backward: dp = g (p - y) / max((1 - p) p, eps) w (eps: 1e-12 as a float, as PyTorch);  dy = g (log1p(-p) - log p) w; then / n
+ * for a mean (PyTorch's order of roundings). */
+#define DEFINE_BCE(NAME, T)                                                                \
+    static void NAME(void *out, const void *pp, const void *yp, const void *wp, int64_t n,  \
+                     mg_reduction red) {                                                   \
+        const T *p = (const T *)pp, *y = (const T *)yp, *w = (const T *)wp;                \
+        T *o = (T *)out;                                                                   \
+        double total = 0;                                                                  \
+        for (int64_t i = 0; i < n; i++) {                                                  \
+            const T l1 = MG_MATH(log1p, -p[i]), l0 = MG_MATH(log, p[i]);                   \
+            T l = (y[i] - (T)1) * (l1 > (T)-100 ? l1 : (T)-100) -                          \
+                  y[i] * (l0 > (T)-100 ? l0 : (T)-100);                                    \
+            if (w) l *= w[i];                                                              \
+            if (red == MG_REDUCTION_NONE) o[i] = l;                                        \
+            else total += (double)l;                                                       \
+        }                                                                                  \
+        if (red != MG_REDUCTION_NONE)                                                      \
+            o[0] = (T)(red == MG_REDUCTION_MEAN ? total / (double)n : total);              \
+    }
+DEFINE_BCE(bce_f32, float)
+DEFINE_BCE(bce_f64, double)
+typedef void (*bce_fn)(void *, const void *, const void *, const void *, int64_t, mg_reduction);
+static const bce_fn bce_kernels[2] = {bce_f32, bce_f64};
+
+#define DEFINE_DBCE(NAME, T)                                                               \
+    static void NAME(int wrt, void *dst, const void *pp, const void *yp, const void *wp,   \
+                     const void *gp, int64_t n, mg_reduction red) {                        \
+        const T *p = (const T *)pp, *y = (const T *)yp, *w = (const T *)wp, *g = (const T *)gp; \
+        T *d = (T *)dst;                                                                   \
+        for (int64_t i = 0; i < n; i++) {                                                  \
+            const T gi = red == MG_REDUCTION_NONE ? g[i] : g[0];                           \
+            T v;                                                                           \
+            if (wrt == 0) {                                                                \
+                const T den = ((T)1 - p[i]) * p[i];                                        \
+                v = gi * (p[i] - y[i]) / (den > (T)1e-12f ? den : (T)1e-12f); /* a float eps */ \
+            } else {                                                                       \
+                v = gi * (MG_MATH(log1p, -p[i]) - MG_MATH(log, p[i]));                     \
+            }                                                                              \
+            if (w) v *= w[i];                                                              \
+            d[i] = red == MG_REDUCTION_MEAN ? v / (T)n : v;                                \
+        }                                                                                  \
+    }
+DEFINE_DBCE(dbce_f32, float)
+DEFINE_DBCE(dbce_f64, double)
+typedef void (*dbce_fn)(int, void *, const void *, const void *, const void *, const void *, int64_t,
+                        mg_reduction);
+static const dbce_fn dbce_kernels[2] = {dbce_f32, dbce_f64};
+
+mg_status mg_binary_cross_entropy(mg_ctx *ctx, mg_tensor *out, const mg_tensor *p, const mg_tensor *y,
+                                  const mg_tensor *weight, mg_reduction red) {
+    mg_status st = check_float(ctx, out, "binary_cross_entropy");
+    if (st != MG_OK) return st;
+    const mg_dtype dt = (mg_dtype)out->dtype;
+    mg_scratch sp, sy, sw;
+    const mg_tensor *cp, *cy = NULL, *cw = NULL;
+    sy.s.data = sw.s.data = NULL;
+    st = flat_as(ctx, p, dt, &sp, &cp);
+    if (st == MG_OK) {
+        const char *base = (const char *)mg_tensor_data(cp);
+        for (int64_t i = 0; i < cp->numel; i++) {
+            const double v = dt == MG_FLOAT32 ? (double)((const float *)base)[i] : ((const double *)base)[i];
+            if (!(v >= 0 && v <= 1)) {
+                st = mg_fail(ctx, MG_EVALUE, 1, "all elements of input should be between 0 and 1");
+                break;
+            }
+        }
+    }
+    if (st == MG_OK) st = flat(ctx, y, dt, p->ndim, p->size, &sy, &cy);
+    if (st == MG_OK && weight) st = flat(ctx, weight, dt, p->ndim, p->size, &sw, &cw);
+    if (st == MG_OK)
+        bce_kernels[dt](mg_tensor_data(out), mg_tensor_data(cp), mg_tensor_data(cy),
+                        cw ? mg_tensor_data(cw) : NULL, cp->numel, red);
+    drop(ctx, &sw);
+    drop(ctx, &sy);
+    drop(ctx, &sp);
+    return st;
+}
+
+/* node: inputs (p, y), saved[0] the weight when iarg[1]; iarg[0] reduction */
+static mg_status bce_backward(mg_ctx *ctx, const mg_backward_args *a, int i, mg_tensor *gin) {
+    const mg_tensor *p = a->inputs[0];
+    const mg_dtype dt = (mg_dtype)a->out->dtype;
+    mg_scratch sp, sy, sw, sg, sd;
+    const mg_tensor *cp = NULL, *cy = NULL, *cw = NULL, *cg = NULL;
+    mg_tensor *dest = NULL;
+    sy.s.data = sw.s.data = sg.s.data = sd.s.data = NULL;
+    mg_status st = flat_as(ctx, p, dt, &sp, &cp);
+    if (st == MG_OK) st = flat(ctx, a->inputs[1], dt, p->ndim, p->size, &sy, &cy);
+    if (st == MG_OK && a->node->iarg[1]) st = flat(ctx, a->saved[0], dt, p->ndim, p->size, &sw, &cw);
+    if (st == MG_OK) st = flat_as(ctx, a->gout, dt, &sg, &cg);
+    if (st == MG_OK) st = grad_dest(ctx, gin, dt, p->ndim, p->size, &sd, &dest);
+    if (st == MG_OK)
+        dbce_kernels[dt](i, mg_tensor_data(dest), mg_tensor_data(cp), mg_tensor_data(cy),
+                         cw ? mg_tensor_data(cw) : NULL, mg_tensor_data(cg), cp->numel,
+                         (mg_reduction)a->node->iarg[0]);
+    st = grad_done(ctx, gin, &sd, st);
+    drop(ctx, &sg);
+    drop(ctx, &sw);
+    drop(ctx, &sy);
+    drop(ctx, &sp);
+    return st;
+}
+
+/* ================================================================ smooth_l1_loss, huber_loss (issue 13) */
+
+/* d = x - y, z = |d|, in the dtype as PyTorch:
+ *   smooth_l1 (beta b): z < b ? z^2 / 2 / b : z - b / 2 (b = 0: z);  dd = d / b clamped to [-1, 1]
+ *   huber (delta t):    z < t ? z^2 / 2 : t (z - t / 2);               dd = d clamped to [-t, t]
+ * dx = dd g, dy = -dd g (g: g[k] unreduced, g / n mean, g sum). */
+static inline double robust_grad(mg_functional_op op, double d, double b) {
+    if (op == MG_F_SMOOTH_L1 && b == 0) return (d > 0) - (d < 0);
+    const double lim = op == MG_F_HUBER ? b : 1.0;
+    if (d <= -b) return -lim;
+    if (d >= b) return lim;
+    return op == MG_F_HUBER ? d : d / b;
+}
+#define DEFINE_ROBUST(NAME, T)                                                             \
+    static void NAME(mg_functional_op op, void *out, const void *xp, const void *yp, int64_t n, \
+                     double param, mg_reduction red) {                                     \
+        const T *x = (const T *)xp, *y = (const T *)yp, b = (T)param;                      \
+        T *o = (T *)out;                                                                   \
+        double total = 0;                                                                  \
+        for (int64_t i = 0; i < n; i++) {                                                  \
+            const T z = MG_MATH(fabs, x[i] - y[i]);                                        \
+            T l;                                                                           \
+            if (op == MG_F_HUBER) l = z < b ? (T)0.5 * z * z : b * (z - (T)0.5 * b);       \
+            else if (b == 0) l = z;                                                        \
+            else l = z < b ? (T)0.5 * z * z / b : z - (T)0.5 * b;                          \
+            if (red == MG_REDUCTION_NONE) o[i] = l;                                        \
+            else total += (double)l;                                                       \
+        }                                                                                  \
+        if (red != MG_REDUCTION_NONE)                                                      \
+            o[0] = (T)(red == MG_REDUCTION_MEAN ? total / (double)n : total);              \
+    }
+DEFINE_ROBUST(robust_f32, float)
+DEFINE_ROBUST(robust_f64, double)
+typedef void (*robust_fn)(mg_functional_op, void *, const void *, const void *, int64_t, double,
+                          mg_reduction);
+static const robust_fn robust_kernels[2] = {robust_f32, robust_f64};
+
+#define DEFINE_DROBUST(NAME, T)                                                            \
+    static void NAME(mg_functional_op op, int wrt, void *dst, const void *xp, const void *yp, \
+                     const void *gp, int64_t n, double param, mg_reduction red) {          \
+        const T *x = (const T *)xp, *y = (const T *)yp, *g = (const T *)gp;                \
+        T *o = (T *)dst;                                                                   \
+        const double sign = wrt == 0 ? 1.0 : -1.0;                                         \
+        const double s0 = red == MG_REDUCTION_NONE ? 0 : reduced_grad(red, (double)g[0], n); \
+        for (int64_t i = 0; i < n; i++) {                                                  \
+            const double s = red == MG_REDUCTION_NONE ? (double)g[i] : s0;                 \
+            o[i] = (T)(sign * robust_grad(op, (double)(x[i] - y[i]), param) * s);          \
+        }                                                                                  \
+    }
+DEFINE_DROBUST(drobust_f32, float)
+DEFINE_DROBUST(drobust_f64, double)
+typedef void (*drobust_fn)(mg_functional_op, int, void *, const void *, const void *, const void *,
+                           int64_t, double, mg_reduction);
+static const drobust_fn drobust_kernels[2] = {drobust_f32, drobust_f64};
+
+mg_status mg_robust_loss(mg_ctx *ctx, mg_functional_op op, mg_tensor *out, const mg_tensor *x,
+                         const mg_tensor *y, double param, mg_reduction red, int ndim,
+                         const int64_t *size) {
+    mg_status st = check_float(ctx, out, names[op]);
+    if (st != MG_OK) return st;
+    const mg_dtype dt = (mg_dtype)out->dtype;
+    mg_scratch sx, sy;
+    const mg_tensor *cx, *cy = NULL;
+    sy.s.data = NULL;
+    st = flat(ctx, x, dt, ndim, size, &sx, &cx);
+    if (st == MG_OK) st = flat(ctx, y, dt, ndim, size, &sy, &cy);
+    if (st == MG_OK)
+        robust_kernels[dt](op, mg_tensor_data(out), mg_tensor_data(cx), mg_tensor_data(cy), cx->numel,
+                           param, red);
+    drop(ctx, &sy);
+    drop(ctx, &sx);
+    return st;
+}
+
+/* node: inputs (x, y); iarg[0] reduction, darg[0] beta / delta */
+static mg_status robust_backward(mg_ctx *ctx, const mg_backward_args *a, int i, mg_tensor *gin) {
+    const mg_functional_op op = (mg_functional_op)a->node->op;
+    const mg_dtype dt = (mg_dtype)a->out->dtype;
+    const mg_tensor *x = a->inputs[0], *y = a->inputs[1];
+    int ndim;
+    int64_t size[MG_MAX_DIMS];
+    mg_status st = mg_broadcast_shape(ctx, &ndim, size, x->ndim, x->size, y->ndim, y->size);
+    if (st != MG_OK) return st;
+    mg_scratch sx, sy, sg, sd;
+    const mg_tensor *cx = NULL, *cy = NULL, *cg = NULL;
+    mg_tensor *dest = NULL;
+    sy.s.data = sg.s.data = sd.s.data = NULL;
+    st = flat(ctx, x, dt, ndim, size, &sx, &cx);
+    if (st == MG_OK) st = flat(ctx, y, dt, ndim, size, &sy, &cy);
+    if (st == MG_OK) st = flat_as(ctx, a->gout, dt, &sg, &cg);
+    if (st == MG_OK) st = grad_dest(ctx, gin, dt, ndim, size, &sd, &dest);
+    if (st == MG_OK)
+        drobust_kernels[dt](op, i, mg_tensor_data(dest), mg_tensor_data(cx), mg_tensor_data(cy),
+                            mg_tensor_data(cg), cx->numel, a->node->darg[0],
+                            (mg_reduction)a->node->iarg[0]);
+    st = grad_done(ctx, gin, &sd, st);
+    drop(ctx, &sg);
+    drop(ctx, &sy);
+    drop(ctx, &sx);
+    return st;
+}
+
+/* ================================================================ one_hot (issue 13) */
+
+mg_status mg_one_hot(mg_ctx *ctx, mg_tensor *out, const mg_tensor *idx) {
+    if (out->dtype != MG_INT64 || !mg_is_contiguous(out) || out->ndim < 1)
+        return mg_fail(ctx, MG_EVALUE, 0, "one_hot: output of the wrong dtype or shape");
+    const int64_t C = out->size[out->ndim - 1];
+    mg_scratch si;
+    const mg_tensor *ci;
+    mg_status st = flat_as(ctx, idx, MG_INT64, &si, &ci);
+    if (st != MG_OK) return st;
+    const int64_t *v = (const int64_t *)mg_tensor_data(ci);
+    for (int64_t i = 0; i < ci->numel && st == MG_OK; i++)
+        if (v[i] < 1 || v[i] > C)
+            st = v[i] == 0 ? mg_fail(ctx, MG_EINDEX, 1, "class 0 out of range for %lld classes: classes count from 1",
+                                     (long long)C)
+                           : mg_fail(ctx, MG_EINDEX, 1, "class %lld out of range for %lld classes", (long long)v[i],
+                                     (long long)C);
+    if (st == MG_OK) {
+        int64_t *o = (int64_t *)mg_tensor_data(out);
+        if (out->numel) memset(o, 0, sizeof(int64_t) * (size_t)out->numel);
+        for (int64_t i = 0; i < ci->numel; i++) o[i * C + v[i] - 1] = 1;
+    }
+    drop(ctx, &si);
+    return st;
+}
+
 /* ================================================================ softmax, log_softmax */
 
 /* x seen as (outer, n, inner) around dim; each of the outer * inner lines of n elements:
@@ -758,6 +1124,10 @@ mg_status mg_functional_backward(mg_ctx *ctx, const mg_backward_args *a, int i, 
     case MG_F_LOG_SOFTMAX: return softmax_backward(ctx, a, gin);
     case MG_F_LINEAR: return linear_backward(ctx, a, i, gin);
     case MG_F_DROPOUT: return mg_binary(ctx, MG_BIN_MUL, gin, a->gout, a->saved[0]);
+    case MG_F_NLL: return nll_backward(ctx, a, i, gin);
+    case MG_F_BCE: return bce_backward(ctx, a, i, gin);
+    case MG_F_SMOOTH_L1:
+    case MG_F_HUBER: return robust_backward(ctx, a, i, gin);
     default: return mg_fail(ctx, MG_EVALUE, 0, "unknown functional op %d", (int)a->node->op);
     }
 }

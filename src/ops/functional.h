@@ -24,7 +24,11 @@
     X(SOFTMAX, "softmax")                                      \
     X(LOG_SOFTMAX, "log_softmax")                              \
     X(LINEAR, "linear")                                        \
-    X(DROPOUT, "dropout")
+    X(DROPOUT, "dropout")                                      \
+    X(NLL, "nll_loss")                                         \
+    X(BCE, "binary_cross_entropy")                             \
+    X(SMOOTH_L1, "smooth_l1_loss")                             \
+    X(HUBER, "huber_loss")
 #define MG_ENUM_FUNCTIONAL(e, name) MG_F_##e,
 typedef enum mg_functional_op { MG_FUNCTIONAL_OPS(MG_ENUM_FUNCTIONAL) MG_NFUNCTIONAL } mg_functional_op;
 #undef MG_ENUM_FUNCTIONAL
@@ -55,6 +59,30 @@ mg_status mg_pointwise_loss(mg_ctx *ctx, mg_functional_op op, mg_tensor *out, co
  * backward). out: (N) (0-d for (C) logits) for NONE, 0-d otherwise. */
 mg_status mg_cross_entropy(mg_ctx *ctx, mg_tensor *out, mg_tensor *lse, const mg_tensor *logits,
                            const mg_tensor *target, mg_reduction red);
+
+/* ---- classification and robust losses (issue 13) ------------------------------------------- */
+/* x (N, C, d...) (or (C): N = 1), target int64 (N, d...) (or 0-d) of 1-based classes, weight
+ * (C) of x's dtype or NULL (all 1). An element whose target equals ignore_index counts for
+ * nothing (loss 0, weight 0); the others are checked in 1..C (MG_EINDEX on operand 2). loss of an
+ * element: -weight[t] x[n, t, k]; mean divides the sum by the sum of the counted weights (NaN
+ * when nothing counts, as PyTorch). out: target's shape for NONE, 0-d otherwise. */
+mg_status mg_nll_loss(mg_ctx *ctx, mg_tensor *out, const mg_tensor *x, const mg_tensor *target,
+                      const mg_tensor *weight, int64_t ignore_index, mg_reduction red);
+/* -w (y max(log p, -100) + (1 - y) max(log(1 - p), -100)) elementwise: p and y of one shape, w
+ * (NULL: 1) broadcast to it; every p in [0, 1] (MG_EVALUE on operand 1). out: p's shape for
+ * NONE, 0-d otherwise. */
+mg_status mg_binary_cross_entropy(mg_ctx *ctx, mg_tensor *out, const mg_tensor *p, const mg_tensor *y,
+                                  const mg_tensor *weight, mg_reduction red);
+/* op SMOOTH_L1 (param beta): z = |x - y|, z < beta ? z^2 / (2 beta) : z - beta / 2;
+ * op HUBER (param delta): z < delta ? z^2 / 2 : delta (z - delta / 2); over x and y broadcast
+ * to (ndim, size). out: (ndim, size) for NONE, 0-d otherwise. */
+mg_status mg_robust_loss(mg_ctx *ctx, mg_functional_op op, mg_tensor *out, const mg_tensor *x,
+                         const mg_tensor *y, double param, mg_reduction red, int ndim,
+                         const int64_t *size);
+
+/* out (int64, idx's shape then C) <- 1 at [..., idx[...]] (idx int64, 1-based, checked in 1..C:
+ * MG_EINDEX on operand 1), 0 elsewhere; C = out's last size. Not differentiable. */
+mg_status mg_one_hot(mg_ctx *ctx, mg_tensor *out, const mg_tensor *idx);
 
 /* ---- activations and layers ----------------------------------------------------------------- */
 /* op SOFTMAX or LOG_SOFTMAX along dim (0-based), stable (the max is subtracted). out: x's shape. */

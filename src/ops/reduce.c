@@ -198,7 +198,11 @@ static const uint8_t results[MG_NREDUCE] = {MG_REDUCE_OPS(RESULT)};
 #define DIFFERENTIABLE_NONE false
 static const bool differentiable[MG_NREDUCE] = {MG_REDUCE_OPS(DIFFERENTIABLE)};
 
-const char *mg_reduce_name(mg_reduce_op op) { return names[op]; }
+const char *mg_reduce_name(mg_reduce_op op) {
+    if ((int)op == MG_RED_CUMSUM) return "cumsum";
+    if ((int)op == MG_RED_CUMPROD) return "cumprod";
+    return names[op];
+}
 bool mg_reduce_is_differentiable(mg_reduce_op op) { return differentiable[op]; }
 
 static step_fn pick_step(mg_reduce_op op, mg_dtype dt, const mg_reduce_args *args, int isa) {
@@ -385,13 +389,44 @@ DEFINE_CUMSUM(cumsum_bool, bool, int64_t, int64_t, r + v)
 typedef void (*scan_fn)(char *o, int64_t os, const char *p, int64_t s, int64_t n);
 static const scan_fn cumsums[MG_NISA][MG_NDTYPES] = MG_ISA_ROW(MG_KERNELS_FIB, cumsum);
 
+/* cumprod: y_k = prod_{j <= k} x_j, accumulated as cumsum's sums (double for float32). Backward:
+ * cumprod_backward below. */
+#define DEFINE_CUMPROD(NAME, T, ACC, R, EXPR) MG_ISA_STAMP(CUMPROD_LOOP, NAME, T, ACC, R, EXPR)
+#define CUMPROD_LOOP(ISA, NAME, T, ACC, R, EXPR)                                               \
+    static void MG_ISA_FN(NAME, ISA)(char *o, int64_t os, const char *p, int64_t s, int64_t n) { \
+        ACC r = 1;                                                                            \
+        for (int64_t i = 0; i < n; i++, p += s, o += os) {                                    \
+            const T v = *(const T *)p;                                                        \
+            r = (EXPR);                                                                       \
+            *(R *)o = (R)r;                                                                   \
+        }                                                                                     \
+    }
+DEFINE_CUMPROD(cumprod_f32, float, double, float, r * v)
+DEFINE_CUMPROD(cumprod_f64, double, double, double, r * v)
+DEFINE_CUMPROD(cumprod_i64, int64_t, int64_t, int64_t, MG_WRAP(*, r, v))
+DEFINE_CUMPROD(cumprod_bool, bool, int64_t, int64_t, r * v)
+static const scan_fn cumprods[MG_NISA][MG_NDTYPES] = MG_ISA_ROW(MG_KERNELS_FIB, cumprod);
+
+static mg_status scan(mg_ctx *ctx, mg_tensor *out, const mg_tensor *in, int dim, mg_reduce_op like,
+                      const scan_fn (*table)[MG_NDTYPES]);
+
 mg_status mg_cumsum(mg_ctx *ctx, mg_tensor *out, const mg_tensor *in, int dim) {
+    return scan(ctx, out, in, dim, MG_RED_SUM, cumsums);
+}
+mg_status mg_cumprod(mg_ctx *ctx, mg_tensor *out, const mg_tensor *in, int dim) {
+    return scan(ctx, out, in, dim, MG_RED_PROD, cumprods);
+}
+
+/* out <- the scan `table` of in along dim; out's dtype is what reduction `like` gives */
+static mg_status scan(mg_ctx *ctx, mg_tensor *out, const mg_tensor *in, int dim, mg_reduce_op like,
+                      const scan_fn (*table)[MG_NDTYPES]) {
     const mg_dtype dt = (mg_dtype)in->dtype;
     mg_dtype odt = dt; /* set by mg_reduce_dtype on success */
-    mg_status st = mg_reduce_dtype(ctx, MG_RED_SUM, dt, &odt);
+    mg_status st = mg_reduce_dtype(ctx, like, dt, &odt);
     if (st != MG_OK) return st;
     if (out->dtype != odt || !mg_same_shape(out, in) || !mg_is_contiguous(out))
-        return mg_fail(ctx, MG_EVALUE, 0, "cumsum: output of the wrong dtype or shape");
+        return mg_fail(ctx, MG_EVALUE, 0, "%s: output of the wrong dtype or shape",
+                       like == MG_RED_SUM ? "cumsum" : "cumprod");
     if (in->numel == 0) return MG_OK;
     const int64_t item = (int64_t)mg_dtype_size(dt), oitem = (int64_t)mg_dtype_size(odt);
     int64_t n = 1, s = 0, os = 0; /* the scanned line (a 0-d input is a line of one) */
@@ -409,7 +444,7 @@ mg_status mg_cumsum(mg_ctx *ctx, mg_tensor *out, const mg_tensor *in, int dim) {
     const char *p = (const char *)mg_tensor_data(in);
     char *o = (char *)mg_tensor_data(out);
     for (int64_t k = 0; k < lines; k++) {
-        cumsums[ctx->isa][dt](o, os, p, s, n);
+        table[ctx->isa][dt](o, os, p, s, n);
         for (int d = nk - 1; d >= 0; d--) {
             p += kstride[d], o += kostride[d];
             if (++kindex[d] < ksize[d]) break;
@@ -670,9 +705,71 @@ static mg_status cumsum_backward(mg_ctx *ctx, const mg_backward_args *a, mg_tens
     return release(ctx, &ss, st);
 }
 
+/* cumprod along a line x_0..x_{n-1} with y_j = prod_{i <= j} x_i and z the first zero (n if none):
+ *   k < z:  dx_k = (sum_{j >= k} g_j y_j) / x_k     (y_j / x_k is the product without x_k)
+ *   k = z:  dx_z = sum_{j >= z} g_j y_{z-1} prod_{z < i <= j} x_i   (y_{-1} = 1)
+ *   k > z:  dx_k = 0 (every product without x_k still holds x_z = 0)
+ * as PyTorch's cumprod_backward, computed in double over contiguous copies. */
+static void dcumprod_line(double *d, const double *x, const double *g, int64_t n, int64_t step) {
+    int64_t z = n;
+    for (int64_t k = 0; k < n; k++)
+        if (x[k * step] == 0) {
+            z = k;
+            break;
+        }
+    double y = 1, before = 1, s = 0;
+    for (int64_t k = 0; k < n; k++) { /* d_k <- y_k for now, the scan's forward */
+        y *= x[k * step];
+        if (k == z - 1) before = y;
+        d[k * step] = y;
+    }
+    for (int64_t k = n - 1; k >= 0; k--) {
+        s += g[k * step] * d[k * step];
+        d[k * step] = k < z ? s / x[k * step] : 0;
+    }
+    if (z < n) {
+        double p = before, sz = g[z * step] * p;
+        for (int64_t j = z + 1; j < n; j++) {
+            p *= x[j * step];
+            sz += g[j * step] * p;
+        }
+        d[z * step] = sz;
+    }
+}
+
+static mg_status cumprod_backward(mg_ctx *ctx, const mg_backward_args *a, mg_tensor *gin) {
+    const mg_tensor *g = a->gout, *x = a->inputs[0];
+    if (gin->numel == 0) return MG_OK;
+    if (gin->ndim == 0) return mg_copy(ctx, gin, g);
+    const int dim = (int)a->node->iarg[0];
+    scratches ss = {.n = 0};
+    mg_tensor *cx, *cg, *cd;
+    mg_status st = take(ctx, &ss, &cx, MG_FLOAT64, x->ndim, x->size);
+    if (st == MG_OK) st = mg_copy(ctx, cx, x);
+    if (st == MG_OK) st = take(ctx, &ss, &cg, MG_FLOAT64, x->ndim, x->size);
+    if (st == MG_OK) st = mg_copy(ctx, cg, g);
+    if (st == MG_OK) st = take(ctx, &ss, &cd, MG_FLOAT64, x->ndim, x->size);
+    if (st == MG_OK) {
+        int64_t outer = 1, inner = 1;
+        const int64_t n = x->size[dim];
+        for (int d = 0; d < dim; d++) outer *= x->size[d];
+        for (int d = dim + 1; d < x->ndim; d++) inner *= x->size[d];
+        double *dp = (double *)mg_tensor_data(cd);
+        const double *xp = (const double *)mg_tensor_data(cx), *gp = (const double *)mg_tensor_data(cg);
+        for (int64_t o = 0; o < outer; o++)
+            for (int64_t j = 0; j < inner; j++) {
+                const int64_t base = o * n * inner + j;
+                dcumprod_line(dp + base, xp + base, gp + base, n, inner);
+            }
+        st = mg_copy(ctx, gin, cd);
+    }
+    return release(ctx, &ss, st);
+}
+
 mg_status mg_reduce_backward(mg_ctx *ctx, const mg_backward_args *a, int i, mg_tensor *gin) {
     (void)i;
     if (a->node->op == MG_RED_CUMSUM) return cumsum_backward(ctx, a, gin);
+    if (a->node->op == MG_RED_CUMPROD) return cumprod_backward(ctx, a, gin);
     const uint32_t dims = (uint32_t)a->node->iarg[0];
     int64_t count = 1;
     for (int d = 0; d < gin->ndim; d++)
@@ -687,6 +784,6 @@ mg_status mg_reduce_backward(mg_ctx *ctx, const mg_backward_args *a, int i, mg_t
     case MG_RED_STD: return var_backward(ctx, a, gin, dims, count, true);
     case MG_RED_NORM: return norm_backward(ctx, a, gin, dims);
     default:
-        return mg_fail(ctx, MG_EVALUE, 0, "'%s' is not differentiable", names[a->node->op]);
+        return mg_fail(ctx, MG_EVALUE, 0, "'%s' is not differentiable", mg_reduce_name((mg_reduce_op)a->node->op));
     }
 }

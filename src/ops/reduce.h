@@ -1,5 +1,6 @@
 /*
- * reduce.h: reductions (sum prod mean max min argmax argmin var std norm any all) and cumsum.
+ * reduce.h: reductions (sum prod mean max min argmax argmin var std norm any all), cumsum and
+ * cumprod.
  *
  * A reduction folds the dims named in a bit mask (bit i: 0-based dim i) and keeps the others, in
  * order; the caller allocates `out` contiguous with the kept dims' sizes (with or without the
@@ -44,8 +45,10 @@ typedef enum mg_reduce_op { MG_REDUCE_OPS(MG_ENUM_REDUCE) MG_NREDUCE } mg_reduce
 const char *mg_reduce_name(mg_reduce_op op);
 /* The op records a node (DIFF in the list). */
 bool mg_reduce_is_differentiable(mg_reduce_op op);
-/* The op code a cumsum node carries in the reduce family (cumsum is not a reduction). */
+/* The op codes cumsum and cumprod nodes carry in the reduce family (scans, not reductions);
+ * iarg[0]: the dim. */
 #define MG_RED_CUMSUM MG_NREDUCE
+#define MG_RED_CUMPROD (MG_NREDUCE + 1)
 
 /* Parameters of the ops that take some (NULL is fine for the others). */
 typedef struct mg_reduce_args {
@@ -68,5 +71,8 @@ mg_status mg_reduce(mg_ctx *ctx, mg_reduce_op op, mg_tensor *out, mg_tensor *ind
 
 /* out <- running sum of in along dim (0-based); out contiguous, in's shape, dtype as for sum. */
 mg_status mg_cumsum(mg_ctx *ctx, mg_tensor *out, const mg_tensor *in, int dim);
+/* out <- running product of in along dim (0-based); out contiguous, in's shape, dtype as for
+ * prod (float32 accumulates in double, as PyTorch's CPU kernel). */
+mg_status mg_cumprod(mg_ctx *ctx, mg_tensor *out, const mg_tensor *in, int dim);
 
 #endif

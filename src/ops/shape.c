@@ -21,6 +21,48 @@ static mg_status zero_then_copy(mg_ctx *ctx, mg_tensor *gin, const mg_tensor *pa
     return st == MG_OK ? mg_copy(ctx, (mg_tensor *)part, gout) : st;
 }
 
+/* in seen with the dims in `dims` walked backwards: a descriptor with negated strides whose
+ * element 0 is the last along each flipped dim */
+mg_status mg_flip(mg_ctx *ctx, mg_tensor *out, const mg_tensor *in, uint32_t dims) {
+    if (in->numel == 0) return MG_OK;
+    mg_view_buf vb;
+    mg_tensor *v = mg_view_of(&vb, in, in->ndim);
+    for (int d = 0; d < in->ndim; d++) {
+        v->size[d] = in->size[d];
+        v->stride[d] = in->stride[d];
+        if ((dims >> d) & 1) {
+            v->offset += (in->size[d] - 1) * in->stride[d];
+            v->stride[d] = -in->stride[d];
+        }
+    }
+    return mg_copy(ctx, out, v);
+}
+
+mg_status mg_tri(mg_ctx *ctx, mg_tensor *out, const mg_tensor *in, int64_t diagonal, bool upper) {
+    if (in->ndim < 2 || !mg_is_contiguous(out) || !mg_same_shape(out, in) || out->dtype != in->dtype)
+        return mg_fail(ctx, MG_EVALUE, 0, "tril / triu: output of the wrong dtype or shape");
+    mg_status st = mg_copy(ctx, out, in);
+    if (st != MG_OK || out->numel == 0) return st;
+    const int64_t R = out->size[out->ndim - 2], C = out->size[out->ndim - 1];
+    /* past [-R, C] every diagonal gives the same: clamped so that i + diagonal cannot overflow */
+    diagonal = diagonal < -R ? -R : diagonal > C ? C : diagonal;
+    const size_t item = mg_dtype_size((mg_dtype)out->dtype);
+    char *base = (char *)mg_tensor_data(out);
+    const int64_t mats = out->numel / (R * C);
+    for (int64_t m = 0; m < mats; m++)
+        for (int64_t i = 0; i < R; i++) {
+            char *row = base + (size_t)((m * R + i) * C) * item;
+            /* the zeroed columns [lo, hi) of row i (all-zero bytes are 0 in every dtype) */
+            int64_t lo, hi;
+            if (upper) lo = 0, hi = i + diagonal;
+            else lo = i + diagonal + 1, hi = C;
+            lo = lo < 0 ? 0 : lo > C ? C : lo;
+            hi = hi < 0 ? 0 : hi > C ? C : hi;
+            if (hi > lo) memset(row + (size_t)lo * item, 0, (size_t)(hi - lo) * item);
+        }
+    return MG_OK;
+}
+
 mg_status mg_shape_backward(mg_ctx *ctx, const mg_backward_args *a, int i, mg_tensor *gin) {
     (void)i; /* every shape op has one input */
     const mg_node *n = a->node;
@@ -52,6 +94,9 @@ mg_status mg_shape_backward(mg_ctx *ctx, const mg_backward_args *a, int i, mg_te
         mg_view_select(ctx, v, gin, (int)n->iarg[0], n->iarg[1]);
         return zero_then_copy(ctx, gin, v, g);
     case MG_SHAPE_COPY: return mg_copy(ctx, gin, g);
+    case MG_SHAPE_FLIP: return mg_flip(ctx, gin, g, (uint32_t)n->iarg[0]);
+    case MG_SHAPE_TRIL:
+    case MG_SHAPE_TRIU: return mg_tri(ctx, gin, g, n->iarg[0], n->op == MG_SHAPE_TRIU);
     default: return mg_fail(ctx, MG_EVALUE, 0, "this shape op has no backward rule yet");
     }
 }

@@ -137,6 +137,72 @@ FLOAT_KERNEL(clamp, CLAMPED(x, (scalar)e->lo, (scalar)e->hi))
 INT_KERNEL(clamp, CLAMPED(x, e->ilo, e->ihi))
 GRAD(clamp, v >= (scalar)e->lo && v <= (scalar)e->hi ? g : 0)
 
+/* ---- activations (parametric ones read p0 = e->lo, p1 = e->hi: see mg_unary_param) --------
+ * Each is PyTorch 1.13's formula (aten/src/ATen/native/cpu/Activation.cpp), in the element type,
+ * with its constants rounded to it as there. Written once per type below (T, and the libm names
+ * through MG_MATH). */
+#define DEFINE_ACTIVATIONS(T, SUF)                                                              \
+    /* silu: y = x / (1 + e^-x); dx = dy s (1 + x (1 - s)), s = sigmoid(x) */                   \
+    static inline T silu_##SUF(T x) { return x / ((T)1 + MG_MATH(exp, -x)); }                   \
+    static inline T dsilu_##SUF(T g, T x) {                                                     \
+        const T s = (T)1 / ((T)1 + MG_MATH(exp, -x));                                           \
+        return g * s * ((T)1 + x * ((T)1 - s));                                                 \
+    }                                                                                           \
+    /* gelu: y = x Phi(x) = x (1 + erf(x / sqrt 2)) / 2; dx = dy (Phi(x) + x phi(x));           \
+     * tanh form: y = x (1 + tanh(b (x + k x^3))) / 2, b = sqrt(2 / pi), k = 0.044715 */        \
+    static inline T gelu_##SUF(T x, double mode) {                                              \
+        if (mode == 0) return x * (T)0.5 * ((T)1 + MG_MATH(erf, x * (T)M_SQRT1_2));             \
+        const T b = (T)(M_SQRT2 * M_2_SQRTPI * 0.5), k = (T)0.044715;                           \
+        const T inner = b * (x + k * (x * x * x));                                              \
+        return (T)0.5 * x * ((T)1 + MG_MATH(tanh, inner));                                      \
+    }                                                                                           \
+    static inline T dgelu_##SUF(T g, T x, double mode) {                                        \
+        if (mode == 0) {                                                                        \
+            const T a = (T)(M_2_SQRTPI * M_SQRT1_2 * 0.5);                                      \
+            const T cdf = (T)0.5 * ((T)1 + MG_MATH(erf, x * (T)M_SQRT1_2));                     \
+            const T pdf = a * MG_MATH(exp, x * x * (T)-0.5);                                    \
+            return g * (cdf + x * pdf);                                                         \
+        }                                                                                       \
+        const T b = (T)(M_SQRT2 * M_2_SQRTPI * 0.5), k = (T)0.044715;                           \
+        const T x2 = x * x, inner = b * (x + k * (x2 * x)), th = MG_MATH(tanh, inner);          \
+        const T left = (T)0.5 * x, dleft = (T)0.5 * ((T)1 + th);                                \
+        const T dright = left * ((T)1 - th * th) * (b * ((T)1 + (T)3 * k * x2));                \
+        return g * (dleft + dright);                                                            \
+    }                                                                                           \
+    /* softplus: y = x when beta x > threshold, else log(1 + e^(beta x)) / beta;                \
+     * dx = dy, or dy z / (z + 1) with z = e^(beta x) */                                        \
+    static inline T softplus_##SUF(T x, double beta, double threshold) {                        \
+        const T bx = x * (T)beta;                                                               \
+        return bx > (T)threshold ? x : MG_MATH(log1p, MG_MATH(exp, bx)) / (T)beta;              \
+    }                                                                                           \
+    static inline T dsoftplus_##SUF(T g, T x, double beta, double threshold) {                  \
+        const T bx = x * (T)beta;                                                               \
+        if (bx > (T)threshold) return g;                                                        \
+        const T z = MG_MATH(exp, bx);                                                           \
+        return g * z / (z + (T)1);                                                              \
+    }
+DEFINE_ACTIVATIONS(float, f32)
+DEFINE_ACTIVATIONS(double, f64)
+#define ACT(fn, x, ...) _Generic((x), float: fn##_f32, double: fn##_f64)(x, ##__VA_ARGS__)
+#define DACT(fn, g, x, ...) _Generic((x), float: d##fn##_f32, double: d##fn##_f64)(g, x, ##__VA_ARGS__)
+
+/* silu (swish) */
+FLOAT_KERNEL(silu, ACT(silu, x))
+GRAD(silu, DACT(silu, g, v))
+/* gelu, p0 selects the form */
+FLOAT_KERNEL(gelu, ACT(gelu, x, e->lo))
+GRAD(gelu, DACT(gelu, g, v, e->lo))
+/* leaky_relu: y = x > 0 ? x : slope x; dx = dy or slope dy (NaN gives NaN, as PyTorch) */
+FLOAT_KERNEL(leaky_relu, x > 0 ? x : x * (scalar)e->lo)
+GRAD(leaky_relu, v > 0 ? g : g * (scalar)e->lo)
+/* elu: y = x > 0 ? x : alpha (e^x - 1) (expm1, as PyTorch's vectorized kernel);
+ * dx = dy where x > 0, else dy alpha e^x (NaN takes that side, as PyTorch's blend) */
+FLOAT_KERNEL(elu, x > 0 ? x : MG_MATH(expm1, x) * (scalar)e->lo)
+GRAD(elu, v > 0 ? g : g * (scalar)e->lo * MG_MATH(exp, v))
+/* softplus, p0 beta, p1 threshold */
+FLOAT_KERNEL(softplus, ACT(softplus, x, e->lo, e->hi))
+GRAD(softplus, DACT(softplus, g, v, e->lo, e->hi))
+
 /* ---- the tables, made from MG_UNARY_OPS ------------------------------------------------------ */
 enum { DTYPES_FLOAT, DTYPES_KEEP, DTYPES_ALL, DTYPES_WIDEN };
 enum { READS_INPUT, READS_OUTPUT, READS_NONE };
@@ -195,11 +261,23 @@ static mg_status run(mg_ctx *ctx, mg_unary_op op, mg_tensor *out, const mg_tenso
 
 mg_status mg_unary(mg_ctx *ctx, mg_unary_op op, mg_tensor *out, const mg_tensor *in) {
     static const mg_clamp_bounds open = {-INFINITY, INFINITY, INT64_MIN, INT64_MAX};
-    return run(ctx, op, out, in, &open); /* clamp without bounds is a copy */
+    switch (op) { /* the parametric activations with PyTorch's defaults */
+    case MG_UN_GELU: return mg_unary_param(ctx, op, out, in, 0, 0);
+    case MG_UN_LEAKY_RELU: return mg_unary_param(ctx, op, out, in, 0.01, 0);
+    case MG_UN_ELU: return mg_unary_param(ctx, op, out, in, 1, 0);
+    case MG_UN_SOFTPLUS: return mg_unary_param(ctx, op, out, in, 1, 20);
+    default: return run(ctx, op, out, in, &open); /* clamp without bounds is a copy */
+    }
 }
 
 mg_status mg_clamp(mg_ctx *ctx, mg_tensor *out, const mg_tensor *in, const mg_clamp_bounds *b) {
     return run(ctx, MG_UN_CLAMP, out, in, b);
+}
+
+mg_status mg_unary_param(mg_ctx *ctx, mg_unary_op op, mg_tensor *out, const mg_tensor *in, double p0,
+                         double p1) {
+    const mg_clamp_bounds params = {p0, p1, INT64_MIN, INT64_MAX};
+    return run(ctx, op, out, in, &params);
 }
 
 /* d loss / d x: the op's GRAD expression over g and v (x, or the saved y where the list says

@@ -22,7 +22,10 @@
  *   kernels  the dtypes with a kernel: F (float32, float64), FI (and int64), FIB (and bool)
  *   reads    what the derivative reads: INPUT (x), OUTPUT (y: the binding saves it for backward),
  *            NONE (a zero gradient, recorded anyway as PyTorch does, so the graph goes on)
- * neg and pow are binary ops (-t is 0 - t), in binary.c. */
+ * neg and pow are binary ops (-t is 0 - t), in binary.c.
+ * Parametric rows (clamp, gelu, leaky_relu, elu, softplus) read their parameters from the extra
+ * argument of their kernels (mg_clamp_bounds: lo, hi), which the binding stores in node->darg[0..1]
+ * so that the GRAD expression sees the same values. */
 #define MG_UNARY_OPS(X)                       \
     X(EXP,     exp,     FLOAT, F,   OUTPUT)   \
     X(LOG,     log,     FLOAT, F,   INPUT)    \
@@ -41,7 +44,12 @@
     X(ROUND,   round,   KEEP,  FI,  NONE)     \
     X(SIGN,    sign,    ALL,   FIB, NONE)     \
     X(SQUARE,  square,  WIDEN, FI,  INPUT)    \
-    X(CLAMP,   clamp,   WIDEN, FI,  INPUT)
+    X(CLAMP,   clamp,   WIDEN, FI,  INPUT)    \
+    X(SILU,    silu,    FLOAT, F,   INPUT)    \
+    X(GELU,    gelu,    FLOAT, F,   INPUT)    \
+    X(LEAKY_RELU, leaky_relu, FLOAT, F, INPUT) \
+    X(ELU,     elu,     FLOAT, F,   INPUT)    \
+    X(SOFTPLUS, softplus, FLOAT, F, INPUT)
 #define MG_ENUM_UNARY(OP, ...) MG_UN_##OP,
 typedef enum mg_unary_op { MG_UNARY_OPS(MG_ENUM_UNARY) MG_NUNARY } mg_unary_op;
 #undef MG_ENUM_UNARY
@@ -61,5 +69,13 @@ typedef struct mg_clamp_bounds {
 } mg_clamp_bounds;
 /* out <- min(max(in, lo), hi), NaN in `in` propagating, as torch.clamp. */
 mg_status mg_clamp(mg_ctx *ctx, mg_tensor *out, const mg_tensor *in, const mg_clamp_bounds *b);
+/* A parametric activation: out <- op(in; p0, p1) (the extra argument's lo and hi):
+ *   gelu        p0: 0 the exact erf form, 1 the tanh approximation
+ *   leaky_relu  p0: negative_slope
+ *   elu         p0: alpha
+ *   softplus    p0: beta, p1: threshold
+ * The other ops ignore p0 and p1. */
+mg_status mg_unary_param(mg_ctx *ctx, mg_unary_op op, mg_tensor *out, const mg_tensor *in, double p0,
+                         double p1);
 
 #endif

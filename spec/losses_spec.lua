@@ -1,0 +1,149 @@
+-- Losses of issue 13: nll_loss (class weights, ignore_index, (N,C,d...) inputs),
+-- binary_cross_entropy (log clamped at -100, weights), smooth_l1_loss (beta), huber_loss
+-- (delta), each reduction; values and gradients against PyTorch (spec/fixtures/gen_ops13.py),
+-- gradcheck in float64, exact errors; and one_hot.
+local mg = require "moongrad"
+local H = require "helper"
+local fixtures = require "ops13_helper"
+
+describe("losses against PyTorch", function()
+  fixtures.describe_cases(it, {"nll_loss", "binary_cross_entropy", "smooth_l1_loss", "huber_loss", "one_hot"})
+end)
+
+describe("losses", function()
+  before_each(function() mg.manual_seed(13) end)
+  local gradcheck = mg.autograd.gradcheck
+  local i64 = function(v) return mg.tensor(v, {dtype = "int64"}) end
+
+  it("gradcheck in float64: every reduction, weights, ignore_index, (N,C,d) inputs", function()
+    local t = i64{2, 1, 3, 3}
+    local w = mg.tensor({0.5, 2, 1.5}, {dtype = "float64"})
+    for _, red in ipairs{"mean", "sum", "none"} do
+      assert.is_true(gradcheck(function(x) return mg.F.nll_loss(x, t, red) end, {H.leaf{4, 3}}))
+      assert.is_true(gradcheck(function(x)
+        return mg.F.nll_loss(x, t, {reduction = red, weight = w, ignore_index = 1})
+      end, {H.leaf{4, 3}}))
+      assert.is_true(gradcheck(function(x) return mg.F.nll_loss(x:t(), i64{1, 3}, red) end, {H.leaf{3, 2}}))
+      local p = (mg.rand(3, 4, {dtype = "float64"}) * 0.8 + 0.1):requires_grad_()
+      local y = (mg.rand(3, 4, {dtype = "float64"})):requires_grad_()
+      assert.is_true(gradcheck(function(a, b) return mg.F.binary_cross_entropy(a, b, red) end, {p, y}))
+      assert.is_true(gradcheck(function(a, b)
+        return mg.F.binary_cross_entropy(a, b, {reduction = red, weight = w:narrow(1, 1, 1)})
+      end, {p, y}))
+      assert.is_true(gradcheck(function(a, b) return mg.F.smooth_l1_loss(a, b, {reduction = red, beta = 0.7}) end,
+        {H.leaf{3, 4}, H.leaf{4}}))
+      assert.is_true(gradcheck(function(a, b) return mg.F.huber_loss(a:t(), b, {reduction = red, delta = 0.6}) end,
+        {H.leaf{4, 3}, H.leaf{3, 4}}))
+    end
+    assert.is_true(gradcheck(function(x) return mg.F.nll_loss(x, i64{{1, 3}, {2, 2}}) end, {H.leaf{2, 3, 2}}))
+  end)
+
+  it("nll_loss: mean over only ignored targets is NaN, as PyTorch; none gives 0 there", function()
+    local x = mg.randn(2, 3)
+    local l = mg.F.nll_loss(x, i64{2, 2}, {ignore_index = 2})
+    assert.is_true(l:item() ~= l:item())
+    H.near({0, -x[2][3]}, mg.F.nll_loss(x, i64{2, 3}, {ignore_index = 2, reduction = "none"}))
+    assert.equal(0, mg.F.nll_loss(x, i64{2, 2}, {ignore_index = 2, reduction = "sum"}):item())
+  end)
+
+  it("nll_loss takes a Lua list of targets or an integer for 1-D input, as cross_entropy", function()
+    local x = mg.randn(3, 4)
+    assert.is_true(mg.F.nll_loss(x, {1, 4, 2}):equal(mg.F.nll_loss(x, i64{1, 4, 2})))
+    local v = mg.randn(4)
+    H.near(-v[3], mg.F.nll_loss(v, 3))
+  end)
+
+  it("smooth_l1_loss with beta 0 is l1_loss; huber_loss is beta * smooth_l1_loss with beta = delta", function()
+    local a, b = mg.randn(5, 3), mg.randn(5, 3)
+    H.near(mg.F.l1_loss(a, b):item(), mg.F.smooth_l1_loss(a, b, {beta = 0}))
+    H.near((mg.F.smooth_l1_loss(a, b, {beta = 0.5}) * 0.5):item(), mg.F.huber_loss(a, b, {delta = 0.5}))
+  end)
+
+  it("binary_cross_entropy: a target of another float dtype promotes; the result is 0-d", function()
+    local p = mg.tensor({0.2, 0.9})
+    local y = mg.tensor({0, 1}, {dtype = "float64"})
+    local l = mg.F.binary_cross_entropy(p, y)
+    assert.equal("float64", l.dtype)
+    assert.same({}, l.shape)
+  end)
+
+  it("refuses bad input with exact messages", function()
+    local x = mg.randn(3, 4)
+    H.errors(function() mg.F.nll_loss(x, i64{1, 5, 2}) end,
+      "bad argument #2 to 'nll_loss' (target 5 out of range for 4 classes)")
+    H.errors(function() mg.F.nll_loss(x, i64{1, 0, 2}) end,
+      "bad argument #2 to 'nll_loss' (target 0 out of range for 4 classes: classes count from 1)")
+    H.errors(function() mg.F.nll_loss(x, mg.tensor{1, 2, 3}) end,
+      "bad argument #2 to 'nll_loss' (target must be an int64 tensor of class indices, got float32)")
+    H.errors(function() mg.F.nll_loss(x, i64{1, 2}) end,
+      "bad argument #2 to 'nll_loss' (target shape {2} does not match input shape {3,4} (expected {3}))")
+    H.errors(function() mg.F.nll_loss(x, i64{1, 2, 3}, {weight = mg.ones(3)}) end,
+      "bad argument #3 to 'nll_loss' (weight must be a 1-D tensor of 4 elements (one per class), got shape {3})")
+    H.errors(function() mg.F.nll_loss(x, i64{1, 2, 3}, {weight = mg.ones({4}, {dtype = "int64"})}) end,
+      "bad argument #3 to 'nll_loss' (weight must be a float tensor, got int64)")
+    H.errors(function() mg.F.nll_loss(x, i64{1, 2, 3}, {ignore_index = 1.5}) end,
+      "bad argument #3 to 'nll_loss' (ignore_index must be an integer, got number)")
+    H.errors(function() mg.F.nll_loss(x, i64{1, 2, 3}, {weights = 1}) end, "unknown option 'weights'")
+    H.errors(function() mg.F.nll_loss(x, i64{1, 2, 3}, "avg") end,
+      "bad argument #3 to 'nll_loss' (unknown reduction 'avg', expected 'mean', 'sum' or 'none')")
+    H.errors(function() mg.F.nll_loss(mg.tensor(1.5), i64{1}) end,
+      "bad argument #1 to 'nll_loss' (input must be {N,C}, {C} or {N,C,d...}, got shape {})")
+    local p = mg.tensor{0.5, 1.5}
+    H.errors(function() mg.F.binary_cross_entropy(p, mg.tensor{0, 1}) end,
+      "bad argument #1 to 'binary_cross_entropy' (all elements of input should be between 0 and 1)")
+    H.errors(function() mg.F.binary_cross_entropy(mg.tensor{0 / 0}, mg.tensor{0}) end,
+      "bad argument #1 to 'binary_cross_entropy' (all elements of input should be between 0 and 1)")
+    H.errors(function() mg.F.binary_cross_entropy(mg.tensor{0.5}, mg.tensor({1}, {dtype = "int64"})) end,
+      "bad argument #2 to 'binary_cross_entropy' (target must be a float tensor, got int64)")
+    H.errors(function() mg.F.binary_cross_entropy(mg.tensor{0.5, 0.5}, mg.tensor{1}) end,
+      "bad argument #2 to 'binary_cross_entropy' (target shape {1} does not match input shape {2})")
+    H.errors(function() mg.F.binary_cross_entropy(mg.tensor{0.5, 0.5}, mg.tensor{1, 0}, {weight = mg.ones(3)}) end,
+      "bad argument #3 to 'binary_cross_entropy' (weight shape {3} does not broadcast to input shape {2})")
+    H.errors(function() mg.F.smooth_l1_loss(x, x, {beta = -1}) end,
+      "bad argument #3 to 'smooth_l1_loss' (beta must be non-negative, got -1.0)")
+    H.errors(function() mg.F.huber_loss(x, x, {delta = 0}) end,
+      "bad argument #3 to 'huber_loss' (delta must be positive, got 0.0)")
+    H.errors(function() mg.F.huber_loss(x, x, {beta = 1}) end, "unknown option 'beta'")
+    H.errors(function() mg.F.huber_loss(x, mg.ones(3)) end,
+      "bad argument #2 to 'huber_loss' (shapes {3,4} and {3} cannot broadcast)")
+    H.errors(function() mg.F.smooth_l1_loss(i64{1, 2}, mg.tensor{1, 2}) end,
+      "bad argument #1 to 'smooth_l1_loss' (expected a float32 or float64 tensor, got int64)")
+    H.errors(function() mg.F.nll_loss(i64{{1, 2}}, i64{1}) end,
+      "bad argument #1 to 'nll_loss' (expected a float32 or float64 tensor, got int64)")
+    H.errors(function() mg.F.binary_cross_entropy(mg.tensor{true}, mg.tensor{1}) end,
+      "bad argument #1 to 'binary_cross_entropy' (expected a float32 or float64 tensor, got bool)")
+    H.errors(function() mg.F.smooth_l1_loss(x, mg.tensor{true}) end,
+      "bad argument #2 to 'smooth_l1_loss' (target must be a float tensor, got bool)")
+  end)
+
+  it("the target of nll_loss has no gradient", function()
+    local x = mg.randn(2, 3, {requires_grad = true})
+    local l = mg.F.nll_loss(x, i64{1, 2})
+    l:backward()
+    H.near({{-0.5, 0, 0}, {0, -0.5, 0}}, x.grad)
+  end)
+end)
+
+describe("one_hot", function()
+  local i64 = function(v) return mg.tensor(v, {dtype = "int64"}) end
+  it("infers the number of classes from the largest index; column idx is 1", function()
+    assert.same({{0, 1, 0}, {1, 0, 0}, {0, 0, 1}}, mg.F.one_hot(i64{2, 1, 3}):totable())
+    assert.same({{0, 1, 0, 0}}, mg.F.one_hot(i64{2}, 4):totable())
+    assert.same({{{1, 0}}, {{0, 1}}}, mg.F.one_hot(i64{{1}, {2}}:t():t(), -1):totable())
+    assert.same({3}, mg.F.one_hot(i64(2), 3).shape)
+    assert.same({0, 5}, mg.F.one_hot(mg.zeros({0}, {dtype = "int64"}), 5).shape)
+    assert.equal("int64", mg.F.one_hot(i64{1}).dtype)
+  end)
+  it("refuses bad input with exact messages", function()
+    H.errors(function() mg.F.one_hot(i64{1, 0}) end,
+      "bad argument #1 to 'one_hot' (class 0 out of range for 1 classes: classes count from 1)")
+    H.errors(function() mg.F.one_hot(i64{1, 4}, 3) end,
+      "bad argument #1 to 'one_hot' (class 4 out of range for 3 classes)")
+    H.errors(function() mg.F.one_hot(mg.tensor{1, 2}) end,
+      "bad argument #1 to 'one_hot' (expected an int64 tensor of 1-based class indices, got float32)")
+    H.errors(function() mg.F.one_hot(mg.zeros({0}, {dtype = "int64"})) end,
+      "bad argument #1 to 'one_hot' (cannot infer the number of classes from an empty tensor)")
+    H.errors(function() mg.F.one_hot(i64{1}, 0) end,
+      "bad argument #2 to 'one_hot' (num_classes must be positive or -1, got 0)")
+  end)
+end)
