@@ -266,3 +266,38 @@ threads-host: $(THREADS_HOST)
 	$(THREADS_HOST) $(THREADS_HOST_ARGS)
 threads-host-tsan: $(THREADS_HOST_TSAN)
 	TSAN_OPTIONS="halt_on_error=0 exitcode=66 suppressions=$(CURDIR)/spec/hosts/threads_host.tsan.supp $(TSAN_OPTIONS)" $(THREADS_HOST_TSAN) $(THREADS_HOST_ARGS)
+
+# ---- moongrad.distributed (issue 12): a module of its own over Open MPI, built from distributed/
+# (outside src/: the core never sees MPI). `make distributed` builds build/moongrad/distributed_core.so;
+# `make mpi-deps` installs Open MPI when missing (apt-get, as root; otherwise it names the packages);
+# `make test-mpi` runs spec/distributed/ under mpirun with 1, 2 and 4 (oversubscribed) ranks, then
+# the fault specs (which start jobs of their own). MPIRUN may name another launcher line.
+MPI_CFLAGS  ?= $(shell pkg-config --cflags ompi-c 2>/dev/null || mpicc --showme:compile 2>/dev/null)
+MPI_LIBS    ?= $(shell pkg-config --libs ompi-c 2>/dev/null || mpicc --showme:link 2>/dev/null)
+DIST_SRC     = $(wildcard distributed/*.c)
+DIST_OBJ     = $(DIST_SRC:%.c=$(BUILD)/%.o)
+DIST_MODULE  = $(BUILD)/moongrad/distributed_core.so
+MPIRUN      ?= env OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 OMPI_MCA_btl_vader_single_copy_mechanism=none mpirun
+.PHONY: distributed mpi-deps test-mpi install-distributed
+$(DIST_OBJ): ALL_CFLAGS += $(MPI_CFLAGS)
+$(DIST_OBJ): $(wildcard distributed/*.h)
+distributed: $(DIST_MODULE)
+$(DIST_MODULE): $(DIST_OBJ)
+	@mkdir -p $(dir $@)
+	$(CC) $(LIBFLAG) -o $@ $(DIST_OBJ) $(MPI_LIBS) $(LDLIBS)
+mpi-deps:
+	@sh distributed/deps.sh
+test-mpi: deps mpi-deps $(MODULE)
+	$(MAKE) -s distributed
+	$(CC) $(ALL_CFLAGS) $(MPI_CFLAGS) -Werror -fsyntax-only $(DIST_SRC)
+	@status=0; for np in 1 2 "4 --oversubscribe"; do \
+	  echo "== spec/distributed under mpirun -np $$np"; \
+	  $(MPIRUN) -np $$np sh distributed/rank0.sh busted --lua=$(LUA) --pattern=_mpi $(BUSTED_ARGS) spec/distributed \
+	    || status=1; \
+	done; \
+	echo "== spec/distributed fault specs (each starts its own mpirun job)"; \
+	MOONGRAD_MPIRUN="$(MPIRUN)" busted --lua=$(LUA) --pattern=_faults $(BUSTED_ARGS) spec/distributed || status=1; \
+	exit $$status
+install-distributed: $(DIST_MODULE)
+	install -d $(DESTDIR)$(LIBDIR)/moongrad $(DESTDIR)$(LUADIR)/moongrad
+	install -m 755 $(DIST_MODULE) $(DESTDIR)$(LIBDIR)/moongrad/distributed_core.so
