@@ -713,4 +713,6 @@ function M.utils.clip_grad_value_(params, clip_value)
   end)
 end
 
+M.parallel = require "moongrad.nn.parallel" -- DistributedDataParallel (issue 12): loads MPI only when used
+
 return M
