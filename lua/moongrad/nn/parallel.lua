@@ -60,6 +60,7 @@ local function make_class()
 
   -- end of the backward pass: start what is left, wait for all, write the averages to .grad
   local function finish(s)
+    s.early = s.next - 1 -- buckets started while backward was still running (the overlap)
     launch(s, true)
     local n = s.world
     mg.no_grad(function()
@@ -193,6 +194,12 @@ local function make_class()
     local out = {}
     for i, b in ipairs(state(self).buckets) do out[i] = { dtype = b.dtype, numel = b.numel, params = #b.entries } end
     return out
+  end
+
+  -- the last backward pass: {early = buckets started before its last node ran, buckets = all}
+  function class:_last_pass()
+    local s = state(self)
+    return { early = s.early, buckets = #s.buckets }
   end
 
   function class:extra_repr()
