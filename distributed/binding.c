@@ -279,7 +279,7 @@ static int l_abort(lua_State *L) {
  * then the backend is released and MPI finalized when this group started it. */
 static void destroy(lua_State *L, group *g, const char *what) {
     if (!g->live) return;
-    const mgd_status st = g->b.barrier(g->b.self, g->timeout);
+    const mgd_status st = g->b.close ? g->b.close(g->b.self, g->timeout) : MGD_OK;
     if (st == MGD_TIMEOUT) deadline_passed(L, g, what);
     g->live = 0;
     if (g->b.destroy) g->b.destroy(g->b.self);

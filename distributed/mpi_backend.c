@@ -23,6 +23,7 @@
 
 typedef struct mgd_mpi {
     MPI_Comm comm;
+    MPI_Comm closing; /* for the closing barrier only */
     int rank, size;
     MPI_Request pending[MGD_MAX_PENDING];
     char error[MPI_MAX_ERROR_STRING + 64];
@@ -129,6 +130,14 @@ static mgd_status m_barrier(void *self, double timeout) {
     return finish(m, &req, timeout, "MPI_Ibarrier");
 }
 
+static mgd_status m_close(void *self, double timeout) {
+    mgd_mpi *m = (mgd_mpi *)self;
+    MPI_Request req;
+    const int rc = MPI_Ibarrier(m->closing, &req);
+    if (rc != MPI_SUCCESS) return fail(m, "MPI_Ibarrier", rc);
+    return finish(m, &req, timeout, "MPI_Ibarrier");
+}
+
 static mgd_status m_iallreduce(void *self, int slot, void *buf, size_t count, mg_dtype dt, mgd_op op) {
     mgd_mpi *m = (mgd_mpi *)self;
     if (slot < 0 || slot >= MGD_MAX_PENDING || m->pending[slot] != MPI_REQUEST_NULL || count > CHUNK) {
@@ -174,7 +183,10 @@ static void m_destroy(void *self) {
     mgd_mpi *m = (mgd_mpi *)self;
     int finalized = 0;
     MPI_Finalized(&finalized);
-    if (!finalized) MPI_Comm_free(&m->comm);
+    if (!finalized) {
+        MPI_Comm_free(&m->comm);
+        MPI_Comm_free(&m->closing);
+    }
     free(m);
 }
 
@@ -185,7 +197,13 @@ int mgd_mpi_backend(MPI_Comm comm, mgd_backend *out) {
         free(m);
         return -1;
     }
+    if (MPI_Comm_dup(comm, &m->closing) != MPI_SUCCESS) {
+        MPI_Comm_free(&m->comm);
+        free(m);
+        return -1;
+    }
     MPI_Comm_set_errhandler(m->comm, MPI_ERRORS_RETURN);
+    MPI_Comm_set_errhandler(m->closing, MPI_ERRORS_RETURN);
     MPI_Comm_rank(m->comm, &m->rank);
     MPI_Comm_size(m->comm, &m->size);
     for (int i = 0; i < MGD_MAX_PENDING; i++) m->pending[i] = MPI_REQUEST_NULL;
@@ -197,6 +215,7 @@ int mgd_mpi_backend(MPI_Comm comm, mgd_backend *out) {
     out->broadcast = m_broadcast;
     out->allgather = m_allgather;
     out->barrier = m_barrier;
+    out->close = m_close;
     out->iallreduce = m_iallreduce;
     out->test = m_test;
     out->wait = m_wait;

@@ -48,6 +48,10 @@ typedef struct mgd_backend {
     /* recv holds size() blocks of nbytes, rank r's at r * nbytes */
     mgd_status (*allgather)(void *self, const void *send, void *recv, size_t nbytes, double timeout);
     mgd_status (*barrier)(void *self, double timeout);
+    /* The group's last collective (destroy_process_group, or its Lua state closing): all ranks meet,
+     * on a channel of its own, so that it cannot be matched with a collective another rank is still
+     * in. May be NULL (then the group ends without meeting). */
+    mgd_status (*close)(void *self, double timeout);
     /* Nonblocking allreduce (data-parallel buckets): start it in a free slot; test never blocks
      * (and drives the engine's progress); wait blocks until done or the deadline. buf must stay
      * valid until test says done or wait returns MGD_OK. */
