@@ -465,4 +465,6 @@ function M.read_csv(path, opts)
   return core.tensor(rows, { dtype = o.dtype }), out_names
 end
 
+M.DistributedSampler = require("moongrad.data_distributed").DistributedSampler -- issue 12
+
 return M

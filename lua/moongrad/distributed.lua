@@ -167,6 +167,28 @@ function M.barrier()
   g:barrier()
 end
 
+-- internal: what mg.train asks while a process group runs (lua/moongrad/train.lua)
+M._train = {
+  main = function() return group:rank() == 0 end,
+  -- the epoch's shuffle of a DistributedSampler behind data (a DataLoader over sampler:dataset())
+  set_epoch = function(data, epoch)
+    local ds = type(data) == "table" and rawget(data, "dataset")
+    local sampler = type(ds) == "table" and rawget(ds, "_sampler")
+    if sampler then sampler:set_epoch(epoch) end
+  end,
+  -- a loss total and its sample count, summed over ranks (float64)
+  sum = function(total, count)
+    local t = mg.tensor({ total, count }, { dtype = "float64" })
+    M.all_reduce(t)
+    return t[1], t[2]
+  end,
+  average = function(v)
+    local t = mg.tensor({ v }, { dtype = "float64" })
+    M.all_reduce(t, { op = "avg" })
+    return t[1]
+  end,
+}
+
 -- internal: the default group (DistributedDataParallel, mg.train), or nil
 function M._group()
   return group

@@ -149,13 +149,17 @@ function M.train(opts)
     log_every = 1, progress = "auto", allow_divergence = false,
   }, 2, { "model", "loss_fn", "optimizer", "data" })
   local model, loss_fn, opt = o.model, o.loss_fn, o.optimizer
-  local bar = o.progress == true or (o.progress == "auto" and core._isatty())
+  -- data-parallel (issue 12): print on rank 0 only, losses averaged over ranks (moongrad.distributed)
+  local dist = package.loaded["moongrad.distributed"]
+  dist = dist and dist._group() and dist._train
+  local bar = (o.progress == true or (o.progress == "auto" and core._isatty())) and not (dist and not dist.main())
   local history = { train_loss = {}, val_loss = o.val_data and {} or nil }
   local last
   local start = clock()
   if model.train then model:train() end
   for epoch = 1, o.epochs do
     local total, count, seen = 0, 0, 0
+    if dist then dist.set_epoch(o.data, epoch) end
     local iter, nbatches = batches(o.data, o.batch_size or nil, o.shuffle)
     for x, y in iter do
       opt:zero_grad()
@@ -182,15 +186,18 @@ function M.train(opts)
         io.flush()
       end
     end
+    if dist then total, count = dist.sum(total, count) end
     local train_loss = total / math.max(count, 1)
     history.train_loss[epoch] = train_loss
     if finite(train_loss) then last = { loss = train_loss, epoch = epoch } end
     local val_loss
     if o.val_data then
       val_loss = evaluate(model, loss_fn, o.val_data, o.batch_size or nil)
+      if dist then val_loss = dist.average(val_loss) end
       history.val_loss[epoch] = val_loss
     end
-    if not bar and o.log_every and o.log_every > 0 and (epoch % o.log_every == 0 or epoch == o.epochs) then
+    if not bar and o.log_every and o.log_every > 0 and (epoch % o.log_every == 0 or epoch == o.epochs)
+        and not (dist and not dist.main()) then
       print(string.format("Epoch %d, Training loss %.6f%s", epoch, train_loss,
         val_loss and string.format(", Validation loss %.6f", val_loss) or ""))
     end
