@@ -268,9 +268,9 @@ static int l_register_post_accumulate_grad_hook(lua_State *L) {
     mg_tensor *t = lt_check(L, 1);
     luaL_checktype(L, 2, LUA_TFUNCTION);
     if (!t->requires_grad)
-        return luaL_argerror(L, 1, "cannot register a hook on a tensor that does not require grad");
+        return lt_argerror(L, 1, "cannot register a hook on a tensor that does not require grad");
     if (node_of(L, 1))
-        return luaL_argerror(L, 1, "post accumulate grad hooks cannot be registered on non-leaf tensors");
+        return lt_argerror(L, 1, "post accumulate grad hooks cannot be registered on non-leaf tensors");
     lua_getiuservalue(L, lua_upvalueindex(1), LT_CTX_UV_HOOKS);
     lua_pushvalue(L, 1);
     if (lua_rawget(L, -2) != LUA_TTABLE) {
