@@ -89,7 +89,7 @@ describe("register_post_accumulate_grad_hook", function()
       "bad argument #1 to 'register_post_accumulate_grad_hook' (post accumulate grad hooks cannot be registered "
         .. "on non-leaf tensors)")
     assert.has_error(function() x:register_post_accumulate_grad_hook(3) end,
-      "bad argument #2 to 'register_post_accumulate_grad_hook' (function expected, got number)")
+      "bad argument #1 to 'register_post_accumulate_grad_hook' (function expected, got number)") -- a method: Lua counts from the argument after self
   end)
 end)
 
