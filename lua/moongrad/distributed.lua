@@ -78,6 +78,13 @@ end
 
 local OPS = { sum = 0, max = 1, min = 2, avg = 3 }
 
+-- g:check(...) (every rank agrees on the collective and its input, or every rank raises the same
+-- error), the error blaming the user's line `level` frames up (counted from here)
+local function checked(level, g, ...)
+  local ok, err = pcall(g.check, g, ...)
+  if not ok then error((tostring(err):gsub("^[^\n]-:%d+: ", "")), level + 1) end
+end
+
 local function check_tensor(fname, argn, t)
   if not mg.is_tensor(t) then
     util.argerror_at(2, fname, argn, "tensor expected, got %s", type(t))
@@ -107,7 +114,10 @@ function M.all_reduce(t, opts)
     util.argerror("all_reduce", 2, "op must be \"sum\", \"max\", \"min\" or \"avg\", got %s", tostring(o.op))
   end
   in_place(t, function(c)
-    g:check("all_reduce", c, OPS[o.op], "op")
+    checked(4, g, "all_reduce", c, OPS[o.op], "op")
+    if o.op == "avg" and t.dtype ~= "float32" and t.dtype ~= "float64" then -- every rank alike (checked)
+      util.argerror_at(3, "all_reduce", 2, "op avg needs a floating point tensor, got %s", t.dtype)
+    end
     g:allreduce(c, o.op)
   end)
 end
@@ -123,7 +133,7 @@ function M.broadcast(t, src)
     util.argerror("broadcast", 2, "src %d is not a rank of the group (0 to %d)", src, g:size() - 1)
   end
   in_place(t, function(c)
-    g:check("broadcast", c, src, "src")
+    checked(4, g, "broadcast", c, src, "src")
     g:broadcast(c, src)
   end)
 end
@@ -147,7 +157,7 @@ function M.all_gather(list, t)
     end
   end
   local c = t:contiguous()
-  g:check("all_gather", c)
+  checked(2, g, "all_gather", c)
   local shape = { n }
   for i, s in ipairs(t.shape) do shape[i + 1] = s end
   local out = mg.empty(shape, { dtype = t.dtype })
@@ -163,7 +173,7 @@ end
 -- dist.barrier(): returns when every rank has called it
 function M.barrier()
   local g = need("barrier")
-  g:check("barrier", nil)
+  checked(2, g, "barrier", nil)
   g:barrier()
 end
 

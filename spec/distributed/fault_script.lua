@@ -15,7 +15,7 @@ if dist.get_rank() == 1 then
 end
 local ok, err = pcall(dist.all_reduce, t)
 if not ok then
-  io.stderr:write("rank ", dist.get_rank(), ": ", err, "\n")
+  io.stderr:write(string.format("rank %d: %s\n", dist.get_rank(), err)) -- one write: lines do not mix
   os.exit(2)
 end
 print("rank " .. dist.get_rank() .. " finished")
