@@ -288,16 +288,23 @@ $(DIST_MODULE): $(DIST_OBJ)
 mpi-deps:
 	@sh distributed/deps.sh
 test-mpi: deps mpi-deps $(MODULE)
-	$(MAKE) -s distributed
+	$(MAKE) -s distributed $(DIST_HOST)
 	$(CC) $(ALL_CFLAGS) $(MPI_CFLAGS) -Werror -fsyntax-only $(DIST_SRC)
 	@status=0; for np in 1 2 "4 --oversubscribe"; do \
 	  echo "== spec/distributed under mpirun -np $$np"; \
 	  $(MPIRUN) -np $$np sh distributed/rank0.sh busted --lua=$(LUA) --pattern=_mpi $(BUSTED_ARGS) spec/distributed \
 	    || status=1; \
 	done; \
+	echo "== spec/hosts/dist_host.c under mpirun -np 2 (a host's own MPI_Comm and its own transport)"; \
+	$(MPIRUN) -np 2 $(DIST_HOST) || status=1; \
 	echo "== spec/distributed fault specs (each starts its own mpirun job)"; \
 	MOONGRAD_MPIRUN="$(MPIRUN)" busted --lua=$(LUA) --pattern=_faults $(BUSTED_ARGS) spec/distributed || status=1; \
 	exit $$status
+# spec/hosts/dist_host.c: a host handing moongrad.distributed its own communicator and transport
+DIST_HOST = $(BUILD)/dist_host
+$(DIST_HOST): spec/hosts/dist_host.c $(STATIC_LIB) $(DIST_OBJ)
+	$(CC) -std=gnu11 $(WARN) $(CFLAGS) $(MPI_CFLAGS) -Iinclude $(LUA_INC) -o $@ spec/hosts/dist_host.c \
+	  $(DIST_OBJ) $(STATIC_LIB) $(LUA_LIBS) $(MPI_LIBS) $(LDLIBS)
 install-distributed: $(DIST_MODULE)
 	install -d $(DESTDIR)$(LIBDIR)/moongrad $(DESTDIR)$(LUADIR)/moongrad
 	install -m 755 $(DIST_MODULE) $(DESTDIR)$(LIBDIR)/moongrad/distributed_core.so

@@ -73,7 +73,9 @@ function M.DistributedSampler(source, opts)
   if math.type(rank) ~= "integer" or rank < 0 or rank >= replicas then
     util.argerror(fname, 2, "invalid rank %s, rank should be in the interval [0, %d]", tostring(rank), replicas - 1)
   end
-  if math.type(o.seed) ~= "integer" then util.argerror(fname, 2, "seed must be an integer, got %s", tostring(o.seed)) end
+  if math.type(o.seed) ~= "integer" then
+    util.argerror(fname, 2, "seed must be an integer, got %s", tostring(o.seed))
+  end
   local num_samples
   if o.drop_last and n % replicas ~= 0 then
     num_samples = (n - replicas) // replicas + 1 -- PyTorch's ceil((n - R) / R)
@@ -137,7 +139,8 @@ function Sampler:dataset(source)
   if core.is_tensor(source[1]) then
     for i, t in ipairs(source) do
       if t:dim() == 0 or t:size(1) ~= self.n then
-        util.argerror("dataset", 1, "tensor %d has %d samples, the sampler %d", i, t:dim() > 0 and t:size(1) or 0, self.n)
+        util.argerror("dataset", 1, "tensor %d has %d samples, the sampler %d", i,
+          t:dim() > 0 and t:size(1) or 0, self.n)
       end
     end
     function ds.get(_, i)

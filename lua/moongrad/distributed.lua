@@ -52,7 +52,7 @@ function M.init_process_group(opts)
   if o.backend ~= "mpi" and o.backend ~= "host" then
     util.argerror("init_process_group", 1, "backend must be \"mpi\" or \"host\", got %s", tostring(o.backend))
   end
-  if type(o.timeout) ~= "number" or not (o.timeout > 0) then
+  if type(o.timeout) ~= "number" or o.timeout <= 0 or o.timeout ~= o.timeout then -- NaN too
     util.argerror("init_process_group", 1, "timeout must be a positive number of seconds, got %s", tostring(o.timeout))
   end
   if group then error("'init_process_group': the default process group is already initialized", 2) end

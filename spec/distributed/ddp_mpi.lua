@@ -123,7 +123,7 @@ describe("DistributedDataParallel", function()
     local sx, sy = shard(x), shard(y)
     local h = sx.shape[1] // 2
     do
-      local guard <close> = model:no_sync()
+      local _ <close> = model:no_sync()
       micro(model, sx:narrow(1, 1, h), sy:narrow(1, 1, h)):backward()
     end
     local local_grad = model:parameters()[1].grad:clone()
@@ -170,6 +170,52 @@ describe("DistributedDataParallel", function()
     assert.same({ { 1 / world, 1 / world } }, inner.b.weight.grad:totable())
     assert.is_nil(inner.c.weight.grad)
     assert.is_nil(inner.c.bias.grad)
+  end)
+
+  it("checkpoints: rank 0 writes model and optimizer state; after a barrier any rank, and 1 process, resume", function()
+    -- a file name every rank knows: rank 0's, broadcast as bytes
+    local name = rank == 0 and os.tmpname() or ""
+    local len = mg.tensor({ #name }, { dtype = "int64" })
+    dist.broadcast(len, 0)
+    local bytes = mg.zeros(len[1], { dtype = "int64" })
+    if rank == 0 then for i = 1, #name do bytes[i] = name:byte(i) end end
+    dist.broadcast(bytes, 0)
+    local chars = {}
+    for i = 1, len[1] do chars[i] = string.char(bytes[i]) end
+    local path = table.concat(chars)
+    local x, y = data("float64")
+    local function step(model, opt, xs, ys)
+      opt:zero_grad()
+      mg.F.mse_loss(model(xs), ys):backward()
+      opt:step()
+    end
+    -- 6 steps without a break, and 3 + checkpoint + 3
+    local straight = DDP(net("float64", 1))
+    local sopt = mg.optim.Adam(straight:parameters(), { lr = 0.01 })
+    for _ = 1, 6 do step(straight, sopt, shard(x), shard(y)) end
+    local first = DDP(net("float64", 1))
+    local fopt = mg.optim.Adam(first:parameters(), { lr = 0.01 })
+    for _ = 1, 3 do step(first, fopt, shard(x), shard(y)) end
+    if rank == 0 then mg.save(path, { model = first.module:state_dict(), optimizer = fopt:state_dict() }) end
+    dist.barrier() -- nobody reads before rank 0 has written
+    local ck = mg.load(path)
+    -- resumed data-parallel, from a model built with another seed
+    local inner = net("float64", 99)
+    inner:load_state_dict(ck.model)
+    local resumed = DDP(inner)
+    local ropt = mg.optim.Adam(resumed:parameters(), { lr = 0.01 })
+    ropt:load_state_dict(ck.optimizer)
+    for _ = 1, 3 do step(resumed, ropt, shard(x), shard(y)) end
+    for i, p in ipairs(straight:parameters()) do assert.same(p:totable(), resumed:parameters()[i]:totable()) end
+    -- resumed by one process on the whole batch (world size 1)
+    local alone = net("float64", 98)
+    alone:load_state_dict(ck.model)
+    local aopt = mg.optim.Adam(alone:parameters(), { lr = 0.01 })
+    aopt:load_state_dict(ck.optimizer)
+    for _ = 1, 3 do step(alone, aopt, x, y) end
+    assert.is_true(max_rel(straight:parameters(), alone:parameters()) < 1e-12)
+    dist.barrier() -- every rank has read it
+    if rank == 0 then os.remove(path) end
   end)
 
   it("a model that differs across ranks is an error on every rank, not a hang", function()

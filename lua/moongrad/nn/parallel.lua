@@ -105,7 +105,7 @@ local function make_class()
       util.argerror("DistributedDataParallel", 1, "Module expected, got %s", type(module))
     end
     local o = util.options("DistributedDataParallel", 2, opts, { bucket_cap_mb = 25, broadcast_buffers = true })
-    if type(o.bucket_cap_mb) ~= "number" or not (o.bucket_cap_mb > 0) then
+    if type(o.bucket_cap_mb) ~= "number" or o.bucket_cap_mb <= 0 or o.bucket_cap_mb ~= o.bucket_cap_mb then
       util.argerror("DistributedDataParallel", 2, "bucket_cap_mb must be a positive number, got %s",
         tostring(o.bucket_cap_mb))
     end
