@@ -278,7 +278,8 @@ DIST_SRC     = $(wildcard distributed/*.c)
 DIST_OBJ     = $(DIST_SRC:%.c=$(BUILD)/%.o)
 DIST_MODULE  = $(BUILD)/moongrad/distributed_core.so
 MPIRUN      ?= env OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 OMPI_MCA_btl_vader_single_copy_mechanism=none mpirun
-.PHONY: distributed mpi-deps test-mpi install-distributed
+.PHONY: distributed mpi-deps test-mpi test-dist install-distributed
+test-dist: test-mpi
 $(DIST_OBJ): ALL_CFLAGS += $(MPI_CFLAGS)
 $(DIST_OBJ): $(wildcard distributed/*.h)
 distributed: $(DIST_MODULE)

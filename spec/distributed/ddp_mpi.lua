@@ -218,6 +218,37 @@ describe("DistributedDataParallel", function()
     if rank == 0 then os.remove(path) end
   end)
 
+  it("mg.train with a DDP model and a DistributedSampler: rank 0 prints, the logged losses are the whole batch's", function()
+    local x, y = data("float64")
+    local sampler = mg.data.DistributedSampler(BATCH, { shuffle = false })
+    local loader = mg.data.DataLoader(sampler:dataset({ x, y }), { batch_size = 8 // world })
+    local model = DDP(net("float64", 1))
+    local printed = {}
+    local print0 = print
+    _G.print = function(...) printed[#printed + 1] = table.concat({ ... }, " ") end
+    local ok, history = pcall(mg.train, { model = model, loss_fn = mg.F.mse_loss, data = loader, epochs = 3,
+      optimizer = mg.optim.SGD(model:parameters(), { lr = 0.1 }), progress = false })
+    _G.print = print0
+    assert(ok, history)
+    -- one process, the same global batches (8 rows: each rank's 8 / world rows of the strided shards)
+    local ref = net("float64", 1)
+    local ref_history = mg.train{ model = ref, loss_fn = mg.F.mse_loss, data = { x, y }, batch_size = 8, epochs = 3,
+      optimizer = mg.optim.SGD(ref:parameters(), { lr = 0.1 }), progress = false, log_every = 0 }
+    for e = 1, 3 do
+      local a, b = history.train_loss[e], ref_history.train_loss[e]
+      assert.is_true(math.abs(a - b) <= 1e-12 * b, e .. ": " .. a .. " vs " .. b)
+    end
+    if world > 1 then -- the same global batches in another order within each: same losses, not same bits
+      assert.is_true(max_rel(model:parameters(), ref:parameters()) < 1e-12)
+    end
+    if rank == 0 then
+      assert.equal(3, #printed)
+      assert.matches("^Epoch 3, Training loss ", printed[3])
+    else
+      assert.same({}, printed)
+    end
+  end)
+
   it("a model that differs across ranks is an error on every rank, not a hang", function()
     if world == 1 then return end
     local ok, err = pcall(DDP, mg.nn.Linear(rank == 1 and 3 or 2, 2))
