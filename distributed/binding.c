@@ -313,7 +313,7 @@ static int l_new_group(lua_State *L) {
         lua_setfield(L, LUA_REGISTRYINDEX, HOST_KEY); /* handed over once: the group destroys it */
     } else {
         char why[200];
-        if (mgd_mpi_world(&g->b, &g->owns_mpi, why, sizeof why) != 0) {
+        if (mgd_mpi_world(&g->b, &g->owns_mpi, timeout, why, sizeof why) != 0) {
             if (g->owns_mpi) mgd_mpi_finalize();
             return luaL_error(L, "init_process_group: %s", why);
         }

@@ -6,8 +6,9 @@
 #include "moongrad_dist.h"
 
 /* Initializes MPI when nobody has (*owns = 1: the caller finalizes it), then builds the backend
- * over a duplicate of MPI_COMM_WORLD. 0 on success; -1 with a message in why. */
-int mgd_mpi_world(mgd_backend *out, int *owns, char *why, size_t whylen);
+ * over a duplicate of MPI_COMM_WORLD, all within `timeout` seconds (else a watchdog thread ends
+ * the process with a message). 0 on success; -1 with a message in why. */
+int mgd_mpi_world(mgd_backend *out, int *owns, double timeout, char *why, size_t whylen);
 /* MPI_Finalize, when MPI is initialized and not yet finalized. */
 void mgd_mpi_finalize(void);
 

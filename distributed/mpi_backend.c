@@ -8,16 +8,22 @@
  * (a few hundred microseconds at most), so that oversubscribed ranks (mpirun --oversubscribe) leave
  * the cores to the rank that computes.
  *
+ * MPI's start (MPI_Init, MPI_Comm_dup) cannot be polled: a watchdog thread keeps its deadline
+ * (mgd_mpi_world).
+ *
  * The communicator is set to MPI_ERRORS_RETURN: an MPI error comes back as MGD_ERROR with MPI's
  * text (last_error), never as MPI's default abort. All state lives in the mgd_mpi struct (one per
  * process group); nothing here is global.
  */
+#include <errno.h>
 #include <mpi.h>
+#include <pthread.h>
 #include <sched.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "dist.h"
 
@@ -225,7 +231,39 @@ int mgd_mpi_backend(MPI_Comm comm, mgd_backend *out) {
     return 0;
 }
 
-int mgd_mpi_world(mgd_backend *out, int *owns, char *why, size_t whylen) {
+/* The watchdog of MPI's start: MPI_Init and MPI_Comm_dup block (a rank stopped before it calls
+ * init_process_group would hold every other rank there for ever), so a thread waits for them with
+ * the deadline and, past it, ends this process with a message; mpirun then ends the job. */
+typedef struct start_watch {
+    pthread_mutex_t lock;
+    pthread_cond_t done_cv;
+    int done;
+    double timeout;
+} start_watch;
+
+static void *watch_start(void *arg) {
+    start_watch *w = (start_watch *)arg;
+    struct timespec until;
+    clock_gettime(CLOCK_REALTIME, &until);
+    const double t = (double)until.tv_sec + 1e-9 * (double)until.tv_nsec + w->timeout;
+    until.tv_sec = (time_t)t;
+    until.tv_nsec = (long)((t - (double)until.tv_sec) * 1e9);
+    pthread_mutex_lock(&w->lock);
+    int rc = 0;
+    while (!w->done && rc != ETIMEDOUT) rc = pthread_cond_timedwait(&w->done_cv, &w->lock, &until);
+    const int done = w->done;
+    pthread_mutex_unlock(&w->lock);
+    if (!done) {
+        fprintf(stderr, "moongrad.distributed: init_process_group (MPI_Init, MPI_Comm_dup) did not complete within "
+                        "the deadline of %.1f s (its timeout): a rank died, stopped, or did not call it; ending this "
+                        "process\n", w->timeout);
+        fflush(stderr);
+        _exit(3);
+    }
+    return NULL;
+}
+
+int mgd_mpi_world(mgd_backend *out, int *owns, double timeout, char *why, size_t whylen) {
     int initialized = 0, finalized = 0;
     MPI_Initialized(&initialized);
     MPI_Finalized(&finalized);
@@ -235,19 +273,35 @@ int mgd_mpi_world(mgd_backend *out, int *owns, char *why, size_t whylen) {
                               "MPI cannot start twice in one process");
         return -1;
     }
+    start_watch w;
+    memset(&w, 0, sizeof w);
+    pthread_mutex_init(&w.lock, NULL);
+    pthread_cond_init(&w.done_cv, NULL);
+    w.timeout = timeout;
+    pthread_t watchdog;
+    const int watching = pthread_create(&watchdog, NULL, watch_start, &w) == 0;
+    int status = 0;
     if (!initialized) {
         int provided = 0;
         if (MPI_Init_thread(NULL, NULL, MPI_THREAD_FUNNELED, &provided) != MPI_SUCCESS) {
             snprintf(why, whylen, "MPI_Init_thread failed");
-            return -1;
+            status = -1;
+        } else {
+            *owns = 1;
         }
-        *owns = 1;
     }
-    if (mgd_mpi_backend(MPI_COMM_WORLD, out) != 0) {
+    if (status == 0 && mgd_mpi_backend(MPI_COMM_WORLD, out) != 0) {
         snprintf(why, whylen, "cannot duplicate MPI_COMM_WORLD (no memory?)");
-        return -1;
+        status = -1;
     }
-    return 0;
+    pthread_mutex_lock(&w.lock);
+    w.done = 1;
+    pthread_cond_signal(&w.done_cv);
+    pthread_mutex_unlock(&w.lock);
+    if (watching) pthread_join(watchdog, NULL);
+    pthread_cond_destroy(&w.done_cv);
+    pthread_mutex_destroy(&w.lock);
+    return status;
 }
 
 void mgd_mpi_finalize(void) {

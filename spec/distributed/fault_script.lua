@@ -3,10 +3,13 @@
 local mg = require "moongrad"
 local dist = require "moongrad.distributed"
 local mode, timeout = arg[1], tonumber(arg[2])
+local function pid() return io.open("/proc/self/stat"):read("n") end
+if mode == "stop_before_init" and os.getenv("OMPI_COMM_WORLD_RANK") == "1" then
+  os.execute("kill -STOP " .. pid())
+end
 dist.init_process_group{ timeout = timeout }
 local t = mg.ones(4)
 dist.all_reduce(t) -- a first one that completes
-local function pid() return io.open("/proc/self/stat"):read("n") end
 if dist.get_rank() == 1 then
   if mode == "error" then error("rank 1 failed on purpose") end
   if mode == "kill" then os.execute("kill -KILL " .. pid()) end

@@ -45,6 +45,15 @@ describe("a failing rank ends the whole job within the deadline", function()
     no_process_left("stop")
   end)
 
+  it("a rank stopped before init_process_group: the others' start watchdog ends the job", function()
+    local out, status, took = job("stop_before_init")
+    assert.are_not.equal(0, status)
+    assert.matches("moongrad.distributed: init_process_group (MPI_Init, MPI_Comm_dup) did not complete within the "
+      .. "deadline of 3.0 s (its timeout): a rank died, stopped, or did not call it; ending this process", out, 1, true)
+    assert.is_true(took < TIMEOUT + 5, "took " .. took .. " s")
+    no_process_left("stop_before_init")
+  end)
+
   it("a rank killed by SIGKILL: mpirun ends the job", function()
     local out, status, took = job("kill")
     assert.are_not.equal(0, status)
