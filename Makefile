@@ -301,6 +301,24 @@ test-mpi: deps mpi-deps $(MODULE)
 	echo "== spec/distributed fault specs (each starts its own mpirun job)"; \
 	MOONGRAD_MPIRUN="$(MPIRUN)" busted --lua=$(LUA) --pattern=_faults $(BUSTED_ARGS) spec/distributed || status=1; \
 	exit $$status
+# `make test-mpi-asan`: spec/distributed under mpirun -np 2 and 4 with the core and this module built
+# with ASan + UBSan (the interpreter preloads the runtimes, as `make asan`); a report fails it.
+DIST_ASAN_OBJ    = $(DIST_SRC:%.c=$(ASAN_BUILD)/%.o)
+DIST_ASAN_MODULE = $(ASAN_BUILD)/moongrad/distributed_core.so
+$(DIST_ASAN_OBJ): ALL_CFLAGS += $(MPI_CFLAGS)
+$(DIST_ASAN_MODULE): $(DIST_ASAN_OBJ)
+	@mkdir -p $(dir $@)
+	$(CC) -shared -fsanitize=address,undefined -o $@ $(DIST_ASAN_OBJ) $(MPI_LIBS) $(LDLIBS)
+.PHONY: test-mpi-asan
+test-mpi-asan: deps mpi-deps $(ASAN_MODULE) $(DIST_ASAN_MODULE)
+	@status=0; for np in 2 "4 --oversubscribe"; do \
+	  $(MPIRUN) -np $$np env LUA_CPATH="$(CURDIR)/$(ASAN_BUILD)/?.so;;" \
+	    LD_PRELOAD="$$($(CC) -print-file-name=libasan.so) $$($(CC) -print-file-name=libubsan.so)" \
+	    ASAN_OPTIONS=detect_leaks=0 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
+	    sh distributed/rank0.sh busted --lua=$(LUA) --cpath="$(CURDIR)/$(ASAN_BUILD)/?.so" --pattern=_mpi \
+	    $(BUSTED_ARGS) spec/distributed || status=1; \
+	done; ! grep -lE 'ERROR: AddressSanitizer|runtime error:' /tmp/moongrad-rank*.log && exit $$status
+
 # spec/hosts/dist_host.c: a host handing moongrad.distributed its own communicator and transport
 DIST_HOST = $(BUILD)/dist_host
 $(DIST_HOST): spec/hosts/dist_host.c $(STATIC_LIB) $(DIST_OBJ)
