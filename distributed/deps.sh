@@ -3,7 +3,8 @@
 # runs as root; otherwise names the packages to install.
 missing=""
 for p in libopenmpi-dev openmpi-bin; do
-    dpkg -s "$p" >/dev/null 2>&1 || missing="$missing $p"
+    # installed, not merely known (a removed package keeps a dpkg -s entry for its config files)
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'ok installed' || missing="$missing $p"
 done
 [ -z "$missing" ] && exit 0
 if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
