@@ -562,5 +562,6 @@ function M.fashion_mnist(opts)
   labels:add_(1)
   return images, labels, { table.unpack(M.FASHION_MNIST_CLASSES) }
 end
+M.DistributedSampler = require("moongrad.data_distributed").DistributedSampler -- issue 12
 
 return M

@@ -730,5 +730,6 @@ M.init = require "moongrad.nn.initializers" -- mg.nn.init: nn/initializers.lua
 require("moongrad.nn.containers")(M) -- Flatten Unflatten Identity ModuleList ModuleDict
 require("moongrad.nn.layers")(M) -- Conv1d Conv2d pools BatchNorm LayerNorm Embedding
 require("moongrad.nn.activation")(M) -- LeakyReLU GELU ELU SiLU Softplus Softmax LogSoftmax, 4 losses
+M.parallel = require "moongrad.nn.parallel" -- DistributedDataParallel (issue 12): loads MPI only when used
 
 return M

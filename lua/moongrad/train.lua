@@ -199,7 +199,11 @@ function M.train(opts)
     log_every = 1, progress = "auto", allow_divergence = false,
   }, 2, { "model", "loss_fn", "optimizer", "data" })
   local model, loss_fn, opt = o.model, o.loss_fn, o.optimizer
-  local bar = o.progress == true or (o.progress == "auto" and core._isatty())
+  -- data-parallel (issue 12): print on rank 0 only, losses averaged over ranks (moongrad.distributed)
+  local dist = package.loaded["moongrad.distributed"]
+  dist = dist and dist._group() and dist._train
+  local quiet = dist and not dist.main() -- a rank other than 0 prints nothing
+  local bar = (o.progress == true or (o.progress == "auto" and core._isatty())) and not quiet
   local width = bar and terminal_width()
   local last_len = 0 -- of the progress line on screen
   local history = { train_loss = {}, val_loss = o.val_data and {} or nil }
@@ -208,6 +212,7 @@ function M.train(opts)
   if model.train then model:train() end
   for epoch = 1, o.epochs do
     local total, count, seen = 0, 0, 0
+    if dist then dist.set_epoch(o.data, epoch) end
     local iter, nbatches = batches(o.data, o.batch_size or nil, o.shuffle)
     for x, y in iter do
       opt:zero_grad()
@@ -238,16 +243,19 @@ function M.train(opts)
         }, width), last_len)
       end
     end
+    if dist then total, count = dist.sum(total, count) end
     local train_loss = total / math.max(count, 1)
     history.train_loss[epoch] = train_loss
     if finite(train_loss) then last = { loss = train_loss, epoch = epoch } end
     local val_loss
     if o.val_data then
       val_loss = evaluate(model, loss_fn, o.val_data, o.batch_size or nil)
+      if dist then val_loss = dist.average(val_loss) end
       history.val_loss[epoch] = val_loss
     end
     -- the epoch's summary line (each log_every epochs, the last, and the one training stops at)
     local function summary()
+      if quiet then return end
       local line = string.format("Epoch %d, Training loss %.6f%s", epoch, train_loss,
         val_loss and string.format(", Validation loss %.6f", val_loss) or "")
       if not bar then

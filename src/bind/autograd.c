@@ -1,6 +1,7 @@
 /*
  * autograd.c (binding): recording the graph, the backward engine, and autograd's Lua API
- * (backward, .grad, requires_grad_, detach, retain_grad, no_grad, enable_grad, autograd.grad).
+ * (backward, .grad, requires_grad_, detach, retain_grad, no_grad, enable_grad, autograd.grad,
+ * post-accumulate-grad hooks).
  *
  * The graph is made of Node userdata ("moongrad.Node"), without finalizers. A result that requires
  * grad holds its node in user value LT_UV_NODE; a node holds, in its own user values,
@@ -172,6 +173,153 @@ static void accumulate(lua_State *L, int holder, int uv, int g_idx) {
     lua_pop(L, 1);
 }
 
+/* ---- post-accumulate-grad hooks and end-of-pass callbacks ----------------------------------
+ * t:register_post_accumulate_grad_hook(fn) (PyTorch 2.x's name and meaning): fn(t) runs once per
+ * backward pass, after the pass has summed every gradient it sends to the leaf t into t.grad. It is
+ * what data-parallel training needs to start a bucket's allreduce during backward. Before the pass
+ * the engine counts how many inputs of the nodes it will run are a hooked leaf t (counts[t], a
+ * table made only when some leaf has a hook); each node that passes t (with or without a gradient)
+ * lowers the count, and the one that brings it to 0 runs t's hooks if a gradient reached t.
+ * autograd.grad does not run them (it leaves .grad alone), as in PyTorch.
+ * mg._queue_backward_callback(fn), from a hook, runs fn when the pass's last node has run, before
+ * backward returns (PyTorch's engine queue_callback): DDP finishes its allreduces there. */
+
+/* counts[t] holds 2 * (inputs still to pass) + (1 if a gradient reached t) */
+static void count_hooked_inputs(lua_State *L, int order, int count, int counts) {
+    for (int i = 1; i <= count; i++) {
+        lua_rawgeti(L, order, i);
+        const mg_node *n = (const mg_node *)lua_touserdata(L, -1);
+        for (int j = 1; j <= n->ninputs; j++) {
+            lua_getiuservalue(L, -1, j);
+            const mg_tensor *t = lt_test(L, -1);
+            if (t && t->requires_grad && (t->flags & LT_HAS_HOOK) && !node_of(L, lua_gettop(L))) {
+                lua_pushvalue(L, -1);
+                const lua_Integer v = lua_rawget(L, counts) == LUA_TNUMBER ? lua_tointeger(L, -1) : 0;
+                lua_pop(L, 1);
+                lua_pushinteger(L, v + 2);
+                lua_rawset(L, counts);
+            } else {
+                lua_pop(L, 1);
+            }
+        }
+        lua_pop(L, 1);
+    }
+}
+
+/* Runs the hooks of the leaf at idx: fn(t) for each, in the order registered. */
+static void run_hooks(lua_State *L, int idx) {
+    idx = lua_absindex(L, idx);
+    lua_getiuservalue(L, lua_upvalueindex(1), LT_CTX_UV_HOOKS);
+    lua_pushvalue(L, idx);
+    if (lua_rawget(L, -2) == LUA_TTABLE) {
+        const lua_Integer n = (lua_Integer)lua_rawlen(L, -1);
+        for (lua_Integer i = 1; i <= n; i++) {
+            if (lua_rawgeti(L, -1, i) == LUA_TFUNCTION) {
+                lua_pushvalue(L, idx);
+                lua_call(L, 1, 0);
+            } else {
+                lua_pop(L, 1);
+            }
+        }
+    }
+    lua_pop(L, 2);
+}
+
+/* The node at node_idx has passed its inputs on (got: with a gradient): count the hooked leaves. */
+static void pass_hooked_inputs(lua_State *L, int node_idx, int counts, int got) {
+    const mg_node *n = (const mg_node *)lua_touserdata(L, node_idx);
+    for (int j = 1; j <= n->ninputs; j++) {
+        lua_getiuservalue(L, node_idx, j);
+        const int in = lua_gettop(L);
+        lua_pushvalue(L, in);
+        if (lua_rawget(L, counts) == LUA_TNUMBER) {
+            const lua_Integer v = (lua_tointeger(L, -1) - 2) | (got ? 1 : 0);
+            lua_pushvalue(L, in);
+            lua_pushinteger(L, v);
+            lua_rawset(L, counts);
+            if (v == 1) run_hooks(L, in);
+        }
+        lua_settop(L, in - 1);
+    }
+}
+
+/* t:register_post_accumulate_grad_hook(fn): a handle whose remove() takes the hook off again. */
+static int l_remove_hook(lua_State *L) {
+    lua_pushvalue(L, lua_upvalueindex(1)); /* the leaf's list */
+    const lua_Integer n = (lua_Integer)lua_rawlen(L, -1);
+    for (lua_Integer i = 1; i <= n; i++) {
+        lua_rawgeti(L, -1, i);
+        const int same = lua_rawequal(L, -1, lua_upvalueindex(2));
+        lua_pop(L, 1);
+        if (same) { /* shift the rest down (table.remove) */
+            for (; i < n; i++) {
+                lua_rawgeti(L, -1, i + 1);
+                lua_rawseti(L, -2, i);
+            }
+            lua_pushnil(L);
+            lua_rawseti(L, -2, n);
+            break;
+        }
+    }
+    return 0;
+}
+
+static int l_register_post_accumulate_grad_hook(lua_State *L) {
+    mg_tensor *t = lt_check(L, 1);
+    luaL_checktype(L, 2, LUA_TFUNCTION);
+    if (!t->requires_grad)
+        return lt_argerror(L, 1, "cannot register a hook on a tensor that does not require grad");
+    if (node_of(L, 1))
+        return lt_argerror(L, 1, "post accumulate grad hooks cannot be registered on non-leaf tensors");
+    lua_getiuservalue(L, lua_upvalueindex(1), LT_CTX_UV_HOOKS);
+    lua_pushvalue(L, 1);
+    if (lua_rawget(L, -2) != LUA_TTABLE) {
+        lua_pop(L, 1);
+        lua_newtable(L);
+        lua_pushvalue(L, 1);
+        lua_pushvalue(L, -2);
+        lua_rawset(L, -4);
+    }
+    lua_pushvalue(L, 2);
+    lua_rawseti(L, -2, (lua_Integer)lua_rawlen(L, -2) + 1);
+    t->flags |= LT_HAS_HOOK;
+    lua_createtable(L, 0, 1);
+    lua_pushvalue(L, -2);
+    lua_pushvalue(L, 2);
+    lua_pushcclosure(L, l_remove_hook, 2);
+    lua_setfield(L, -2, "remove");
+    return 1;
+}
+
+/* Runs (and empties) the callbacks queued during the pass, in the order queued. */
+static void run_callbacks(lua_State *L) {
+    for (;;) {
+        lua_getiuservalue(L, lua_upvalueindex(1), LT_CTX_UV_CALLBACKS);
+        const lua_Integer n = (lua_Integer)lua_rawlen(L, -1);
+        if (n == 0) {
+            lua_pop(L, 1);
+            return;
+        }
+        lua_newtable(L);
+        lua_setiuservalue(L, lua_upvalueindex(1), LT_CTX_UV_CALLBACKS);
+        for (lua_Integer i = 1; i <= n; i++) {
+            lua_rawgeti(L, -1, i);
+            lua_call(L, 0, 0);
+        }
+        lua_pop(L, 1);
+    }
+}
+
+static int l_queue_backward_callback(lua_State *L) {
+    luaL_checktype(L, 1, LUA_TFUNCTION);
+    if (!lt_ctx(L)->backward_running)
+        return luaL_error(L, "'_queue_backward_callback': no backward pass is running (call it from a hook)");
+    lua_getiuservalue(L, lua_upvalueindex(1), LT_CTX_UV_CALLBACKS);
+    lua_pushvalue(L, 1);
+    lua_rawseti(L, -2, (lua_Integer)lua_rawlen(L, -2) + 1);
+    return 0;
+}
+
 /* Orders the nodes reachable from the node at `root` into the table at `order` (post-order:
  * inputs before the nodes that use them), with an explicit stack in the table at `stack`. */
 static int order_nodes(lua_State *L, int root, int order, int stack, uint32_t pass) {
@@ -316,12 +464,13 @@ static void add_rule_result(lua_State *L, mg_ctx *ctx, const mg_backward_args *a
 }
 
 /* Runs one node: its output's gradient through the rule to each input that requires grad. */
-static void run_node(lua_State *L, int node_idx, int retain, int capture, int results) {
+static void run_node(lua_State *L, int node_idx, int retain, int capture, int results, int counts) {
     mg_ctx *ctx = lt_ctx(L);
     mg_node *n = (mg_node *)lua_touserdata(L, node_idx);
     const int base = lua_gettop(L);
     if (lua_getiuservalue(L, node_idx, uv_pending(n)) == LUA_TNIL) { /* no gradient reached it */
         lua_settop(L, base);
+        if (counts) pass_hooked_inputs(L, node_idx, counts, 0);
         return;
     }
     const int gout = lua_gettop(L);
@@ -355,6 +504,7 @@ static void run_node(lua_State *L, int node_idx, int retain, int capture, int re
     }
     lua_pushnil(L);
     lua_setiuservalue(L, node_idx, uv_pending(n));
+    if (counts) pass_hooked_inputs(L, node_idx, counts, 1);
     if (!retain) { /* free what only backward needed: the saved tensors */
         n->flags |= MG_NODE_FREED;
         for (int i = n->ninputs + 1; i <= n->ninputs + n->nsaved; i++) {
@@ -408,6 +558,7 @@ static void backward_pass(lua_State *L, int root, int grad_idx, int retain, int 
     if (lua_getiuservalue(L, root, LT_UV_NODE) != LUA_TUSERDATA) { /* a leaf */
         lua_pop(L, 1);
         route(L, root, grad_idx, capture, results);
+        if (!capture && (lt_check(L, root)->flags & LT_HAS_HOOK)) run_hooks(L, root);
         return;
     }
     const int node = lua_gettop(L);
@@ -427,6 +578,16 @@ static void backward_pass(lua_State *L, int root, int grad_idx, int retain, int 
         lua_setiuservalue(L, -2, uv_pending((const mg_node *)lua_touserdata(L, -2)));
         lua_pop(L, 1);
     }
+    int counts = 0; /* hooked leaves -> inputs still to pass: only when some leaf has a hook */
+    lua_getiuservalue(L, lua_upvalueindex(1), LT_CTX_UV_HOOKS);
+    lua_pushnil(L);
+    const int any_hook = lua_next(L, -2) != 0;
+    lua_settop(L, stack);
+    if (!capture && any_hook) {
+        lua_newtable(L);
+        counts = lua_gettop(L);
+        count_hooked_inputs(L, order, count, counts);
+    }
     const int pos = captured(L, capture, root);
     if (pos) { /* autograd.grad(y, y): d y / d y is the gradient given */
         mg_tensor *g = lt_check(L, grad_idx);
@@ -444,7 +605,7 @@ static void backward_pass(lua_State *L, int root, int grad_idx, int retain, int 
     accumulate(L, node, uv_pending(n), grad_idx);
     for (int i = count; i >= 1; i--) {
         lua_rawgeti(L, order, i);
-        run_node(L, lua_gettop(L), retain, capture, results);
+        run_node(L, lua_gettop(L), retain, capture, results, counts);
         lua_pop(L, 1);
         lua_pushnil(L); /* the work table must not keep the graph alive */
         lua_rawseti(L, order, i);
@@ -456,6 +617,7 @@ static void backward_pass(lua_State *L, int root, int grad_idx, int retain, int 
  * retain), run by lua_pcall from run_backward. */
 static int backward_protected(lua_State *L) {
     backward_pass(L, 1, 2, lua_toboolean(L, 5), lua_isnil(L, 3) ? 0 : 3, lua_isnil(L, 4) ? 0 : 4);
+    run_callbacks(L);
     return 0;
 }
 
@@ -485,7 +647,11 @@ static void run_backward(lua_State *L, int root, int grad_idx, int retain, int c
     ctx->backward_running = 1;
     const int status = lua_pcall(L, 5, 0, 0);
     ctx->backward_running = 0;
-    if (status != LUA_OK) lua_error(L);
+    if (status != LUA_OK) { /* callbacks queued by a pass that raised do not run later */
+        lua_newtable(L);
+        lua_setiuservalue(L, lua_upvalueindex(1), LT_CTX_UV_CALLBACKS);
+        lua_error(L);
+    }
 }
 
 static int opt_retain(lua_State *L, int idx) {
@@ -795,10 +961,10 @@ int lt_autograd_set(lua_State *L, mg_tensor *t, const char *key) {
 
 const luaL_Reg lt_autograd_methods[] = {
     {"backward", l_backward}, {"requires_grad_", l_requires_grad_}, {"retain_grad", l_retain_grad},
-    {"zero_grad", l_zero_grad},
+    {"zero_grad", l_zero_grad}, {"register_post_accumulate_grad_hook", l_register_post_accumulate_grad_hook},
     {NULL, NULL}};
 
 const luaL_Reg lt_autograd_functions[] = {
     {"no_grad", l_no_grad}, {"enable_grad", l_enable_grad}, {"is_grad_enabled", l_is_grad_enabled},
-    {"_autograd_grad", l_grad},
+    {"_autograd_grad", l_grad}, {"_queue_backward_callback", l_queue_backward_callback},
     {NULL, NULL}};

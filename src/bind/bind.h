@@ -47,7 +47,9 @@
 #define LT_CTX_UV_STACK 2
 #define LT_CTX_UV_NODE_MT 3 /* the metatable of graph nodes */
 #define LT_CTX_UV_GRAD_MODES 4 /* coroutine -> its grad mode, weak keys (autograd.c) */
-#define LT_CTX_NUV 4
+#define LT_CTX_UV_HOOKS 5 /* leaf tensor -> its post-accumulate-grad hooks, weak keys (autograd.c) */
+#define LT_CTX_UV_CALLBACKS 6 /* functions queued to run when the backward pass ends (autograd.c) */
+#define LT_CTX_NUV 6
 
 /* Storage of at least this many bytes starts on a 64-byte boundary inside its userdata. */
 #define LT_ALIGN_MIN 256
@@ -59,6 +61,7 @@ enum {
     LT_OWNS_HOST = 4,   /* made by mg_push_host_tensor: its <close> releases the host's buffer */
     LT_CLOSED = 8,      /* closed by <close>: unusable, whatever its storage */
     LT_OWNS_BLOCK = 16, /* a large tensor: its bytes are a block of the ctx's cache (tensor.c) */
+    LT_HAS_HOOK = 32,   /* has had a post-accumulate-grad hook (autograd.c): look it up */
 };
 
 static inline mg_ctx *lt_ctx(lua_State *L) { return (mg_ctx *)lua_touserdata(L, lua_upvalueindex(1)); }

@@ -122,6 +122,14 @@ int luaopen_moongrad_core(lua_State *L) {
     lua_setfield(L, -2, "__mode");
     lua_setmetatable(L, -2);
     lua_setiuservalue(L, -2, LT_CTX_UV_GRAD_MODES);
+    lua_newtable(L); /* leaf -> its post-accumulate-grad hooks (autograd.c), weak keys */
+    lua_createtable(L, 0, 1);
+    lua_pushliteral(L, "k");
+    lua_setfield(L, -2, "__mode");
+    lua_setmetatable(L, -2);
+    lua_setiuservalue(L, -2, LT_CTX_UV_HOOKS);
+    lua_newtable(L); /* callbacks queued for the end of the running backward pass (autograd.c) */
+    lua_setiuservalue(L, -2, LT_CTX_UV_CALLBACKS);
     const int ctx_idx = lua_gettop(L);
     lua_pushvalue(L, ctx_idx); /* for the embedding API's calls from outside the module's closures */
     lua_setfield(L, LUA_REGISTRYINDEX, LT_CTX_KEY);

@@ -1,0 +1,55 @@
+-- W6 data-parallel (issue 12): the MLP 784-256-10 of w6_mlp.lua, batch 64 per rank, SGD, through
+-- DistributedDataParallel, on 1 thread per rank. Not part of `make bench` (it needs mpirun):
+--   mpirun -np 1 lua5.4 bench/w6_ddp.lua ; mpirun -np 2 lua5.4 bench/w6_ddp.lua
+-- (as root with OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1). Rank 0 prints, per
+-- configuration: the step time, throughput in samples/s over all ranks, and the share of the step
+-- that synchronization adds (the same steps under ddp:no_sync(), which skips all communication,
+-- give the compute-only time). Configurations: one 25 MB bucket (nothing overlaps: the allreduce
+-- starts when backward ends) and 0.25 MB buckets (the last layer's starts during backward).
+-- W6_DDP_STEPS (default 200) steps each, after 20 of warm-up. Scaling efficiency at N ranks =
+-- throughput(N) / (N x throughput(1)).
+package.path = arg[0]:match("(.-)[^/]*$") .. "?.lua;" .. package.path
+local mg = require "moongrad"
+local B = require "common"
+local dist = require "moongrad.distributed"
+B.setup(mg)
+dist.init_process_group{timeout = 120}
+local rank, world = dist.get_rank(), dist.get_world_size()
+local STEPS = tonumber(os.getenv("W6_DDP_STEPS") or "200")
+local DIN, DH, DOUT, BATCH = 784, 256, 10, 64
+
+mg.manual_seed(61 + rank) -- each rank its own data
+local X = mg.randn(BATCH * 8, DIN) * 0.1
+local Y = mg.randint(1, DOUT + 1, { BATCH * 8 })
+local loss_fn = mg.nn.CrossEntropyLoss()
+
+local function run(cap, sync)
+  mg.manual_seed(1)
+  local model = mg.nn.parallel.DistributedDataParallel(
+    mg.nn.Sequential(mg.nn.Linear(DIN, DH), mg.nn.ReLU(), mg.nn.Linear(DH, DOUT)), { bucket_cap_mb = cap })
+  local opt = mg.optim.SGD(model:parameters(), { lr = 0.05, momentum = 0.9 })
+  local function step(i)
+    local s = (i % 8) * BATCH + 1
+    opt:zero_grad()
+    local loss = loss_fn(model(X:narrow(1, s, BATCH)), Y:narrow(1, s, BATCH))
+    if sync then loss:backward() else model:no_sync(function() loss:backward() end) end
+    opt:step()
+  end
+  for i = 1, 20 do step(i) end
+  dist.barrier()
+  local t0 = B.clock()
+  for i = 1, STEPS do step(i) end
+  dist.barrier()
+  return (B.clock() - t0) / STEPS, #model:_buckets()
+end
+
+for _, cap in ipairs({ 25, 0.25 }) do
+  local t_sync, nb = run(cap, true)
+  local t_local = run(cap, false)
+  if rank == 0 then
+    print(string.format("W6 DDP  ranks %d  bucket_cap_mb %-5g (%d buckets)  step %.3f ms  %.0f samples/s  "
+      .. "sync adds %.1f %% of the step (compute-only step %.3f ms)", world, cap, nb, 1e3 * t_sync,
+      world * BATCH / t_sync, 100 * (t_sync - t_local) / t_sync, 1e3 * t_local))
+  end
+end
+dist.destroy_process_group()

@@ -1,0 +1,218 @@
+-- mg.nn.parallel: DistributedDataParallel (PyTorch's torch.nn.parallel.DistributedDataParallel),
+-- over moongrad.distributed's default process group.
+--
+-- At construction every parameter and buffer is broadcast from rank 0, so all ranks start equal.
+-- After loss:backward() every parameter's .grad is the average of the ranks' gradients, the same
+-- bits on every rank. How: the parameters are packed, in reverse order (the order backward makes
+-- their gradients), into flat buckets of at most bucket_cap_mb megabytes per dtype; each parameter
+-- has a hook (t:register_post_accumulate_grad_hook) that copies its gradient into its bucket when
+-- backward has finished it, and a bucket whose gradients are all in starts its allreduce at once
+-- (nonblocking, in bucket order on every rank), so communication overlaps the rest of backward.
+-- Open MPI has no progress thread here: each hook also tests the started buckets, which drives
+-- them. When the last node has run (an end-of-pass callback) the remaining buckets start, all are
+-- waited for, and the averages are written to .grad before backward returns.
+-- A bucket carries one more slot per parameter: 1 when this rank produced a gradient for it. A
+-- parameter that no rank gave a gradient keeps its .grad (nil stays nil); one that some ranks used
+-- gets the average with zeros from the others, as PyTorch's DDP does.
+local M = {}
+
+local DDP -- the class, made on first use (moongrad.nn is still loading when this file is)
+
+local function make_class()
+  local mg = require "moongrad"
+  local util = require "moongrad.util"
+  local dist = require "moongrad.distributed"
+  local C = require "moongrad.distributed_core"
+  local core = require "moongrad.core"
+  local class = mg.nn.Module:extend("DistributedDataParallel")
+
+  local function state(self) return rawget(self, "_ddp") end
+
+  -- every buffer of the module tree, each once, in named_modules order
+  local function buffers(module)
+    local out, seen = {}, {}
+    for _, m in ipairs(module:modules()) do
+      for _, n in ipairs(rawget(m, "_buffer_order")) do
+        local b = rawget(m, "_buffers")[n]
+        if b ~= nil and not seen[b] then
+          seen[b] = true
+          out[#out + 1] = b
+        end
+      end
+    end
+    return out
+  end
+
+  -- Starts every bucket whose turn it is (bucket order: every rank starts the same collectives in
+  -- the same order), then tests the started ones (MPI's progress).
+  local function launch(s, force)
+    while s.next <= #s.buckets and (force or s.buckets[s.next].pending == 0) do
+      local b = s.buckets[s.next]
+      s.group:iallreduce(s.next - 1, b.flat, "sum")
+      b.started = true
+      s.next = s.next + 1
+    end
+    for i = s.tested + 1, s.next - 1 do
+      if not s.group:test(i - 1) then break end
+      s.tested = i
+    end
+  end
+
+  -- end of the backward pass: start what is left, wait for all, write the averages to .grad
+  local function finish(s)
+    s.early = s.next - 1 -- buckets started while backward was still running (the overlap)
+    launch(s, true)
+    local n = s.world
+    mg.no_grad(function()
+      for i, b in ipairs(s.buckets) do
+        s.group:wait(i - 1)
+        for j, e in ipairs(b.entries) do
+          local used = b.flat[b.used_at + j]
+          if used > 0 then
+            local avg = b.flat:narrow(1, e.offset, e.numel):div(n):view(e.param.shape)
+            local g = e.param.grad
+            if g == nil then e.param.grad = avg:clone() else g:copy_(avg) end
+          end
+        end
+      end
+    end)
+    s.active = false
+  end
+
+  -- the hook of parameter e.param: its gradient is complete for this pass
+  local function ready(s, e)
+    if not s.sync then return end
+    if not s.active then -- the first gradient of this pass
+      s.active = true
+      s.next, s.tested = 1, 0
+      for _, b in ipairs(s.buckets) do
+        b.flat:zero_()
+        b.pending = #b.entries
+        b.started = false
+      end
+      core._queue_backward_callback(function() finish(s) end)
+    end
+    local b = s.buckets[e.bucket]
+    if b.started then error("DistributedDataParallel: a parameter's hook ran twice in one backward pass", 0) end
+    b.flat:narrow(1, e.offset, e.numel):copy_(e.param.grad:reshape(e.numel))
+    b.flat[b.used_at + e.index] = 1
+    b.pending = b.pending - 1
+    launch(s, false)
+  end
+
+  function class:init(module, opts)
+    if not mg.nn.is_module(module) then
+      util.argerror("DistributedDataParallel", 1, "Module expected, got %s", type(module))
+    end
+    local o = util.options("DistributedDataParallel", 2, opts, { bucket_cap_mb = 25, broadcast_buffers = true })
+    if type(o.bucket_cap_mb) ~= "number" or o.bucket_cap_mb <= 0 or o.bucket_cap_mb ~= o.bucket_cap_mb then
+      util.argerror("DistributedDataParallel", 2, "bucket_cap_mb must be a positive number, got %s",
+        tostring(o.bucket_cap_mb))
+    end
+    local group = dist._group()
+    if not group then
+      error("DistributedDataParallel: the default process group has not been initialized (call "
+        .. "dist.init_process_group first)", 3)
+    end
+    self:register_module("module", module)
+    local params = module:parameters()
+    local bufs = buffers(module)
+    -- the same model on every rank: the number of parameters and buffers (checked), then each one
+    -- (shape and dtype, checked by broadcast), from rank 0
+    group:check("DistributedDataParallel", mg.zeros(#params, #bufs + 1))
+    for _, t in ipairs(params) do dist.broadcast(t, 0) end
+    for _, t in ipairs(bufs) do dist.broadcast(t, 0) end
+    -- buckets: parameters that require grad, last first, by dtype, each up to the cap
+    local cap = o.bucket_cap_mb * 1024 * 1024
+    local s = { group = group, world = group:size(), buckets = {}, sync = true, active = false,
+      next = 1, tested = 0, hooks = {} }
+    local open = {} -- dtype -> the bucket being filled
+    local layouts = {}
+    for i = #params, 1, -1 do
+      local p = params[i]
+      if p.requires_grad then
+        local b = open[p.dtype]
+        local bytes = p:numel() * (p.dtype == "float32" and 4 or 8)
+        if b == nil or (b.bytes > 0 and b.bytes + bytes > cap) then
+          b = { dtype = p.dtype, entries = {}, bytes = 0, numel = 0 }
+          s.buckets[#s.buckets + 1] = b
+          open[p.dtype] = b
+        end
+        local e = { param = p, bucket = #s.buckets, index = #b.entries + 1, offset = b.numel + 1, numel = p:numel() }
+        for k, bb in ipairs(s.buckets) do if bb == b then e.bucket = k end end
+        b.entries[#b.entries + 1] = e
+        b.bytes, b.numel = b.bytes + bytes, b.numel + p:numel()
+        layouts[#layouts + 1] = e
+      end
+    end
+    if #s.buckets > C.max_pending then
+      util.argerror("DistributedDataParallel", 2, "%d buckets: at most %d (raise bucket_cap_mb)", #s.buckets,
+        C.max_pending)
+    end
+    for _, b in ipairs(s.buckets) do
+      b.used_at = b.numel -- flat[used_at + j]: 1 when this rank has a gradient for entry j
+      b.flat = mg.zeros(b.numel + #b.entries, { dtype = b.dtype })
+    end
+    for _, e in ipairs(layouts) do
+      s.hooks[#s.hooks + 1] = e.param:register_post_accumulate_grad_hook(function() ready(s, e) end)
+    end
+    s.broadcast_buffers, s.buffers = o.broadcast_buffers, bufs
+    rawset(self, "_ddp", s)
+  end
+
+  function class:forward(...)
+    local s = state(self)
+    if s.active then
+      error("DistributedDataParallel: expected to have finished reduction in the prior iteration before "
+        .. "starting a new one (the last backward did not run to its end)", 2)
+    end
+    if s.broadcast_buffers then
+      for _, b in ipairs(s.buffers) do dist.broadcast(b, 0) end
+    end
+    return self.module(...)
+  end
+
+  -- ddp:no_sync(): a guard for a <close> variable; ddp:no_sync(fn, ...): runs fn. Inside, backward
+  -- only accumulates local gradients (no communication); the first backward after it averages the
+  -- accumulated .grad.
+  function class:no_sync(fn, ...)
+    local s = state(self)
+    local previous = s.sync
+    s.sync = false
+    if fn == nil then
+      return setmetatable({}, { __close = function() s.sync = previous end })
+    end
+    if type(fn) ~= "function" then util.argerror("no_sync", 1, "function or nothing expected, got %s", type(fn)) end
+    local res = table.pack(pcall(fn, ...))
+    s.sync = previous
+    if not res[1] then error(res[2], 0) end
+    return table.unpack(res, 2, res.n)
+  end
+
+  -- the buckets, for tests and tuning: a list of {dtype = , numel = , params = n}
+  function class:_buckets()
+    local out = {}
+    for i, b in ipairs(state(self).buckets) do out[i] = { dtype = b.dtype, numel = b.numel, params = #b.entries } end
+    return out
+  end
+
+  -- the last backward pass: {early = buckets started before its last node ran, buckets = all}
+  function class:_last_pass()
+    local s = state(self)
+    return { early = s.early, buckets = #s.buckets }
+  end
+
+  function class:extra_repr()
+    return string.format("world_size=%d, buckets=%d", state(self).world, #state(self).buckets)
+  end
+
+  return class
+end
+
+-- mg.nn.parallel.DistributedDataParallel(module [, {bucket_cap_mb = 25, broadcast_buffers = true}])
+function M.DistributedDataParallel(module, opts)
+  DDP = DDP or make_class()
+  return DDP(module, opts)
+end
+
+return M

@@ -1,0 +1,268 @@
+-- DistributedDataParallel under mpirun (make test-mpi: -np 1, 2 and 4 --oversubscribe): N ranks,
+-- each on its shard of every batch, give the parameters of 1 process on the whole batch.
+local mg = require "moongrad"
+local dist = require "moongrad.distributed"
+
+if not dist.is_initialized() then dist.init_process_group{ backend = "mpi", timeout = 30 } end
+local rank, world = dist.get_rank(), dist.get_world_size()
+local DDP = mg.nn.parallel.DistributedDataParallel
+
+local BATCH = 24 -- divides by 1, 2, 3, 4
+
+local function net(dtype, seed)
+  mg.manual_seed(seed)
+  local m = mg.nn.Sequential(mg.nn.Linear(8, 16), mg.nn.Tanh(), mg.nn.Linear(16, 12), mg.nn.Tanh(),
+    mg.nn.Linear(12, 3))
+  return m:to(dtype)
+end
+
+local function data(dtype)
+  mg.manual_seed(7)
+  return mg.randn(BATCH, 8, { dtype = dtype }), mg.randn(BATCH, 3, { dtype = dtype })
+end
+
+-- this rank's rows of x
+local function shard(x)
+  local per = BATCH // world
+  return x:narrow(1, rank * per + 1, per)
+end
+
+local function max_rel(a, b)
+  local worst = 0
+  for i = 1, #a do
+    local d = (a[i] - b[i]):abs():max():item() / b[i]:abs():max():item()
+    if d > worst then worst = d end
+  end
+  return worst
+end
+
+-- k steps of `opt_name` with DDP on shards, and with one model on the whole batch
+local function train_both(dtype, opt_name, k)
+  local x, y = data(dtype)
+  local ref = net(dtype, 1)
+  local model = DDP(net(dtype, 1 + rank), { bucket_cap_mb = 0.001 }) -- the broadcast makes them equal
+  local make = function(params)
+    if opt_name == "Adam" then return mg.optim.Adam(params, { lr = 0.01 }) end
+    return mg.optim.SGD(params, { lr = 0.1, momentum = 0.9 })
+  end
+  local opt, ropt = make(model:parameters()), make(ref:parameters())
+  for _ = 1, k do
+    opt:zero_grad()
+    mg.F.mse_loss(model(shard(x)), shard(y)):backward()
+    opt:step()
+    ropt:zero_grad()
+    mg.F.mse_loss(ref(x), y):backward()
+    ropt:step()
+  end
+  return model, ref
+end
+
+local function same_everywhere(params)
+  for _, p in ipairs(params) do
+    for _, u in ipairs(dist.all_gather({}, p:detach())) do assert.same(p:totable(), u:totable()) end
+  end
+end
+
+describe("DistributedDataParallel", function()
+  it("broadcasts rank 0's parameters at construction", function()
+    local model = DDP(net("float32", 50 + rank))
+    local expect = net("float32", 50)
+    for i, p in ipairs(model:parameters()) do assert.same(expect:parameters()[i]:totable(), p:totable()) end
+    same_everywhere(model:parameters())
+  end)
+
+  it("k steps of SGD and Adam on N ranks = 1 process on the whole batch (float64: 1e-12 relative)", function()
+    for _, opt_name in ipairs({ "SGD", "Adam" }) do
+      local model, ref = train_both("float64", opt_name, 5)
+      assert.is_true(max_rel(model:parameters(), ref:parameters()) < 1e-12, opt_name)
+      same_everywhere(model:parameters())
+    end
+  end)
+
+  it("float32: within float32 tolerance, and the same bits on every rank", function()
+    for _, opt_name in ipairs({ "SGD", "Adam" }) do
+      local model, ref = train_both("float32", opt_name, 5)
+      assert.is_true(max_rel(model:parameters(), ref:parameters()) < 1e-5, opt_name)
+      same_everywhere(model:parameters())
+    end
+  end)
+
+  it("repeated runs give bit-identical parameters", function()
+    local a = train_both("float32", "Adam", 3)
+    local b = train_both("float32", "Adam", 3)
+    for i, p in ipairs(a:parameters()) do assert.same(p:totable(), b:parameters()[i]:totable()) end
+  end)
+
+  it("packs gradients into buckets (last parameters first) and starts some during backward", function()
+    local model = DDP(net("float32", 1), { bucket_cap_mb = 0.0004 }) -- 0.0004 MB = 419 bytes
+    local buckets = model:_buckets()
+    assert.is_true(#buckets >= 3)
+    local total = 0
+    for _, b in ipairs(buckets) do total = total + b.numel end
+    assert.equal(8 * 16 + 16 + 16 * 12 + 12 + 12 * 3 + 3, total)
+    -- last parameters first, up to 419 bytes: the last Linear's bias and weight, the one before's bias
+    -- (51 floats, 204 bytes); its 12x16 weight (768 bytes) would pass the cap
+    assert.equal(3 + 12 * 3 + 12, buckets[1].numel)
+    assert.equal(12 * 16, buckets[2].numel)
+    local x, y = data("float32")
+    mg.F.mse_loss(model(shard(x)), shard(y)):backward()
+    local pass = model:_last_pass()
+    assert.equal(#buckets, pass.buckets)
+    assert.is_true(pass.early >= 1, "no bucket started before backward ended")
+    local one = DDP(net("float32", 1)) -- 25 MB: a single bucket
+    assert.equal(1, #one:_buckets())
+  end)
+
+  it("no_sync (a <close> guard and a function) accumulates locally; the next backward averages all", function()
+    local x, y = data("float64")
+    local model = DDP(net("float64", 1))
+    local ref = net("float64", 1)
+    local half = BATCH // 2
+    local function micro(m, xs, ys) return mg.F.mse_loss(m(xs), ys) end
+    -- 2 micro-batches per rank: the first halves of each shard without sync, the second halves synced
+    local sx, sy = shard(x), shard(y)
+    local h = sx.shape[1] // 2
+    do
+      local _ <close> = model:no_sync()
+      micro(model, sx:narrow(1, 1, h), sy:narrow(1, 1, h)):backward()
+    end
+    local local_grad = model:parameters()[1].grad:clone()
+    micro(model, sx:narrow(1, h + 1, h), sy:narrow(1, h + 1, h)):backward()
+    -- the reference: the same micro-batches over every rank's rows, summed over micro-batches
+    for r = 0, world - 1 do
+      local per = BATCH // world
+      local rx, ry = x:narrow(1, r * per + 1, per), y:narrow(1, r * per + 1, per)
+      micro(ref, rx:narrow(1, 1, h), ry:narrow(1, 1, h)):backward()
+      micro(ref, rx:narrow(1, h + 1, h), ry:narrow(1, h + 1, h)):backward()
+    end
+    for i, p in ipairs(model:parameters()) do
+      local expect = ref:parameters()[i].grad / world
+      assert.is_true(((p.grad - expect):abs():max():item()) <= 1e-12 * expect:abs():max():item())
+    end
+    assert.is_true(half > 0)
+    -- the function form: no communication inside (a rank-dependent gradient stays local)
+    model:zero_grad()
+    model:no_sync(function() micro(model, sx, sy):backward() end)
+    local g = model:parameters()[1].grad
+    assert.is_true(g:abs():sum():item() > 0)
+    assert.is_true(local_grad:abs():sum():item() > 0)
+    model:zero_grad()
+  end)
+
+  it("parameters without a gradient: nil stays nil; used on some ranks only: averaged with zeros", function()
+    local Two = mg.nn.Module:extend("Two")
+    function Two:init()
+      self.a = mg.nn.Linear(2, 1)
+      self.b = mg.nn.Linear(2, 1)   -- used on rank 0 only
+      self.c = mg.nn.Linear(2, 1)   -- never used
+    end
+    function Two:forward(x)
+      local out = self.a(x)
+      if rank == 0 then out = out + self.b(x) end
+      return out
+    end
+    mg.manual_seed(3)
+    local model = DDP(Two(), { bucket_cap_mb = 0.00001 })
+    local x = mg.ones(1, 2)
+    model(x):sum():backward()
+    local inner = model.module
+    assert.same({ { 1, 1 } }, inner.a.weight.grad:totable())
+    assert.same({ { 1 / world, 1 / world } }, inner.b.weight.grad:totable())
+    assert.is_nil(inner.c.weight.grad)
+    assert.is_nil(inner.c.bias.grad)
+  end)
+
+  it("checkpoints: rank 0 writes model and optimizer state; after a barrier any rank, and 1 process, resume", function()
+    -- a file name every rank knows: rank 0's, broadcast as bytes
+    local name = rank == 0 and os.tmpname() or ""
+    local len = mg.tensor({ #name }, { dtype = "int64" })
+    dist.broadcast(len, 0)
+    local bytes = mg.zeros(len[1], { dtype = "int64" })
+    if rank == 0 then for i = 1, #name do bytes[i] = name:byte(i) end end
+    dist.broadcast(bytes, 0)
+    local chars = {}
+    for i = 1, len[1] do chars[i] = string.char(bytes[i]) end
+    local path = table.concat(chars)
+    local x, y = data("float64")
+    local function step(model, opt, xs, ys)
+      opt:zero_grad()
+      mg.F.mse_loss(model(xs), ys):backward()
+      opt:step()
+    end
+    -- 6 steps without a break, and 3 + checkpoint + 3
+    local straight = DDP(net("float64", 1))
+    local sopt = mg.optim.Adam(straight:parameters(), { lr = 0.01 })
+    for _ = 1, 6 do step(straight, sopt, shard(x), shard(y)) end
+    local first = DDP(net("float64", 1))
+    local fopt = mg.optim.Adam(first:parameters(), { lr = 0.01 })
+    for _ = 1, 3 do step(first, fopt, shard(x), shard(y)) end
+    if rank == 0 then mg.save(path, { model = first.module:state_dict(), optimizer = fopt:state_dict() }) end
+    dist.barrier() -- nobody reads before rank 0 has written
+    local ck = mg.load(path)
+    -- resumed data-parallel, from a model built with another seed
+    local inner = net("float64", 99)
+    inner:load_state_dict(ck.model)
+    local resumed = DDP(inner)
+    local ropt = mg.optim.Adam(resumed:parameters(), { lr = 0.01 })
+    ropt:load_state_dict(ck.optimizer)
+    for _ = 1, 3 do step(resumed, ropt, shard(x), shard(y)) end
+    for i, p in ipairs(straight:parameters()) do assert.same(p:totable(), resumed:parameters()[i]:totable()) end
+    -- resumed by one process on the whole batch (world size 1)
+    local alone = net("float64", 98)
+    alone:load_state_dict(ck.model)
+    local aopt = mg.optim.Adam(alone:parameters(), { lr = 0.01 })
+    aopt:load_state_dict(ck.optimizer)
+    for _ = 1, 3 do step(alone, aopt, x, y) end
+    assert.is_true(max_rel(straight:parameters(), alone:parameters()) < 1e-12)
+    dist.barrier() -- every rank has read it
+    if rank == 0 then os.remove(path) end
+  end)
+
+  it("mg.train with a DDP model and a DistributedSampler: rank 0 prints, the logged losses are the whole batch's", function()
+    local x, y = data("float64")
+    local sampler = mg.data.DistributedSampler(BATCH, { shuffle = false })
+    local loader = mg.data.DataLoader(sampler:dataset({ x, y }), { batch_size = 8 // world })
+    local model = DDP(net("float64", 1))
+    local printed = {}
+    local print0 = print
+    _G.print = function(...) printed[#printed + 1] = table.concat({ ... }, " ") end
+    local ok, history = pcall(mg.train, { model = model, loss_fn = mg.F.mse_loss, data = loader, epochs = 3,
+      optimizer = mg.optim.SGD(model:parameters(), { lr = 0.1 }), progress = false })
+    _G.print = print0
+    assert(ok, history)
+    -- one process, the same global batches (8 rows: each rank's 8 / world rows of the strided shards)
+    local ref = net("float64", 1)
+    local ref_history = mg.train{ model = ref, loss_fn = mg.F.mse_loss, data = { x, y }, batch_size = 8, epochs = 3,
+      optimizer = mg.optim.SGD(ref:parameters(), { lr = 0.1 }), progress = false, log_every = 0 }
+    for e = 1, 3 do
+      local a, b = history.train_loss[e], ref_history.train_loss[e]
+      assert.is_true(math.abs(a - b) <= 1e-12 * b, e .. ": " .. a .. " vs " .. b)
+    end
+    if world > 1 then -- the same global batches in another order within each: same losses, not same bits
+      assert.is_true(max_rel(model:parameters(), ref:parameters()) < 1e-12)
+    end
+    if rank == 0 then
+      assert.equal(3, #printed)
+      assert.matches("^Epoch 3, Training loss ", printed[3])
+    else
+      assert.same({}, printed)
+    end
+  end)
+
+  it("a model that differs across ranks is an error on every rank, not a hang", function()
+    if world == 1 then return end
+    local ok, err = pcall(DDP, mg.nn.Linear(rank == 1 and 3 or 2, 2))
+    assert.is_false(ok)
+    assert.matches("'broadcast': rank 1 passed a float32 tensor of shape {2,3} where rank 0 passed float32 {2,2}",
+      err, 1, true)
+  end)
+
+  it("errors: not a module, a bad bucket_cap_mb, an unknown option", function()
+    assert.has_error(function() DDP(3) end, "bad argument #1 to 'DistributedDataParallel' (Module expected, got number)")
+    assert.has_error(function() DDP(mg.nn.Linear(1, 1), { bucket_cap_mb = 0 }) end,
+      "bad argument #2 to 'DistributedDataParallel' (bucket_cap_mb must be a positive number, got 0)")
+    assert.has_error(function() DDP(mg.nn.Linear(1, 1), { find_unused_parameters = true }) end,
+      "bad argument #2 to 'DistributedDataParallel' (unknown option 'find_unused_parameters' (valid: "
+        .. "broadcast_buffers, bucket_cap_mb))")
+  end)
+end)
