@@ -22,7 +22,6 @@ local function make_class()
   local mg = require "moongrad"
   local util = require "moongrad.util"
   local dist = require "moongrad.distributed"
-  local C = require "moongrad.distributed_core"
   local core = require "moongrad.core"
   local class = mg.nn.Module:extend("DistributedDataParallel")
 
@@ -145,6 +144,7 @@ local function make_class()
         layouts[#layouts + 1] = e
       end
     end
+    local C = require "moongrad.distributed_core" -- loaded: the process group exists
     if #s.buckets > C.max_pending then
       util.argerror("DistributedDataParallel", 2, "%d buckets: at most %d (raise bucket_cap_mb)", #s.buckets,
         C.max_pending)
