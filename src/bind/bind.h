@@ -8,10 +8,12 @@
  *   1. the mg_ctx (full userdata: allocator, generator, error detail), 2. the Tensor metatable,
  *   3. the methods table (what t:name(...) finds).
  *
- * Tensor userdata: an mg_tensor header, then its size[] and stride[] arrays, then, for a tensor that
- * owns its storage, an mg_storage and the bytes themselves, all in one block that the collector
- * counts at its true size and frees without a finalizer, whatever the size. A view keeps the owner
- * of its bytes alive through user value 1. A host's buffer (mg_push_host_tensor) is a separate
+ * Tensor userdata: an mg_tensor header, then its size[] and stride[] arrays, then, for a small
+ * tensor that owns its storage, an mg_storage and the bytes themselves, all in one block that the
+ * collector counts at its true size and frees without a finalizer. A large tensor's bytes (1 MiB
+ * and up) are a block of the ctx's cache, owned by a "moongrad.Block" userdata in user value 1
+ * (tensor.c says why and how the collector is paced). A view keeps the owner of its bytes alive
+ * through user value 1. A host's buffer (mg_push_host_tensor) is a separate
  * "moongrad.Storage" userdata whose finalizer calls the host's release callback.
  *
  * The files: tensor.c (the userdata: making, checking, lifetime, properties), args.c (reading
