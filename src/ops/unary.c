@@ -140,12 +140,12 @@ GRAD(clamp, v >= (scalar)e->lo && v <= (scalar)e->hi ? g : 0)
 /* ---- activations (parametric ones read p0 = e->lo, p1 = e->hi: see mg_unary_param) --------
  * Each is PyTorch 1.13's formula (aten/src/ATen/native/cpu/Activation.cpp), in the element type,
  * with its constants rounded to it as there. Written once per type below (T, and the libm names
- * through MG_MATH). */
+ * through MG_MATH; exp and tanh through MG_VMATH: vmath.h's vectorizable ones for float32). */
 #define DEFINE_ACTIVATIONS(T, SUF)                                                              \
     /* silu: y = x / (1 + e^-x); dx = dy s (1 + x (1 - s)), s = sigmoid(x) */                   \
-    static inline T silu_##SUF(T x) { return x / ((T)1 + MG_MATH(exp, -x)); }                   \
+    static inline T silu_##SUF(T x) { return x / ((T)1 + MG_VMATH(exp, -x)); }                   \
     static inline T dsilu_##SUF(T g, T x) {                                                     \
-        const T s = (T)1 / ((T)1 + MG_MATH(exp, -x));                                           \
+        const T s = (T)1 / ((T)1 + MG_VMATH(exp, -x));                                           \
         return g * s * ((T)1 + x * ((T)1 - s));                                                 \
     }                                                                                           \
     /* gelu: y = x Phi(x) = x (1 + erf(x / sqrt 2)) / 2; dx = dy (Phi(x) + x phi(x));           \
@@ -154,17 +154,17 @@ GRAD(clamp, v >= (scalar)e->lo && v <= (scalar)e->hi ? g : 0)
         if (mode == 0) return x * (T)0.5 * ((T)1 + MG_MATH(erf, x * (T)M_SQRT1_2));             \
         const T b = (T)(M_SQRT2 * M_2_SQRTPI * 0.5), k = (T)0.044715;                           \
         const T inner = b * (x + k * (x * x * x));                                              \
-        return (T)0.5 * x * ((T)1 + MG_MATH(tanh, inner));                                      \
+        return (T)0.5 * x * ((T)1 + MG_VMATH(tanh, inner));                                      \
     }                                                                                           \
     static inline T dgelu_##SUF(T g, T x, double mode) {                                        \
         if (mode == 0) {                                                                        \
             const T a = (T)(M_2_SQRTPI * M_SQRT1_2 * 0.5);                                      \
             const T cdf = (T)0.5 * ((T)1 + MG_MATH(erf, x * (T)M_SQRT1_2));                     \
-            const T pdf = a * MG_MATH(exp, x * x * (T)-0.5);                                    \
+            const T pdf = a * MG_VMATH(exp, x * x * (T)-0.5);                                    \
             return g * (cdf + x * pdf);                                                         \
         }                                                                                       \
         const T b = (T)(M_SQRT2 * M_2_SQRTPI * 0.5), k = (T)0.044715;                           \
-        const T x2 = x * x, inner = b * (x + k * (x2 * x)), th = MG_MATH(tanh, inner);          \
+        const T x2 = x * x, inner = b * (x + k * (x2 * x)), th = MG_VMATH(tanh, inner);          \
         const T left = (T)0.5 * x, dleft = (T)0.5 * ((T)1 + th);                                \
         const T dright = left * ((T)1 - th * th) * (b * ((T)1 + (T)3 * k * x2));                \
         return g * (dleft + dright);                                                            \
@@ -173,12 +173,12 @@ GRAD(clamp, v >= (scalar)e->lo && v <= (scalar)e->hi ? g : 0)
      * dx = dy, or dy z / (z + 1) with z = e^(beta x) */                                        \
     static inline T softplus_##SUF(T x, double beta, double threshold) {                        \
         const T bx = x * (T)beta;                                                               \
-        return bx > (T)threshold ? x : MG_MATH(log1p, MG_MATH(exp, bx)) / (T)beta;              \
+        return bx > (T)threshold ? x : MG_MATH(log1p, MG_VMATH(exp, bx)) / (T)beta;              \
     }                                                                                           \
     static inline T dsoftplus_##SUF(T g, T x, double beta, double threshold) {                  \
         const T bx = x * (T)beta;                                                               \
         if (bx > (T)threshold) return g;                                                        \
-        const T z = MG_MATH(exp, bx);                                                           \
+        const T z = MG_VMATH(exp, bx);                                                           \
         return g * z / (z + (T)1);                                                              \
     }
 DEFINE_ACTIVATIONS(float, f32)
@@ -198,7 +198,7 @@ GRAD(leaky_relu, v > 0 ? g : g * (scalar)e->lo)
 /* elu: y = x > 0 ? x : alpha (e^x - 1) (expm1, as PyTorch's vectorized kernel);
  * dx = dy where x > 0, else dy alpha e^x (NaN takes that side, as PyTorch's blend) */
 FLOAT_KERNEL(elu, x > 0 ? x : MG_MATH(expm1, x) * (scalar)e->lo)
-GRAD(elu, v > 0 ? g : g * (scalar)e->lo * MG_MATH(exp, v))
+GRAD(elu, v > 0 ? g : g * (scalar)e->lo * MG_VMATH(exp, v))
 /* softplus, p0 beta, p1 threshold */
 FLOAT_KERNEL(softplus, ACT(softplus, x, e->lo, e->hi))
 GRAD(softplus, DACT(softplus, g, v, e->lo, e->hi))
