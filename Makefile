@@ -118,10 +118,13 @@ test: deps $(MODULE)
 demo: deps $(MODULE)
 	$(LUA) examples/thermometer.lua
 
+# LeakSanitizer is on: busted ends with os.exit(code, true), which closes the Lua state, so every
+# byte moongrad allocated must be freed by then (nothing needed suppressing: the interpreter, busted
+# and the processes the specs start, which inherit the preload, leak nothing it reports).
 asan: deps $(ASAN_MODULE)
 	LUA_CPATH="$(CURDIR)/$(ASAN_BUILD)/?.so;;" \
 	LD_PRELOAD="$$($(CC) -print-file-name=libasan.so) $$($(CC) -print-file-name=libubsan.so)" \
-	ASAN_OPTIONS=detect_leaks=0:abort_on_error=0 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
+	ASAN_OPTIONS=detect_leaks=1:abort_on_error=0 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
 	busted --lua=$(LUA) --exclude-tags=slow,noasan $(BUSTED_ARGS) spec
 
 # The API fuzzer (scripts/fuzz.lua), in a scratch directory (functions that write files get names
@@ -266,3 +269,64 @@ threads-host: $(THREADS_HOST)
 	$(THREADS_HOST) $(THREADS_HOST_ARGS)
 threads-host-tsan: $(THREADS_HOST_TSAN)
 	TSAN_OPTIONS="halt_on_error=0 exitcode=66 suppressions=$(CURDIR)/spec/hosts/threads_host.tsan.supp $(TSAN_OPTIONS)" $(THREADS_HOST_TSAN) $(THREADS_HOST_ARGS)
+
+# ---- libFuzzer harnesses for the decoders of outside data (issue 11): fuzz/harness.c, one binary per
+# target (FUZZ_TARGETS), each with its seed corpus fuzz/corpus/<target>/ (committed) and a dictionary
+# fuzz/<target>.dict when there is one. The decoders are partly Lua, so the harness links Lua 5.4.4
+# built from its source (Debian's .orig tarball, checked by sha256; LUA_TARBALL=path to use a local
+# copy) with the same clang instrumentation as moongrad's C: libFuzzer sees the interpreter's
+# branches, and the harness's line hook adds the Lua code's own (fuzz/harness.c says how).
+# `make fuzz-files` runs each target FUZZ_SECONDS (default 60) one after the other, new inputs going
+# to build-fuzz/corpus/<target>/ (not committed); a crash leaves build-fuzz/crash-<target>-* and
+# fails the run. A target is one row in fuzz/harness.c plus its name here (the IDX reader: "idx").
+FUZZ_TARGETS  ?= safetensors csv table
+FUZZ_SECONDS  ?= 60
+FUZZ_CC       ?= clang
+FUZZ_BUILD     = build-fuzz
+FUZZ_SAN       = -fsanitize=address,undefined -fno-sanitize-recover=undefined -fno-omit-frame-pointer
+FUZZ_CFLAGS    = -std=gnu11 -g -O1 $(MG_FPFLAGS) $(FUZZ_SAN) -fsanitize=fuzzer-no-link
+LUA_SRC_VER    = 5.4.4
+LUA_SRC_URL    = http://deb.debian.org/debian/pool/main/l/lua5.4/lua5.4_$(LUA_SRC_VER).orig.tar.gz
+LUA_SRC_SHA256 = 164c7849653b80ae67bec4b7473b884bf5cc8d2dca05653475ec2ed27b9ebf61
+FUZZ_LUA_DIR   = $(FUZZ_BUILD)/lua-$(LUA_SRC_VER)/src
+FUZZ_LUA_C     = lapi lcode lctype ldebug ldo ldump lfunc lgc llex lmem lobject lopcodes lparser lstate \
+                 lstring ltable ltm lundump lvm lzio lauxlib lbaselib lcorolib ldblib liolib lmathlib \
+                 loadlib loslib lstrlib ltablib lutf8lib linit
+FUZZ_LUA_OBJ   = $(FUZZ_LUA_C:%=$(FUZZ_BUILD)/lua/%.o)
+FUZZ_MG_OBJ    = $(SRC:%.c=$(FUZZ_BUILD)/%.o)
+FUZZ_BINS      = $(FUZZ_TARGETS:%=$(FUZZ_BUILD)/fuzz-%)
+.PHONY: fuzz-files fuzz-build fuzz-clean
+.SECONDARY: $(FUZZ_MG_OBJ) $(FUZZ_LUA_OBJ)
+$(FUZZ_BUILD)/lua-$(LUA_SRC_VER)/src/lua.h:
+	@mkdir -p $(FUZZ_BUILD)
+	if [ -n "$(LUA_TARBALL)" ]; then cp "$(LUA_TARBALL)" $(FUZZ_BUILD)/lua.tar.gz; \
+	else curl -fsSL -o $(FUZZ_BUILD)/lua.tar.gz $(LUA_SRC_URL) || wget -q -O $(FUZZ_BUILD)/lua.tar.gz $(LUA_SRC_URL); fi
+	echo "$(LUA_SRC_SHA256)  $(FUZZ_BUILD)/lua.tar.gz" | sha256sum -c --quiet
+	tar -xzf $(FUZZ_BUILD)/lua.tar.gz -C $(FUZZ_BUILD) && touch $@
+$(FUZZ_BUILD)/lua/%.o: $(FUZZ_BUILD)/lua-$(LUA_SRC_VER)/src/lua.h
+	@mkdir -p $(dir $@)
+	$(FUZZ_CC) $(FUZZ_CFLAGS) -DLUA_USE_POSIX -w -c -o $@ $(FUZZ_LUA_DIR)/$*.c
+$(FUZZ_BUILD)/%.o: %.c $(HDR) Makefile $(FUZZ_BUILD)/lua-$(LUA_SRC_VER)/src/lua.h
+	@mkdir -p $(dir $@)
+	$(FUZZ_CC) $(FUZZ_CFLAGS) -fPIC $(WARN) -Iinclude -I$(FUZZ_LUA_DIR) -c -o $@ $<
+$(FUZZ_BUILD)/fuzz-%: fuzz/harness.c $(FUZZ_MG_OBJ) $(FUZZ_LUA_OBJ)
+	$(FUZZ_CC) $(FUZZ_CFLAGS) $(WARN) -fsanitize=fuzzer -Iinclude -I$(FUZZ_LUA_DIR) \
+	  -DMG_FUZZ_NAME='"$*"' \
+	  -DMG_FUZZ_ROOT='"$(CURDIR)"' -o $@ fuzz/harness.c $(FUZZ_MG_OBJ) $(FUZZ_LUA_OBJ) -lm -lpthread
+fuzz-build: $(FUZZ_BINS)
+fuzz-files: $(FUZZ_BINS)
+	@status=0; for t in $(FUZZ_TARGETS); do \
+	  mkdir -p $(FUZZ_BUILD)/corpus/$$t; \
+	  dict=; [ -f fuzz/$$t.dict ] && dict=-dict=fuzz/$$t.dict; \
+	  echo "fuzz-files: $$t for $(FUZZ_SECONDS) s"; \
+	  ASAN_OPTIONS=detect_leaks=1:allocator_may_return_null=1 UBSAN_OPTIONS=print_stacktrace=1 \
+	  $(FUZZ_BUILD)/fuzz-$$t -max_total_time=$(FUZZ_SECONDS) -timeout=10 -rss_limit_mb=2048 \
+	    -max_len=65536 -print_final_stats=1 $$dict -artifact_prefix=$(FUZZ_BUILD)/crash-$$t- \
+	    $(FUZZ_BUILD)/corpus/$$t fuzz/corpus/$$t > $(FUZZ_BUILD)/$$t.log 2>&1 || status=1; \
+	  grep -E '^(stat::number_of_executed_units|stat::peak_rss_mb)|ERROR|SUMMARY|^fuzz ' $(FUZZ_BUILD)/$$t.log | tail -n 8; \
+	  grep -E '^#[0-9]+' $(FUZZ_BUILD)/$$t.log | tail -n 1; \
+	  [ $$status = 0 ] || { echo "fuzz-files: $$t FAILED (log: $(FUZZ_BUILD)/$$t.log)"; break; }; \
+	done; exit $$status
+clean: fuzz-clean
+fuzz-clean:
+	rm -rf $(FUZZ_BUILD)
