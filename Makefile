@@ -270,6 +270,16 @@ threads-host: $(THREADS_HOST)
 threads-host-tsan: $(THREADS_HOST_TSAN)
 	TSAN_OPTIONS="halt_on_error=0 exitcode=66 suppressions=$(CURDIR)/spec/hosts/threads_host.tsan.supp $(TSAN_OPTIONS)" $(THREADS_HOST_TSAN) $(THREADS_HOST_ARGS)
 
+# spec/hosts/interrupt_host.c (mg_interrupt from a thread and a signal handler; spec/interrupt_spec.lua)
+# and spec/hosts/host_buffer_host.c (a host's buffer closed by a finalizer during an op), on the
+# static library like the oom host.
+$(BUILD)/interrupt_host: spec/hosts/interrupt_host.c $(STATIC_LIB)
+	$(CC) -std=gnu11 $(WARN) $(CFLAGS) -Iinclude $(LUA_INC) -o $@ spec/hosts/interrupt_host.c $(STATIC_LIB) $(LUA_LIBS) $(LDLIBS)
+$(BUILD)/host_buffer_host: spec/hosts/host_buffer_host.c $(STATIC_LIB)
+	$(CC) -std=gnu11 $(WARN) $(CFLAGS) -Iinclude $(LUA_INC) -o $@ spec/hosts/host_buffer_host.c $(STATIC_LIB) $(LUA_LIBS) $(LDLIBS)
+$(ASAN_BUILD)/host_buffer_host: spec/hosts/host_buffer_host.c $(ASAN_OBJ)
+	$(CC) -std=gnu11 $(WARN) $(CFLAGS) $(SANITIZE) -Iinclude $(LUA_INC) -o $@ spec/hosts/host_buffer_host.c $(ASAN_OBJ) $(LUA_LIBS) $(LDLIBS)
+
 # ---- libFuzzer harnesses for the decoders of outside data (issue 11): fuzz/harness.c, one binary per
 # target (FUZZ_TARGETS), each with its seed corpus fuzz/corpus/<target>/ (committed) and a dictionary
 # fuzz/<target>.dict when there is one. The decoders are partly Lua, so the harness links Lua 5.4.4
@@ -303,9 +313,11 @@ $(FUZZ_BUILD)/lua-$(LUA_SRC_VER)/src/lua.h:
 	else curl -fsSL -o $(FUZZ_BUILD)/lua.tar.gz $(LUA_SRC_URL) || wget -q -O $(FUZZ_BUILD)/lua.tar.gz $(LUA_SRC_URL); fi
 	echo "$(LUA_SRC_SHA256)  $(FUZZ_BUILD)/lua.tar.gz" | sha256sum -c --quiet
 	tar -xzf $(FUZZ_BUILD)/lua.tar.gz -C $(FUZZ_BUILD) && touch $@
+# the collector's branches depend on the heap's history, not on the input: no coverage for lgc.c
 $(FUZZ_BUILD)/lua/%.o: $(FUZZ_BUILD)/lua-$(LUA_SRC_VER)/src/lua.h
 	@mkdir -p $(dir $@)
-	$(FUZZ_CC) $(FUZZ_CFLAGS) -DLUA_USE_POSIX -w -c -o $@ $(FUZZ_LUA_DIR)/$*.c
+	$(FUZZ_CC) $(FUZZ_CFLAGS) $(if $(filter lgc,$*),-fsanitize-coverage-ignorelist=/dev/null -fno-sanitize=fuzzer-no-link) \
+	  -DLUA_USE_POSIX -w -c -o $@ $(FUZZ_LUA_DIR)/$*.c
 $(FUZZ_BUILD)/%.o: %.c $(HDR) Makefile $(FUZZ_BUILD)/lua-$(LUA_SRC_VER)/src/lua.h
 	@mkdir -p $(dir $@)
 	$(FUZZ_CC) $(FUZZ_CFLAGS) -fPIC $(WARN) -Iinclude -I$(FUZZ_LUA_DIR) -c -o $@ $<

@@ -49,7 +49,8 @@ typedef enum mg_status {
     MG_EINDEX,  /* an index out of range */
     MG_EDIM,    /* a dimension out of range */
     MG_EVALUE,  /* any other bad value */
-    MG_ECLOSED  /* storage released by <close> or by its host */
+    MG_ECLOSED, /* storage released by <close> or by its host */
+    MG_EINTR    /* stopped by mg_interrupt */
 } mg_status;
 
 #define MG_MAX_DIMS 16
@@ -113,6 +114,25 @@ MG_API mg_tensor *mg_push_host_tensor(struct lua_State *L, mg_dtype dtype, int n
  * an out-of-memory kill. 0 removes the limit. Returns the previous limit (0: none). Call it after
  * luaopen_moongrad_core; scripts can do the same with mg.set_memory_limit. */
 MG_API size_t mg_set_memory_limit(struct lua_State *L, size_t bytes);
+
+/* Stopping a long call. A kernel can run for ages (mg.zeros(1):expand(1 << 62):sum() walks 2^62
+ * elements); a host stops it from another thread, a timer or a signal handler:
+ *
+ *     void *h = mg_interrupt_handle(L);   // once, from the state's thread, after luaopen_moongrad_core
+ *     ...
+ *     mg_interrupt(h);                    // anywhere: async-signal-safe and thread-safe
+ *
+ * The long loops of the running call (reductions, walked in chunks of 2^20 elements) see the request
+ * at their next chunk, stop, and the call raises the Lua error "'sum': interrupted" (naming the
+ * function). A request is taken by the first loop that sees it: one made while no long loop runs
+ * stops the next one, or is withdrawn by mg_interrupt_clear(h). Loops whose work is bounded by the
+ * memory they write (elementwise ops, copies) run to their end. Lua code itself is stopped the way
+ * lua.c does it (a hook from lua_sethook). The handle lives as long as the state (nothing after
+ * lua_close). No signal handler is installed by moongrad: a process has one per signal, and it is
+ * the host's (see spec/hosts/interrupt_host.c for one with SIGALRM). */
+MG_API void *mg_interrupt_handle(struct lua_State *L);
+MG_API void mg_interrupt(void *handle);
+MG_API void mg_interrupt_clear(void *handle);
 
 /* The tensor at `idx`, or a Lua error naming the argument. Borrowed: valid while it is reachable. */
 MG_API const mg_tensor *mg_check_tensor(struct lua_State *L, int idx);
