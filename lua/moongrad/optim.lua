@@ -74,7 +74,7 @@ end
 -- checks and messages); then the C call resumes after it.
 -- Errors go through `protect` (Optimizer:step's, below), which names the parameter.
 local function adam_group_update(kernel, update)
-  return function(group, state, protect, g)
+  return function(group, state, protect)
     local params, betas, beta1, beta2 = group.params, group.betas, nil, nil
     if type(betas) == "table" then beta1, beta2 = betas[1], betas[2] end -- else: update's error
     local lr, eps, wd, amsgrad = group.lr, group.eps, group.weight_decay, group.amsgrad
@@ -325,7 +325,7 @@ function Optimizer:step(closure)
   local update_group, update = kind.update_group, kind.update
   for g, group in ipairs(self.param_groups) do
     if update_group then
-      local err, i = update_group(group, state, protect, g)
+      local err, i = update_group(group, state, protect)
       if err then step_error(self, g, i, err) end
     else
       for i, p in ipairs(group.params) do
