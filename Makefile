@@ -288,8 +288,11 @@ $(ASAN_BUILD)/host_buffer_host: spec/hosts/host_buffer_host.c $(ASAN_OBJ)
 # branches, and the harness's line hook adds the Lua code's own (fuzz/harness.c says how).
 # `make fuzz-files` runs each target FUZZ_SECONDS (default 60) one after the other, new inputs going
 # to build-fuzz/corpus/<target>/ (not committed); a crash leaves build-fuzz/crash-<target>-* and
-# fails the run. A target is one row in fuzz/harness.c plus its name here (the IDX reader: "idx").
-FUZZ_TARGETS  ?= safetensors csv table
+# fails the run. A target is one row in fuzz/harness.c plus its name here.
+# ext/idx.c (mg.data.read_idx's reader, a module of its own needing zlib) is fuzzed when the tree has it
+FUZZ_EXT_SRC   = $(wildcard ext/idx.c)
+FUZZ_TARGETS  ?= safetensors csv table $(if $(FUZZ_EXT_SRC),idx)
+FUZZ_EXT_FLAGS = $(if $(FUZZ_EXT_SRC),-DMG_FUZZ_WITH_IDX $(FUZZ_EXT_SRC) -lz)
 FUZZ_SECONDS  ?= 60
 FUZZ_CC       ?= clang
 FUZZ_BUILD     = build-fuzz
@@ -321,10 +324,10 @@ $(FUZZ_BUILD)/lua/%.o: $(FUZZ_BUILD)/lua-$(LUA_SRC_VER)/src/lua.h
 $(FUZZ_BUILD)/%.o: %.c $(HDR) Makefile $(FUZZ_BUILD)/lua-$(LUA_SRC_VER)/src/lua.h
 	@mkdir -p $(dir $@)
 	$(FUZZ_CC) $(FUZZ_CFLAGS) -fPIC $(WARN) -Iinclude -I$(FUZZ_LUA_DIR) -c -o $@ $<
-$(FUZZ_BUILD)/fuzz-%: fuzz/harness.c $(FUZZ_MG_OBJ) $(FUZZ_LUA_OBJ)
+$(FUZZ_BUILD)/fuzz-%: fuzz/harness.c $(FUZZ_MG_OBJ) $(FUZZ_LUA_OBJ) $(FUZZ_EXT_SRC)
 	$(FUZZ_CC) $(FUZZ_CFLAGS) $(WARN) -fsanitize=fuzzer -Iinclude -I$(FUZZ_LUA_DIR) \
 	  -DMG_FUZZ_NAME='"$*"' \
-	  -DMG_FUZZ_ROOT='"$(CURDIR)"' -o $@ fuzz/harness.c $(FUZZ_MG_OBJ) $(FUZZ_LUA_OBJ) -lm -lpthread
+	  -DMG_FUZZ_ROOT='"$(CURDIR)"' -o $@ fuzz/harness.c $(FUZZ_MG_OBJ) $(FUZZ_LUA_OBJ) $(FUZZ_EXT_FLAGS) -lm -lpthread
 fuzz-build: $(FUZZ_BINS)
 fuzz-files: $(FUZZ_BINS)
 	@status=0; for t in $(FUZZ_TARGETS); do \

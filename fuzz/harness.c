@@ -15,8 +15,9 @@
  * sanitizer report, a hang (-timeout) or a broken tensor invariant (core._check_invariants on every
  * tensor a decoder returns) is a finding.
  *
- * Adding a decoder (the IDX reader, say) is one row in `targets` (its Lua function of (path, bytes))
- * plus a seed directory fuzz/corpus/<name>/ and its name in FUZZ_TARGETS (Makefile).
+ * Adding a decoder is one row in `targets` (its Lua function of (path, bytes)) plus a seed
+ * directory fuzz/corpus/<name>/ and its name in FUZZ_TARGETS (Makefile); a decoder in a C module of
+ * its own (ext/idx.c) is also linked in and preloaded, as MG_FUZZ_WITH_IDX shows.
  */
 #include <stdint.h>
 #include <stdio.h>
@@ -70,10 +71,22 @@ static const fuzz_target targets[] = {
      "  if again.numel ~= t.numel then error({finding = 'totable does not round-trip'}) end\n"
      "  return {t, again}\n"
      "end\n"},
-    /* the IDX reader (branch lua13) lands here: one row, e.g.
-     * {"idx", "local r = require('moongrad.data').read_idx\n"
-     *         "return function(path) return {r(path)} end\n"}, */
+    /* mg.data.read_idx (ext/idx.c, the moongrad.idx module, linked in when the tree has it: the
+     * Makefile then adds "idx" to FUZZ_TARGETS and defines MG_FUZZ_WITH_IDX): the header, dims,
+     * plain or gzip data; the first byte picks the dtype asked for, the rest is the file */
+    {"idx",
+     "local read_idx = require('moongrad.data').read_idx\n"
+     "local dtypes = {false, 'float32', 'float64', 'int64'}\n"
+     "return function(path, bytes)\n"
+     "  local dt = dtypes[(bytes:byte(1) or 0) % 4 + 1]\n"
+     "  local f = assert(io.open(path, 'wb')); f:write(bytes:sub(2)); f:close()\n"
+     "  return {read_idx(path, dt and {dtype = dt} or nil)}\n"
+     "end\n"},
 };
+
+#ifdef MG_FUZZ_WITH_IDX
+int luaopen_moongrad_idx(lua_State *L);
+#endif
 
 #ifndef MG_FUZZ_NAME
 #define MG_FUZZ_NAME "safetensors"
@@ -270,6 +283,10 @@ int LLVMFuzzerInitialize(int *argc, char ***argv) {
     lua_getfield(FL, -1, "preload");
     lua_pushcfunction(FL, open_core);
     lua_setfield(FL, -2, "moongrad.core");
+#ifdef MG_FUZZ_WITH_IDX
+    lua_pushcfunction(FL, luaopen_moongrad_idx);
+    lua_setfield(FL, -2, "moongrad.idx");
+#endif
     lua_pop(FL, 2);
     luaL_requiref(FL, "moongrad.core", luaopen_moongrad_core, 0);
     lua_setfield(FL, LUA_REGISTRYINDEX, "mg_fuzz_core");
