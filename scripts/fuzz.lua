@@ -15,9 +15,9 @@ A Lua error is the expected outcome of most calls. A failure is a crash or a san
 process dies: the log's last line names the call), a hang (a call running Lua code for
 over --hang seconds of CPU time, 5 by default, ends the run with exit status 3 naming it; one
 stuck in C is ended by the caller's `timeout`, the log naming the call), or a broken invariant
-after a call: a tensor whose sizes, strides and offset reach outside its storage, or a view that no longer aliases its base. Run it in an empty
-directory (functions that write files get names like "x"), with a memory limit (ulimit -v, or
-ASAN_OPTIONS=allocator_may_return_null=1:max_allocation_size_mb=...).
+after a call: a tensor whose sizes, strides and offset reach outside its storage, or a view that
+no longer aliases its base. Run it in an empty directory (functions that write files get names
+like "x"), with a memory limit (ulimit -v, or ASAN_OPTIONS=allocator_may_return_null=1:max_allocation_size_mb=...).
 ]]
 local mg = require "moongrad"
 local core = require "moongrad.core"
