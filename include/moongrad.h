@@ -61,7 +61,8 @@ typedef void (*mg_release_fn)(void *ud, void *data, size_t nbytes);
 /* The bytes behind one or more tensors. Views share it; `version` counts in-place writes so
  * that autograd can tell a saved tensor was changed. A host's storage has data == NULL once
  * released; a tensor's own storage, closed by <close>, keeps its bytes (they go with its userdata)
- * and says MG_STORAGE_CLOSED, so that a C call already reading them finishes safely. */
+ * and says MG_STORAGE_CLOSED, so that a C call already reading them finishes safely. So does a
+ * host's storage closed from a finalizer: its release waits for the storage's collection. */
 typedef struct mg_storage {
     char *data;            /* borrowed from whoever owns the bytes (see kind) */
     size_t nbytes;
