@@ -228,7 +228,7 @@ static int build_table(lua_State *LL) {
 
 /* ---- the driver ----------------------------------------------------------------------------- */
 static lua_State *FL; /* the one state of this process */
-static char path[256];
+static char dir[64], path[256];
 static int fn_ref;
 
 static int fail(const char *what, const char *detail) {
@@ -255,6 +255,11 @@ static void check_result(int idx, int depth) {
     }
 }
 
+static void remove_dir(void) {
+    unlink(path);
+    rmdir(dir);
+}
+
 static int open_core(lua_State *LL) { return luaopen_moongrad_core(LL); }
 
 int LLVMFuzzerInitialize(int *argc, char ***argv);
@@ -266,9 +271,10 @@ int LLVMFuzzerInitialize(int *argc, char ***argv) {
         fprintf(stderr, "fuzz: no target named %s in fuzz/harness.c\n", MG_FUZZ_NAME);
         abort();
     }
-    char dir[] = "/tmp/mg-fuzz-XXXXXX";
+    snprintf(dir, sizeof dir, "/tmp/mg-fuzz-XXXXXX");
     if (!mkdtemp(dir)) fail("init", "mkdtemp failed");
     snprintf(path, sizeof path, "%s/input", dir);
+    atexit(remove_dir);
     FL = luaL_newstate();
     luaL_openlibs(FL);
     /* moongrad's Lua files from the tree (MG_FUZZ_ROOT, set by the Makefile; MG_ROOT overrides),
