@@ -129,8 +129,9 @@ asan: deps $(ASAN_MODULE)
 
 # The API fuzzer (scripts/fuzz.lua), in a scratch directory (functions that write files get names
 # like "x") and under a memory limit. `make fuzz` runs the -O3 build as long as asked
-# (FUZZ_SEEDS, FUZZ_CALLS per seed); `make fuzz-asan` a bounded seeded run under ASan + UBSan
-# (what CI runs). A crash, sanitizer report or hang ends the run with the log's last call named.
+# (FUZZ_SEEDS, FUZZ_CALLS per seed); `make fuzz-asan` a bounded seeded run under ASan + UBSan +
+# LeakSanitizer (what CI runs; the script ends normally, so lua.c closes the state and every byte
+# must be freed). A crash, sanitizer report or hang ends the run with the log's last call named.
 FUZZ_SEEDS ?= 1 2 3 4 5 6 7 8 9 10
 FUZZ_CALLS ?= 100000
 FUZZ_TIMEOUT ?= 600
@@ -149,7 +150,7 @@ fuzz: deps $(MODULE)
 fuzz-asan: deps $(ASAN_MODULE)
 	$(call run_fuzz,LUA_CPATH="$(CURDIR)/$(ASAN_BUILD)/?.so;;" \
 	LD_PRELOAD="$$($(CC) -print-file-name=libasan.so) $$($(CC) -print-file-name=libubsan.so)" \
-	ASAN_OPTIONS=detect_leaks=0:abort_on_error=1:allocator_may_return_null=1:max_allocation_size_mb=512 \
+	ASAN_OPTIONS=detect_leaks=1:abort_on_error=1:allocator_may_return_null=1:max_allocation_size_mb=512 \
 	UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1)
 
 # The soak: 10^5 steps of an MLP with Adam and of the book's autograd loop, no collectgarbage();
