@@ -130,7 +130,9 @@ MG_API size_t mg_set_memory_limit(struct lua_State *L, size_t bytes);
  * memory they write (elementwise ops, copies) run to their end. Lua code itself is stopped the way
  * lua.c does it (a hook from lua_sethook). The handle lives as long as the state (nothing after
  * lua_close). No signal handler is installed by moongrad: a process has one per signal, and it is
- * the host's (see spec/hosts/interrupt_host.c for one with SIGALRM). */
+ * the host's (see spec/hosts/interrupt_host.c for one with SIGALRM). A script limits its own calls
+ * with mg.set_time_limit(seconds): the same loops stop with "'sum': interrupted (over the time limit
+ * of 5 s)". */
 MG_API void *mg_interrupt_handle(struct lua_State *L);
 MG_API void mg_interrupt(void *handle);
 MG_API void mg_interrupt_clear(void *handle);

@@ -146,7 +146,10 @@ local function describe_args(args, n)
 end
 
 mg.set_memory_limit(1 << 30) -- a budget of 1 GB: huge sizes are errors, not the machine's memory
-local start, errors, calls = os.clock(), 0, 0
+-- long C loops (a reduction over 2^60 expanded elements) stop at the time limit with an error,
+-- counted apart: a call that runs for ever is the failure, one stopped within --hang seconds is not
+mg.set_time_limit(opts.hang)
+local start, errors, calls, stopped = os.clock(), 0, 0, 0
 -- a call looping in Lua code for over opts.hang seconds is a hang: the run ends, naming it
 local call_start, call_name = os.clock(), nil
 debug.sethook(function()
@@ -184,8 +187,10 @@ for i = 1, opts.calls do
     call_name = nil
     calls = calls + 1
     if target.name:find("memory_limit", 1, true) then mg.set_memory_limit(1 << 30) end -- its effect is done
+    if target.name:find("time_limit", 1, true) then mg.set_time_limit(opts.hang) end
     if not results[1] then
       errors = errors + 1
+      if type(results[2]) == "string" and results[2]:find("over the time limit", 1, true) then stopped = stopped + 1 end
       if type(results[2]) == "string" and results[2]:find("INVARIANT", 1, true) then error(results[2], 0) end
     else
       for k = 2, math.min(results.n, 4) do
@@ -200,5 +205,5 @@ for i = 1, opts.calls do
     mg.set_memory_limit(1 << 30)
   end
 end
-io.stderr:write(string.format("fuzz: seed %d, %d calls of %d functions, %d raised a Lua error, 0 crashes, %.1f s",
-  opts.seed, calls, #targets, errors, os.clock() - start), "\n")
+io.stderr:write(string.format("fuzz: seed %d, %d calls of %d functions, %d raised a Lua error (%d stopped by the "
+  .. "time limit), 0 crashes, 0 hangs, %.1f s", opts.seed, calls, #targets, errors, stopped, os.clock() - start), "\n")

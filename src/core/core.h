@@ -35,6 +35,7 @@ typedef struct mg_ctx {
     int backward_running;   /* a pass is running: a second one (from a finalizer) is refused */
     atomic_int interrupt;   /* mg_interrupt's request (any thread or a signal handler sets it): the
                              * next long loop to look (mg_take_interrupt) stops and fails MG_EINTR */
+    double time_limit;      /* mg.set_time_limit: seconds a long loop may run; 0: none */
     int err_operand;        /* which operand an error concerns, 1-based; 0 when none */
     char err[256];          /* the detail of the last error, lowercase, no final period */
 } mg_ctx;
@@ -58,6 +59,18 @@ static inline bool mg_take_interrupt(mg_ctx *ctx) {
     atomic_store_explicit(&ctx->interrupt, 0, memory_order_relaxed);
     ctx->err_operand = 0;
     snprintf(ctx->err, sizeof ctx->err, "interrupted");
+    return true;
+}
+/* The time limit (mg.set_time_limit), a script's own way to stop a long loop: a loop that starts
+ * takes mg_deadline(ctx) (0: no limit; the clock is read only when a limit is set), and at each
+ * chunk mg_should_stop also fails when the deadline has passed. */
+double mg_now(void);
+static inline double mg_deadline(const mg_ctx *ctx) { return ctx->time_limit > 0 ? mg_now() + ctx->time_limit : 0; }
+static inline bool mg_should_stop(mg_ctx *ctx, double deadline) {
+    if (mg_take_interrupt(ctx)) return true;
+    if (deadline == 0 || mg_now() < deadline) return false;
+    ctx->err_operand = 0;
+    snprintf(ctx->err, sizeof ctx->err, "interrupted (over the time limit of %g s)", ctx->time_limit);
     return true;
 }
 
