@@ -67,12 +67,13 @@ typedef struct mg_storage {
     char *data;            /* borrowed from whoever owns the bytes (see kind) */
     size_t nbytes;
     uint64_t version;
-    int kind;              /* MG_STORAGE_INLINE (bytes in a GC-managed userdata), _HOST, _CLOSED */
+    int kind;              /* MG_STORAGE_INLINE (bytes in a GC-managed userdata), _HOST, _CLOSED,
+                            * _BLOCK (a large tensor's bytes, in a block of the ctx's cache) */
     mg_release_fn release; /* _HOST only */
     void *release_ud;
 } mg_storage;
 
-enum { MG_STORAGE_INLINE, MG_STORAGE_HOST, MG_STORAGE_CLOSED };
+enum { MG_STORAGE_INLINE, MG_STORAGE_HOST, MG_STORAGE_CLOSED, MG_STORAGE_BLOCK };
 
 /* A tensor is a view: dtype, shape and strides (in elements) over a storage, from an offset. */
 typedef struct mg_tensor {

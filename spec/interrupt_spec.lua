@@ -85,6 +85,25 @@ describe("a finalizer closing an op's input twice", function()
     assert.truthy(ok, output)
     assert.equal("400\ttrue\n", output)
   end)
+  it("leaves a large tensor's block to the running op too", function()
+    local src = [[
+      local mg = require "moongrad"
+      collectgarbage("incremental", 0, 100)
+      local done = 0
+      for _ = 1, 60 do
+        local a = mg.ones(300000)
+        setmetatable({}, {__gc = function() do local _ <close> = a end do local _ <close> = a end end})
+        local ok, r = pcall(function() return ((a * 2 + 1):exp() - a):sum():item() end)
+        assert(ok and math.abs(r - 300000 * (math.exp(3) - 1)) < 100 or
+          tostring(r):find("tensor used after its storage was released", 1, true), r)
+        done = done + 1
+      end
+      print(done)
+    ]]
+    local output, ok = H.run_lua(src)
+    assert.truthy(ok, output)
+    assert.equal("60\n", output)
+  end)
   it("closing twice is harmless otherwise", function()
     local a = mg.ones(3)
     do local _ <close> = a end

@@ -35,6 +35,7 @@
 #define LT_TENSOR_MT "moongrad.Tensor"
 #define LT_CTX_KEY "moongrad.ctx" /* the registry's reference to the last opened ctx (host.c) */
 #define LT_STORAGE_MT "moongrad.Storage"
+#define LT_BLOCK_MT "moongrad.Block" /* the owner of a large tensor's block (tensor.c) */
 /* user values of a tensor */
 #define LT_UV_OWNER 1 /* the owner of its storage (nil when the bytes are inline) */
 #define LT_UV_GRAD 2  /* .grad */
@@ -57,6 +58,7 @@ enum {
     LT_RETAINS_GRAD = 2,
     LT_OWNS_HOST = 4,   /* made by mg_push_host_tensor: its <close> releases the host's buffer */
     LT_CLOSED = 8,      /* closed by <close>: unusable, whatever its storage */
+    LT_OWNS_BLOCK = 16, /* a large tensor: its bytes are a block of the ctx's cache (tensor.c) */
 };
 
 static inline mg_ctx *lt_ctx(lua_State *L) { return (mg_ctx *)lua_touserdata(L, lua_upvalueindex(1)); }
@@ -86,13 +88,16 @@ mg_tensor *lt_push_zeros(lua_State *L, mg_dtype dtype, int ndim, const int64_t *
 /* Pushes a tensor header of `ndim` dims sharing the storage of the tensor at src (geometry left for
  * the caller to fill, usually with a core mg_view_* function). */
 mg_tensor *lt_push_view(lua_State *L, int src, int ndim);
-/* Ends the life of storage s (idempotent): a host buffer's release callback runs, data becomes NULL. */
+/* Ends the life of storage s (idempotent): a host buffer's release callback runs, data becomes NULL;
+ * a tensor's own bytes (inline or a block) stay until the collector frees their owner. */
 void lt_release_storage(mg_storage *s);
 /* <close> of a host's buffer (host.c): released at once, unless the close comes from a finalizer
  * (or the collector is stopped), which may be running inside a C call that reads the buffer: then
  * the storage only turns MG_STORAGE_CLOSED (unusable) and the release waits for its collection,
  * when no call can hold it any more. */
 void lt_close_host_storage(lua_State *L, mg_storage *s);
+/* Registers the metatable of large tensors' block owners (module.c calls it when opening). */
+void lt_push_block_metatable(lua_State *L);
 /* Bumps the version of t's storage: every in-place write does, and backward refuses a node whose
  * inputs changed since it was recorded. */
 static inline void lt_written(mg_tensor *t) { t->storage->version++; }

@@ -99,7 +99,12 @@ static void register_list(lua_State *L, int target, const luaL_Reg *list, int ct
 }
 
 static int ctx_gc(lua_State *L) {
-    mg_pool_shutdown((mg_ctx *)lua_touserdata(L, 1));
+    mg_ctx *ctx = (mg_ctx *)lua_touserdata(L, 1);
+    mg_pool_shutdown(ctx);
+    /* the state is closing: the cached blocks go back, and so will those of tensors finalized
+     * after this */
+    mg_block_flush(ctx);
+    ctx->blocks.closed = 1;
     return 0;
 }
 
@@ -126,6 +131,7 @@ int luaopen_moongrad_core(lua_State *L) {
     lua_setiuservalue(L, -2, LT_CTX_UV_STACK);
     lt_push_node_metatable(L);
     lua_setiuservalue(L, -2, LT_CTX_UV_NODE_MT);
+    lt_push_block_metatable(L);
     lua_newtable(L); /* coroutine -> grad mode (autograd.c), weak keys: dead coroutines drop out */
     lua_createtable(L, 0, 1);
     lua_pushliteral(L, "k");

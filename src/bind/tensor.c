@@ -53,11 +53,19 @@ static int new_userdata(lua_State *L) {
     return 1;
 }
 
-/* Raises when a tensor taking `total` bytes would take the state past its memory limit, after a
- * full collection when only that could bring it under. */
+/* The bytes the state holds: its Lua heap, and large tensors' blocks (in use or cached). */
+static size_t used_bytes(lua_State *L, const mg_ctx *ctx) {
+    return heap_bytes(L) + ctx->blocks.live + ctx->blocks.bytes;
+}
+
+/* Raises when a tensor taking `total` bytes would take the state past its memory limit, after
+ * emptying the block cache and a full collection when only that could bring it under. */
 static void check_limit(lua_State *L, mg_ctx *ctx, size_t total, size_t bytes) {
-    if (heap_bytes(L) + total > ctx->memory_limit) lua_gc(L, LUA_GCCOLLECT);
-    const size_t used = heap_bytes(L);
+    if (used_bytes(L, ctx) + total > ctx->memory_limit) {
+        mg_block_flush(ctx);
+        lua_gc(L, LUA_GCCOLLECT);
+    }
+    const size_t used = used_bytes(L, ctx);
     if (used + total <= ctx->memory_limit) return;
     mg_fail(ctx, MG_ENOMEM, 0,
             "not enough memory for a tensor of %zu bytes: the memory limit is %zu bytes and %zu are in use",
@@ -76,6 +84,79 @@ static mg_tensor *push_large(lua_State *L, mg_ctx *ctx, size_t total, size_t byt
         lt_raise(L, 1);
     }
     return (mg_tensor *)lua_touserdata(L, -1);
+}
+
+/* ---- large tensors: their bytes in a block of the ctx's cache -------------------------------- *
+ * A tensor of LT_BLOCK_MIN bytes or more keeps its bytes in a block from mg_block_get (the ctx's
+ * allocator, which is the state's), owned by a small "moongrad.Block" userdata (the tensor's user
+ * value 1, as a view's base) whose finalizer gives the block back to the cache. Why not inline, as
+ * small tensors: a training step makes the same large tensors again and again, and a fresh block
+ * from the allocator arrives unmapped (W5, 10^6-row regression: ~1100 page faults a step, 2 ms of
+ * 15) where a cached one is mapped and often still in cache.
+ * The collector does not see a block's bytes, so the binding paces it: once blocks of more than the
+ * larger of the Lua heap, the blocks alive after the last such collection and 4 MB have been handed
+ * out, it runs a full collection (as the collector's own pause of 200 % would), which gives the
+ * dead ones back. Not inside a finalizer (lua_gc refuses there, and a userdata made while the state
+ * closes is never finalized): a tensor made there is inline, as a small one. */
+#define LT_BLOCK_MIN ((size_t)1 << 20)
+#define LT_BLOCK_PACE ((size_t)4 << 20)
+
+typedef struct lt_block {
+    mg_storage s;
+    mg_ctx *ctx;
+    void *raw;  /* from mg_block_get; NULL once given back */
+    size_t cap; /* its size */
+} lt_block;
+
+static int block_gc(lua_State *L) {
+    lt_block *b = (lt_block *)luaL_checkudata(L, 1, LT_BLOCK_MT);
+    if (b->raw) mg_block_put(b->ctx, b->raw, b->cap);
+    b->raw = NULL;
+    b->s.data = NULL;
+    return 0;
+}
+
+void lt_push_block_metatable(lua_State *L) {
+    luaL_newmetatable(L, LT_BLOCK_MT);
+    lua_pushcfunction(L, block_gc);
+    lua_setfield(L, -2, "__gc");
+    lua_pop(L, 1);
+}
+
+/* Pushes the owner of a block of at least `bytes` bytes, aligned to 64, or raises naming the size. */
+static lt_block *push_block(lua_State *L, mg_ctx *ctx, size_t bytes) {
+    mg_block_cache *c = &ctx->blocks;
+    size_t pace = heap_bytes(L);
+    if (pace < c->live_after_collect) pace = c->live_after_collect;
+    if (pace < LT_BLOCK_PACE) pace = LT_BLOCK_PACE;
+    if (c->since_collect > pace && lua_gc(L, LUA_GCISRUNNING) == 1) {
+        lua_gc(L, LUA_GCCOLLECT);
+        c->since_collect = 0;
+        c->live_after_collect = c->live;
+    }
+    lt_block *b = (lt_block *)lua_newuserdatauv(L, sizeof *b, 0);
+    memset(b, 0, sizeof *b); /* valid (and empty) before anything can fail */
+    b->ctx = ctx;
+    luaL_setmetatable(L, LT_BLOCK_MT);
+    /* sizes rounded up to 64 KiB, so that tensors of nearly the same size share blocks */
+    size_t cap = (bytes + 63 + 0xffff) & ~(size_t)0xffff;
+    void *raw = mg_block_get(ctx, &cap, 0);
+    if (!raw) { /* the cache's blocks and the dead tensors' back to the allocator, then once more */
+        mg_block_flush(ctx);
+        lua_gc(L, LUA_GCCOLLECT);
+        raw = mg_block_get(ctx, &cap, 0);
+    }
+    if (!raw) {
+        mg_fail(ctx, MG_ENOMEM, 0, "not enough memory for a tensor of %zu bytes", bytes);
+        lt_raise(L, 1);
+    }
+    b->raw = raw;
+    b->cap = cap;
+    c->since_collect += cap;
+    b->s.kind = MG_STORAGE_BLOCK;
+    b->s.data = (char *)(((uintptr_t)raw + 63) & ~(uintptr_t)63);
+    b->s.nbytes = bytes;
+    return b;
 }
 
 mg_tensor *lt_test(lua_State *L, int idx) {
@@ -107,6 +188,20 @@ mg_tensor *lt_push_new(lua_State *L, mg_dtype dtype, int ndim, const int64_t *si
         lt_raise(L, 1);
     }
     const size_t bytes = (size_t)numel * item;
+    if (bytes >= LT_BLOCK_MIN && lua_gc(L, LUA_GCISRUNNING) >= 0) { /* not in a finalizer */
+        if (ctx->memory_limit) check_limit(L, ctx, header_bytes(ndim, sizeof(lt_block)) + bytes, bytes);
+        lt_block *b = push_block(L, ctx, bytes);
+        mg_tensor *t = lt_push_header(L, ndim, 0, lua_upvalueindex(2));
+        lua_rotate(L, -2, 1); /* tensor, owner */
+        lua_setiuservalue(L, -2, LT_UV_OWNER);
+        t->storage = &b->s;
+        t->flags |= LT_OWNS_BLOCK;
+        t->dtype = (uint8_t)dtype;
+        t->numel = numel;
+        memcpy(t->size, size, sizeof(int64_t) * ndim); /* ndim >= 1: a 0-d tensor is 1 element */
+        mg_contiguous_strides(ndim, size, t->stride);
+        return t;
+    }
     /* The bytes live inline, after the header and the size / stride arrays: one block that the
      * collector counts at its true size and frees without a finalizer, whatever the size. Buffers
      * past LT_ALIGN_MIN bytes start on a 64-byte boundary, for whole-cache-line vector loads. */
@@ -155,7 +250,7 @@ mg_tensor *lt_push_view(lua_State *L, int src, int ndim) {
 }
 
 void lt_release_storage(mg_storage *s) {
-    if (s->kind == MG_STORAGE_INLINE) {
+    if (s->kind == MG_STORAGE_INLINE || s->kind == MG_STORAGE_BLOCK) {
         s->kind = MG_STORAGE_CLOSED; /* the bytes stay until the userdata goes: a C call reading them
                                       * (a finalizer closed an input mid-call) finishes safely */
         return;
@@ -173,10 +268,11 @@ void lt_release_storage(mg_storage *s) {
 static int l_close(lua_State *L) {
     mg_tensor *t = lt_test(L, 1);
     if (!t) return 0;
-    /* an inline storage is closed once: lt_release_storage on a closed one would drop its bytes
+    /* an owned storage is closed once: lt_release_storage on a closed one would drop its bytes
      * (data = NULL) under a call that a finalizer closing it twice interrupted */
     if (t->flags & LT_OWNS_HOST) lt_close_host_storage(L, t->storage);
-    else if ((t->flags & LT_OWNS_INLINE) && t->storage->kind == MG_STORAGE_INLINE) lt_release_storage(t->storage);
+    else if ((t->flags & (LT_OWNS_INLINE | LT_OWNS_BLOCK)) && t->storage->kind != MG_STORAGE_CLOSED)
+        lt_release_storage(t->storage);
     t->flags |= LT_CLOSED;
     return 0;
 }

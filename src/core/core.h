@@ -20,6 +20,21 @@
 typedef void *(*mg_alloc_fn)(void *ud, void *ptr, size_t osize, size_t nsize);
 
 /* Everything the library keeps for one Lua state (or one C host): no globals anywhere. */
+/* Large blocks (a large tensor's bytes), kept when freed and handed out again: a training loop
+ * makes tensors of the same few sizes every step, and a block taken back from here is already
+ * mapped (no page faults, as a fresh one from the allocator has) and often still in cache. */
+#define MG_BLOCK_SLOTS 16
+typedef struct mg_block_cache {
+    void *p[MG_BLOCK_SLOTS]; /* the most recently freed last */
+    size_t n[MG_BLOCK_SLOTS];
+    int count;
+    size_t bytes;            /* held here */
+    size_t live;             /* handed out and not yet given back */
+    size_t since_collect;    /* tensors' blocks made since the binding last ran a full collection */
+    size_t live_after_collect; /* live after it */
+    int closed;              /* the state is closing: blocks go straight back to the allocator */
+} mg_block_cache;
+
 typedef struct mg_ctx {
     mg_alloc_fn alloc;
     void *alloc_ud;
@@ -36,6 +51,7 @@ typedef struct mg_ctx {
     atomic_int interrupt;   /* mg_interrupt's request (any thread or a signal handler sets it): the
                              * next long loop to look (mg_take_interrupt) stops and fails MG_EINTR */
     double time_limit;      /* mg.set_time_limit: seconds a long loop may run; 0: none */
+    mg_block_cache blocks;  /* large tensors' bytes (mg_block_get / mg_block_put) */
     int err_operand;        /* which operand an error concerns, 1-based; 0 when none */
     char err[256];          /* the detail of the last error, lowercase, no final period */
 } mg_ctx;
@@ -77,6 +93,16 @@ static inline bool mg_should_stop(mg_ctx *ctx, double deadline) {
 /* Scratch memory through the ctx's allocator. Caller owns; free with mg_free(ctx, p, n). */
 void *mg_alloc(mg_ctx *ctx, size_t n);
 void mg_free(mg_ctx *ctx, void *p, size_t n);
+
+/* A block of *n bytes or more (*n becomes its size: give that back to mg_block_put): one from the
+ * cache of exactly *n bytes when `exact`, else of at most a quarter more; else a new one from the
+ * allocator. NULL: no memory. mg_alloc takes blocks for scratch of 1 MiB or more (exact). */
+void *mg_block_get(mg_ctx *ctx, size_t *n, int exact);
+/* Gives back a block of mg_block_get: kept for reuse while the cache holds at most what is in use
+ * (and 32 MB at least), else freed. */
+void mg_block_put(mg_ctx *ctx, void *p, size_t n);
+/* Frees every cached block (before reporting no memory, and when the state closes). */
+void mg_block_flush(mg_ctx *ctx);
 
 /* Writes "{3,2}" into buf (always terminated). */
 void mg_format_shape(char *buf, size_t cap, int ndim, const int64_t *size);

@@ -43,9 +43,81 @@ mg_status mg_fail(mg_ctx *ctx, mg_status st, int operand, const char *fmt, ...) 
     return st;
 }
 
-void *mg_alloc(mg_ctx *ctx, size_t n) { return ctx->alloc(ctx->alloc_ud, NULL, 0, n ? n : 1); }
-void mg_free(mg_ctx *ctx, void *p, size_t n) {
+static void *plain_alloc(mg_ctx *ctx, size_t n) { return ctx->alloc(ctx->alloc_ud, NULL, 0, n ? n : 1); }
+static void plain_free(mg_ctx *ctx, void *p, size_t n) {
     if (p) ctx->alloc(ctx->alloc_ud, p, n ? n : 1, 0);
+}
+
+/* Scratch of MG_BLOCK_MIN bytes or more (a kernel's packed panels, a backward rule's temporary)
+ * goes through the block cache too, at its size rounded up to 64 KiB: mg_free gives back exactly
+ * what mg_alloc took. */
+#define MG_BLOCK_MIN ((size_t)1 << 20)
+static int is_block_size(size_t n) { return n >= MG_BLOCK_MIN && n <= SIZE_MAX / 2; }
+static size_t block_round(size_t n) { return (n + 0xffff) & ~(size_t)0xffff; }
+
+void *mg_alloc(mg_ctx *ctx, size_t n) {
+    if (!is_block_size(n)) return plain_alloc(ctx, n);
+    size_t cap = block_round(n);
+    return mg_block_get(ctx, &cap, 1);
+}
+void mg_free(mg_ctx *ctx, void *p, size_t n) {
+    if (p && is_block_size(n)) mg_block_put(ctx, p, block_round(n));
+    else plain_free(ctx, p, n);
+}
+
+/* ---- the block cache ------------------------------------------------------------------------ */
+#define BLOCK_CACHE_MIN ((size_t)32 << 20)
+
+void *mg_block_get(mg_ctx *ctx, size_t *n, int exact) {
+    mg_block_cache *c = &ctx->blocks;
+    /* the most recently freed block that fits (LIFO: the likeliest to be in cache) */
+    for (int i = c->count - 1; i >= 0; i--)
+        if (exact ? c->n[i] == *n : c->n[i] >= *n && c->n[i] - *n <= *n / 4) {
+            void *p = c->p[i];
+            *n = c->n[i];
+            c->bytes -= c->n[i];
+            for (int j = i; j + 1 < c->count; j++) {
+                c->p[j] = c->p[j + 1];
+                c->n[j] = c->n[j + 1];
+            }
+            c->count--;
+            c->live += *n;
+            return p;
+        }
+    void *p = plain_alloc(ctx, *n);
+    if (p) c->live += *n;
+    return p;
+}
+
+void mg_block_put(mg_ctx *ctx, void *p, size_t n) {
+    mg_block_cache *c = &ctx->blocks;
+    c->live -= n;
+    const size_t cap = c->live > BLOCK_CACHE_MIN ? c->live : BLOCK_CACHE_MIN;
+    if (c->closed || n > cap) {
+        plain_free(ctx, p, n);
+        return;
+    }
+    /* make room: the oldest blocks go first */
+    while (c->count > 0 && (c->count == MG_BLOCK_SLOTS || c->bytes + n > cap)) {
+        plain_free(ctx, c->p[0], c->n[0]);
+        c->bytes -= c->n[0];
+        for (int j = 0; j + 1 < c->count; j++) {
+            c->p[j] = c->p[j + 1];
+            c->n[j] = c->n[j + 1];
+        }
+        c->count--;
+    }
+    c->p[c->count] = p;
+    c->n[c->count] = n;
+    c->count++;
+    c->bytes += n;
+}
+
+void mg_block_flush(mg_ctx *ctx) {
+    mg_block_cache *c = &ctx->blocks;
+    for (int i = 0; i < c->count; i++) plain_free(ctx, c->p[i], c->n[i]);
+    c->count = 0;
+    c->bytes = 0;
 }
 
 static const size_t dtype_sizes[MG_NDTYPES] = {sizeof(float), sizeof(double), sizeof(int64_t),

@@ -21,6 +21,7 @@
 #include "grad.h"
 #include "linalg.h"
 #include "functional.h"
+#include "vmath.h"
 #include "ops.h"
 
 #define MG_NAME_FUNCTIONAL(e, name) name,
@@ -370,25 +371,50 @@ static mg_status pointwise_backward(mg_ctx *ctx, const mg_backward_args *a, int 
  *   loss_n = lse - x_t   (log_softmax then nll, fused).
  * Backward: d loss_n / d x_c = softmax_c - [c == t] = e^(x_c - lse) - [c == t], times g_n (none)
  * or g / N (mean) or g (sum). lse is saved in float64 so the softmax is exact to the dtype. */
-/* e^v in the dtype's precision (float32 logits: expf, as PyTorch computes them; sums stay double) */
-#define EXP_F32(v) ((double)expf((float)(v)))
+/* e^v in the dtype's precision (float32 logits: a float exp, as PyTorch computes them: the one of
+ * vmath.h, which vectorizes; sums stay double). Rows are short (10 classes), so the exponentials
+ * of several rows are taken in one loop over a buffer of EXP_BLOCK, which vectorizes, and then
+ * summed row by row in order: the same arithmetic as one row at a time. */
+#define EXP_F32(v) ((double)mg_expf((float)(v)))
 #define EXP_F64(v) exp(v)
+#define EXP_BLOCK 256
 #define DEFINE_CROSS_ENTROPY(NAME, T, EXP) MG_ISA_STAMP(CROSS_ENTROPY_LOOP, NAME, T, EXP)
 #define CROSS_ENTROPY_LOOP(ISA, NAME, T, EXP)                                              \
     static void MG_ISA_FN(NAME, ISA)(void *out, double *lse, const void *xp,               \
                                      const int64_t *t, int64_t N, int64_t C,               \
                                      mg_reduction red) {                                   \
         T *o = (T *)out;                                                                   \
-        double total = 0;                                                                  \
-        for (int64_t n = 0; n < N; n++) {                                                  \
-            const T *row = (const T *)xp + n * C;                                          \
-            double m = -INFINITY, s = 0;                                                   \
-            for (int64_t c = 0; c < C; c++) m = row[c] > m ? (double)row[c] : m;           \
-            for (int64_t c = 0; c < C; c++) s += EXP((double)row[c] - m);                  \
-            lse[n] = m + log(s);                                                           \
-            const double l = lse[n] - (double)row[t[n] - 1];                               \
-            if (red == MG_REDUCTION_NONE) o[n] = (T)l;                                     \
-            else total += l;                                                               \
+        double total = 0, e[EXP_BLOCK];                                                    \
+        /* rows per buffer: several short rows, or one long row in pieces (rows = 1) */    \
+        const int64_t fit = C && 2 * C <= EXP_BLOCK ? EXP_BLOCK / C : 1;                   \
+        for (int64_t n0 = 0, rows; n0 < N; n0 += rows) {                                   \
+            rows = N - n0 < fit ? N - n0 : fit;                                            \
+            for (int64_t r = 0; r < rows; r++) { /* lse holds each row's max for now */    \
+                const T *row = (const T *)xp + (n0 + r) * C;                               \
+                double m = -INFINITY;                                                      \
+                for (int64_t c = 0; c < C; c++) m = row[c] > m ? (double)row[c] : m;       \
+                lse[n0 + r] = m;                                                           \
+            }                                                                              \
+            double s = 0; /* the sum of one long row, over its pieces */                   \
+            for (int64_t c0 = 0; c0 < (rows > 1 ? 1 : C); c0 += EXP_BLOCK) {              \
+                const int64_t k = rows > 1 ? C : (C - c0 < EXP_BLOCK ? C - c0 : EXP_BLOCK); \
+                for (int64_t r = 0; r < rows; r++) {                                       \
+                    const T *row = (const T *)xp + (n0 + r) * C + c0;                      \
+                    for (int64_t j = 0; j < k; j++) e[r * k + j] = (double)row[j] - lse[n0 + r]; \
+                }                                                                          \
+                for (int64_t j = 0; j < rows * k; j++) e[j] = EXP(e[j]);                   \
+                for (int64_t r = 0; r < rows; r++) {                                       \
+                    if (rows > 1) s = 0;                                                   \
+                    for (int64_t j = 0; j < k; j++) s += e[r * k + j];                     \
+                    if (rows > 1 || c0 + k >= C) {                                         \
+                        const int64_t n = n0 + r;                                          \
+                        lse[n] = lse[n] + log(s);                                          \
+                        const double l = lse[n] - (double)((const T *)xp)[n * C + t[n] - 1]; \
+                        if (red == MG_REDUCTION_NONE) o[n] = (T)l;                         \
+                        else total += l;                                                   \
+                    }                                                                      \
+                }                                                                          \
+            }                                                                              \
         }                                                                                  \
         if (red != MG_REDUCTION_NONE)                                                      \
             o[0] = (T)(red == MG_REDUCTION_MEAN ? total / (double)N : total);              \
@@ -406,13 +432,18 @@ static const cross_entropy_fn cross_entropy_kernels[MG_NISA][MG_NDTYPES] =
                                      const int64_t *t, const void *gp, int64_t N,          \
                                      int64_t C, mg_reduction red) {                        \
         const T *g = (const T *)gp;                                                        \
+        T *o = (T *)dst;                                                                   \
+        /* x - lse in T (EXP rounds its argument to T anyway), then e^ of all N C in one */ \
+        /* loop that vectorizes, then minus the target's 1, times the gradient */          \
+        for (int64_t n = 0; n < N; n++)                                                    \
+            for (int64_t c = 0; c < C; c++)                                                \
+                o[n * C + c] = (T)((double)((const T *)xp)[n * C + c] - lse[n]);           \
+        for (int64_t i = 0; i < N * C; i++) o[i] = (T)EXP((double)o[i]);                   \
         for (int64_t n = 0; n < N; n++) {                                                  \
-            const T *row = (const T *)xp + n * C;                                          \
-            T *o = (T *)dst + n * C;                                                       \
             const double s = red == MG_REDUCTION_NONE ? (double)g[n]                       \
                                                       : reduced_grad(red, (double)g[0], N); \
             for (int64_t c = 0; c < C; c++)                                                \
-                o[c] = (T)((EXP((double)row[c] - lse[n]) - (c == t[n] - 1)) * s);          \
+                o[n * C + c] = (T)(((double)o[n * C + c] - (c == t[n] - 1)) * s);          \
         }                                                                                  \
     }
 DEFINE_DCROSS_ENTROPY(dcross_entropy_f32, float, EXP_F32)

@@ -15,6 +15,7 @@
 #include "ops.h"
 #include "scalar.h"
 #include "unary.h"
+#include "vmath.h"
 
 /* y <- EXPR(x), in type T; may alias exactly (in-place ops): no restrict */
 #define DEFINE_UNARY(NAME, T, EXPR) MG_ISA_STAMP(UNARY_LOOPS, NAME, T, EXPR)
@@ -62,17 +63,12 @@
 #define GRAD(op, EXPR) DEFINE_GRAD(op##_grad_f32, float, EXPR) DEFINE_GRAD(op##_grad_f64, double, EXPR)
 
 /* 1 / (1 + e^-x) without overflow: e^x is only taken of a non-positive number. */
-static inline float stable_sigmoidf(float x) {
-    if (x >= 0) return 1.0f / (1.0f + expf(-x));
-    const float z = expf(x);
-    return z / (1.0f + z);
-}
 static inline double stable_sigmoid(double x) {
     if (x >= 0) return 1.0 / (1.0 + exp(-x));
     const double z = exp(x);
     return z / (1.0 + z);
 }
-#define SIGMOID(x) MG_MATH(stable_sigmoid, x)
+#define SIGMOID(x) _Generic((x), float: mg_sigmoidf, double: stable_sigmoid)(x) /* vmath.h */
 /* |INT64_MIN| wraps to itself as in PyTorch (unsigned math: signed overflow is undefined in C) */
 #define IABS(x) ((int64_t)((x) < 0 ? 0 - (uint64_t)(x) : (uint64_t)(x)))
 /* x < 0 ? 0 : x keeps NaN and -0.0, as torch.relu */
@@ -81,11 +77,11 @@ static inline double stable_sigmoid(double x) {
 #define CLAMP_LO(x, lo) ((x) < (lo) ? (lo) : (x))
 #define CLAMPED(x, lo, hi) (CLAMP_LO(x, lo) > (hi) ? (hi) : CLAMP_LO(x, lo))
 
-/* exp: y = e^x; dx = dy y */
-FLOAT_KERNEL(exp, MG_MATH(exp, x))
+/* exp: y = e^x; dx = dy y (float32: vmath.h, vectorized) */
+FLOAT_KERNEL(exp, MG_VMATH(exp, x))
 GRAD(exp, g * v)
 /* log: y = ln x; dx = dy / x */
-FLOAT_KERNEL(log, MG_MATH(log, x))
+FLOAT_KERNEL(log, MG_VMATH(log, x))
 GRAD(log, g / v)
 /* sqrt: y = x^(1/2); dx = dy / (2 y) */
 FLOAT_KERNEL(sqrt, MG_MATH(sqrt, x))
@@ -100,7 +96,7 @@ GRAD(sin, g * MG_MATH(cos, v))
 FLOAT_KERNEL(cos, MG_MATH(cos, x))
 GRAD(cos, -g * MG_MATH(sin, v))
 /* tanh: dx = dy (1 - y^2) */
-FLOAT_KERNEL(tanh, MG_MATH(tanh, x))
+FLOAT_KERNEL(tanh, MG_VMATH(tanh, x))
 GRAD(tanh, g * (1 - v * v))
 /* sigmoid: y = 1 / (1 + e^-x); dx = dy y (1 - y) */
 FLOAT_KERNEL(sigmoid, SIGMOID(x))
