@@ -137,16 +137,20 @@ test: deps $(MODULE) $(IDX_MODULE)
 demo: deps $(MODULE)
 	$(LUA) examples/thermometer.lua
 
+# LeakSanitizer is on: busted ends with os.exit(code, true), which closes the Lua state, so every
+# byte moongrad allocated must be freed by then (nothing needed suppressing: the interpreter, busted
+# and the processes the specs start, which inherit the preload, leak nothing it reports).
 asan: deps $(ASAN_MODULE) $(ASAN_IDX_MODULE)
 	LUA_CPATH="$(CURDIR)/$(ASAN_BUILD)/?.so;;" \
 	LD_PRELOAD="$$($(CC) -print-file-name=libasan.so) $$($(CC) -print-file-name=libubsan.so)" \
-	ASAN_OPTIONS=detect_leaks=0:abort_on_error=0 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
+	ASAN_OPTIONS=detect_leaks=1:abort_on_error=0 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
 	busted --lua=$(LUA) --exclude-tags=slow,noasan $(BUSTED_ARGS) spec
 
 # The API fuzzer (scripts/fuzz.lua), in a scratch directory (functions that write files get names
 # like "x") and under a memory limit. `make fuzz` runs the -O3 build as long as asked
-# (FUZZ_SEEDS, FUZZ_CALLS per seed); `make fuzz-asan` a bounded seeded run under ASan + UBSan
-# (what CI runs). A crash, sanitizer report or hang ends the run with the log's last call named.
+# (FUZZ_SEEDS, FUZZ_CALLS per seed); `make fuzz-asan` a bounded seeded run under ASan + UBSan +
+# LeakSanitizer (what CI runs; the script ends normally, so lua.c closes the state and every byte
+# must be freed). A crash, sanitizer report or hang ends the run with the log's last call named.
 FUZZ_SEEDS ?= 1 2 3 4 5 6 7 8 9 10
 FUZZ_CALLS ?= 100000
 FUZZ_TIMEOUT ?= 600
@@ -165,7 +169,7 @@ fuzz: deps $(MODULE)
 fuzz-asan: deps $(ASAN_MODULE) $(ASAN_IDX_MODULE)
 	$(call run_fuzz,LUA_CPATH="$(CURDIR)/$(ASAN_BUILD)/?.so;;" \
 	LD_PRELOAD="$$($(CC) -print-file-name=libasan.so) $$($(CC) -print-file-name=libubsan.so)" \
-	ASAN_OPTIONS=detect_leaks=0:abort_on_error=1:allocator_may_return_null=1:max_allocation_size_mb=512 \
+	ASAN_OPTIONS=detect_leaks=1:abort_on_error=1:allocator_may_return_null=1:max_allocation_size_mb=512 \
 	UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1)
 
 # The soak: 10^5 steps of an MLP with Adam and of the book's autograd loop, no collectgarbage();
@@ -287,63 +291,78 @@ threads-host: $(THREADS_HOST)
 threads-host-tsan: $(THREADS_HOST_TSAN)
 	TSAN_OPTIONS="halt_on_error=0 exitcode=66 suppressions=$(CURDIR)/spec/hosts/threads_host.tsan.supp $(TSAN_OPTIONS)" $(THREADS_HOST_TSAN) $(THREADS_HOST_ARGS)
 
-# ---- moongrad.distributed (issue 12): a module of its own over Open MPI, built from distributed/
-# (outside src/: the core never sees MPI). `make distributed` builds build/moongrad/distributed_core.so;
-# `make mpi-deps` installs Open MPI when missing (apt-get, as root; otherwise it names the packages);
-# `make test-mpi` runs spec/distributed/ under mpirun with 1, 2 and 4 (oversubscribed) ranks, then
-# the fault specs (which start jobs of their own). MPIRUN may name another launcher line.
-MPI_CFLAGS  ?= $(shell pkg-config --cflags ompi-c 2>/dev/null || mpicc --showme:compile 2>/dev/null)
-MPI_LIBS    ?= $(shell pkg-config --libs ompi-c 2>/dev/null || mpicc --showme:link 2>/dev/null)
-DIST_SRC     = $(wildcard distributed/*.c)
-DIST_OBJ     = $(DIST_SRC:%.c=$(BUILD)/%.o)
-DIST_MODULE  = $(BUILD)/moongrad/distributed_core.so
-MPIRUN      ?= env OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 OMPI_MCA_btl_vader_single_copy_mechanism=none mpirun
-.PHONY: distributed mpi-deps test-mpi test-dist install-distributed
-test-dist: test-mpi
-$(DIST_OBJ): ALL_CFLAGS += $(MPI_CFLAGS)
-$(DIST_OBJ): $(wildcard distributed/*.h)
-distributed: $(DIST_MODULE)
-$(DIST_MODULE): $(DIST_OBJ)
-	@mkdir -p $(dir $@)
-	$(CC) $(LIBFLAG) -o $@ $(DIST_OBJ) $(MPI_LIBS) $(LDLIBS)
-mpi-deps:
-	@sh distributed/deps.sh
-test-mpi: deps mpi-deps $(MODULE)
-	$(MAKE) -s distributed $(DIST_HOST)
-	$(CC) $(ALL_CFLAGS) $(MPI_CFLAGS) -Werror -fsyntax-only $(DIST_SRC)
-	@status=0; for np in 1 2 "4 --oversubscribe"; do \
-	  echo "== spec/distributed under mpirun -np $$np"; \
-	  $(MPIRUN) -np $$np sh distributed/rank0.sh busted --lua=$(LUA) --pattern=_mpi $(BUSTED_ARGS) spec/distributed \
-	    || status=1; \
-	done; \
-	echo "== spec/hosts/dist_host.c under mpirun -np 2 (a host's own MPI_Comm and its own transport)"; \
-	$(MPIRUN) -np 2 $(DIST_HOST) || status=1; \
-	echo "== spec/distributed fault specs (each starts its own mpirun job)"; \
-	MOONGRAD_MPIRUN="$(MPIRUN)" busted --lua=$(LUA) --pattern=_faults $(BUSTED_ARGS) spec/distributed || status=1; \
-	exit $$status
-# `make test-mpi-asan`: spec/distributed under mpirun -np 2 and 4 with the core and this module built
-# with ASan + UBSan (the interpreter preloads the runtimes, as `make asan`); a report fails it.
-DIST_ASAN_OBJ    = $(DIST_SRC:%.c=$(ASAN_BUILD)/%.o)
-DIST_ASAN_MODULE = $(ASAN_BUILD)/moongrad/distributed_core.so
-$(DIST_ASAN_OBJ): ALL_CFLAGS += $(MPI_CFLAGS)
-$(DIST_ASAN_MODULE): $(DIST_ASAN_OBJ)
-	@mkdir -p $(dir $@)
-	$(CC) -shared -fsanitize=address,undefined -o $@ $(DIST_ASAN_OBJ) $(MPI_LIBS) $(LDLIBS)
-.PHONY: test-mpi-asan
-test-mpi-asan: deps mpi-deps $(ASAN_MODULE) $(DIST_ASAN_MODULE)
-	@status=0; for np in 2 "4 --oversubscribe"; do \
-	  $(MPIRUN) -np $$np env LUA_CPATH="$(CURDIR)/$(ASAN_BUILD)/?.so;;" \
-	    LD_PRELOAD="$$($(CC) -print-file-name=libasan.so) $$($(CC) -print-file-name=libubsan.so)" \
-	    ASAN_OPTIONS=detect_leaks=0 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
-	    sh distributed/rank0.sh busted --lua=$(LUA) --cpath="$(CURDIR)/$(ASAN_BUILD)/?.so" --pattern=_mpi \
-	    $(BUSTED_ARGS) spec/distributed || status=1; \
-	done; ! grep -lE 'ERROR: AddressSanitizer|runtime error:' /tmp/moongrad-rank*.log && exit $$status
+# spec/hosts/interrupt_host.c (mg_interrupt from a thread and a signal handler; spec/interrupt_spec.lua)
+# and spec/hosts/host_buffer_host.c (a host's buffer closed by a finalizer during an op), on the
+# static library like the oom host.
+$(BUILD)/interrupt_host: spec/hosts/interrupt_host.c $(STATIC_LIB)
+	$(CC) -std=gnu11 $(WARN) $(CFLAGS) -Iinclude $(LUA_INC) -o $@ spec/hosts/interrupt_host.c $(STATIC_LIB) $(LUA_LIBS) $(LDLIBS)
+$(BUILD)/host_buffer_host: spec/hosts/host_buffer_host.c $(STATIC_LIB)
+	$(CC) -std=gnu11 $(WARN) $(CFLAGS) -Iinclude $(LUA_INC) -o $@ spec/hosts/host_buffer_host.c $(STATIC_LIB) $(LUA_LIBS) $(LDLIBS)
+$(ASAN_BUILD)/host_buffer_host: spec/hosts/host_buffer_host.c $(ASAN_OBJ)
+	$(CC) -std=gnu11 $(WARN) $(CFLAGS) $(SANITIZE) -Iinclude $(LUA_INC) -o $@ spec/hosts/host_buffer_host.c $(ASAN_OBJ) $(LUA_LIBS) $(LDLIBS)
 
-# spec/hosts/dist_host.c: a host handing moongrad.distributed its own communicator and transport
-DIST_HOST = $(BUILD)/dist_host
-$(DIST_HOST): spec/hosts/dist_host.c $(STATIC_LIB) $(DIST_OBJ)
-	$(CC) -std=gnu11 $(WARN) $(CFLAGS) $(MPI_CFLAGS) -Iinclude $(LUA_INC) -o $@ spec/hosts/dist_host.c \
-	  $(DIST_OBJ) $(STATIC_LIB) $(LUA_LIBS) $(MPI_LIBS) $(LDLIBS)
-install-distributed: $(DIST_MODULE)
-	install -d $(DESTDIR)$(LIBDIR)/moongrad $(DESTDIR)$(LUADIR)/moongrad
-	install -m 755 $(DIST_MODULE) $(DESTDIR)$(LIBDIR)/moongrad/distributed_core.so
+# ---- libFuzzer harnesses for the decoders of outside data (issue 11): fuzz/harness.c, one binary per
+# target (FUZZ_TARGETS), each with its seed corpus fuzz/corpus/<target>/ (committed) and a dictionary
+# fuzz/<target>.dict when there is one. The decoders are partly Lua, so the harness links Lua 5.4.4
+# built from its source (Debian's .orig tarball, checked by sha256; LUA_TARBALL=path to use a local
+# copy) with the same clang instrumentation as moongrad's C: libFuzzer sees the interpreter's
+# branches, and the harness's line hook adds the Lua code's own (fuzz/harness.c says how).
+# `make fuzz-files` runs each target FUZZ_SECONDS (default 60) one after the other, new inputs going
+# to build-fuzz/corpus/<target>/ (not committed); a crash leaves build-fuzz/crash-<target>-* and
+# fails the run. A target is one row in fuzz/harness.c plus its name here.
+# ext/idx.c (mg.data.read_idx's reader, a module of its own needing zlib) is fuzzed when the tree has it
+FUZZ_EXT_SRC   = $(wildcard ext/idx.c)
+FUZZ_TARGETS  ?= safetensors csv table $(if $(FUZZ_EXT_SRC),idx)
+FUZZ_EXT_FLAGS = $(if $(FUZZ_EXT_SRC),-DMG_FUZZ_WITH_IDX $(FUZZ_EXT_SRC) -lz)
+FUZZ_SECONDS  ?= 60
+FUZZ_CC       ?= clang
+FUZZ_BUILD     = build-fuzz
+FUZZ_SAN       = -fsanitize=address,undefined -fno-sanitize-recover=undefined -fno-omit-frame-pointer
+FUZZ_CFLAGS    = -std=gnu11 -g -O1 $(MG_FPFLAGS) $(FUZZ_SAN) -fsanitize=fuzzer-no-link
+LUA_SRC_VER    = 5.4.4
+LUA_SRC_URL    = http://deb.debian.org/debian/pool/main/l/lua5.4/lua5.4_$(LUA_SRC_VER).orig.tar.gz
+LUA_SRC_SHA256 = 164c7849653b80ae67bec4b7473b884bf5cc8d2dca05653475ec2ed27b9ebf61
+FUZZ_LUA_DIR   = $(FUZZ_BUILD)/lua-$(LUA_SRC_VER)/src
+FUZZ_LUA_C     = lapi lcode lctype ldebug ldo ldump lfunc lgc llex lmem lobject lopcodes lparser lstate \
+                 lstring ltable ltm lundump lvm lzio lauxlib lbaselib lcorolib ldblib liolib lmathlib \
+                 loadlib loslib lstrlib ltablib lutf8lib linit
+FUZZ_LUA_OBJ   = $(FUZZ_LUA_C:%=$(FUZZ_BUILD)/lua/%.o)
+FUZZ_MG_OBJ    = $(SRC:%.c=$(FUZZ_BUILD)/%.o)
+FUZZ_BINS      = $(FUZZ_TARGETS:%=$(FUZZ_BUILD)/fuzz-%)
+.PHONY: fuzz-files fuzz-build fuzz-clean
+.SECONDARY: $(FUZZ_MG_OBJ) $(FUZZ_LUA_OBJ)
+$(FUZZ_BUILD)/lua-$(LUA_SRC_VER)/src/lua.h:
+	@mkdir -p $(FUZZ_BUILD)
+	if [ -n "$(LUA_TARBALL)" ]; then cp "$(LUA_TARBALL)" $(FUZZ_BUILD)/lua.tar.gz; \
+	else curl -fsSL -o $(FUZZ_BUILD)/lua.tar.gz $(LUA_SRC_URL) || wget -q -O $(FUZZ_BUILD)/lua.tar.gz $(LUA_SRC_URL); fi
+	echo "$(LUA_SRC_SHA256)  $(FUZZ_BUILD)/lua.tar.gz" | sha256sum -c --quiet
+	tar -xzf $(FUZZ_BUILD)/lua.tar.gz -C $(FUZZ_BUILD) && touch $@
+# the collector's branches depend on the heap's history, not on the input: no coverage for lgc.c
+$(FUZZ_BUILD)/lua/%.o: $(FUZZ_BUILD)/lua-$(LUA_SRC_VER)/src/lua.h
+	@mkdir -p $(dir $@)
+	$(FUZZ_CC) $(FUZZ_CFLAGS) $(if $(filter lgc,$*),-fsanitize-coverage-ignorelist=/dev/null -fno-sanitize=fuzzer-no-link) \
+	  -DLUA_USE_POSIX -w -c -o $@ $(FUZZ_LUA_DIR)/$*.c
+$(FUZZ_BUILD)/%.o: %.c $(HDR) Makefile $(FUZZ_BUILD)/lua-$(LUA_SRC_VER)/src/lua.h
+	@mkdir -p $(dir $@)
+	$(FUZZ_CC) $(FUZZ_CFLAGS) -fPIC $(WARN) -Iinclude -I$(FUZZ_LUA_DIR) -c -o $@ $<
+$(FUZZ_BUILD)/fuzz-%: fuzz/harness.c $(FUZZ_MG_OBJ) $(FUZZ_LUA_OBJ) $(FUZZ_EXT_SRC)
+	$(FUZZ_CC) $(FUZZ_CFLAGS) $(WARN) -fsanitize=fuzzer -Iinclude -I$(FUZZ_LUA_DIR) \
+	  -DMG_FUZZ_NAME='"$*"' \
+	  -DMG_FUZZ_ROOT='"$(CURDIR)"' -o $@ fuzz/harness.c $(FUZZ_MG_OBJ) $(FUZZ_LUA_OBJ) $(FUZZ_EXT_FLAGS) -lm -lpthread
+fuzz-build: $(FUZZ_BINS)
+fuzz-files: $(FUZZ_BINS)
+	@status=0; for t in $(FUZZ_TARGETS); do \
+	  mkdir -p $(FUZZ_BUILD)/corpus/$$t; \
+	  dict=; [ -f fuzz/$$t.dict ] && dict=-dict=fuzz/$$t.dict; \
+	  echo "fuzz-files: $$t for $(FUZZ_SECONDS) s"; \
+	  ASAN_OPTIONS=detect_leaks=1:allocator_may_return_null=1 UBSAN_OPTIONS=print_stacktrace=1 \
+	  $(FUZZ_BUILD)/fuzz-$$t -max_total_time=$(FUZZ_SECONDS) -timeout=10 -rss_limit_mb=2048 \
+	    -max_len=65536 -print_final_stats=1 $$dict -artifact_prefix=$(FUZZ_BUILD)/crash-$$t- \
+	    $(FUZZ_BUILD)/corpus/$$t fuzz/corpus/$$t > $(FUZZ_BUILD)/$$t.log 2>&1 || status=1; \
+	  grep -E '^(stat::number_of_executed_units|stat::peak_rss_mb)|ERROR|SUMMARY|^fuzz ' $(FUZZ_BUILD)/$$t.log | tail -n 8; \
+	  grep -E '^#[0-9]+' $(FUZZ_BUILD)/$$t.log | tail -n 1; \
+	  [ $$status = 0 ] || { echo "fuzz-files: $$t FAILED (log: $(FUZZ_BUILD)/$$t.log)"; break; }; \
+	done; exit $$status
+clean: fuzz-clean
+fuzz-clean:
+	rm -rf $(FUZZ_BUILD)

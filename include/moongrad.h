@@ -49,7 +49,8 @@ typedef enum mg_status {
     MG_EINDEX,  /* an index out of range */
     MG_EDIM,    /* a dimension out of range */
     MG_EVALUE,  /* any other bad value */
-    MG_ECLOSED  /* storage released by <close> or by its host */
+    MG_ECLOSED, /* storage released by <close> or by its host */
+    MG_EINTR    /* stopped by mg_interrupt */
 } mg_status;
 
 #define MG_MAX_DIMS 16
@@ -60,7 +61,8 @@ typedef void (*mg_release_fn)(void *ud, void *data, size_t nbytes);
 /* The bytes behind one or more tensors. Views share it; `version` counts in-place writes so
  * that autograd can tell a saved tensor was changed. A host's storage has data == NULL once
  * released; a tensor's own storage, closed by <close>, keeps its bytes (they go with its userdata)
- * and says MG_STORAGE_CLOSED, so that a C call already reading them finishes safely. */
+ * and says MG_STORAGE_CLOSED, so that a C call already reading them finishes safely. So does a
+ * host's storage closed from a finalizer: its release waits for the storage's collection. */
 typedef struct mg_storage {
     char *data;            /* borrowed from whoever owns the bytes (see kind) */
     size_t nbytes;
@@ -114,6 +116,27 @@ MG_API mg_tensor *mg_push_host_tensor(struct lua_State *L, mg_dtype dtype, int n
  * an out-of-memory kill. 0 removes the limit. Returns the previous limit (0: none). Call it after
  * luaopen_moongrad_core; scripts can do the same with mg.set_memory_limit. */
 MG_API size_t mg_set_memory_limit(struct lua_State *L, size_t bytes);
+
+/* Stopping a long call. A kernel can run for ages (mg.zeros(1):expand(1 << 62):sum() walks 2^62
+ * elements); a host stops it from another thread, a timer or a signal handler:
+ *
+ *     void *h = mg_interrupt_handle(L);   // once, from the state's thread, after luaopen_moongrad_core
+ *     ...
+ *     mg_interrupt(h);                    // anywhere: async-signal-safe and thread-safe
+ *
+ * The long loops of the running call (reductions, walked in chunks of 2^20 elements) see the request
+ * at their next chunk, stop, and the call raises the Lua error "'sum': interrupted" (naming the
+ * function). A request is taken by the first loop that sees it: one made while no long loop runs
+ * stops the next one, or is withdrawn by mg_interrupt_clear(h). Loops whose work is bounded by the
+ * memory they write (elementwise ops, copies) run to their end. Lua code itself is stopped the way
+ * lua.c does it (a hook from lua_sethook). The handle lives as long as the state (nothing after
+ * lua_close). No signal handler is installed by moongrad: a process has one per signal, and it is
+ * the host's (see spec/hosts/interrupt_host.c for one with SIGALRM). A script limits its own calls
+ * with mg.set_time_limit(seconds): the same loops stop with "'sum': interrupted (over the time limit
+ * of 5 s)". */
+MG_API void *mg_interrupt_handle(struct lua_State *L);
+MG_API void mg_interrupt(void *handle);
+MG_API void mg_interrupt_clear(void *handle);
 
 /* The tensor at `idx`, or a Lua error naming the argument. Borrowed: valid while it is reachable. */
 MG_API const mg_tensor *mg_check_tensor(struct lua_State *L, int idx);

@@ -1,7 +1,7 @@
 --[[
 fuzz.lua: calls every public function and method of moongrad with hostile arguments.
 
-    lua5.4 scripts/fuzz.lua [--seed N] [--calls N] [--seconds N] [--log FILE]
+    lua5.4 scripts/fuzz.lua [--seed N] [--calls N] [--seconds N] [--hang SECONDS] [--log FILE]
 
 What it calls is enumerated, not listed: every function reachable from the module table (mg.F,
 mg.nn, mg.optim, ...), every function of moongrad.core (the private _* ones too: a script can reach
@@ -12,22 +12,23 @@ expanded (stride 0), closed by <close>, requiring grad; ragged and deep tables, 
 metamethods raise errors. Also results of earlier calls, so that outputs feed back as inputs.
 
 A Lua error is the expected outcome of most calls. A failure is a crash or a sanitizer report (the
-process dies: the log's last line names the call), a hang (the caller's `timeout` ends the run;
-the log names the call), or a broken invariant after a call: a tensor whose sizes, strides and
-offset reach outside its storage, or a view that no longer aliases its base. Run it in an empty
-directory (functions that write files get names like "x"), with a memory limit (ulimit -v, or
-ASAN_OPTIONS=allocator_may_return_null=1:max_allocation_size_mb=...).
+process dies: the log's last line names the call), a hang (a call running Lua code for
+over --hang seconds of CPU time, 5 by default, ends the run with exit status 3 naming it; one
+stuck in C is ended by the caller's `timeout`, the log naming the call), or a broken invariant
+after a call: a tensor whose sizes, strides and offset reach outside its storage, or a view that
+no longer aliases its base. Run it in an empty directory (functions that write files get names
+like "x"), with a memory limit (ulimit -v, or ASAN_OPTIONS=allocator_may_return_null=1:max_allocation_size_mb=...).
 ]]
 local mg = require "moongrad"
 local core = require "moongrad.core"
 
-local opts = {seed = 1, calls = 10000, seconds = math.huge, log = nil}
+local opts = {seed = 1, calls = 10000, seconds = math.huge, hang = 5, log = nil}
 do
   local i = 1
   while arg[i] do
     local k = arg[i]:match("^%-%-(%w+)$")
     if not k or opts[k] == nil and k ~= "log" then
-      error("usage: fuzz.lua [--seed N] [--calls N] [--seconds N] [--log FILE]")
+      error("usage: fuzz.lua [--seed N] [--calls N] [--seconds N] [--hang SECONDS] [--log FILE]")
     end
     opts[k] = k == "log" and arg[i + 1] or tonumber(arg[i + 1])
     i = i + 2
@@ -146,7 +147,18 @@ local function describe_args(args, n)
 end
 
 mg.set_memory_limit(1 << 30) -- a budget of 1 GB: huge sizes are errors, not the machine's memory
-local start, errors, calls = os.clock(), 0, 0
+-- long C loops (a reduction over 2^60 expanded elements) stop at the time limit with an error,
+-- counted apart: a call that runs for ever is the failure, one stopped within --hang seconds is not
+mg.set_time_limit(opts.hang)
+local start, errors, calls, stopped = os.clock(), 0, 0, 0
+-- a call looping in Lua code for over opts.hang seconds is a hang: the run ends, naming it
+local call_start, call_name = os.clock(), nil
+debug.sethook(function()
+  if call_name and os.clock() - call_start > opts.hang then
+    io.stderr:write(string.format("fuzz: seed %d: hang: %s ran over %g s\n", opts.seed, call_name, opts.hang))
+    os.exit(3)
+  end
+end, "", 100000)
 for i = 1, opts.calls do
   if os.clock() - start > opts.seconds then break end
   local target = pick(targets)
@@ -171,11 +183,15 @@ for i = 1, opts.calls do
       log:write(i, " ", target.name, "(", describe_args(args, n), ")\n")
       log:flush()
     end
+    call_start, call_name = os.clock(), target.name
     local results = table.pack(pcall(target.fn, table.unpack(args, 1, n)))
+    call_name = nil
     calls = calls + 1
     if target.name:find("memory_limit", 1, true) then mg.set_memory_limit(1 << 30) end -- its effect is done
+    if target.name:find("time_limit", 1, true) then mg.set_time_limit(opts.hang) end
     if not results[1] then
       errors = errors + 1
+      if type(results[2]) == "string" and results[2]:find("over the time limit", 1, true) then stopped = stopped + 1 end
       if type(results[2]) == "string" and results[2]:find("INVARIANT", 1, true) then error(results[2], 0) end
     else
       for k = 2, math.min(results.n, 4) do
@@ -190,5 +206,5 @@ for i = 1, opts.calls do
     mg.set_memory_limit(1 << 30)
   end
 end
-io.stderr:write(string.format("fuzz: seed %d, %d calls of %d functions, %d raised a Lua error, 0 crashes, %.1f s",
-  opts.seed, calls, #targets, errors, os.clock() - start), "\n")
+io.stderr:write(string.format("fuzz: seed %d, %d calls of %d functions, %d raised a Lua error (%d stopped by the "
+  .. "time limit), 0 crashes, 0 hangs, %.1f s", opts.seed, calls, #targets, errors, stopped, os.clock() - start), "\n")

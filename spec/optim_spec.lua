@@ -81,6 +81,52 @@ describe("optim", function()
         end
       end
     end)
+    -- exact messages: step names the optimizer, the parameter (group and index) and the tensor
+    it("names the optimizer, the parameter and the tensor in a parameter's error (every kind)", function()
+      local buffer = {SGD = "momentum_buffer", Adam = "exp_avg", AdamW = "exp_avg", RMSprop = "square_avg",
+        Adagrad = "sum"}
+      for _, name in ipairs{"SGD", "Adam", "AdamW", "RMSprop", "Adagrad"} do
+        local function setup()
+          local a, b, c = mg.ones(2):requires_grad_(), mg.ones(3):requires_grad_(), mg.ones(2):requires_grad_()
+          local opt = mg.optim[name]({{params = {a}}, {params = {b, c}}}, {lr = 0.1, momentum = name == "SGD" and 0.9 or nil})
+          for _, p in ipairs{a, b, c} do p.grad = mg.ones_like(p) end
+          opt:step()
+          return opt, a, b, c
+        end
+        local where = "'step': " .. name .. " param_groups[2].params[2]: "
+        local opt, _, _, c = setup()
+        do local _ <close> = c.grad end
+        local ok, err = pcall(opt.step, opt)
+        assert.is_false(ok)
+        assert.are.equal(where .. "its .grad: tensor used after its storage was released (by <close>)",
+          err:gsub("^[^:]*:%d+: ", ""))
+        opt, _, _, c = setup()
+        opt.state[c][buffer[name]] = mg.ones(5)
+        ok, err = pcall(opt.step, opt)
+        assert.is_false(ok)
+        assert.are.equal(where .. "state " .. buffer[name] .. ": state buffer ({5} float32) must have the "
+          .. "parameter's shape and dtype ({2} float32)", err:gsub("^[^:]*:%d+: ", ""))
+        opt, _, _, c = setup()
+        do local _ <close> = c end
+        ok, err = pcall(opt.step, opt)
+        assert.is_false(ok)
+        assert.are.equal(where .. "the parameter: tensor used after its storage was released (by <close>)",
+          err:gsub("^[^:]*:%d+: ", ""))
+      end
+    end)
+
+    it("blames the line that called step for a parameter's error", function()
+      local p = mg.ones(2):requires_grad_()
+      p.grad = mg.ones(2)
+      local opt = mg.optim.Adam({p})
+      opt:step()
+      do local _ <close> = p.grad end
+      local line = debug.getinfo(1, "l").currentline + 1
+      local ok, err = pcall(function() opt:step() end)
+      assert.is_false(ok)
+      assert.matches("optim_spec.lua:" .. line .. ": 'step': Adam param_groups[1].params[1]: its .grad:", err, 1, true)
+    end)
+
     it("skips parameters without a gradient", function()
       local a = mg.tensor({1.0, 2.0}, {requires_grad = true})
       local c = mg.tensor({3.0}, {requires_grad = true})

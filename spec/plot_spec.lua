@@ -82,6 +82,12 @@ describe("mg.plot ticks", function()
     assert.same({ 0.5, 0.6, 0.7, 0.8, 0.9, 1 }, major)
     assert.same({ 0.5, 1 }, { lo, hi })
     H.errors(function() plot.log_ticks(0, 1) end, "bounds must be finite and positive")
+    -- a huge count made a list of that many ticks (a hang found by scripts/fuzz.lua, seed 3)
+    H.errors(function() plot.ticks(9.007199254741e+15, 4611686018427387904, 9.007199254741e+15) end,
+      "bad argument #3 to 'ticks' (a count of ticks from 1 to 1000 expected, got 9.007199254741e+15)")
+    H.errors(function() plot.ticks(0, 1, 0) end, "bad argument #3 to 'ticks' (a count of ticks from 1 to 1000 expected, got 0)")
+    H.errors(function() plot.ticks(0, 1, 0 / 0) end, "(a count of ticks from 1 to 1000 expected, got")
+    assert.same({0}, (plot.ticks(0, 1, 1)))
   end)
 end)
 

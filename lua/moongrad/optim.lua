@@ -72,17 +72,24 @@ end
 -- every parameter it can take as it is and returns the index of one it cannot (state not created
 -- yet, a strided tensor, ...), which goes through `update` (the per-parameter path, with its
 -- checks and messages); then the C call resumes after it.
+-- Errors go through `protect` (Optimizer:step's, below), which names the parameter.
 local function adam_group_update(kernel, update)
-  return function(group, state)
+  return function(group, state, protect)
     local params, betas, beta1, beta2 = group.params, group.betas, nil, nil
     if type(betas) == "table" then beta1, beta2 = betas[1], betas[2] end -- else: update's error
     local lr, eps, wd, amsgrad = group.lr, group.eps, group.weight_decay, group.amsgrad
-    local i = kernel(params, state, 1, lr, beta1, beta2, eps, wd, amsgrad)
-    while i do -- one parameter the kernel left
-      local p = params[i]
+    local from = 1
+    while true do
+      local ok, i = pcall(kernel, params, state, from, lr, beta1, beta2, eps, wd, amsgrad)
+      if not ok then return i, nil end -- the kernel's own error (no parameter to blame: rare)
+      if not i then return end
+      local p = params[i] -- one parameter the kernel left
       local grad = p.grad
-      if grad ~= nil then update(p, grad, state[p], group) end
-      i = kernel(params, state, i + 1, lr, beta1, beta2, eps, wd, amsgrad)
+      if grad ~= nil then
+        local err = protect(update, p, grad, state[p], group)
+        if err then return err, i end
+      end
+      from = i + 1
     end
   end
 end
@@ -98,6 +105,7 @@ local KINDS = {
   SGD = {
     options = {{"lr", REQUIRED, "number"}, {"momentum", 0, "number"}, {"dampening", 0, "number"},
       {"nesterov", false, "boolean"}, {"weight_decay", 0, "number"}},
+    args = {"the parameter", "its .grad", "state momentum_buffer"},
     check = function(group, fname, level)
       check_nonneg(group, fname, level + 1, "lr", "momentum", "weight_decay")
       if group.nesterov and (group.momentum <= 0 or group.dampening ~= 0) then
@@ -117,6 +125,7 @@ local KINDS = {
   Adam = {
     options = {{"lr", 1e-3, "number"}, {"betas", {0.9, 0.999}, "table"}, {"eps", 1e-8, "number"},
       {"weight_decay", 0, "number"}, {"amsgrad", false, "boolean"}},
+    args = {"the parameter", "its .grad", "state exp_avg", "state exp_avg_sq", "state max_exp_avg_sq"},
     check = adam_check,
     update = adam_update(core._optim_adam),
     update_group = adam_group_update(core._optim_adam_group, adam_update(core._optim_adam)),
@@ -124,6 +133,7 @@ local KINDS = {
   AdamW = {
     options = {{"lr", 1e-3, "number"}, {"betas", {0.9, 0.999}, "table"}, {"eps", 1e-8, "number"},
       {"weight_decay", 1e-2, "number"}, {"amsgrad", false, "boolean"}},
+    args = {"the parameter", "its .grad", "state exp_avg", "state exp_avg_sq", "state max_exp_avg_sq"},
     check = adam_check,
     update = adam_update(core._optim_adamw),
     update_group = adam_group_update(core._optim_adamw_group, adam_update(core._optim_adamw)),
@@ -131,6 +141,7 @@ local KINDS = {
   RMSprop = {
     options = {{"lr", 1e-2, "number"}, {"alpha", 0.99, "number"}, {"eps", 1e-8, "number"},
       {"weight_decay", 0, "number"}, {"momentum", 0, "number"}, {"centered", false, "boolean"}},
+    args = {"the parameter", "its .grad", "state square_avg", "state grad_avg", "state momentum_buffer"},
     check = function(group, fname, level)
       check_nonneg(group, fname, level + 1, "lr", "eps", "momentum", "weight_decay", "alpha")
     end,
@@ -149,6 +160,7 @@ local KINDS = {
   Adagrad = {
     options = {{"lr", 1e-2, "number"}, {"lr_decay", 0, "number"}, {"weight_decay", 0, "number"},
       {"initial_accumulator_value", 0, "number"}, {"eps", 1e-10, "number"}},
+    args = {"the parameter", "its .grad", "state sum"},
     check = function(group, fname, level)
       check_nonneg(group, fname, level + 1, "lr", "lr_decay", "weight_decay", "initial_accumulator_value", "eps")
     end,
@@ -287,6 +299,27 @@ end
 
 -- opt:step([closure]): updates every parameter that has a gradient (the others are skipped, as in
 -- PyTorch). With a closure, calls it first (with grad mode on) and returns its result.
+--
+-- A parameter's update that fails (its .grad or a state buffer released by <close>, a state buffer
+-- of another shape, ...) is reported as step's error naming the optimizer, the parameter and the
+-- tensor: "'step': Adam param_groups[1].params[2]: state exp_avg: state buffer ({5} float32) must
+-- have the parameter's shape and dtype ({2} float32)", not as the internal C call's bad argument.
+local function protect(update, p, grad, st, group)
+  local ok, err = pcall(update, p, grad, st, group)
+  if not ok then return err end
+end
+
+local function step_error(self, g, i, err)
+  err = tostring(err):gsub("^[^\n]-:%d+: ", "", 1) -- the position inside this file
+  local n, detail = err:match("^bad argument #(%d+) to '[^']*' %((.*)%)$")
+  local what = n and self._kind.args[tonumber(n)]
+  if what then err = what .. ": " .. detail elseif detail then err = detail end
+  if i then
+    error(string.format("'step': %s param_groups[%d].params[%d]: %s", self._name, g, i, err), 3)
+  end
+  error(string.format("'step': %s param_groups[%d]: %s", self._name, g, err), 3)
+end
+
 function Optimizer:step(closure)
   local loss
   if closure ~= nil then
@@ -294,14 +327,18 @@ function Optimizer:step(closure)
     loss = core.enable_grad(closure)
   end
   local kind, state = self._kind, self.state
-  local update_group = kind.update_group
-  for _, group in ipairs(self.param_groups) do
+  local update_group, update = kind.update_group, kind.update
+  for g, group in ipairs(self.param_groups) do
     if update_group then
-      update_group(group, state)
+      local err, i = update_group(group, state, protect)
+      if err then step_error(self, g, i, err) end
     else
-      for _, p in ipairs(group.params) do
+      for i, p in ipairs(group.params) do
         local grad = p.grad
-        if grad ~= nil then kind.update(p, grad, state[p], group) end
+        if grad ~= nil then
+          local err = protect(update, p, grad, state[p], group)
+          if err then step_error(self, g, i, err) end
+        end
       end
     end
   end

@@ -43,6 +43,10 @@ end
 function M.ticks(lo, hi, n, min_step)
   n = n or 6
   if not (finite(lo) and finite(hi)) then argerror("ticks", 1, "bounds must be finite") end
+  -- (a count of 9e15 made a list of that many ticks: found by scripts/fuzz.lua)
+  if type(n) ~= "number" or not (n >= 1 and n <= 1000) then
+    argerror("ticks", 3, "a count of ticks from 1 to 1000 expected, got %s", tostring(n))
+  end
   if hi < lo then lo, hi = hi, lo end
   if hi == lo then return { clean(lo) }, 0 end
   -- the 1-2-5 step whose count of ticks inside [lo, hi] is nearest n (ties: the smaller step)

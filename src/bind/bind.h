@@ -96,6 +96,11 @@ mg_tensor *lt_push_view(lua_State *L, int src, int ndim);
 /* Ends the life of storage s (idempotent): a host buffer's release callback runs, data becomes NULL;
  * a tensor's own bytes (inline or a block) stay until the collector frees their owner. */
 void lt_release_storage(mg_storage *s);
+/* <close> of a host's buffer (host.c): released at once, unless the close comes from a finalizer
+ * (or the collector is stopped), which may be running inside a C call that reads the buffer: then
+ * the storage only turns MG_STORAGE_CLOSED (unusable) and the release waits for its collection,
+ * when no call can hold it any more. */
+void lt_close_host_storage(lua_State *L, mg_storage *s);
 /* Registers the metatable of large tensors' block owners (module.c calls it when opening). */
 void lt_push_block_metatable(lua_State *L);
 /* Bumps the version of t's storage: every in-place write does, and backward refuses a node whose

@@ -10,6 +10,8 @@
 
 #include "bind.h"
 
+_Static_assert(ATOMIC_INT_LOCK_FREE == 2, "mg_interrupt needs a lock-free atomic int (async-signal-safe)");
+
 /* The bytes of a host's buffer (mg_push_host_tensor): a userdata whose finalizer calls the host's
  * release callback, held by the tensors that view it. Tensors' own bytes need no finalizer: they
  * are inline in the tensor's userdata (see lt_push_new). */
@@ -17,10 +19,26 @@ typedef struct lt_storage {
     mg_storage s;
 } lt_storage;
 
-/* Its __gc and __close (a tensor's <close> releases the same storage: lt_release_storage is
- * idempotent). */
-static int storage_release(lua_State *L) {
+/* Its __gc: the host's release callback (lt_release_storage is idempotent). */
+static int storage_gc(lua_State *L) {
     lt_release_storage(&((lt_storage *)luaL_checkudata(L, 1, LT_STORAGE_MT))->s);
+    return 0;
+}
+
+void lt_close_host_storage(lua_State *L, mg_storage *s) {
+    if (s->kind != MG_STORAGE_HOST || !s->data) return;
+    /* 1: the collector runs normally, so this is no finalizer (5.4.4 answers -1 inside one, 5.4.0-3
+     * 0, as when a script stopped the collector) */
+    if (lua_gc(L, LUA_GCISRUNNING) == 1) {
+        lt_release_storage(s);
+        return;
+    }
+    s->kind = MG_STORAGE_CLOSED; /* unusable from now on; the bytes stay until storage_gc */
+}
+
+/* Its __close (reached through debug.getuservalue only): as a tensor's <close>. */
+static int storage_close(lua_State *L) {
+    lt_close_host_storage(L, &((lt_storage *)luaL_checkudata(L, 1, LT_STORAGE_MT))->s);
     return 0;
 }
 
@@ -31,9 +49,9 @@ static lt_storage *push_storage(lua_State *L) {
     /* the fields are set every time, not only when the metatable is new: one that a memory error
      * left half-made (registered, without __close) is completed by the next call */
     luaL_newmetatable(L, LT_STORAGE_MT);
-    lua_pushcfunction(L, storage_release);
+    lua_pushcfunction(L, storage_gc);
     lua_setfield(L, -2, "__gc");
-    lua_pushcfunction(L, storage_release);
+    lua_pushcfunction(L, storage_close);
     lua_setfield(L, -2, "__close");
     lua_setmetatable(L, -2);
     return st;
@@ -88,4 +106,23 @@ size_t mg_set_memory_limit(lua_State *L, size_t bytes) {
     const size_t previous = ctx->memory_limit;
     ctx->memory_limit = bytes;
     return previous;
+}
+
+/* The interrupt request of include/moongrad.h: the handle is the state's ctx (a userdata in the
+ * registry, alive until lua_close); mg_interrupt is one lock-free atomic store, so a signal handler
+ * or another thread may call it. */
+void *mg_interrupt_handle(lua_State *L) {
+    lua_getfield(L, LUA_REGISTRYINDEX, LT_CTX_KEY);
+    mg_ctx *ctx = (mg_ctx *)lua_touserdata(L, -1);
+    lua_pop(L, 1);
+    if (!ctx) luaL_error(L, "mg_interrupt_handle: load moongrad.core first");
+    return ctx;
+}
+
+void mg_interrupt(void *handle) {
+    if (handle) atomic_store_explicit(&((mg_ctx *)handle)->interrupt, 1, memory_order_relaxed);
+}
+
+void mg_interrupt_clear(void *handle) {
+    if (handle) atomic_store_explicit(&((mg_ctx *)handle)->interrupt, 0, memory_order_relaxed);
 }

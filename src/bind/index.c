@@ -371,6 +371,9 @@ static int l_chunk(lua_State *L) {
     if (chunks <= 0) return lt_argerror(L, 2, "number of chunks must be positive, got %I", chunks);
     const int dim = lt_opt_dim(L, 3, t->ndim, 0);
     const int64_t n = t->size[dim];
+    /* an empty dim gives `chunks` empty pieces (PyTorch): 2^62 of them filled the memory (fuzz.lua) */
+    if (n == 0 && chunks > 1000000)
+        return lt_argerror(L, 2, "at most 1000000 chunks of an empty dimension, got %I", chunks);
     if (n == 0) return push_even_pieces(L, t, dim, 0, chunks);
     const int64_t each = n / chunks + (n % chunks != 0);
     return push_even_pieces(L, t, dim, each, n / each + (n % each != 0));

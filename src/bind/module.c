@@ -57,6 +57,22 @@ static int l_get_memory_limit(lua_State *L) {
     return 1;
 }
 
+/* set_time_limit(seconds | nil): a long loop of a call (a reduction over 2^62 expanded elements)
+ * stops after that long, the call raising "'sum': interrupted (over the time limit of 5 s)"; nil
+ * removes the limit. Returns the previous limit (or nil). */
+static int l_set_time_limit(lua_State *L) {
+    mg_ctx *ctx = lt_ctx(L);
+    double limit = 0;
+    if (!lua_isnoneornil(L, 1)) {
+        limit = luaL_checknumber(L, 1);
+        if (!(limit > 0 && limit <= 1e9))
+            return lt_argerror(L, 1, "time limit must be a positive number of seconds, got %f", (lua_Number)limit);
+    }
+    if (ctx->time_limit > 0) lua_pushnumber(L, ctx->time_limit); else lua_pushnil(L);
+    ctx->time_limit = limit;
+    return 1;
+}
+
 /* core._isatty(): whether standard output is a terminal (mg.train draws a progress bar then). */
 static int l_isatty(lua_State *L) {
     lua_pushboolean(L, isatty(STDOUT_FILENO));
@@ -67,7 +83,7 @@ static const luaL_Reg settings_functions[] = {
     {"set_default_dtype", l_set_default_dtype}, {"get_default_dtype", l_get_default_dtype},
     {"set_num_threads", l_set_num_threads}, {"get_num_threads", l_get_num_threads},
     {"set_memory_limit", l_set_memory_limit}, {"get_memory_limit", l_get_memory_limit},
-    {"_isatty", l_isatty},
+    {"set_time_limit", l_set_time_limit}, {"_isatty", l_isatty},
     {NULL, NULL}};
 
 /* ================================================================ opening */

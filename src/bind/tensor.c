@@ -268,7 +268,11 @@ void lt_release_storage(mg_storage *s) {
 static int l_close(lua_State *L) {
     mg_tensor *t = lt_test(L, 1);
     if (!t) return 0;
-    if (t->flags & (LT_OWNS_INLINE | LT_OWNS_HOST | LT_OWNS_BLOCK)) lt_release_storage(t->storage);
+    /* an owned storage is closed once: lt_release_storage on a closed one would drop its bytes
+     * (data = NULL) under a call that a finalizer closing it twice interrupted */
+    if (t->flags & LT_OWNS_HOST) lt_close_host_storage(L, t->storage);
+    else if ((t->flags & (LT_OWNS_INLINE | LT_OWNS_BLOCK)) && t->storage->kind != MG_STORAGE_CLOSED)
+        lt_release_storage(t->storage);
     t->flags |= LT_CLOSED;
     return 0;
 }

@@ -9,6 +9,9 @@
 #ifndef MG_CORE_H
 #define MG_CORE_H
 
+#include <stdatomic.h>
+#include <stdio.h>
+
 #include "moongrad.h"
 #include "pool.h"
 #include "rng.h"
@@ -45,6 +48,9 @@ typedef struct mg_ctx {
     struct mg_pool *pool;   /* workers, started on first use (pool.c) */
     uint32_t backward_pass; /* numbers backward passes, to mark the nodes each one visits */
     int backward_running;   /* a pass is running: a second one (from a finalizer) is refused */
+    atomic_int interrupt;   /* mg_interrupt's request (any thread or a signal handler sets it): the
+                             * next long loop to look (mg_take_interrupt) stops and fails MG_EINTR */
+    double time_limit;      /* mg.set_time_limit: seconds a long loop may run; 0: none */
     mg_block_cache blocks;  /* large tensors' bytes (mg_block_get / mg_block_put) */
     int err_operand;        /* which operand an error concerns, 1-based; 0 when none */
     char err[256];          /* the detail of the last error, lowercase, no final period */
@@ -58,6 +64,31 @@ mg_status mg_fail(mg_ctx *ctx, mg_status st, int operand, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)))
 #endif
     ;
+
+/* Long loops (a reduction over an expanded input of 2^62 elements, say) look at the interrupt
+ * request every MG_INTERRUPT_CHUNK elements: a relaxed load, so per chunk it costs nothing. When a
+ * request is pending, mg_take_interrupt clears it and records "interrupted": the caller stops,
+ * frees what it holds and returns MG_EINTR. */
+#define MG_INTERRUPT_CHUNK ((int64_t)1 << 20)
+static inline bool mg_take_interrupt(mg_ctx *ctx) {
+    if (!atomic_load_explicit(&ctx->interrupt, memory_order_relaxed)) return false;
+    atomic_store_explicit(&ctx->interrupt, 0, memory_order_relaxed);
+    ctx->err_operand = 0;
+    snprintf(ctx->err, sizeof ctx->err, "interrupted");
+    return true;
+}
+/* The time limit (mg.set_time_limit), a script's own way to stop a long loop: a loop that starts
+ * takes mg_deadline(ctx) (0: no limit; the clock is read only when a limit is set), and at each
+ * chunk mg_should_stop also fails when the deadline has passed. */
+double mg_now(void);
+static inline double mg_deadline(const mg_ctx *ctx) { return ctx->time_limit > 0 ? mg_now() + ctx->time_limit : 0; }
+static inline bool mg_should_stop(mg_ctx *ctx, double deadline) {
+    if (mg_take_interrupt(ctx)) return true;
+    if (deadline == 0 || mg_now() < deadline) return false;
+    ctx->err_operand = 0;
+    snprintf(ctx->err, sizeof ctx->err, "interrupted (over the time limit of %g s)", ctx->time_limit);
+    return true;
+}
 
 /* Scratch memory through the ctx's allocator. Caller owns; free with mg_free(ctx, p, n). */
 void *mg_alloc(mg_ctx *ctx, size_t n);

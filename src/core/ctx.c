@@ -3,6 +3,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "core.h"
 #include "cpu.h"
@@ -165,4 +166,10 @@ void mg_scalar_init(mg_scalar *sc, mg_dtype dt, double value, int64_t ivalue) {
     sc->t.dtype = (uint8_t)dt;
     sc->t.ndim = 0;
     sc->t.size = sc->t.stride = NULL;
+}
+
+double mg_now(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
 }

@@ -279,14 +279,37 @@ static void emit(mg_reduce_op op, mg_dtype dt, char *o, int64_t *index, const ac
     if (index) *index = a->idx + 1;
 }
 
-/* Folds the block at p (nr dims, sizes and byte strides, row-major) into a, one run at a time. */
-static void fold_block(acc *a, step_fn step, const char *p, int nr, const int64_t *size,
-                       const int64_t *stride, const mg_reduce_args *args) {
+/* Folds the block at p (nr dims, sizes and byte strides, row-major) into a, one run at a time;
+ * false when interrupted (mg_interrupt). The request is looked at every MG_INTERRUPT_CHUNK
+ * elements: a strided run (an expanded input's 2^62 elements) is folded in chunks of that size,
+ * which every step_fn folds as one run (they are sequential on strided data); a contiguous run is
+ * folded whole (it is bounded by the memory it reads, and sum_f32's order depends on its length). */
+typedef struct watch {
+    int64_t since;   /* elements folded since the last look */
+    double deadline; /* mg_deadline's */
+} watch;
+static bool fold_block(mg_ctx *ctx, acc *a, step_fn step, const char *p, int nr, const int64_t *size,
+                       const int64_t *stride, int64_t item, watch *w, const mg_reduce_args *args) {
     const int last = nr - 1;
     int64_t index[MG_MAX_DIMS] = {0}, flat = 0;
+    const int64_t n = size[last], s = stride[last];
     for (;;) {
-        step(a, p, size[last], stride[last], flat, args);
-        flat += size[last];
+        if (s == item || n <= MG_INTERRUPT_CHUNK) {
+            step(a, p, n, s, flat, args);
+            w->since += n;
+        } else {
+            for (int64_t done = 0; done < n; done += MG_INTERRUPT_CHUNK) {
+                const int64_t m = n - done < MG_INTERRUPT_CHUNK ? n - done : MG_INTERRUPT_CHUNK;
+                step(a, p + done * s, m, s, flat + done, args);
+                if (done + m < n && mg_should_stop(ctx, w->deadline)) return false;
+            }
+            w->since += n;
+        }
+        flat += n;
+        if (w->since >= MG_INTERRUPT_CHUNK) {
+            w->since = 0;
+            if (mg_should_stop(ctx, w->deadline)) return false;
+        }
         int d = last - 1;
         for (; d >= 0; d--) {
             p += stride[d];
@@ -294,7 +317,7 @@ static void fold_block(acc *a, step_fn step, const char *p, int nr, const int64_
             p -= stride[d] * size[d];
             index[d] = 0;
         }
-        if (d < 0) return;
+        if (d < 0) return true;
     }
 }
 
@@ -354,10 +377,11 @@ mg_status mg_reduce(mg_ctx *ctx, mg_reduce_op op, mg_tensor *out, mg_tensor *ind
     int64_t *ix = indices ? (int64_t *)mg_tensor_data(indices) : NULL;
     const size_t osize = mg_dtype_size(odt);
     int64_t kindex[MG_MAX_DIMS] = {0};
+    watch w = {0, count > MG_INTERRUPT_CHUNK || nout > MG_INTERRUPT_CHUNK ? mg_deadline(ctx) : 0};
     for (int64_t k = 0; k < nout; k++) {
         acc a;
         acc_init(&a, op, args);
-        if (count > 0) fold_block(&a, step, p, nr, rsize, rstride, args);
+        if (count > 0 && !fold_block(ctx, &a, step, p, nr, rsize, rstride, item, &w, args)) return MG_EINTR;
         emit(op, odt, o + (size_t)k * osize, ix ? ix + k : NULL, &a, count, args);
         for (int d = nk - 1; d >= 0; d--) { /* next output element: odometer over kept dims */
             p += kstride[d];
