@@ -51,8 +51,26 @@ SANITIZE  = -O1 -fno-omit-frame-pointer -fsanitize=address,undefined -fno-saniti
 export LUA_PATH  := $(CURDIR)/lua/?.lua;$(CURDIR)/lua/?/init.lua;$(CURDIR)/spec/?.lua;;
 export LUA_CPATH := $(CURDIR)/$(BUILD)/?.so;;
 
+# ---- moongrad.idx: mg.data.read_idx's file reader, a module of its own (ext/idx.c) because it
+# needs zlib (gzip-compressed IDX files) and the core needs only libc, libm and pthreads. Built when
+# zlib's header is there (Debian: zlib1g-dev); without it read_idx says what to install.
+ZLIB_LIBS   ?= -lz
+HAVE_ZLIB   := $(shell printf '\043include <zlib.h>\n' | $(CC) -E - >/dev/null 2>&1 && echo yes)
+ifeq ($(HAVE_ZLIB),yes)
+IDX_MODULE      = $(BUILD)/moongrad/idx.so
+ASAN_IDX_MODULE = $(ASAN_BUILD)/moongrad/idx.so
+endif
+
 .PHONY: all test demo asan deps clean bench check-werror install rock FORCE
-all: $(MODULE)
+all: $(MODULE) $(IDX_MODULE)
+
+$(BUILD)/moongrad/idx.so: ext/idx.c Makefile $(BUILD)/cflags
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) $(LIBFLAG) -o $@ ext/idx.c $(ZLIB_LIBS)
+
+$(ASAN_BUILD)/moongrad/idx.so: ext/idx.c Makefile $(ASAN_BUILD)/cflags
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) $(SANITIZE) -shared -o $@ ext/idx.c $(ZLIB_LIBS)
 
 $(MODULE): $(OBJ)
 	@mkdir -p $(dir $@)
@@ -88,9 +106,10 @@ LUADIR  ?= $(PREFIX)/share/lua/$(LUA_VERSION)
 # every Lua file under lua/moongrad/, subdirectories (moongrad.nn.*) included
 LUA_SRC  = $(shell find lua/moongrad -name '*.lua' | sort)
 
-install: $(MODULE)
+install: $(MODULE) $(IDX_MODULE)
 	install -d $(DESTDIR)$(LIBDIR)/moongrad $(DESTDIR)$(LUADIR)/moongrad
 	install -m 755 $(MODULE) $(DESTDIR)$(LIBDIR)/moongrad/core.so
+	$(if $(IDX_MODULE),install -m 755 $(IDX_MODULE) $(DESTDIR)$(LIBDIR)/moongrad/idx.so)
 	$(foreach f,$(LUA_SRC),install -D -m 644 $(f) $(DESTDIR)$(LUADIR)/$(f:lua/%=%) && ) true
 
 # `make rock`: a source rock of the working tree (tracked or not), installable without network:
@@ -98,10 +117,10 @@ install: $(MODULE)
 # It holds the rockspec and the sources in moongrad/ (the directory the rockspec's git URL names).
 ROCKSPEC  = rockspec/moongrad-scm-1.rockspec
 ROCK      = $(BUILD)/moongrad-scm-1.src.rock
-ROCK_SRC  = Makefile README.md include src lua rockspec scripts
+ROCK_SRC  = Makefile README.md include src ext lua rockspec scripts
 
 rock: $(ROCK)
-$(ROCK): $(ROCKSPEC) $(SRC) $(HDR) $(LUA_SRC) Makefile
+$(ROCK): $(ROCKSPEC) $(SRC) $(HDR) $(LUA_SRC) ext/idx.c Makefile
 	rm -rf $(BUILD)/rock $@
 	mkdir -p $(BUILD)/rock/moongrad
 	tar -cf - $(ROCK_SRC) | tar -xf - -C $(BUILD)/rock/moongrad
@@ -112,13 +131,13 @@ $(ROCK): $(ROCKSPEC) $(SRC) $(HDR) $(LUA_SRC) Makefile
 deps:
 	@sh scripts/deps.sh
 
-test: deps $(MODULE)
+test: deps $(MODULE) $(IDX_MODULE)
 	busted --lua=$(LUA) $(BUSTED_ARGS) spec
 
 demo: deps $(MODULE)
 	$(LUA) examples/thermometer.lua
 
-asan: deps $(ASAN_MODULE)
+asan: deps $(ASAN_MODULE) $(ASAN_IDX_MODULE)
 	LUA_CPATH="$(CURDIR)/$(ASAN_BUILD)/?.so;;" \
 	LD_PRELOAD="$$($(CC) -print-file-name=libasan.so) $$($(CC) -print-file-name=libubsan.so)" \
 	ASAN_OPTIONS=detect_leaks=0:abort_on_error=0 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
@@ -143,7 +162,7 @@ endef
 .PHONY: fuzz fuzz-asan
 fuzz: deps $(MODULE)
 	$(call run_fuzz,ulimit -v 8000000 &&)
-fuzz-asan: deps $(ASAN_MODULE)
+fuzz-asan: deps $(ASAN_MODULE) $(ASAN_IDX_MODULE)
 	$(call run_fuzz,LUA_CPATH="$(CURDIR)/$(ASAN_BUILD)/?.so;;" \
 	LD_PRELOAD="$$($(CC) -print-file-name=libasan.so) $$($(CC) -print-file-name=libubsan.so)" \
 	ASAN_OPTIONS=detect_leaks=0:abort_on_error=1:allocator_may_return_null=1:max_allocation_size_mb=512 \
@@ -180,6 +199,7 @@ tsan-clean:
 # CI builds with warnings as errors
 check-werror:
 	$(CC) $(ALL_CFLAGS) -Werror -fsyntax-only $(SRC)
+	$(if $(IDX_MODULE),$(CC) $(ALL_CFLAGS) -Werror -fsyntax-only ext/idx.c)
 
 clean:
 	rm -rf $(BUILD) $(ASAN_BUILD)

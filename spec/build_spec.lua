@@ -77,6 +77,10 @@ describe("the Makefile", function()
   it("installs core.so and every Lua file of lua/moongrad/ (what LuaRocks' install pass runs)", function()
     local out = capture("make -n install BUILD=build LIBDIR=/L LUADIR=/D")
     assert.truthy(out:find("build/moongrad/core.so /L/moongrad/core.so", 1, true), out)
+    -- moongrad.idx (mg.data.read_idx, ext/idx.c) beside it, when zlib's header is there
+    if io.open("/usr/include/zlib.h") then
+      assert.truthy(out:find("build/moongrad/idx.so /L/moongrad/idx.so", 1, true), out)
+    end
     local missing = {}
     for _, path in ipairs(find_all("lua/moongrad -name '*.lua'")) do
       if not out:find(" " .. path .. " ", 1, true) then missing[#missing + 1] = path end

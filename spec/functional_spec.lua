@@ -273,7 +273,7 @@ describe("mg.F", function()
       H.errors(function() return F.cross_entropy(lg, target{1, 11, 2, 3}) end,
         "bad argument #2 to 'cross_entropy' (target 11 out of range for 10 classes)")
       H.errors(function() return F.cross_entropy(lg, target{1, 0, 2, 3}) end,
-        "bad argument #2 to 'cross_entropy' (target 0 out of range for 10 classes)")
+        "bad argument #2 to 'cross_entropy' (target 0 out of range for 10 classes (classes count from 1: add 1 to 0-based labels))")
       H.errors(function() return F.cross_entropy(lg, mg.tensor{1, 2, 3, 4}) end,
         "bad argument #2 to 'cross_entropy' (target must be an int64 tensor of class indices, got float32)")
       H.errors(function() return F.cross_entropy(lg, target{1, 2}) end,

@@ -19,6 +19,20 @@ describe("the luarocks install", function()
     assert.same("float32", a.dtype)
   end)
 
+  it("reads IDX files with moongrad.idx from the tree (gzip through zlib)", function()
+    local idx_path = package.searchpath("moongrad.idx", package.cpath)
+    assert.truthy(idx_path and idx_path:find(tree, 1, true), tostring(idx_path))
+    local mg = require "moongrad"
+    local path = os.tmpname()
+    local f = assert(io.open(path, "wb"))
+    f:write(string.char(0, 0, 8, 1, 0, 0, 0, 3, 7, 0, 255))
+    f:close()
+    os.execute("gzip -f " .. path)
+    local t = mg.data.read_idx(path .. ".gz", {dtype = "int64"})
+    os.remove(path .. ".gz")
+    assert.same({7, 0, 255}, t:totable())
+  end)
+
   it("prints spec/fixed_seed.lua's numbers bit for bit as `make`'s build of the same tree", function()
     assert.truthy(root, "cannot tell where the source tree is")
     local q = function(s) return "'" .. s:gsub("'", "'\\''") .. "'" end

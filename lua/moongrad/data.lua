@@ -465,4 +465,102 @@ function M.read_csv(path, opts)
   return core.tensor(rows, { dtype = o.dtype }), out_names
 end
 
+---------------------------------------------------------------------------------------------------
+-- IDX files (the MNIST family) and Fashion-MNIST
+---------------------------------------------------------------------------------------------------
+
+-- moongrad.idx (ext/idx.c) reads the file: a module of its own, because gzip needs zlib and the
+-- core needs nothing but libc. Loaded on first use, so that everything else works without it.
+local idx_module
+local function load_idx(fname)
+  if idx_module then return idx_module end
+  local ok, mod = pcall(require, "moongrad.idx")
+  if not ok then
+    error(string.format("'%s': the IDX reader (moongrad.idx) is not built: it needs zlib's header "
+      .. "(Debian: apt-get install zlib1g-dev), then rebuild moongrad (%s)", fname, tostring(mod)), 3)
+  end
+  idx_module = mod
+  return mod
+end
+
+local IDX_FLOAT = { float32 = true, float64 = true }
+local IDX_CHUNK = 1 << 20 -- elements converted per call: bounds the memory beside the tensor
+
+-- read_idx(path [, {dtype}]): the tensor an IDX file holds (0x08 uint8, 0x09 int8, 0x0B int16,
+-- 0x0C int32, 0x0D float32, 0x0E float64; big-endian dims), gzip-compressed or not. Integer data
+-- reads as float32 by default (pixels 0..255 as they are, not scaled) or as asked: {dtype =
+-- "int64"} for labels (then + 1 makes them moongrad's 1-based class indices), "float64".
+-- float64 data reads as float64 unless asked otherwise.
+function M.read_idx(path, opts)
+  if type(path) ~= "string" then argerror("read_idx", 1, "expected a file name, got %s", type(path)) end
+  local o = options("read_idx", 2, opts, { dtype = false })
+  local idx = load_idx("read_idx")
+  local r <close>, why = idx.open(path) -- closed on return and on error
+  if not r then error(string.format("'read_idx': %s: %s", path, why), 2) end
+  local kind, dims = r:info()
+  local dtype = o.dtype or (kind == "float64" and "float64" or "float32")
+  if dtype ~= "float32" and dtype ~= "float64" and dtype ~= "int64" then
+    argerror("read_idx", 2, "dtype '%s' is not one of float32, float64, int64", tostring(dtype))
+  end
+  if dtype == "int64" and IDX_FLOAT[kind] then
+    argerror("read_idx", 2, "dtype int64 needs integer data, %s holds %s", path, kind)
+  end
+  local t = core.empty(dims, { dtype = dtype })
+  local n = t:numel()
+  local flat = t:view(-1)
+  local done = 0
+  while done < n do
+    local k = math.min(IDX_CHUNK, n - done)
+    local bytes, err = r:read(k, dtype)
+    if not bytes then error(string.format("'read_idx': %s: %s", path, err), 2) end
+    flat:narrow(1, done + 1, k):copy_(core._tensor_from_bytes(bytes, 0, dtype, { k }))
+    done = done + k
+  end
+  return t
+end
+
+M.FASHION_MNIST_DIR = "/usr/share/datasets/fashion-mnist"
+M.FASHION_MNIST_CLASSES = { "T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt",
+  "Sneaker", "Bag", "Ankle boot" }
+
+local function find_file(dir, base)
+  for _, name in ipairs({ base .. ".gz", base }) do
+    local path = dir .. "/" .. name
+    local f = io.open(path, "rb")
+    if f then
+      f:close()
+      return path
+    end
+  end
+end
+
+-- fashion_mnist([{split = "train", dir}]): the images as float32 {N, 1, 28, 28} scaled to 0..1
+-- (PyTorch's ToTensor), the labels as int64 class indices 1..10 (moongrad's classes count from 1),
+-- and the list of class names (FASHION_MNIST_CLASSES, label i is classes[i]). The files are
+-- Debian's dataset-fashion-mnist (under /usr/share/datasets/fashion-mnist), or in `dir`.
+function M.fashion_mnist(opts)
+  local o = options("fashion_mnist", 1, opts, { split = "train", dir = false })
+  if o.split ~= "train" and o.split ~= "test" then
+    argerror("fashion_mnist", 1, "split must be 'train' or 'test', got '%s'", tostring(o.split))
+  end
+  local dir = o.dir or M.FASHION_MNIST_DIR
+  local prefix = o.split == "train" and "train" or "t10k"
+  local images_path = find_file(dir, prefix .. "-images-idx3-ubyte")
+  local labels_path = find_file(dir, prefix .. "-labels-idx1-ubyte")
+  if not images_path or not labels_path then
+    error(string.format("'fashion_mnist': no %s-images-idx3-ubyte[.gz] and %s-labels-idx1-ubyte[.gz] in %s: "
+      .. "install Debian's dataset-fashion-mnist (sudo apt-get install dataset-fashion-mnist) or pass {dir = ...}",
+      prefix, prefix, dir), 2)
+  end
+  local images = M.read_idx(images_path)
+  local labels = M.read_idx(labels_path, { dtype = "int64" })
+  if images:dim() ~= 3 or labels:dim() ~= 1 or images:size(1) ~= labels:size(1) then
+    error(string.format("'fashion_mnist': %s holds %s and %s holds %s: expected {N,28,28} images and N labels",
+      images_path, shape_str(images), labels_path, shape_str(labels)), 2)
+  end
+  images = images:unsqueeze(2):div_(255)
+  labels:add_(1)
+  return images, labels, { table.unpack(M.FASHION_MNIST_CLASSES) }
+end
+
 return M

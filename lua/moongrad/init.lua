@@ -13,6 +13,8 @@ M.nn = require "moongrad.nn"
 M.optim = require "moongrad.optim"
 M.data = require "moongrad.data"
 M.plot = require "moongrad.plot"
+-- warnings (mse_loss with shapes that broadcast, ...): to stderr, or to a handler (moongrad.util)
+M.set_warn_handler = require("moongrad.util").set_warn_handler
 
 -- the training loops (training_loop, train) are functions of mg itself
 for k, v in pairs(require "moongrad.train") do M[k] = v end

@@ -304,20 +304,28 @@ function Module:eval()
   return self:train(false)
 end
 
--- to(dtype), double(), float(): converts every parameter and buffer to dtype (a parameter
--- becomes a new leaf tensor with its requires_grad, so make optimizers after converting); returns self
+-- to(dtype), double(), float(): converts every floating-point parameter and buffer to dtype (a
+-- parameter becomes a new leaf tensor with its requires_grad, so make optimizers after converting);
+-- integer buffers (BatchNorm's num_batches_tracked) stay as they are, as in PyTorch; returns self
+local FLOATING = { float32 = true, float64 = true }
+
 function Module:to(dtype)
   if type(dtype) ~= "string" then
     argerror("to", 1, "dtype string expected, got %s", type(dtype))
+  end
+  if not FLOATING[dtype] then
+    argerror("to", 1, "a module converts to float32 or float64, got '%s'", dtype)
   end
   core.no_grad(function()
     for _, m in ipairs(self:modules()) do
       local params, bufs = rawget(m, "_parameters"), rawget(m, "_buffers")
       for n, p in pairs(params) do
-        if p.dtype ~= dtype then params[n] = p:detach():to(dtype):requires_grad_(p.requires_grad) end
+        if p.dtype ~= dtype and FLOATING[p.dtype] then
+          params[n] = p:detach():to(dtype):requires_grad_(p.requires_grad)
+        end
       end
       for n, b in pairs(bufs) do
-        if b.dtype ~= dtype then bufs[n] = b:to(dtype) end
+        if b.dtype ~= dtype and FLOATING[b.dtype] then bufs[n] = b:to(dtype) end
       end
     end
   end)
@@ -623,7 +631,9 @@ end
 -- loss modules: Loss([{reduction = "mean"}]), forward(input, target) = F.<fn>(input, target, reduction)
 local REDUCTIONS = { mean = true, sum = true, none = true }
 
-local function loss(name, fn)
+-- forward looks the kernel up in F at each call (moongrad.nn.loss_checks wraps some of them) and
+-- reports its errors under the module's name at the caller's line (util.call_as)
+local function loss(name, fname)
   local L = Module:extend(name)
   function L:init(opts)
     local o = options(name, 1, opts, { reduction = "mean" }, 3)
@@ -633,15 +643,16 @@ local function loss(name, fn)
     self.reduction = o.reduction
   end
   function L:forward(input, target)
-    return fn(input, target, self.reduction)
+    local out = util.call_as(name, 2, F[fname], input, target, self.reduction)
+    return out
   end
   M[name] = L
   return L
 end
-loss("MSELoss", F.mse_loss)
-loss("L1Loss", F.l1_loss)
-loss("CrossEntropyLoss", F.cross_entropy)
-loss("BCEWithLogitsLoss", F.binary_cross_entropy_with_logits)
+loss("MSELoss", "mse_loss")
+loss("L1Loss", "l1_loss")
+loss("CrossEntropyLoss", "cross_entropy")
+loss("BCEWithLogitsLoss", "binary_cross_entropy_with_logits")
 
 -- ============================================================ utils
 
@@ -712,5 +723,10 @@ function M.utils.clip_grad_value_(params, clip_value)
     for _, g in ipairs(grads) do g:clamp_(-clip_value, clip_value) end
   end)
 end
+
+M.init = require "moongrad.nn.initializers" -- mg.nn.init: nn/initializers.lua
+require("moongrad.nn.containers")(M) -- Flatten Unflatten Identity ModuleList ModuleDict
+require "moongrad.nn.loss_checks" -- mg.F.mse_loss / l1_loss warn when the shapes only broadcast
+require("moongrad.nn.layers")(M) -- Conv1d Conv2d pools BatchNorm LayerNorm Embedding
 
 return M

@@ -245,6 +245,11 @@ end
 local function new_optimizer(name, params, opts)
   local kind = KINDS[name]
   opts = options(name, 2, opts, kind.options, 3)
+  local mt = type(params) == "table" and getmetatable(params)
+  if type(mt) == "table" and rawget(mt, "_is_module_class") then
+    argerror_at(3, name, 1, "params must be a list of tensors, got a Module (%s): pass model:parameters()",
+      tostring(rawget(params, "_name") or mt._name))
+  end
   if core.is_tensor(params) or type(params) ~= "table" then
     argerror_at(3, name, 1, "params must be a list of tensors or of parameter groups, got %s",
       core.is_tensor(params) and "a tensor" or type(params))
@@ -431,6 +436,10 @@ end
 -- sched:step(): one epoch on; returns nothing.
 function Scheduler:step()
   self.last_epoch = self.last_epoch + 1
+  if self._compute then
+    self:_apply() -- not a tail call: the errors of _compute count this frame
+    return
+  end
   local factor = self._factor_at(self.last_epoch)
   if factor then
     for _, group in ipairs(self.optimizer.param_groups) do group.lr = group.lr * factor end
@@ -469,6 +478,243 @@ function lr_scheduler.ExponentialLR(opt, opts)
   local o = scheduler_opts("ExponentialLR", opt, opts, {{"gamma", REQUIRED, "number"}}, 2)
   local sched = new_scheduler(opt, function() return o.gamma end)
   sched.gamma = o.gamma
+  return sched
+end
+
+-- ---- schedulers that compute each lr (PyTorch's get_lr), applied when created and at each step ----
+-- self._compute(self) returns the list of the groups' new learning rates at self.last_epoch.
+function Scheduler:_apply()
+  local lrs = self:_compute()
+  for i, group in ipairs(self.optimizer.param_groups) do group.lr = lrs[i] end
+  self._last_lr = current_lrs(self.optimizer)
+end
+
+local function computed_scheduler(opt, compute)
+  local self = new_scheduler(opt)
+  self._compute = compute
+  self:_apply() -- PyTorch's _initial_step: the lrs of epoch 0
+  return self
+end
+
+-- per-group values from a number or a list of one per group (PyTorch's _format_param)
+local function per_group(fname, opt, name, v, level)
+  local n = #opt.param_groups
+  if type(v) == "table" then
+    if #v ~= n then argerror_at(level + 1, fname, 2, "expected %d values for %s, got %d", n, name, #v) end
+    for i = 1, n do
+      if type(v[i]) ~= "number" then argerror_at(level + 1, fname, 2, "%s[%d] must be a number", name, i) end
+    end
+    return copy_value(v)
+  end
+  local out = {}
+  for i = 1, n do out[i] = v end
+  return out
+end
+
+-- MultiStepLR(opt, {milestones, gamma = 0.1}): lr *= gamma at each milestone epoch (a milestone
+-- listed twice multiplies by gamma^2, as PyTorch's Counter).
+function lr_scheduler.MultiStepLR(opt, opts)
+  local o = scheduler_opts("MultiStepLR", opt, opts, {{"milestones", REQUIRED, "table"}, {"gamma", 0.1, "number"}}, 2)
+  local counts, milestones = {}, {}
+  for i, m in ipairs(o.milestones) do
+    if math.tointeger(m) == nil then
+      argerror("MultiStepLR", 2, "milestones[%d] must be an integer, got %s", i, tostring(m))
+    end
+    m = math.tointeger(m)
+    counts[m] = (counts[m] or 0) + 1
+    milestones[i] = m
+  end
+  table.sort(milestones)
+  local gamma = o.gamma
+  local sched = computed_scheduler(opt, function(self)
+    local count = counts[self.last_epoch]
+    local lrs = current_lrs(self.optimizer)
+    if count then
+      for i, lr in ipairs(lrs) do lrs[i] = lr * gamma ^ count end
+    end
+    return lrs
+  end)
+  sched.milestones, sched.gamma = milestones, gamma
+  return sched
+end
+
+-- CosineAnnealingLR(opt, {T_max, eta_min = 0}): PyTorch's recursive form, step for step (each lr
+-- follows eta_min + (base_lr - eta_min) * (1 + cos(pi * epoch / T_max)) / 2, and goes back up
+-- after T_max epochs).
+function lr_scheduler.CosineAnnealingLR(opt, opts)
+  local o = scheduler_opts("CosineAnnealingLR", opt, opts, {{"T_max", REQUIRED, "number"}, {"eta_min", 0, "number"}}, 2)
+  if o.T_max <= 0 then argerror("CosineAnnealingLR", 2, "T_max must be positive, got %s", tostring(o.T_max)) end
+  local T_max, eta_min = o.T_max, o.eta_min
+  local sched = computed_scheduler(opt, function(self)
+    local epoch, lrs = self.last_epoch, current_lrs(self.optimizer)
+    if epoch == 0 then return lrs end
+    if (epoch - 1 - T_max) % (2 * T_max) == 0 then
+      for i, lr in ipairs(lrs) do
+        lrs[i] = lr + (self.base_lrs[i] - eta_min) * (1 - math.cos(math.pi / T_max)) / 2
+      end
+      return lrs
+    end
+    for i, lr in ipairs(lrs) do
+      lrs[i] = (1 + math.cos(math.pi * epoch / T_max)) / (1 + math.cos(math.pi * (epoch - 1) / T_max))
+        * (lr - eta_min) + eta_min
+    end
+    return lrs
+  end)
+  sched.T_max, sched.eta_min = T_max, eta_min
+  return sched
+end
+
+-- LambdaLR(opt, lr_lambda) or LambdaLR(opt, {lr_lambda = ...}): lr = initial lr * lr_lambda(epoch),
+-- from epoch 0 when created; lr_lambda is a function or a list of one per parameter group.
+function lr_scheduler.LambdaLR(opt, lr_lambda)
+  local fname = "LambdaLR"
+  if type(lr_lambda) == "table" and lr_lambda.lr_lambda ~= nil then
+    lr_lambda = options(fname, 2, lr_lambda, {{"lr_lambda", false}}, 2).lr_lambda
+  end
+  scheduler_opts(fname, opt, nil, {}, 2)
+  local n = #opt.param_groups
+  local lambdas = {}
+  if type(lr_lambda) == "function" then
+    for i = 1, n do lambdas[i] = lr_lambda end
+  elseif type(lr_lambda) == "table" and #lr_lambda > 0 then
+    if #lr_lambda ~= n then argerror(fname, 2, "expected %d lr_lambdas, got %d", n, #lr_lambda) end
+    for i = 1, n do
+      if type(lr_lambda[i]) ~= "function" then
+        argerror(fname, 2, "lr_lambda[%d] must be a function, got %s", i, type(lr_lambda[i]))
+      end
+      lambdas[i] = lr_lambda[i]
+    end
+  else
+    argerror(fname, 2, "a function of the epoch (or a list of one per parameter group) expected, got %s",
+      type(lr_lambda))
+  end
+  local sched = computed_scheduler(opt, function(self)
+    local lrs = {}
+    for i, base in ipairs(self.base_lrs) do
+      local factor = lambdas[i](self.last_epoch)
+      if type(factor) ~= "number" then
+        error(string.format("'LambdaLR': lr_lambda returned a %s at epoch %d, expected a number", type(factor),
+          self.last_epoch), 4)
+      end
+      lrs[i] = base * factor
+    end
+    return lrs
+  end)
+  sched.lr_lambdas = lambdas
+  return sched
+end
+
+-- OneCycleLR(opt, {max_lr, total_steps | epochs and steps_per_epoch, pct_start = 0.3,
+-- anneal_strategy = "cos", cycle_momentum = true, base_momentum = 0.85, max_momentum = 0.95,
+-- div_factor = 25, final_div_factor = 1e4, three_phase = false}): the 1cycle policy, one step per
+-- batch, as PyTorch's. It sets each group's lr (max_lr / div_factor) when created, and cycles the
+-- momentum (SGD, RMSprop) or beta1 (Adam, AdamW) inversely to the lr.
+local ONECYCLE_OPTIONS = {{"max_lr", REQUIRED, "number|table"}, {"total_steps", 0, "number"},
+  {"epochs", 0, "number"}, {"steps_per_epoch", 0, "number"}, {"pct_start", 0.3, "number"},
+  {"anneal_strategy", "cos", "string"}, {"cycle_momentum", true, "boolean"},
+  {"base_momentum", 0.85, "number|table"}, {"max_momentum", 0.95, "number|table"},
+  {"div_factor", 25, "number"}, {"final_div_factor", 1e4, "number"}, {"three_phase", false, "boolean"}}
+
+local function anneal_cos(start, stop, pct)
+  return stop + (start - stop) / 2.0 * (math.cos(math.pi * pct) + 1)
+end
+
+local function anneal_linear(start, stop, pct)
+  return (stop - start) * pct + start
+end
+
+function lr_scheduler.OneCycleLR(opt, opts)
+  local fname = "OneCycleLR"
+  if opts ~= nil and (type(opts) ~= "table" or core.is_tensor(opts)) then
+    argerror(fname, 2, "options table expected, got %s", core.is_tensor(opts) and "tensor" or type(opts))
+  end
+  local given = opts or {}
+  local o = scheduler_opts(fname, opt, opts, ONECYCLE_OPTIONS, 2)
+  local total
+  if given.total_steps ~= nil then
+    if math.tointeger(o.total_steps) == nil or o.total_steps <= 0 then
+      argerror(fname, 2, "expected a positive integer total_steps, got %s", tostring(o.total_steps))
+    end
+    total = math.tointeger(o.total_steps)
+  elseif given.epochs ~= nil or given.steps_per_epoch ~= nil then
+    for _, k in ipairs({"epochs", "steps_per_epoch"}) do
+      if math.tointeger(o[k]) == nil or o[k] <= 0 then
+        argerror(fname, 2, "expected a positive integer %s, got %s", k, tostring(given[k]))
+      end
+    end
+    total = math.tointeger(o.epochs * o.steps_per_epoch)
+  else
+    argerror(fname, 2, "total_steps, or epochs and steps_per_epoch, must be given")
+  end
+  if not (o.pct_start >= 0 and o.pct_start <= 1) then
+    argerror(fname, 2, "expected pct_start between 0 and 1, got %s", tostring(o.pct_start))
+  end
+  local anneal
+  if o.anneal_strategy == "cos" then anneal = anneal_cos
+  elseif o.anneal_strategy == "linear" then anneal = anneal_linear
+  else argerror(fname, 2, "anneal_strategy must be 'cos' or 'linear', got '%s'", o.anneal_strategy) end
+  local pct = o.pct_start
+  local phases
+  if o.three_phase then
+    phases = {
+      {end_step = pct * total - 1, lr = {"initial_lr", "max_lr"}, mom = {"max_momentum", "base_momentum"}},
+      {end_step = 2 * pct * total - 2, lr = {"max_lr", "initial_lr"}, mom = {"base_momentum", "max_momentum"}},
+      {end_step = total - 1, lr = {"initial_lr", "min_lr"}, mom = {"max_momentum", "max_momentum"}},
+    }
+  else
+    phases = {
+      {end_step = pct * total - 1, lr = {"initial_lr", "max_lr"}, mom = {"max_momentum", "base_momentum"}},
+      {end_step = total - 1, lr = {"max_lr", "min_lr"}, mom = {"base_momentum", "max_momentum"}},
+    }
+  end
+  local groups = opt.param_groups
+  local max_lrs = per_group(fname, opt, "max_lr", o.max_lr, 2)
+  local use_beta1
+  if o.cycle_momentum then
+    if groups[1].momentum == nil and groups[1].betas == nil then
+      argerror(fname, 1, "the optimizer has no momentum or betas to cycle: pass cycle_momentum = false")
+    end
+    use_beta1 = groups[1].betas ~= nil
+  end
+  local max_moms = o.cycle_momentum and per_group(fname, opt, "max_momentum", o.max_momentum, 2)
+  local base_moms = o.cycle_momentum and per_group(fname, opt, "base_momentum", o.base_momentum, 2)
+  for i, group in ipairs(groups) do
+    group.initial_lr = max_lrs[i] / o.div_factor
+    group.max_lr = max_lrs[i]
+    group.min_lr = group.initial_lr / o.final_div_factor
+    if o.cycle_momentum then
+      if use_beta1 then group.betas = {max_moms[i], group.betas[2]} else group.momentum = max_moms[i] end
+      group.max_momentum, group.base_momentum = max_moms[i], base_moms[i]
+    end
+  end
+  local cycle = o.cycle_momentum
+  local sched = computed_scheduler(opt, function(self)
+    local step = self.last_epoch
+    if step > total then
+      error(string.format("'OneCycleLR': tried to step %d times; the specified number of total steps is %d",
+        step + 1, total), 4)
+    end
+    local lrs = {}
+    for i, group in ipairs(self.optimizer.param_groups) do
+      local start, lr, mom = 0, nil, nil
+      for p, phase in ipairs(phases) do
+        local stop = phase.end_step
+        if step <= stop or p == #phases then
+          local frac = (step - start) / (stop - start)
+          lr = anneal(group[phase.lr[1]], group[phase.lr[2]], frac)
+          if cycle then mom = anneal(group[phase.mom[1]], group[phase.mom[2]], frac) end
+          break
+        end
+        start = stop
+      end
+      lrs[i] = lr
+      if cycle then
+        if use_beta1 then group.betas = {mom, group.betas[2]} else group.momentum = mom end
+      end
+    end
+    return lrs
+  end)
+  sched.total_steps = total
   return sched
 end
 

@@ -129,6 +129,56 @@ local function format_time(seconds)
   return string.format("%.1fs", seconds)
 end
 
+-- The progress line (mg.train with progress): one line rewritten in place with "\r", so it must never
+-- wrap (a wrapped line cannot be rewritten, and a narrow terminal fills with copies). Its width is
+-- the terminal's: COLUMNS, else `tput cols`, else 80; the line takes at most width - 1 columns
+-- (some terminals wrap on the last one), dropping its least useful parts first.
+local function terminal_width()
+  local w = tonumber(os.getenv("COLUMNS") or "")
+  if not w then
+    local p = io.popen("tput cols 2>/dev/null")
+    if p then
+      w = tonumber(p:read("a") or "")
+      p:close()
+    end
+  end
+  if not w or w < 2 then w = 80 end
+  return math.floor(w)
+end
+
+-- parts: {text, priority} in display order; the lowest priorities go first until the line fits
+local function fit(parts, width)
+  local keep = {}
+  for i = 1, #parts do keep[i] = true end
+  local function line()
+    local out = {}
+    for i, p in ipairs(parts) do
+      if keep[i] then out[#out + 1] = p[1] end
+    end
+    return table.concat(out, "  ")
+  end
+  local s = line()
+  while #s > width - 1 do
+    local worst
+    for i, p in ipairs(parts) do
+      if keep[i] and i > 1 and (not worst or p[2] < parts[worst][2]) then worst = i end
+    end
+    if not worst then break end
+    keep[worst] = false
+    s = line()
+  end
+  return s:sub(1, width - 1)
+end
+
+-- Writes `text` over the progress line (padded to clear a longer previous one); with `done`, ends the
+-- line so it stays in the log. Returns the length written.
+local function overwrite(text, last_len, done)
+  local pad = last_len > #text and string.rep(" ", last_len - #text) or ""
+  io.write("\r", text, pad, done and "\n" or "")
+  io.flush()
+  return done and 0 or #text
+end
+
 local function evaluate(model, loss_fn, data, batch_size)
   local total, count = 0, 0
   core.no_grad(function()
@@ -150,6 +200,8 @@ function M.train(opts)
   }, 2, { "model", "loss_fn", "optimizer", "data" })
   local model, loss_fn, opt = o.model, o.loss_fn, o.optimizer
   local bar = o.progress == true or (o.progress == "auto" and core._isatty())
+  local width = bar and terminal_width()
+  local last_len = 0 -- of the progress line on screen
   local history = { train_loss = {}, val_loss = o.val_data and {} or nil }
   local last
   local start = clock()
@@ -177,9 +229,13 @@ function M.train(opts)
         local done = (epoch - 1) + (nbatches and seen / nbatches or 1)
         local left = elapsed / done * (o.epochs - done)
         local rate = ((epoch - 1) * (nbatches or seen) + seen) / math.max(elapsed, 1e-9)
-        io.write(string.format("\repoch %d/%d  batch %d%s  loss %.4g  %.0f batches/s  %s left   ", epoch,
-          o.epochs, seen, nbatches and ("/" .. nbatches) or "", value, rate, format_time(left)))
-        io.flush()
+        last_len = overwrite(fit({
+          { string.format("epoch %d/%d", epoch, o.epochs), 5 },
+          { string.format("batch %d%s", seen, nbatches and ("/" .. nbatches) or ""), 2 },
+          { string.format("loss %.4g", value), 4 },
+          { string.format("%.0f batches/s", rate), 1 },
+          { format_time(left) .. " left", 3 },
+        }, width), last_len)
       end
     end
     local train_loss = total / math.max(count, 1)
@@ -190,13 +246,29 @@ function M.train(opts)
       val_loss = evaluate(model, loss_fn, o.val_data, o.batch_size or nil)
       history.val_loss[epoch] = val_loss
     end
-    if not bar and o.log_every and o.log_every > 0 and (epoch % o.log_every == 0 or epoch == o.epochs) then
-      print(string.format("Epoch %d, Training loss %.6f%s", epoch, train_loss,
-        val_loss and string.format(", Validation loss %.6f", val_loss) or ""))
+    -- on_epoch(epoch, train_loss, val_loss) returning false stops training after this epoch
+    local stop = o.on_epoch and o.on_epoch(epoch, train_loss, val_loss) == false
+    local log = o.log_every and o.log_every > 0 and (epoch % o.log_every == 0 or epoch == o.epochs or stop)
+    if log then
+      local summary = string.format("Epoch %d, Training loss %.6f%s", epoch, train_loss,
+        val_loss and string.format(", Validation loss %.6f", val_loss) or "")
+      if not bar then
+        print(summary)
+      else
+        -- one line per epoch stays in the log, as printed logs have; shorter when the terminal is narrow
+        if #summary > width - 1 then
+          summary = string.format("Epoch %d: train %.6g%s", epoch, train_loss,
+            val_loss and string.format(", val %.6g", val_loss) or "")
+        end
+        last_len = overwrite(summary:sub(1, width - 1), last_len, true)
+      end
     end
-    if o.on_epoch then o.on_epoch(epoch, train_loss, val_loss) end
+    if stop then
+      history.stopped_epoch = epoch
+      break
+    end
   end
-  if bar then io.write("\n") end
+  if bar and last_len > 0 then io.write("\n") end
   return history
 end
 

@@ -76,4 +76,70 @@ function M.options(fname, argn, opts, defaults, level, required)
   return o
 end
 
+-- call_as(fname, level, fn, ...): the one result of fn(...) (a C function of mg.F, say), its errors renamed and
+-- placed: "bad argument #N to '<any>' (detail)" becomes "... to 'fname' (detail)" and "'<any>':
+-- detail" becomes "'fname': detail", raised at error()'s `level` counted from the function that
+-- calls call_as (2: that function's caller). So a Lua wrapper (a loss module's forward) reports
+-- its own name at the user's line, not "bad argument #2 to 'fn'" at its own.
+local function rethrow(fname, level, ok, ...)
+  if ok then return ... end
+  local err = ...
+  if type(err) ~= "string" then error(err, 0) end
+  err = err:gsub("^[^\n]-%.lua:%d+: ", "", 1)
+  local n, detail = err:match("^bad argument #(%d+) to '[^']*' %((.*)%)$")
+  if n then
+    err = string.format("bad argument #%s to '%s' (%s)", n, fname, detail)
+  else
+    local d = err:match("^'[^']*': (.*)$")
+    if d then err = string.format("'%s': %s", fname, d) end
+  end
+  error(err, level + 2)
+end
+
+function M.call_as(fname, level, fn, ...)
+  local out = rethrow(fname, level, pcall(fn, ...)) -- not a tail call: the levels count this frame
+  return out
+end
+
+-- Warnings (PyTorch's UserWarning), each distinct message once per Lua state: written to io.stderr
+-- as "moongrad warning: <message>", or given to the handler set with set_warn_handler(fn) (nil:
+-- back to stderr), which returns the previous handler. Specs capture them that way.
+-- The state lives in the registry, one per Lua state: a second load of this file (busted reloads
+-- the Lua modules of each spec file; the C core and mg.F stay) shares it.
+local function warn_state()
+  local reg = debug.getregistry()
+  local st = reg["moongrad.warnings"]
+  if not st then
+    st = { seen = {} }
+    reg["moongrad.warnings"] = st
+  end
+  return st
+end
+
+function M.warn(msg)
+  local st = warn_state()
+  if st.seen[msg] then return end
+  st.seen[msg] = true
+  if st.handler then
+    st.handler(msg)
+  else
+    io.stderr:write("moongrad warning: ", msg, "\n")
+  end
+end
+
+function M.set_warn_handler(fn)
+  if fn ~= nil and type(fn) ~= "function" then
+    M.argerror("set_warn_handler", 1, "function or nil expected, got %s", type(fn))
+  end
+  local st = warn_state()
+  local old = st.handler
+  st.handler = fn
+  return old
+end
+
+-- forget the messages already shown (so that a spec sees a warning again)
+function M.reset_warnings()
+  warn_state().seen = {}
+end
+
 return M

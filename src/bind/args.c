@@ -48,7 +48,8 @@ int lt_opt_dim(lua_State *L, int arg, int ndim, int def) {
 int64_t lt_check_index(lua_State *L, int arg, int64_t size) {
     const lua_Integer i = luaL_checkinteger(L, arg);
     if (i == 0 || i > size || i < -size)
-        lt_argerror(L, arg, "index %I out of range for dimension of size %I", i, (lua_Integer)size);
+        lt_argerror(L, arg, "index %I out of range for dimension of size %I%s", i, (lua_Integer)size,
+                    i == 0 ? " (indices count from 1)" : "");
     return i > 0 ? i - 1 : i + size;
 }
 

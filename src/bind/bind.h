@@ -195,6 +195,7 @@ extern const luaL_Reg lt_random_methods[], lt_random_functions[];
 extern const luaL_Reg lt_factory_functions[];
 extern const luaL_Reg lt_autograd_methods[], lt_autograd_functions[];
 extern const luaL_Reg lt_functional_functions[]; /* mg.F */
+extern const luaL_Reg lt_conv_functions[];       /* mg.F: the layers (conv.c) */
 extern const luaL_Reg lt_optim_functions[];      /* mg._optim_* (private: lua/moongrad/optim.lua) */
 extern const luaL_Reg lt_serialize_functions[];  /* core._tensor_bytes / _from_bytes (serialize.lua) */
 extern const luaL_Reg lt_debug_functions[];      /* core._check_invariants (debug.c: the fuzzer's) */

@@ -149,6 +149,7 @@ int luaopen_moongrad_core(lua_State *L) {
     /* mg.F: the functional kernels (functional.c) */
     lua_newtable(L);
     register_list(L, lua_gettop(L), lt_functional_functions, ctx_idx, mt, methods);
+    register_list(L, lua_gettop(L), lt_conv_functions, ctx_idx, mt, methods);
     lua_setfield(L, module, "F");
 
     /* the Lua layer adds methods written in Lua to this table */

@@ -22,6 +22,12 @@ static int read_dims(lua_State *L, int arg, const mg_tensor *t, int list, uint32
         *mask = 1u << lt_check_dim(L, arg, t->ndim);
         return 1;
     }
+    /* t:mean({dim = 1}) (PyTorch's keyword, written as a Lua options table) is not a list of dims:
+     * reducing everything instead would be a silent wrong answer */
+    *mask = 0;
+    if (lt_is_opts(L, arg))
+        return lt_argerror(L, arg, "a dim or a list of dims expected, got an options table (dims and keepdim "
+                                   "are positional here: (1, true) for PyTorch's dim=0, keepdim=True)");
     mg_ctx *ctx = lt_ctx(L);
     const lua_Integer n = luaL_len(L, arg);
     *mask = 0;

@@ -467,8 +467,8 @@ mg_status mg_cross_entropy(mg_ctx *ctx, mg_tensor *out, mg_tensor *lse, const mg
     const int64_t *t = (const int64_t *)mg_tensor_data(ct);
     for (int64_t n = 0; n < ct->numel; n++)
         if (t[n] < 1 || t[n] > C) {
-            st = mg_fail(ctx, MG_EINDEX, 2, "target %lld out of range for %lld classes", (long long)t[n],
-                         (long long)C);
+            st = mg_fail(ctx, MG_EINDEX, 2, "target %lld out of range for %lld classes%s", (long long)t[n],
+                         (long long)C, t[n] == 0 ? " (classes count from 1: add 1 to 0-based labels)" : "");
             goto done;
         }
     st = flat_as(ctx, logits, dt, &sx, &cx);

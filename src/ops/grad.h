@@ -27,7 +27,8 @@
     X(LINALG, linalg, mg_linalg_backward)             /* mg_linalg_op              linalg.c */  \
     X(SHAPE, shape, mg_shape_backward)                /* mg_shape_op: views        shape.c */   \
     X(INDEX, index, mg_index_backward)                /* mg_index_op               index.c */   \
-    X(FUNCTIONAL, functional, mg_functional_backward) /* mg_functional_op          functional.c */
+    X(FUNCTIONAL, functional, mg_functional_backward) /* mg_functional_op          functional.c */ \
+    X(CONV, conv, mg_conv_backward)                   /* mg_conv_op: layers        conv.c, norm.c */
 #define MG_ENUM_FAMILY(FAMILY, name, rule) MG_FAM_##FAMILY,
 typedef enum mg_family { MG_FAMILIES(MG_ENUM_FAMILY) MG_NFAMILIES } mg_family;
 #undef MG_ENUM_FAMILY
@@ -45,6 +46,7 @@ mg_status mg_linalg_backward(mg_ctx *ctx, const mg_backward_args *a, int i, mg_t
 mg_status mg_shape_backward(mg_ctx *ctx, const mg_backward_args *a, int i, mg_tensor *gin);
 mg_status mg_index_backward(mg_ctx *ctx, const mg_backward_args *a, int i, mg_tensor *gin);
 mg_status mg_functional_backward(mg_ctx *ctx, const mg_backward_args *a, int i, mg_tensor *gin);
+mg_status mg_conv_backward(mg_ctx *ctx, const mg_backward_args *a, int i, mg_tensor *gin);
 
 /* ---- helpers for rules ------------------------------------------------------------------------ */
 /* out <- in summed over the dims that broadcasting added or stretched, so that in's shape (a

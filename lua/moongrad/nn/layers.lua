@@ -1,0 +1,302 @@
+-- moongrad.nn.layers: the layers of chapters 7-8 as nn modules, over the C kernels of mg.F
+-- (src/ops/conv.c, norm.c): Conv1d Conv2d MaxPool2d AvgPool2d AdaptiveAvgPool2d BatchNorm1d
+-- BatchNorm2d LayerNorm Embedding. nn.lua requires this file at its end and passes its table, which
+-- these classes are added to.
+--
+-- Each follows PyTorch: the same arguments (sizes as a number or a {h, w} list, options in a
+-- table), the same default initialisation (conv weight and bias U(-1/sqrt(fan_in), 1/sqrt(fan_in)),
+-- what kaiming_uniform_(a = sqrt(5)) gives; batch norm weight 1, bias 0; layer norm likewise;
+-- embedding N(0, 1)), the same state_dict keys (batch norm's buffers running_mean, running_var,
+-- num_batches_tracked included) and the same repr.
+local core = require "moongrad.core"
+local util = require "moongrad.util"
+
+local F = core.F
+local is_tensor = core.is_tensor
+local options, argerror, argerror_at = util.options, util.argerror, util.argerror_at
+
+return function(nn)
+  local Module = nn.Module
+
+  local function shape_str(t) return "{" .. table.concat(t.shape, ",") .. "}" end
+
+  -- a positive (or, with zero_ok, non-negative) integer
+  local function check_int(fname, argn, v, what, zero_ok)
+    if math.type(v) ~= "integer" and not (type(v) == "number" and v == math.floor(v))
+        or v < (zero_ok and 0 or 1) then
+      argerror_at(4, fname, argn, "%s must be a %s integer, got %s", what, zero_ok and "non-negative" or "positive",
+        tostring(v))
+    end
+    return math.tointeger(v)
+  end
+
+  -- a number or a list of n numbers -> a list of n integers (checked)
+  local function tuple(fname, argn, v, n, what, zero_ok)
+    if type(v) == "table" and not is_tensor(v) then
+      if #v ~= n then
+        argerror_at(4, fname, argn, "%s must be a number or a list of %d, got a list of %d", what, n, #v)
+      end
+      local out = {}
+      for i = 1, n do out[i] = check_int(fname, argn, v[i], what, zero_ok) end
+      return out
+    end
+    local x = check_int(fname, argn, v, what, zero_ok)
+    local out = {}
+    for i = 1, n do out[i] = x end
+    return out
+  end
+
+  -- Python's repr of a tuple of ints: "(3,)", "(3, 3)"; of a number or list as given: "2", "(3, 2)"
+  local function pytuple(t)
+    if #t == 1 then return "(" .. t[1] .. ",)" end
+    return "(" .. table.concat(t, ", ") .. ")"
+  end
+  local function pyvalue(v)
+    if type(v) == "table" then return pytuple(v) end
+    return tostring(math.tointeger(v) or v)
+  end
+  local function pybool(b) return b and "True" or "False" end
+  local function all_equal(t, x)
+    for _, v in ipairs(t) do if v ~= x then return false end end
+    return true
+  end
+
+  -- ============================================================ convolutions
+
+  -- ConvNd(in_channels, out_channels, kernel_size [, {stride = 1, padding = 0, dilation = 1,
+  -- groups = 1, bias = true, dtype}])
+  local function conv_class(name, nd)
+    local C = Module:extend(name)
+    nn[name] = C
+    function C:init(in_channels, out_channels, kernel_size, opts)
+      in_channels = check_int(name, 1, in_channels, "in_channels")
+      out_channels = check_int(name, 2, out_channels, "out_channels")
+      if kernel_size == nil then argerror_at(3, name, 3, "kernel_size expected") end
+      local ks = tuple(name, 3, kernel_size, nd, "kernel_size")
+      local o = options(name, 4, opts, { stride = 1, padding = 0, dilation = 1, groups = 1, bias = true, dtype = false }, 3)
+      local groups = check_int(name, 4, o.groups, "groups")
+      if in_channels % groups ~= 0 then
+        argerror_at(3, name, 4, "in_channels %d must be divisible by groups %d", in_channels, groups)
+      end
+      if out_channels % groups ~= 0 then
+        argerror_at(3, name, 4, "out_channels %d must be divisible by groups %d", out_channels, groups)
+      end
+      self.in_channels, self.out_channels, self.kernel_size = in_channels, out_channels, ks
+      self.stride = tuple(name, 4, o.stride, nd, "stride")
+      self.padding = tuple(name, 4, o.padding, nd, "padding", true)
+      self.dilation = tuple(name, 4, o.dilation, nd, "dilation")
+      self.groups = groups
+      self._opts = { stride = self.stride, padding = self.padding, dilation = self.dilation, groups = groups }
+      local dt = { dtype = o.dtype or core.get_default_dtype() }
+      local shape = { out_channels, in_channels // groups }
+      local fan_in = in_channels // groups
+      for i = 1, nd do
+        shape[#shape + 1] = ks[i]
+        fan_in = fan_in * ks[i]
+      end
+      local bound = fan_in > 0 and 1 / math.sqrt(fan_in) or 0
+      self.weight = core.empty(shape, dt):uniform_(-bound, bound):requires_grad_()
+      if o.bias then
+        self.bias = core.empty({ out_channels }, dt):uniform_(-bound, bound):requires_grad_()
+      else
+        self:register_parameter("bias", nil)
+      end
+    end
+    function C:extra_repr()
+      local s = string.format("%d, %d, kernel_size=%s, stride=%s", self.in_channels, self.out_channels,
+        pytuple(self.kernel_size), pytuple(self.stride))
+      if not all_equal(self.padding, 0) then s = s .. ", padding=" .. pytuple(self.padding) end
+      if not all_equal(self.dilation, 1) then s = s .. ", dilation=" .. pytuple(self.dilation) end
+      if self.groups ~= 1 then s = s .. ", groups=" .. self.groups end
+      if self.bias == nil then s = s .. ", bias=False" end
+      return s
+    end
+    return C
+  end
+  -- (F.conv1d / F.conv2d called by name, not through a variable: their errors name them)
+  local Conv1d, Conv2d = conv_class("Conv1d", 1), conv_class("Conv2d", 2)
+  function Conv1d:forward(x)
+    local params = rawget(self, "_parameters")
+    local y = F.conv1d(x, params.weight, params.bias, self._opts)
+    return y
+  end
+  function Conv2d:forward(x)
+    local params = rawget(self, "_parameters")
+    local y = F.conv2d(x, params.weight, params.bias, self._opts)
+    return y
+  end
+
+  -- ============================================================ pooling
+
+  -- a size option as given (number or {h, w}), checked
+  local function size_opt(fname, argn, v, what, zero_ok)
+    tuple(fname, argn, v, 2, what, zero_ok)
+    return v
+  end
+
+  -- MaxPool2d(kernel_size [, {stride = kernel_size, padding = 0, dilation = 1}])
+  local MaxPool2d = Module:extend("MaxPool2d")
+  nn.MaxPool2d = MaxPool2d
+  function MaxPool2d:init(kernel_size, opts)
+    if kernel_size == nil then argerror_at(3, "MaxPool2d", 1, "kernel_size expected") end
+    self.kernel_size = size_opt("MaxPool2d", 1, kernel_size, "kernel_size")
+    local o = options("MaxPool2d", 2, opts, { stride = false, padding = 0, dilation = 1 }, 3)
+    self.stride = o.stride and size_opt("MaxPool2d", 2, o.stride, "stride") or kernel_size
+    self.padding = size_opt("MaxPool2d", 2, o.padding, "padding", true)
+    self.dilation = size_opt("MaxPool2d", 2, o.dilation, "dilation")
+    self._opts = { stride = self.stride, padding = self.padding, dilation = self.dilation }
+  end
+  function MaxPool2d:forward(x)
+    local y = F.max_pool2d(x, self.kernel_size, self._opts)
+    return y
+  end
+  function MaxPool2d:extra_repr()
+    return string.format("kernel_size=%s, stride=%s, padding=%s, dilation=%s, ceil_mode=False",
+      pyvalue(self.kernel_size), pyvalue(self.stride), pyvalue(self.padding), pyvalue(self.dilation))
+  end
+
+  -- AvgPool2d(kernel_size [, {stride = kernel_size, padding = 0}]): padded zeros counted
+  local AvgPool2d = Module:extend("AvgPool2d")
+  nn.AvgPool2d = AvgPool2d
+  function AvgPool2d:init(kernel_size, opts)
+    if kernel_size == nil then argerror_at(3, "AvgPool2d", 1, "kernel_size expected") end
+    self.kernel_size = size_opt("AvgPool2d", 1, kernel_size, "kernel_size")
+    local o = options("AvgPool2d", 2, opts, { stride = false, padding = 0 }, 3)
+    self.stride = o.stride and size_opt("AvgPool2d", 2, o.stride, "stride") or kernel_size
+    self.padding = size_opt("AvgPool2d", 2, o.padding, "padding", true)
+    self._opts = { stride = self.stride, padding = self.padding }
+  end
+  function AvgPool2d:forward(x)
+    local y = F.avg_pool2d(x, self.kernel_size, self._opts)
+    return y
+  end
+  function AvgPool2d:extra_repr()
+    return string.format("kernel_size=%s, stride=%s, padding=%s", pyvalue(self.kernel_size), pyvalue(self.stride),
+      pyvalue(self.padding))
+  end
+
+  -- AdaptiveAvgPool2d(output_size): a number or {h, w}
+  local AdaptiveAvgPool2d = Module:extend("AdaptiveAvgPool2d")
+  nn.AdaptiveAvgPool2d = AdaptiveAvgPool2d
+  function AdaptiveAvgPool2d:init(output_size)
+    if output_size == nil then argerror_at(3, "AdaptiveAvgPool2d", 1, "output_size expected") end
+    self.output_size = size_opt("AdaptiveAvgPool2d", 1, output_size, "output_size")
+  end
+  function AdaptiveAvgPool2d:forward(x)
+    local y = F.adaptive_avg_pool2d(x, self.output_size)
+    return y
+  end
+  function AdaptiveAvgPool2d:extra_repr()
+    return "output_size=" .. pyvalue(self.output_size)
+  end
+
+  -- ============================================================ normalization
+
+  -- BatchNorm1d / BatchNorm2d(num_features [, {eps = 1e-5, momentum = 0.1, affine = true,
+  -- track_running_stats = true, dtype}]). Training (model:train()) normalizes with the batch's
+  -- statistics and updates the running ones in place; eval() uses the running ones.
+  local function batch_norm_class(name, dims, expected)
+    local B = Module:extend(name)
+    nn[name] = B
+    function B:init(num_features, opts)
+      num_features = check_int(name, 1, num_features, "num_features")
+      local o = options(name, 2, opts,
+        { eps = 1e-5, momentum = 0.1, affine = true, track_running_stats = true, dtype = false }, 3)
+      if type(o.eps) ~= "number" then argerror_at(3, name, 2, "eps must be a number, got %s", type(o.eps)) end
+      if type(o.momentum) ~= "number" then
+        argerror_at(3, name, 2, "momentum must be a number, got %s", type(o.momentum))
+      end
+      self.num_features, self.eps, self.momentum = num_features, o.eps, o.momentum
+      self.affine, self.track_running_stats = o.affine and true or false, o.track_running_stats and true or false
+      local dt = { dtype = o.dtype or core.get_default_dtype() }
+      if self.affine then
+        self.weight = core.ones({ num_features }, dt):requires_grad_()
+        self.bias = core.zeros({ num_features }, dt):requires_grad_()
+      end
+      if self.track_running_stats then
+        self:register_buffer("running_mean", core.zeros({ num_features }, dt))
+        self:register_buffer("running_var", core.ones({ num_features }, dt))
+        self:register_buffer("num_batches_tracked", core.tensor(0, { dtype = "int64" }))
+      end
+    end
+    function B:forward(x)
+      if not is_tensor(x) then argerror("forward", 1, "tensor expected, got %s", type(x)) end
+      if not dims[x.ndim] then
+        argerror("forward", 1, "%s expects %s input, got shape %s", name, expected, shape_str(x))
+      end
+      if x.shape[2] ~= self.num_features then
+        argerror("forward", 1, "%s(%d) expects %d channels in dim 2, got shape %s", name, self.num_features,
+          self.num_features, shape_str(x))
+      end
+      local params, bufs = rawget(self, "_parameters"), rawget(self, "_buffers")
+      local training = rawget(self, "training")
+      if training and self.track_running_stats then
+        core.no_grad(function() bufs.num_batches_tracked:add_(1) end)
+      end
+      local use_batch = training or not self.track_running_stats
+      local y = F.batch_norm(x, bufs.running_mean, bufs.running_var,
+        { weight = params.weight, bias = params.bias, training = use_batch, momentum = self.momentum, eps = self.eps })
+      return y
+    end
+    function B:extra_repr()
+      return string.format("%d, eps=%s, momentum=%s, affine=%s, track_running_stats=%s", self.num_features,
+        tostring(self.eps), tostring(self.momentum), pybool(self.affine), pybool(self.track_running_stats))
+    end
+    return B
+  end
+  batch_norm_class("BatchNorm1d", { [2] = true, [3] = true }, "2-d {N,C} or 3-d {N,C,L}")
+  batch_norm_class("BatchNorm2d", { [4] = true }, "4-d {N,C,H,W}")
+
+  -- LayerNorm(normalized_shape [, {eps = 1e-5, elementwise_affine = true, dtype}]): over the last
+  -- dims of the input, whose sizes are normalized_shape (a number or a list)
+  local LayerNorm = Module:extend("LayerNorm")
+  nn.LayerNorm = LayerNorm
+  function LayerNorm:init(normalized_shape, opts)
+    local shape = {}
+    if type(normalized_shape) == "table" and not is_tensor(normalized_shape) then
+      for i, v in ipairs(normalized_shape) do shape[i] = check_int("LayerNorm", 1, v, "normalized_shape[" .. i .. "]") end
+      if #shape == 0 then argerror_at(3, "LayerNorm", 1, "normalized_shape must not be empty") end
+    else
+      shape[1] = check_int("LayerNorm", 1, normalized_shape, "normalized_shape")
+    end
+    local o = options("LayerNorm", 2, opts, { eps = 1e-5, elementwise_affine = true, dtype = false }, 3)
+    self.normalized_shape, self.eps = shape, o.eps
+    self.elementwise_affine = o.elementwise_affine and true or false
+    self._opts = { eps = o.eps }
+    if self.elementwise_affine then
+      local dt = { dtype = o.dtype or core.get_default_dtype() }
+      self.weight = core.ones(shape, dt):requires_grad_()
+      self.bias = core.zeros(shape, dt):requires_grad_()
+    end
+  end
+  function LayerNorm:forward(x)
+    local params = rawget(self, "_parameters")
+    local y = F.layer_norm(x, self.normalized_shape, { weight = params.weight, bias = params.bias, eps = self.eps })
+    return y
+  end
+  function LayerNorm:extra_repr()
+    return string.format("%s, eps=%s, elementwise_affine=%s", pytuple(self.normalized_shape), tostring(self.eps),
+      pybool(self.elementwise_affine))
+  end
+
+  -- Embedding(num_embeddings, embedding_dim [, {dtype}]): weight N(0, 1); forward(idx) takes
+  -- 1-based int64 indices
+  local Embedding = Module:extend("Embedding")
+  nn.Embedding = Embedding
+  function Embedding:init(num_embeddings, embedding_dim, opts)
+    self.num_embeddings = check_int("Embedding", 1, num_embeddings, "num_embeddings")
+    self.embedding_dim = check_int("Embedding", 2, embedding_dim, "embedding_dim")
+    local o = options("Embedding", 3, opts, { dtype = false }, 3)
+    local dt = { dtype = o.dtype or core.get_default_dtype() }
+    self.weight = core.empty({ self.num_embeddings, self.embedding_dim }, dt):normal_():requires_grad_()
+  end
+  function Embedding:forward(idx)
+    local y = F.embedding(idx, rawget(self, "_parameters").weight)
+    return y
+  end
+  function Embedding:extra_repr()
+    return string.format("%d, %d", self.num_embeddings, self.embedding_dim)
+  end
+
+  return nn
+end

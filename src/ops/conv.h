@@ -1,0 +1,79 @@
+/*
+ * conv.h: the layers of chapters 7-8 (mg.F): convolution and pooling (src/ops/conv.c), batch norm,
+ * layer norm and embedding (src/ops/norm.c). One autograd family, MG_FAM_CONV, whose rule
+ * (mg_conv_backward, conv.c) dispatches on node->op (an mg_conv_op); the norm ops' rule is
+ * mg_norm_backward (norm.c).
+ *
+ * Contract as in ops.h: results are allocated by the caller, contiguous, with the shapes named
+ * below. Inputs may have any strides; all float operands of one call share one dtype (float32 or
+ * float64: the binding checks). Work is split over threads by output planes / channels / rows,
+ * each computed the same way wherever the chunks are cut: results are bit-identical for any
+ * thread count. Sums (bias, batch-norm statistics, pooled windows) accumulate in double in a fixed
+ * order; the matrix products are the gemm engine's (src/ops/gemm.h), bit-identical at every ISA.
+ */
+#ifndef MG_CONV_H
+#define MG_CONV_H
+
+#include "../core/autograd.h"
+
+#define MG_CONV_OPS(X)                          \
+    X(CONV, "conv")                             \
+    X(MAX_POOL, "max_pool2d")                   \
+    X(AVG_POOL, "avg_pool2d")                   \
+    X(ADAPTIVE_AVG, "adaptive_avg_pool2d")      \
+    X(BATCH_NORM, "batch_norm")                 \
+    X(LAYER_NORM, "layer_norm")                 \
+    X(EMBEDDING, "embedding")
+#define MG_ENUM_CONV(e, name) MG_CONV_##e,
+typedef enum mg_conv_op { MG_CONV_OPS(MG_ENUM_CONV) MG_NCONV } mg_conv_op;
+#undef MG_ENUM_CONV
+const char *mg_conv_name(mg_conv_op op);
+
+/* The geometry of a 2-d window op (a conv1d is a conv2d with H = kh = 1). */
+typedef struct mg_conv2d_geom {
+    int64_t kh, kw, sh, sw, ph, pw, dh, dw, groups;
+} mg_conv2d_geom;
+
+/* Packs g into the node's iarg[0..3] and back (each field < 2^31). */
+void mg_conv_geom_pack(int64_t *iarg, const mg_conv2d_geom *g);
+void mg_conv_geom_unpack(const int64_t *iarg, mg_conv2d_geom *g);
+
+/* out (N,O,OH,OW) = conv2d of x (N,C,H,W) with weight (O, C/groups, kh, kw) and bias (O) or NULL,
+ * OH = (H + 2 ph - dh (kh - 1) - 1) / sh + 1 (likewise OW). im2col into scratch, then one product
+ * per group through the gemm engine. g's kh, kw are the weight's. */
+mg_status mg_conv2d(mg_ctx *ctx, mg_tensor *out, const mg_tensor *x, const mg_tensor *weight,
+                    const mg_tensor *bias, const mg_conv2d_geom *g);
+
+/* out (N,C,OH,OW) = max over each window (padding never wins), indices (int64, out's shape) the
+ * 0-based offset h W + w of the max in its input plane (the first one on ties, NaN wins, as
+ * PyTorch). */
+mg_status mg_max_pool2d(mg_ctx *ctx, mg_tensor *out, mg_tensor *indices, const mg_tensor *x,
+                        const mg_conv2d_geom *g);
+/* out = mean of each window, padded zeros counted (count_include_pad, PyTorch's default). */
+mg_status mg_avg_pool2d(mg_ctx *ctx, mg_tensor *out, const mg_tensor *x, const mg_conv2d_geom *g);
+/* out (N,C,OH,OW): window i covers floor(i H / OH) .. ceil((i + 1) H / OH) - 1, as PyTorch. */
+mg_status mg_adaptive_avg_pool2d(mg_ctx *ctx, mg_tensor *out, const mg_tensor *x);
+
+/* batch_norm over x (N,C,S) (S = the spatial size, 1 for (N,C) input; the binding gives the
+ * view). training: statistics of the batch, saved in mean / invstd (float64, (C)), and the running
+ * ones (may be NULL) updated in place: r = (1 - momentum) r + momentum stat, with the unbiased
+ * variance; otherwise the running statistics are used (and saved). weight, bias (C) may be NULL. */
+mg_status mg_batch_norm(mg_ctx *ctx, mg_tensor *out, mg_tensor *mean, mg_tensor *invstd, const mg_tensor *x,
+                        mg_tensor *running_mean, mg_tensor *running_var, const mg_tensor *weight,
+                        const mg_tensor *bias, int training, double momentum, double eps);
+/* layer_norm over the last d elements of x, seen as (R, d): mean / invstd (float64, (R)) saved;
+ * weight, bias (d elements) may be NULL. */
+mg_status mg_layer_norm(mg_ctx *ctx, mg_tensor *out, mg_tensor *mean, mg_tensor *invstd, const mg_tensor *x,
+                        int64_t d, const mg_tensor *weight, const mg_tensor *bias, double eps);
+/* out (n, D) = rows idx[i] - 1 of weight (V, D); idx int64, n elements, checked in 1..V (MG_EINDEX
+ * on operand 2 naming the first bad one). */
+mg_status mg_embedding(mg_ctx *ctx, mg_tensor *out, const mg_tensor *idx, const mg_tensor *weight);
+
+/* The family's rule (conv.c) and the norm ops' part of it (norm.c). */
+mg_status mg_norm_backward(mg_ctx *ctx, const mg_backward_args *a, int i, mg_tensor *gin);
+
+/* *out = t when contiguous, else a contiguous copy in sc (sc->s.data NULL when none was made;
+ * otherwise the caller frees sc on every path). */
+mg_status mg_conv_contiguous(mg_ctx *ctx, const mg_tensor *t, mg_scratch *sc, const mg_tensor **out);
+
+#endif
