@@ -137,6 +137,12 @@ test: deps $(MODULE) $(IDX_MODULE)
 demo: deps $(MODULE)
 	$(LUA) examples/thermometer.lua
 
+# `make fashion`: examples/fashion_cnn.lua, chapter 8's convolutional network trained on all of
+# Fashion-MNIST (minutes; FASHION_EPOCHS=2 FASHION_SUBSET=5000 make fashion for a quick look)
+.PHONY: fashion
+fashion: deps $(MODULE) $(IDX_MODULE)
+	$(LUA) examples/fashion_cnn.lua
+
 asan: deps $(ASAN_MODULE) $(ASAN_IDX_MODULE)
 	LUA_CPATH="$(CURDIR)/$(ASAN_BUILD)/?.so;;" \
 	LD_PRELOAD="$$($(CC) -print-file-name=libasan.so) $$($(CC) -print-file-name=libubsan.so)" \

@@ -92,8 +92,9 @@ local model = nn.Sequential(
 local n_params = 0
 for _, p in ipairs(model:parameters()) do n_params = n_params + p:numel() end
 print(model)
-print(string.format("%d parameters; Adam lr %g, cosine schedule over %d epochs, batches of %d, %d thread(s)",
-  n_params, opts.lr, opts.epochs, opts.batch, mg.get_num_threads()))
+print(string.format("%d parameters; Adam lr %g, cosine schedule over %d epoch%s, batches of %d, %d thread%s",
+  n_params, opts.lr, opts.epochs, opts.epochs == 1 and "" or "s", opts.batch, mg.get_num_threads(),
+  mg.get_num_threads() == 1 and "" or "s"))
 
 -- ---- evaluation: loss, predicted classes and their probabilities, 1000 images at a time ----------
 local function evaluate(X, y)
@@ -256,8 +257,8 @@ end
 local shown = errors_svg(errors_path, 8, 3)
 local total_secs = clock() - started
 print(string.format("Pictures: %s, %s (%d misclassified images)", loss_path, errors_path, shown))
-print(string.format("Time: %.1f s training and testing (%d epochs), %.1f s in all, %.1f s of CPU", train_secs,
-  #history.train_loss, total_secs, os.clock() - cpu_started))
+print(string.format("Time: %.1f s training and testing (%d epoch%s), %.1f s in all, %.1f s of CPU", train_secs,
+  #history.train_loss, #history.train_loss == 1 and "" or "s", total_secs, os.clock() - cpu_started))
 
 return { accuracy = accuracy, correct = correct, n_test = n_test, test_loss = test_loss, test_acc = test_acc,
   history = history, epoch_secs = epoch_secs, seconds = total_secs, cpu_seconds = os.clock() - cpu_started,
