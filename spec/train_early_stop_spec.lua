@@ -95,15 +95,20 @@ describe("mg.train's progress line", function()
       local y = X:sum(2, true)
       local model = mg.nn.Linear(3, 1)
       local opt = mg.optim.SGD(model:parameters(), {lr = 0.05})
-      mg.train{model = model, loss_fn = mg.nn.MSELoss(), optimizer = opt, data = {X, y}, val_data = {X, y},
-        epochs = ]] .. epochs .. [[, batch_size = 8, progress = true}
+      local h = mg.train{model = model, loss_fn = mg.nn.MSELoss(), optimizer = opt, data = {X, y},
+        val_data = {X, y}, epochs = ]] .. epochs .. [[, batch_size = 8, progress = true}
+      io.stderr:write("VAL ", table.concat(h.val_loss, " "), "\n")
     ]])
     f:close()
-    local p = assert(io.popen(env .. " lua5.4 " .. path .. " 2>&1"))
+    local errpath = os.tmpname()
+    local p = assert(io.popen(env .. " lua5.4 " .. path .. " 2>" .. errpath))
     local out = p:read("a")
     p:close()
     os.remove(path)
-    return out
+    local val = {}
+    for v in H.read_file(errpath):match("VAL ([^\n]*)"):gmatch("%S+") do val[#val + 1] = tonumber(v) end
+    os.remove(errpath)
+    return out, val
   end
 
   -- the segments written between carriage returns and newlines, and the lines that stay
@@ -118,7 +123,7 @@ describe("mg.train's progress line", function()
 
   for _, width in ipairs({ 40, 20, 200 }) do
     it("fits " .. width .. " columns and leaves one line per epoch with the validation loss", function()
-      local out = run("COLUMNS=" .. width, 3)
+      local out, val = run("COLUMNS=" .. width, 3)
       local segments, kept = screen(out)
       assert.is_true(#segments > 3 * 12, out) -- 12 batches per epoch
       for _, seg in ipairs(segments) do
@@ -126,6 +131,11 @@ describe("mg.train's progress line", function()
       end
       assert.equal(3, #kept)
       for e, line in ipairs(kept) do
+        -- the validation loss shown is the epoch's, with fewer digits when narrow, never cut short
+        local shown = tonumber(line:match("[Vv]al[%a ]* ([%d.e-]+)$"))
+        if width >= 40 then
+          assert.is_true(shown and math.abs(shown - val[e]) <= 1e-3 * val[e], line .. " vs " .. tostring(val[e]))
+        end
         if width >= 60 then
           assert.truthy(line:match("^Epoch " .. e .. ", Training loss %d%.%d+, Validation loss %d%.%d+$"), line)
         elseif width >= 40 then
@@ -146,7 +156,7 @@ describe("mg.train's progress line", function()
   end
 
   it("falls back to tput or 80 columns without COLUMNS", function()
-    local segments = screen(run("env -u COLUMNS TERM=dumb", 2))
+    local segments = screen((run("env -u COLUMNS TERM=dumb", 2)))
     for _, seg in ipairs(segments) do assert.is_true(#seg <= 79, seg) end
   end)
 end)

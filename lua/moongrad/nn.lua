@@ -631,9 +631,10 @@ end
 -- loss modules: Loss([{reduction = "mean"}]), forward(input, target) = F.<fn>(input, target, reduction)
 local REDUCTIONS = { mean = true, sum = true, none = true }
 
--- forward looks the kernel up in F at each call (moongrad.nn.loss_checks wraps some of them) and
--- reports its errors under the module's name at the caller's line (util.call_as)
-local function loss(name, fname)
+-- `kernel` is a function, or the name of one in F, looked up at each call (moongrad.nn.loss_checks
+-- wraps some of them); forward reports its errors under the module's name at the caller's line
+-- (util.call_as), not as "bad argument #2 to 'fn'" at this file's
+local function loss(name, kernel)
   local L = Module:extend(name)
   function L:init(opts)
     local o = options(name, 1, opts, { reduction = "mean" }, 3)
@@ -643,7 +644,9 @@ local function loss(name, fname)
     self.reduction = o.reduction
   end
   function L:forward(input, target)
-    local out = util.call_as(name, 2, F[fname], input, target, self.reduction)
+    local fn = kernel
+    if type(fn) == "string" then fn = F[fn] end
+    local out = util.call_as(name, 2, fn, input, target, self.reduction)
     return out
   end
   M[name] = L

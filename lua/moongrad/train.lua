@@ -246,24 +246,34 @@ function M.train(opts)
       val_loss = evaluate(model, loss_fn, o.val_data, o.batch_size or nil)
       history.val_loss[epoch] = val_loss
     end
-    -- on_epoch(epoch, train_loss, val_loss) returning false stops training after this epoch
-    local stop = o.on_epoch and o.on_epoch(epoch, train_loss, val_loss) == false
-    local log = o.log_every and o.log_every > 0 and (epoch % o.log_every == 0 or epoch == o.epochs or stop)
-    if log then
-      local summary = string.format("Epoch %d, Training loss %.6f%s", epoch, train_loss,
+    -- the epoch's summary line (each log_every epochs, the last, and the one training stops at)
+    local function summary()
+      local line = string.format("Epoch %d, Training loss %.6f%s", epoch, train_loss,
         val_loss and string.format(", Validation loss %.6f", val_loss) or "")
       if not bar then
-        print(summary)
-      else
-        -- one line per epoch stays in the log, as printed logs have; shorter when the terminal is narrow
-        if #summary > width - 1 then
-          summary = string.format("Epoch %d: train %.6g%s", epoch, train_loss,
-            val_loss and string.format(", val %.6g", val_loss) or "")
-        end
-        last_len = overwrite(summary:sub(1, width - 1), last_len, true)
+        print(line)
+        return
       end
+      -- one line per epoch stays in the log, as printed logs have; shorter when the terminal is
+      -- narrow, with fewer digits rather than cut numbers
+      for _, digits in ipairs({ 6, 4, 3 }) do
+        if #line <= width - 1 then break end
+        local g = "%." .. digits .. "g"
+        line = string.format("Epoch %d: train " .. g .. "%s", epoch, train_loss,
+          val_loss and string.format(", val " .. g, val_loss) or "")
+      end
+      last_len = overwrite(line:sub(1, width - 1), last_len, true)
     end
-    if stop then
+    local log = o.log_every and o.log_every > 0 and (epoch % o.log_every == 0 or epoch == o.epochs)
+    if log then
+      summary()
+    elseif bar and last_len > 0 then -- clear the progress line: what on_epoch prints starts on a clean line
+      last_len = overwrite("", last_len)
+      io.write("\r")
+    end
+    -- on_epoch(epoch, train_loss, val_loss) returning false stops training after this epoch
+    if o.on_epoch and o.on_epoch(epoch, train_loss, val_loss) == false then
+      if not log and o.log_every and o.log_every > 0 then summary() end
       history.stopped_epoch = epoch
       break
     end

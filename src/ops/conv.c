@@ -59,7 +59,7 @@ typedef struct conv_job {
     int64_t xs[4];      /* x's strides, elements */
     char *col;          /* (C kh kw, N OH OW) */
     char *dx;           /* col2im: (N,C,H,W) contiguous */
-    const char *w;      /* pools: the out / indices / gout planes */
+    const char *gout;   /* pool backward: d loss / d out, contiguous (N,C,OH,OW) */
     const int64_t *idx;
     char *out;
     int64_t N, C, H, W, OH, OW;
@@ -273,26 +273,31 @@ done_w:
     return st;
 }
 
-/* db[o] = sum over n, p of g[n, o, p] (double, in order) */
+/* db[o] = sum over n, p of g[n, o, p], in double: four lanes (p mod 4) per run of S, added in a
+ * fixed order (independent sums hide the adds' latency; the order depends on the sizes only) */
 typedef struct bias_job {
     mg_dtype dt;
     const char *g;
     char *db;
     int64_t N, O, S;
 } bias_job;
+#define BIAS_RUN(T)                                                                            \
+    do {                                                                                       \
+        const T *p = (const T *)j->g + off;                                                    \
+        double l0 = 0, l1 = 0, l2 = 0, l3 = 0;                                                 \
+        int64_t k = 0;                                                                         \
+        for (; k + 4 <= j->S; k += 4) l0 += p[k], l1 += p[k + 1], l2 += p[k + 2], l3 += p[k + 3]; \
+        for (; k < j->S; k++) l0 += p[k];                                                      \
+        s += (l0 + l1) + (l2 + l3);                                                            \
+    } while (0)
 static void bias_grad_range(void *arg, int64_t b, int64_t e) {
     const bias_job *j = (const bias_job *)arg;
     for (int64_t o = b; o < e; o++) {
         double s = 0;
         for (int64_t n = 0; n < j->N; n++) {
             const int64_t off = (n * j->O + o) * j->S;
-            if (j->dt == MG_FLOAT64) {
-                const double *p = (const double *)j->g + off;
-                for (int64_t k = 0; k < j->S; k++) s += p[k];
-            } else {
-                const float *p = (const float *)j->g + off;
-                for (int64_t k = 0; k < j->S; k++) s += p[k];
-            }
+            if (j->dt == MG_FLOAT64) BIAS_RUN(double);
+            else BIAS_RUN(float);
         }
         if (j->dt == MG_FLOAT64) ((double *)j->db)[o] = s;
         else ((float *)j->db)[o] = (float)s;
@@ -379,6 +384,15 @@ done:
 }
 
 /* ---- pooling ---------------------------------------------------------------------------------- */
+/* best, at <- v, i when v is larger or NaN (PyTorch's test) */
+#define MAX_STEP(v, i)                                                                         \
+    do {                                                                                       \
+        const __typeof__(best) v_ = (v);                                                                   \
+        const int u_ = (v_ > best) | (v_ != v_);                                               \
+        best = u_ ? v_ : best;                                                                 \
+        at = u_ ? (i) : at;                                                                    \
+    } while (0)
+
 /* Padding 0: every window lies inside the input (OH, OW are floored), no bounds checks. */
 #define MAXPOOL_PLANE(T)                                                                       \
     do {                                                                                       \
@@ -387,19 +401,30 @@ done:
         int64_t *ip = (int64_t *)j->idx + q * OHW;                                             \
         const int inside = g->ph == 0 && g->pw == 0;                                           \
         const int k22 = inside && g->kh == 2 && g->kw == 2 && g->dh == 1 && g->dw == 1 && j->xs[3] == 1; \
+        if (k22) { /* the common 2x2 window: the first maximum wins (selects, no branches) */ \
+            for (int64_t oh = 0; oh < j->OH; oh++) {                                           \
+                const T *r0 = xp + oh * g->sh * j->xs[2], *r1 = r0 + j->xs[2];                 \
+                T *orow = op + oh * j->OW;                                                     \
+                int64_t *irow = ip + oh * j->OW;                                               \
+                for (int64_t ow = 0; ow < j->OW; ow++) {                                       \
+                    const int64_t w0 = ow * g->sw, at0 = oh * g->sh * j->W + w0;               \
+                    T best = r0[w0];                                                           \
+                    int64_t at = at0;                                                          \
+                    MAX_STEP(r0[w0 + 1], at0 + 1);                                             \
+                    MAX_STEP(r1[w0], at0 + j->W);                                              \
+                    MAX_STEP(r1[w0 + 1], at0 + j->W + 1);                                      \
+                    orow[ow] = best;                                                           \
+                    irow[ow] = at;                                                             \
+                }                                                                              \
+            }                                                                                  \
+            break;                                                                             \
+        }                                                                                      \
         for (int64_t oh = 0; oh < j->OH; oh++)                                                 \
             for (int64_t ow = 0; ow < j->OW; ow++) {                                           \
                 T best = (T)-INFINITY;                                                         \
                 int64_t at = -1;                                                               \
                 const int64_t h0 = oh * g->sh - g->ph, w0 = ow * g->sw - g->pw;                \
-                if (k22) { /* the common 2x2 window: the first maximum wins */        \
-                    const T *r0 = xp + h0 * j->xs[2] + w0, *r1 = r0 + j->xs[2];                \
-                    const T v[4] = {r0[0], r0[1], r1[0], r1[1]};                               \
-                    int m = 0;                                                                 \
-                    for (int k = 1; k < 4; k++)                                                \
-                        if (v[k] > v[m] || isnan(v[k])) m = k;                                 \
-                    best = v[m], at = (h0 + (m >> 1)) * j->W + w0 + (m & 1);                   \
-                } else if (inside) {                                                           \
+                if (inside) {                                                                  \
                     for (int64_t ki = 0; ki < g->kh; ki++) {                                   \
                         const int64_t ih = h0 + ki * g->dh;                                    \
                         const T *row = xp + ih * j->xs[2];                                     \
@@ -515,7 +540,7 @@ mg_status mg_adaptive_avg_pool2d(mg_ctx *ctx, mg_tensor *out, const mg_tensor *x
 #define POOL_BACK_PLANE(T)                                                                     \
     do {                                                                                       \
         T *dp = (T *)j->dx + q * HW;                                                           \
-        const T *gp = (const T *)j->w + q * OHW;                                               \
+        const T *gp = (const T *)j->gout + q * OHW;                                               \
         for (int64_t s = 0; s < HW; s++) dp[s] = 0;                                            \
         if (j->idx) {                                                                          \
             const int64_t *ip = j->idx + q * OHW;                                              \
@@ -561,7 +586,7 @@ static mg_status pool_backward(mg_ctx *ctx, const mg_backward_args *a, mg_tensor
     conv_job j;
     fill_job(&j, x, gout4->size[2], gout4->size[3], &g);
     j.dx = (char *)mg_tensor_data(view4(&vgin, gin, 2));
-    j.w = (const char *)mg_tensor_data(gc);
+    j.gout = (const char *)mg_tensor_data(gc);
     if (op == MG_CONV_MAX_POOL) j.idx = (const int64_t *)mg_tensor_data(view4(&vi, a->saved[0], 2));
     if (gin->numel)
         mg_parallel_for(ctx, j.N * j.C, grain_for(j.H * j.W + j.OH * j.OW * g.kh * g.kw),

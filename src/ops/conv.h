@@ -66,7 +66,7 @@ mg_status mg_batch_norm(mg_ctx *ctx, mg_tensor *out, mg_tensor *mean, mg_tensor 
 mg_status mg_layer_norm(mg_ctx *ctx, mg_tensor *out, mg_tensor *mean, mg_tensor *invstd, const mg_tensor *x,
                         int64_t d, const mg_tensor *weight, const mg_tensor *bias, double eps);
 /* out (n, D) = rows idx[i] - 1 of weight (V, D); idx int64, n elements, checked in 1..V (MG_EINDEX
- * on operand 2 naming the first bad one). */
+ * on operand 1, idx, naming the first bad one). */
 mg_status mg_embedding(mg_ctx *ctx, mg_tensor *out, const mg_tensor *idx, const mg_tensor *weight);
 
 /* The family's rule (conv.c) and the norm ops' part of it (norm.c). */

@@ -32,6 +32,8 @@ static inline double elem(const mg_tensor *t, int64_t i, double def) {
 /* element k (row-major over t's shape, any strides) of t, or `def` when t is NULL */
 static inline double elem_at(const mg_tensor *t, int64_t k, double def) {
     if (!t) return def;
+    if (t->ndim == 1) return rd((mg_dtype)t->dtype, mg_tensor_data(t), k * t->stride[0]);
+    if (mg_is_contiguous(t)) return rd((mg_dtype)t->dtype, mg_tensor_data(t), k);
     int64_t off = 0;
     for (int d = t->ndim - 1; d >= 0; d--) {
         off += (k % t->size[d]) * t->stride[d];
@@ -59,21 +61,56 @@ typedef struct norm_job {
     int which;             /* backward: 0 dx, 1 dweight, 2 dbias */
 } norm_job;
 
+/* Sums over channel c's runs (one per sample, S contiguous elements), in double, four lanes
+ * (k mod 4) per run added in a fixed order: EXPR(k) is the term of element k of the run. */
+#define BN_SUM(T, OUT, EXPR)                                                                   \
+    do {                                                                                       \
+        double acc_ = 0;                                                                       \
+        for (int64_t n = 0; n < j->N; n++) {                                                   \
+            const T *xp = (const T *)j->x + (n * j->C + c) * j->S;                             \
+            const T *gp = j->g ? (const T *)j->g + (n * j->C + c) * j->S : NULL;               \
+            double l0 = 0, l1 = 0, l2 = 0, l3 = 0;                                             \
+            int64_t k = 0;                                                                     \
+            for (; k + 4 <= j->S; k += 4) {                                                    \
+                l0 += EXPR(k);                                                                 \
+                l1 += EXPR(k + 1);                                                             \
+                l2 += EXPR(k + 2);                                                             \
+                l3 += EXPR(k + 3);                                                             \
+            }                                                                                  \
+            for (; k < j->S; k++) l0 += EXPR(k);                                               \
+            acc_ += (l0 + l1) + (l2 + l3);                                                     \
+            (void)xp, (void)gp;                                                                \
+        }                                                                                      \
+        OUT = acc_;                                                                            \
+    } while (0)
+#define X_(k) ((double)xp[k])
+#define DEV2_(k) (((double)xp[k] - mean) * ((double)xp[k] - mean))
+#define G_(k) ((double)gp[k])
+#define GX_(k) ((double)gp[k] * ((double)xp[k] - mean))
+
+/* out = x a + b0 over channel c (a, b0 fold the statistics, weight and bias) */
+#define BN_APPLY(T)                                                                            \
+    do {                                                                                       \
+        for (int64_t n = 0; n < j->N; n++) {                                                   \
+            const T *xp = (const T *)j->x + (n * j->C + c) * j->S;                             \
+            T *op = (T *)j->out + (n * j->C + c) * j->S;                                       \
+            for (int64_t k = 0; k < j->S; k++) op[k] = (T)(((double)xp[k] - mean) * a + b0);   \
+        }                                                                                      \
+    } while (0)
+
 static void bn_forward_range(void *arg, int64_t b, int64_t e) {
     const norm_job *j = (const norm_job *)arg;
     const int64_t M = j->N * j->S;
+    const int f64 = j->dt == MG_FLOAT64;
     for (int64_t c = b; c < e; c++) {
         double mean, invstd;
         if (j->training) {
-            double s = 0, ss = 0;
-            for (int64_t n = 0; n < j->N; n++)
-                for (int64_t k = 0; k < j->S; k++) s += rd(j->dt, j->x, (n * j->C + c) * j->S + k);
+            double s, ss;
+            if (f64) BN_SUM(double, s, X_);
+            else BN_SUM(float, s, X_);
             mean = s / (double)M;
-            for (int64_t n = 0; n < j->N; n++)
-                for (int64_t k = 0; k < j->S; k++) {
-                    const double d = rd(j->dt, j->x, (n * j->C + c) * j->S + k) - mean;
-                    ss += d * d;
-                }
+            if (f64) BN_SUM(double, ss, DEV2_);
+            else BN_SUM(float, ss, DEV2_);
             const double var = ss / (double)M;
             invstd = 1 / sqrt(var + j->eps);
             if (j->rm) {
@@ -92,12 +129,9 @@ static void bn_forward_range(void *arg, int64_t b, int64_t e) {
             invstd = 1 / sqrt(elem(j->rv, c, 1) + j->eps);
         }
         j->mean[c] = mean, j->invstd[c] = invstd;
-        const double w = elem(j->w, c, 1), bb = elem(j->b, c, 0);
-        for (int64_t n = 0; n < j->N; n++)
-            for (int64_t k = 0; k < j->S; k++) {
-                const int64_t i = (n * j->C + c) * j->S + k;
-                wr(j->dt, j->out, i, (rd(j->dt, j->x, i) - mean) * invstd * w + bb);
-            }
+        const double a = invstd * elem(j->w, c, 1), b0 = elem(j->b, c, 0);
+        if (f64) BN_APPLY(double);
+        else BN_APPLY(float);
     }
 }
 
@@ -118,33 +152,41 @@ mg_status mg_batch_norm(mg_ctx *ctx, mg_tensor *out, mg_tensor *mean, mg_tensor 
     return MG_OK;
 }
 
+/* dx = k1 g + k2 (x - mean) + k3 over channel c */
+#define BN_DX(T)                                                                               \
+    do {                                                                                       \
+        for (int64_t n = 0; n < j->N; n++) {                                                   \
+            const int64_t off = (n * j->C + c) * j->S;                                         \
+            const T *xp = (const T *)j->x + off, *gp = (const T *)j->g + off;                  \
+            T *op = (T *)j->out + off;                                                         \
+            for (int64_t k = 0; k < j->S; k++)                                                 \
+                op[k] = (T)(k1 * (double)gp[k] + k2 * ((double)xp[k] - mean) + k3);            \
+        }                                                                                      \
+    } while (0)
+
 static void bn_backward_range(void *arg, int64_t b, int64_t e) {
     const norm_job *j = (const norm_job *)arg;
     const int64_t M = j->N * j->S;
+    const int f64 = j->dt == MG_FLOAT64;
     for (int64_t c = b; c < e; c++) {
         const double mean = j->mean[c], invstd = j->invstd[c], w = elem(j->w, c, 1);
-        double sg = 0, sgx = 0;
-        if (j->which != 0 || j->training) {
-            for (int64_t n = 0; n < j->N; n++)
-                for (int64_t k = 0; k < j->S; k++) {
-                    const int64_t i = (n * j->C + c) * j->S + k;
-                    const double g = rd(j->dt, j->g, i);
-                    sg += g;
-                    sgx += g * (rd(j->dt, j->x, i) - mean) * invstd;
-                }
+        double sg = 0, sgx = 0; /* sum(g), sum(g (x - mean)) */
+        if (j->which != 1 && (j->which == 2 || j->training)) {
+            if (f64) BN_SUM(double, sg, G_);
+            else BN_SUM(float, sg, G_);
         }
-        if (j->which == 1) { wr(j->dt, j->out, c, sgx); continue; }
+        if (j->which == 1 || (j->which == 0 && j->training)) {
+            if (f64) BN_SUM(double, sgx, GX_);
+            else BN_SUM(float, sgx, GX_);
+        }
+        if (j->which == 1) { wr(j->dt, j->out, c, sgx * invstd); continue; } /* sum(g xhat) */
         if (j->which == 2) { wr(j->dt, j->out, c, sg); continue; }
-        const double mg_ = sg * w / (double)M, mgx = sgx * w / (double)M;
-        for (int64_t n = 0; n < j->N; n++)
-            for (int64_t k = 0; k < j->S; k++) {
-                const int64_t i = (n * j->C + c) * j->S + k;
-                const double gw = rd(j->dt, j->g, i) * w;
-                double v;
-                if (j->training) v = invstd * (gw - mg_ - (rd(j->dt, j->x, i) - mean) * invstd * mgx);
-                else v = invstd * gw;
-                wr(j->dt, j->out, i, v);
-            }
+        /* training: dx = invstd w (g - sg / M - xhat sum(g xhat) / M); eval: invstd w g */
+        const double k1 = invstd * w;
+        const double k2 = j->training ? -k1 * invstd * invstd * sgx / (double)M : 0;
+        const double k3 = j->training ? -k1 * sg / (double)M : 0;
+        if (f64) BN_DX(double);
+        else BN_DX(float);
     }
 }
 
@@ -234,8 +276,11 @@ mg_status mg_embedding(mg_ctx *ctx, mg_tensor *out, const mg_tensor *idx, const 
                          ip[i] == 0 ? (long long)V : (long long)ip[i], (long long)V);
             break;
         }
-        for (int64_t k = 0; k < D; k++)
-            memcpy(o + (size_t)(i * D + k) * es, w + (size_t)((ip[i] - 1) * weight->stride[0] + k * weight->stride[1]) * es, es);
+        const char *row = w + (size_t)((ip[i] - 1) * weight->stride[0]) * es;
+        if (weight->stride[1] == 1) memcpy(o + (size_t)(i * D) * es, row, (size_t)D * es);
+        else
+            for (int64_t k = 0; k < D; k++)
+                memcpy(o + (size_t)(i * D + k) * es, row + (size_t)(k * weight->stride[1]) * es, es);
     }
     if (sc.s.data) mg_scratch_free(ctx, &sc);
     return st;
