@@ -124,7 +124,6 @@ local function recording_loss(logits, target)
 end
 local optimizer = optim.Adam(model:parameters(), { lr = opts.lr })
 local schedule = optim.lr_scheduler.CosineAnnealingLR(optimizer, { T_max = opts.epochs })
-local tty = require("moongrad.core")._isatty() -- then mg.train draws a progress line
 local test_loss, test_acc, epoch_secs = {}, {}, {}
 local epoch_start = clock()
 local history = mg.train{
@@ -135,15 +134,15 @@ local history = mg.train{
   batch_size = opts.batch,
   shuffle = true,
   epochs = opts.epochs,
-  log_every = 0, -- the line below, with the test accuracy, instead of mg.train's
+  log_every = 0, -- the line below, with the test accuracy, instead of mg.train's summary
   on_epoch = function(epoch, train_loss)
     local lr = optimizer.lr
     schedule:step()
     local loss, _, _, correct = evaluate(test_in, y_test)
     test_loss[epoch], test_acc[epoch] = loss, correct / X_test:size(1)
     epoch_secs[epoch] = clock() - epoch_start
-    -- "\r\27[K" clears mg.train's progress line when it draws one (a terminal)
-    print((tty and "\r\27[K" or "") .. string.format(
+    -- (on a terminal, mg.train has cleared its progress line before calling on_epoch)
+    print(string.format(
       "Epoch %d/%d, Training loss %.4f, Test loss %.4f, Test accuracy %.2f%%, lr %.2e, %.1f s",
       epoch, opts.epochs, train_loss, loss, 100 * test_acc[epoch], lr, epoch_secs[epoch]))
     io.flush()
