@@ -17,7 +17,7 @@
 --   --out DIR    where the pictures go (examples/out)
 -- Prints one line per epoch (training loss, test loss, test accuracy, learning rate, seconds) and
 -- the final test accuracy; writes DIR/fashion_loss.svg (loss curves) and DIR/fashion_errors.svg (the
--- 24 misclassified test images the network was surest about, with their true and predicted class).
+-- first 24 misclassified test images, with their true and predicted class).
 -- Returns a table of its numbers (accuracy, history, ...).
 local here = debug.getinfo(1, "S").source:match("^@(.*/)") or "" -- this script's directory
 dofile(here .. "paths.lua") -- this clone's moongrad once `make` has built it, else the installed one
@@ -183,28 +183,31 @@ if #most > 0 then print("Most confused: " .. table.concat(most, "; ")) end
 os.execute('mkdir -p "' .. opts.out .. '"')
 local loss_path, errors_path = opts.out .. "/fashion_loss.svg", opts.out .. "/fashion_errors.svg"
 
--- loss curves: every batch's training loss (a running mean over 50 batches), the test loss per epoch
+-- loss curves: the training loss of the batches (a running mean over 100 batches, drawn every 10th
+-- batch), the training loss of each epoch, the test loss after each epoch
 local per_epoch = #batch_losses / math.max(#history.train_loss, 1)
 local xs, smooth, sum = {}, {}, 0
 for i, v in ipairs(batch_losses) do
-  sum = sum + v - (batch_losses[i - 50] or 0)
-  xs[i], smooth[i] = i / per_epoch, sum / math.min(i, 50)
+  sum = sum + v - (batch_losses[i - 100] or 0)
+  if i % 10 == 0 or i == 1 or i == #batch_losses then
+    xs[#xs + 1], smooth[#smooth + 1] = i / per_epoch, sum / math.min(i, 100)
+  end
 end
 local epochs_x = {}
 for e = 1, #test_loss do epochs_x[e] = e end
 local fig = mg.plot.figure{ title = string.format("Fashion-MNIST CNN: cross-entropy loss (test accuracy %.2f%%)",
   100 * accuracy), xlabel = "epoch", ylabel = "loss", logy = true, width = 720, height = 420 }
-fig:line(xs, smooth, { label = "training (running mean of 50 batches)", width = 1.5 })
+fig:line(xs, smooth, { label = "training (running mean of 100 batches)", width = 1.5 })
 fig:line(epochs_x, history.train_loss, { label = "training, epoch mean", dash = "dashed" })
 fig:line(epochs_x, test_loss, { label = "test", color = "#2ca02c" })
 fig:scatter(epochs_x, test_loss, { color = "#2ca02c" })
 fig:save(loss_path)
 
--- misclassified test images as an SVG grid: the 24 errors with the highest predicted probability,
--- each a framed <g> in pixel units with one <path> per grey (16 greys, white left out) made of the
--- runs of that grey along the pixel rows
+-- misclassified test images as an SVG grid: the first 24 in the test set (a fair sample of the
+-- mistakes, with the probability the network gave its wrong answer). Each is a framed <g> in pixel
+-- units with one <path> per grey (16 greys, white left out) made of the runs of that grey along the
+-- pixel rows.
 local function errors_svg(path, cols, rows)
-  table.sort(wrong, function(a, b) return conf_list[a] > conf_list[b] or conf_list[a] == conf_list[b] and a < b end)
   local count = math.min(cols * rows, #wrong)
   local scale, cell_w, cell_h, top = 3, 28 * 3 + 36, 28 * 3 + 40, 34
   local out = { string.format('<svg xmlns="http://www.w3.org/2000/svg" width="%d" height="%d" '
@@ -212,7 +215,7 @@ local function errors_svg(path, cols, rows)
     cols * cell_w + 12, rows * cell_h + top, cols * cell_w + 12, rows * cell_h + top) }
   out[#out + 1] = '<rect width="100%" height="100%" fill="white"/>'
   out[#out + 1] = string.format('<text x="10" y="20" font-size="14">%d of the %d misclassified test images '
-    .. '(the surest mistakes): true class, <tspan fill="#d62728">predicted class (probability)</tspan></text>',
+    .. '(the first ones): true class, <tspan fill="#d62728">predicted class (probability)</tspan></text>',
     count, #wrong)
   for k = 1, count do
     local i = wrong[k]
