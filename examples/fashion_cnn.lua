@@ -75,10 +75,10 @@ if opts.test > 0 and opts.test < X_test:size(1) then
 end
 -- normalized as the book does (chapter 7): minus the training set's mean, over its standard deviation
 local mean, std = X_train:mean():item(), X_train:std():item()
-local function normalize(X) return (X - mean) / std end
-local train_in, test_in = normalize(X_train), normalize(X_test)
+local train_in = X_train:sub_(mean):div_(std) -- in place: 188 MB the run need not hold twice
+local test_in = (X_test - mean) / std -- a copy: the error grid draws the test images as they are
 print(string.format("Fashion-MNIST: %d training images, %d test images; pixel mean %.4f, std %.4f",
-  X_train:size(1), X_test:size(1), mean, std))
+  train_in:size(1), X_test:size(1), mean, std))
 
 -- ---- the network: chapter 8's shape, sized for 28x28 grey images ---------------------------------
 -- conv 1 -> width1 (28x28), pool -> 14x14, conv width1 -> width2, pool -> 7x7, linear, linear
