@@ -96,13 +96,15 @@ print(string.format("%d parameters; Adam lr %g, cosine schedule over %d epoch%s,
   n_params, opts.lr, opts.epochs, opts.epochs == 1 and "" or "s", opts.batch, mg.get_num_threads(),
   mg.get_num_threads() == 1 and "" or "s"))
 
--- ---- evaluation: loss, predicted classes and their probabilities, 1000 images at a time ----------
+-- ---- evaluation: loss, predicted classes and their probabilities, 100 images at a time ----------
+-- (small pieces: 1000 images at a time make 100-200 MB intermediates, whose fresh pages cost more
+-- system time than the whole evaluation's arithmetic: 3.4 s against 2.7 s per pass over 10000)
 local function evaluate(X, y)
   return mg.no_grad(function()
     model:eval()
     local loss, predicted, confidence = 0, {}, {}
-    for start = 1, X:size(1), 1000 do
-      local len = math.min(1000, X:size(1) - start + 1)
+    for start = 1, X:size(1), 100 do
+      local len = math.min(100, X:size(1) - start + 1)
       local logits = model(X:narrow(1, start, len))
       loss = loss + mg.F.cross_entropy(logits, y:narrow(1, start, len)):item() * len
       local p = mg.F.softmax(logits, 2)
