@@ -30,13 +30,15 @@ local DEFAULTS = { epochs = 12, subset = 0, test = 0, batch = 64, lr = 1e-3, wid
 local USAGE = "usage: lua5.4 examples/fashion_cnn.lua [--epochs N] [--subset N] [--test N] [--batch N] "
   .. "[--lr X] [--width1 N] [--width2 N] [--hidden N] [--seed N] [--threads N] [--out DIR]"
 
+local AT_LEAST_1 = { epochs = true, batch = true, width1 = true, width2 = true, hidden = true }
 local function option_value(key, text, where)
   if key == "out" then return text end
   local v = tonumber(text)
   if key ~= "lr" then v = v and math.tointeger(v) end
-  if not v or v < 0 or (key == "lr" and v == 0) then
+  local least = AT_LEAST_1[key] and 1 or 0
+  if not v or v < least or (key == "lr" and v == 0) then
     error(string.format("%s: --%s needs a %s, got '%s'\n%s", where, key,
-      key == "lr" and "positive number" or "whole number >= 0", tostring(text), USAGE), 0)
+      key == "lr" and "positive number" or "whole number >= " .. least, tostring(text), USAGE), 0)
   end
   return v
 end

@@ -69,7 +69,8 @@ describe("examples/fashion_cnn.lua's options", function()
   it("names a bad option and prints the usage before loading anything", function()
     for _, case in ipairs({
       { { "--epoch", "2" }, "unknown option '--epoch'\nusage: lua5.4 examples/fashion_cnn.lua [--epochs N]" },
-      { { "--epochs", "two" }, "fashion_cnn: --epochs needs a whole number >= 0, got 'two'\nusage: " },
+      { { "--epochs", "two" }, "fashion_cnn: --epochs needs a whole number >= 1, got 'two'\nusage: " },
+      { { "--epochs", "0" }, "fashion_cnn: --epochs needs a whole number >= 1, got '0'\nusage: " },
       { { "--subset", "1.5" }, "fashion_cnn: --subset needs a whole number >= 0, got '1.5'\nusage: " },
       { { "--lr", "0" }, "fashion_cnn: --lr needs a positive number, got '0'\nusage: " },
       { { "--epochs" }, "--epochs needs a value\nusage: " },
