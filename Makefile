@@ -137,6 +137,12 @@ test: deps $(MODULE) $(IDX_MODULE)
 demo: deps $(MODULE)
 	$(LUA) examples/thermometer.lua
 
+# `make fashion`: examples/fashion_cnn.lua, chapter 8's convolutional network trained on all of
+# Fashion-MNIST (minutes; FASHION_EPOCHS=2 FASHION_SUBSET=5000 make fashion for a quick look)
+.PHONY: fashion
+fashion: deps $(MODULE) $(IDX_MODULE)
+	$(LUA) examples/fashion_cnn.lua
+
 # LeakSanitizer is on: busted ends with os.exit(code, true), which closes the Lua state, so every
 # byte moongrad allocated must be freed by then (nothing needed suppressing: the interpreter, busted
 # and the processes the specs start, which inherit the preload, leak nothing it reports).

@@ -114,7 +114,7 @@ describe("layer modules", function()
     for _, p in ipairs(head:parameters()) do params[#params + 1] = p end
     local opt = mg.optim.SGD(params, { lr = 0.1 })
     local first, last
-    for step = 1, 30 do
+    for _ = 1, 30 do
       opt:zero_grad()
       local loss = mg.F.cross_entropy(head(model(x):flatten(2)), y)
       loss:backward()

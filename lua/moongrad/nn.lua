@@ -631,8 +631,9 @@ end
 -- loss modules: Loss([{reduction = "mean"}]), forward(input, target) = F.<fn>(input, target, reduction)
 local REDUCTIONS = { mean = true, sum = true, none = true }
 
--- `kernel` is a function, or the name of one in F, looked up at each call; forward reports its errors under the module's name at the caller's line
--- (util.call_as), not as "bad argument #2 to 'fn'" at this file's
+-- `kernel` is a function, or the name of one in F, looked up at each call; forward reports its
+-- errors under the module's name at the caller's line (util.call_as), not as "bad argument #2 to
+-- 'fn'" at this file's
 local function loss(name, kernel)
   local L = Module:extend(name)
   function L:init(opts)

@@ -73,7 +73,8 @@ return function(nn)
       out_channels = check_int(name, 2, out_channels, "out_channels")
       if kernel_size == nil then argerror_at(3, name, 3, "kernel_size expected") end
       local ks = tuple(name, 3, kernel_size, nd, "kernel_size")
-      local o = options(name, 4, opts, { stride = 1, padding = 0, dilation = 1, groups = 1, bias = true, dtype = false }, 3)
+      local o = options(name, 4, opts,
+        { stride = 1, padding = 0, dilation = 1, groups = 1, bias = true, dtype = false }, 3)
       local groups = check_int(name, 4, o.groups, "groups")
       if in_channels % groups ~= 0 then
         argerror_at(3, name, 4, "in_channels %d must be divisible by groups %d", in_channels, groups)
@@ -254,7 +255,9 @@ return function(nn)
   function LayerNorm:init(normalized_shape, opts)
     local shape = {}
     if type(normalized_shape) == "table" and not is_tensor(normalized_shape) then
-      for i, v in ipairs(normalized_shape) do shape[i] = check_int("LayerNorm", 1, v, "normalized_shape[" .. i .. "]") end
+      for i, v in ipairs(normalized_shape) do
+        shape[i] = check_int("LayerNorm", 1, v, "normalized_shape[" .. i .. "]")
+      end
       if #shape == 0 then argerror_at(3, "LayerNorm", 1, "normalized_shape must not be empty") end
     else
       shape[1] = check_int("LayerNorm", 1, normalized_shape, "normalized_shape")
