@@ -30,7 +30,6 @@ typedef struct mg_block_cache {
     int count;
     size_t bytes;            /* held here */
     size_t live;             /* handed out and not yet given back */
-    size_t since_collect;    /* tensors' blocks made since the binding last ran a full collection */
     size_t live_after_collect; /* live after it */
     int closed;              /* the state is closing: blocks go straight back to the allocator */
 } mg_block_cache;
