@@ -297,6 +297,67 @@ threads-host: $(THREADS_HOST)
 threads-host-tsan: $(THREADS_HOST_TSAN)
 	TSAN_OPTIONS="halt_on_error=0 exitcode=66 suppressions=$(CURDIR)/spec/hosts/threads_host.tsan.supp $(TSAN_OPTIONS)" $(THREADS_HOST_TSAN) $(THREADS_HOST_ARGS)
 
+# ---- moongrad.distributed (issue 12): a module of its own over Open MPI, built from distributed/
+# (outside src/: the core never sees MPI). `make distributed` builds build/moongrad/distributed_core.so;
+# `make mpi-deps` installs Open MPI when missing (apt-get, as root; otherwise it names the packages);
+# `make test-mpi` runs spec/distributed/ under mpirun with 1, 2 and 4 (oversubscribed) ranks, then
+# the fault specs (which start jobs of their own). MPIRUN may name another launcher line.
+MPI_CFLAGS  ?= $(shell pkg-config --cflags ompi-c 2>/dev/null || mpicc --showme:compile 2>/dev/null)
+MPI_LIBS    ?= $(shell pkg-config --libs ompi-c 2>/dev/null || mpicc --showme:link 2>/dev/null)
+DIST_SRC     = $(wildcard distributed/*.c)
+DIST_OBJ     = $(DIST_SRC:%.c=$(BUILD)/%.o)
+DIST_MODULE  = $(BUILD)/moongrad/distributed_core.so
+MPIRUN      ?= env OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 OMPI_MCA_btl_vader_single_copy_mechanism=none mpirun
+.PHONY: distributed mpi-deps test-mpi test-dist install-distributed
+test-dist: test-mpi
+$(DIST_OBJ): ALL_CFLAGS += $(MPI_CFLAGS)
+$(DIST_OBJ): $(wildcard distributed/*.h)
+distributed: $(DIST_MODULE)
+$(DIST_MODULE): $(DIST_OBJ)
+	@mkdir -p $(dir $@)
+	$(CC) $(LIBFLAG) -o $@ $(DIST_OBJ) $(MPI_LIBS) $(LDLIBS)
+mpi-deps:
+	@sh distributed/deps.sh
+test-mpi: deps mpi-deps $(MODULE)
+	$(MAKE) -s distributed $(DIST_HOST)
+	$(CC) $(ALL_CFLAGS) $(MPI_CFLAGS) -Werror -fsyntax-only $(DIST_SRC)
+	@status=0; for np in 1 2 "4 --oversubscribe"; do \
+	  echo "== spec/distributed under mpirun -np $$np"; \
+	  $(MPIRUN) -np $$np sh distributed/rank0.sh busted --lua=$(LUA) --pattern=_mpi $(BUSTED_ARGS) spec/distributed \
+	    || status=1; \
+	done; \
+	echo "== spec/hosts/dist_host.c under mpirun -np 2 (a host's own MPI_Comm and its own transport)"; \
+	$(MPIRUN) -np 2 $(DIST_HOST) || status=1; \
+	echo "== spec/distributed fault specs (each starts its own mpirun job)"; \
+	MOONGRAD_MPIRUN="$(MPIRUN)" busted --lua=$(LUA) --pattern=_faults $(BUSTED_ARGS) spec/distributed || status=1; \
+	exit $$status
+# `make test-mpi-asan`: spec/distributed under mpirun -np 2 and 4 with the core and this module built
+# with ASan + UBSan (the interpreter preloads the runtimes, as `make asan`); a report fails it.
+DIST_ASAN_OBJ    = $(DIST_SRC:%.c=$(ASAN_BUILD)/%.o)
+DIST_ASAN_MODULE = $(ASAN_BUILD)/moongrad/distributed_core.so
+$(DIST_ASAN_OBJ): ALL_CFLAGS += $(MPI_CFLAGS)
+$(DIST_ASAN_MODULE): $(DIST_ASAN_OBJ)
+	@mkdir -p $(dir $@)
+	$(CC) -shared -fsanitize=address,undefined -o $@ $(DIST_ASAN_OBJ) $(MPI_LIBS) $(LDLIBS)
+.PHONY: test-mpi-asan
+test-mpi-asan: deps mpi-deps $(ASAN_MODULE) $(DIST_ASAN_MODULE)
+	@status=0; for np in 2 "4 --oversubscribe"; do \
+	  $(MPIRUN) -np $$np env LUA_CPATH="$(CURDIR)/$(ASAN_BUILD)/?.so;;" \
+	    LD_PRELOAD="$$($(CC) -print-file-name=libasan.so) $$($(CC) -print-file-name=libubsan.so)" \
+	    ASAN_OPTIONS=detect_leaks=0 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
+	    sh distributed/rank0.sh busted --lua=$(LUA) --cpath="$(CURDIR)/$(ASAN_BUILD)/?.so" --pattern=_mpi \
+	    $(BUSTED_ARGS) spec/distributed || status=1; \
+	done; ! grep -lE 'ERROR: AddressSanitizer|runtime error:' /tmp/moongrad-rank*.log && exit $$status
+
+# spec/hosts/dist_host.c: a host handing moongrad.distributed its own communicator and transport
+DIST_HOST = $(BUILD)/dist_host
+$(DIST_HOST): spec/hosts/dist_host.c $(STATIC_LIB) $(DIST_OBJ)
+	$(CC) -std=gnu11 $(WARN) $(CFLAGS) $(MPI_CFLAGS) -Iinclude $(LUA_INC) -o $@ spec/hosts/dist_host.c \
+	  $(DIST_OBJ) $(STATIC_LIB) $(LUA_LIBS) $(MPI_LIBS) $(LDLIBS)
+install-distributed: $(DIST_MODULE)
+	install -d $(DESTDIR)$(LIBDIR)/moongrad $(DESTDIR)$(LUADIR)/moongrad
+	install -m 755 $(DIST_MODULE) $(DESTDIR)$(LIBDIR)/moongrad/distributed_core.so
+
 # spec/hosts/interrupt_host.c (mg_interrupt from a thread and a signal handler; spec/interrupt_spec.lua)
 # and spec/hosts/host_buffer_host.c (a host's buffer closed by a finalizer during an op), on the
 # static library like the oom host.
