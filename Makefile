@@ -55,7 +55,9 @@ export LUA_CPATH := $(CURDIR)/$(BUILD)/?.so;;
 # needs zlib (gzip-compressed IDX files) and the core needs only libc, libm and pthreads. Built when
 # zlib's header is there (Debian: zlib1g-dev); without it read_idx says what to install.
 ZLIB_LIBS   ?= -lz
-HAVE_ZLIB   := $(shell printf '\043include <zlib.h>\n' | $(CC) -E - >/dev/null 2>&1 && echo yes)
+# (the compiler runs without the sanitizer runtimes `make asan` preloads into the specs, which
+# start make again: LeakSanitizer would fail the compiler itself)
+HAVE_ZLIB   := $(shell printf '\043include <zlib.h>\n' | env -u LD_PRELOAD $(CC) -E - >/dev/null 2>&1 && echo yes)
 ifeq ($(HAVE_ZLIB),yes)
 IDX_MODULE      = $(BUILD)/moongrad/idx.so
 ASAN_IDX_MODULE = $(ASAN_BUILD)/moongrad/idx.so
