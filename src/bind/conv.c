@@ -89,19 +89,6 @@ static void opt_sizes(lua_State *L, int opts, int arg, const char *key, int n, i
     lua_pop(L, 1);
 }
 
-/* t seen as (N,C,H,W): `spatial` 1 or 2 trailing dims; unbatched (spatial + 1 dims) gets N = 1 */
-static mg_tensor *view4(mg_view_buf *vb, const mg_tensor *t, int spatial) {
-    mg_tensor *v = mg_view_of(vb, t, 4);
-    const int batched = t->ndim == spatial + 2;
-    int d = 0;
-    v->size[0] = batched ? t->size[d] : 1, v->stride[0] = batched ? t->stride[d++] : 0;
-    v->size[1] = t->size[d], v->stride[1] = t->stride[d++];
-    if (spatial == 1) v->size[2] = 1, v->stride[2] = 0;
-    else v->size[2] = t->size[d], v->stride[2] = t->stride[d++];
-    v->size[3] = t->size[d], v->stride[3] = t->stride[d];
-    return v;
-}
-
 /* x's ndim must be spatial + 1 or spatial + 2 */
 static mg_tensor *check_input(lua_State *L, int spatial, const char *fname) {
     mg_tensor *x = check_float_tensor(L, 1, "input");
@@ -194,7 +181,7 @@ static int conv(lua_State *L, int spatial, const char *fname) {
     g.kh = spatial == 1 ? 1 : w->size[2];
     g.kw = w->size[w->ndim - 1];
     mg_view_buf vx;
-    const mg_tensor *x4 = view4(&vx, x, spatial);
+    const mg_tensor *x4 = mg_conv_view4(&vx, x, spatial);
     check_fits(L, spatial, x4->size + 2, &g);
     const int64_t OH = (x4->size[2] + 2 * g.ph - g.dh * (g.kh - 1) - 1) / g.sh + 1;
     const int64_t OW = (x4->size[3] + 2 * g.pw - g.dw * (g.kw - 1) - 1) / g.sw + 1;
@@ -212,7 +199,7 @@ static int conv(lua_State *L, int spatial, const char *fname) {
         w4->size[i] = src < 0 ? 1 : w->size[src];
         w4->stride[i] = src < 0 ? 0 : w->stride[src];
     }
-    LT_TRY(L, 1, mg_conv2d(ctx, view4(&vo, out, spatial), x4, w4, b, &g));
+    LT_TRY(L, 1, mg_conv2d(ctx, mg_conv_view4(&vo, out, spatial), x4, w4, b, &g));
     static const int inputs[3] = {1, 2, 3};
     const int n = b ? 3 : 2;
     if (lt_grad_needed(L, n, inputs)) {
@@ -257,7 +244,7 @@ static int pool(lua_State *L, mg_conv_op op, const char *fname) {
         }
     }
     mg_view_buf vx, vo;
-    const mg_tensor *x4 = view4(&vx, x, 2);
+    const mg_tensor *x4 = mg_conv_view4(&vx, x, 2);
     check_fits(L, 2, x4->size + 2, &g);
     const int64_t OH = (x4->size[2] + 2 * g.ph - g.dh * (g.kh - 1) - 1) / g.sh + 1;
     const int64_t OW = (x4->size[3] + 2 * g.pw - g.dw * (g.kw - 1) - 1) / g.sw + 1;
@@ -275,8 +262,8 @@ static int pool(lua_State *L, mg_conv_op op, const char *fname) {
     }
     mg_tensor *out = lt_push_new(L, (mg_dtype)x->dtype, nd, size);
     mg_view_buf vi;
-    if (op == MG_CONV_MAX_POOL) LT_TRY(L, 1, mg_max_pool2d(ctx, view4(&vo, out, 2), view4(&vi, idx, 2), x4, &g));
-    else LT_TRY(L, 1, mg_avg_pool2d(ctx, view4(&vo, out, 2), x4, &g));
+    if (op == MG_CONV_MAX_POOL) LT_TRY(L, 1, mg_max_pool2d(ctx, mg_conv_view4(&vo, out, 2), mg_conv_view4(&vi, idx, 2), x4, &g));
+    else LT_TRY(L, 1, mg_avg_pool2d(ctx, mg_conv_view4(&vo, out, 2), x4, &g));
     static const int inputs[1] = {1};
     if (lt_grad_needed(L, 1, inputs)) {
         mg_node *node = lt_record(L, -1, MG_FAM_CONV, op, 1, inputs, saved ? 1 : 0, &saved);
@@ -305,7 +292,7 @@ static int l_adaptive_avg_pool2d(lua_State *L) {
     mg_view_buf vx, vo;
     if (x->size[x->ndim - 1] == 0 || x->size[x->ndim - 2] == 0)
         return lt_argerror(L, 1, "input shape %s has an empty spatial dim", lt_push_shape(L, x->ndim, x->size));
-    LT_TRY(L, 1, mg_adaptive_avg_pool2d(lt_ctx(L), view4(&vo, out, 2), view4(&vx, x, 2)));
+    LT_TRY(L, 1, mg_adaptive_avg_pool2d(lt_ctx(L), mg_conv_view4(&vo, out, 2), mg_conv_view4(&vx, x, 2)));
     static const int inputs[1] = {1};
     if (lt_grad_needed(L, 1, inputs)) lt_record(L, -1, MG_FAM_CONV, MG_CONV_ADAPTIVE_AVG, 1, inputs, 0, NULL);
     return 1;

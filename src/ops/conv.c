@@ -158,7 +158,7 @@ static int64_t grain_for(int64_t work_per_index) {
 }
 
 /* 4-d views: t seen as (N,C,H,W); `spatial` is 1 (conv1d) or 2; an unbatched t gets N = 1. */
-static const mg_tensor *view4(mg_view_buf *vb, const mg_tensor *t, int spatial) {
+mg_tensor *mg_conv_view4(mg_view_buf *vb, const mg_tensor *t, int spatial) {
     mg_tensor *v = mg_view_of(vb, t, 4);
     const int batched = t->ndim == spatial + 2;
     int d = 0;
@@ -312,8 +312,8 @@ static mg_status conv_backward(mg_ctx *ctx, const mg_backward_args *a, int i, mg
     g.kh = spatial == 1 ? 1 : weight->size[2];
     g.kw = weight->size[weight->ndim - 1];
     mg_view_buf vx, vg;
-    const mg_tensor *x = view4(&vx, xin, spatial);
-    const mg_tensor *gout4 = view4(&vg, a->gout, spatial);
+    const mg_tensor *x = mg_conv_view4(&vx, xin, spatial);
+    const mg_tensor *gout4 = mg_conv_view4(&vg, a->gout, spatial);
     const mg_dtype dt = (mg_dtype)gin->dtype;
     const int64_t N = x->size[0], C = x->size[1], O = weight->size[0], OH = gout4->size[2], OW = gout4->size[3];
     mg_scratch gsc, gp, col, wsc;
@@ -577,17 +577,17 @@ static mg_status pool_backward(mg_ctx *ctx, const mg_backward_args *a, mg_tensor
         g.kh = (int64_t)a->node->darg[0], g.kw = (int64_t)a->node->darg[1];
     }
     mg_view_buf vx, vg, vi, vgin;
-    const mg_tensor *x = view4(&vx, a->inputs[0], 2);
-    const mg_tensor *gout4 = view4(&vg, a->gout, 2);
+    const mg_tensor *x = mg_conv_view4(&vx, a->inputs[0], 2);
+    const mg_tensor *gout4 = mg_conv_view4(&vg, a->gout, 2);
     mg_scratch gsc;
     const mg_tensor *gc;
     mg_status st = mg_conv_contiguous(ctx, gout4, &gsc, &gc);
     if (st != MG_OK) goto done;
     conv_job j;
     fill_job(&j, x, gout4->size[2], gout4->size[3], &g);
-    j.dx = (char *)mg_tensor_data(view4(&vgin, gin, 2));
+    j.dx = (char *)mg_tensor_data(mg_conv_view4(&vgin, gin, 2));
     j.gout = (const char *)mg_tensor_data(gc);
-    if (op == MG_CONV_MAX_POOL) j.idx = (const int64_t *)mg_tensor_data(view4(&vi, a->saved[0], 2));
+    if (op == MG_CONV_MAX_POOL) j.idx = (const int64_t *)mg_tensor_data(mg_conv_view4(&vi, a->saved[0], 2));
     if (gin->numel)
         mg_parallel_for(ctx, j.N * j.C, grain_for(j.H * j.W + j.OH * j.OW * g.kh * g.kw),
                         op == MG_CONV_ADAPTIVE_AVG ? adaptive_back_range : pool_back_range, &j);

@@ -16,6 +16,11 @@
 
 #include "../core/autograd.h"
 
+/* t (N,C,L) / (C,L) with spatial 1, (N,C,H,W) / (C,H,W) with spatial 2, seen as a 4-d (N,C,H,W)
+ * view in vb (L as W, H 1; an unbatched t gets N 1): how the kernels and the binding see every
+ * operand. */
+mg_tensor *mg_conv_view4(mg_view_buf *vb, const mg_tensor *t, int spatial);
+
 #define MG_CONV_OPS(X)                          \
     X(CONV, "conv")                             \
     X(MAX_POOL, "max_pool2d")                   \
