@@ -159,39 +159,27 @@ static int norm_args(lua_State *L, mg_reduce_op op) {
     return reduce(L, op, 3, 1, &args);
 }
 
-/* t:cumsum(dim): running sums along dim; int64 for int64 and bool inputs, as sum. */
-static int l_cumsum(lua_State *L) {
+/* t:cumsum(dim), t:cumprod(dim): running sums / products along dim; int64 for int64 and bool
+ * inputs, as sum / prod (`fold` gives the dtype rule). Recorded as `op` (past the reductions in
+ * mg_reduce_op; iarg[0]: dim). */
+typedef mg_status (*cumulative_fn)(mg_ctx *, mg_tensor *, const mg_tensor *, int);
+static int cumulative(lua_State *L, mg_reduce_op fold, mg_reduce_op op, cumulative_fn kernel) {
     mg_ctx *ctx = lt_ctx(L);
     const mg_tensor *t = lt_check(L, 1);
     const int dim = lt_check_dim(L, 2, t->ndim);
     mg_dtype odt;
-    LT_TRY(L, 1, mg_reduce_dtype(ctx, MG_RED_SUM, (mg_dtype)t->dtype, &odt));
+    LT_TRY(L, 1, mg_reduce_dtype(ctx, fold, (mg_dtype)t->dtype, &odt));
     mg_tensor *out = lt_push_new(L, odt, t->ndim, t->size);
-    LT_TRY(L, 1, mg_cumsum(ctx, out, t, dim));
+    LT_TRY(L, 1, kernel(ctx, out, t, dim));
     static const int input = 1;
-    if (lt_grad_needed(L, 1, &input)) { /* MG_RED_CUMSUM: past the reductions; iarg[0]: dim */
-        mg_node *n = lt_record(L, -1, MG_FAM_REDUCE, MG_RED_CUMSUM, 1, &input, 0, NULL);
+    if (lt_grad_needed(L, 1, &input)) {
+        mg_node *n = lt_record(L, -1, MG_FAM_REDUCE, op, 1, &input, 0, NULL);
         n->iarg[0] = dim;
     }
     return 1;
 }
-
-/* t:cumprod(dim): running products along dim; int64 for int64 and bool inputs, as prod. */
-static int l_cumprod(lua_State *L) {
-    mg_ctx *ctx = lt_ctx(L);
-    const mg_tensor *t = lt_check(L, 1);
-    const int dim = lt_check_dim(L, 2, t->ndim);
-    mg_dtype odt;
-    LT_TRY(L, 1, mg_reduce_dtype(ctx, MG_RED_PROD, (mg_dtype)t->dtype, &odt));
-    mg_tensor *out = lt_push_new(L, odt, t->ndim, t->size);
-    LT_TRY(L, 1, mg_cumprod(ctx, out, t, dim));
-    static const int input = 1;
-    if (lt_grad_needed(L, 1, &input)) { /* MG_RED_CUMPROD: past the reductions; iarg[0]: dim */
-        mg_node *n = lt_record(L, -1, MG_FAM_REDUCE, MG_RED_CUMPROD, 1, &input, 0, NULL);
-        n->iarg[0] = dim;
-    }
-    return 1;
-}
+static int l_cumsum(lua_State *L) { return cumulative(L, MG_RED_SUM, MG_RED_CUMSUM, mg_cumsum); }
+static int l_cumprod(lua_State *L) { return cumulative(L, MG_RED_PROD, MG_RED_CUMPROD, mg_cumprod); }
 
 /* From the list: each reduction's method, reading its arguments as its args column says. */
 #define REDUCE_BINDING(OP, op, fold, kernels, result, grad, args) \

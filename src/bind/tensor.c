@@ -200,36 +200,33 @@ mg_tensor *lt_push_new(lua_State *L, mg_dtype dtype, int ndim, const int64_t *si
         lt_raise(L, 1);
     }
     const size_t bytes = (size_t)numel * item;
+    mg_tensor *t;
     if (bytes >= LT_BLOCK_MIN && lua_gc(L, LUA_GCISRUNNING) >= 0) { /* not in a finalizer */
         if (ctx->memory_limit) check_limit(L, ctx, header_bytes(ndim, sizeof(lt_block)) + bytes, bytes);
         lt_block *b = push_block(L, ctx, bytes);
-        mg_tensor *t = lt_push_header(L, ndim, 0, lua_upvalueindex(2));
+        t = lt_push_header(L, ndim, 0, lua_upvalueindex(2));
         lua_rotate(L, -2, 1); /* tensor, owner */
         lua_setiuservalue(L, -2, LT_UV_OWNER);
         t->storage = &b->s;
         t->flags |= LT_OWNS_BLOCK;
-        t->dtype = (uint8_t)dtype;
-        t->numel = numel;
-        memcpy(t->size, size, sizeof(int64_t) * ndim); /* ndim >= 1: a 0-d tensor is 1 element */
-        mg_contiguous_strides(ndim, size, t->stride);
-        return t;
+    } else {
+        /* The bytes live inline, after the header and the size / stride arrays: one block that the
+         * collector counts at its true size and frees without a finalizer. Buffers past
+         * LT_ALIGN_MIN bytes start on a 64-byte boundary, for whole-cache-line vector loads. */
+        const size_t pad = bytes >= LT_ALIGN_MIN ? 63 : 0;
+        const size_t extra = sizeof(mg_storage) + bytes + pad;
+        if (ctx->memory_limit) check_limit(L, ctx, header_bytes(ndim, extra), bytes);
+        t = bytes >= LARGE_TENSOR /* only in a finalizer: see LT_BLOCK_MIN */
+                ? init_header(L, push_large(L, ctx, header_bytes(ndim, extra), bytes), ndim, lua_upvalueindex(2))
+                : lt_push_header(L, ndim, extra, lua_upvalueindex(2));
+        mg_storage *s = (mg_storage *)(t->stride + ndim);
+        memset(s, 0, sizeof *s);
+        s->kind = MG_STORAGE_INLINE;
+        s->data = pad ? (char *)(((uintptr_t)(s + 1) + 63) & ~(uintptr_t)63) : (char *)(s + 1);
+        s->nbytes = bytes;
+        t->storage = s;
+        t->flags |= LT_OWNS_INLINE;
     }
-    /* The bytes live inline, after the header and the size / stride arrays: one block that the
-     * collector counts at its true size and frees without a finalizer, whatever the size. Buffers
-     * past LT_ALIGN_MIN bytes start on a 64-byte boundary, for whole-cache-line vector loads. */
-    const size_t pad = bytes >= LT_ALIGN_MIN ? 63 : 0;
-    const size_t extra = sizeof(mg_storage) + bytes + pad;
-    if (ctx->memory_limit) check_limit(L, ctx, header_bytes(ndim, extra), bytes);
-    mg_tensor *t = bytes >= LARGE_TENSOR
-                       ? init_header(L, push_large(L, ctx, header_bytes(ndim, extra), bytes), ndim, lua_upvalueindex(2))
-                       : lt_push_header(L, ndim, extra, lua_upvalueindex(2));
-    mg_storage *s = (mg_storage *)(t->stride + ndim);
-    memset(s, 0, sizeof *s);
-    s->kind = MG_STORAGE_INLINE;
-    s->data = pad ? (char *)(((uintptr_t)(s + 1) + 63) & ~(uintptr_t)63) : (char *)(s + 1);
-    s->nbytes = bytes;
-    t->storage = s;
-    t->flags |= LT_OWNS_INLINE;
     t->dtype = (uint8_t)dtype;
     t->numel = numel;
     if (ndim) memcpy(t->size, size, sizeof(int64_t) * ndim); /* 0-d callers may pass size = NULL */

@@ -68,23 +68,29 @@ void mg_free(mg_ctx *ctx, void *p, size_t n) {
 /* ---- the block cache ------------------------------------------------------------------------ */
 #define BLOCK_CACHE_MIN ((size_t)32 << 20)
 
+/* Takes slot i out of the cache (the later ones move down: the order is the order freed) and
+ * returns its block. */
+static void *cache_take(mg_block_cache *c, int i) {
+    void *p = c->p[i];
+    c->bytes -= c->n[i];
+    for (int j = i; j + 1 < c->count; j++) {
+        c->p[j] = c->p[j + 1];
+        c->n[j] = c->n[j + 1];
+    }
+    c->count--;
+    return p;
+}
+
 void *mg_block_get(mg_ctx *ctx, size_t *n, int exact) {
     mg_block_cache *c = &ctx->blocks;
+    void *p = NULL;
     /* the most recently freed block that fits (LIFO: the likeliest to be in cache) */
-    for (int i = c->count - 1; i >= 0; i--)
+    for (int i = c->count - 1; i >= 0 && !p; i--)
         if (exact ? c->n[i] == *n : c->n[i] >= *n && c->n[i] - *n <= *n / 4) {
-            void *p = c->p[i];
             *n = c->n[i];
-            c->bytes -= c->n[i];
-            for (int j = i; j + 1 < c->count; j++) {
-                c->p[j] = c->p[j + 1];
-                c->n[j] = c->n[j + 1];
-            }
-            c->count--;
-            c->live += *n;
-            return p;
+            p = cache_take(c, i);
         }
-    void *p = plain_alloc(ctx, *n);
+    if (!p) p = plain_alloc(ctx, *n);
     if (p) c->live += *n;
     return p;
 }
@@ -99,13 +105,8 @@ void mg_block_put(mg_ctx *ctx, void *p, size_t n) {
     }
     /* make room: the oldest blocks go first */
     while (c->count > 0 && (c->count == MG_BLOCK_SLOTS || c->bytes + n > cap)) {
-        plain_free(ctx, c->p[0], c->n[0]);
-        c->bytes -= c->n[0];
-        for (int j = 0; j + 1 < c->count; j++) {
-            c->p[j] = c->p[j + 1];
-            c->n[j] = c->n[j + 1];
-        }
-        c->count--;
+        const size_t old = c->n[0];
+        plain_free(ctx, cache_take(c, 0), old);
     }
     c->p[c->count] = p;
     c->n[c->count] = n;
