@@ -13,7 +13,9 @@
  * same bits for any thread count and ISA). Because col keeps the whole batch side by side, dW is
  * one product whose inner dimension runs over the batch too (no per-sample partial sums).
  * im2col / col2im / the permutes are split over threads by rows / input planes, each written by one
- * index of the range.
+ * index of the range. That is the batched path, for large images and small batches; small images
+ * in batches of 4 or more take the per-sample path (below), one sample's columns at a time in a
+ * thread's cache.
  */
 #include <math.h>
 #include <string.h>
