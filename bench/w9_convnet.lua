@@ -10,7 +10,8 @@ local B = require "common"
 B.setup(mg)
 
 local STEPS, BATCH, EPOCH = tonumber(os.getenv("W9_STEPS") or "40"), 64, 60000
-local C1, C2, H = 32, 32, 64
+local C1, C2, H = tonumber(os.getenv("W9_C1") or "32"), tonumber(os.getenv("W9_C2") or "32"),
+  tonumber(os.getenv("W9_H") or "64")
 local N = STEPS * BATCH
 local X = mg.tensor(B.normals(91, 0, N * 28 * 28)):view(N, 1, 28, 28)
 local labels = {}

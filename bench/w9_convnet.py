@@ -11,7 +11,7 @@ import torch.optim as optim
 from common import index, median_time, normal, result, uniform
 
 STEPS, BATCH, EPOCH = int(os.environ.get("W9_STEPS", "40")), 64, 60000
-C1, C2, H = 32, 32, 64
+C1, C2, H = (int(os.environ.get(k, d)) for k, d in (("W9_C1", "32"), ("W9_C2", "32"), ("W9_H", "64")))
 N = STEPS * BATCH
 X = torch.from_numpy(normal(91, N * 28 * 28).astype(np.float32).reshape(N, 1, 28, 28))
 Y = torch.from_numpy((index(92, N, 10)).astype(np.int64))

@@ -744,6 +744,7 @@ typedef struct gemm_job {
     int64_t jc, nc;  /* the panel: columns [jc, jc + nc) of C */
     int64_t pc, kc;  /* the block: [pc, pc + kc) of K */
     bool by_rows;
+    bool one_slot;   /* pa holds one buffer (the caller may be any pool thread: mg_gemm_serial) */
 } gemm_job;
 
 /* Packs slivers [s0, s1) of the panel's block. */
@@ -763,7 +764,7 @@ static void gemm_tiles(void *arg, int64_t u0, int64_t u1) {
     const product *g = j->g;
     const size_t es = j->es;
     const int64_t pc = j->pc, kc = j->kc, jc = j->jc;
-    char *pa = align_up(j->pa + (size_t)mg_pool_thread_index() * j->a_bytes);
+    char *pa = align_up(j->pa + (j->one_slot ? 0 : (size_t)mg_pool_thread_index() * j->a_bytes));
     int64_t r0 = 0, r1 = g->m, c0 = 0, c1 = j->nc;
     if (j->by_rows) r0 = u0 * kn->mr, r1 = min64(u1 * kn->mr, g->m);
     else c0 = u0 * kn->nr, c1 = min64(u1 * kn->nr, j->nc);
@@ -785,7 +786,7 @@ static void gemm_tiles(void *arg, int64_t u0, int64_t u1) {
  * min(ctx->num_threads, the most units a panel has). */
 static void gemm_blocked(mg_ctx *ctx, const gemm_kernel *kn, size_t es, const product *g, char *pa,
                          size_t a_bytes, void *pb, int64_t slots) {
-    gemm_job j = {kn, es, g, pa, a_bytes, align_up(pb), 0, 0, 0, 0, false};
+    gemm_job j = {kn, es, g, pa, a_bytes, align_up(pb), 0, 0, 0, 0, false, slots == 1};
     for (int64_t jc = 0; jc < g->n; jc += kn->nc) {
         const int64_t nc = min64(kn->nc, g->n - jc);
         const int64_t rows = (g->m + kn->mr - 1) / kn->mr, cols = (nc + kn->nr - 1) / kn->nr;
@@ -805,6 +806,31 @@ static void gemm_blocked(mg_ctx *ctx, const gemm_kernel *kn, size_t es, const pr
     }
 }
 
+
+/* ---- one product on the calling thread, with the caller's scratch --------------------------- */
+size_t mg_gemm_serial_bytes(mg_dtype dt, int64_t m, int64_t n, int64_t k, int isa) {
+    const gemm_kernel *kn = kernel_for(dt, n, isa);
+    if (!kn->pack_a) return 0;
+    size_t a_bytes, b_bytes;
+    packed_sizes(kn, mg_dtype_size(dt), m, n, k, &a_bytes, &b_bytes);
+    return a_bytes + b_bytes;
+}
+
+/* mg_gemm's choice for one thread without the gemv kernels (which split work between threads
+ * themselves): the unpacked path when C is no taller than a block of A, else the blocked one. */
+void mg_gemm_serial(mg_dtype dt, int isa, const mg_gemm_args *p, void *scratch) {
+    const gemm_kernel *kn = kernel_for(dt, p->n, isa);
+    const size_t es = mg_dtype_size(dt);
+    const bool vector_friendly = (p->m == 1 && (p->n == 1 || p->rsb == 1)) || (p->n == 1 && p->csa == 1);
+    if (!kn->pack_a || p->k == 0 || vector_friendly) {
+        kn->naive(p, kn->pack_a ? kn->kc : p->k);
+        return;
+    }
+    size_t a_bytes, b_bytes;
+    packed_sizes(kn, es, p->m, p->n, p->k, &a_bytes, &b_bytes);
+    if (kn->direct && p->m <= kn->mc) gemm_direct(kn, es, p, align_up(scratch));
+    else gemm_blocked(NULL, kn, es, p, (char *)scratch + b_bytes, a_bytes, scratch, 1);
+}
 
 /* ---- the entry point ----------------------------------------------------------------------- */
 mg_status mg_gemm(mg_ctx *ctx, mg_dtype dt, const mg_gemm_args *p) {
