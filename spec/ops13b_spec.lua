@@ -275,3 +275,115 @@ describe("topk's options table and sorted = false", function()
       "bad argument #3 to 'topk' (no argument expected after the options table)" },
   })
 end)
+
+-- ================================================================ pooling options
+describe("pooling options", function()
+  before_each(function() mg.manual_seed(13) end)
+  fixtures("max_pool2d")
+  fixtures("MaxPool2d module")
+  fixtures("avg_pool2d")
+  fixtures("AvgPool2d module")
+
+  it("ceil_mode sizes follow PyTorch's rule (the last window starts inside the input or left padding)", function()
+    local function oh(h, k, o) return F.max_pool2d(mg.zeros(1, 1, h, h), k, o).shape[3] end
+    assert.equal(3, oh(5, 2, { ceil_mode = true }))
+    assert.equal(2, oh(5, 2, {}))
+    assert.equal(3, oh(5, 2, { stride = 2, padding = 1, ceil_mode = true })) -- 4 rounded up, the 4th dropped
+    assert.equal(4, oh(6, 3, { stride = 2, padding = 1, ceil_mode = true }))
+    assert.equal(3, F.avg_pool2d(mg.zeros(1, 1, 5, 5), 2, { stride = 2, padding = 1, ceil_mode = true }).shape[3])
+  end)
+
+  it("return_indices: 1-based flat indices in each plane, which gather the maxima back", function()
+    local x = mg.randn(2, 3, 7, 6)
+    local y, i = F.max_pool2d(x, 3, { stride = 2, padding = 1, ceil_mode = true, return_indices = true })
+    assert.equal("int64", i.dtype)
+    assert.same(y.shape, i.shape)
+    assert.same(y:flatten(3):totable(), x:flatten(3):gather(3, i:flatten(3)):totable())
+    local _, i1 = F.max_pool2d(mg.tensor({ { { 1, 5 }, { 7, 2 } } }), 2, { return_indices = true })
+    assert.same({ { { 3 } } }, i1:totable())
+    -- without return_indices, one result
+    assert.equal(1, select("#", F.max_pool2d(x, 2)))
+  end)
+
+  it("the 2x2 stride-2 fast path and the general path agree (ceil_mode on an even input changes nothing)", function()
+    local x = mg.randn(3, 4, 8, 10)
+    local a, ia = F.max_pool2d(x, 2, { return_indices = true })
+    local b, ib = F.max_pool2d(x, 2, { ceil_mode = true, return_indices = true })
+    assert.same(a:totable(), b:totable())
+    assert.same(ia:totable(), ib:totable())
+  end)
+
+  it("count_include_pad and divisor_override: hand-computed", function()
+    local ones = mg.ones(1, 1, 3, 3)
+    -- padding 1, k 3: the corner window holds 4 ones of 9 (4/9), or of 4 without the padding (1)
+    H.near({ { { { 4 / 9, 4 / 9 }, { 4 / 9, 4 / 9 } } } }, F.avg_pool2d(ones, 3, { stride = 2, padding = 1 }))
+    H.near({ { { { 1, 1 }, { 1, 1 } } } },
+      F.avg_pool2d(ones, 3, { stride = 2, padding = 1, count_include_pad = false }))
+    H.near({ { { { 2, 2 }, { 2, 2 } } } }, F.avg_pool2d(ones, 3, { stride = 2, padding = 1, divisor_override = 2 }))
+  end)
+
+  it("gradcheck (float64): ceil_mode, count_include_pad = false, divisor_override, non-contiguous", function()
+    assert.is_true(gradcheck(function(x) return F.max_pool2d(x, 2, { ceil_mode = true }) end, { r(2, 2, 5, 5) }))
+    assert.is_true(gradcheck(function(x)
+      return F.max_pool2d(x:transpose(3, 4), 3, { stride = 2, padding = 1, ceil_mode = true })
+    end, { r(1, 2, 6, 7) }))
+    assert.is_true(gradcheck(function(x)
+      local y = F.max_pool2d(x, { 2, 3 }, { stride = { 2, 2 }, dilation = { 2, 1 }, ceil_mode = true, return_indices = true })
+      return y
+    end, { r(2, 1, 7, 6) }))
+    assert.is_true(gradcheck(function(x) return F.avg_pool2d(x, 2, { ceil_mode = true }) end, { r(2, 2, 5, 5) }))
+    assert.is_true(gradcheck(function(x)
+      return F.avg_pool2d(x:transpose(3, 4), 3, { stride = 2, padding = 1, ceil_mode = true, count_include_pad = false })
+    end, { r(2, 2, 6, 7) }))
+    assert.is_true(gradcheck(function(x)
+      return F.avg_pool2d(x, 3, { stride = 2, padding = 1, ceil_mode = true, divisor_override = 4 })
+    end, { r(1, 2, 6, 5) }))
+  end)
+
+  it("the same bits for 1 and 2 threads", function()
+    local x = mg.randn(4, 3, 9, 7)
+    local n = mg.get_num_threads()
+    local res = {}
+    for t = 1, 2 do
+      mg.set_num_threads(t)
+      local y, i = F.max_pool2d(x, 3, { stride = 2, ceil_mode = true, return_indices = true })
+      res[t] = { y:totable(), i:totable(),
+        F.avg_pool2d(x, 3, { stride = 2, padding = 1, ceil_mode = true, count_include_pad = false }):totable() }
+    end
+    mg.set_num_threads(n)
+    assert.same(res[1], res[2])
+  end)
+
+  it("modules: options, repr", function()
+    local m = nn.MaxPool2d(3, { stride = 2, ceil_mode = true, return_indices = true })
+    assert.equal("MaxPool2d(kernel_size=3, stride=2, padding=0, dilation=1, ceil_mode=True)", tostring(m))
+    assert.equal("MaxPool2d(kernel_size=2, stride=2, padding=0, dilation=1, ceil_mode=False)",
+      tostring(nn.MaxPool2d(2)))
+    local y, i = m(mg.randn(1, 1, 5, 5))
+    assert.same({ 1, 1, 2, 2 }, y.shape)
+    assert.same({ 1, 1, 2, 2 }, i.shape)
+    local a = nn.AvgPool2d(2, { ceil_mode = true, count_include_pad = false, divisor_override = 3 })
+    assert.equal("AvgPool2d(kernel_size=2, stride=2, padding=0)", tostring(a)) -- as PyTorch prints it
+    assert.equal(3, a.divisor_override)
+  end)
+
+  local x = mg.zeros(1, 1, 4, 4)
+  errors_table({
+    { function() F.avg_pool2d(x, 2, { divisor_override = 0 }) end,
+      "bad argument #3 to 'avg_pool2d' (divisor_override must not be 0)" },
+    { function() F.avg_pool2d(x, 2, { divisor_override = 1.5 }) end,
+      "bad argument #3 to 'avg_pool2d' (divisor_override must be an integer, got 1.5)" },
+    { function() F.avg_pool2d(x, 2, { count_include_pad = 0 }) end,
+      "bad argument #3 to 'avg_pool2d' (count_include_pad must be a boolean, got number)" },
+    { function() F.max_pool2d(x, 2, { ceil_mode = "yes" }) end,
+      "bad argument #3 to 'max_pool2d' (ceil_mode must be a boolean, got string)" },
+    { function() F.max_pool2d(x, 2, { count_include_pad = false }) end,
+      "bad argument #3 to 'max_pool2d' (unknown option 'count_include_pad' (valid: stride, padding, dilation, ceil_mode, return_indices))" },
+    { function() F.avg_pool2d(x, 2, { return_indices = true }) end,
+      "bad argument #3 to 'avg_pool2d' (unknown option 'return_indices' (valid: stride, padding, ceil_mode, count_include_pad, divisor_override))" },
+    { function() nn.AvgPool2d(2, { divisor_override = 0 }) end,
+      "bad argument #2 to 'AvgPool2d' (divisor_override must be a non-zero integer, got 0)" },
+    { function() nn.MaxPool2d(2, { return_indices = 1 }) end,
+      "bad argument #2 to 'MaxPool2d' (return_indices must be a boolean, got number)" },
+  })
+end)

@@ -248,7 +248,29 @@ static int l_conv2d(lua_State *L) { return conv(L, 2, "conv2d"); }
 
 /* ================================================================ pooling */
 
-/* max_pool2d / avg_pool2d (x, kernel_size [, {stride, padding [, dilation]}]) */
+/* opts.key as a boolean (def when absent or opts is 0) */
+static int opt_flag(lua_State *L, int opts, int arg, const char *key, int def) {
+    if (!opts) return def;
+    lua_getfield(L, opts, key);
+    int v = def;
+    if (!lua_isnil(L, -1)) {
+        if (!lua_isboolean(L, -1)) lt_argerror(L, arg, "%s must be a boolean, got %s", key, luaL_typename(L, -1));
+        v = lua_toboolean(L, -1);
+    }
+    lua_pop(L, 1);
+    return v;
+}
+
+/* A pool's output size along one dim, as PyTorch's pooling_output_shape: with ceil_mode the
+ * division rounds up, but the last window must start inside the input or its left padding. */
+static int64_t pool_size(int64_t in, int64_t k, int64_t s, int64_t p, int64_t d, int ceil_mode) {
+    int64_t o = (in + 2 * p - d * (k - 1) - 1 + (ceil_mode ? s - 1 : 0)) / s + 1;
+    if (ceil_mode && (o - 1) * s >= in + p) o--;
+    return o;
+}
+
+/* max_pool2d(x, kernel_size [, {stride, padding, dilation, ceil_mode, return_indices}]),
+ * avg_pool2d(x, kernel_size [, {stride, padding, ceil_mode, count_include_pad, divisor_override}]) */
 static int pool(lua_State *L, mg_conv_op op, const char *fname) {
     mg_ctx *ctx = lt_ctx(L);
     lua_settop(L, 3);
@@ -258,8 +280,9 @@ static int pool(lua_State *L, mg_conv_op op, const char *fname) {
     read_sizes(L, 2, 2, "kernel_size", 2, 1, 1, k);
     int opts = 0;
     if (!lua_isnil(L, 3)) {
-        static const char *const vmax[] = {"stride", "padding", "dilation", NULL};
-        static const char *const vavg[] = {"stride", "padding", NULL};
+        static const char *const vmax[] = {"stride", "padding", "dilation", "ceil_mode", "return_indices", NULL};
+        static const char *const vavg[] = {"stride", "padding", "ceil_mode", "count_include_pad", "divisor_override",
+                                           NULL};
         if (!lua_istable(L, 3) || lt_test(L, 3)) luaL_typeerror(L, 3, "options table");
         lt_check_opts(L, 3, op == MG_CONV_MAX_POOL ? vmax : vavg);
         opts = 3;
@@ -271,7 +294,25 @@ static int pool(lua_State *L, mg_conv_op op, const char *fname) {
     lua_pop(L, 1);
     opt_sizes(L, opts, 3, "padding", 2, 0, 0, p);
     if (op == MG_CONV_MAX_POOL) opt_sizes(L, opts, 3, "dilation", 2, 1, 1, d);
-    mg_conv2d_geom g = {k[0], k[1], s[0], s[1], p[0], p[1], d[0], d[1], 1};
+    const int ceil_mode = opt_flag(L, opts, 3, "ceil_mode", 0);
+    const int want_indices = op == MG_CONV_MAX_POOL && opt_flag(L, opts, 3, "return_indices", 0);
+    mg_conv2d_geom g = {k[0], k[1], s[0], s[1], p[0], p[1], d[0], d[1], 1, 0, 0};
+    if (op == MG_CONV_AVG_POOL) {
+        g.exclude_pad = !opt_flag(L, opts, 3, "count_include_pad", 1);
+        if (opts) lua_getfield(L, opts, "divisor_override");
+        else lua_pushnil(L);
+        if (!lua_isnil(L, -1)) {
+            int ok;
+            g.divisor = (int64_t)lua_tointegerx(L, -1, &ok);
+            if (!ok || lua_type(L, -1) != LUA_TNUMBER)
+                return lt_argerror(L, 3, "divisor_override must be an integer, got %s",
+                                   lua_type(L, -1) == LUA_TNUMBER ? lua_tostring(L, -1) : luaL_typename(L, -1));
+            if (g.divisor == 0) return lt_argerror(L, 3, "divisor_override must not be 0");
+            if (g.divisor > 0x3fffffff || g.divisor < -0x3fffffff)
+                return lt_argerror(L, 3, "divisor_override must be within -2^30..2^30, got %I", (lua_Integer)g.divisor);
+        }
+        lua_pop(L, 1);
+    }
     for (int i = 0; i < 2; i++) {
         if (p[i] * 2 > k[i]) {
             return lt_argerror(L, 3, "padding %I should be at most half of the kernel size %I", (lua_Integer)p[i],
@@ -282,8 +323,8 @@ static int pool(lua_State *L, mg_conv_op op, const char *fname) {
     const mg_tensor *x4 = mg_conv_view4(&vx, x, 2);
     static const int64_t no_extra[2] = {0, 0};
     check_fits(L, 2, x4->size + 2, &g, no_extra);
-    const int64_t OH = (x4->size[2] + 2 * g.ph - g.dh * (g.kh - 1) - 1) / g.sh + 1;
-    const int64_t OW = (x4->size[3] + 2 * g.pw - g.dw * (g.kw - 1) - 1) / g.sw + 1;
+    const int64_t OH = pool_size(x4->size[2], g.kh, g.sh, g.ph, g.dh, ceil_mode);
+    const int64_t OW = pool_size(x4->size[3], g.kw, g.sw, g.pw, g.dw, ceil_mode);
     int64_t size[4];
     int nd = 0;
     if (x->ndim == 4) size[nd++] = x->size[0];
@@ -303,10 +344,16 @@ static int pool(lua_State *L, mg_conv_op op, const char *fname) {
     static const int inputs[1] = {1};
     if (lt_grad_needed(L, 1, inputs)) {
         mg_node *node = lt_record(L, -1, MG_FAM_CONV, op, 1, inputs, saved ? 1 : 0, &saved);
-        mg_conv_geom_pack(node->iarg, &g);
+        mg_pool_pack(node->iarg, &g);
         node->darg[0] = (double)g.kh, node->darg[1] = (double)g.kw;
     }
-    return 1;
+    if (!want_indices) return 1;
+    /* the indices as moongrad returns them (argmax, sort): 1-based, here h W + w + 1 in the plane */
+    mg_tensor *idx1 = lt_push_new(L, MG_INT64, nd, size);
+    const int64_t *from = (const int64_t *)mg_tensor_data(idx);
+    int64_t *to = (int64_t *)mg_tensor_data(idx1);
+    for (int64_t i = 0; i < idx1->numel; i++) to[i] = from[i] + 1;
+    return 2;
 }
 static int l_max_pool2d(lua_State *L) { return pool(L, MG_CONV_MAX_POOL, "max_pool2d"); }
 static int l_avg_pool2d(lua_State *L) { return pool(L, MG_CONV_AVG_POOL, "avg_pool2d"); }

@@ -146,37 +146,64 @@ return function(nn)
     return v
   end
 
-  -- MaxPool2d(kernel_size [, {stride = kernel_size, padding = 0, dilation = 1}])
+  -- a boolean option
+  local function flag(fname, argn, v, what)
+    if type(v) ~= "boolean" then argerror_at(4, fname, argn, "%s must be a boolean, got %s", what, type(v)) end
+    return v
+  end
+
+  -- MaxPool2d(kernel_size [, {stride = kernel_size, padding = 0, dilation = 1, ceil_mode = false,
+  -- return_indices = false}]); with return_indices, forward returns the values and the 1-based
+  -- flat indices (h W + w + 1) of the maxima in their planes
   local MaxPool2d = Module:extend("MaxPool2d")
   nn.MaxPool2d = MaxPool2d
   function MaxPool2d:init(kernel_size, opts)
     if kernel_size == nil then argerror_at(3, "MaxPool2d", 1, "kernel_size expected") end
     self.kernel_size = size_opt("MaxPool2d", 1, kernel_size, "kernel_size")
-    local o = options("MaxPool2d", 2, opts, { stride = false, padding = 0, dilation = 1 }, 3)
+    local o = options("MaxPool2d", 2, opts,
+      { stride = false, padding = 0, dilation = 1, ceil_mode = false, return_indices = false }, 3)
     self.stride = o.stride and size_opt("MaxPool2d", 2, o.stride, "stride") or kernel_size
     self.padding = size_opt("MaxPool2d", 2, o.padding, "padding", true)
     self.dilation = size_opt("MaxPool2d", 2, o.dilation, "dilation")
-    self._opts = { stride = self.stride, padding = self.padding, dilation = self.dilation }
+    self.ceil_mode = flag("MaxPool2d", 2, o.ceil_mode, "ceil_mode")
+    self.return_indices = flag("MaxPool2d", 2, o.return_indices, "return_indices")
+    self._opts = { stride = self.stride, padding = self.padding, dilation = self.dilation, ceil_mode = self.ceil_mode,
+      return_indices = self.return_indices }
   end
   function MaxPool2d:forward(x)
-    local y = F.max_pool2d(x, self.kernel_size, self._opts)
+    local y, i = F.max_pool2d(x, self.kernel_size, self._opts)
+    if self.return_indices then return y, i end
     return y
   end
   function MaxPool2d:extra_repr()
-    return string.format("kernel_size=%s, stride=%s, padding=%s, dilation=%s, ceil_mode=False",
-      pyvalue(self.kernel_size), pyvalue(self.stride), pyvalue(self.padding), pyvalue(self.dilation))
+    return string.format("kernel_size=%s, stride=%s, padding=%s, dilation=%s, ceil_mode=%s",
+      pyvalue(self.kernel_size), pyvalue(self.stride), pyvalue(self.padding), pyvalue(self.dilation),
+      pybool(self.ceil_mode))
   end
 
-  -- AvgPool2d(kernel_size [, {stride = kernel_size, padding = 0}]): padded zeros counted
+  -- AvgPool2d(kernel_size [, {stride = kernel_size, padding = 0, ceil_mode = false,
+  -- count_include_pad = true, divisor_override}]): padded zeros counted unless count_include_pad
+  -- is false; divisor_override (a non-zero integer) replaces the divisor
   local AvgPool2d = Module:extend("AvgPool2d")
   nn.AvgPool2d = AvgPool2d
   function AvgPool2d:init(kernel_size, opts)
     if kernel_size == nil then argerror_at(3, "AvgPool2d", 1, "kernel_size expected") end
     self.kernel_size = size_opt("AvgPool2d", 1, kernel_size, "kernel_size")
-    local o = options("AvgPool2d", 2, opts, { stride = false, padding = 0 }, 3)
+    local o = options("AvgPool2d", 2, opts,
+      { stride = false, padding = 0, ceil_mode = false, count_include_pad = true, divisor_override = false }, 3)
     self.stride = o.stride and size_opt("AvgPool2d", 2, o.stride, "stride") or kernel_size
     self.padding = size_opt("AvgPool2d", 2, o.padding, "padding", true)
-    self._opts = { stride = self.stride, padding = self.padding }
+    self.ceil_mode = flag("AvgPool2d", 2, o.ceil_mode, "ceil_mode")
+    self.count_include_pad = flag("AvgPool2d", 2, o.count_include_pad, "count_include_pad")
+    if o.divisor_override then
+      if math.type(o.divisor_override) ~= "integer" or o.divisor_override == 0 then
+        argerror_at(3, "AvgPool2d", 2, "divisor_override must be a non-zero integer, got %s",
+          tostring(o.divisor_override))
+      end
+      self.divisor_override = o.divisor_override
+    end
+    self._opts = { stride = self.stride, padding = self.padding, ceil_mode = self.ceil_mode,
+      count_include_pad = self.count_include_pad, divisor_override = self.divisor_override }
   end
   function AvgPool2d:forward(x)
     local y = F.avg_pool2d(x, self.kernel_size, self._opts)
