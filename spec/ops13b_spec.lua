@@ -100,6 +100,8 @@ describe("conv padding 'same' / 'valid'", function()
       { r(2, 2, 4, 5), r(3, 2, 2, 3), r(3) }))
     assert.is_true(gradcheck(function(x, w) return F.conv2d(x:transpose(3, 4), w, { padding = "same", groups = 2 }) end,
       { r(1, 4, 5, 4), r(2, 2, 4, 3) }))
+    assert.is_true(gradcheck(function(x, w, b) return F.conv2d(x, w, b, { padding = "same" }) end,
+      { r(4, 2, 4, 3), r(3, 2, 2, 2), r(3) })) -- batch 4: the per-sample path
     assert.is_true(gradcheck(function(x, w, b) return F.conv1d(x, w, b, { padding = "same", dilation = 3 }) end,
       { r(2, 2, 6), r(3, 2, 2), r(3) }))
     assert.is_true(gradcheck(function(x, w) return F.conv1d(x, w, { padding = "valid", stride = 2 }) end,
