@@ -13,7 +13,9 @@
  * same bits for any thread count and ISA). Because col keeps the whole batch side by side, dW is
  * one product whose inner dimension runs over the batch too (no per-sample partial sums).
  * im2col / col2im / the permutes are split over threads by rows / input planes, each written by one
- * index of the range.
+ * index of the range. That is the batched path, for large images and small batches; small images
+ * in batches of 4 or more take the per-sample path (below), one sample's columns at a time in a
+ * thread's cache.
  */
 #include <math.h>
 #include <string.h>
@@ -81,8 +83,12 @@ typedef struct conv_job {
 
 /* x / s rounded down and up, for x >= 0, s >= 1: stride 1, the common case, without a division
  * (im2col finds its range once a row of col) */
-static inline int64_t div_down(int64_t x, int64_t s) { return s == 1 ? x : x / s; }
-static inline int64_t div_up(int64_t x, int64_t s) { return s == 1 ? x : (x + s - 1) / s; }
+static inline int64_t div_down(int64_t x, int64_t s) {
+    if (s == 1) return x;
+    __asm__("" : "+r"(s)); /* else GCC merges the two cases back into one division (x / 1 == x) */
+    return x / s;
+}
+static inline int64_t div_up(int64_t x, int64_t s) { return div_down(x + s - 1, s); }
 
 /* The output columns ow whose tap kj reads inside the input row: [*lo, *hi) (may be empty). */
 static void valid_cols(const conv_job *j, int64_t kj, int64_t *lo, int64_t *hi) {
@@ -177,10 +183,39 @@ static void im2col_range(void *arg, int64_t b, int64_t e) {
     }
 }
 
+/* dst[i] += src[i], i < n, at the level's vector width (plain adds: the same bits at every level) */
+#define ADD_RUN(isa, T)                                                                        \
+    static void MG_ISA_FN(add_run_##T, isa)(T *restrict dst, const T *restrict src, int64_t n) { \
+        for (int64_t i = 0; i < n; i++) dst[i] += src[i];                                      \
+    }
+MG_ISA_STAMP(ADD_RUN, float)
+MG_ISA_STAMP(ADD_RUN, double)
+#undef ADD_RUN
+
 #define COL2IM_PLANE(T)                                                                        \
     do {                                                                                       \
         T *plane = (T *)j->dx + q * j->H * j->W;                                               \
         memset(plane, 0, sizeof(T) * (size_t)(j->H * j->W));                                   \
+        if (g->sh == 1 && g->sw == 1 && j->OW == j->W) { /* im2col's shifted layout, undone */   \
+            for (int64_t ki = 0; ki < g->kh; ki++)                                             \
+                for (int64_t kj = 0; kj < g->kw; kj++) {                                       \
+                    T *src = (T *)j->col + (((c * g->kh + ki) * g->kw + kj) * j->N + n) * OHW; \
+                    int64_t lo, hi, oh0, oh1;                                                  \
+                    valid_cols(j, kj, &lo, &hi);                                               \
+                    valid_rows(j, ki, &oh0, &oh1);                                             \
+                    if (oh0 >= oh1 || lo >= hi) continue;                                      \
+                    const int64_t shift = (ki * g->dh - g->ph) * j->W + kj * g->dw - g->pw;    \
+                    /* the padding's gradients between two rows' valid columns: zeroed (dcol \
+                     * is scratch), so one run adds them as +0, which changes nothing */      \
+                    for (int64_t oh = oh0; oh < oh1 - 1; oh++) {                               \
+                        for (int64_t ow = hi; ow < j->OW; ow++) src[oh * j->OW + ow] = 0;      \
+                        for (int64_t ow = 0; ow < lo; ow++) src[(oh + 1) * j->OW + ow] = 0;    \
+                    }                                                                          \
+                    const int64_t t0 = oh0 * j->OW + lo, t1 = (oh1 - 1) * j->OW + hi;          \
+                    MG_ISA_PICK(j->isa, add_run_##T)(plane + t0 + shift, src + t0, t1 - t0);  \
+                }                                                                              \
+            break;                                                                             \
+        }                                                                                      \
         for (int64_t ki = 0; ki < g->kh; ki++)                                                 \
             for (int64_t kj = 0; kj < g->kw; kj++) {                                           \
                 const T *src = (const T *)j->col + (((c * g->kh + ki) * g->kw + kj) * j->N + n) * OHW; \
@@ -601,6 +636,7 @@ static mg_status conv_backward(mg_ctx *ctx, const mg_backward_args *a, int i, mg
     permute(ctx, &p);
     conv_job j;
     fill_job(&j, x, OH, OW, &g);
+    j.isa = ctx->isa;
     if (i == 1) { /* dW_g = gout_g col_g^T */
         st = unfold(ctx, &j, &col);
         if (st != MG_OK) goto done;
