@@ -43,6 +43,17 @@ void mg_conv_geom_unpack(const int64_t *iarg, mg_conv2d_geom *g) {
     g->ph = iarg[1] >> 32, g->pw = iarg[1] & lo;
     g->dh = iarg[2] >> 32, g->dw = iarg[2] & lo;
     g->groups = iarg[3];
+    g->divisor = g->exclude_pad = 0;
+}
+void mg_pool_pack(int64_t *iarg, const mg_conv2d_geom *g) {
+    mg_conv_geom_pack(iarg, g);
+    iarg[3] = 2 * g->divisor + (g->exclude_pad != 0);
+}
+void mg_pool_unpack(const int64_t *iarg, mg_conv2d_geom *g) {
+    mg_conv_geom_unpack(iarg, g);
+    g->groups = 1;
+    g->exclude_pad = iarg[3] & 1;
+    g->divisor = (iarg[3] - g->exclude_pad) / 2;
 }
 
 mg_status mg_conv_contiguous(mg_ctx *ctx, const mg_tensor *t, mg_scratch *sc, const mg_tensor **out) {
@@ -716,13 +727,15 @@ MG_ISA_STAMP(MAX22_ROWS, float)
 MG_ISA_STAMP(MAX22_ROWS, double)
 #undef MAX22_ROWS
 
-/* Padding 0: every window lies inside the input (OH, OW are floored), no bounds checks. */
+/* inside: padding 0 and the last window within the input (not so for a ceil_mode output whose
+ * last window reaches past it), no bounds checks. */
 #define MAXPOOL_PLANE(T)                                                                       \
     do {                                                                                       \
         const T *xp = (const T *)j->x + n * j->xs[0] + c * j->xs[1];                           \
         T *op = (T *)j->out + q * OHW;                                                         \
         int64_t *ip = (int64_t *)j->idx + q * OHW;                                             \
-        const int inside = g->ph == 0 && g->pw == 0;                                           \
+        const int inside = g->ph == 0 && g->pw == 0 && (j->OH - 1) * g->sh + (g->kh - 1) * g->dh < j->H && \
+                           (j->OW - 1) * g->sw + (g->kw - 1) * g->dw < j->W;                   \
         if (inside && g->kh == 2 && g->kw == 2 && g->sh == 2 && g->sw == 2 && g->dh == 1 &&      \
             g->dw == 1 && j->xs[3] == 1 && j->xs[2] == j->W && j->W == 2 * j->OW &&            \
             j->OW <= MAX22_BLOCK / 2) { /* the common 2x2 window, stride 2: blocks of rows */   \
@@ -789,11 +802,13 @@ static inline void window(const conv_job *j, int adaptive, int64_t oh, int64_t o
     const mg_conv2d_geom *g = &j->g;
     int64_t hs = oh * g->sh - g->ph, ws = ow * g->sw - g->pw;
     int64_t he = hs + g->kh, we = ws + g->kw;
-    if (he > j->H + g->ph) he = j->H + g->ph;
+    if (he > j->H + g->ph) he = j->H + g->ph; /* (a ceil_mode window past the padding) */
     if (we > j->W + g->pw) we = j->W + g->pw;
     *div = (double)((he - hs) * (we - ws)); /* padded zeros counted */
     *h0 = hs < 0 ? 0 : hs, *w0 = ws < 0 ? 0 : ws;
     *h1 = he > j->H ? j->H : he, *w1 = we > j->W ? j->W : we;
+    if (g->exclude_pad) *div = (double)((*h1 - *h0) * (*w1 - *w0)); /* count_include_pad = false */
+    if (g->divisor) *div = (double)g->divisor;                       /* divisor_override */
 }
 
 #define AVGPOOL_PLANE(T)                                                                       \
@@ -823,7 +838,7 @@ static void avgpool_range(void *arg, int64_t b, int64_t e) { avgpool_range_impl(
 static void adaptive_range(void *arg, int64_t b, int64_t e) { avgpool_range_impl((const conv_job *)arg, 1, b, e); }
 
 static void pool_job(conv_job *j, const mg_tensor *x, const mg_tensor *out, const mg_conv2d_geom *g) {
-    mg_conv2d_geom none = {1, 1, 1, 1, 0, 0, 1, 1, 1};
+    mg_conv2d_geom none = {1, 1, 1, 1, 0, 0, 1, 1, 1, 0, 0};
     fill_job(j, x, out->size[2], out->size[3], g ? g : &none);
     j->out = (char *)mg_tensor_data(out);
 }
@@ -887,9 +902,9 @@ static void adaptive_back_range(void *arg, int64_t b, int64_t e) { pool_back_imp
 
 static mg_status pool_backward(mg_ctx *ctx, const mg_backward_args *a, mg_tensor *gin) {
     const mg_conv_op op = (mg_conv_op)a->node->op;
-    mg_conv2d_geom g = {1, 1, 1, 1, 0, 0, 1, 1, 1};
+    mg_conv2d_geom g = {1, 1, 1, 1, 0, 0, 1, 1, 1, 0, 0};
     if (op != MG_CONV_ADAPTIVE_AVG) {
-        mg_conv_geom_unpack(a->node->iarg, &g);
+        mg_pool_unpack(a->node->iarg, &g);
         g.kh = (int64_t)a->node->darg[0], g.kw = (int64_t)a->node->darg[1];
     }
     mg_view_buf vx, vg, vi, vgin;
