@@ -9,55 +9,11 @@ local F, nn = mg.F, mg.nn
 local gradcheck = mg.autograd.gradcheck
 
 local cases = dofile("spec/fixtures/ops13b_cases.lua")
-local TOL = { float32 = 2e-6, float64 = 1e-12 }
-local GRAD_TOL = { float32 = 1e-5, float64 = 1e-11 }
-
-local function check(expected, got, tol, what)
-  assert.is_true(mg.is_tensor(got), what .. " is not a tensor")
-  assert.equal(expected.dtype, got.dtype, what .. " dtype")
-  assert.same(expected.shape, got.shape, what .. " shape")
-  if expected.dtype == "int64" then
-    assert.same(expected.values, got:totable(), what .. " values")
-  else
-    local ok, err = pcall(H.near, expected.values, got, tol)
-    if not ok then error(what .. ": " .. tostring(err), 0) end
-  end
-end
-
-local function run_case(case)
-  local fn = assert(load("return " .. case.fn))()
-  local inputs = {}
-  for k, e in ipairs(case.inputs) do
-    inputs[k] = mg.tensor(e.values, { dtype = e.dtype, requires_grad = e.requires_grad or nil })
-  end
-  local outs = table.pack(fn(mg, table.unpack(inputs)))
-  assert.equal(#case.outputs, outs.n, "number of results")
-  local loss
-  for k, e in ipairs(case.outputs) do
-    check(e, outs[k], TOL[e.dtype], "output " .. k)
-    if e.w then
-      local term = (outs[k] * mg.tensor(e.w, { dtype = e.dtype })):sum()
-      loss = loss and loss + term or term
-    end
-  end
-  if loss then
-    loss:backward()
-    for k, g in ipairs(case.grads) do
-      if g then check(g, inputs[k].grad, GRAD_TOL[g.dtype], "gradient of input " .. k) end
-    end
-  end
-end
+local fixture_cases = require "ops13_helper"
 
 -- one `it` per fixture case whose name starts with prefix
 local function fixtures(prefix)
-  local n = 0
-  for _, case in ipairs(cases) do
-    if case.name:sub(1, #prefix) == prefix then
-      n = n + 1
-      it(case.name .. " (" .. case.dtype .. ") matches PyTorch", function() run_case(case) end)
-    end
-  end
-  assert(n > 0, "no fixture case for " .. prefix)
+  fixture_cases.describe_cases(it, { prefix }, cases)
 end
 
 local function r(...) return mg.randn({ ... }, { dtype = "float64", requires_grad = true }) end

@@ -90,16 +90,22 @@ static inline int64_t div_down(int64_t x, int64_t s) {
 }
 static inline int64_t div_up(int64_t x, int64_t s) { return div_down(x + s - 1, s); }
 
-/* The output columns ow whose tap kj reads inside the input row: [*lo, *hi) (may be empty). */
-static void valid_cols(const conv_job *j, int64_t kj, int64_t *lo, int64_t *hi) {
-    const mg_conv2d_geom *g = &j->g;
-    const int64_t off = kj * g->dw - g->pw; /* iw = ow sw + off */
-    int64_t a = off >= 0 ? 0 : div_up(-off, g->sw);
-    int64_t b = j->W - 1 - off < 0 ? 0 : div_down(j->W - 1 - off, g->sw) + 1;
-    if (a > j->OW) a = j->OW;
-    if (b > j->OW) b = j->OW;
+/* The outputs o (of `out` along one axis) whose tap reads inside the input (of `in`) at
+ * o stride + off: [*lo, *hi) (may be empty). */
+static void valid_range(int64_t off, int64_t stride, int64_t in, int64_t out, int64_t *lo, int64_t *hi) {
+    int64_t a = off >= 0 ? 0 : div_up(-off, stride);
+    int64_t b = in - 1 - off < 0 ? 0 : div_down(in - 1 - off, stride) + 1;
+    if (a > out) a = out;
+    if (b > out) b = out;
     if (b < a) b = a;
     *lo = a, *hi = b;
+}
+/* the output columns ow whose tap kj reads inside the input row; the rows oh for tap ki */
+static void valid_cols(const conv_job *j, int64_t kj, int64_t *lo, int64_t *hi) {
+    valid_range(kj * j->g.dw - j->g.pw, j->g.sw, j->W, j->OW, lo, hi);
+}
+static void valid_rows(const conv_job *j, int64_t ki, int64_t *lo, int64_t *hi) {
+    valid_range(ki * j->g.dh - j->g.ph, j->g.sh, j->H, j->OH, lo, hi);
 }
 
 #define IM2COL_ROW(T)                                                                      \
@@ -139,18 +145,6 @@ static void valid_cols(const conv_job *j, int64_t kj, int64_t *lo, int64_t *hi) 
             for (int64_t ow = hi; ow < j->OW; ow++) d[ow] = 0;                             \
         }                                                                                  \
     } while (0)
-
-/* The output rows oh whose tap ki reads inside the input: [*lo, *hi) (may be empty). */
-static void valid_rows(const conv_job *j, int64_t ki, int64_t *lo, int64_t *hi) {
-    const mg_conv2d_geom *g = &j->g;
-    const int64_t off = ki * g->dh - g->ph; /* ih = oh sh + off */
-    int64_t a = off >= 0 ? 0 : div_up(-off, g->sh);
-    int64_t b = j->H - 1 - off < 0 ? 0 : div_down(j->H - 1 - off, g->sh) + 1;
-    if (a > j->OH) a = j->OH;
-    if (b > j->OH) b = j->OH;
-    if (b < a) b = a;
-    *lo = a, *hi = b;
-}
 
 /* Stride 1 across and down, as wide as the input, planes of contiguous rows: every tap reads the
  * plane at one offset from the output position (ih W + iw = oh OW + ow + shift), so a row of col is
@@ -572,25 +566,19 @@ static mg_status sample_backward(mg_ctx *ctx, const mg_backward_args *a, int i, 
     s.mode = SAMPLE_DW, s.dst = mg_alloc(ctx, bytes);
     if (!s.dst) return mg_fail(ctx, MG_ENOMEM, 0, "not enough memory for convolution's weight gradient (%zu bytes)", bytes);
     mg_status st = run_samples(ctx, &s, chunks);
-    if (st == MG_OK) {
-        if (dt == MG_FLOAT64) {
-            const double *p = (const double *)s.dst;
-            double *d = (double *)mg_tensor_data(gin);
-            for (int64_t e = 0; e < OK; e++) {
-                double v = p[e];
-                for (int64_t c = 1; c < chunks; c++) v += p[c * OK + e];
-                d[e] = v;
-            }
-        } else {
-            const float *p = (const float *)s.dst;
-            float *d = (float *)mg_tensor_data(gin);
-            for (int64_t e = 0; e < OK; e++) {
-                float v = p[e];
-                for (int64_t c = 1; c < chunks; c++) v += p[c * OK + e];
-                d[e] = v;
-            }
-        }
-    }
+#define SUM_CHUNKS(T)                                                                          \
+    do {                                                                                       \
+        const T *p = (const T *)s.dst;                                                         \
+        T *d = (T *)mg_tensor_data(gin);                                                       \
+        for (int64_t e = 0; e < OK; e++) {                                                     \
+            T v = p[e];                                                                        \
+            for (int64_t c = 1; c < chunks; c++) v += p[c * OK + e];                           \
+            d[e] = v;                                                                          \
+        }                                                                                      \
+    } while (0)
+    if (st == MG_OK && dt == MG_FLOAT64) SUM_CHUNKS(double);
+    else if (st == MG_OK) SUM_CHUNKS(float);
+#undef SUM_CHUNKS
     mg_free(ctx, s.dst, bytes);
     return st;
 }
