@@ -126,7 +126,8 @@ describe("max_pool2d 2x2 stride 2 (the blocked fast path)", function()
   for _, dtype in ipairs({ "float32", "float64" }) do
     -- 14 output columns (under one vector), 3 blocks of rows, odd sizes (the generic path),
     -- rows wider than a block (the generic path)
-    for _, size in ipairs({ { 2, 3, 28, 28 }, { 1, 2, 80, 28 }, { 1, 1, 7, 9 }, { 1, 1, 4, 600 } }) do
+    -- and an odd last row (no window: zero gradient)
+    for _, size in ipairs({ { 2, 3, 28, 28 }, { 1, 2, 80, 28 }, { 1, 1, 7, 9 }, { 1, 1, 4, 600 }, { 1, 2, 9, 8 } }) do
       it(dtype .. " " .. table.concat(size, "x") .. " with ties and NaNs", function()
         mg.manual_seed(7)
         local x = mg.randint(0, 3, size):to(dtype)
@@ -268,6 +269,17 @@ describe("threads", function()
     local two = run_all()
     mg.set_num_threads(saved)
     for i = 1, #one do assert.is_true(one[i] == two[i], "result " .. i .. " differs") end
+  end)
+end)
+
+describe("max_pool2d's backward", function()
+  it("gives +0, as 0 + g, where the output's gradient is -0", function()
+    for _, k in ipairs({ 2, 3 }) do
+      local x = mg.randn({ 1, 1, 6, 6 }, { requires_grad = true })
+      local y = F.max_pool2d(x, k)
+      y:backward(mg.full(y.shape, -0.0))
+      for _, v in ipairs(x.grad:view(-1):totable()) do assert.equal(math.huge, 1 / v) end
+    end
   end)
 end)
 
