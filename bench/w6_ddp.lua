@@ -5,7 +5,9 @@
 -- configuration: the step time, throughput in samples/s over all ranks, and the share of the step
 -- that synchronization adds (the same steps under ddp:no_sync(), which skips all communication,
 -- give the compute-only time). Configurations: one 25 MB bucket (nothing overlaps: the allreduce
--- starts when backward ends) and 0.25 MB buckets (the last layer's starts during backward).
+-- starts when backward ends) and 0.25 MB buckets (the last layer's starts during backward), each
+-- with the gradients copied into the buckets and back (the default) and as views of the buckets
+-- (gradient_as_bucket_view = true, "as_view"). First, the allreduce of the 814 KB alone.
 -- W6_DDP_STEPS (default 200) steps each, after 20 of warm-up. Scaling efficiency at N ranks =
 -- throughput(N) / (N x throughput(1)).
 package.path = arg[0]:match("(.-)[^/]*$") .. "?.lua;" .. package.path
@@ -23,10 +25,11 @@ local X = mg.randn(BATCH * 8, DIN) * 0.1
 local Y = mg.randint(1, DOUT + 1, { BATCH * 8 })
 local loss_fn = mg.nn.CrossEntropyLoss()
 
-local function run(cap, sync)
+local function run(cap, sync, as_view)
   mg.manual_seed(1)
   local model = mg.nn.parallel.DistributedDataParallel(
-    mg.nn.Sequential(mg.nn.Linear(DIN, DH), mg.nn.ReLU(), mg.nn.Linear(DH, DOUT)), { bucket_cap_mb = cap })
+    mg.nn.Sequential(mg.nn.Linear(DIN, DH), mg.nn.ReLU(), mg.nn.Linear(DH, DOUT)),
+    { bucket_cap_mb = cap, gradient_as_bucket_view = as_view })
   local opt = mg.optim.SGD(model:parameters(), { lr = 0.05, momentum = 0.9 })
   local function step(i)
     local s = (i % 8) * BATCH + 1
@@ -65,13 +68,15 @@ if rank == 0 then
       or "shared-memory path when ranks share a node"))
 end
 
-for _, cap in ipairs({ 25, 0.25 }) do
-  local t_sync, nb = run(cap, true)
-  local t_local = run(cap, false)
+for _, c in ipairs({ { 25, false }, { 0.25, false }, { 25, true }, { 0.25, true } }) do
+  local cap, as_view = c[1], c[2]
+  local t_sync, nb = run(cap, true, as_view)
+  local t_local = run(cap, false, as_view)
   if rank == 0 then
-    print(string.format("W6 DDP  ranks %d  bucket_cap_mb %-5g (%d buckets)  step %.3f ms  %.0f samples/s  "
-      .. "sync adds %.1f %% of the step (compute-only step %.3f ms)", world, cap, nb, 1e3 * t_sync,
-      world * BATCH / t_sync, 100 * (t_sync - t_local) / t_sync, 1e3 * t_local))
+    print(string.format("W6 DDP  ranks %d  bucket_cap_mb %-5g (%d buckets)%s  step %.3f ms  %.0f samples/s  "
+      .. "sync adds %.1f %% of the step (compute-only step %.3f ms)", world, cap, nb,
+      as_view and "  as_view" or "", 1e3 * t_sync, world * BATCH / t_sync, 100 * (t_sync - t_local) / t_sync,
+      1e3 * t_local))
   end
 end
 dist.destroy_process_group()
