@@ -100,32 +100,36 @@ static mgd_status fail(mgd_mpi *m, const char *what, int code) {
 
 static void shm_progress(mgd_mpi *m);
 
-/* The pause of a polling loop after `spins` unsuccessful polls: none at first, then a yield, then
- * naps (20 µs, later 200 µs), so that ranks sharing cores leave them to the rank that computes.
+/* The pause of a polling loop after `spins` unsuccessful polls, `start` being when it began: none
+ * for the first MGD_SPIN_US microseconds (a peer that runs answers within that), then naps of
+ * 20 µs, and of 200 µs after 20 ms. A nap, not sched_yield: a rank that yields its core to another
+ * program may get it back only at the scheduler's next tick, while one waking from a nap preempts.
  * 1 when the deadline has passed. */
-static int pause_polling(long spins, double deadline) {
-    if (spins < 200) return 0;
-    if (now() > deadline) return 1;
-    if (spins < 2000) {
-        sched_yield();
-    } else {
-        const struct timespec nap = {0, spins < 20000 ? 20000 : 200000};
-        nanosleep(&nap, NULL);
-    }
+#ifndef MGD_SPIN_US
+#define MGD_SPIN_US 50
+#endif
+static int pause_polling(long spins, double start, double deadline) {
+    if (spins % 64) return 0;
+    const double t = now();
+    if (t > deadline) return 1;
+    const double waited = t - start;
+    if (waited < MGD_SPIN_US * 1e-6) return 0;
+    const struct timespec nap = {0, waited < 0.02 ? 20000 : 200000};
+    nanosleep(&nap, NULL);
     return 0;
 }
 
 /* Completes req by polling until the deadline (and moves the shared-memory queue meanwhile: a peer
  * may wait in it for this rank). */
 static mgd_status finish(mgd_mpi *m, MPI_Request *req, double timeout, const char *what) {
-    const double deadline = now() + timeout;
-    for (long spins = 0;; spins++) {
+    const double start = now(), deadline = start + timeout;
+    for (long spins = 1;; spins++) {
         int done = 0;
         if (m->shm && m->shm->len) shm_progress(m);
         const int rc = MPI_Test(req, &done, MPI_STATUS_IGNORE);
         if (rc != MPI_SUCCESS) return fail(m, what, rc);
         if (done) return MGD_OK;
-        if (pause_polling(spins, deadline)) return MGD_TIMEOUT;
+        if (pause_polling(spins, start, deadline)) return MGD_TIMEOUT;
     }
 }
 
@@ -266,11 +270,11 @@ static void shm_start(mgd_mpi *m, int slot, void *buf, size_t count, mg_dtype dt
 }
 
 static mgd_status shm_wait(mgd_mpi *m, int slot, double timeout) {
-    const double deadline = now() + timeout;
-    for (long spins = 0;; spins++) {
+    const double start = now(), deadline = start + timeout;
+    for (long spins = 1;; spins++) {
         shm_progress(m);
         if (!m->shm->busy[slot]) return MGD_OK;
-        if (pause_polling(spins, deadline)) return MGD_TIMEOUT;
+        if (pause_polling(spins, start, deadline)) return MGD_TIMEOUT;
     }
 }
 
