@@ -81,6 +81,7 @@ typedef struct mgd_mpi {
     int rank, size;
     MPI_Request pending[MGD_MAX_PENDING];
     mgd_shm *shm; /* NULL: MPI's own collectives */
+    double spin;  /* seconds a polling loop spins before it naps */
     char error[MPI_MAX_ERROR_STRING + 64];
 } mgd_mpi;
 
@@ -101,19 +102,22 @@ static mgd_status fail(mgd_mpi *m, const char *what, int code) {
 static void shm_progress(mgd_mpi *m);
 
 /* The pause of a polling loop after `spins` unsuccessful polls, `start` being when it began: none
- * for the first MGD_SPIN_US microseconds (a peer that runs answers within that), then naps of
- * 20 µs, and of 200 µs after 20 ms. A nap, not sched_yield: a rank that yields its core to another
- * program may get it back only at the scheduler's next tick, while one waking from a nap preempts.
- * 1 when the deadline has passed. */
+ * for the first m->spin seconds (MOONGRAD_DIST_SPIN_US, default MGD_SPIN_US microseconds: a peer
+ * that runs answers within that), then naps of 20 µs, and of 200 µs after 20 ms; the clock is read
+ * every 64 polls. Spinning that long pays on a machine shared with other programs: a rank that
+ * gives its core away (a nap, or sched_yield) may get it back only at the scheduler's next tick,
+ * milliseconds later; W6's median 2-rank step was 1.0-3.9 ms with 50 µs of spinning and 0.8-1.2 ms
+ * with 2000 (load 3.5). Open MPI's own blocking collectives spin without end. 1 when the deadline
+ * has passed. */
 #ifndef MGD_SPIN_US
-#define MGD_SPIN_US 50
+#define MGD_SPIN_US 2000
 #endif
-static int pause_polling(long spins, double start, double deadline) {
+static int pause_polling(const mgd_mpi *m, long spins, double start, double deadline) {
     if (spins % 64) return 0;
     const double t = now();
     if (t > deadline) return 1;
     const double waited = t - start;
-    if (waited < MGD_SPIN_US * 1e-6) return 0;
+    if (waited < m->spin) return 0;
     const struct timespec nap = {0, waited < 0.02 ? 20000 : 200000};
     nanosleep(&nap, NULL);
     return 0;
@@ -129,7 +133,7 @@ static mgd_status finish(mgd_mpi *m, MPI_Request *req, double timeout, const cha
         const int rc = MPI_Test(req, &done, MPI_STATUS_IGNORE);
         if (rc != MPI_SUCCESS) return fail(m, what, rc);
         if (done) return MGD_OK;
-        if (pause_polling(spins, start, deadline)) return MGD_TIMEOUT;
+        if (pause_polling(m, spins, start, deadline)) return MGD_TIMEOUT;
     }
 }
 
@@ -274,7 +278,7 @@ static mgd_status shm_wait(mgd_mpi *m, int slot, double timeout) {
     for (long spins = 1;; spins++) {
         shm_progress(m);
         if (!m->shm->busy[slot]) return MGD_OK;
-        if (pause_polling(spins, start, deadline)) return MGD_TIMEOUT;
+        if (pause_polling(m, spins, start, deadline)) return MGD_TIMEOUT;
     }
 }
 
@@ -481,6 +485,8 @@ int mgd_mpi_backend(MPI_Comm comm, mgd_backend *out) {
     MPI_Comm_rank(m->comm, &m->rank);
     MPI_Comm_size(m->comm, &m->size);
     for (int i = 0; i < MGD_MAX_PENDING; i++) m->pending[i] = MPI_REQUEST_NULL;
+    const char *spin = getenv("MOONGRAD_DIST_SPIN_US");
+    m->spin = (spin && *spin ? strtod(spin, NULL) : MGD_SPIN_US) * 1e-6;
     shm_setup(m);
     memset(out, 0, sizeof *out);
     out->self = m;
