@@ -14,6 +14,11 @@
  * The communicator is set to MPI_ERRORS_RETURN: an MPI error comes back as MGD_ERROR with MPI's
  * text (last_error), never as MPI's default abort. All state lives in the mgd_mpi struct (one per
  * process group); nothing here is global.
+ *
+ * When every rank shares one node, allreduce and iallreduce take the shared-memory path below
+ * (mgd_shm) instead of MPI's messages: Open MPI 4.1.4's allreduce of W6's 814 KB gradient took
+ * 250-480 µs here (MPI_Allreduce, MPI_Iallreduce + MPI_Test), the shared-memory one 80-100 µs when
+ * the machine is quiet. Other collectives, and ranks on several nodes, stay with MPI.
  */
 #include <errno.h>
 #include <stdint.h>
@@ -67,6 +72,7 @@ typedef struct mgd_shm {
     char *ctl;     /* arrive[r] at ctl + r * SHM_LINE, reduced[r] at ctl + (size + r) * SHM_LINE */
     char *slots;   /* rank r's slot at slots + r * chunk; the result area at slots + size * chunk */
     size_t chunk;  /* bytes per slot */
+    size_t stride; /* bytes from one slot to the next (= chunk) */
     uint64_t seq;  /* chunks started by this rank (the same sequence on every rank) */
     int queue[MGD_MAX_PENDING + 1], head, len;
     char busy[MGD_MAX_PENDING + 1];
@@ -208,7 +214,7 @@ static void shm_reduce(mgd_mpi *m, const shm_op *o) {
     size_t hi = lines * (size_t)(m->rank + 1) / (size_t)m->size * line;
     if (lo > s->piece) lo = s->piece;
     if (hi > s->piece) hi = s->piece;
-    char *res = s->slots + (size_t)m->size * s->chunk;
+    char *res = s->slots + (size_t)m->size * s->stride;
     const size_t block = 8192 / es;
     for (size_t b = lo; b < hi; b += block) {
         const size_t n = hi - b < block ? hi - b : block;
@@ -217,8 +223,8 @@ static void shm_reduce(mgd_mpi *m, const shm_op *o) {
             memcpy(dst, s->slots + b * es, n * es);
             continue;
         }
-        combine(o->dt, o->op, dst, s->slots + b * es, s->slots + s->chunk + b * es, n);
-        for (int q = 2; q < m->size; q++) combine(o->dt, o->op, dst, dst, s->slots + (size_t)q * s->chunk + b * es, n);
+        combine(o->dt, o->op, dst, s->slots + b * es, s->slots + s->stride + b * es, n);
+        for (int q = 2; q < m->size; q++) combine(o->dt, o->op, dst, dst, s->slots + (size_t)q * s->stride + b * es, n);
     }
 }
 
@@ -240,7 +246,7 @@ static void shm_progress(mgd_mpi *m) {
         if (s->phase == 0) {
             const size_t room = s->chunk / es;
             s->piece = o->count - s->at < room ? o->count - s->at : room;
-            memcpy(s->slots + (size_t)m->rank * s->chunk, o->buf + s->at * es, s->piece * es);
+            memcpy(s->slots + (size_t)m->rank * s->stride, o->buf + s->at * es, s->piece * es);
             s->seq++;
             __atomic_store_n(arrive_of(s, m->rank), s->seq, __ATOMIC_RELEASE);
             s->phase = 1;
@@ -252,7 +258,7 @@ static void shm_progress(mgd_mpi *m) {
             s->phase = 2;
         }
         if (!all_reached(s, m->size, 1, s->seq)) return;
-        memcpy(o->buf + s->at * es, s->slots + (size_t)m->size * s->chunk, s->piece * es);
+        memcpy(o->buf + s->at * es, s->slots + (size_t)m->size * s->stride, s->piece * es);
         s->at += s->piece;
         s->phase = 0;
         if (s->at >= o->count) {
@@ -304,7 +310,7 @@ static void shm_setup(mgd_mpi *m) {
     }
     mgd_shm *s = (mgd_shm *)calloc(1, sizeof *s);
     const size_t chunk = (size_t)kb * 1024, ctl = ((size_t)2 * (size_t)m->size * SHM_LINE + 4095) / 4096 * 4096;
-    const size_t bytes = ctl + (size_t)(m->size + 1) * chunk;
+    const size_t bytes = 4096 + ctl + (size_t)(m->size + 1) * chunk; /* 4096: room to align */ /* 4096: room to align */
     char *base = NULL;
     ok = s != NULL;
     int node_rank = 0;
@@ -328,9 +334,14 @@ static void shm_setup(mgd_mpi *m) {
     }
     s->node = node;
     s->win = win;
-    s->ctl = base;
-    s->slots = base + ctl;
+    /* Page-aligned counters and slots (the window's base is not: Open MPI puts a header first; the
+     * offset within a page is the same in every process). With the slots 8 bytes past a moongrad
+     * tensor's offset within its page (tensors start 256 bytes into a page), every copy into a slot
+     * suffered 4K aliasing: W6's 814 KB allreduce took 292 µs instead of 72 (interleaved runs). */
+    s->ctl = base + (4096 - (uintptr_t)base % 4096) % 4096;
+    s->slots = s->ctl + ctl;
     s->chunk = chunk;
+    s->stride = chunk;
     m->shm = s;
 }
 
