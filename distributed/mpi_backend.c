@@ -355,6 +355,10 @@ static mgd_status m_allreduce(void *self, void *buf, size_t count, mg_dtype dt, 
     mgd_mpi *m = (mgd_mpi *)self;
     const size_t esize = esize_of(dt);
     if (m->shm && count > 0) {
+        if (m->shm->busy[SHM_BLOCKING]) { /* a host may go on after MGD_TIMEOUT: the old one is queued */
+            snprintf(m->error, sizeof m->error, "allreduce: an earlier allreduce that timed out is still pending");
+            return MGD_ERROR;
+        }
         shm_start(m, SHM_BLOCKING, buf, count, dt, op);
         return shm_wait(m, SHM_BLOCKING, timeout);
     }
