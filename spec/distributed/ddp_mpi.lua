@@ -102,6 +102,23 @@ describe("DistributedDataParallel", function()
     assert.is_nil(model:parameters()[1].grad) -- no gradient before the first backward
   end)
 
+  it(".grad is the all_reduce sum of the ranks' gradients divided by the world size, to the bit", function()
+    for _, dtype in ipairs({ "float32", "float64" }) do
+      local x, y = data(dtype)
+      local plain = net(dtype, 1)
+      mg.F.mse_loss(plain(shard(x)), shard(y)):backward()
+      for _, as_view in ipairs({ false, true }) do
+        local model = DDP(net(dtype, 1), { gradient_as_bucket_view = as_view })
+        mg.F.mse_loss(model(shard(x)), shard(y)):backward()
+        for i, p in ipairs(model:parameters()) do
+          local want = plain:parameters()[i].grad:clone()
+          dist.all_reduce(want)
+          assert.same(want:div(world):totable(), p.grad:totable())
+        end
+      end
+    end
+  end)
+
   it("repeated runs give bit-identical parameters", function()
     local a = train_both("float32", "Adam", 3)
     local b = train_both("float32", "Adam", 3)

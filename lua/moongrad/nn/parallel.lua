@@ -78,7 +78,11 @@ local function make_class()
     mg.no_grad(function()
       for i, b in ipairs(s.buckets) do
         s.group:wait(i - 1)
-        if n > 1 then b.flat:div_(n) end -- the used flags stay > 0
+        -- the average (the used flags stay > 0); for a power of two, x * (1 / n) is x / n to the bit
+        -- (both are the correctly rounded x / n, 1 / n being exact) and a multiply is ~2.5x faster
+        if n > 1 then
+          if n & (n - 1) == 0 then b.flat:mul_(1 / n) else b.flat:div_(n) end
+        end
         for j, e in ipairs(b.entries) do
           local used = b.flat[b.used_at + j]
           local g = e.param.grad
