@@ -5,9 +5,13 @@
 -- configuration: the step time, throughput in samples/s over all ranks, and the share of the step
 -- that synchronization adds (the same steps under ddp:no_sync(), which skips all communication,
 -- give the compute-only time). Configurations: one 25 MB bucket (nothing overlaps: the allreduce
--- starts when backward ends) and 0.25 MB buckets (the last layer's starts during backward).
--- W6_DDP_STEPS (default 200) steps each, after 20 of warm-up. Scaling efficiency at N ranks =
--- throughput(N) / (N x throughput(1)).
+-- starts when backward ends) and 0.25 MB buckets (the last layer's starts during backward), each
+-- with the gradients copied into the buckets and back (the default) and as views of the buckets
+-- (gradient_as_bucket_view = true, "as_view"). First, the allreduce of the 814 KB alone.
+-- W6_DDP_STEPS (default 200) steps each, after 20 of warm-up; each line gives the mean step and,
+-- after "|", the median step (the typical step on a machine shared with other programs, whose
+-- time slices stall both ranks at once). Scaling efficiency at N ranks = throughput(N) / (N x
+-- throughput(1)). MOONGRAD_DIST_SHM_KB=0 (with mpirun -x) compares MPI's own collectives.
 package.path = arg[0]:match("(.-)[^/]*$") .. "?.lua;" .. package.path
 local mg = require "moongrad"
 local B = require "common"
@@ -23,10 +27,18 @@ local X = mg.randn(BATCH * 8, DIN) * 0.1
 local Y = mg.randint(1, DOUT + 1, { BATCH * 8 })
 local loss_fn = mg.nn.CrossEntropyLoss()
 
-local function run(cap, sync)
+-- the median of a list of times: on a machine shared with other programs, the typical step, which
+-- the mean (a program taking the core for a scheduler tick stalls both ranks) is not
+local function median(xs)
+  table.sort(xs)
+  return xs[(#xs + 1) // 2]
+end
+
+local function run(cap, sync, as_view)
   mg.manual_seed(1)
   local model = mg.nn.parallel.DistributedDataParallel(
-    mg.nn.Sequential(mg.nn.Linear(DIN, DH), mg.nn.ReLU(), mg.nn.Linear(DH, DOUT)), { bucket_cap_mb = cap })
+    mg.nn.Sequential(mg.nn.Linear(DIN, DH), mg.nn.ReLU(), mg.nn.Linear(DH, DOUT)),
+    { bucket_cap_mb = cap, gradient_as_bucket_view = as_view })
   local opt = mg.optim.SGD(model:parameters(), { lr = 0.05, momentum = 0.9 })
   local function step(i)
     local s = (i % 8) * BATCH + 1
@@ -37,19 +49,52 @@ local function run(cap, sync)
   end
   for i = 1, 20 do step(i) end
   dist.barrier()
-  local t0 = B.clock()
-  for i = 1, STEPS do step(i) end
+  local t0, times = B.clock(), {}
+  for i = 1, STEPS do
+    local t1 = B.clock()
+    step(i)
+    times[i] = B.clock() - t1
+  end
   dist.barrier()
-  return (B.clock() - t0) / STEPS, #model:_buckets()
+  return (B.clock() - t0) / STEPS, #model:_buckets(), median(times)
 end
 
-for _, cap in ipairs({ 25, 0.25 }) do
-  local t_sync, nb = run(cap, true)
-  local t_local = run(cap, false)
+-- the allreduce alone: W6's gradient (203530 float32), blocking and as started + waited (DDP's way)
+local function allreduce_alone()
+  local g = dist._group()
+  local t = mg.randn(203530)
+  local reps = math.max(20, STEPS // 2)
+  local out = {}
+  for k, how in ipairs({ "blocking", "started + waited" }) do
+    for _ = 1, 5 do if k == 1 then g:allreduce(t, "sum") else g:iallreduce(0, t, "sum"); g:wait(0) end end
+    dist.barrier()
+    local times = {}
+    for r = 1, reps do
+      local t0 = B.clock()
+      if k == 1 then g:allreduce(t, "sum") else g:iallreduce(0, t, "sum"); g:wait(0) end
+      times[r] = B.clock() - t0
+    end
+    out[k] = median(times)
+  end
+  return out
+end
+local alone = allreduce_alone()
+if rank == 0 then
+  print(string.format("W6 DDP  ranks %d  allreduce of 814 KB alone (median): blocking %.0f us, started + waited %.0f us  (%s)",
+    world, 1e6 * alone[1], 1e6 * alone[2], os.getenv("MOONGRAD_DIST_SHM_KB") == "0" and "MPI's collectives"
+      or "shared-memory path when ranks share a node"))
+end
+
+for _, c in ipairs({ { 25, false }, { 0.25, false }, { 25, true }, { 0.25, true } }) do
+  local cap, as_view = c[1], c[2]
+  local t_sync, nb, m_sync = run(cap, true, as_view)
+  local t_local, _, m_local = run(cap, false, as_view)
   if rank == 0 then
-    print(string.format("W6 DDP  ranks %d  bucket_cap_mb %-5g (%d buckets)  step %.3f ms  %.0f samples/s  "
-      .. "sync adds %.1f %% of the step (compute-only step %.3f ms)", world, cap, nb, 1e3 * t_sync,
-      world * BATCH / t_sync, 100 * (t_sync - t_local) / t_sync, 1e3 * t_local))
+    print(string.format("W6 DDP  ranks %d  cap %-4g MB (%d buckets)%-9s  step %.3f ms  %.0f samples/s  "
+      .. "sync adds %.1f %% (compute-only %.3f ms) | median step %.3f ms  %.0f samples/s  sync adds %.1f %% "
+      .. "(compute-only %.3f ms)", world, cap, nb, as_view and "  as_view" or "", 1e3 * t_sync,
+      world * BATCH / t_sync, 100 * (t_sync - t_local) / t_sync, 1e3 * t_local, 1e3 * m_sync,
+      world * BATCH / m_sync, 100 * (m_sync - m_local) / m_sync, 1e3 * m_local))
   end
 end
 dist.destroy_process_group()

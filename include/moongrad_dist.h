@@ -9,7 +9,8 @@
  * abort that names the collective, and MGD_ERROR into a Lua error. Ranks are numbered from 0.
  *
  * Two implementations come with the module: Open MPI's (mgd_mpi_backend, over any communicator,
- * distributed/mpi_backend.c), and whatever a host program supplies: a game's own transport fills
+ * distributed/mpi_backend.c; its allreduce goes through an MPI-3 shared-memory window when every
+ * rank of the communicator is on one node, summing in rank order), and whatever a host program supplies: a game's own transport fills
  * an mgd_backend and hands it to a Lua state with mgd_set_backend; then
  * dist.init_process_group{backend = "host"} uses it. A host with its own MPI communicator builds
  * the MPI implementation over it with mgd_mpi_backend and hands that in the same way.

@@ -90,6 +90,32 @@ describe("all_reduce", function()
     end
   end)
 
+  it("sums in rank order, ((rank 0 + rank 1) + rank 2) + ..., on one node (the shared-memory path)", function()
+    -- values whose float32 sum depends on the order: the reference adds every rank's, in rank order
+    if os.getenv("MOONGRAD_DIST_SHM_KB") == "0" then return end
+    local function mine(r)
+      mg.manual_seed(300 + r)
+      return mg.randn(5000) * (10 ^ (r % 3 * 3))
+    end
+    local t = mine(rank)
+    dist.all_reduce(t)
+    local want = mine(0)
+    for r = 1, world - 1 do want = want + mine(r) end
+    assert.same(want:totable(), t:totable())
+  end)
+
+  it("a tensor larger than the shared-memory chunk (1 MiB) goes through in pieces, each element once", function()
+    for _, dtype in ipairs({ "float32", "float64", "int64" }) do
+      local t = mg.arange(0, 700001, { dtype = dtype }) + rank
+      dist.all_reduce(t)
+      local want = mg.arange(0, 700001, { dtype = dtype }) * world + (world * (world - 1) // 2)
+      assert.is_true(mg.equal(want, t), dtype)
+      t = mg.arange(0, 700001, { dtype = dtype }) * (rank + 1)
+      dist.all_reduce(t, { op = "max" })
+      assert.is_true(mg.equal(mg.arange(0, 700001, { dtype = dtype }) * world, t), dtype)
+    end
+  end)
+
   it("mismatched shapes, dtypes or ops across ranks: the same error on every rank", function()
     if world == 1 then return end
     local ok, err = pcall(dist.all_reduce, mg.zeros(rank == 1 and 3 or 2))

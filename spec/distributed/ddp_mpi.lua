@@ -37,10 +37,11 @@ local function max_rel(a, b)
 end
 
 -- k steps of `opt_name` with DDP on shards, and with one model on the whole batch
-local function train_both(dtype, opt_name, k)
+local function train_both(dtype, opt_name, k, as_view)
   local x, y = data(dtype)
   local ref = net(dtype, 1)
-  local model = DDP(net(dtype, 1 + rank), { bucket_cap_mb = 0.001 }) -- the broadcast makes them equal
+  -- the broadcast makes them equal
+  local model = DDP(net(dtype, 1 + rank), { bucket_cap_mb = 0.001, gradient_as_bucket_view = as_view })
   local make = function(params)
     if opt_name == "Adam" then return mg.optim.Adam(params, { lr = 0.01 }) end
     return mg.optim.SGD(params, { lr = 0.1, momentum = 0.9 })
@@ -84,6 +85,37 @@ describe("DistributedDataParallel", function()
       local model, ref = train_both("float32", opt_name, 5)
       assert.is_true(max_rel(model:parameters(), ref:parameters()) < 1e-5, opt_name)
       same_everywhere(model:parameters())
+    end
+  end)
+
+  it("gradient_as_bucket_view: .grad becomes a view of its bucket, the same bits as the copies", function()
+    for _, opt_name in ipairs({ "SGD", "Adam" }) do
+      local a = train_both("float32", opt_name, 4)
+      local b = train_both("float32", opt_name, 4, true)
+      for i, p in ipairs(a:parameters()) do assert.same(p:totable(), b:parameters()[i]:totable()) end
+      local g = b:parameters()[1].grad
+      local x, y = data("float32")
+      mg.F.mse_loss(b(shard(x)), shard(y)):backward() -- accumulates in place, in the bucket
+      assert.is_true(rawequal(g, b:parameters()[1].grad))
+    end
+    local model = DDP(net("float32", 1), { gradient_as_bucket_view = true })
+    assert.is_nil(model:parameters()[1].grad) -- no gradient before the first backward
+  end)
+
+  it(".grad is the all_reduce sum of the ranks' gradients divided by the world size, to the bit", function()
+    for _, dtype in ipairs({ "float32", "float64" }) do
+      local x, y = data(dtype)
+      local plain = net(dtype, 1)
+      mg.F.mse_loss(plain(shard(x)), shard(y)):backward()
+      for _, as_view in ipairs({ false, true }) do
+        local model = DDP(net(dtype, 1), { gradient_as_bucket_view = as_view })
+        mg.F.mse_loss(model(shard(x)), shard(y)):backward()
+        for i, p in ipairs(model:parameters()) do
+          local want = plain:parameters()[i].grad:clone()
+          dist.all_reduce(want)
+          assert.same(want:div(world):totable(), p.grad:totable())
+        end
+      end
     end
   end)
 
@@ -169,6 +201,20 @@ describe("DistributedDataParallel", function()
     assert.same({ { 1, 1 } }, inner.a.weight.grad:totable())
     assert.same({ { 1 / world, 1 / world } }, inner.b.weight.grad:totable())
     assert.is_nil(inner.c.weight.grad)
+    assert.is_nil(inner.c.bias.grad)
+    -- gradient_as_bucket_view: a parameter no rank used keeps what its .grad (a view) held
+    mg.manual_seed(3)
+    model = DDP(Two(), { bucket_cap_mb = 0.00001, gradient_as_bucket_view = true })
+    inner = model.module
+    inner.c.weight.grad = mg.full({ 1, 2 }, 5)
+    model(x):sum():backward()
+    model(x):sum():backward()
+    assert.same({ { 2, 2 } }, inner.a.weight.grad:totable())
+    -- rank 0 accumulated 1/world + 1; the others, which did not use it, contribute zeros (not the
+    -- average their .grad held)
+    local b = (1 + 1 / world) / world
+    assert.same({ { b, b } }, inner.b.weight.grad:totable())
+    assert.same({ { 5, 5 } }, inner.c.weight.grad:totable())
     assert.is_nil(inner.c.bias.grad)
   end)
 
@@ -263,6 +309,8 @@ describe("DistributedDataParallel", function()
       "bad argument #2 to 'DistributedDataParallel' (bucket_cap_mb must be a positive number, got 0)")
     assert.has_error(function() DDP(mg.nn.Linear(1, 1), { find_unused_parameters = true }) end,
       "bad argument #2 to 'DistributedDataParallel' (unknown option 'find_unused_parameters' (valid: "
-        .. "broadcast_buffers, bucket_cap_mb))")
+        .. "broadcast_buffers, bucket_cap_mb, gradient_as_bucket_view))")
+    assert.has_error(function() DDP(mg.nn.Linear(1, 1), { gradient_as_bucket_view = 1 }) end,
+      "bad argument #2 to 'DistributedDataParallel' (gradient_as_bucket_view must be a boolean, got number)")
   end)
 end)

@@ -62,6 +62,25 @@ describe("a failing rank ends the whole job within the deadline", function()
     no_process_left("kill")
   end)
 
+  it("a rank stopped while the other waits for DDP's gradient buckets (shared memory): the deadline ends the job", function()
+    local out, status, took = job("stop_in_backward")
+    assert.are_not.equal(0, status)
+    assert.matches("rank 0 of 2: all_reduce (of a gradient bucket) did not complete within the deadline of 3.0 s "
+      .. "(init_process_group's timeout): a rank died, stopped, or did not call it; aborting the job (MPI_Abort)",
+      out, 1, true)
+    assert.is_nil(out:find("finished", 1, true))
+    assert.is_true(took < TIMEOUT + 5, "took " .. took .. " s")
+    no_process_left("stop_in_backward")
+  end)
+
+  it("a rank killed while the other waits for DDP's gradient buckets: the job ends", function()
+    local out, status, took = job("kill_in_backward")
+    assert.are_not.equal(0, status)
+    assert.is_nil(out:find("finished", 1, true))
+    assert.is_true(took < TIMEOUT + 5, "took " .. took .. " s")
+    no_process_left("kill_in_backward")
+  end)
+
   it("a Lua error on one rank: its message, and the job ends", function()
     local out, status, took = job("error")
     assert.are_not.equal(0, status)

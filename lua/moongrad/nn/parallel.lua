@@ -11,6 +11,9 @@
 -- Open MPI has no progress thread here: each hook also tests the started buckets, which drives
 -- them. When the last node has run (an end-of-pass callback) the remaining buckets start, all are
 -- waited for, and the averages are written to .grad before backward returns.
+-- gradient_as_bucket_view = true (PyTorch's option of that name): after the first pass each .grad
+-- IS a view into its bucket, so later passes accumulate straight into the bucket (opt:zero_grad()
+-- zeroes in place) and neither the copy into the bucket nor the copy back out is made.
 -- A bucket carries one more slot per parameter: 1 when this rank produced a gradient for it. A
 -- parameter that no rank gave a gradient keeps its .grad (nil stays nil); one that some ranks used
 -- gets the average with zeros from the others, as PyTorch's DDP does.
@@ -47,6 +50,16 @@ local function make_class()
   local function launch(s, force)
     while s.next <= #s.buckets and (force or s.buckets[s.next].pending == 0) do
       local b = s.buckets[s.next]
+      if b.pending > 0 then -- entries without a gradient on this rank contribute zeros
+        for j, e in ipairs(b.entries) do
+          if not e.got then
+            local region = b.flat:narrow(1, e.offset, e.numel)
+            if s.as_view and rawequal(e.param.grad, e.view) then e.saved = region:clone() end
+            region:zero_()
+            b.flat[b.used_at + j] = 0
+          end
+        end
+      end
       s.group:iallreduce(s.next - 1, b.flat, "sum")
       b.started = true
       s.next = s.next + 1
@@ -65,13 +78,26 @@ local function make_class()
     mg.no_grad(function()
       for i, b in ipairs(s.buckets) do
         s.group:wait(i - 1)
+        -- the average (the used flags stay > 0); for a power of two, x * (1 / n) is x / n to the bit
+        -- (both are the correctly rounded x / n, 1 / n being exact) and a multiply is ~2.5x faster
+        if n > 1 then
+          if n & (n - 1) == 0 then b.flat:mul_(1 / n) else b.flat:div_(n) end
+        end
         for j, e in ipairs(b.entries) do
           local used = b.flat[b.used_at + j]
+          local g = e.param.grad
           if used > 0 then
-            local avg = b.flat:narrow(1, e.offset, e.numel):div(n):view(e.param.shape)
-            local g = e.param.grad
-            if g == nil then e.param.grad = avg:clone() else g:copy_(avg) end
+            if s.as_view then
+              if not rawequal(g, e.view) then e.param.grad = e.view end
+            elseif g == nil then
+              e.param.grad = e.view:clone()
+            else
+              g:copy_(e.view)
+            end
+          elseif e.saved then -- no rank had a gradient: the view gets back what it held
+            e.view:copy_(e.saved)
           end
+          e.saved = nil
         end
       end
     end)
@@ -85,15 +111,17 @@ local function make_class()
       s.active = true
       s.next, s.tested = 1, 0
       for _, b in ipairs(s.buckets) do
-        b.flat:zero_()
         b.pending = #b.entries
         b.started = false
+        for _, e in ipairs(b.entries) do e.got = false end
       end
       core._queue_backward_callback(function() finish(s) end)
     end
     local b = s.buckets[e.bucket]
     if b.started then error("DistributedDataParallel: a parameter's hook ran twice in one backward pass", 0) end
-    b.flat:narrow(1, e.offset, e.numel):copy_(e.param.grad:reshape(e.numel))
+    local g = e.param.grad
+    if not rawequal(g, e.view) then e.view:copy_(g) end -- a bucket view already holds it
+    e.got = true
     b.flat[b.used_at + e.index] = 1
     b.pending = b.pending - 1
     launch(s, false)
@@ -103,10 +131,15 @@ local function make_class()
     if not mg.nn.is_module(module) then
       util.argerror("DistributedDataParallel", 1, "Module expected, got %s", type(module))
     end
-    local o = util.options("DistributedDataParallel", 2, opts, { bucket_cap_mb = 25, broadcast_buffers = true })
+    local o = util.options("DistributedDataParallel", 2, opts,
+      { bucket_cap_mb = 25, broadcast_buffers = true, gradient_as_bucket_view = false })
     if type(o.bucket_cap_mb) ~= "number" or o.bucket_cap_mb <= 0 or o.bucket_cap_mb ~= o.bucket_cap_mb then
       util.argerror("DistributedDataParallel", 2, "bucket_cap_mb must be a positive number, got %s",
         tostring(o.bucket_cap_mb))
+    end
+    if type(o.gradient_as_bucket_view) ~= "boolean" then
+      util.argerror("DistributedDataParallel", 2, "gradient_as_bucket_view must be a boolean, got %s",
+        type(o.gradient_as_bucket_view))
     end
     local group = dist._group()
     if not group then
@@ -152,7 +185,9 @@ local function make_class()
     for _, b in ipairs(s.buckets) do
       b.used_at = b.numel -- flat[used_at + j]: 1 when this rank has a gradient for entry j
       b.flat = mg.zeros(b.numel + #b.entries, { dtype = b.dtype })
+      for _, e in ipairs(b.entries) do e.view = b.flat:narrow(1, e.offset, e.numel):view(e.param.shape) end
     end
+    s.as_view = o.gradient_as_bucket_view and true or false
     for _, e in ipairs(layouts) do
       s.hooks[#s.hooks + 1] = e.param:register_post_accumulate_grad_hook(function() ready(s, e) end)
     end
@@ -209,7 +244,8 @@ local function make_class()
   return class
 end
 
--- mg.nn.parallel.DistributedDataParallel(module [, {bucket_cap_mb = 25, broadcast_buffers = true}])
+-- mg.nn.parallel.DistributedDataParallel(module [, {bucket_cap_mb = 25, broadcast_buffers = true,
+-- gradient_as_bucket_view = false}])
 function M.DistributedDataParallel(module, opts)
   DDP = DDP or make_class()
   return DDP(module, opts)
