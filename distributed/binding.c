@@ -281,6 +281,11 @@ static void destroy(lua_State *L, group *g, const char *what) {
     if (!g->live) return;
     const mgd_status st = g->b.close ? g->b.close(g->b.self, g->timeout) : MGD_OK;
     if (st == MGD_TIMEOUT) deadline_passed(L, g, what);
+    if (st != MGD_OK) { /* the barrier failed: releasing the backend (collective) could wait forever */
+        lua_pushfstring(L, "moongrad.distributed: rank %d of %d: %s failed: %s; aborting the job (MPI_Abort)",
+                        g->rank, g->size, what, g->b.last_error(g->b.self));
+        g->b.abort(g->b.self, 3, lua_tostring(L, -1));
+    }
     g->live = 0;
     if (g->b.destroy) g->b.destroy(g->b.self);
     if (g->owns_mpi) mgd_mpi_finalize();
