@@ -360,11 +360,14 @@ install-distributed: $(DIST_MODULE)
 	install -d $(DESTDIR)$(LIBDIR)/moongrad $(DESTDIR)$(LUADIR)/moongrad
 	install -m 755 $(DIST_MODULE) $(DESTDIR)$(LIBDIR)/moongrad/distributed_core.so
 
-# spec/hosts/interrupt_host.c (mg_interrupt from a thread and a signal handler; spec/interrupt_spec.lua)
+# spec/hosts/interrupt_host.c (mg_interrupt from a thread and a signal handler; spec/interrupt_spec.lua;
+# its ASan + UBSan + LSan build: `make build-asan/interrupt_host`)
 # and spec/hosts/host_buffer_host.c (a host's buffer closed by a finalizer during an op), on the
 # static library like the oom host.
 $(BUILD)/interrupt_host: spec/hosts/interrupt_host.c $(STATIC_LIB)
 	$(CC) -std=gnu11 $(WARN) $(CFLAGS) -Iinclude $(LUA_INC) -o $@ spec/hosts/interrupt_host.c $(STATIC_LIB) $(LUA_LIBS) $(LDLIBS)
+$(ASAN_BUILD)/interrupt_host: spec/hosts/interrupt_host.c $(ASAN_OBJ)
+	$(CC) -std=gnu11 $(WARN) $(CFLAGS) $(SANITIZE) -Iinclude $(LUA_INC) -o $@ spec/hosts/interrupt_host.c $(ASAN_OBJ) $(LUA_LIBS) $(LDLIBS)
 $(BUILD)/host_buffer_host: spec/hosts/host_buffer_host.c $(STATIC_LIB)
 	$(CC) -std=gnu11 $(WARN) $(CFLAGS) -Iinclude $(LUA_INC) -o $@ spec/hosts/host_buffer_host.c $(STATIC_LIB) $(LUA_LIBS) $(LDLIBS)
 $(ASAN_BUILD)/host_buffer_host: spec/hosts/host_buffer_host.c $(ASAN_OBJ)

@@ -661,7 +661,8 @@ typedef struct gemv_job {
     int64_t unit;
     float *y;
     int64_t ys;
-    float *part; /* block mode: the sums of block b at part + b m */
+    float *part; /* block mode: the sums of block b0 + b at part + b m */
+    int64_t b0;
     watch *w;    /* NULL: not watched */
 } gemv_job;
 
@@ -709,10 +710,15 @@ static void gemv_blocks_range(void *arg, int64_t begin, int64_t end) {
     const int64_t per = MG_INTERRUPT_CHUNK / (v->kc * v->m) + 1; /* blocks between looks */
     for (int64_t b = begin; b < end; b++) {
         if (j->w && (b - begin) % per == 0 && watch_poll(j->w)) return;
-        j->fn(v, 0, v->m, b * v->kc, min64((b + 1) * v->kc, v->k), j->part + b * v->m, 1);
+        const int64_t p = (j->b0 + b) * v->kc;
+        j->fn(v, 0, v->m, p, min64(p + v->kc, v->k), j->part + b * v->m, 1);
     }
 }
 
+/* The most block sums (floats) the threads' block mode keeps at once: 4 MB. */
+#ifndef GEMV_ROUND
+#define GEMV_ROUND ((int64_t)1 << 20)
+#endif
 /* Products of fewer elements of A than this run on one thread (memory-bound: a few us). */
 #ifndef GEMV_PAR_MIN
 #define GEMV_PAR_MIN ((int64_t)1 << 17)
@@ -724,7 +730,7 @@ static bool gemv_run(mg_ctx *ctx, const gemv_t *v, float *y, int64_t ys, watch *
     int64_t unit;
     const gemv_fn fn = gemv_kernel(v, &unit, ctx->isa);
     if (!fn) return false;
-    gemv_job job = {v, fn, unit, y, ys, NULL, w};
+    gemv_job job = {v, fn, unit, y, ys, NULL, 0, w};
     const int64_t units = (v->m + unit - 1) / unit, nblk = (v->k + v->kc - 1) / v->kc;
     const int nt = ctx->num_threads;
     if (nt > 1 && v->m * v->k >= GEMV_PAR_MIN) {
@@ -733,14 +739,23 @@ static bool gemv_run(mg_ctx *ctx, const gemv_t *v, float *y, int64_t ys, watch *
             return true;
         }
         if (nblk >= 2 * nt) {
-            const size_t bytes = sizeof(float) * (size_t)(nblk * v->m);
+            /* in rounds of at most GEMV_ROUND sums (a dot of 2^40 would want 16 GB of them at once),
+             * each folded into y in block order: the sums of the one-round fold */
+            int64_t round = GEMV_ROUND / v->m;
+            if (round < 2 * nt) round = 2 * nt;
+            if (round > nblk) round = nblk;
+            const size_t bytes = sizeof(float) * (size_t)(round * v->m);
             job.part = mg_alloc(ctx, bytes);
             if (job.part) {
-                mg_parallel_for(ctx, nblk, 1, gemv_blocks_range, &job);
-                for (int64_t i = 0; i < v->m && !watch_stopped(w); i++) {
-                    float s = job.part[i];
-                    for (int64_t b = 1; b < nblk; b++) s += job.part[b * v->m + i];
-                    y[i * ys] = s;
+                for (int64_t b0 = 0; b0 < nblk && !watch_stopped(w); b0 += round) {
+                    const int64_t nb = min64(round, nblk - b0);
+                    job.b0 = b0;
+                    mg_parallel_for(ctx, nb, 1, gemv_blocks_range, &job);
+                    for (int64_t i = 0; i < v->m && !watch_stopped(w); i++) {
+                        float s = b0 == 0 ? job.part[i] : y[i * ys] + job.part[i];
+                        for (int64_t b = 1; b < nb; b++) s += job.part[b * v->m + i];
+                        y[i * ys] = s;
+                    }
                 }
                 mg_free(ctx, job.part, bytes);
                 return true;
