@@ -1013,7 +1013,7 @@ mg_status mg_gemm(mg_ctx *ctx, mg_dtype dt, const mg_gemm_args *p) {
         b_bytes = (size_t)((direct_b(kn, &g) ? kn->nr : round_up(min64(kn->nc, g.n), kn->nr)) * kc) * es +
                   PACK_ALIGN;
         pb = mg_alloc(ctx, b_bytes);
-        if (!pb) return mg_fail(ctx, MG_ENOMEM, 0, "not enough memory for matmul's packing buffers");
+        if (!pb) return mg_fail(ctx, MG_ENOMEM, 0, "not enough memory for matmul's packing buffers (%zu bytes)", b_bytes);
     } else if (blocked) {
         packed_sizes(kn, es, g.m, g.n, g.k, &a_bytes, &b_bytes);
         pa = mg_alloc(ctx, a_bytes * (size_t)slots);
@@ -1021,7 +1021,8 @@ mg_status mg_gemm(mg_ctx *ctx, mg_dtype dt, const mg_gemm_args *p) {
         if (!pa || !pb) {
             mg_free(ctx, pa, a_bytes * (size_t)slots);
             mg_free(ctx, pb, b_bytes);
-            return mg_fail(ctx, MG_ENOMEM, 0, "not enough memory for matmul's packing buffers");
+            return mg_fail(ctx, MG_ENOMEM, 0, "not enough memory for matmul's packing buffers (%zu bytes)",
+                           a_bytes * (size_t)slots + b_bytes);
         }
     }
     /* watched when the products add up to MG_INTERRUPT_CHUNK multiply-adds (K == 0 counts as 1);
