@@ -267,7 +267,9 @@ $(BUILD)/host-amalg: spec/fixtures/host.c $(AMALGAMATION)
 # at each: see the host), and checks that every run fails cleanly or succeeds, with 0 bytes live
 # after lua_close. `make oom` on the -O3 objects, `make oom-asan` under ASan + UBSan + LeakSanitizer
 # (what CI runs), OOM_JOBS children at a time. OOM_ARGS=--sticky fails every allocation from the
-# N-th on; "--upto B --stride S" bounds the sweep; "--fail N" is one run.
+# N-th on; "--upto B --stride S" bounds the sweep; "--fail N" is one run; "--budget B" sets a memory
+# budget (then a failure inside a tensor's allocation must be the named error; OOM_SITES=1 lists
+# where the bare "not enough memory" ones were allocated; spec/robust2_spec.lua runs it).
 OOM_JOBS     ?= 2
 OOM_HOST      = $(BUILD)/oom_host
 OOM_ASAN_HOST = $(ASAN_BUILD)/oom_host
