@@ -145,6 +145,9 @@ demo: deps $(MODULE)
 fashion: deps $(MODULE) $(IDX_MODULE)
 	$(LUA) examples/fashion_cnn.lua
 
+# busted gets the sanitized build with --cpath: .busted's cpath (build/?.so) comes before LUA_CPATH,
+# so without it the suite ran the plain build under the sanitizers' runtime (spec/build_spec.lua now
+# checks which core.so is loaded when MOONGRAD_EXPECT_CORE is set).
 # LeakSanitizer is on: busted ends with os.exit(code, true), which closes the Lua state, so every
 # byte moongrad allocated must be freed by then (nothing needed suppressing: the interpreter, busted
 # and the processes the specs start, which inherit the preload, leak nothing it reports).
@@ -152,7 +155,8 @@ asan: deps $(ASAN_MODULE) $(ASAN_IDX_MODULE)
 	LUA_CPATH="$(CURDIR)/$(ASAN_BUILD)/?.so;;" \
 	LD_PRELOAD="$$($(CC) -print-file-name=libasan.so) $$($(CC) -print-file-name=libubsan.so)" \
 	ASAN_OPTIONS=detect_leaks=1:abort_on_error=0 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
-	busted --lua=$(LUA) --exclude-tags=slow,noasan $(BUSTED_ARGS) spec
+	MOONGRAD_EXPECT_CORE="$(CURDIR)/$(ASAN_MODULE)" \
+	busted --lua=$(LUA) --cpath="$(CURDIR)/$(ASAN_BUILD)/?.so" --exclude-tags=slow,noasan $(BUSTED_ARGS) spec
 
 # The API fuzzer (scripts/fuzz.lua), in a scratch directory (functions that write files get names
 # like "x") and under a memory limit. `make fuzz` runs the -O3 build as long as asked
@@ -202,8 +206,9 @@ $(TSAN_BUILD)/%.o: %.c $(HDR) Makefile
 tsan: deps $(TSAN_MODULE)
 	sh -c 'while :; do :; done' & hog=$$!; \
 	LUA_CPATH="$(CURDIR)/$(TSAN_BUILD)/?.so;;" LD_PRELOAD="$$($(CC) -print-file-name=libtsan.so)" \
-	  TSAN_OPTIONS=halt_on_error=0 $(LUA) "$$(command -v busted)" --ignore-lua --exclude-tags=notsan \
-	  $(BUSTED_ARGS) spec/threads_spec.lua; rc=$$?; kill $$hog; exit $$rc
+	  TSAN_OPTIONS=halt_on_error=0 MOONGRAD_EXPECT_CORE="$(CURDIR)/$(TSAN_MODULE)" \
+	  $(LUA) "$$(command -v busted)" --ignore-lua --cpath="$(CURDIR)/$(TSAN_BUILD)/?.so" --exclude-tags=notsan \
+	  $(BUSTED_ARGS) spec/threads_spec.lua spec/loaded_build_spec.lua; rc=$$?; kill $$hog; exit $$rc
 clean: tsan-clean
 tsan-clean:
 	rm -rf $(TSAN_BUILD)

@@ -317,7 +317,7 @@ if [ $BENCH_PEER = 1 ] && [ "$BENCH_THREADS" = 1 ]; then
     target "W6 MLP 784-256-10 (1 thread)" "W6_mlp_${W6_SAMPLES}of60000" 1 3 1.5
     target "W6's products alone: % of one core's FMA peak" W6_products_only 1 4 85
     target "W8 digits MLP step (1 thread)" W8_digits_mlp 1 3 20
-    target "W9 Fashion-MNIST convnet epoch (1 thread; issue 13)" W9_convnet_fashion 1 3 3
+    target "W9 the book's convnet, a Fashion-MNIST epoch (1 thread; issue 13)" W9_convnet_book 1 3 3
     target "G sgemm 1024^3 (1 thread)" G_sgemm_1024 1 3 1.1
     target "G sgemm 1024^3 (2 threads)" G_sgemm_1024 2 3 1.1
     hogrows=$(awk '$2 ~ /hog/ && $5 != "" && $5 != "-" { print $1, $2 }' "$TMP/rows.txt")

@@ -82,6 +82,66 @@ describe("max_pool2d indices", function()
   end)
 end)
 
+describe("max_pool2d 2x2 stride 2 (the blocked fast path)", function()
+  -- PyTorch's rule, tap by tap in row-major order: a later tap wins when larger or NaN
+  local function reference(x)
+    local N, C, H, W = table.unpack(x.shape)
+    local v, out, grad = x:totable(), {}, {}
+    for n = 1, N do
+      out[n], grad[n] = {}, {}
+      for c = 1, C do
+        local g = {}
+        for h = 1, H do g[h] = {} for w = 1, W do g[h][w] = 0 end end
+        out[n][c] = {}
+        for oh = 1, H // 2 do
+          out[n][c][oh] = {}
+          for ow = 1, W // 2 do
+            local best, bh, bw
+            for i = 0, 1 do
+              for k = 0, 1 do
+                local h, w = 2 * oh - 1 + i, 2 * ow - 1 + k
+                local e = v[n][c][h][w]
+                if not best or e > best or e ~= e then best, bh, bw = e, h, w end
+              end
+            end
+            out[n][c][oh][ow] = best
+            g[bh][bw] = g[bh][bw] + 1
+          end
+        end
+        grad[n][c] = g
+      end
+    end
+    return out, grad
+  end
+  local function same_with_nan(a, b)
+    if type(a) == "table" then
+      for i = 1, #a do same_with_nan(a[i], b[i]) end
+      assert.equal(#a, #b)
+    elseif a ~= a then
+      assert.is_true(b ~= b)
+    else
+      assert.equal(a, b)
+    end
+  end
+  for _, dtype in ipairs({ "float32", "float64" }) do
+    -- 14 output columns (under one vector), 3 blocks of rows, odd sizes (the generic path),
+    -- rows wider than a block (the generic path)
+    -- and an odd last row (no window: zero gradient)
+    for _, size in ipairs({ { 2, 3, 28, 28 }, { 1, 2, 80, 28 }, { 1, 1, 7, 9 }, { 1, 1, 4, 600 }, { 1, 2, 9, 8 } }) do
+      it(dtype .. " " .. table.concat(size, "x") .. " with ties and NaNs", function()
+        mg.manual_seed(7)
+        local x = mg.randint(0, 3, size):to(dtype)
+        x = mg.where(mg.rand(size):lt(0.05), mg.full({}, 0 / 0, { dtype = dtype }), x):requires_grad_()
+        local out, grad = reference(x)
+        local y = F.max_pool2d(x, 2)
+        same_with_nan(out, y:totable())
+        y:sum():backward()
+        assert.same(grad, x.grad:totable())
+      end)
+    end
+  end
+end)
+
 describe("embedding", function()
   it("takes a Lua list of indices and accumulates the gradient of repeated ones", function()
     local w = mg.tensor({ { 1, 2 }, { 3, 4 }, { 5, 6 } }, { requires_grad = true })
@@ -195,6 +255,7 @@ describe("threads", function()
     local y = F.conv2d(x, w, b, { padding = 1, groups = 2 })
     y = F.batch_norm(y, nil, nil, { weight = bw, training = true })
     y = F.max_pool2d(y, 3, { stride = 2, padding = 1 }) + F.avg_pool2d(y, 3, { stride = 2, padding = 1 })
+      + F.max_pool2d(y, 2)
     y = F.layer_norm(F.adaptive_avg_pool2d(y, 5), { 5 })
     local loss = (y * y):sum()
     loss:backward()
@@ -209,6 +270,45 @@ describe("threads", function()
     mg.set_num_threads(saved)
     for i = 1, #one do assert.is_true(one[i] == two[i], "result " .. i .. " differs") end
   end)
+end)
+
+describe("max_pool2d's backward", function()
+  it("gives +0, as 0 + g, where the output's gradient is -0", function()
+    for _, k in ipairs({ 2, 3 }) do
+      local x = mg.randn({ 1, 1, 6, 6 }, { requires_grad = true })
+      local y = F.max_pool2d(x, k)
+      y:backward(mg.full(y.shape, -0.0))
+      for _, v in ipairs(x.grad:view(-1):totable()) do assert.equal(math.huge, 1 / v) end
+    end
+  end)
+end)
+
+describe("the per-sample path (a batch of 4 or more small images)", function()
+  -- out and dx sum over the channels and taps only, so a sample gives the same bits alone (a
+  -- batch of 1 takes the batched path) as inside a batch; dW sums over the batch in chunks
+  for _, dtype in ipairs({ "float32", "float64" }) do
+    it(dtype .. ": out and dx bit for bit as one sample at a time, dW to rounding", function()
+      mg.manual_seed(11)
+      local x = mg.randn({ 5, 4, 9, 7 }, { dtype = dtype, requires_grad = true })
+      local w = mg.randn({ 6, 2, 3, 3 }, { dtype = dtype, requires_grad = true })
+      local b = mg.randn({ 6 }, { dtype = dtype })
+      local gout = mg.randn({ 5, 6, 5, 7 }, { dtype = dtype })
+      local opts = { padding = { 1, 1 }, stride = { 2, 1 }, groups = 2 }
+      local y = F.conv2d(x, w, b, opts)
+      y:backward(gout)
+      local dw = mg.zeros({ 6, 2, 3, 3 }, { dtype = dtype })
+      for n = 1, 5 do
+        local xn = x:detach():narrow(1, n, 1):requires_grad_()
+        local wn = w:detach():requires_grad_()
+        local yn = F.conv2d(xn, wn, b, opts)
+        yn:backward(gout:narrow(1, n, 1))
+        assert.is_true(yn:equal(y:narrow(1, n, 1)), "out of sample " .. n)
+        assert.is_true(xn.grad:equal(x.grad:narrow(1, n, 1)), "dx of sample " .. n)
+        dw = dw + wn.grad
+      end
+      H.near(dw:totable(), w.grad, dtype == "float64" and 1e-12 or 1e-5)
+    end)
+  end
 end)
 
 describe("edge cases", function()

@@ -335,3 +335,21 @@ describe("linalg", function()
     end)
   end)
 end)
+
+describe("matmul's kernels", function()
+  -- C 8, 16 or 32 rows tall takes 8-row tiles on AVX-512 (others 12-row ones): every element must
+  -- keep its bits, so the same rows with one more (a 12-row product) give the same results, with
+  -- several blocks of K, edge tiles, and both the unpacked (small) and the blocked (large) paths
+  for _, size in ipairs({ { 8, 100, 300 }, { 16, 784, 9 }, { 32, 196, 288 }, { 32, 1000, 600 }, { 8, 7, 5 } }) do
+    local m, n, k = table.unpack(size)
+    it(string.format("%dx%d @ %dx%d gives the bits of the same rows in a taller product", m, k, k, n), function()
+      mg.manual_seed(m * n + k)
+      local a, b = mg.randn(m, k), mg.randn(k, n)
+      local taller = mg.cat({ a, mg.randn(1, k) }):matmul(b)
+      assert.is_true(a:matmul(b):equal(taller:narrow(1, 1, m)))
+      -- and the transposed layout of the weight gradient (B read as its transpose)
+      local bt = mg.randn(n, k)
+      assert.is_true(a:matmul(bt:t()):equal(mg.cat({ a, mg.randn(1, k) }):matmul(bt:t()):narrow(1, 1, m)))
+    end)
+  end
+end)

@@ -1,5 +1,6 @@
--- Runs the PyTorch fixtures of spec/fixtures/ops13_cases.lua (spec/fixtures/gen_ops13.py) whose
--- names start with one of the given prefixes: values (float32 within a few ulps, float64 within
+-- Runs the PyTorch fixtures of spec/fixtures/ops13_cases.lua (spec/fixtures/gen_ops13.py), or of
+-- another list of cases in the same format (ops13b_cases.lua), whose names start with one of the
+-- given prefixes: values (float32 within a few ulps, float64 within
 -- 1e-12, integers exactly, NaN and inf as they are) and the gradient of sum(out * w).
 local mg = require "moongrad"
 local H = require "helper"
@@ -51,10 +52,11 @@ function M.run(case)
   end
 end
 
--- One `it` per case whose name starts with a prefix in the list.
-function M.describe_cases(it, prefixes)
+-- One `it` per case whose name starts with a prefix in the list (of `list`, by default the cases of
+-- ops13_cases.lua).
+function M.describe_cases(it, prefixes, list)
   local n = 0
-  for _, case in ipairs(cases) do
+  for _, case in ipairs(list or cases) do
     for _, p in ipairs(prefixes) do
       if case.name:sub(1, #p) == p then
         n = n + 1

@@ -24,10 +24,14 @@
  */
 #include <string.h>
 
+#include "../ops/conv.h"
 #include "../ops/functional.h"
+#include "../ops/index.h"
+#include "../ops/linalg.h"
 #include "../ops/grad.h"
 #include "../ops/ops.h"
 #include "../ops/reduce.h"
+#include "../ops/shape.h"
 #include "../ops/unary.h"
 #include "bind.h"
 
@@ -46,18 +50,64 @@ int lt_grad_needed(lua_State *L, int n, const int *idx) {
     return 0;
 }
 
-/* The op's own name where its family names its ops, else NULL. */
+/* The names of the families whose ops have no name table of their own (a switch, so that
+ * -Wswitch names a new op without one). */
+static const char *shape_name(mg_shape_op op) {
+    switch (op) {
+    case MG_SHAPE_RESHAPE: return "reshape";
+    case MG_SHAPE_PERMUTE: return "permute";
+    case MG_SHAPE_EXPAND: return "expand";
+    case MG_SHAPE_NARROW: return "narrow";
+    case MG_SHAPE_SELECT: return "select";
+    case MG_SHAPE_COPY: return "copy";
+    case MG_SHAPE_FLIP: return "flip";
+    case MG_SHAPE_TRIL: return "tril";
+    case MG_SHAPE_TRIU: return "triu";
+    }
+    return NULL;
+}
+static const char *index_name(mg_index_op op) {
+    switch (op) {
+    case MG_INDEX_SELECT: return "index_select";
+    case MG_INDEX_GATHER: return "gather";
+    case MG_INDEX_MASKED_SELECT: return "masked_select";
+    case MG_INDEX_CAT: return "cat";
+    case MG_INDEX_STACK: return "stack";
+    }
+    return NULL;
+}
+static const char *linalg_name(mg_linalg_op op) {
+    switch (op) {
+    case MG_LIN_MATMUL: return "matmul";
+    case MG_LIN_OUTER: return "outer";
+    }
+    return NULL;
+}
+static const char *where_name(mg_where_op op) {
+    switch (op) {
+    case MG_WHERE: return "where";
+    case MG_MASKED_FILL: return "masked_fill";
+    }
+    return NULL;
+}
+
+/* The op's own name (NULL for a code its family does not know: never, short of a bug) */
 static const char *op_name(const mg_node *n) {
     switch ((mg_family)n->family) {
     case MG_FAM_BINARY: return mg_binary_name((mg_binary_op)n->op);
+    case MG_FAM_WHERE: return where_name((mg_where_op)n->op);
     case MG_FAM_UNARY: return mg_unary_name((mg_unary_op)n->op);
     case MG_FAM_REDUCE: return n->op == MG_RED_CUMSUM ? "cumsum" : mg_reduce_name((mg_reduce_op)n->op);
+    case MG_FAM_LINALG: return linalg_name((mg_linalg_op)n->op);
+    case MG_FAM_SHAPE: return shape_name((mg_shape_op)n->op);
+    case MG_FAM_INDEX: return index_name((mg_index_op)n->op);
     case MG_FAM_FUNCTIONAL: return mg_functional_name((mg_functional_op)n->op);
+    case MG_FAM_CONV: return n->op < MG_NCONV ? mg_conv_name((mg_conv_op)n->op) : NULL;
     default: return NULL;
     }
 }
 
-/* "<grad_fn binary mul>", or "<grad_fn index op 0>" for a family without op names */
+/* "<grad_fn binary mul>", "<grad_fn conv max_pool2d>" (family, op) */
 static int node_tostring(lua_State *L) {
     const mg_node *n = (const mg_node *)luaL_checkudata(L, 1, NODE_MT);
     const char *family = mg_family_name((mg_family)n->family), *name = op_name(n);

@@ -4,7 +4,10 @@
  * arguments as PyTorch does (batched and unbatched inputs), allocates the result, calls the kernel
  * on 4-d (N,C,H,W) views (a conv1d is a conv2d of height 1, an unbatched input a batch of one),
  * and records a node in family MG_FAM_CONV. Window options (kernel_size, stride, padding, dilation)
- * are a number or a {h, w} list (conv1d: a number or {l}).
+ * are a number or a {h, w} list (conv1d: a number or {l}); a convolution's padding may also be
+ * "valid" (none) or "same" (the output as large as the input, stride 1: dilation (k - 1) in all,
+ * the odd one at the bottom / right as PyTorch pads it, given to the kernel as a taller / wider
+ * output: the kernels take out's size, and the windows past the input read zeros).
  */
 #include <string.h>
 
@@ -105,13 +108,14 @@ static const char *push_hw(lua_State *L, int spatial, int64_t h, int64_t w) {
     return lua_pushfstring(L, "%Ix%I", (lua_Integer)h, (lua_Integer)w);
 }
 
-/* the output's size along one dim; raises when the dilated kernel does not fit the padded input */
-static void check_fits(lua_State *L, int spatial, const int64_t *in, const mg_conv2d_geom *g) {
+/* raises when the dilated kernel does not fit the padded input (g's padding on both sides, plus
+ * extra[0], extra[1] more at the bottom / right: padding = "same" with an odd total) */
+static void check_fits(lua_State *L, int spatial, const int64_t *in, const mg_conv2d_geom *g, const int64_t *extra) {
     int64_t eh = 0, ew = 0;
     if (__builtin_mul_overflow(g->dh, g->kh - 1, &eh) || __builtin_mul_overflow(g->dw, g->kw - 1, &ew))
         lt_argerror(L, 1, "kernel size (dilated) is too large");
     eh += 1, ew += 1;
-    const int64_t ph = in[0] + 2 * g->ph, pw = in[1] + 2 * g->pw;
+    const int64_t ph = in[0] + 2 * g->ph + extra[0], pw = in[1] + 2 * g->pw + extra[1];
     if (eh > ph || ew > pw) {
         const char *k = push_hw(L, spatial, eh, ew);
         const char *p = push_hw(L, spatial, ph, pw);
@@ -120,6 +124,28 @@ static void check_fits(lua_State *L, int spatial, const int64_t *in, const mg_co
 }
 
 /* ================================================================ convolution */
+
+/* opts.padding as a string: 1 "same" (stride must be 1), 0 "valid" (no padding), -1 not a string
+ * (sizes, read by the caller). The strides are read before: g's are checked here. */
+static int padding_mode(lua_State *L, int opts, int spatial) {
+    if (!opts) return -1;
+    lua_getfield(L, opts, "padding");
+    if (lua_type(L, -1) != LUA_TSTRING) {
+        lua_pop(L, 1);
+        return -1;
+    }
+    const char *mode = lua_tostring(L, -1);
+    int same = strcmp(mode, "same") == 0;
+    if (!same && strcmp(mode, "valid") != 0)
+        lt_argerror(L, 4, "invalid padding string \"%s\", should be \"valid\" or \"same\"", mode);
+    lua_pop(L, 1);
+    if (same) {
+        int64_t s[2];
+        opt_sizes(L, opts, 4, "stride", spatial, 1, 1, s);
+        if (s[0] != 1 || s[1] != 1) lt_argerror(L, 4, "padding = \"same\" is not supported for strided convolutions");
+    }
+    return same;
+}
 
 static int conv(lua_State *L, int spatial, const char *fname) {
     mg_ctx *ctx = lt_ctx(L);
@@ -148,10 +174,12 @@ static int conv(lua_State *L, int spatial, const char *fname) {
                            mg_dtype_name((mg_dtype)x->dtype));
     }
     mg_conv2d_geom g;
-    int64_t s[2], p[2], d[2];
+    int64_t s[2], p[2], d[2], extra[2] = {0, 0};
     opt_sizes(L, opts, 4, "stride", spatial, 1, 1, s);
-    opt_sizes(L, opts, 4, "padding", spatial, 0, 0, p);
     opt_sizes(L, opts, 4, "dilation", spatial, 1, 1, d);
+    const int same = padding_mode(L, opts, spatial);
+    if (same < 0) opt_sizes(L, opts, 4, "padding", spatial, 0, 0, p);
+    else p[0] = p[1] = 0;
     if (spatial == 1) p[0] = 0;
     g.sh = s[0], g.sw = s[1], g.ph = p[0], g.pw = p[1], g.dh = d[0], g.dw = d[1];
     g.groups = 1;
@@ -180,11 +208,18 @@ static int conv(lua_State *L, int spatial, const char *fname) {
     const mg_tensor *b = check_vector(L, 3, "bias", x, O);
     g.kh = spatial == 1 ? 1 : w->size[2];
     g.kw = w->size[w->ndim - 1];
+    if (same == 1) { /* total padding dilation (k - 1): half on each side, the odd one at the bottom / right */
+        int64_t th, tw;
+        if (__builtin_mul_overflow(g.dh, g.kh - 1, &th) || __builtin_mul_overflow(g.dw, g.kw - 1, &tw))
+            return lt_argerror(L, 1, "kernel size (dilated) is too large");
+        if (th > 0x7fffffff || tw > 0x7fffffff) return lt_argerror(L, 1, "kernel size (dilated) is too large");
+        g.ph = th / 2, g.pw = tw / 2, extra[0] = th % 2, extra[1] = tw % 2;
+    }
     mg_view_buf vx;
     const mg_tensor *x4 = mg_conv_view4(&vx, x, spatial);
-    check_fits(L, spatial, x4->size + 2, &g);
-    const int64_t OH = (x4->size[2] + 2 * g.ph - g.dh * (g.kh - 1) - 1) / g.sh + 1;
-    const int64_t OW = (x4->size[3] + 2 * g.pw - g.dw * (g.kw - 1) - 1) / g.sw + 1;
+    check_fits(L, spatial, x4->size + 2, &g, extra);
+    const int64_t OH = (x4->size[2] + 2 * g.ph + extra[0] - g.dh * (g.kh - 1) - 1) / g.sh + 1;
+    const int64_t OW = (x4->size[3] + 2 * g.pw + extra[1] - g.dw * (g.kw - 1) - 1) / g.sw + 1;
     int64_t size[4];
     int nd = 0;
     if (x->ndim == spatial + 2) size[nd++] = x->size[0];
@@ -213,7 +248,29 @@ static int l_conv2d(lua_State *L) { return conv(L, 2, "conv2d"); }
 
 /* ================================================================ pooling */
 
-/* max_pool2d / avg_pool2d (x, kernel_size [, {stride, padding [, dilation]}]) */
+/* opts.key as a boolean (def when absent or opts is 0) */
+static int opt_flag(lua_State *L, int opts, int arg, const char *key, int def) {
+    if (!opts) return def;
+    lua_getfield(L, opts, key);
+    int v = def;
+    if (!lua_isnil(L, -1)) {
+        if (!lua_isboolean(L, -1)) lt_argerror(L, arg, "%s must be a boolean, got %s", key, luaL_typename(L, -1));
+        v = lua_toboolean(L, -1);
+    }
+    lua_pop(L, 1);
+    return v;
+}
+
+/* A pool's output size along one dim, as PyTorch's pooling_output_shape: with ceil_mode the
+ * division rounds up, but the last window must start inside the input or its left padding. */
+static int64_t pool_size(int64_t in, int64_t k, int64_t s, int64_t p, int64_t d, int ceil_mode) {
+    int64_t o = (in + 2 * p - d * (k - 1) - 1 + (ceil_mode ? s - 1 : 0)) / s + 1;
+    if (ceil_mode && (o - 1) * s >= in + p) o--;
+    return o;
+}
+
+/* max_pool2d(x, kernel_size [, {stride, padding, dilation, ceil_mode, return_indices}]),
+ * avg_pool2d(x, kernel_size [, {stride, padding, ceil_mode, count_include_pad, divisor_override}]) */
 static int pool(lua_State *L, mg_conv_op op, const char *fname) {
     mg_ctx *ctx = lt_ctx(L);
     lua_settop(L, 3);
@@ -223,8 +280,9 @@ static int pool(lua_State *L, mg_conv_op op, const char *fname) {
     read_sizes(L, 2, 2, "kernel_size", 2, 1, 1, k);
     int opts = 0;
     if (!lua_isnil(L, 3)) {
-        static const char *const vmax[] = {"stride", "padding", "dilation", NULL};
-        static const char *const vavg[] = {"stride", "padding", NULL};
+        static const char *const vmax[] = {"stride", "padding", "dilation", "ceil_mode", "return_indices", NULL};
+        static const char *const vavg[] = {"stride", "padding", "ceil_mode", "count_include_pad", "divisor_override",
+                                           NULL};
         if (!lua_istable(L, 3) || lt_test(L, 3)) luaL_typeerror(L, 3, "options table");
         lt_check_opts(L, 3, op == MG_CONV_MAX_POOL ? vmax : vavg);
         opts = 3;
@@ -236,7 +294,25 @@ static int pool(lua_State *L, mg_conv_op op, const char *fname) {
     lua_pop(L, 1);
     opt_sizes(L, opts, 3, "padding", 2, 0, 0, p);
     if (op == MG_CONV_MAX_POOL) opt_sizes(L, opts, 3, "dilation", 2, 1, 1, d);
-    mg_conv2d_geom g = {k[0], k[1], s[0], s[1], p[0], p[1], d[0], d[1], 1};
+    const int ceil_mode = opt_flag(L, opts, 3, "ceil_mode", 0);
+    const int want_indices = op == MG_CONV_MAX_POOL && opt_flag(L, opts, 3, "return_indices", 0);
+    mg_conv2d_geom g = {k[0], k[1], s[0], s[1], p[0], p[1], d[0], d[1], 1, 0, 0};
+    if (op == MG_CONV_AVG_POOL) {
+        g.exclude_pad = !opt_flag(L, opts, 3, "count_include_pad", 1);
+        if (opts) lua_getfield(L, opts, "divisor_override");
+        else lua_pushnil(L);
+        if (!lua_isnil(L, -1)) {
+            int ok;
+            g.divisor = (int64_t)lua_tointegerx(L, -1, &ok);
+            if (!ok || lua_type(L, -1) != LUA_TNUMBER)
+                return lt_argerror(L, 3, "divisor_override must be an integer, got %s",
+                                   lua_type(L, -1) == LUA_TNUMBER ? lua_tostring(L, -1) : luaL_typename(L, -1));
+            if (g.divisor == 0) return lt_argerror(L, 3, "divisor_override must not be 0");
+            if (g.divisor > 0x3fffffff || g.divisor < -0x3fffffff)
+                return lt_argerror(L, 3, "divisor_override must be within -2^30..2^30, got %I", (lua_Integer)g.divisor);
+        }
+        lua_pop(L, 1);
+    }
     for (int i = 0; i < 2; i++) {
         if (p[i] * 2 > k[i]) {
             return lt_argerror(L, 3, "padding %I should be at most half of the kernel size %I", (lua_Integer)p[i],
@@ -245,9 +321,10 @@ static int pool(lua_State *L, mg_conv_op op, const char *fname) {
     }
     mg_view_buf vx, vo;
     const mg_tensor *x4 = mg_conv_view4(&vx, x, 2);
-    check_fits(L, 2, x4->size + 2, &g);
-    const int64_t OH = (x4->size[2] + 2 * g.ph - g.dh * (g.kh - 1) - 1) / g.sh + 1;
-    const int64_t OW = (x4->size[3] + 2 * g.pw - g.dw * (g.kw - 1) - 1) / g.sw + 1;
+    static const int64_t no_extra[2] = {0, 0};
+    check_fits(L, 2, x4->size + 2, &g, no_extra);
+    const int64_t OH = pool_size(x4->size[2], g.kh, g.sh, g.ph, g.dh, ceil_mode);
+    const int64_t OW = pool_size(x4->size[3], g.kw, g.sw, g.pw, g.dw, ceil_mode);
     int64_t size[4];
     int nd = 0;
     if (x->ndim == 4) size[nd++] = x->size[0];
@@ -267,10 +344,16 @@ static int pool(lua_State *L, mg_conv_op op, const char *fname) {
     static const int inputs[1] = {1};
     if (lt_grad_needed(L, 1, inputs)) {
         mg_node *node = lt_record(L, -1, MG_FAM_CONV, op, 1, inputs, saved ? 1 : 0, &saved);
-        mg_conv_geom_pack(node->iarg, &g);
+        mg_pool_pack(node->iarg, &g);
         node->darg[0] = (double)g.kh, node->darg[1] = (double)g.kw;
     }
-    return 1;
+    if (!want_indices) return 1;
+    /* the indices as moongrad returns them (argmax, sort): 1-based, here h W + w + 1 in the plane */
+    mg_tensor *idx1 = lt_push_new(L, MG_INT64, nd, size);
+    const int64_t *from = (const int64_t *)mg_tensor_data(idx);
+    int64_t *to = (int64_t *)mg_tensor_data(idx1);
+    for (int64_t i = 0; i < idx1->numel; i++) to[i] = from[i] + 1;
+    return 2;
 }
 static int l_max_pool2d(lua_State *L) { return pool(L, MG_CONV_MAX_POOL, "max_pool2d"); }
 static int l_avg_pool2d(lua_State *L) { return pool(L, MG_CONV_AVG_POOL, "avg_pool2d"); }
@@ -473,9 +556,26 @@ static int l_layer_norm(lua_State *L) {
     return 1;
 }
 
-/* embedding(idx, weight): idx an int64 tensor or a Lua list of 1-based indices */
+/* embedding(idx, weight [, {padding_idx}]): idx an int64 tensor or a Lua list of 1-based indices;
+ * padding_idx (1-based, -1 the last row) gets no gradient. */
 static int l_embedding(lua_State *L) {
-    lua_settop(L, 2);
+    lua_settop(L, 3);
+    int64_t pad = 0; /* the padding row, 1-based; 0 none */
+    if (!lua_isnil(L, 3)) {
+        static const char *const valid[] = {"padding_idx", NULL};
+        if (!lua_istable(L, 3) || lt_test(L, 3)) luaL_typeerror(L, 3, "options table");
+        lt_check_opts(L, 3, valid);
+        lua_getfield(L, 3, "padding_idx");
+        if (!lua_isnil(L, -1)) {
+            int ok;
+            pad = (int64_t)lua_tointegerx(L, -1, &ok);
+            if (!ok || lua_type(L, -1) != LUA_TNUMBER)
+                return lt_argerror(L, 3, "padding_idx must be an integer, got %s",
+                                   lua_type(L, -1) == LUA_TNUMBER ? lua_tostring(L, -1) : luaL_typename(L, -1));
+            if (pad == 0) return lt_argerror(L, 3, "padding_idx 0 is not a row (indices count from 1)");
+        }
+        lua_pop(L, 1);
+    }
     if (!lt_test(L, 1)) {
         if (!lua_istable(L, 1)) return luaL_typeerror(L, 1, "int64 tensor or list of integers");
         lt_push_int_list(L, 1, "indices", "an integer index");
@@ -489,6 +589,13 @@ static int l_embedding(lua_State *L) {
     if (w->ndim != 2)
         return lt_argerror(L, 2, "weight must be {num_embeddings,embedding_dim}, got shape %s",
                            lt_push_shape(L, w->ndim, w->size));
+    if (pad) {
+        const int64_t V = w->size[0];
+        if (pad > V || pad < -V)
+            return lt_argerror(L, 3, "padding_idx %I is out of range for %I embeddings", (lua_Integer)pad,
+                               (lua_Integer)V);
+        if (pad < 0) pad += V + 1;
+    }
     if (idx->ndim + 1 > MG_MAX_DIMS) return lt_argerror(L, 1, "indices have too many dims");
     int64_t size[MG_MAX_DIMS];
     memcpy(size, idx->size, sizeof(int64_t) * idx->ndim);
@@ -496,7 +603,7 @@ static int l_embedding(lua_State *L) {
     mg_tensor *out = lt_push_new(L, (mg_dtype)w->dtype, idx->ndim + 1, size);
     LT_TRY(L, 1, mg_embedding(lt_ctx(L), out, idx, w));
     static const int inputs[2] = {2, 1};
-    if (lt_grad_needed(L, 1, inputs)) lt_record(L, -1, MG_FAM_CONV, MG_CONV_EMBEDDING, 2, inputs, 0, NULL);
+    if (lt_grad_needed(L, 1, inputs)) lt_record(L, -1, MG_FAM_CONV, MG_CONV_EMBEDDING, 2, inputs, 0, NULL)->iarg[0] = pad;
     return 1;
 }
 

@@ -34,14 +34,20 @@ typedef enum mg_conv_op { MG_CONV_OPS(MG_ENUM_CONV) MG_NCONV } mg_conv_op;
 #undef MG_ENUM_CONV
 const char *mg_conv_name(mg_conv_op op);
 
-/* The geometry of a 2-d window op (a conv1d is a conv2d with H = kh = 1). */
+/* The geometry of a 2-d window op (a conv1d is a conv2d with H = kh = 1). avg_pool2d's divisor:
+ * `divisor` when not 0 (divisor_override), else the window's size inside the padded input
+ * (count_include_pad) or, with exclude_pad, inside the input. */
 typedef struct mg_conv2d_geom {
     int64_t kh, kw, sh, sw, ph, pw, dh, dw, groups;
+    int64_t divisor, exclude_pad;
 } mg_conv2d_geom;
 
-/* Packs g into the node's iarg[0..3] and back (each field < 2^31). */
+/* Packs g into the node's iarg[0..3] and back (each field < 2^31); a pool's iarg[3] holds
+ * 2 divisor + exclude_pad instead of groups (1): mg_pool_pack / mg_pool_unpack. */
 void mg_conv_geom_pack(int64_t *iarg, const mg_conv2d_geom *g);
 void mg_conv_geom_unpack(const int64_t *iarg, mg_conv2d_geom *g);
+void mg_pool_pack(int64_t *iarg, const mg_conv2d_geom *g);
+void mg_pool_unpack(const int64_t *iarg, mg_conv2d_geom *g);
 
 /* out (N,O,OH,OW) = conv2d of x (N,C,H,W) with weight (O, C/groups, kh, kw) and bias (O) or NULL,
  * OH = (H + 2 ph - dh (kh - 1) - 1) / sh + 1 (likewise OW). im2col into scratch, then one product
@@ -51,10 +57,12 @@ mg_status mg_conv2d(mg_ctx *ctx, mg_tensor *out, const mg_tensor *x, const mg_te
 
 /* out (N,C,OH,OW) = max over each window (padding never wins), indices (int64, out's shape) the
  * 0-based offset h W + w of the max in its input plane (the first one on ties, NaN wins, as
- * PyTorch). */
+ * PyTorch). OH, OW are out's: a ceil_mode output's last windows may reach past the input. */
 mg_status mg_max_pool2d(mg_ctx *ctx, mg_tensor *out, mg_tensor *indices, const mg_tensor *x,
                         const mg_conv2d_geom *g);
-/* out = mean of each window, padded zeros counted (count_include_pad, PyTorch's default). */
+/* out = mean of each window: the sum over the window's part inside the input, divided by g's
+ * divisor (see mg_conv2d_geom; PyTorch's default counts the padded zeros but not a ceil_mode
+ * window's part past the padding). */
 mg_status mg_avg_pool2d(mg_ctx *ctx, mg_tensor *out, const mg_tensor *x, const mg_conv2d_geom *g);
 /* out (N,C,OH,OW): window i covers floor(i H / OH) .. ceil((i + 1) H / OH) - 1, as PyTorch. */
 mg_status mg_adaptive_avg_pool2d(mg_ctx *ctx, mg_tensor *out, const mg_tensor *x);

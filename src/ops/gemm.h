@@ -45,4 +45,12 @@ typedef struct mg_gemm_args {
  * freed either way. */
 mg_status mg_gemm(mg_ctx *ctx, mg_dtype dt, const mg_gemm_args *p);
 
+/* One product (p's batch fields are not read) on the calling thread, for callers that split
+ * their work between threads themselves (conv.c: a product a sample, inside mg_parallel_for).
+ * scratch: at least mg_gemm_serial_bytes(dt, m, n, k, isa) bytes for products of at most m x n x k
+ * (0: none needed); no allocation, no error. isa: the ctx's level (ctx->isa). The same bits as
+ * mg_gemm of the same product. */
+size_t mg_gemm_serial_bytes(mg_dtype dt, int64_t m, int64_t n, int64_t k, int isa);
+void mg_gemm_serial(mg_dtype dt, int isa, const mg_gemm_args *p, void *scratch);
+
 #endif

@@ -289,15 +289,17 @@ mg_status mg_embedding(mg_ctx *ctx, mg_tensor *out, const mg_tensor *idx, const 
 typedef struct emb_job {
     mg_dtype dt;
     const int64_t *idx;
-    int64_t n, D;
+    int64_t n, D, pad; /* pad: the padding row (1-based), which gets no gradient; 0 none */
     const void *g;
     void *gw;
 } emb_job;
-/* columns k of the weight's gradient: rows accumulate in the order of the indices */
+/* columns k of the weight's gradient: rows accumulate in the order of the indices (but the padding
+ * row's, which stays 0, as PyTorch's padding_idx) */
 static void emb_back_range(void *arg, int64_t b, int64_t e) {
     const emb_job *j = (const emb_job *)arg;
     for (int64_t k = b; k < e; k++)
         for (int64_t i = 0; i < j->n; i++) {
+            if (j->idx[i] == j->pad) continue;
             const int64_t at = (j->idx[i] - 1) * j->D + k;
             wr(j->dt, j->gw, at, rd(j->dt, j->gw, at) + rd(j->dt, j->g, i * j->D + k));
         }
@@ -318,7 +320,7 @@ mg_status mg_norm_backward(mg_ctx *ctx, const mg_backward_args *a, int i, mg_ten
         st = mg_fill(ctx, gin, 0, 0);
         if (st != MG_OK) goto done;
         emb_job j = {(mg_dtype)gin->dtype, (const int64_t *)mg_tensor_data(xc), xc->numel, gin->size[1],
-                     mg_tensor_data(gc), mg_tensor_data(gin)};
+                     node->iarg[0], mg_tensor_data(gc), mg_tensor_data(gin)};
         mg_parallel_for(ctx, j.D, grain_for(j.n), emb_back_range, &j);
         goto done;
     }

@@ -64,7 +64,7 @@ return function(nn)
   -- ============================================================ convolutions
 
   -- ConvNd(in_channels, out_channels, kernel_size [, {stride = 1, padding = 0, dilation = 1,
-  -- groups = 1, bias = true, dtype}])
+  -- groups = 1, bias = true, dtype}]); padding may be "valid" or "same" (stride 1)
   local function conv_class(name, nd)
     local C = Module:extend(name)
     nn[name] = C
@@ -84,7 +84,17 @@ return function(nn)
       end
       self.in_channels, self.out_channels, self.kernel_size = in_channels, out_channels, ks
       self.stride = tuple(name, 4, o.stride, nd, "stride")
-      self.padding = tuple(name, 4, o.padding, nd, "padding", true)
+      if type(o.padding) == "string" then -- "valid" or "same" (stride 1), as F.conv2d takes them
+        if o.padding ~= "valid" and o.padding ~= "same" then
+          argerror_at(3, name, 4, 'invalid padding string "%s", should be "valid" or "same"', o.padding)
+        end
+        if o.padding == "same" and not all_equal(self.stride, 1) then
+          argerror_at(3, name, 4, 'padding = "same" is not supported for strided convolutions')
+        end
+        self.padding = o.padding
+      else
+        self.padding = tuple(name, 4, o.padding, nd, "padding", true)
+      end
       self.dilation = tuple(name, 4, o.dilation, nd, "dilation")
       self.groups = groups
       self._opts = { stride = self.stride, padding = self.padding, dilation = self.dilation, groups = groups }
@@ -106,7 +116,8 @@ return function(nn)
     function C:extra_repr()
       local s = string.format("%d, %d, kernel_size=%s, stride=%s", self.in_channels, self.out_channels,
         pytuple(self.kernel_size), pytuple(self.stride))
-      if not all_equal(self.padding, 0) then s = s .. ", padding=" .. pytuple(self.padding) end
+      if type(self.padding) == "string" then s = s .. ", padding=" .. self.padding
+      elseif not all_equal(self.padding, 0) then s = s .. ", padding=" .. pytuple(self.padding) end
       if not all_equal(self.dilation, 1) then s = s .. ", dilation=" .. pytuple(self.dilation) end
       if self.groups ~= 1 then s = s .. ", groups=" .. self.groups end
       if self.bias == nil then s = s .. ", bias=False" end
@@ -135,37 +146,64 @@ return function(nn)
     return v
   end
 
-  -- MaxPool2d(kernel_size [, {stride = kernel_size, padding = 0, dilation = 1}])
+  -- a boolean option
+  local function flag(fname, argn, v, what)
+    if type(v) ~= "boolean" then argerror_at(4, fname, argn, "%s must be a boolean, got %s", what, type(v)) end
+    return v
+  end
+
+  -- MaxPool2d(kernel_size [, {stride = kernel_size, padding = 0, dilation = 1, ceil_mode = false,
+  -- return_indices = false}]); with return_indices, forward returns the values and the 1-based
+  -- flat indices (h W + w + 1) of the maxima in their planes
   local MaxPool2d = Module:extend("MaxPool2d")
   nn.MaxPool2d = MaxPool2d
   function MaxPool2d:init(kernel_size, opts)
     if kernel_size == nil then argerror_at(3, "MaxPool2d", 1, "kernel_size expected") end
     self.kernel_size = size_opt("MaxPool2d", 1, kernel_size, "kernel_size")
-    local o = options("MaxPool2d", 2, opts, { stride = false, padding = 0, dilation = 1 }, 3)
+    local o = options("MaxPool2d", 2, opts,
+      { stride = false, padding = 0, dilation = 1, ceil_mode = false, return_indices = false }, 3)
     self.stride = o.stride and size_opt("MaxPool2d", 2, o.stride, "stride") or kernel_size
     self.padding = size_opt("MaxPool2d", 2, o.padding, "padding", true)
     self.dilation = size_opt("MaxPool2d", 2, o.dilation, "dilation")
-    self._opts = { stride = self.stride, padding = self.padding, dilation = self.dilation }
+    self.ceil_mode = flag("MaxPool2d", 2, o.ceil_mode, "ceil_mode")
+    self.return_indices = flag("MaxPool2d", 2, o.return_indices, "return_indices")
+    self._opts = { stride = self.stride, padding = self.padding, dilation = self.dilation, ceil_mode = self.ceil_mode,
+      return_indices = self.return_indices }
   end
   function MaxPool2d:forward(x)
-    local y = F.max_pool2d(x, self.kernel_size, self._opts)
+    local y, i = F.max_pool2d(x, self.kernel_size, self._opts)
+    if self.return_indices then return y, i end
     return y
   end
   function MaxPool2d:extra_repr()
-    return string.format("kernel_size=%s, stride=%s, padding=%s, dilation=%s, ceil_mode=False",
-      pyvalue(self.kernel_size), pyvalue(self.stride), pyvalue(self.padding), pyvalue(self.dilation))
+    return string.format("kernel_size=%s, stride=%s, padding=%s, dilation=%s, ceil_mode=%s",
+      pyvalue(self.kernel_size), pyvalue(self.stride), pyvalue(self.padding), pyvalue(self.dilation),
+      pybool(self.ceil_mode))
   end
 
-  -- AvgPool2d(kernel_size [, {stride = kernel_size, padding = 0}]): padded zeros counted
+  -- AvgPool2d(kernel_size [, {stride = kernel_size, padding = 0, ceil_mode = false,
+  -- count_include_pad = true, divisor_override}]): padded zeros counted unless count_include_pad
+  -- is false; divisor_override (a non-zero integer) replaces the divisor
   local AvgPool2d = Module:extend("AvgPool2d")
   nn.AvgPool2d = AvgPool2d
   function AvgPool2d:init(kernel_size, opts)
     if kernel_size == nil then argerror_at(3, "AvgPool2d", 1, "kernel_size expected") end
     self.kernel_size = size_opt("AvgPool2d", 1, kernel_size, "kernel_size")
-    local o = options("AvgPool2d", 2, opts, { stride = false, padding = 0 }, 3)
+    local o = options("AvgPool2d", 2, opts,
+      { stride = false, padding = 0, ceil_mode = false, count_include_pad = true, divisor_override = false }, 3)
     self.stride = o.stride and size_opt("AvgPool2d", 2, o.stride, "stride") or kernel_size
     self.padding = size_opt("AvgPool2d", 2, o.padding, "padding", true)
-    self._opts = { stride = self.stride, padding = self.padding }
+    self.ceil_mode = flag("AvgPool2d", 2, o.ceil_mode, "ceil_mode")
+    self.count_include_pad = flag("AvgPool2d", 2, o.count_include_pad, "count_include_pad")
+    if o.divisor_override then
+      if math.type(o.divisor_override) ~= "integer" or o.divisor_override == 0 then
+        argerror_at(3, "AvgPool2d", 2, "divisor_override must be a non-zero integer, got %s",
+          tostring(o.divisor_override))
+      end
+      self.divisor_override = o.divisor_override
+    end
+    self._opts = { stride = self.stride, padding = self.padding, ceil_mode = self.ceil_mode,
+      count_include_pad = self.count_include_pad, divisor_override = self.divisor_override }
   end
   function AvgPool2d:forward(x)
     local y = F.avg_pool2d(x, self.kernel_size, self._opts)
@@ -195,7 +233,9 @@ return function(nn)
 
   -- BatchNorm1d / BatchNorm2d(num_features [, {eps = 1e-5, momentum = 0.1, affine = true,
   -- track_running_stats = true, dtype}]). Training (model:train()) normalizes with the batch's
-  -- statistics and updates the running ones in place; eval() uses the running ones.
+  -- statistics and updates the running ones in place; eval() uses the running ones. momentum =
+  -- false is PyTorch's momentum=None: the running statistics are the plain (cumulative) average of
+  -- every batch's, by the factor 1 / num_batches_tracked.
   local function batch_norm_class(name, dims, expected)
     local B = Module:extend(name)
     nn[name] = B
@@ -204,8 +244,8 @@ return function(nn)
       local o = options(name, 2, opts,
         { eps = 1e-5, momentum = 0.1, affine = true, track_running_stats = true, dtype = false }, 3)
       if type(o.eps) ~= "number" then argerror_at(3, name, 2, "eps must be a number, got %s", type(o.eps)) end
-      if type(o.momentum) ~= "number" then
-        argerror_at(3, name, 2, "momentum must be a number, got %s", type(o.momentum))
+      if o.momentum ~= false and type(o.momentum) ~= "number" then
+        argerror_at(3, name, 2, "momentum must be a number or false, got %s", type(o.momentum))
       end
       self.num_features, self.eps, self.momentum = num_features, o.eps, o.momentum
       self.affine, self.track_running_stats = o.affine and true or false, o.track_running_stats and true or false
@@ -231,17 +271,22 @@ return function(nn)
       end
       local params, bufs = rawget(self, "_parameters"), rawget(self, "_buffers")
       local training = rawget(self, "training")
+      local momentum = self.momentum
       if training and self.track_running_stats then
         core.no_grad(function() bufs.num_batches_tracked:add_(1) end)
+        -- momentum = false: the cumulative average, each step's factor 1 / num_batches_tracked
+        if momentum == false then momentum = 1 / bufs.num_batches_tracked:item() end
       end
+      if momentum == false then momentum = 0 end -- (not training: unused)
       local use_batch = training or not self.track_running_stats
       local y = F.batch_norm(x, bufs.running_mean, bufs.running_var,
-        { weight = params.weight, bias = params.bias, training = use_batch, momentum = self.momentum, eps = self.eps })
+        { weight = params.weight, bias = params.bias, training = use_batch, momentum = momentum, eps = self.eps })
       return y
     end
     function B:extra_repr()
       return string.format("%d, eps=%s, momentum=%s, affine=%s, track_running_stats=%s", self.num_features,
-        tostring(self.eps), tostring(self.momentum), pybool(self.affine), pybool(self.track_running_stats))
+        tostring(self.eps), self.momentum == false and "None" or tostring(self.momentum), pybool(self.affine),
+        pybool(self.track_running_stats))
     end
     return B
   end
@@ -282,23 +327,42 @@ return function(nn)
       pybool(self.elementwise_affine))
   end
 
-  -- Embedding(num_embeddings, embedding_dim [, {dtype}]): weight N(0, 1); forward(idx) takes
-  -- 1-based int64 indices
+  -- Embedding(num_embeddings, embedding_dim [, {padding_idx, dtype}]): weight N(0, 1); forward(idx)
+  -- takes 1-based int64 indices. padding_idx (1-based; negative counts from the end, -1 the last
+  -- row, kept as the positive row) starts as zeros and gets no gradient.
   local Embedding = Module:extend("Embedding")
   nn.Embedding = Embedding
   function Embedding:init(num_embeddings, embedding_dim, opts)
     self.num_embeddings = check_int("Embedding", 1, num_embeddings, "num_embeddings")
     self.embedding_dim = check_int("Embedding", 2, embedding_dim, "embedding_dim")
-    local o = options("Embedding", 3, opts, { dtype = false }, 3)
+    local o = options("Embedding", 3, opts, { padding_idx = false, dtype = false }, 3)
+    local pad = o.padding_idx
+    if pad then
+      if math.type(pad) ~= "integer" and not (type(pad) == "number" and pad == math.floor(pad)) then
+        argerror_at(3, "Embedding", 3, "padding_idx must be an integer, got %s", tostring(pad))
+      end
+      pad = math.tointeger(pad)
+      if pad == 0 then argerror_at(3, "Embedding", 3, "padding_idx 0 is not a row (indices count from 1)") end
+      if pad > self.num_embeddings or pad < -self.num_embeddings then
+        argerror_at(3, "Embedding", 3, "padding_idx %d is out of range for %d embeddings", pad, self.num_embeddings)
+      end
+      if pad < 0 then pad = pad + self.num_embeddings + 1 end
+      self.padding_idx = pad
+      self._opts = { padding_idx = pad }
+    end
     local dt = { dtype = o.dtype or core.get_default_dtype() }
-    self.weight = core.empty({ self.num_embeddings, self.embedding_dim }, dt):normal_():requires_grad_()
+    local w = core.empty({ self.num_embeddings, self.embedding_dim }, dt):normal_()
+    if pad then w[pad]:zero_() end
+    self.weight = w:requires_grad_()
   end
   function Embedding:forward(idx)
-    local y = F.embedding(idx, rawget(self, "_parameters").weight)
+    local y = F.embedding(idx, rawget(self, "_parameters").weight, self._opts)
     return y
   end
   function Embedding:extra_repr()
-    return string.format("%d, %d", self.num_embeddings, self.embedding_dim)
+    local s = string.format("%d, %d", self.num_embeddings, self.embedding_dim)
+    if self.padding_idx then s = s .. ", padding_idx=" .. self.padding_idx end
+    return s
   end
 
   return nn
