@@ -1015,13 +1015,13 @@ void mg_gemm_serial(mg_dtype dt, int isa, const mg_gemm_args *p, void *scratch) 
 }
 
 /* ---- the entry point ----------------------------------------------------------------------- */
-mg_status mg_gemm(mg_ctx *ctx, mg_dtype dt, const mg_gemm_args *p) {
+/* mg_gemm's body, compiled twice: unwatched (watched == false: every look folds away) and watched
+ * (the products add up to MG_INTERRUPT_CHUNK multiply-adds; work: one product's, at most that). */
+__attribute__((always_inline)) static inline mg_status gemm_run(mg_ctx *ctx, mg_dtype dt, const mg_gemm_args *p,
+                                                                int64_t nbatch, int64_t work, const bool watched) {
     product g = *p; /* this batch's product: a, b and c move, the rest stays */
-    int64_t idx[MG_MAX_DIMS], nbatch = 1;
-    for (int d = 0; d < p->batch_ndim; d++) {
-        idx[d] = 0;
-        nbatch *= p->batch_size[d];
-    }
+    int64_t idx[MG_MAX_DIMS];
+    for (int d = 0; d < p->batch_ndim; d++) idx[d] = 0;
 
     const gemm_kernel *kn = kernel_for(dt, g.m, g.n, ctx->isa);
     const size_t es = mg_dtype_size(dt);
@@ -1069,14 +1069,9 @@ mg_status mg_gemm(mg_ctx *ctx, mg_dtype dt, const mg_gemm_args *p) {
                            a_bytes * (size_t)slots + b_bytes);
         }
     }
-    /* watched when the products add up to MG_INTERRUPT_CHUNK multiply-adds (K == 0 counts as 1);
-     * work: one product's, at most MG_INTERRUPT_CHUNK */
-    int64_t work, since = 0; /* since: multiply-adds since the batch loop last looked */
-    if (__builtin_mul_overflow(g.m, g.n, &work) || __builtin_mul_overflow(work, g.k > 0 ? g.k : 1, &work) ||
-        work > MG_INTERRUPT_CHUNK)
-        work = MG_INTERRUPT_CHUNK;
+    int64_t since = 0; /* multiply-adds since the batch loop last looked */
     watch wt = {ctx, 0, 0}, *w = NULL;
-    if (work == MG_INTERRUPT_CHUNK || (nbatch > 1 && nbatch >= MG_INTERRUPT_CHUNK / (work > 0 ? work : 1))) {
+    if (watched) {
         wt.deadline = mg_deadline(ctx);
         w = &wt;
     }
@@ -1114,4 +1109,16 @@ mg_status mg_gemm(mg_ctx *ctx, mg_dtype dt, const mg_gemm_args *p) {
     /* stopped: the caller's thread takes the request and words the error */
     if (!mg_should_stop(ctx, wt.deadline)) mg_fail(ctx, MG_EINTR, 0, "interrupted");
     return MG_EINTR;
+}
+
+mg_status mg_gemm(mg_ctx *ctx, mg_dtype dt, const mg_gemm_args *p) {
+    int64_t nbatch = 1, work;
+    for (int d = 0; d < p->batch_ndim; d++) nbatch *= p->batch_size[d];
+    /* watched when the products add up to MG_INTERRUPT_CHUNK multiply-adds (K == 0 counts as 1) */
+    if (__builtin_mul_overflow(p->m, p->n, &work) || __builtin_mul_overflow(work, p->k > 0 ? p->k : 1, &work) ||
+        work > MG_INTERRUPT_CHUNK)
+        work = MG_INTERRUPT_CHUNK;
+    if (work == MG_INTERRUPT_CHUNK || (nbatch > 1 && nbatch >= MG_INTERRUPT_CHUNK / (work > 0 ? work : 1)))
+        return gemm_run(ctx, dt, p, nbatch, work, true);
+    return gemm_run(ctx, dt, p, nbatch, work, false);
 }
