@@ -272,7 +272,9 @@ $(BUILD)/host-amalg: spec/fixtures/host.c $(AMALGAMATION)
 # at each: see the host), and checks that every run fails cleanly or succeeds, with 0 bytes live
 # after lua_close. `make oom` on the -O3 objects, `make oom-asan` under ASan + UBSan + LeakSanitizer
 # (what CI runs), OOM_JOBS children at a time. OOM_ARGS=--sticky fails every allocation from the
-# N-th on; "--upto B --stride S" bounds the sweep; "--fail N" is one run.
+# N-th on; "--upto B --stride S" bounds the sweep; "--fail N" is one run; "--budget B" sets a memory
+# budget (then a failure inside a tensor's allocation must be the named error; OOM_SITES=1 lists
+# where the bare "not enough memory" ones were allocated; spec/robust2_spec.lua runs it).
 OOM_JOBS     ?= 2
 OOM_HOST      = $(BUILD)/oom_host
 OOM_ASAN_HOST = $(ASAN_BUILD)/oom_host
@@ -365,11 +367,14 @@ install-distributed: $(DIST_MODULE)
 	install -d $(DESTDIR)$(LIBDIR)/moongrad $(DESTDIR)$(LUADIR)/moongrad
 	install -m 755 $(DIST_MODULE) $(DESTDIR)$(LIBDIR)/moongrad/distributed_core.so
 
-# spec/hosts/interrupt_host.c (mg_interrupt from a thread and a signal handler; spec/interrupt_spec.lua)
+# spec/hosts/interrupt_host.c (mg_interrupt from a thread and a signal handler; spec/interrupt_spec.lua;
+# its ASan + UBSan + LSan build: `make build-asan/interrupt_host`)
 # and spec/hosts/host_buffer_host.c (a host's buffer closed by a finalizer during an op), on the
 # static library like the oom host.
 $(BUILD)/interrupt_host: spec/hosts/interrupt_host.c $(STATIC_LIB)
 	$(CC) -std=gnu11 $(WARN) $(CFLAGS) -Iinclude $(LUA_INC) -o $@ spec/hosts/interrupt_host.c $(STATIC_LIB) $(LUA_LIBS) $(LDLIBS)
+$(ASAN_BUILD)/interrupt_host: spec/hosts/interrupt_host.c $(ASAN_OBJ)
+	$(CC) -std=gnu11 $(WARN) $(CFLAGS) $(SANITIZE) -Iinclude $(LUA_INC) -o $@ spec/hosts/interrupt_host.c $(ASAN_OBJ) $(LUA_LIBS) $(LDLIBS)
 $(BUILD)/host_buffer_host: spec/hosts/host_buffer_host.c $(STATIC_LIB)
 	$(CC) -std=gnu11 $(WARN) $(CFLAGS) -Iinclude $(LUA_INC) -o $@ spec/hosts/host_buffer_host.c $(STATIC_LIB) $(LUA_LIBS) $(LDLIBS)
 $(ASAN_BUILD)/host_buffer_host: spec/hosts/host_buffer_host.c $(ASAN_OBJ)

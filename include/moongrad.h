@@ -113,7 +113,10 @@ MG_API mg_tensor *mg_push_host_tensor(struct lua_State *L, mg_dtype dtype, int n
 
 /* The state's memory budget: no tensor is made that would take the state's Lua heap past `bytes`
  * (after a full collection): the script gets a Lua error naming the function and the sizes, never
- * an out-of-memory kill. 0 removes the limit. Returns the previous limit (0: none). Call it after
+ * an out-of-memory kill. With a limit set, a tensor or view whose allocation the host's allocator
+ * refuses before the limit is reached gets the same named error ("'add': not enough memory for a
+ * tensor of 44 bytes"), after an emptied block cache, a full collection and one more try. 0 removes
+ * the limit. Returns the previous limit (0: none). Call it after
  * luaopen_moongrad_core; scripts can do the same with mg.set_memory_limit. */
 MG_API size_t mg_set_memory_limit(struct lua_State *L, size_t bytes);
 
@@ -124,9 +127,9 @@ MG_API size_t mg_set_memory_limit(struct lua_State *L, size_t bytes);
  *     ...
  *     mg_interrupt(h);                    // anywhere: async-signal-safe and thread-safe
  *
- * The long loops of the running call (reductions, walked in chunks of 2^20 elements) see the request
- * at their next chunk, stop, and the call raises the Lua error "'sum': interrupted" (naming the
- * function). A request is taken by the first loop that sees it: one made while no long loop runs
+ * The long loops of the running call (reductions, walked in chunks of 2^20 elements; matrix products,
+ * every 2^20 multiply-adds on every worker thread; nonzero's count) see the request at their next
+ * chunk, stop, and the call raises the Lua error "'sum': interrupted" (naming the function). A request is taken by the first loop that sees it: one made while no long loop runs
  * stops the next one, or is withdrawn by mg_interrupt_clear(h). Loops whose work is bounded by the
  * memory they write (elementwise ops, copies) run to their end. Lua code itself is stopped the way
  * lua.c does it (a hook from lua_sethook). The handle lives as long as the state (nothing after

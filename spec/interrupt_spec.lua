@@ -22,7 +22,21 @@ describe("mg_interrupt #noasan", function()
     assert.truthy(out:find("case pending request: ok %([^\n]*'max': interrupted%) after %d+ ms\n"), out)
     assert.truthy(out:find("case cleared request: ok (nil)", 1, true), out)
     assert.truthy(out:find("case pcall in Lua: ok (nil)", 1, true), out)
-    assert.truthy(out:find("interrupt host: 7 of 7 cases passed\nrc=0", 1, true), out)
+    assert.truthy(out:find("interrupt host: 18 of 18 cases passed\nrc=0", 1, true), out)
+  end)
+  it("stops matrix products and nonzero over 2^40 expanded elements, on worker threads too, and names them", function()
+    for _, case in ipairs({{"thread, dot of 2^40", "dot"}, {"thread, float64 dot of 2^40", "dot"},
+                           {"thread, mv of {2^20,2^20}", "matmul"}, {"thread, int64 mm", "mm"},
+                           {"thread, bmm of 2^30 products", "bmm"}, {"thread, linear", "linear"},
+                           {"thread, nonzero of 2^39 rows of 2", "nonzero"}, {"signal, mm on 2 threads", "mm"},
+                           {"pending request, dot", "dot"}}) do
+      assert.truthy(out:find("case " .. case[1] .. ": ok %([^\n]*'" .. case[2] .. "': interrupted%) after %d+ ms\n"),
+        case[1] .. "\n" .. out)
+    end
+    -- the products after them give the bits they gave before; the scratch of every interrupted
+    -- product was given back (the host counts its allocator's bytes)
+    assert.truthy(out:find("case products after, same bits: ok (nil)", 1, true), out)
+    assert.truthy(out:find("interrupt host: 0 bytes live after lua_close\n", 1, true), out)
   end)
 end)
 
@@ -42,6 +56,37 @@ describe("mg.set_time_limit", function()
     assert.equal(3, mg.ones(1):expand(3):sum():item())
     assert.equal(0.2, mg.set_time_limit(nil))
     assert.equal(2097152, mg.ones(1):expand(1 << 21):sum():item())
+  end)
+  it("stops matrix products and nonzero over expanded inputs, naming the function", function()
+    mg.set_time_limit(0.1)
+    local z = mg.zeros(1, 1)
+    local cases = {
+      dot = function() return mg.zeros(1):expand(1 << 40):dot(mg.ones(1):expand(1 << 40)) end,
+      matmul = function() return z:expand(1 << 20, 1 << 20):matmul(mg.zeros(1):expand(1 << 20)) end,
+      mm = function() return z:expand(256, 1 << 30):mm(z:expand(1 << 30, 256)) end,
+      bmm = function() return mg.zeros(1, 1, 1):expand(1 << 26, 4, 4):bmm(mg.zeros(1, 1, 1):expand(1 << 26, 4, 1)) end,
+      linear = function() return mg.F.linear(z:expand(8, 1 << 36), z:expand(3, 1 << 36)) end,
+      nonzero = function() return mg.zeros(1, 2):expand(1 << 39, 2):nonzero() end,
+      masked_select = function()
+        return mg.zeros(1):expand(1 << 40):masked_select(mg.zeros(1, {dtype = "bool"}):expand(1 << 40))
+      end,
+    }
+    for name, f in pairs(cases) do
+      local t0 = os.time()
+      local ok, err = pcall(f)
+      assert.is_false(ok, name)
+      assert.truthy(err:find("'" .. name .. "': interrupted (over the time limit of 0.1 s)", 1, true), err)
+      assert.truthy(os.time() - t0 <= 3, name)
+    end
+    -- the same on two threads (the workers look at the deadline too)
+    local threads = mg.get_num_threads()
+    mg.set_num_threads(2)
+    local ok, err = pcall(cases.mm)
+    mg.set_num_threads(threads)
+    assert.truthy(not ok and err:find("'mm': interrupted (over the time limit of 0.1 s)", 1, true), err)
+    -- products that end in time are not affected; nor their values
+    assert.equal(2097152, mg.ones(1):expand(1 << 21):dot(mg.ones(1):expand(1 << 21)):item())
+    assert.equal(6, mg.tensor({0, 1, 0, 2}):expand(3, 4):nonzero():size(1))
   end)
   it("refuses what is not a positive number of seconds", function()
     H.errors(function() mg.set_time_limit(0) end,

@@ -2,8 +2,12 @@
  * interrupt_host.c: stopping a long call (issue 11): mg_interrupt from another thread and from a
  * signal handler (SIGALRM) stops reductions over 2^62 expanded elements within a bounded time, with
  * the Lua error "'<fn>': interrupted"; the state works afterwards; a request made while nothing
- * runs stops the next long loop, or is withdrawn by mg_interrupt_clear. Run by
- * spec/interrupt_spec.lua (`make build/interrupt_host`); prints one line per case and
+ * runs stops the next long loop, or is withdrawn by mg_interrupt_clear. Matrix products (dot, mv,
+ * mm on worker threads, bmm, linear) and nonzero over expanded inputs of 2^40 multiply-adds and
+ * more stop the same way, and a product after an interrupted one gives the bits it gave before.
+ * The state runs on a counting allocator: 0 bytes live after lua_close (scratch of the interrupted
+ * products given back). Run by spec/interrupt_spec.lua (`make build/interrupt_host`; under ASan +
+ * LSan: `make build-asan/interrupt_host`); prints one line per case and
  * "interrupt host: N of N cases passed".
  *
  *   interrupt_host LUADIR        LUADIR holds moongrad/<name>.lua
@@ -12,6 +16,7 @@
 #include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/time.h>
 #include <time.h>
@@ -47,6 +52,21 @@ static void *interrupt_later(void *arg) {
 
 static int passed, total;
 
+/* the state's allocator: counts the bytes live (worker threads never allocate; atomic anyway) */
+static _Atomic long long live_bytes;
+static void *count_alloc(void *ud, void *ptr, size_t osize, size_t nsize) {
+    (void)ud;
+    const long long old = ptr ? (long long)osize : 0;
+    if (nsize == 0) {
+        free(ptr);
+        live_bytes -= old;
+        return NULL;
+    }
+    void *p = realloc(ptr, nsize);
+    if (p) live_bytes += (long long)nsize - old;
+    return p;
+}
+
 /* Runs `code` (a chunk given `core`); expects the error `want` (NULL: success) within `limit_ms`. */
 static void expect(lua_State *L, const char *name, const char *code, const char *want, double limit_ms,
                    double t0) {
@@ -68,12 +88,23 @@ static void expect(lua_State *L, const char *name, const char *code, const char 
     passed += ok;
 }
 
+/* runs `code` with an interrupt from another thread after `ms` (see expect) */
+static void expect_interrupted(lua_State *L, void *h, int ms, const char *name, const char *code, const char *want,
+                               double limit_ms) {
+    later l = {h, ms};
+    pthread_t th;
+    const double t0 = now_ms();
+    pthread_create(&th, NULL, interrupt_later, &l);
+    expect(L, name, code, want, limit_ms, t0);
+    pthread_join(th, NULL);
+}
+
 int main(int argc, char **argv) {
     if (argc != 2) {
         fprintf(stderr, "usage: interrupt_host LUADIR\n");
         return 2;
     }
-    lua_State *L = luaL_newstate();
+    lua_State *L = lua_newstate(count_alloc, NULL);
     luaL_openlibs(L);
     lua_getglobal(L, "package");
     lua_pushfstring(L, "%s/?.lua;%s/?/init.lua", argv[1], argv[1]);
@@ -141,7 +172,61 @@ int main(int argc, char **argv) {
            NULL, 2050, t0);
     pthread_join(th, NULL);
 
+    /* 8-15. matrix products and nonzero over expanded inputs (2^40 multiply-adds or elements and
+     * more): each stops within a bounded time and names its function */
+    const char *same_bits = /* a product computed before the interrupted ones, as bits */
+        "local core = ... core.manual_seed(3)\n"
+        "local a, b = core.randn(300, 700), core.randn(700, 500)\n"
+        "local x, v = core.randn(5000, 3000), core.randn(3000)\n"
+        "BITS = {a = a, b = b, x = x, v = v, ab = a:matmul(b), xv = x:matmul(v)}";
+    expect(L, "products before", same_bits, NULL, 10000, now_ms());
+    expect_interrupted(L, h, 100, "thread, dot of 2^40",
+                       "local core = ... return core.zeros(1):expand(1 << 40):dot(core.ones(1):expand(1 << 40))",
+                       "'dot': interrupted", 2100);
+    expect_interrupted(L, h, 100, "thread, float64 dot of 2^40",
+                       "local core = ... local z = core.zeros(1, {dtype = 'float64'}):expand(1 << 40) return z:dot(z)",
+                       "'dot': interrupted", 2100);
+    expect_interrupted(L, h, 100, "thread, mv of {2^20,2^20}",
+                       "local core = ... return core.zeros(1, 1):expand(1 << 20, 1 << 20):matmul(core.zeros(1):expand(1 << 20))",
+                       "'matmul': interrupted", 2100);
+    expect_interrupted(L, h, 100, "thread, int64 mm",
+                       "local core = ... local z = core.zeros(1, 1, {dtype = 'int64'})\n"
+                       "return z:expand(64, 1 << 34):mm(z:expand(1 << 34, 64))",
+                       "'mm': interrupted", 2100);
+    expect_interrupted(L, h, 100, "thread, bmm of 2^30 products",
+                       "local core = ... local z = core.zeros(1, 1, 1) return z:expand(1 << 26, 4, 4):bmm(z:expand(1 << 26, 4, 1))",
+                       "'bmm': interrupted", 2100);
+    expect_interrupted(L, h, 100, "thread, linear",
+                       "local core = ... local z = core.zeros(1, 1)\n"
+                       "return core.F.linear(z:expand(8, 1 << 36), z:expand(3, 1 << 36))",
+                       "'linear': interrupted", 2100);
+    expect_interrupted(L, h, 100, "thread, nonzero of 2^39 rows of 2",
+                       "local core = ... return core.zeros(1, 2):expand(1 << 39, 2):nonzero()", "'nonzero': interrupted",
+                       2100);
+    /* worker threads see it: a blocked mm on 2 threads, stopped by SIGALRM */
+    it.it_value.tv_usec = 150000;
+    double t1 = now_ms();
+    setitimer(ITIMER_REAL, &it, NULL);
+    expect(L, "signal, mm on 2 threads",
+           "local core = ... core.set_num_threads(2)\n"
+           "local ok, err = pcall(function() return core.zeros(1, 1):expand(512, 1 << 30):mm(core.zeros(1, 1):expand(1 << 30, 512)) end)\n"
+           "core.set_num_threads(1) error(err)",
+           "'mm': interrupted", 2150, t1);
+    /* a pending request stops the next long product at once; a product after the interrupted
+     * ones gives the bits it gave before, on 1 and 2 threads */
+    mg_interrupt(h);
+    expect(L, "pending request, dot", "local core = ... return core.ones(1):expand(1 << 21):dot(core.ones(1):expand(1 << 21))",
+           "'dot': interrupted", 1000, now_ms());
+    expect(L, "products after, same bits",
+           "local core = ... assert(core.ones(1):expand(1 << 21):dot(core.ones(1):expand(1 << 21)):item() == 2097152)\n"
+           "for _, n in ipairs({1, 2}) do core.set_num_threads(n)\n"
+           "  assert(core.equal(BITS.a:matmul(BITS.b), BITS.ab) and core.equal(BITS.x:matmul(BITS.v), BITS.xv), n)\n"
+           "end core.set_num_threads(1) BITS = nil",
+           NULL, 10000, now_ms());
+
     lua_close(L);
+    printf("interrupt host: %lld bytes live after lua_close\n", (long long)live_bytes);
+    if (live_bytes != 0) passed = -1;
     printf("interrupt host: %d of %d cases passed\n", passed, total);
     return passed == total ? 0 : 1;
 }

@@ -14,11 +14,16 @@
  *     --upto B --stride S   sweep every N up to B, then every S-th beyond it
  *     --jobs J     run J children at a time (default 1)
  *     --sticky     every allocation from the N-th on fails (while the script runs and at lua_close)
+ *     --budget B   the state gets a memory budget of B bytes (mg_set_memory_limit) once moongrad is
+ *                  loaded: the allocator's failures come before it is reached, and every one inside a
+ *                  tensor's allocation must then be the named error ("'fn': not enough memory for a
+ *                  tensor of N bytes"), never Lua's bare "not enough memory"
  *
  * An allocation is a call that asks for new bytes (a new block, or growing one); frees and shrinks
  * are not counted and never fail. Failures are armed while the state is made, while the script
  * runs and while lua_close runs; not while the host checks the tensors the script left. Lua retries a failed allocation once after an emergency
- * collection: that retry fails too, so that the failure reaches the script.
+ * collection, and moongrad once more after emptying its block cache and a full collection: every
+ * retry (the same request again, before any other) fails too, so that the failure reaches the script.
  *
  * The sweep forks: the process runs the script once with every allocation working, and at each
  * swept allocation a child is forked that sees that allocation fail, finishes the script, checks
@@ -29,6 +34,8 @@
  */
 #define _GNU_SOURCE
 #include <dirent.h>
+#include <dlfcn.h>
+#include <execinfo.h>
 #include <fcntl.h>
 #include <lauxlib.h>
 #include <lua.h>
@@ -50,6 +57,10 @@ typedef struct {
     long fail_at;      /* the allocation to fail (0: none) */
     int sticky;        /* --sticky: every allocation after it fails too (while armed) */
     int retry_pending; /* the last allocation failed: fail Lua's retry of it too */
+    size_t budget;     /* --budget */
+    int failed_kind;   /* what the failed allocation was for: Lua's osize tag of a new object
+                        * (LUA_TUSERDATA, LUA_TTABLE, ...), 0 for moongrad's scratch, -1 a block grown */
+    long failed_at;    /* report.failed_at */
     const void *retry_ptr;
     size_t retry_size;
     /* sweep */
@@ -66,6 +77,9 @@ typedef struct {
     int status;   /* the pcall's status */
     int checked;  /* OOM_CHECK ran and passed (or was not defined yet) */
     size_t live;  /* after lua_close */
+    int failed_kind; /* heap.failed_kind of the first failure */
+    long failed_at;  /* the innermost frame of the host's executable (moongrad is linked in) under the
+                      * failed allocation, as an offset from its load address (0: none) */
     char msg[4096];
 } report;
 /* the sweep runs up to `jobs` children at a time, each with its own slot: a report in shared
@@ -80,6 +94,16 @@ static const char *child_dir;
 static void child_start(void);
 static void fork_child(long n);
 
+/* The innermost of the frames (after oom_alloc's own) that lies in this executable, as an offset
+ * from its load address; 0 when none does. */
+static long innermost_own_frame(void *const *frames, int n) {
+    Dl_info self, f;
+    if (!dladdr((void *)innermost_own_frame, &self)) return 0;
+    for (int i = 1; i < n; i++)
+        if (dladdr(frames[i], &f) && f.dli_fbase == self.dli_fbase) return (long)((char *)frames[i] - (char *)self.dli_fbase);
+    return 0;
+}
+
 static void *oom_alloc(void *ud, void *ptr, size_t osize, size_t nsize) {
     (void)ud;
     const size_t old = ptr ? osize : 0;
@@ -89,10 +113,7 @@ static void *oom_alloc(void *ud, void *ptr, size_t osize, size_t nsize) {
         return NULL;
     }
     if (nsize > old) { /* an allocation: counted, and perhaps failed */
-        if (H.retry_pending && ptr == H.retry_ptr && nsize == H.retry_size) {
-            H.retry_pending = 0;
-            return NULL;
-        }
+        if (H.retry_pending && ptr == H.retry_ptr && nsize == H.retry_size) return NULL; /* a retry: fails too */
         H.retry_pending = 0;
         if (!H.armed) goto allocate;
         H.count++;
@@ -103,6 +124,14 @@ static void *oom_alloc(void *ud, void *ptr, size_t osize, size_t nsize) {
             if (H.is_child) fail = 1;
         }
         if (fail) {
+            if (H.failed_kind == -2) {
+                H.failed_kind = ptr ? -1 : (int)osize;
+                void *frames[32];
+                const int nf = backtrace(frames, 32);
+                H.failed_at = innermost_own_frame(frames, nf);
+                /* OOM_BACKTRACE=1 with --fail N: where it failed (addr2line -f -e oom_host on the offsets) */
+                if (!H.sweeping && getenv("OOM_BACKTRACE")) backtrace_symbols_fd(frames, nf, 2);
+            }
             H.retry_pending = 1;
             H.retry_ptr = ptr;
             H.retry_size = nsize;
@@ -191,6 +220,49 @@ static int clean_child_dir(void) {
 /* ---- the sweep's tally ---------------------------------------------------------------------- */
 
 static long swept, survived, n_ok, n_memerr, n_other;
+/* memory errors that name the function and bytes ("'zeros': not enough memory for a tensor of 80
+ * bytes"), and bare ones (Lua's "not enough memory") by what the failed allocation was for */
+static long n_named, n_bare, n_bare_kind[16];
+/* bare errors by the innermost function of the executable under the failed allocation */
+#define MAX_SITES 64
+static long site_at[MAX_SITES], site_count[MAX_SITES];
+static int nsites;
+static void count_site(long at) {
+    int i = 0;
+    while (i < nsites && site_at[i] != at) i++;
+    if (i == nsites && nsites < MAX_SITES) site_at[nsites++] = at;
+    if (i < MAX_SITES) site_count[i]++;
+}
+/* prints "count: fn" for each function of the sites (named by addr2line on this executable) */
+static void print_sites(void) {
+    static char names[MAX_SITES][128];
+    long counts[MAX_SITES] = {0};
+    int nnames = 0;
+    for (int i = 0; i < nsites; i++) {
+        char cmd[4200], name[128] = "Lua alone (no moongrad or host frame)";
+        snprintf(cmd, sizeof cmd, "addr2line -f -e /proc/%d/exe 0x%lx 2>/dev/null", (int)getpid(), site_at[i]);
+        FILE *f = site_at[i] ? popen(cmd, "r") : NULL;
+        if (f) {
+            if (fgets(name, sizeof name, f)) name[strcspn(name, "\n")] = 0;
+            pclose(f);
+        }
+        int k = 0;
+        while (k < nnames && strcmp(names[k], name) != 0) k++;
+        if (k == nnames) snprintf(names[nnames++], sizeof names[0], "%s", name);
+        counts[k] += site_count[i];
+    }
+    for (int k = 0; k < nnames; k++)
+        printf("oom: bare \"not enough memory\" x%ld: allocated under %s\n", counts[k], names[k]);
+}
+static int is_named(const report *r) { return strstr(r->msg, "': not enough memory for ") != NULL; }
+/* k: heap.failed_kind (Lua's tags: LUA_TSTRING 4, LUA_TTABLE 5, LUA_TFUNCTION 6, LUA_TUSERDATA 7,
+ * LUA_TTHREAD 8, an upvalue 9, a prototype 10) */
+static const char *kind_name(int k) {
+    static const char *const names[] = {"a block grown", "an array (moongrad's scratch, or Lua's)", "?", "?", "?",
+                                        "a string", "a table", "a closure", "a userdata", "a thread",
+                                        "an upvalue", "a function prototype"};
+    return k >= -1 && k <= 10 ? names[k + 1] : "?";
+}
 #define MAX_MSGS 40
 static char msgs[MAX_MSGS][200];
 static int msg_counts[MAX_MSGS], nmsgs;
@@ -218,7 +290,17 @@ static void reap_one(void) {
     if (clean) {
         survived++;
         if (shared->status == LUA_OK) n_ok++;
-        else if (is_memory_error(shared)) n_memerr++;
+        else if (is_memory_error(shared)) {
+            n_memerr++;
+            if (is_named(shared)) n_named++;
+            else {
+                n_bare++;
+                const int k = shared->failed_kind;
+                n_bare_kind[k >= -1 && k <= 10 ? k + 1 : 15]++;
+                count_site(shared->failed_at);
+                if (k == 7 && getenv("OOM_LIST_USERDATA")) fprintf(stderr, "oom: N=%ld: bare \"not enough memory\" from a userdata\n", n);
+            }
+        }
         else {
             n_other++;
             int i;
@@ -290,6 +372,7 @@ static int setup_and_run(lua_State *L) {
     luaL_openlibs(L);
     luaL_requiref(L, "moongrad.core", luaopen_moongrad_core, 0);
     lua_pop(L, 1);
+    if (H.budget) mg_set_memory_limit(L, H.budget);
     /* each in its own pcall: a host that shrugs off a failed push and makes the next one */
     for (int k = 0; k < 2; k++) {
         lua_pushcfunction(L, push_frame);
@@ -330,6 +413,8 @@ static int run_check(lua_State *L) {
 
 /* Runs the script once; returns the report. */
 static void run(report *r) {
+    H.failed_kind = -2;
+    H.failed_at = 0;
     H.armed = 1;
     lua_State *L = lua_newstate(oom_alloc, NULL);
     if (!L) { /* the state itself could not be made: nothing to check */
@@ -372,6 +457,8 @@ static void run(report *r) {
     lua_close(L);
     H.armed = 0;
     r->live = H.live;
+    r->failed_kind = H.failed_kind;
+    r->failed_at = H.failed_at;
     for (int k = 0; k < 2; k++)
         if (released[k] != handed[k]) {
             snprintf(r->msg + strlen(r->msg), sizeof r->msg - strlen(r->msg),
@@ -390,13 +477,14 @@ int main(int argc, char **argv) {
         if (!strcmp(argv[i], "--fail") && i + 1 < argc) fail = atol(argv[++i]);
         else if (!strcmp(argv[i], "--sweep")) fail = -1;
         else if (!strcmp(argv[i], "--sticky")) H.sticky = 1;
+        else if (!strcmp(argv[i], "--budget") && i + 1 < argc) H.budget = (size_t)atoll(argv[++i]);
         else if (!strcmp(argv[i], "--jobs") && i + 1 < argc) jobs = atoi(argv[++i]);
         else if (!strcmp(argv[i], "--upto") && i + 1 < argc) upto = atol(argv[++i]);
         else if (!strcmp(argv[i], "--stride") && i + 1 < argc) stride = atol(argv[++i]);
         else break;
     }
     if (argc - i != 2) {
-        fprintf(stderr, "usage: %s [--sticky] [--jobs J] [--fail N | --sweep [--upto B --stride S]] SCRIPT LUADIR\n", argv[0]);
+        fprintf(stderr, "usage: %s [--sticky] [--budget B] [--jobs J] [--fail N | --sweep [--upto B --stride S]] SCRIPT LUADIR\n", argv[0]);
         return 2;
     }
     static char script_abs[4096], dir_abs[4096], work[] = "/tmp/oom_host.XXXXXX";
@@ -422,9 +510,10 @@ int main(int argc, char **argv) {
     if (fail >= 0) {
         H.fail_at = fail;
         run(&own);
-        printf("oom: N=%ld: %s%s; %ld allocations; OOM_CHECK %s; %zu bytes live after lua_close\n", fail,
+        printf("oom: N=%ld: %s%s; %ld allocations; OOM_CHECK %s; %zu bytes live after lua_close%s%s\n", fail,
                own.status == LUA_OK ? "succeeded" : "error: ", own.msg, H.count,
-               own.checked ? "passed" : "FAILED", own.live);
+               own.checked ? "passed" : "FAILED", own.live, fail ? "; the failed allocation was " : "",
+               fail ? kind_name(own.failed_kind) : "");
         rc = report_ok(&own) && (fail != 0 || own.status == LUA_OK) ? 0 : 1;
     } else {
         reports = mmap(NULL, sizeof *reports * MAX_JOBS, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
@@ -454,6 +543,13 @@ int main(int argc, char **argv) {
         else printf("oom: swept every N in 1..%ld, then every %ld-th up to %ld\n", H.upto, H.stride, H.count);
         printf("oom: %ld errors (%ld memory errors, %ld other), %ld succeeded\n", n_memerr + n_other, n_memerr,
                n_other, n_ok);
+        printf("oom: memory errors: %ld name the function and bytes, %ld say only \"not enough memory\"%s\n", n_named,
+               n_bare, H.budget ? " (with a memory budget)" : "");
+        for (int k = 0; k < 16; k++)
+            if (n_bare_kind[k])
+                printf("oom: bare \"not enough memory\" x%ld: the failed allocation was %s\n", n_bare_kind[k],
+                       kind_name(k - 1));
+        if (getenv("OOM_SITES")) print_sites();
         printf("oom: %ld survived / %ld total in %.1f s\n", survived, swept, secs);
         rc = survived == swept && own.status == LUA_OK && report_ok(&own) ? 0 : 1;
     }

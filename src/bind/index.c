@@ -110,16 +110,18 @@ static int l_masked_select(lua_State *L) {
     LT_TRY(L, 1, mg_broadcast_shape(ctx, &ndim, size, t->ndim, t->size, mask->ndim, mask->size));
     const mg_tensor *te = push_expanded(L, 1, ndim, size);
     const mg_tensor *me = push_expanded(L, mask_at, ndim, size);
-    const int64_t n = mg_count_nonzero(me);
+    int64_t n;
+    LT_TRY(L, 1, mg_count_nonzero(ctx, me, &n));
     mg_tensor *out = lt_push_new(L, (mg_dtype)t->dtype, 1, &n);
-    LT_TRY(L, 1, mg_masked_select(ctx, out, te, me));
+    if (n > 0) LT_TRY(L, 1, mg_masked_select(ctx, out, te, me)); /* none: no walk of a huge mask */
     return record2(L, MG_INDEX_MASKED_SELECT, mask_at, 0);
 }
 
 /* t:nonzero(): the 1-based coordinates of the nonzero elements, int64 of shape {n, t:dim()}. */
 static int l_nonzero(lua_State *L) {
     const mg_tensor *t = lt_check(L, 1);
-    const int64_t size[2] = {mg_count_nonzero(t), t->ndim};
+    int64_t size[2] = {0, t->ndim};
+    LT_TRY(L, 1, mg_count_nonzero(lt_ctx(L), t, &size[0]));
     mg_tensor *out = lt_push_new(L, MG_INT64, 2, size);
     LT_TRY(L, 1, mg_nonzero(lt_ctx(L), out, t));
     return 1;

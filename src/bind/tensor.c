@@ -39,7 +39,8 @@ mg_tensor *lt_push_header(lua_State *L, int ndim, size_t extra, int mt) {
 }
 
 /* ---- large tensors: the memory limit, and out-of-memory errors that say what and where -------- */
-/* Below this, a failed allocation is Lua's plain memory error (what any small object gives). */
+/* Below this, without a memory limit, a failed allocation is Lua's plain memory error (what any
+ * small object gives); with a limit (or past this size), the error names the function and bytes. */
 #define LARGE_TENSOR (1u << 20)
 
 /* The state's Lua heap in bytes (tensors' bytes included: they are inline in their userdata). */
@@ -73,17 +74,35 @@ static void check_limit(lua_State *L, mg_ctx *ctx, size_t total, size_t bytes) {
     lt_raise(L, 1);
 }
 
-/* Pushes the userdata of a large tensor (`total` bytes, `bytes` of them the tensor's) under
- * lua_pcall, so that a failing allocator gives an error naming the function and the size. */
-static mg_tensor *push_large(lua_State *L, mg_ctx *ctx, size_t total, size_t bytes) {
-    lua_pushcfunction(L, new_userdata);
-    lua_pushinteger(L, (lua_Integer)total);
-    if (lua_pcall(L, 1, 1, 0) != LUA_OK) {
+/* Pushes the userdata of a tensor (`total` bytes, `bytes` of them the tensor's; `what` names it)
+ * under lua_pcall, so that a failing allocator gives an error naming the function and the size:
+ * a large tensor's always, every tensor's and view's when a memory limit is set (the host's
+ * allocator may fail before the limit is reached). After a failure (Lua has already collected and
+ * retried once), the block cache is emptied and the dead tensors collected, and it is tried once
+ * more (not inside a finalizer, where lua_gc refuses). */
+static void *push_named(lua_State *L, mg_ctx *ctx, size_t total, size_t bytes, const char *what) {
+    for (int attempt = 0;; attempt++) {
+        lua_pushcfunction(L, new_userdata);
+        lua_pushinteger(L, (lua_Integer)total);
+        if (lua_pcall(L, 1, 1, 0) == LUA_OK) return lua_touserdata(L, -1);
         lua_pop(L, 1);
-        mg_fail(ctx, MG_ENOMEM, 0, "not enough memory for a tensor of %zu bytes", bytes);
-        lt_raise(L, 1);
+        if (attempt > 0 || lua_gc(L, LUA_GCISRUNNING) < 0) break;
+        mg_block_flush(ctx);
+        lua_gc(L, LUA_GCCOLLECT);
     }
-    return (mg_tensor *)lua_touserdata(L, -1);
+    mg_fail(ctx, MG_ENOMEM, 0, "not enough memory for %s of %zu bytes", what, bytes);
+    lt_raise(L, 1);
+    return NULL;
+}
+static mg_tensor *push_large(lua_State *L, mg_ctx *ctx, size_t total, size_t bytes) {
+    return (mg_tensor *)push_named(L, ctx, total, bytes, "a tensor");
+}
+/* A tensor header of ndim dims (+ extra bytes) at the top of the stack; named errors when a
+ * memory limit is set (push_named), else lt_push_header's fast path. */
+static mg_tensor *push_header(lua_State *L, mg_ctx *ctx, int ndim, size_t extra, size_t bytes, const char *what) {
+    if (!ctx->memory_limit) return lt_push_header(L, ndim, extra, lua_upvalueindex(2));
+    return init_header(L, (mg_tensor *)push_named(L, ctx, header_bytes(ndim, extra), bytes, what), ndim,
+                       lua_upvalueindex(2));
 }
 
 /* ---- large tensors: their bytes in a block of the ctx's cache -------------------------------- *
@@ -147,7 +166,8 @@ static lt_block *push_block(lua_State *L, mg_ctx *ctx, size_t bytes) {
             c->live_after_collect = c->live;
         }
     }
-    lt_block *b = (lt_block *)lua_newuserdatauv(L, sizeof *b, 0);
+    lt_block *b = (lt_block *)(ctx->memory_limit ? push_named(L, ctx, sizeof *b, bytes, "a tensor")
+                                                  : lua_newuserdatauv(L, sizeof *b, 0));
     memset(b, 0, sizeof *b); /* valid (and empty) before anything can fail */
     b->ctx = ctx;
     luaL_setmetatable(L, LT_BLOCK_MT);
@@ -204,7 +224,7 @@ mg_tensor *lt_push_new(lua_State *L, mg_dtype dtype, int ndim, const int64_t *si
     if (bytes >= LT_BLOCK_MIN && lua_gc(L, LUA_GCISRUNNING) >= 0) { /* not in a finalizer */
         if (ctx->memory_limit) check_limit(L, ctx, header_bytes(ndim, sizeof(lt_block)) + bytes, bytes);
         lt_block *b = push_block(L, ctx, bytes);
-        t = lt_push_header(L, ndim, 0, lua_upvalueindex(2));
+        t = push_header(L, ctx, ndim, 0, bytes, "a tensor");
         lua_rotate(L, -2, 1); /* tensor, owner */
         lua_setiuservalue(L, -2, LT_UV_OWNER);
         t->storage = &b->s;
@@ -215,10 +235,15 @@ mg_tensor *lt_push_new(lua_State *L, mg_dtype dtype, int ndim, const int64_t *si
          * LT_ALIGN_MIN bytes start on a 64-byte boundary, for whole-cache-line vector loads. */
         const size_t pad = bytes >= LT_ALIGN_MIN ? 63 : 0;
         const size_t extra = sizeof(mg_storage) + bytes + pad;
-        if (ctx->memory_limit) check_limit(L, ctx, header_bytes(ndim, extra), bytes);
-        t = bytes >= LARGE_TENSOR /* only in a finalizer: see LT_BLOCK_MIN */
-                ? init_header(L, push_large(L, ctx, header_bytes(ndim, extra), bytes), ndim, lua_upvalueindex(2))
-                : lt_push_header(L, ndim, extra, lua_upvalueindex(2));
+        if (ctx->memory_limit) { /* the limit, then any failure named (push_named) */
+            check_limit(L, ctx, header_bytes(ndim, extra), bytes);
+            t = init_header(L, (mg_tensor *)push_named(L, ctx, header_bytes(ndim, extra), bytes, "a tensor"), ndim,
+                            lua_upvalueindex(2));
+        } else {
+            t = bytes >= LARGE_TENSOR /* only in a finalizer: see LT_BLOCK_MIN */
+                    ? init_header(L, push_large(L, ctx, header_bytes(ndim, extra), bytes), ndim, lua_upvalueindex(2))
+                    : lt_push_header(L, ndim, extra, lua_upvalueindex(2));
+        }
         mg_storage *s = (mg_storage *)(t->stride + ndim);
         memset(s, 0, sizeof *s);
         s->kind = MG_STORAGE_INLINE;
@@ -249,7 +274,7 @@ static void push_owner(lua_State *L, int idx, const mg_tensor *t) {
 mg_tensor *lt_push_view(lua_State *L, int src, int ndim) {
     src = lua_absindex(L, src);
     const mg_tensor *base = lt_check(L, src);
-    mg_tensor *t = lt_push_header(L, ndim, 0, lua_upvalueindex(2));
+    mg_tensor *t = push_header(L, lt_ctx(L), ndim, 0, header_bytes(ndim, 0), "a view");
     push_owner(L, src, base);
     lua_setiuservalue(L, -2, 1);
     t->storage = base->storage;

@@ -55,10 +55,20 @@ static void plain_free(mg_ctx *ctx, void *p, size_t n) {
 static int is_block_size(size_t n) { return n >= MG_BLOCK_MIN && n <= SIZE_MAX / 2; }
 static size_t block_round(size_t n) { return (n + 0xffff) & ~(size_t)0xffff; }
 
-void *mg_alloc(mg_ctx *ctx, size_t n) {
+/* A failure is tried once more after the block cache is emptied (its blocks may be what the host
+ * needs back): the caller's error (MG_ENOMEM, naming the bytes) comes only then. */
+static void *try_alloc(mg_ctx *ctx, size_t n) {
     if (!is_block_size(n)) return plain_alloc(ctx, n);
     size_t cap = block_round(n);
     return mg_block_get(ctx, &cap, 1);
+}
+void *mg_alloc(mg_ctx *ctx, size_t n) {
+    void *p = try_alloc(ctx, n);
+    if (!p && ctx->blocks.count > 0) {
+        mg_block_flush(ctx);
+        p = try_alloc(ctx, n);
+    }
+    return p;
 }
 void mg_free(mg_ctx *ctx, void *p, size_t n) {
     if (p && is_block_size(n)) mg_block_put(ctx, p, block_round(n));

@@ -48,6 +48,44 @@ static int64_t round_up(int64_t x, int64_t m) { return (x + m - 1) / m * m; }
 /* Element offset -> address (es: element size in bytes). */
 static const char *at(const void *p, int64_t off, size_t es) { return (const char *)p + (size_t)off * es; }
 
+/* ---- stopping a long product (mg_interrupt, mg.set_time_limit) ----------------------------- */
+/* A product of MG_INTERRUPT_CHUNK multiply-adds or more is watched: it looks at the interrupt
+ * request (and the deadline of the time limit) about every MG_INTERRUPT_CHUNK multiply-adds, or
+ * once per block of A in the blocked path (gemm_tiles), and stops. Any thread may look (a relaxed
+ * load: workers see the request too); the first that sees it sets `stop`, after which every
+ * range function returns at once, and the caller's thread takes the request (mg_should_stop:
+ * ctx->err is written by one thread only) and returns MG_EINTR. Where a product is cut into pieces
+ * to look between them, every C element is still summed as the unwatched product sums it (see
+ * naive_pieces and gemv_outputs): the bits do not depend on being watched. */
+typedef struct watch {
+    mg_ctx *ctx;
+    double deadline;  /* mg_deadline's (0: no time limit) */
+    atomic_int stop;  /* some thread saw the request or the deadline */
+} watch;
+static bool watch_poll(watch *w) {
+    if (atomic_load_explicit(&w->stop, memory_order_relaxed)) return true;
+    if (!atomic_load_explicit(&w->ctx->interrupt, memory_order_relaxed) && (w->deadline == 0 || mg_now() < w->deadline))
+        return false;
+    atomic_store_explicit(&w->stop, 1, memory_order_relaxed);
+    return true;
+}
+static bool watch_stopped(watch *w) { return w && atomic_load_explicit(&w->stop, memory_order_relaxed); }
+/* K lengths past this are cut into pieces: a first part in one call (the first blocks of kc, as the
+ * whole product sums them), then one block of kc per call, added to C in order (as the kernels add
+ * their blocks): so a dot of 2^40 elements looks at the request every MG_INTERRUPT_CHUNK. Below it,
+ * a piece sums all of K (at most WATCH_OUTS x WATCH_K multiply-adds between looks). */
+#ifndef WATCH_K
+#define WATCH_K ((int64_t)1 << 22)
+#endif
+/* the outputs of one piece when K is cut (a stack buffer holds their block sums) */
+#define WATCH_OUTS 64
+/* the length of K a piece of `outs` outputs sums in its first call: about MG_INTERRUPT_CHUNK
+ * multiply-adds, a whole number of blocks of kc */
+static int64_t watch_first(int64_t outs, int64_t kc) {
+    const int64_t blocks = MG_INTERRUPT_CHUNK / outs / kc;
+    return blocks > 0 ? blocks * kc : kc;
+}
+
 /* ---- naive: oracle and fallback ------------------------------------------------------------ */
 /* Each element of C is a dot product summed exactly as the gemm sums it: blocks of kc along K
  * (kc: the gemm's, or all of K), each summed in order from 0 with MADD (a fused multiply-add when
@@ -641,32 +679,76 @@ typedef struct gemv_job {
     int64_t unit;
     float *y;
     int64_t ys;
-    float *part; /* block mode: the sums of block b at part + b m */
+    float *part; /* block mode: the sums of block b0 + b at part + b m */
+    int64_t b0;
+    watch *w;    /* NULL: not watched */
 } gemv_job;
+
+/* Outputs [i0, i1) (i0 a multiple of unit); watched, in pieces of about MG_INTERRUPT_CHUNK
+ * multiply-adds: whole K for a few units of rows, or, past WATCH_K, one unit of rows at a time, the
+ * first blocks of kc of K in one call (watch_first) and then one kc block per call, added to y in
+ * order: the sums of the one call (tot = block 0, tot + block 1, ...). */
+static void gemv_outputs(const gemv_job *j, int64_t i0, int64_t i1) {
+    const gemv_t *v = j->v;
+    if (!j->w) {
+        j->fn(v, i0, i1, 0, v->k, j->y + i0 * j->ys, j->ys);
+        return;
+    }
+    if (v->k <= WATCH_K) {
+        int64_t rows = MG_INTERRUPT_CHUNK / v->k / j->unit * j->unit;
+        if (rows < j->unit) rows = j->unit;
+        for (int64_t i = i0; i < i1 && !watch_poll(j->w); i += rows)
+            j->fn(v, i, min64(i + rows, i1), 0, v->k, j->y + i * j->ys, j->ys);
+        return;
+    }
+    for (int64_t i = i0; i < i1; i += j->unit) {
+        const int64_t e = min64(i + j->unit, i1);
+        const int64_t first = min64(watch_first(e - i, v->kc), v->k);
+        float *y = j->y + i * j->ys, part[WATCH_OUTS];
+        if (watch_poll(j->w)) return;
+        j->fn(v, i, e, 0, first, y, j->ys);
+        for (int64_t p = first, since = 0; p < v->k; p += v->kc) {
+            if ((since += v->kc * (e - i)) >= MG_INTERRUPT_CHUNK) {
+                since = 0;
+                if (watch_poll(j->w)) return;
+            }
+            j->fn(v, i, e, p, min64(p + v->kc, v->k), part, 1);
+            for (int64_t r = 0; r < e - i; r++) y[r * j->ys] += part[r];
+        }
+    }
+}
 
 static void gemv_rows_range(void *arg, int64_t begin, int64_t end) {
     const gemv_job *j = (const gemv_job *)arg;
-    const int64_t i0 = begin * j->unit, i1 = min64(end * j->unit, j->v->m);
-    j->fn(j->v, i0, i1, 0, j->v->k, j->y + i0 * j->ys, j->ys);
+    gemv_outputs(j, begin * j->unit, min64(end * j->unit, j->v->m));
 }
 static void gemv_blocks_range(void *arg, int64_t begin, int64_t end) {
     const gemv_job *j = (const gemv_job *)arg;
     const gemv_t *v = j->v;
-    for (int64_t b = begin; b < end; b++)
-        j->fn(v, 0, v->m, b * v->kc, min64((b + 1) * v->kc, v->k), j->part + b * v->m, 1);
+    const int64_t per = MG_INTERRUPT_CHUNK / (v->kc * v->m) + 1; /* blocks between looks */
+    for (int64_t b = begin; b < end; b++) {
+        if (j->w && (b - begin) % per == 0 && watch_poll(j->w)) return;
+        const int64_t p = (j->b0 + b) * v->kc;
+        j->fn(v, 0, v->m, p, min64(p + v->kc, v->k), j->part + b * v->m, 1);
+    }
 }
 
+/* The most block sums (floats) the threads' block mode keeps at once: 4 MB. */
+#ifndef GEMV_ROUND
+#define GEMV_ROUND ((int64_t)1 << 20)
+#endif
 /* Products of fewer elements of A than this run on one thread (memory-bound: a few us). */
 #ifndef GEMV_PAR_MIN
 #define GEMV_PAR_MIN ((int64_t)1 << 17)
 #endif
 
-/* y = A x; false when this CPU has no gemv kernel (the caller takes the naive path). */
-static bool gemv_run(mg_ctx *ctx, const gemv_t *v, float *y, int64_t ys) {
+/* y = A x; false when this CPU has no gemv kernel (the caller takes the naive path). Watched
+ * when w is not NULL (stopped: w->stop set, y partly written). */
+static bool gemv_run(mg_ctx *ctx, const gemv_t *v, float *y, int64_t ys, watch *w) {
     int64_t unit;
     const gemv_fn fn = gemv_kernel(v, &unit, ctx->isa);
     if (!fn) return false;
-    gemv_job job = {v, fn, unit, y, ys, NULL};
+    gemv_job job = {v, fn, unit, y, ys, NULL, 0, w};
     const int64_t units = (v->m + unit - 1) / unit, nblk = (v->k + v->kc - 1) / v->kc;
     const int nt = ctx->num_threads;
     if (nt > 1 && v->m * v->k >= GEMV_PAR_MIN) {
@@ -675,21 +757,30 @@ static bool gemv_run(mg_ctx *ctx, const gemv_t *v, float *y, int64_t ys) {
             return true;
         }
         if (nblk >= 2 * nt) {
-            const size_t bytes = sizeof(float) * (size_t)(nblk * v->m);
+            /* in rounds of at most GEMV_ROUND sums (a dot of 2^40 would want 16 GB of them at once),
+             * each folded into y in block order: the sums of the one-round fold */
+            int64_t round = GEMV_ROUND / v->m;
+            if (round < 2 * nt) round = 2 * nt;
+            if (round > nblk) round = nblk;
+            const size_t bytes = sizeof(float) * (size_t)(round * v->m);
             job.part = mg_alloc(ctx, bytes);
             if (job.part) {
-                mg_parallel_for(ctx, nblk, 1, gemv_blocks_range, &job);
-                for (int64_t i = 0; i < v->m; i++) {
-                    float s = job.part[i];
-                    for (int64_t b = 1; b < nblk; b++) s += job.part[b * v->m + i];
-                    y[i * ys] = s;
+                for (int64_t b0 = 0; b0 < nblk && !watch_stopped(w); b0 += round) {
+                    const int64_t nb = min64(round, nblk - b0);
+                    job.b0 = b0;
+                    mg_parallel_for(ctx, nb, 1, gemv_blocks_range, &job);
+                    for (int64_t i = 0; i < v->m && !watch_stopped(w); i++) {
+                        float s = b0 == 0 ? job.part[i] : y[i * ys] + job.part[i];
+                        for (int64_t b = 1; b < nb; b++) s += job.part[b * v->m + i];
+                        y[i * ys] = s;
+                    }
                 }
                 mg_free(ctx, job.part, bytes);
                 return true;
             }
         }
     }
-    fn(v, 0, v->m, 0, v->k, y, ys);
+    gemv_outputs(&job, 0, v->m);
     return true;
 }
 
@@ -763,6 +854,7 @@ typedef struct gemm_job {
     int64_t pc, kc;  /* the block: [pc, pc + kc) of K */
     bool by_rows;
     bool one_slot;   /* pa holds one buffer (the caller may be any pool thread: mg_gemm_serial) */
+    watch *w;        /* NULL: not watched */
 } gemm_job;
 
 /* Packs slivers [s0, s1) of the panel's block. */
@@ -771,6 +863,7 @@ static void gemm_pack_panel(void *arg, int64_t s0, int64_t s1) {
     const gemm_kernel *kn = j->kn;
     const product *g = j->g;
     const int64_t l0 = s0 * kn->nr, l1 = min64(s1 * kn->nr, j->nc);
+    if (watch_stopped(j->w)) return;
     kn->pack_b(j->pb + (size_t)(l0 * j->kc) * j->es, at(g->b, j->pc * g->rsb + (j->jc + l0) * g->csb, j->es),
                g->csb, g->rsb, l1 - l0, j->kc);
 }
@@ -787,6 +880,7 @@ static void gemm_tiles(void *arg, int64_t u0, int64_t u1) {
     if (j->by_rows) r0 = u0 * kn->mr, r1 = min64(u1 * kn->mr, g->m);
     else c0 = u0 * kn->nr, c1 = min64(u1 * kn->nr, j->nc);
     for (int64_t ic = r0; ic < r1; ic += kn->mc) {
+        if (j->w && watch_poll(j->w)) return; /* once per block of A: at most mc nc kc multiply-adds */
         const int64_t mc = min64(kn->mc, r1 - ic);
         kn->pack_a(pa, at(g->a, ic * g->rsa + pc * g->csa, es), g->rsa, g->csa, mc, kc);
         for (int64_t jr = c0; jr < c1; jr += kn->nr)
@@ -803,8 +897,8 @@ static void gemm_tiles(void *arg, int64_t u0, int64_t u1) {
  * thread count is at most min(ctx->num_threads, units), and slots (mg_gemm) is
  * min(ctx->num_threads, the most units a panel has). */
 static void gemm_blocked(mg_ctx *ctx, const gemm_kernel *kn, size_t es, const product *g, char *pa,
-                         size_t a_bytes, void *pb, int64_t slots) {
-    gemm_job j = {kn, es, g, pa, a_bytes, align_up(pb), 0, 0, 0, 0, false, slots == 1};
+                         size_t a_bytes, void *pb, int64_t slots, watch *w) {
+    gemm_job j = {kn, es, g, pa, a_bytes, align_up(pb), 0, 0, 0, 0, false, slots == 1, w};
     for (int64_t jc = 0; jc < g->n; jc += kn->nc) {
         const int64_t nc = min64(kn->nc, g->n - jc);
         const int64_t rows = (g->m + kn->mr - 1) / kn->mr, cols = (nc + kn->nr - 1) / kn->nr;
@@ -820,8 +914,78 @@ static void gemm_blocked(mg_ctx *ctx, const gemm_kernel *kn, size_t es, const pr
                 gemm_pack_panel(&j, 0, cols);
                 gemm_tiles(&j, 0, units);
             }
+            if (watch_stopped(w)) return;
         }
     }
+}
+
+/* ---- the naive product, watched ------------------------------------------------------------ */
+/* C's [i0, i0 + m) x [j0, j0 + n) over K's [p0, p0 + k), into c at strides rsc, csc */
+static product sub_product(const product *g, size_t es, int64_t i0, int64_t m, int64_t j0, int64_t n, int64_t p0,
+                           int64_t k, void *c, int64_t rsc, int64_t csc) {
+    product s = *g;
+    s.m = m, s.n = n, s.k = k;
+    s.a = at(g->a, i0 * g->rsa + p0 * g->csa, es);
+    s.b = at(g->b, p0 * g->rsb + j0 * g->csb, es);
+    s.c = c, s.rsc = rsc, s.csc = csc;
+    return s;
+}
+/* c[o * cs] += part[o], o < n, as the naive kernels add their K blocks (int64 wraps) */
+static void add_part(mg_dtype dt, char *c, int64_t cs, const void *part, int64_t n) {
+    for (int64_t o = 0; o < n; o++) {
+        if (dt == MG_FLOAT32) ((float *)c)[o * cs] += ((const float *)part)[o];
+        else if (dt == MG_FLOAT64) ((double *)c)[o * cs] += ((const double *)part)[o];
+        else ((uint64_t *)c)[o * cs] += ((const uint64_t *)part)[o];
+    }
+}
+/* kn->naive(g, kc), watched: pieces of C of about MG_INTERRUPT_CHUNK multiply-adds (each element's
+ * sum does not depend on which others it is computed with); past WATCH_K, pieces of up to
+ * WATCH_OUTS elements along a row (or a column, when C is taller than wide), the first blocks of kc
+ * of K in one call (watch_first) and then one kc block per call, added in order: the sums of the
+ * one call (int64, whose sums wrap and so do not depend on their order: pieces of about
+ * MG_INTERRUPT_CHUNK multiply-adds). False when stopped. */
+static bool naive_pieces(const gemm_kernel *kn, mg_dtype dt, size_t es, const product *g, int64_t kc, watch *w) {
+    const int64_t k = g->k;
+    if (k <= WATCH_K) {
+        const int64_t per = MG_INTERRUPT_CHUNK / (k > 0 ? k : 1); /* outputs per piece, >= 1 */
+        const int64_t cols = per < g->n ? (per > 0 ? per : 1) : g->n, rows = per / cols > 0 ? per / cols : 1;
+        for (int64_t i = 0; i < g->m; i += rows)
+            for (int64_t j = 0; j < g->n; j += cols) {
+                if (watch_poll(w)) return false;
+                const product s = sub_product(g, es, i, min64(rows, g->m - i), j, min64(cols, g->n - j), 0, k,
+                                              (char *)at(g->c, i * g->rsc + j * g->csc, es), g->rsc, g->csc);
+                kn->naive(&s, kc);
+            }
+        return true;
+    }
+    const bool along_row = g->n >= g->m;
+    const int64_t outer = along_row ? g->m : g->n, inner = along_row ? g->n : g->m;
+    uint64_t part[WATCH_OUTS]; /* room for WATCH_OUTS elements of any dtype */
+    for (int64_t o = 0; o < outer; o++)
+        for (int64_t q = 0; q < inner; q += WATCH_OUTS) {
+            const int64_t cnt = min64(WATCH_OUTS, inner - q);
+            const int64_t i = along_row ? o : q, j = along_row ? q : o;
+            const int64_t m = along_row ? 1 : cnt, n = along_row ? cnt : 1;
+            const int64_t cs = along_row ? g->csc : g->rsc;
+            /* int64 (one block: kc is K) sums in any order: pieces of MG_INTERRUPT_CHUNK */
+            const int64_t first = min64(watch_first(cnt, dt == MG_INT64 ? 1 : kc), k);
+            const int64_t step = dt == MG_INT64 ? first : kc;
+            char *c = (char *)at(g->c, i * g->rsc + j * g->csc, es);
+            if (watch_poll(w)) return false;
+            product s = sub_product(g, es, i, m, j, n, 0, first, c, g->rsc, g->csc);
+            kn->naive(&s, kc);
+            for (int64_t p = first, since = 0; p < k; p += step) {
+                if ((since += step * cnt) >= MG_INTERRUPT_CHUNK) {
+                    since = 0;
+                    if (watch_poll(w)) return false;
+                }
+                /* the block's sums, contiguous in part */
+                s = sub_product(g, es, i, m, j, n, p, min64(step, k - p), part, along_row ? 0 : 1, along_row ? 1 : 0);
+                kn->naive(&s, kc);
+                add_part(dt, c, cs, part, cnt);
+            }
+        }
+    return true;
 }
 
 
@@ -847,17 +1011,17 @@ void mg_gemm_serial(mg_dtype dt, int isa, const mg_gemm_args *p, void *scratch) 
     size_t a_bytes, b_bytes;
     packed_sizes(kn, es, p->m, p->n, p->k, &a_bytes, &b_bytes);
     if (kn->direct && p->m <= kn->mc) gemm_direct(kn, es, p, align_up(scratch));
-    else gemm_blocked(NULL, kn, es, p, (char *)scratch + b_bytes, a_bytes, scratch, 1);
+    else gemm_blocked(NULL, kn, es, p, (char *)scratch + b_bytes, a_bytes, scratch, 1, NULL);
 }
 
 /* ---- the entry point ----------------------------------------------------------------------- */
-mg_status mg_gemm(mg_ctx *ctx, mg_dtype dt, const mg_gemm_args *p) {
+/* mg_gemm's body, compiled twice: unwatched (watched == false: every look folds away) and watched
+ * (the products add up to MG_INTERRUPT_CHUNK multiply-adds; work: one product's, at most that). */
+__attribute__((always_inline)) static inline mg_status gemm_run(mg_ctx *ctx, mg_dtype dt, const mg_gemm_args *p,
+                                                                int64_t nbatch, int64_t work, const bool watched) {
     product g = *p; /* this batch's product: a, b and c move, the rest stays */
-    int64_t idx[MG_MAX_DIMS], nbatch = 1;
-    for (int d = 0; d < p->batch_ndim; d++) {
-        idx[d] = 0;
-        nbatch *= p->batch_size[d];
-    }
+    int64_t idx[MG_MAX_DIMS];
+    for (int d = 0; d < p->batch_ndim; d++) idx[d] = 0;
 
     const gemm_kernel *kn = kernel_for(dt, g.m, g.n, ctx->isa);
     const size_t es = mg_dtype_size(dt);
@@ -893,7 +1057,7 @@ mg_status mg_gemm(mg_ctx *ctx, mg_dtype dt, const mg_gemm_args *p) {
         b_bytes = (size_t)((direct_b(kn, &g) ? kn->nr : round_up(min64(kn->nc, g.n), kn->nr)) * kc) * es +
                   PACK_ALIGN;
         pb = mg_alloc(ctx, b_bytes);
-        if (!pb) return mg_fail(ctx, MG_ENOMEM, 0, "not enough memory for matmul's packing buffers");
+        if (!pb) return mg_fail(ctx, MG_ENOMEM, 0, "not enough memory for matmul's packing buffers (%zu bytes)", b_bytes);
     } else if (blocked) {
         packed_sizes(kn, es, g.m, g.n, g.k, &a_bytes, &b_bytes);
         pa = mg_alloc(ctx, a_bytes * (size_t)slots);
@@ -901,10 +1065,21 @@ mg_status mg_gemm(mg_ctx *ctx, mg_dtype dt, const mg_gemm_args *p) {
         if (!pa || !pb) {
             mg_free(ctx, pa, a_bytes * (size_t)slots);
             mg_free(ctx, pb, b_bytes);
-            return mg_fail(ctx, MG_ENOMEM, 0, "not enough memory for matmul's packing buffers");
+            return mg_fail(ctx, MG_ENOMEM, 0, "not enough memory for matmul's packing buffers (%zu bytes)",
+                           a_bytes * (size_t)slots + b_bytes);
         }
     }
+    int64_t since = 0; /* multiply-adds since the batch loop last looked */
+    watch wt = {ctx, 0, 0}, *w = NULL;
+    if (watched) {
+        wt.deadline = mg_deadline(ctx);
+        w = &wt;
+    }
     for (int64_t t = 0; t < nbatch; t++) {
+        if (w && (since += work) >= MG_INTERRUPT_CHUNK) {
+            since = 0;
+            if (watch_poll(w)) break;
+        }
         int64_t oa = 0, ob = 0, oc = 0; /* element offsets of this batch's matrices */
         for (int d = 0; d < p->batch_ndim; d++) {
             oa += idx[d] * p->batch_sa[d];
@@ -917,10 +1092,12 @@ mg_status mg_gemm(mg_ctx *ctx, mg_dtype dt, const mg_gemm_args *p) {
         if (use_gemv) {
             gv.a = (const float *)(g.n == 1 ? g.a : g.b);
             gv.x = (const float *)(g.n == 1 ? g.b : g.a);
-            gemv_run(ctx, &gv, (float *)g.c, g.n == 1 ? g.rsc : g.csc);
+            gemv_run(ctx, &gv, (float *)g.c, g.n == 1 ? g.rsc : g.csc, w);
         } else if (direct) gemm_direct(kn, es, &g, align_up(pb));
-        else if (blocked) gemm_blocked(ctx, kn, es, &g, pa, a_bytes, pb, slots);
+        else if (blocked) gemm_blocked(ctx, kn, es, &g, pa, a_bytes, pb, slots, w);
+        else if (w) naive_pieces(kn, dt, es, &g, kn->pack_a ? kn->kc : g.k, w);
         else kn->naive(&g, kn->pack_a ? kn->kc : g.k);
+        if (watch_stopped(w)) break;
         for (int d = p->batch_ndim - 1; d >= 0; d--) { /* next batch index, last dim fastest */
             if (++idx[d] < p->batch_size[d]) break;
             idx[d] = 0;
@@ -928,5 +1105,20 @@ mg_status mg_gemm(mg_ctx *ctx, mg_dtype dt, const mg_gemm_args *p) {
     }
     mg_free(ctx, pa, a_bytes * (size_t)slots);
     mg_free(ctx, pb, b_bytes);
-    return MG_OK;
+    if (!watch_stopped(w)) return MG_OK;
+    /* stopped: the caller's thread takes the request and words the error */
+    if (!mg_should_stop(ctx, wt.deadline)) mg_fail(ctx, MG_EINTR, 0, "interrupted");
+    return MG_EINTR;
+}
+
+mg_status mg_gemm(mg_ctx *ctx, mg_dtype dt, const mg_gemm_args *p) {
+    int64_t nbatch = 1, work;
+    for (int d = 0; d < p->batch_ndim; d++) nbatch *= p->batch_size[d];
+    /* watched when the products add up to MG_INTERRUPT_CHUNK multiply-adds (K == 0 counts as 1) */
+    if (__builtin_mul_overflow(p->m, p->n, &work) || __builtin_mul_overflow(work, p->k > 0 ? p->k : 1, &work) ||
+        work > MG_INTERRUPT_CHUNK)
+        work = MG_INTERRUPT_CHUNK;
+    if (work == MG_INTERRUPT_CHUNK || (nbatch > 1 && nbatch >= MG_INTERRUPT_CHUNK / (work > 0 ? work : 1)))
+        return gemm_run(ctx, dt, p, nbatch, work, true);
+    return gemm_run(ctx, dt, p, nbatch, work, false);
 }

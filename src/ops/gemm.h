@@ -38,7 +38,11 @@ typedef struct mg_gemm_args {
  * alone: bit-identical from run to run, for any number of threads and any strides of A and B,
  * and whichever kernel this CPU gets (AVX-512 and AVX2 give the same bits; the portable kernel,
  * used on CPUs without FMA, rounds the multiply and the add separately).
- * Errors: MG_ENOMEM (scratch), C untouched. */
+ * Interrupts: products of MG_INTERRUPT_CHUNK multiply-adds or more (all batches together) look at
+ * the interrupt request and the time limit (core.h) about every MG_INTERRUPT_CHUNK multiply-adds, on
+ * every thread, and stop; the bits of a product that runs to its end do not depend on it.
+ * Errors: MG_ENOMEM (scratch), C untouched; MG_EINTR (interrupted), C partly written. Scratch is
+ * freed either way. */
 mg_status mg_gemm(mg_ctx *ctx, mg_dtype dt, const mg_gemm_args *p);
 
 /* One product (p's batch fields are not read) on the calling thread, for callers that split

@@ -74,12 +74,46 @@ DEFINE_COUNT(count_i64, int64_t)
 DEFINE_COUNT(count_bool, bool)
 static const mg_inner_fn count_kernels[MG_NDTYPES] = {count_f32, count_f64, count_i64, count_bool};
 
-int64_t mg_count_nonzero(const mg_tensor *t) {
-    int64_t count = 0, *pcount = &count;
+/* Walks its own odometer over the merged dims (mg_iter's), the innermost run in pieces of at most
+ * MG_INTERRUPT_CHUNK, looking at the interrupt request between pieces once it has counted that
+ * many: an expanded input of 2^40 elements (or 2^39 runs of 2) can be stopped. */
+mg_status mg_count_nonzero(mg_ctx *ctx, const mg_tensor *t, int64_t *count) {
+    int64_t c = 0, *pc = &c;
+    *count = 0;
     mg_iter it;
     mg_iter_init(&it, 1, &t);
-    mg_iter_run(&it, count_kernels[t->dtype], &pcount);
-    return count;
+    if (t->numel <= MG_INTERRUPT_CHUNK) {
+        mg_iter_run(&it, count_kernels[t->dtype], &pc);
+        *count = c;
+        return MG_OK;
+    }
+    const mg_inner_fn kernel = count_kernels[t->dtype];
+    const int last = it.ndim - 1;
+    const int64_t n = it.size[last], s = it.stride[0][last];
+    const double deadline = mg_deadline(ctx);
+    int64_t index[MG_MAX_DIMS] = {0}, since = 0;
+    char *base = it.data[0];
+    for (;;) {
+        for (int64_t done = 0; done < n; done += MG_INTERRUPT_CHUNK) {
+            const int64_t m = n - done < MG_INTERRUPT_CHUNK ? n - done : MG_INTERRUPT_CHUNK;
+            char *p = base + done * s;
+            kernel(&p, &s, m, &pc);
+            if ((since += m) >= MG_INTERRUPT_CHUNK) {
+                since = 0;
+                if (mg_should_stop(ctx, deadline)) return MG_EINTR;
+            }
+        }
+        int d = last - 1;
+        for (; d >= 0; d--) {
+            base += it.stride[0][d];
+            if (++index[d] < it.size[d]) break;
+            base -= it.stride[0][d] * it.size[d];
+            index[d] = 0;
+        }
+        if (d < 0) break;
+    }
+    *count = c;
+    return MG_OK;
 }
 
 static bool is_nonzero(mg_dtype dt, const char *p) {

@@ -28,8 +28,9 @@ typedef enum mg_index_op {
 mg_status mg_index_select(mg_ctx *ctx, mg_tensor *out, const mg_tensor *in, int dim,
                           const mg_tensor *idx);
 
-/* The number of nonzero (true) elements of t, any dtype. */
-int64_t mg_count_nonzero(const mg_tensor *t);
+/* The number of nonzero (true) elements of t, any dtype, into *count. MG_EINTR when interrupted
+ * (mg_interrupt, the time limit: looked at every MG_INTERRUPT_CHUNK elements). */
+mg_status mg_count_nonzero(mg_ctx *ctx, const mg_tensor *t, int64_t *count);
 
 /* out (1-D, mg_count_nonzero(mask) elements, in's dtype) = the elements of in where mask is true,
  * in row-major order. mask is bool and has in's shape (the caller expands both to their
