@@ -131,8 +131,11 @@ mg_node *lt_record(lua_State *L, int out_idx, mg_family family, int op, int ninp
     if (ninputs > 60000 || nsaved > UINT8_MAX)
         luaL_error(L, "an op with %d tensor inputs is too wide to record for autograd (at most 60000)",
                    ninputs);
-    mg_node *n = (mg_node *)lua_newuserdatauv(L, sizeof(mg_node) + sizeof n->operand[0] * nversions,
-                                              ninputs + nsaved + 1);
+    const size_t node_bytes = sizeof(mg_node) + sizeof(struct mg_node_operand) * (size_t)nversions;
+    mg_ctx *ctx = lt_ctx(L);
+    mg_node *n = (mg_node *)(ctx->memory_limit
+                                 ? lt_push_named(L, ctx, node_bytes, nversions + 1, node_bytes, "an autograd node")
+                                 : lua_newuserdatauv(L, node_bytes, nversions + 1));
     memset(n, 0, sizeof *n);
     n->family = (uint8_t)family;
     n->op = (uint8_t)op;

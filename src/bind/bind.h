@@ -86,6 +86,11 @@ mg_tensor *lt_check(lua_State *L, int idx);
  * for lt_test, with the metatable at index mt (lua_upvalueindex(2) inside the module, an absolute
  * stack index for a host); everything else zero, for the caller to fill. */
 mg_tensor *lt_push_header(lua_State *L, int ndim, size_t extra, int mt);
+/* A userdata of `total` bytes and nuv user values, pushed under lua_pcall: a failed allocation
+ * raises "not enough memory for <what> of <bytes> bytes" naming the function (after emptying the
+ * block cache, a full collection and one more try). For allocations made when a memory limit is
+ * set; without one, lua_newuserdatauv directly (Lua's own "not enough memory"). */
+void *lt_push_named(lua_State *L, mg_ctx *ctx, size_t total, int nuv, size_t bytes, const char *what);
 /* Pushes a new contiguous tensor (uninitialised bytes); raises on a bad shape or no memory. */
 mg_tensor *lt_push_new(lua_State *L, mg_dtype dtype, int ndim, const int64_t *size);
 /* Pushes a zero-filled one. */

@@ -48,9 +48,10 @@ static size_t heap_bytes(lua_State *L) {
     return (size_t)lua_gc(L, LUA_GCCOUNT) * 1024 + (size_t)lua_gc(L, LUA_GCCOUNTB);
 }
 
-/* The userdata of `bytes`, pushed; called through lua_pcall so that a failed allocation is caught. */
+/* The userdata of `bytes` with n user values, pushed; called through lua_pcall so that a failed
+ * allocation is caught. */
 static int new_userdata(lua_State *L) {
-    lua_newuserdatauv(L, (size_t)lua_tointeger(L, 1), LT_NUV);
+    lua_newuserdatauv(L, (size_t)lua_tointeger(L, 1), (int)lua_tointeger(L, 2));
     return 1;
 }
 
@@ -74,17 +75,18 @@ static void check_limit(lua_State *L, mg_ctx *ctx, size_t total, size_t bytes) {
     lt_raise(L, 1);
 }
 
-/* Pushes the userdata of a tensor (`total` bytes, `bytes` of them the tensor's; `what` names it)
- * under lua_pcall, so that a failing allocator gives an error naming the function and the size:
+/* Pushes a userdata of `total` bytes and nuv user values for a tensor (`bytes` of them the
+ * tensor's; `what` names it: "a tensor", "a view", "an autograd node") under lua_pcall, so that a failing allocator gives an error naming the function and the size:
  * a large tensor's always, every tensor's and view's when a memory limit is set (the host's
  * allocator may fail before the limit is reached). After a failure (Lua has already collected and
  * retried once), the block cache is emptied and the dead tensors collected, and it is tried once
  * more (not inside a finalizer, where lua_gc refuses). */
-static void *push_named(lua_State *L, mg_ctx *ctx, size_t total, size_t bytes, const char *what) {
+void *lt_push_named(lua_State *L, mg_ctx *ctx, size_t total, int nuv, size_t bytes, const char *what) {
     for (int attempt = 0;; attempt++) {
         lua_pushcfunction(L, new_userdata);
         lua_pushinteger(L, (lua_Integer)total);
-        if (lua_pcall(L, 1, 1, 0) == LUA_OK) return lua_touserdata(L, -1);
+        lua_pushinteger(L, nuv);
+        if (lua_pcall(L, 2, 1, 0) == LUA_OK) return lua_touserdata(L, -1);
         lua_pop(L, 1);
         if (attempt > 0 || lua_gc(L, LUA_GCISRUNNING) < 0) break;
         mg_block_flush(ctx);
@@ -95,13 +97,13 @@ static void *push_named(lua_State *L, mg_ctx *ctx, size_t total, size_t bytes, c
     return NULL;
 }
 static mg_tensor *push_large(lua_State *L, mg_ctx *ctx, size_t total, size_t bytes) {
-    return (mg_tensor *)push_named(L, ctx, total, bytes, "a tensor");
+    return (mg_tensor *)lt_push_named(L, ctx, total, LT_NUV, bytes, "a tensor");
 }
 /* A tensor header of ndim dims (+ extra bytes) at the top of the stack; named errors when a
- * memory limit is set (push_named), else lt_push_header's fast path. */
+ * memory limit is set (lt_push_named), else lt_push_header's fast path. */
 static mg_tensor *push_header(lua_State *L, mg_ctx *ctx, int ndim, size_t extra, size_t bytes, const char *what) {
     if (!ctx->memory_limit) return lt_push_header(L, ndim, extra, lua_upvalueindex(2));
-    return init_header(L, (mg_tensor *)push_named(L, ctx, header_bytes(ndim, extra), bytes, what), ndim,
+    return init_header(L, (mg_tensor *)lt_push_named(L, ctx, header_bytes(ndim, extra), LT_NUV, bytes, what), ndim,
                        lua_upvalueindex(2));
 }
 
@@ -166,7 +168,7 @@ static lt_block *push_block(lua_State *L, mg_ctx *ctx, size_t bytes) {
             c->live_after_collect = c->live;
         }
     }
-    lt_block *b = (lt_block *)(ctx->memory_limit ? push_named(L, ctx, sizeof *b, bytes, "a tensor")
+    lt_block *b = (lt_block *)(ctx->memory_limit ? lt_push_named(L, ctx, sizeof *b, 0, bytes, "a tensor")
                                                   : lua_newuserdatauv(L, sizeof *b, 0));
     memset(b, 0, sizeof *b); /* valid (and empty) before anything can fail */
     b->ctx = ctx;
@@ -235,9 +237,9 @@ mg_tensor *lt_push_new(lua_State *L, mg_dtype dtype, int ndim, const int64_t *si
          * LT_ALIGN_MIN bytes start on a 64-byte boundary, for whole-cache-line vector loads. */
         const size_t pad = bytes >= LT_ALIGN_MIN ? 63 : 0;
         const size_t extra = sizeof(mg_storage) + bytes + pad;
-        if (ctx->memory_limit) { /* the limit, then any failure named (push_named) */
+        if (ctx->memory_limit) { /* the limit, then any failure named (lt_push_named) */
             check_limit(L, ctx, header_bytes(ndim, extra), bytes);
-            t = init_header(L, (mg_tensor *)push_named(L, ctx, header_bytes(ndim, extra), bytes, "a tensor"), ndim,
+            t = init_header(L, (mg_tensor *)lt_push_named(L, ctx, header_bytes(ndim, extra), LT_NUV, bytes, "a tensor"), ndim,
                             lua_upvalueindex(2));
         } else {
             t = bytes >= LARGE_TENSOR /* only in a finalizer: see LT_BLOCK_MIN */
