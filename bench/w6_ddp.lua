@@ -65,7 +65,7 @@ local function allreduce_alone()
   local t = mg.randn(203530)
   local reps = math.max(20, STEPS // 2)
   local out = {}
-  for k, how in ipairs({ "blocking", "started + waited" }) do
+  for k = 1, 2 do -- blocking, then started + waited
     for _ = 1, 5 do if k == 1 then g:allreduce(t, "sum") else g:iallreduce(0, t, "sum"); g:wait(0) end end
     dist.barrier()
     local times = {}
@@ -80,7 +80,8 @@ local function allreduce_alone()
 end
 local alone = allreduce_alone()
 if rank == 0 then
-  print(string.format("W6 DDP  ranks %d  allreduce of 814 KB alone (median): blocking %.0f us, started + waited %.0f us  (%s)",
+  print(string.format(
+    "W6 DDP  ranks %d  allreduce of 814 KB alone (median): blocking %.0f us, started + waited %.0f us  (%s)",
     world, 1e6 * alone[1], 1e6 * alone[2], os.getenv("MOONGRAD_DIST_SHM_KB") == "0" and "MPI's collectives"
       or "shared-memory path when ranks share a node"))
 end

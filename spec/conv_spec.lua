@@ -85,17 +85,17 @@ end)
 describe("max_pool2d 2x2 stride 2 (the blocked fast path)", function()
   -- PyTorch's rule, tap by tap in row-major order: a later tap wins when larger or NaN
   local function reference(x)
-    local N, C, H, W = table.unpack(x.shape)
+    local N, C, IH, IW = table.unpack(x.shape)
     local v, out, grad = x:totable(), {}, {}
     for n = 1, N do
       out[n], grad[n] = {}, {}
       for c = 1, C do
         local g = {}
-        for h = 1, H do g[h] = {} for w = 1, W do g[h][w] = 0 end end
+        for h = 1, IH do g[h] = {} for w = 1, IW do g[h][w] = 0 end end
         out[n][c] = {}
-        for oh = 1, H // 2 do
+        for oh = 1, IH // 2 do
           out[n][c][oh] = {}
-          for ow = 1, W // 2 do
+          for ow = 1, IW // 2 do
             local best, bh, bw
             for i = 0, 1 do
               for k = 0, 1 do

@@ -34,67 +34,57 @@ local function no_process_left(mode)
   assert.equal("", left)
 end
 
+-- runs the job with rank 1 in `mode` and checks that it failed, ended within the deadline plus a
+-- few seconds, and left no process; its output
+local function ended(mode)
+  local out, status, took = job(mode)
+  assert.are_not.equal(0, status)
+  assert.is_true(took < TIMEOUT + 5, "took " .. took .. " s")
+  no_process_left(mode)
+  return out
+end
+
 describe("a failing rank ends the whole job within the deadline", function()
   it("a rank stopped by SIGSTOP: the others abort when the deadline passes, naming the collective", function()
-    local out, status, took = job("stop")
-    assert.are_not.equal(0, status)
+    local out = ended("stop")
     assert.matches("rank 0 of 2: all_reduce (checking that every rank passed the same kind of input) did not "
       .. "complete within the deadline of 3.0 s (init_process_group's timeout): a rank died, stopped, or did not "
       .. "call it; aborting the job (MPI_Abort)", out, 1, true)
-    assert.is_true(took < TIMEOUT + 5, "took " .. took .. " s")
-    no_process_left("stop")
   end)
 
   it("a rank stopped before init_process_group: the others' start watchdog ends the job", function()
-    local out, status, took = job("stop_before_init")
-    assert.are_not.equal(0, status)
+    local out = ended("stop_before_init")
     assert.matches("moongrad.distributed: init_process_group (MPI_Init, MPI_Comm_dup) did not complete within the "
       .. "deadline of 3.0 s (its timeout): a rank died, stopped, or did not call it; ending this process", out, 1, true)
-    assert.is_true(took < TIMEOUT + 5, "took " .. took .. " s")
-    no_process_left("stop_before_init")
   end)
 
   it("a rank killed by SIGKILL: mpirun ends the job", function()
-    local out, status, took = job("kill")
-    assert.are_not.equal(0, status)
+    local out = ended("kill")
     assert.is_nil(out:find("finished", 1, true))
-    assert.is_true(took < TIMEOUT + 5, "took " .. took .. " s")
-    no_process_left("kill")
   end)
 
   it("a rank stopped while the other waits for DDP's gradient buckets (shared memory): the deadline ends the job", function()
-    local out, status, took = job("stop_in_backward")
-    assert.are_not.equal(0, status)
+    local out = ended("stop_in_backward")
     assert.matches("rank 0 of 2: all_reduce (of a gradient bucket) did not complete within the deadline of 3.0 s "
       .. "(init_process_group's timeout): a rank died, stopped, or did not call it; aborting the job (MPI_Abort)",
       out, 1, true)
     assert.is_nil(out:find("finished", 1, true))
-    assert.is_true(took < TIMEOUT + 5, "took " .. took .. " s")
-    no_process_left("stop_in_backward")
   end)
 
   it("a rank killed while the other waits for DDP's gradient buckets: the job ends", function()
-    local out, status, took = job("kill_in_backward")
-    assert.are_not.equal(0, status)
+    local out = ended("kill_in_backward")
     assert.is_nil(out:find("finished", 1, true))
-    assert.is_true(took < TIMEOUT + 5, "took " .. took .. " s")
-    no_process_left("kill_in_backward")
   end)
 
   it("a Lua error on one rank: its message, and the job ends", function()
-    local out, status, took = job("error")
-    assert.are_not.equal(0, status)
+    local out = ended("error")
     assert.matches("rank 1 failed on purpose", out, 1, true)
     assert.is_nil(out:find("finished", 1, true))
-    assert.is_true(took < TIMEOUT + 5, "took " .. took .. " s")
-    no_process_left("error")
   end)
 
   it("mismatched shapes: the same clear error on both ranks, no hang", function()
-    local out, status, took = job("mismatch")
-    assert.are_not.equal(0, status)
+    local out = ended("mismatch")
     assert.matches("rank 0: [^\n]*'all_reduce': rank 1 passed a float32 tensor of shape {5} where rank 0 passed float32 {4}", out)
     assert.matches("rank 1: [^\n]*'all_reduce': rank 1 passed a float32 tensor of shape {5} where rank 0 passed float32 {4}", out)
-    assert.is_true(took < TIMEOUT + 5, "took " .. took .. " s")
   end)
 end)

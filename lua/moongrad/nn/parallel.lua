@@ -113,7 +113,7 @@ local function make_class()
       for _, b in ipairs(s.buckets) do
         b.pending = #b.entries
         b.started = false
-        for _, e in ipairs(b.entries) do e.got = false end
+        for _, entry in ipairs(b.entries) do entry.got = false end
       end
       core._queue_backward_callback(function() finish(s) end)
     end
