@@ -309,7 +309,7 @@ threads-host-tsan: $(THREADS_HOST_TSAN)
 # ---- moongrad.distributed (issue 12): a module of its own over Open MPI, built from distributed/
 # (outside src/: the core never sees MPI). `make distributed` builds build/moongrad/distributed_core.so;
 # `make mpi-deps` installs Open MPI when missing (apt-get, as root; otherwise it names the packages);
-# `make test-mpi` runs spec/distributed/ under mpirun with 1, 2 and 4 (oversubscribed) ranks, then
+# `make test-mpi` runs spec/distributed/ under mpirun with 1, 2, 3 and 4 (3 and 4 oversubscribed) ranks, then
 # the fault specs (which start jobs of their own). MPIRUN may name another launcher line.
 MPI_CFLAGS  ?= $(shell pkg-config --cflags ompi-c 2>/dev/null || mpicc --showme:compile 2>/dev/null)
 MPI_LIBS    ?= $(shell pkg-config --libs ompi-c 2>/dev/null || mpicc --showme:link 2>/dev/null)
@@ -330,7 +330,7 @@ mpi-deps:
 test-mpi: deps mpi-deps $(MODULE)
 	$(MAKE) -s distributed $(DIST_HOST)
 	$(CC) $(ALL_CFLAGS) $(MPI_CFLAGS) -Werror -fsyntax-only $(DIST_SRC)
-	@status=0; for np in 1 2 "4 --oversubscribe"; do \
+	@status=0; for np in 1 2 "3 --oversubscribe" "4 --oversubscribe"; do \
 	  echo "== spec/distributed under mpirun -np $$np"; \
 	  $(MPIRUN) -np $$np sh distributed/rank0.sh busted --lua=$(LUA) --pattern=_mpi $(BUSTED_ARGS) spec/distributed \
 	    || status=1; \

@@ -1,4 +1,4 @@
--- moongrad.distributed's collectives, run by every rank under mpirun (make test-mpi: -np 1, 2 and
+-- moongrad.distributed's collectives, run by every rank under mpirun (make test-mpi: -np 1, 2, 3 and
 -- 4 --oversubscribe). Every `it` runs the same collectives in the same order on every rank.
 local mg = require "moongrad"
 local dist = require "moongrad.distributed"
