@@ -92,6 +92,23 @@ static void opt_sizes(lua_State *L, int opts, int arg, const char *key, int n, i
     lua_pop(L, 1);
 }
 
+/* opts.key as an integer into *v: 1 when given, 0 (and *v untouched) when absent or opts is 0;
+ * the caller checks its range */
+static int opt_integer(lua_State *L, int opts, int arg, const char *key, int64_t *v) {
+    if (!opts) return 0;
+    lua_getfield(L, opts, key);
+    const int given = !lua_isnil(L, -1);
+    if (given) {
+        int ok;
+        *v = (int64_t)lua_tointegerx(L, -1, &ok);
+        if (!ok || lua_type(L, -1) != LUA_TNUMBER)
+            lt_argerror(L, arg, "%s must be an integer, got %s", key,
+                        lua_type(L, -1) == LUA_TNUMBER ? lua_tostring(L, -1) : luaL_typename(L, -1));
+    }
+    lua_pop(L, 1);
+    return given;
+}
+
 /* x's ndim must be spatial + 1 or spatial + 2 */
 static mg_tensor *check_input(lua_State *L, int spatial, const char *fname) {
     mg_tensor *x = check_float_tensor(L, 1, "input");
@@ -183,18 +200,8 @@ static int conv(lua_State *L, int spatial, const char *fname) {
     if (spatial == 1) p[0] = 0;
     g.sh = s[0], g.sw = s[1], g.ph = p[0], g.pw = p[1], g.dh = d[0], g.dw = d[1];
     g.groups = 1;
-    if (opts) {
-        lua_getfield(L, opts, "groups");
-        if (!lua_isnil(L, -1)) {
-            int ok;
-            g.groups = (int64_t)lua_tointegerx(L, -1, &ok);
-            if (!ok || lua_type(L, -1) != LUA_TNUMBER)
-                return lt_argerror(L, 4, "groups must be an integer, got %s",
-                                   lua_type(L, -1) == LUA_TNUMBER ? lua_tostring(L, -1) : luaL_typename(L, -1));
-            if (g.groups < 1) return lt_argerror(L, 4, "groups must be positive, got %I", (lua_Integer)g.groups);
-        }
-        lua_pop(L, 1);
-    }
+    opt_integer(L, opts, 4, "groups", &g.groups);
+    if (g.groups < 1) return lt_argerror(L, 4, "groups must be positive, got %I", (lua_Integer)g.groups);
     const int64_t O = w->size[0], C = x->size[x->ndim - spatial - 1];
     if (O % g.groups != 0) {
         return lt_argerror(L, 2, "out_channels %I (weight %s) is not divisible by groups %I", (lua_Integer)O,
@@ -299,19 +306,11 @@ static int pool(lua_State *L, mg_conv_op op, const char *fname) {
     mg_conv2d_geom g = {k[0], k[1], s[0], s[1], p[0], p[1], d[0], d[1], 1, 0, 0};
     if (op == MG_CONV_AVG_POOL) {
         g.exclude_pad = !opt_flag(L, opts, 3, "count_include_pad", 1);
-        if (opts) lua_getfield(L, opts, "divisor_override");
-        else lua_pushnil(L);
-        if (!lua_isnil(L, -1)) {
-            int ok;
-            g.divisor = (int64_t)lua_tointegerx(L, -1, &ok);
-            if (!ok || lua_type(L, -1) != LUA_TNUMBER)
-                return lt_argerror(L, 3, "divisor_override must be an integer, got %s",
-                                   lua_type(L, -1) == LUA_TNUMBER ? lua_tostring(L, -1) : luaL_typename(L, -1));
+        if (opt_integer(L, opts, 3, "divisor_override", &g.divisor)) {
             if (g.divisor == 0) return lt_argerror(L, 3, "divisor_override must not be 0");
             if (g.divisor > 0x3fffffff || g.divisor < -0x3fffffff)
                 return lt_argerror(L, 3, "divisor_override must be within -2^30..2^30, got %I", (lua_Integer)g.divisor);
         }
-        lua_pop(L, 1);
     }
     for (int i = 0; i < 2; i++) {
         if (p[i] * 2 > k[i]) {
@@ -565,16 +564,8 @@ static int l_embedding(lua_State *L) {
         static const char *const valid[] = {"padding_idx", NULL};
         if (!lua_istable(L, 3) || lt_test(L, 3)) luaL_typeerror(L, 3, "options table");
         lt_check_opts(L, 3, valid);
-        lua_getfield(L, 3, "padding_idx");
-        if (!lua_isnil(L, -1)) {
-            int ok;
-            pad = (int64_t)lua_tointegerx(L, -1, &ok);
-            if (!ok || lua_type(L, -1) != LUA_TNUMBER)
-                return lt_argerror(L, 3, "padding_idx must be an integer, got %s",
-                                   lua_type(L, -1) == LUA_TNUMBER ? lua_tostring(L, -1) : luaL_typename(L, -1));
-            if (pad == 0) return lt_argerror(L, 3, "padding_idx 0 is not a row (indices count from 1)");
-        }
-        lua_pop(L, 1);
+        if (opt_integer(L, 3, 3, "padding_idx", &pad) && pad == 0)
+            return lt_argerror(L, 3, "padding_idx 0 is not a row (indices count from 1)");
     }
     if (!lt_test(L, 1)) {
         if (!lua_istable(L, 1)) return luaL_typeerror(L, 1, "int64 tensor or list of integers");
