@@ -496,25 +496,34 @@ MG_TARGET("avx512f") __attribute__((always_inline)) static inline void transpose
         }                                                                                     \
     } while (0)
 
-/* rows of A prefetched ahead of the rows kernel (the 16 lines of a tile are read in a burst) */
+/* tiles of 16 rows prefetched ahead by the rows kernel (0: none) */
 #ifndef GEMV_AHEAD
-#define GEMV_AHEAD 128
+#define GEMV_AHEAD 1
 #endif
 /* elements of A from which the rows kernel streams y (16 MB: several times L2) */
 #ifndef GEMV_STREAM_MIN
 #define GEMV_STREAM_MIN ((int64_t)1 << 22)
 #endif
-/* Aligned to 64 bytes: where its loop falls against cache lines moves with unrelated code
- * around it, and at 16-byte alignment X w (10^6 x 16) measured 10-25% slower on a Zen 4. */
-MG_TARGET("avx512f,fma") __attribute__((aligned(64))) static void gemv_rows_avx512(
-    const gemv_t *v, int64_t i0, int64_t i1, int64_t pb, int64_t pe, float *dst, int64_t ds) {
-    const int64_t rs = v->rs, xs = v->xs, kc = v->kc;
+/* The rows kernel's body, with the row stride a parameter so that the caller can pass a constant:
+ * rows of 16 floats (X w for X n x 16, W5's shape) then address their 16 rows at fixed offsets
+ * instead of 16 strides kept in (spilled) registers: 1.5x faster at the read limit there. */
+MG_TARGET("avx512f,fma") __attribute__((always_inline)) static inline void gemv_rows_avx512_body(
+    const gemv_t *v, const int64_t rs, int64_t i0, int64_t i1, int64_t pb, int64_t pe, float *dst,
+    int64_t ds) {
+    const int64_t xs = v->xs, kc = v->kc;
     /* A far larger than the caches: y would be evicted before its next use anyway, so it is
      * written with streaming stores (no read for ownership: ~6% less traffic at k = 16) */
     const bool stream = ds == 1 && v->m * v->k >= GEMV_STREAM_MIN;
     int64_t i = i0;
+    /* whole short rows, one after the other: the tile's lines are read 16 rows apart, a pattern the
+     * hardware prefetchers do not follow past 16 floats a row; the tile GEMV_AHEAD tiles ahead is
+     * prefetched line by line, in address order, instead */
+    const bool ahead = GEMV_AHEAD && rs == v->k && pb == 0 && pe == v->k && rs >= 32 && rs <= 256;
     for (; i + 16 <= i1; i += 16) {
         const float *a = v->a + i * rs;
+        if (ahead)
+            for (int64_t o = 0; o < 16 * rs; o += 16)
+                _mm_prefetch((const char *)(a + GEMV_AHEAD * 16 * rs + o), _MM_HINT_T0);
         __m512 tot = _mm512_setzero_ps();
         for (int64_t p0 = pb, p1; p0 < pe; p0 = p1) {
             p1 = pe - p0 <= kc ? pe : p0 + kc;
@@ -524,10 +533,7 @@ MG_TARGET("avx512f,fma") __attribute__((aligned(64))) static void gemv_rows_avx5
                 __m512 r[16];
                 float xb[16];
                 if (cnt == 16) {
-                    _Pragma("GCC unroll 16") for (int l = 0; l < 16; l++) {
-                        _mm_prefetch((const char *)(a + (l + GEMV_AHEAD) * rs + p), _MM_HINT_T0);
-                        r[l] = _mm512_loadu_ps(a + l * rs + p);
-                    }
+                    _Pragma("GCC unroll 16") for (int l = 0; l < 16; l++) r[l] = _mm512_loadu_ps(a + l * rs + p);
                     _Pragma("GCC unroll 16") for (int q = 0; q < 16; q++) xb[q] = v->x[(p + q) * xs];
                 } else {
                     const __mmask16 mk = (__mmask16)((1u << cnt) - 1);
@@ -547,6 +553,14 @@ MG_TARGET("avx512f,fma") __attribute__((aligned(64))) static void gemv_rows_avx5
     }
     if (i < i1) gemv_naive(v, i, i1, pb, pe, dst + (i - i0) * ds, ds);
     if (stream) _mm_sfence(); /* the streaming stores ordered before the caller reads y */
+}
+
+/* Aligned to 64 bytes: where its loop falls against cache lines moves with unrelated code
+ * around it, and at 16-byte alignment X w (10^6 x 16) measured 10-25% slower on a Zen 4. */
+MG_TARGET("avx512f,fma") __attribute__((aligned(64))) static void gemv_rows_avx512(
+    const gemv_t *v, int64_t i0, int64_t i1, int64_t pb, int64_t pe, float *dst, int64_t ds) {
+    if (v->rs == 16) gemv_rows_avx512_body(v, 16, i0, i1, pb, pe, dst, ds);
+    else gemv_rows_avx512_body(v, v->rs, i0, i1, pb, pe, dst, ds);
 }
 
 /* lanes below n set (n in 0..8), for maskload / maskstore */
