@@ -83,4 +83,59 @@ describe("autograd of binary ops", function()
       H.near({1, 2}, b.grad)
     end)
   end)
+  -- add and sub's first operand hand the output's gradient on as it is (no copy): only one
+  -- holder may get that buffer, since gradients are summed into their buffers in place
+  describe("gradients handed on without a copy", function()
+    it("gives two leaves of one add two separate .grad tensors", function()
+      local a = mg.tensor({1, 2}, {requires_grad = true})
+      local b = mg.tensor({3, 4}, {requires_grad = true})
+      local function loss() return ((a + b) * mg.tensor{5, 7}):sum() end
+      loss():backward()
+      H.near({5, 7}, a.grad)
+      H.near({5, 7}, b.grad)
+      a.grad:zero_()
+      H.near({5, 7}, b.grad) -- not the same tensor
+      loss():backward()
+      H.near({5, 7}, a.grad)
+      H.near({10, 14}, b.grad)
+    end)
+    it("sums a handed-on gradient with the input's other uses (fan-in), as PyTorch", function()
+      -- x = torch.tensor([1.,2.,3.], requires_grad=True); z = x * 2; y = (z - 1) * z + z
+      -- y.sum().backward(): x.grad -> [8, 16, 24] (z's gradient 2z - 1 + 1 = 2z, times 2)
+      local x = mg.tensor({1, 2, 3}, {requires_grad = true})
+      local z = x * 2
+      local y = (z - 1) * z + z
+      y:sum():backward()
+      assert.same({8, 16, 24}, x.grad:totable())
+    end)
+    it("leaves a gradient kept by retain_grad() unchanged by later sums", function()
+      local x = mg.tensor({1, 2}, {requires_grad = true})
+      local s = x * 3
+      local z = s + 1
+      z:retain_grad()
+      local y = z * z + s
+      y:sum():backward()
+      assert.same({8, 14}, z.grad:totable()) -- 2z
+      assert.same({27, 45}, x.grad:totable()) -- 3 (2z + 1)
+    end)
+    it("keeps autograd.grad's results apart from the buffers it sums into", function()
+      local a = mg.tensor({1, 2}, {requires_grad = true})
+      local b = mg.tensor({3, 4}, {requires_grad = true})
+      local c = a + b
+      local y = (c * c):sum() + (a * 10):sum()
+      local ga, gb = table.unpack(mg.autograd.grad(y, {a, b}))
+      assert.same({18, 22}, ga:totable()) -- 2c + 10
+      assert.same({8, 12}, gb:totable()) -- 2c
+    end)
+    it("repeats bit for bit across backward passes of a retained graph", function()
+      local w = mg.tensor({0.5, -1.5}, {requires_grad = true})
+      local y = ((w + 0.25) - mg.tensor{1, 2}):pow(2):mean()
+      y:backward({retain_graph = true})
+      local first = w.grad:clone()
+      w.grad:zero_()
+      y:backward()
+      assert.same(first:totable(), w.grad:totable())
+      assert.same({-0.25, -3.25}, first:totable()) -- (w + 0.25 - t)
+    end)
+  end)
 end)

@@ -516,6 +516,20 @@ static void add_rule_result(lua_State *L, mg_ctx *ctx, const mg_backward_args *a
     lt_written(acc);
 }
 
+/* The input that receives the node's output gradient as it is (no rule run, no copy), or -1: the
+ * last input that requires grad, when its rule is the identity (add, sub's first operand) and it has
+ * the gradient's shape and dtype. Only one input, so that no two holders share one buffer (a
+ * buffer is summed into in place); the gradient is the node's own, dropped when the node has run. */
+static int identity_input(const mg_node *n, const mg_tensor *const *inputs, const mg_tensor *gout) {
+    for (int i = n->ninputs - 1; i >= 0; i--) {
+        if (!inputs[i]->requires_grad) continue;
+        return mg_backward_is_identity(n, i) && inputs[i]->dtype == gout->dtype && mg_same_shape(inputs[i], gout)
+                   ? i
+                   : -1;
+    }
+    return -1;
+}
+
 /* Runs one node: its output's gradient through the rule to each input that requires grad. */
 static void run_node(lua_State *L, int node_idx, int retain, int capture, int results, int counts) {
     mg_ctx *ctx = lt_ctx(L);
@@ -540,11 +554,22 @@ static void run_node(lua_State *L, int node_idx, int retain, int capture, int re
     for (int i = 0; i < nops; i++) ops[i] = n->operand[i].t;
     const mg_tensor *const *inputs = ops, *const *saved = ops + n->ninputs;
     const mg_backward_args args = {n, inputs, saved, n->out, lt_check(L, gout)};
+    const int pass_on = identity_input(n, inputs, args.gout);
     for (int i = 0; i < n->ninputs; i++) {
         if (!inputs[i]->requires_grad) continue;
         lua_getiuservalue(L, node_idx, i + 1); /* the input, for routing */
         const int input = lua_gettop(L);
         mg_tensor *acc = capture ? NULL : sum_target(L, input, inputs[i]);
+        if (i == pass_on) { /* the gradient itself, without a copy (see identity_input) */
+            if (acc) {
+                if (mg_binary(ctx, MG_BIN_ADD, acc, acc, args.gout) != MG_OK) lt_raise(L, 0);
+                lt_written(acc);
+            } else {
+                route(L, input, gout, capture, results);
+            }
+            lua_pop(L, 1);
+            continue;
+        }
         if (acc) { /* the common case of a training loop: .grad exists (zeroed), or a fan-in */
             add_rule_result(L, ctx, &args, i, acc);
             lua_pop(L, 1);

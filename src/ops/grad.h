@@ -37,6 +37,11 @@ const char *mg_family_name(mg_family family);
 /* d loss / d inputs[i] into gin (contiguous, inputs[i]'s shape and dtype), overwriting it. */
 mg_status mg_backward(mg_ctx *ctx, const mg_backward_args *a, int i, mg_tensor *gin);
 
+/* True when the rule for input i gives d loss / d out itself whenever input i has out's shape and
+ * dtype (add, and sub's first operand): the engine then hands the output's gradient on as it is,
+ * as PyTorch does, instead of a copy of it. */
+bool mg_backward_is_identity(const mg_node *n, int i);
+
 /* Each family's rule, with its forward kernels in src/ops/<family>.c. */
 mg_status mg_binary_backward(mg_ctx *ctx, const mg_backward_args *a, int i, mg_tensor *gin);
 mg_status mg_where_backward(mg_ctx *ctx, const mg_backward_args *a, int i, mg_tensor *gin);
