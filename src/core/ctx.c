@@ -76,7 +76,9 @@ void mg_free(mg_ctx *ctx, void *p, size_t n) {
 }
 
 /* ---- the block cache ------------------------------------------------------------------------ */
-#define BLOCK_CACHE_MIN ((size_t)32 << 20)
+/* It holds freed blocks up to the larger of this and a quarter of the blocks in use: enough for a
+ * training step's transient tensors, and not a second copy of a data set held in blocks. */
+#define BLOCK_CACHE_MIN ((size_t)64 << 20)
 
 /* Takes slot i out of the cache (the later ones move down: the order is the order freed) and
  * returns its block. */
@@ -108,7 +110,7 @@ void *mg_block_get(mg_ctx *ctx, size_t *n, int exact) {
 void mg_block_put(mg_ctx *ctx, void *p, size_t n) {
     mg_block_cache *c = &ctx->blocks;
     c->live -= n;
-    const size_t cap = c->live > BLOCK_CACHE_MIN ? c->live : BLOCK_CACHE_MIN;
+    const size_t cap = c->live / 4 > BLOCK_CACHE_MIN ? c->live / 4 : BLOCK_CACHE_MIN;
     if (c->closed || n > cap) {
         plain_free(ctx, p, n);
         return;
