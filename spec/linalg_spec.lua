@@ -353,3 +353,20 @@ describe("matmul's kernels", function()
     end)
   end
 end)
+
+describe("matrix-vector products (the gemv kernels)", function()
+  -- rows of 16 floats (constant offsets), short rows prefetched a tile ahead (32..256), longer
+  -- ones; 16-row tiles and the rows left over: every row keeps its bits whichever path computed it
+  for _, size in ipairs({ { 1000, 16 }, { 203, 20 }, { 131, 64 }, { 77, 128 }, { 40, 256 }, { 35, 300 } }) do
+    local m, k = table.unpack(size)
+    it(string.format("%dx%d @ %d: near the float64 product, and each row's bits in any row count", m, k, k), function()
+      mg.manual_seed(m + k)
+      local a, x = mg.randn(m, k), mg.randn(k)
+      local y = a:matmul(x)
+      local exact = a:double():matmul(x:double())
+      assert.is_true((y:double() - exact):abs():max():item() < 1e-4 * math.sqrt(k))
+      assert.is_true(y:narrow(1, 1, m - 3):equal(a:narrow(1, 1, m - 3):matmul(x)))
+      assert.is_true(y:narrow(1, 4, m - 3):equal(a:narrow(1, 4, m - 3):matmul(x)))
+    end)
+  end
+end)
