@@ -632,7 +632,7 @@ end
 local REDUCTIONS = { mean = true, sum = true, none = true }
 
 -- `kernel` is a function, or the name of one in F, looked up at each call; forward reports its
--- errors under the module's name at the caller's line (util.call_as), not as "bad argument #2 to
+-- errors under the module's name at the caller's line (util.raise_as), not as "bad argument #2 to
 -- 'fn'" at this file's
 local function loss(name, kernel)
   local L = Module:extend(name)
@@ -646,8 +646,9 @@ local function loss(name, kernel)
   function L:forward(input, target)
     local fn = kernel
     if type(fn) == "string" then fn = F[fn] end
-    local out = util.call_as(name, 2, fn, input, target, self.reduction)
-    return out
+    local ok, out = pcall(fn, input, target, self.reduction)
+    if ok then return out end
+    util.raise_as(name, 2, out)
   end
   M[name] = L
   return L
