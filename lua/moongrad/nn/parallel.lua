@@ -60,7 +60,7 @@ local function make_class()
           end
         end
       end
-      s.group:iallreduce(s.next - 1, b.flat, "sum")
+      b.averaged = s.group:iallreduce(s.next - 1, b.flat, "sum", s.world)
       b.started = true
       s.next = s.next + 1
     end
@@ -80,7 +80,7 @@ local function make_class()
         s.group:wait(i - 1)
         -- the average (the used flags stay > 0); for a power of two, x * (1 / n) is x / n to the bit
         -- (both are the correctly rounded x / n, 1 / n being exact) and a multiply is ~2.5x faster
-        if n > 1 then
+        if n > 1 and not b.averaged then -- a bucket in shared memory comes back averaged
           if n & (n - 1) == 0 then b.flat:mul_(1 / n) else b.flat:div_(n) end
         end
         for j, e in ipairs(b.entries) do
@@ -184,7 +184,10 @@ local function make_class()
     end
     for _, b in ipairs(s.buckets) do
       b.used_at = b.numel -- flat[used_at + j]: 1 when this rank has a gradient for entry j
-      b.flat = mg.zeros(b.numel + #b.entries, { dtype = b.dtype })
+      -- in shared memory when the ranks share a node (the allreduce then runs in place, averaging
+      -- in the same pass): a collective, the same buckets on every rank; else a tensor of its own
+      b.flat = group:shared_tensor(b.numel + #b.entries, mg.zeros(0, { dtype = b.dtype }))
+        or mg.zeros(b.numel + #b.entries, { dtype = b.dtype })
       for _, e in ipairs(b.entries) do e.view = b.flat:narrow(1, e.offset, e.numel):view(e.param.shape) end
     end
     s.as_view = o.gradient_as_bucket_view and true or false
