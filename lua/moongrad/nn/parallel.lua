@@ -187,7 +187,8 @@ local function make_class()
       -- in shared memory when the ranks share a node (the allreduce then runs in place, averaging
       -- in the same pass): a collective, the same buckets on every rank; else a tensor of its own
       b.flat = group:shared_tensor(b.numel + #b.entries, mg.zeros(0, { dtype = b.dtype }))
-        or mg.zeros(b.numel + #b.entries, { dtype = b.dtype })
+      b.shared = b.flat ~= nil
+      b.flat = b.flat or mg.zeros(b.numel + #b.entries, { dtype = b.dtype })
       for _, e in ipairs(b.entries) do e.view = b.flat:narrow(1, e.offset, e.numel):view(e.param.shape) end
     end
     s.as_view = o.gradient_as_bucket_view and true or false
@@ -227,10 +228,12 @@ local function make_class()
     return table.unpack(res, 2, res.n)
   end
 
-  -- the buckets, for tests and tuning: a list of {dtype = , numel = , params = n}
+  -- the buckets, for tests and tuning: a list of {dtype = , numel = , params = n, shared = in shared memory}
   function class:_buckets()
     local out = {}
-    for i, b in ipairs(state(self).buckets) do out[i] = { dtype = b.dtype, numel = b.numel, params = #b.entries } end
+    for i, b in ipairs(state(self).buckets) do
+      out[i] = { dtype = b.dtype, numel = b.numel, params = #b.entries, shared = b.shared }
+    end
     return out
   end
 
