@@ -133,7 +133,16 @@ static void shm_progress(mgd_mpi *m);
 #ifndef MGD_SPIN_US
 #define MGD_SPIN_US 2000
 #endif
+static void cpu_relax(void) {
+#if defined(__x86_64__) || defined(__i386__)
+    __builtin_ia32_pause();
+#elif defined(__aarch64__)
+    __asm__ __volatile__("yield");
+#endif
+}
+
 static int pause_polling(const mgd_mpi *m, long spins, double start, double deadline) {
+    cpu_relax();
     if (spins % 64) return 0;
     const double t = now();
     if (t > deadline) return 1;
