@@ -623,7 +623,10 @@ mgd_status mgd_mpi_segment(void *self, size_t bytes, int want, double timeout, m
     memset(&msg, 0, sizeof msg);
     int fd = -1;
     if (m->rank == 0) {
-        snprintf(msg.name, sizeof msg.name, "/moongrad-dist-%ld-%lu", (long)getpid(), ++m->segments);
+        /* unique on the node: the process, the group (a process may hold several: one per Lua
+         * state), the segment; should it exist after all (O_EXCL), every rank falls back */
+        snprintf(msg.name, sizeof msg.name, "/moongrad-dist-%ld-%lx-%lu", (long)getpid(),
+                 (unsigned long)(uintptr_t)m, ++m->segments);
         msg.bytes = bytes;
         fd = shm_open(msg.name, O_CREAT | O_EXCL | O_RDWR, 0600);
         msg.ok = fd >= 0 && ftruncate(fd, (off_t)mapped) == 0;
