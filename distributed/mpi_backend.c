@@ -18,7 +18,8 @@
  * When every rank shares one node, allreduce and iallreduce take the shared-memory path below
  * (mgd_shm) instead of MPI's messages: Open MPI 4.1.4's allreduce of W6's 814 KB gradient took
  * 250-480 µs here (MPI_Allreduce, MPI_Iallreduce + MPI_Test), the shared-memory one 80-100 µs when
- * the machine is quiet. Other collectives, and ranks on several nodes, stay with MPI.
+ * the machine is quiet. Other collectives, and ranks on several nodes, stay with MPI. Buckets that
+ * live in shared memory (mgd_mpi_segment: DistributedDataParallel's) reduce in place, 15-20 µs.
  */
 #include <errno.h>
 #include <fcntl.h>

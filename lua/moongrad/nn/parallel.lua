@@ -14,6 +14,9 @@
 -- gradient_as_bucket_view = true (PyTorch's option of that name): after the first pass each .grad
 -- IS a view into its bucket, so later passes accumulate straight into the bucket (opt:zero_grad()
 -- zeroes in place) and neither the copy into the bucket nor the copy back out is made.
+-- When the ranks share a node, each bucket is this rank's slot of a shared-memory segment
+-- (group:shared_tensor) and its allreduce runs in place, dividing by the world size in the same pass
+-- (iallreduce then says so); elsewhere the division follows the wait. The same bits either way.
 -- A bucket carries one more slot per parameter: 1 when this rank produced a gradient for it. A
 -- parameter that no rank gave a gradient keeps its .grad (nil stays nil); one that some ranks used
 -- gets the average with zeros from the others, as PyTorch's DDP does.
