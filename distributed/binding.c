@@ -303,6 +303,7 @@ static int l_iallreduce(lua_State *L) {
     const lua_Integer divisor = luaL_optinteger(L, 5, 1);
     luaL_argcheck(L, divisor >= 1 && divisor <= (1 << 24), 5, "a divisor from 1 to 2^24 expected");
     const mgd_seg *sg = mgd_mpi_is(&g->b) ? seg_of(t) : NULL;
+    if (sg && !mgd_seg_of_group(sg, g->b.self)) sg = NULL; /* another group's bucket: staged */
     const int fold = sg && op == MGD_SUM && (t->dtype == MG_FLOAT32 || t->dtype == MG_FLOAT64);
     if (sg) {
         mark_written(t);

@@ -22,6 +22,7 @@ int mgd_mpi_is(const mgd_backend *b);
 mgd_status mgd_mpi_segment(void *self, size_t bytes, int want, double timeout, mgd_seg **out);
 void *mgd_seg_data(const mgd_seg *g); /* this rank's slot */
 size_t mgd_seg_bytes(const mgd_seg *g);
+int mgd_seg_of_group(const mgd_seg *g, const void *self); /* made by this backend's group */
 void mgd_seg_free(mgd_seg *g);        /* this rank's mapping (any time, group alive or not) */
 /* A nonblocking allreduce of this rank's whole slot in place (count elements), the sum divided by
  * divisor (1: not); test and wait as any iallreduce. */

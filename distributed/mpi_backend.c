@@ -79,6 +79,7 @@ struct mgd_seg {
     size_t bytes;  /* bytes of one slot in use (the tensor's) */
     size_t mapped; /* size * stride */
     int rank, size;
+    const void *group; /* the mgd_mpi that made it: only that group reduces it */
 };
 
 typedef struct mgd_shm {
@@ -651,13 +652,14 @@ mgd_status mgd_mpi_segment(void *self, size_t bytes, int want, double timeout, m
         if (base != MAP_FAILED) munmap(base, mapped);
         return st;
     }
-    *g = (mgd_seg){base, stride, bytes, mapped, m->rank, m->size};
+    *g = (mgd_seg){base, stride, bytes, mapped, m->rank, m->size, m};
     *out = g;
     return MGD_OK;
 }
 
 void *mgd_seg_data(const mgd_seg *g) { return g->base + (size_t)g->rank * g->stride; }
 size_t mgd_seg_bytes(const mgd_seg *g) { return g->bytes; }
+int mgd_seg_of_group(const mgd_seg *g, const void *self) { return g->group == self; }
 
 void mgd_seg_free(mgd_seg *g) {
     munmap(g->base, g->mapped);
@@ -669,7 +671,7 @@ mgd_status mgd_mpi_iallreduce_seg(void *self, int slot, const mgd_seg *g, size_t
                                   int divisor) {
     mgd_mpi *m = (mgd_mpi *)self;
     if (slot < 0 || slot >= MGD_MAX_PENDING || m->pending[slot] != MPI_REQUEST_NULL || !m->shm ||
-        m->shm->busy[slot] || count * esize_of(dt) != g->bytes || g->size != m->size || divisor < 1) {
+        m->shm->busy[slot] || count * esize_of(dt) != g->bytes || g->group != m || divisor < 1) {
         snprintf(m->error, sizeof m->error, "iallreduce: slot %d is busy or out of range, or the bucket does "
                  "not fit its segment", slot);
         return MGD_ERROR;
