@@ -426,7 +426,8 @@ MG_API void mgd_set_backend(lua_State *L, const mgd_backend *b) {
 MG_API int luaopen_moongrad_distributed_core(lua_State *L) {
     static const luaL_Reg methods[] = {
         {"check", l_check}, {"allreduce", l_allreduce}, {"broadcast", l_broadcast}, {"allgather", l_allgather},
-        {"barrier", l_barrier}, {"iallreduce", l_iallreduce}, {"shared_tensor", l_shared_tensor}, {"test", l_test}, {"wait", l_wait},
+        {"barrier", l_barrier}, {"iallreduce", l_iallreduce}, {"shared_tensor", l_shared_tensor},
+        {"test", l_test}, {"wait", l_wait},
         {"rank", l_rank}, {"size", l_size}, {"timeout", l_timeout}, {"abort", l_abort},
         {"destroy", l_destroy}, {NULL, NULL}};
     if (luaL_newmetatable(L, GROUP_MT)) {
