@@ -319,7 +319,11 @@ DIST_MODULE  = $(BUILD)/moongrad/distributed_core.so
 MPIRUN      ?= env OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 OMPI_MCA_btl_vader_single_copy_mechanism=none mpirun
 .PHONY: distributed mpi-deps test-mpi test-dist install-distributed
 test-dist: test-mpi
-$(DIST_OBJ): ALL_CFLAGS += $(MPI_CFLAGS)
+# MPI's flags on these objects only, by a rule of their own: a target-specific ALL_CFLAGS would reach
+# $(BUILD)/cflags too, and every `make distributed` would then make the next `make` rebuild the core
+$(BUILD)/distributed/%.o: distributed/%.c $(HDR) Makefile $(BUILD)/cflags
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) $(MPI_CFLAGS) -c -o $@ $<
 $(DIST_OBJ): $(wildcard distributed/*.h)
 distributed: $(DIST_MODULE)
 $(DIST_MODULE): $(DIST_OBJ)
@@ -344,7 +348,10 @@ test-mpi: deps mpi-deps $(MODULE)
 # with ASan + UBSan (the interpreter preloads the runtimes, as `make asan`); a report fails it.
 DIST_ASAN_OBJ    = $(DIST_SRC:%.c=$(ASAN_BUILD)/%.o)
 DIST_ASAN_MODULE = $(ASAN_BUILD)/moongrad/distributed_core.so
-$(DIST_ASAN_OBJ): ALL_CFLAGS += $(MPI_CFLAGS)
+$(ASAN_BUILD)/distributed/%.o: distributed/%.c $(HDR) Makefile $(ASAN_BUILD)/cflags
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) $(SANITIZE) $(MPI_CFLAGS) -c -o $@ $<
+$(DIST_ASAN_OBJ): $(wildcard distributed/*.h)
 $(DIST_ASAN_MODULE): $(DIST_ASAN_OBJ)
 	@mkdir -p $(dir $@)
 	$(CC) -shared -fsanitize=address,undefined -o $@ $(DIST_ASAN_OBJ) $(MPI_LIBS) $(LDLIBS)

@@ -17,6 +17,8 @@
  * with its mg_tensor and has the metatable "moongrad.Tensor". The Lua layer passes contiguous
  * tensors only (it copies a non-contiguous one in and back).
  */
+#define _GNU_SOURCE /* dladdr */
+#include <dlfcn.h>
 #include <lauxlib.h>
 #include <lua.h>
 #include <stdio.h>
@@ -217,8 +219,80 @@ static int l_barrier(lua_State *L) {
     return 0;
 }
 
-/* g:iallreduce(slot, t, op): started; t must stay reachable until test says done or wait returns
- * (the Lua layer keeps it) */
+/* ---- buckets in shared memory (DistributedDataParallel) ------------------------------------ */
+
+/* The core's mg_push_host_tensor (include/moongrad.h): linked in when this module is part of a host
+ * program with the static library; else looked up in the shared object of moongrad.core, found
+ * from the address of a tensor's tag (Lua loads each C module with its own symbols). NULL: none. */
+typedef mg_tensor *(*push_fn)(lua_State *, mg_dtype, int, const int64_t *, void *, mg_release_fn, void *);
+#pragma weak mg_push_host_tensor
+static push_fn find_push(const mg_tensor *like) {
+    if (mg_push_host_tensor) return mg_push_host_tensor;
+    Dl_info info;
+    if (!dladdr(like->tag, &info) || !info.dli_fname) return NULL;
+    void *h = dlopen(info.dli_fname, RTLD_LAZY | RTLD_NOLOAD);
+    if (!h) return NULL;
+    void *sym = dlsym(h, "mg_push_host_tensor");
+    push_fn f = NULL;
+    if (sym) memcpy(&f, &sym, sizeof f);
+    dlclose(h); /* the module stays loaded: Lua holds it */
+    return f;
+}
+
+static void seg_release(void *ud, void *bytes, size_t nbytes) {
+    (void)bytes;
+    (void)nbytes;
+    mgd_seg_free((mgd_seg *)ud);
+}
+
+/* The bucket's segment when t is a whole bucket made by shared_tensor, else NULL */
+static const mgd_seg *seg_of(const mg_tensor *t) {
+    if (t->storage->kind != MG_STORAGE_HOST || t->storage->release != seg_release) return NULL;
+    const mgd_seg *sg = (const mgd_seg *)t->storage->release_ud;
+    if (data(t) != mgd_seg_data(sg) || (size_t)t->numel * dsize(t->dtype) != mgd_seg_bytes(sg)) return NULL;
+    return sg;
+}
+
+typedef struct push_args {
+    push_fn push;
+    mg_dtype dt;
+    int64_t numel;
+    mgd_seg *seg;
+} push_args;
+
+static int push_protected(lua_State *L) {
+    push_args *a = (push_args *)lua_touserdata(L, 1);
+    a->push(L, a->dt, 1, &a->numel, mgd_seg_data(a->seg), seg_release, a->seg);
+    return 1;
+}
+
+/* g:shared_tensor(numel, like): collective (every rank, same numel and dtype). A zero-filled 1-D
+ * tensor of like's dtype over this rank's slot of a new shared segment, whose allreduce (iallreduce)
+ * then runs in place; nil on every rank when that is not possible (ranks on several nodes, one
+ * rank, a host's own backend, the shared-memory path off). */
+static int l_shared_tensor(lua_State *L) {
+    group *g = check_group(L);
+    const lua_Integer numel = luaL_checkinteger(L, 2);
+    const mg_tensor *like = check_tensor(L, 3);
+    luaL_argcheck(L, numel > 0 && numel < ((lua_Integer)1 << 40), 2, "a positive size expected");
+    if (!mgd_mpi_is(&g->b)) return 0; /* the same kind of backend on every rank */
+    push_args a = {find_push(like), (mg_dtype)like->dtype, (int64_t)numel, NULL};
+    settle(L, g, mgd_mpi_segment(g->b.self, (size_t)numel * dsize(like->dtype), a.push != NULL, g->timeout, &a.seg),
+           "the shared memory of a gradient bucket");
+    if (!a.seg) return 0;
+    lua_pushcfunction(L, push_protected);
+    lua_pushlightuserdata(L, &a);
+    if (lua_pcall(L, 1, 1, 0) != LUA_OK) {
+        mgd_seg_free(a.seg); /* not taken */
+        return lua_error(L);
+    }
+    return 1;
+}
+
+/* g:iallreduce(slot, t, op [, divisor]): started; t must stay reachable until test says done or
+ * wait returns (the Lua layer keeps it). When t is a bucket of shared_tensor, the reduction runs in
+ * place and a sum is divided by divisor in the same pass: returns true then (the caller divides
+ * otherwise: false). */
 static int l_iallreduce(lua_State *L) {
     group *g = check_group(L);
     const int slot = (int)luaL_checkinteger(L, 2);
@@ -226,9 +300,21 @@ static int l_iallreduce(lua_State *L) {
     int avg;
     const mgd_op op = (mgd_op)parse_op(L, 4, &avg);
     if (avg) return luaL_argerror(L, 4, "iallreduce takes sum, max or min");
-    settle(L, g, g->b.iallreduce(g->b.self, slot, data(t), (size_t)t->numel, (mg_dtype)t->dtype, op),
-           "all_reduce (of a gradient bucket)");
-    return 0;
+    const lua_Integer divisor = luaL_optinteger(L, 5, 1);
+    luaL_argcheck(L, divisor >= 1 && divisor <= (1 << 24), 5, "a divisor from 1 to 2^24 expected");
+    const mgd_seg *sg = mgd_mpi_is(&g->b) ? seg_of(t) : NULL;
+    if (sg && !mgd_seg_of_group(sg, g->b.self)) sg = NULL; /* another group's bucket: staged */
+    const int fold = sg && op == MGD_SUM && (t->dtype == MG_FLOAT32 || t->dtype == MG_FLOAT64);
+    if (sg) {
+        mark_written(t);
+        settle(L, g, mgd_mpi_iallreduce_seg(g->b.self, slot, sg, (size_t)t->numel, (mg_dtype)t->dtype, op,
+                                            fold ? (int)divisor : 1), "all_reduce (of a gradient bucket)");
+    } else {
+        settle(L, g, g->b.iallreduce(g->b.self, slot, data(t), (size_t)t->numel, (mg_dtype)t->dtype, op),
+               "all_reduce (of a gradient bucket)");
+    }
+    lua_pushboolean(L, fold && divisor > 1); /* true: the sum was divided by divisor (in place) */
+    return 1;
 }
 
 static int l_test(lua_State *L) {
@@ -340,7 +426,8 @@ MG_API void mgd_set_backend(lua_State *L, const mgd_backend *b) {
 MG_API int luaopen_moongrad_distributed_core(lua_State *L) {
     static const luaL_Reg methods[] = {
         {"check", l_check}, {"allreduce", l_allreduce}, {"broadcast", l_broadcast}, {"allgather", l_allgather},
-        {"barrier", l_barrier}, {"iallreduce", l_iallreduce}, {"test", l_test}, {"wait", l_wait},
+        {"barrier", l_barrier}, {"iallreduce", l_iallreduce}, {"shared_tensor", l_shared_tensor},
+        {"test", l_test}, {"wait", l_wait},
         {"rank", l_rank}, {"size", l_size}, {"timeout", l_timeout}, {"abort", l_abort},
         {"destroy", l_destroy}, {NULL, NULL}};
     if (luaL_newmetatable(L, GROUP_MT)) {

@@ -317,3 +317,104 @@ describe("DistributedDataParallel", function()
       "bad argument #2 to 'DistributedDataParallel' (gradient_as_bucket_view must be a boolean, got number)")
   end)
 end)
+
+describe("DistributedDataParallel's buckets in shared memory", function()
+  local g = dist._group()
+  local shm = world > 1 and os.getenv("MOONGRAD_DIST_SHM_KB") ~= "0" -- every rank of make test-mpi shares the node
+
+  it("are made when every rank shares the node (world > 1), and not otherwise", function()
+    local t = g:shared_tensor(10, mg.zeros(0, { dtype = "float64" }))
+    if not shm then
+      assert.is_nil(t)
+    else
+      assert.equal("float64", t.dtype)
+      assert.same({ 10 }, t.shape)
+      assert.same({ 0, 0, 0, 0, 0, 0, 0, 0, 0, 0 }, t:totable())
+    end
+    for _, b in ipairs(DDP(net("float32", 1), { bucket_cap_mb = 0.0004 }):_buckets()) do
+      assert.equal(shm, b.shared)
+    end
+  end)
+
+  it("reduce in place: the sum in rank order divided by the world in the same pass, max, min; " ..
+     "the bits of all_reduce", function()
+    if not shm then return end
+    for _, dtype in ipairs({ "float32", "float64" }) do
+      for _, n in ipairs({ 1, 17, 5000, 300001 }) do
+        local function mine(r)
+          mg.manual_seed(400 + r)
+          return mg.randn(n, { dtype = dtype }) * (10 ^ (r % 3 * 3))
+        end
+        local want = mine(rank)
+        dist.all_reduce(want) -- the staging path, rank order
+        local t = g:shared_tensor(n, mg.zeros(0, { dtype = dtype }))
+        t:copy_(mine(rank))
+        assert.is_true(g:iallreduce(0, t, "sum", world) == (world > 1))
+        g:wait(0)
+        assert.same(want:div(world):totable(), t:totable())
+        t:copy_(mine(rank))
+        assert.is_false(g:iallreduce(1, t, "sum")) -- no divisor: the plain sum
+        g:wait(1)
+        local sum = mine(0)
+        for r = 1, world - 1 do sum = sum + mine(r) end
+        assert.same(sum:totable(), t:totable())
+        for _, op in ipairs({ "max", "min" }) do
+          local m = mine(rank)
+          dist.all_reduce(m, { op = op })
+          t:copy_(mine(rank))
+          assert.is_false(g:iallreduce(2, t, op, world))
+          g:wait(2)
+          assert.same(m:totable(), t:totable())
+        end
+      end
+    end
+    -- an integer bucket: a plain sum (nothing divided)
+    local t = g:shared_tensor(33, mg.zeros(0, { dtype = "int64" }))
+    t:copy_(mg.arange(0, 33, { dtype = "int64" }) + rank)
+    assert.is_false(g:iallreduce(0, t, "sum", world))
+    g:wait(0)
+    assert.is_true(mg.equal(mg.arange(0, 33, { dtype = "int64" }) * world + world * (world - 1) // 2, t))
+  end)
+
+  it("several in flight, interleaved with all_reduce; a view or a plain tensor takes the staging path", function()
+    if not shm then return end
+    local a = g:shared_tensor(1000, mg.zeros(0))
+    local b = g:shared_tensor(70000, mg.zeros(0))
+    a:fill_(rank + 1)
+    b:fill_(2 * (rank + 1))
+    assert.is_true(g:iallreduce(0, a, "sum", world))
+    local plain = mg.full({ 5 }, rank + 1)
+    dist.all_reduce(plain)
+    assert.is_true(g:iallreduce(1, b, "sum", world))
+    local part = a:narrow(1, 1, 10)
+    g:wait(1)
+    g:wait(0)
+    local s = world * (world + 1) / 2
+    assert.is_true(mg.equal(mg.full({ 5 }, s), plain))
+    assert.is_true(mg.equal(mg.full({ 1000 }, s / world), a))
+    assert.is_true(mg.equal(mg.full({ 70000 }, 2 * s / world), b))
+    part:fill_(rank + 1) -- a view of a bucket: the staging path, not divided
+    assert.is_false(g:iallreduce(0, part, "sum", world))
+    g:wait(0)
+    assert.is_true(mg.equal(mg.full({ 10 }, s), part))
+  end)
+
+  it("leave nothing in /dev/shm, and go away with their tensors", function()
+    if not shm then return end
+    for _ = 1, 20 do g:shared_tensor(100000, mg.zeros(0)) end
+    collectgarbage()
+    collectgarbage()
+    dist.barrier()
+    local ls = io.popen("ls /dev/shm")
+    local names = ls:read("a")
+    ls:close()
+    assert.is_nil(names:find("moongrad%-dist"))
+  end)
+
+  it("errors: a size that is not positive, a bad divisor", function()
+    assert.has_error(function() g:shared_tensor(0, mg.zeros(0)) end,
+      "bad argument #1 to 'shared_tensor' (a positive size expected)")
+    assert.has_error(function() g:iallreduce(0, mg.zeros(3), "sum", 0) end,
+      "bad argument #4 to 'iallreduce' (a divisor from 1 to 2^24 expected)")
+  end)
+end)

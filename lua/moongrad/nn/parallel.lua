@@ -14,6 +14,9 @@
 -- gradient_as_bucket_view = true (PyTorch's option of that name): after the first pass each .grad
 -- IS a view into its bucket, so later passes accumulate straight into the bucket (opt:zero_grad()
 -- zeroes in place) and neither the copy into the bucket nor the copy back out is made.
+-- When the ranks share a node, each bucket is this rank's slot of a shared-memory segment
+-- (group:shared_tensor) and its allreduce runs in place, dividing by the world size in the same pass
+-- (iallreduce then says so); elsewhere the division follows the wait. The same bits either way.
 -- A bucket carries one more slot per parameter: 1 when this rank produced a gradient for it. A
 -- parameter that no rank gave a gradient keeps its .grad (nil stays nil); one that some ranks used
 -- gets the average with zeros from the others, as PyTorch's DDP does.
@@ -60,7 +63,7 @@ local function make_class()
           end
         end
       end
-      s.group:iallreduce(s.next - 1, b.flat, "sum")
+      b.averaged = s.group:iallreduce(s.next - 1, b.flat, "sum", s.world)
       b.started = true
       s.next = s.next + 1
     end
@@ -80,7 +83,7 @@ local function make_class()
         s.group:wait(i - 1)
         -- the average (the used flags stay > 0); for a power of two, x * (1 / n) is x / n to the bit
         -- (both are the correctly rounded x / n, 1 / n being exact) and a multiply is ~2.5x faster
-        if n > 1 then
+        if n > 1 and not b.averaged then -- a bucket in shared memory comes back averaged
           if n & (n - 1) == 0 then b.flat:mul_(1 / n) else b.flat:div_(n) end
         end
         for j, e in ipairs(b.entries) do
@@ -184,7 +187,11 @@ local function make_class()
     end
     for _, b in ipairs(s.buckets) do
       b.used_at = b.numel -- flat[used_at + j]: 1 when this rank has a gradient for entry j
-      b.flat = mg.zeros(b.numel + #b.entries, { dtype = b.dtype })
+      -- in shared memory when the ranks share a node (the allreduce then runs in place, averaging
+      -- in the same pass): a collective, the same buckets on every rank; else a tensor of its own
+      b.flat = group:shared_tensor(b.numel + #b.entries, mg.zeros(0, { dtype = b.dtype }))
+      b.shared = b.flat ~= nil
+      b.flat = b.flat or mg.zeros(b.numel + #b.entries, { dtype = b.dtype })
       for _, e in ipairs(b.entries) do e.view = b.flat:narrow(1, e.offset, e.numel):view(e.param.shape) end
     end
     s.as_view = o.gradient_as_bucket_view and true or false
@@ -224,10 +231,12 @@ local function make_class()
     return table.unpack(res, 2, res.n)
   end
 
-  -- the buckets, for tests and tuning: a list of {dtype = , numel = , params = n}
+  -- the buckets, for tests and tuning: a list of {dtype = , numel = , params = n, shared = in shared memory}
   function class:_buckets()
     local out = {}
-    for i, b in ipairs(state(self).buckets) do out[i] = { dtype = b.dtype, numel = b.numel, params = #b.entries } end
+    for i, b in ipairs(state(self).buckets) do
+      out[i] = { dtype = b.dtype, numel = b.numel, params = #b.entries, shared = b.shared }
+    end
     return out
   end
 
