@@ -652,7 +652,8 @@ mg_status mg_conv2d(mg_ctx *ctx, mg_tensor *out, const mg_tensor *x, const mg_te
                         .bias = bias ? (const char *)mg_tensor_data(bias) : NULL,
                         .bias_stride = bias ? bias->stride[0] : 0, .dst = (char *)mg_tensor_data(out),
                         .O = O, .K = K * G, .S = OH * OW, .G = G,
-                        .rows = dt == MG_FLOAT32 && ctx->isa >= MG_ISA_AVX2 && g->sh == 1 && g->sw == 1};
+                        .rows = dt == MG_FLOAT32 && g->sh == 1 && g->sw == 1 &&
+                                mg_gemm_rows_f32(ctx->isa, 0, 0, 0, NULL, 0, NULL, NULL, 0)};
         st = run_samples(ctx, &s, N);
         goto done;
     }

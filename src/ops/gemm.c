@@ -1129,7 +1129,7 @@ mg_status mg_gemm(mg_ctx *ctx, mg_dtype dt, const mg_gemm_args *p) {
  * n: an edge tile's lanes past n are read and dropped). One fused multiply-add per element and p, in
  * order from 0 within each block of kc along K, the blocks added in order: the sums of the gemm's
  * SIMD kernels, so the same bits as mg_gemm of the same product at AVX2 and AVX-512. */
-#if MG_CPU_X86
+#if MG_CPU_X86 && MG_GEMM_ISA >= 1
 #define DEFINE_SIMD_ROWS(NAME, T, TARGET, VT, VL, MR, NV, SETZ, SET1, LOADU, STOREU, FMA, ADD)   \
     MG_TARGET(TARGET) static void NAME(int64_t kc, const T *a_, int64_t ars, const T *const *brow, \
                                        int64_t j0, void *c_, int64_t rsc, int64_t mr, int64_t nr, \
@@ -1152,10 +1152,12 @@ mg_status mg_gemm(mg_ctx *ctx, mg_dtype dt, const mg_gemm_args *p) {
         }                                                                                      \
         MICRO_STORE(T, VL, MR, NV, LOADU, STOREU, ADD)                                         \
     }
+#if MG_GEMM_ISA >= 2
 DEFINE_SIMD_ROWS(rows_f32_avx512, float, "avx512f,fma", __m512, 16, 12, 2, _mm512_setzero_ps, _mm512_set1_ps,
                  _mm512_loadu_ps, _mm512_storeu_ps, _mm512_fmadd_ps, _mm512_add_ps)
 DEFINE_SIMD_ROWS(rows_f32_avx512_8x48, float, "avx512f,fma", __m512, 16, 8, 3, _mm512_setzero_ps, _mm512_set1_ps,
                  _mm512_loadu_ps, _mm512_storeu_ps, _mm512_fmadd_ps, _mm512_add_ps)
+#endif
 DEFINE_SIMD_ROWS(rows_f32_avx2, float, "avx2,fma", __m256, 8, 6, 2, _mm256_setzero_ps, _mm256_set1_ps,
                  _mm256_loadu_ps, _mm256_storeu_ps, _mm256_fmadd_ps, _mm256_add_ps)
 #undef DEFINE_SIMD_ROWS
@@ -1168,15 +1170,18 @@ bool mg_gemm_rows_f32(int isa, int64_t m, int64_t n, int64_t k, const float *a, 
                             int64_t, int64_t, bool);
     rows_fn fn;
     int64_t mr, nr;
-    if (MG_GEMM_ISA >= 2 && isa >= MG_ISA_AVX512 && m % 8 == 0 && m % 12 != 0)
+#if MG_GEMM_ISA >= 2
+    if (isa >= MG_ISA_AVX512 && m % 8 == 0 && m % 12 != 0)
         fn = rows_f32_avx512_8x48, mr = 8, nr = 48; /* 8, 16 or 32 output channels: no padded rows */
-    else if (MG_GEMM_ISA >= 2 && isa >= MG_ISA_AVX512)
+    else if (isa >= MG_ISA_AVX512)
         fn = rows_f32_avx512, mr = 12, nr = 32;
-    else if (isa >= MG_ISA_AVX2)
+    else
+#endif
+    if (isa >= MG_ISA_AVX2)
         fn = rows_f32_avx2, mr = 6, nr = 16;
     else
         return false;
-    const int64_t KC = 256; /* the gemm's kc (kernels_avx512, kernels_avx2): its K blocks */
+    const int64_t KC = kernels_avx2[MG_FLOAT32].kc; /* every SIMD kernel's kc (256): the gemm's K blocks */
     for (int64_t jr = 0; jr < n; jr += nr)
         for (int64_t pc = 0; pc < k; pc += KC) {
             const int64_t kc = min64(KC, k - pc);

@@ -58,7 +58,7 @@ void mg_gemm_serial(mg_dtype dt, int isa, const mg_gemm_args *p, void *scratch);
  * each readable MG_GEMM_ROWS_SLACK elements past n (read, their sums dropped). On the calling
  * thread, no scratch. The same bits as mg_gemm of the same product at AVX2 and AVX-512; false
  * (nothing done) at the baseline level (isa: the ctx's), whose portable kernel the caller runs
- * instead. */
+ * instead (a call with m, n or k 0 asks only that). */
 #define MG_GEMM_ROWS_SLACK 48
 bool mg_gemm_rows_f32(int isa, int64_t m, int64_t n, int64_t k, const float *a, int64_t rsa,
                       const float *const *brow, float *c, int64_t rsc);
