@@ -361,28 +361,41 @@ static void dot_nt_base(int64_t m, int64_t n, int64_t k, const float *a, int64_t
         for (int64_t j = 0; j < n; j += 2) {                                                   \
             const int64_t i1 = i + 1 < m ? i + 1 : i, j1 = j + 1 < n ? j + 1 : j;            \
             const float *a0 = a + i * lda, *a1 = a + i1 * lda, *b0 = b + j * ldb, *b1 = b + j1 * ldb;
-#define STORE512(l, v) _mm512_storeu_ps(l, v)
+/* AVX-512: rows of a two by two, of b three by three (six sums in flight; K 9 taps: no lone row) */
 MG_TARGET("avx512f,fma") static void dot_nt_avx512(int64_t m, int64_t n, int64_t k, const float *a,
                                                    int64_t lda, const float *b, int64_t ldb, float *c,
                                                    int64_t ldc) {
     const int64_t kq = k / DOT_LANES * DOT_LANES;
     const __mmask16 tail = (__mmask16)((1u << (k - kq)) - 1);
-    DOT_LOOP_HEAD
-        __m512 s00 = _mm512_setzero_ps(), s01 = s00, s10 = s00, s11 = s00;
-        for (int64_t p = 0; p < kq; p += DOT_LANES) {
-            const __m512 x0 = _mm512_loadu_ps(a0 + p), x1 = _mm512_loadu_ps(a1 + p);
-            const __m512 y0 = _mm512_loadu_ps(b0 + p), y1 = _mm512_loadu_ps(b1 + p);
-            s00 = _mm512_fmadd_ps(x0, y0, s00), s01 = _mm512_fmadd_ps(x0, y1, s01);
-            s10 = _mm512_fmadd_ps(x1, y0, s10), s11 = _mm512_fmadd_ps(x1, y1, s11);
+    for (int64_t i = 0; i < m; i += 2)
+        for (int64_t j = 0; j < n; j += 3) {
+            const float *ar[2], *br[3];
+            _Pragma("GCC unroll 2") for (int t = 0; t < 2; t++) ar[t] = a + (i + t < m ? i + t : i) * lda;
+            _Pragma("GCC unroll 3") for (int u = 0; u < 3; u++) br[u] = b + (j + u < n ? j + u : j) * ldb;
+            __m512 acc[2][3];
+            _Pragma("GCC unroll 2") for (int t = 0; t < 2; t++)
+                _Pragma("GCC unroll 3") for (int u = 0; u < 3; u++) acc[t][u] = _mm512_setzero_ps();
+            for (int64_t p = 0; p < kq; p += DOT_LANES) {
+                __m512 x[2], y[3];
+                _Pragma("GCC unroll 2") for (int t = 0; t < 2; t++) x[t] = _mm512_loadu_ps(ar[t] + p);
+                _Pragma("GCC unroll 3") for (int u = 0; u < 3; u++) y[u] = _mm512_loadu_ps(br[u] + p);
+                _Pragma("GCC unroll 2") for (int t = 0; t < 2; t++)
+                    _Pragma("GCC unroll 3") for (int u = 0; u < 3; u++) acc[t][u] = _mm512_fmadd_ps(x[t], y[u], acc[t][u]);
+            }
+            if (tail) { /* the last k mod 16 terms into lanes 0..: the other lanes add 0 x 0 */
+                __m512 x[2], y[3];
+                _Pragma("GCC unroll 2") for (int t = 0; t < 2; t++) x[t] = _mm512_maskz_loadu_ps(tail, ar[t] + kq);
+                _Pragma("GCC unroll 3") for (int u = 0; u < 3; u++) y[u] = _mm512_maskz_loadu_ps(tail, br[u] + kq);
+                _Pragma("GCC unroll 2") for (int t = 0; t < 2; t++)
+                    _Pragma("GCC unroll 3") for (int u = 0; u < 3; u++) acc[t][u] = _mm512_fmadd_ps(x[t], y[u], acc[t][u]);
+            }
+            for (int t = 0; t < 2 && i + t < m; t++)
+                for (int u = 0; u < 3 && j + u < n; u++) {
+                    float l[DOT_LANES];
+                    _mm512_storeu_ps(l, acc[t][u]);
+                    c[(i + t) * ldc + j + u] = dot_fold(l);
+                }
         }
-        if (tail) { /* the last k mod 16 terms into lanes 0..: the other lanes add 0 x 0 */
-            const __m512 x0 = _mm512_maskz_loadu_ps(tail, a0 + kq), x1 = _mm512_maskz_loadu_ps(tail, a1 + kq);
-            const __m512 y0 = _mm512_maskz_loadu_ps(tail, b0 + kq), y1 = _mm512_maskz_loadu_ps(tail, b1 + kq);
-            s00 = _mm512_fmadd_ps(x0, y0, s00), s01 = _mm512_fmadd_ps(x0, y1, s01);
-            s10 = _mm512_fmadd_ps(x1, y0, s10), s11 = _mm512_fmadd_ps(x1, y1, s11);
-        }
-        DOT_STORE(s, STORE512);
-    }
 }
 /* lanes 0-7 in the first ymm (h = 0), 8-15 in the second */
 #define STORE256(l, v) (_mm256_storeu_ps(l, v[0]), _mm256_storeu_ps((l) + 8, v[1]))
@@ -417,7 +430,6 @@ MG_TARGET("avx2,fma") static void dot_nt_avx2(int64_t m, int64_t n, int64_t k, c
 }
 #undef DOT_STORE
 #undef DOT_LOOP_HEAD
-#undef STORE512
 #undef STORE256
 #endif
 typedef void (*dot_nt_fn)(int64_t m, int64_t n, int64_t k, const float *a, int64_t lda, const float *b,
