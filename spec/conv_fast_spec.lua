@@ -32,6 +32,10 @@ local CASES = {
   {name = "K 360 (two K blocks)", N = 4, C = 40, H = 6, W = 6, O = 12, k = 3, opt = {padding = 1}},
   {name = "1x1, 33 channels", N = 4, C = 2, H = 5, W = 6, O = 33, k = 1, opt = {}},
   {name = "no padding, 24 channels", N = 7, C = 3, H = 8, W = 8, O = 24, k = 3, opt = {padding = 0}},
+  -- an even kernel with padding = "same": one more row and column of zeros at the bottom / right
+  {name = "'same', 2x2", N = 5, C = 6, H = 7, W = 9, O = 4, k = 2, opt = {padding = "same"}},
+  {name = "'same', 4x4, dilation {1,2}", N = 4, C = 5, H = 6, W = 8, O = 3, k = 4,
+   opt = {padding = "same", dilation = {1, 2}}},
 }
 
 local function inputs(c, dtype)

@@ -521,22 +521,34 @@ static void sample_product(const sample_job *s, int64_t m, int64_t n, int64_t k,
     } while (0)
 
 /* The forward product of sample n without a column buffer (stride 1, float32, AVX2 or AVX-512):
- * x[n] is copied into a zero-padded frame xp (C planes of Hp = H + 2 ph rows of Wp = W + 2 pw),
+ * x[n] is copied into a zero-padded frame xp (C planes of Hp = H + 2 ph rows of Wp = W + 2 pw, or
+ * more: frame_dims),
  * where every tap (c, ki, kj) reads the frame at one offset from the output position on a grid
  * Wp wide: col's row (c kh + ki) kw + kj is the frame's run from c Hp Wp + ki dh Wp + kj dw, with
  * the padding's zeros in place (the columns ow >= OW of this grid read the next row: computed,
  * then dropped). mg_gemm_rows_f32 multiplies W by these rows where they lie: the same products and
  * sums as im2col's columns, the same bits. Then the grid's rows OW wide go to out, with the bias. */
+/* the frame's rows and their width: the padded input, and as far as the last tap of the last output
+ * reaches (padding = "same" with an odd total pads one more row / column at the bottom / right) */
+static void frame_dims(const conv_job *j, int64_t *Hp, int64_t *Wp) {
+    const int64_t h = j->OH + (j->g.kh - 1) * j->g.dh, w = j->OW + (j->g.kw - 1) * j->g.dw;
+    *Hp = j->H + 2 * j->g.ph > h ? j->H + 2 * j->g.ph : h;
+    *Wp = j->W + 2 * j->g.pw > w ? j->W + 2 * j->g.pw : w;
+}
 static size_t forward_rows_bytes(const sample_job *s) {
     const conv_job *j = &s->j;
-    const int64_t Wp = j->W + 2 * j->g.pw, frame = j->C * (j->H + 2 * j->g.ph) * Wp + MG_GEMM_ROWS_SLACK;
+    int64_t Hp, Wp;
+    frame_dims(j, &Hp, &Wp);
+    const int64_t frame = j->C * Hp * Wp + MG_GEMM_ROWS_SLACK;
     const int64_t grid = (j->OH - 1) * Wp + j->OW;
     return (size_t)(frame + s->O * grid) * sizeof(float) + (size_t)s->K * sizeof(float *) + 64;
 }
 static void forward_rows(const sample_job *s, int64_t n, char *work) {
     const conv_job *j = &s->j;
     const mg_conv2d_geom *g = &j->g;
-    const int64_t Hp = j->H + 2 * g->ph, Wp = j->W + 2 * g->pw, PL = Hp * Wp, C = j->C;
+    int64_t Hp, Wp;
+    frame_dims(j, &Hp, &Wp);
+    const int64_t PL = Hp * Wp, C = j->C;
     const int64_t frame = C * PL + MG_GEMM_ROWS_SLACK, grid = (j->OH - 1) * Wp + j->OW;
     const int64_t O = s->O, K = s->K, G = s->G, Og = O / G, Kg = K / G, S = j->OH * j->OW;
     const float **brow = (const float **)work;
