@@ -332,12 +332,14 @@ static void permute(mg_ctx *ctx, perm_job *p) {
  * dW (O, K) = gout (O, S) col^T is a product whose B is col transposed: the gemm packs it (a
  * transpose a sample) and, for K = 9 (one input channel, 3x3), pads 9 columns to a 16- or 48-wide
  * tile. Here each element is a dot product of two contiguous rows instead:
- *     c[i ldc + j] = sum over p < k of a[i lda + p] b[j ldb + p]      (float32)
+ *     c[i ldc + j] = sum over p < k of a[i lda + p] b[j][p]      (float32; b: a table of rows)
  * in DOT_LANES lanes, lane l summing the terms p = l mod 16 in order of p from 0 with a fused
  * multiply-add (the baseline: the product rounded, then the add, as the gemm's portable kernel),
  * then the lanes folded in a fixed tree (l + l+8, then + 4, + 2, + 1: dot_fold). AVX-512 holds the
- * 16 lanes in one zmm, AVX2 in two ymm: the same operations lane by lane, the same bits. Rows are
- * taken two by two of a and of b (four sums in flight, each row loaded once for two of them). */
+ * 16 lanes in one zmm, AVX2 in two ymm: the same operations lane by lane, the same bits; both fold
+ * on the vectors, the same adds as dot_fold's (folding through memory, scalar, cost the book's conv1
+ * dW about 75 of its ~450 us). Rows are taken two by two of a and of b (AVX-512: three by three of
+ * b), several sums in flight, each row loaded once for two or three of them. */
 #define DOT_LANES 16
 #define DOT_MAX_K 16 /* taps a group: K 9 (book's conv1) 553 -> 440 us a batch; K 144 ran slower than the gemm */
 static float dot_fold(float *l) {
@@ -345,12 +347,12 @@ static float dot_fold(float *l) {
         for (int i = 0; i < w; i++) l[i] += l[i + w];
     return l[0];
 }
-static void dot_nt_base(int64_t m, int64_t n, int64_t k, const float *a, int64_t lda, const float *b,
-                        int64_t ldb, float *c, int64_t ldc) {
+static void dot_nt_base(int64_t m, int64_t n, int64_t k, const float *a, int64_t lda, const float *const *b,
+                        float *c, int64_t ldc) {
     for (int64_t i = 0; i < m; i++)
         for (int64_t j = 0; j < n; j++) {
             float l[DOT_LANES] = {0};
-            const float *x = a + i * lda, *y = b + j * ldb;
+            const float *x = a + i * lda, *y = b[j];
             for (int64_t p = 0; p < k; p++) l[p % DOT_LANES] = l[p % DOT_LANES] + x[p] * y[p];
             c[i * ldc + j] = dot_fold(l);
         }
@@ -358,31 +360,28 @@ static void dot_nt_base(int64_t m, int64_t n, int64_t k, const float *a, int64_t
 #if MG_CPU_X86
 /* the four sums of rows i, i1 of a and j, j1 of b (i1 == i, j1 == j: a lone last row, its repeats
  * dropped) */
-#define DOT_STORE(V, STORE)                                                                    \
+#define DOT_STORE(V, FOLD)                                                                     \
     do {                                                                                       \
-        float l_[DOT_LANES];                                                                   \
-        STORE(l_, V##00);                                                                      \
-        c[i * ldc + j] = dot_fold(l_);                                                         \
-        if (j1 != j) STORE(l_, V##01), c[i * ldc + j1] = dot_fold(l_);                         \
-        if (i1 != i) STORE(l_, V##10), c[i1 * ldc + j] = dot_fold(l_);                         \
-        if (i1 != i && j1 != j) STORE(l_, V##11), c[i1 * ldc + j1] = dot_fold(l_);             \
+        c[i * ldc + j] = FOLD(V##00);                                                          \
+        if (j1 != j) c[i * ldc + j1] = FOLD(V##01);                                            \
+        if (i1 != i) c[i1 * ldc + j] = FOLD(V##10);                                            \
+        if (i1 != i && j1 != j) c[i1 * ldc + j1] = FOLD(V##11);                                \
     } while (0)
 #define DOT_LOOP_HEAD                                                                          \
     for (int64_t i = 0; i < m; i += 2)                                                         \
         for (int64_t j = 0; j < n; j += 2) {                                                   \
             const int64_t i1 = i + 1 < m ? i + 1 : i, j1 = j + 1 < n ? j + 1 : j;            \
-            const float *a0 = a + i * lda, *a1 = a + i1 * lda, *b0 = b + j * ldb, *b1 = b + j1 * ldb;
+            const float *a0 = a + i * lda, *a1 = a + i1 * lda, *b0 = b[j], *b1 = b[j1];
 /* AVX-512: rows of a two by two, of b three by three (six sums in flight; K 9 taps: no lone row) */
 MG_TARGET("avx512f,fma") static void dot_nt_avx512(int64_t m, int64_t n, int64_t k, const float *a,
-                                                   int64_t lda, const float *b, int64_t ldb, float *c,
-                                                   int64_t ldc) {
+                                                   int64_t lda, const float *const *b, float *c, int64_t ldc) {
     const int64_t kq = k / DOT_LANES * DOT_LANES;
     const __mmask16 tail = (__mmask16)((1u << (k - kq)) - 1);
     for (int64_t i = 0; i < m; i += 2)
         for (int64_t j = 0; j < n; j += 3) {
             const float *ar[2], *br[3];
             _Pragma("GCC unroll 2") for (int t = 0; t < 2; t++) ar[t] = a + (i + t < m ? i + t : i) * lda;
-            _Pragma("GCC unroll 3") for (int u = 0; u < 3; u++) br[u] = b + (j + u < n ? j + u : j) * ldb;
+            _Pragma("GCC unroll 3") for (int u = 0; u < 3; u++) br[u] = b[j + u < n ? j + u : j];
             __m512 acc[2][3];
             _Pragma("GCC unroll 2") for (int t = 0; t < 2; t++)
                 _Pragma("GCC unroll 3") for (int u = 0; u < 3; u++) acc[t][u] = _mm512_setzero_ps();
@@ -402,16 +401,26 @@ MG_TARGET("avx512f,fma") static void dot_nt_avx512(int64_t m, int64_t n, int64_t
             }
             for (int t = 0; t < 2 && i + t < m; t++)
                 for (int u = 0; u < 3 && j + u < n; u++) {
-                    float l[DOT_LANES];
-                    _mm512_storeu_ps(l, acc[t][u]);
-                    c[(i + t) * ldc + j + u] = dot_fold(l);
+                    /* dot_fold's tree on the vector: halves added, l + l+8, + 4, + 2, + 1 */
+                    const __m512 v = acc[t][u];
+                    const __m256 h8 = _mm256_add_ps(_mm512_castps512_ps256(v),
+                                                    _mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(v), 1)));
+                    const __m128 h4 = _mm_add_ps(_mm256_castps256_ps128(h8), _mm256_extractf128_ps(h8, 1));
+                    const __m128 h2 = _mm_add_ps(h4, _mm_movehl_ps(h4, h4));
+                    c[(i + t) * ldc + j + u] = _mm_cvtss_f32(_mm_add_ss(h2, _mm_shuffle_ps(h2, h2, 1)));
                 }
         }
 }
-/* lanes 0-7 in the first ymm (h = 0), 8-15 in the second */
-#define STORE256(l, v) (_mm256_storeu_ps(l, v[0]), _mm256_storeu_ps((l) + 8, v[1]))
+/* lanes 0-7 in the first ymm (h = 0), 8-15 in the second; dot_fold's tree on the vectors */
+MG_TARGET("avx2,fma") static inline float fold256(const __m256 *v) {
+    const __m256 h8 = _mm256_add_ps(v[0], v[1]);
+    const __m128 h4 = _mm_add_ps(_mm256_castps256_ps128(h8), _mm256_extractf128_ps(h8, 1));
+    const __m128 h2 = _mm_add_ps(h4, _mm_movehl_ps(h4, h4));
+    return _mm_cvtss_f32(_mm_add_ss(h2, _mm_shuffle_ps(h2, h2, 1)));
+}
+#define FOLD256(v) fold256(v)
 MG_TARGET("avx2,fma") static void dot_nt_avx2(int64_t m, int64_t n, int64_t k, const float *a, int64_t lda,
-                                              const float *b, int64_t ldb, float *c, int64_t ldc) {
+                                              const float *const *b, float *c, int64_t ldc) {
     const int64_t kq = k / DOT_LANES * DOT_LANES, r = k - kq;
     __m256i mask[2];
     for (int h = 0; h < 2; h++)
@@ -436,15 +445,15 @@ MG_TARGET("avx2,fma") static void dot_nt_avx2(int64_t m, int64_t n, int64_t k, c
                 s00[h] = _mm256_fmadd_ps(x0, y0, s00[h]), s01[h] = _mm256_fmadd_ps(x0, y1, s01[h]);
                 s10[h] = _mm256_fmadd_ps(x1, y0, s10[h]), s11[h] = _mm256_fmadd_ps(x1, y1, s11[h]);
             }
-        DOT_STORE(s, STORE256);
+        DOT_STORE(s, FOLD256);
     }
 }
 #undef DOT_STORE
 #undef DOT_LOOP_HEAD
-#undef STORE256
+#undef FOLD256
 #endif
-typedef void (*dot_nt_fn)(int64_t m, int64_t n, int64_t k, const float *a, int64_t lda, const float *b,
-                          int64_t ldb, float *c, int64_t ldc);
+typedef void (*dot_nt_fn)(int64_t m, int64_t n, int64_t k, const float *a, int64_t lda, const float *const *b,
+                          float *c, int64_t ldc);
 static dot_nt_fn dot_nt_for(int isa) {
 #if MG_CPU_X86
     if (isa >= MG_ISA_AVX512) return dot_nt_avx512;
@@ -490,6 +499,7 @@ typedef struct sample_job {
     int64_t O, K, S, G, chunk; /* K = C kh kw (all groups); chunk: samples a DW chunk */
     int dot;                /* DW: the dot-product kernel (float32) instead of the gemm */
     int rows;               /* FORWARD: forward_rows (float32, stride 1, AVX2 or AVX-512) */
+    size_t aux_off;         /* DW with dot: K row pointers at work + aux_off */
 } sample_job;
 
 static bool use_sample_path(mg_dtype dt, int64_t N, int64_t O, int64_t K, int64_t S) {
@@ -590,6 +600,7 @@ static void sample_range(void *arg, int64_t b, int64_t e) {
     const int64_t K = s->K, S = s->S, O = s->O, Og = O / s->G, Kg = K / s->G;
     char *tmp = col + (size_t)(K * S) * es;       /* DW: one sample's (O, K) */
     char *scratch = tmp + (size_t)(O * K) * es;
+    const float **brow = (const float **)(col + s->aux_off); /* DW: the rows of col (dot) */
 #define AT(p, off) ((p) + (size_t)(off) * es)
     for (int64_t u = b; u < e; u++) {
         if (s->mode == SAMPLE_FORWARD && s->rows) {
@@ -623,13 +634,15 @@ static void sample_range(void *arg, int64_t b, int64_t e) {
             char *part = s->dst + (size_t)(u * O * Kg) * es;
             const int64_t n1 = (u + 1) * s->chunk < s->j.N ? (u + 1) * s->chunk : s->j.N;
             for (int64_t n = u * s->chunk; n < n1; n++) {
+                char *c = n == u * s->chunk ? part : tmp; /* the first sample writes the partial */
                 unfold_sample(s, n, col);
                 const char *gout = s->gout + (size_t)(n * O * S) * es;
-                char *c = n == u * s->chunk ? part : tmp; /* the first sample writes the partial */
+                if (s->dot)
+                    for (int64_t k = 0; k < K; k++) brow[k] = (const float *)col + k * S;
                 for (int64_t g = 0; g < s->G; g++)
                     if (s->dot)
-                        dot_nt_for(s->j.isa)(Og, Kg, S, (const float *)AT(gout, g * Og * S), S,
-                                             (const float *)AT(col, g * Kg * S), S, (float *)AT(c, g * Og * Kg), Kg);
+                        dot_nt_for(s->j.isa)(Og, Kg, S, (const float *)AT(gout, g * Og * S), S, brow + g * Kg,
+                                             (float *)AT(c, g * Og * Kg), Kg);
                     else
                         sample_product(s, Og, Kg, S, AT(gout, g * Og * S), S, 1, AT(col, g * Kg * S), 1, S,
                                        AT(c, g * Og * Kg), Kg, scratch);
@@ -658,6 +671,8 @@ static mg_status run_samples(mg_ctx *ctx, sample_job *s, int64_t units) {
     s->work_bytes = (size_t)(s->K * s->S + s->O * s->K) * es + gb;
     if (s->rows && forward_rows_bytes(s) > s->work_bytes) s->work_bytes = forward_rows_bytes(s);
     s->work_bytes = (s->work_bytes + 63) / 64 * 64;
+    s->aux_off = s->work_bytes;
+    if (s->dot) s->work_bytes += ((size_t)s->K * sizeof(float *) + 63) / 64 * 64;
     const int64_t slots = ctx->num_threads < units ? ctx->num_threads : units;
     const size_t bytes = s->work_bytes * (size_t)slots;
     s->work = mg_alloc(ctx, bytes);
