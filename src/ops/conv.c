@@ -186,6 +186,17 @@ MG_ISA_STAMP(ADD_RUN, float)
 MG_ISA_STAMP(ADD_RUN, double)
 #undef ADD_RUN
 
+/* dst[i] = src[i] + v, i < n (dst may be src): the bias, at the level's vector width (a plain
+ * add: the same bits at every level; stamped and aligned, the loop no longer ran at the mercy of
+ * where the linker put it: 64 to 120 us a 64x16x28x28 output as unrelated code moved) */
+#define ADD_BIAS(isa, T)                                                                       \
+    static void MG_ISA_FN(add_bias_##T, isa)(T *dst, const T *src, int64_t n, T v) {           \
+        for (int64_t i = 0; i < n; i++) dst[i] = src[i] + v;                                   \
+    }
+MG_ISA_STAMP(ADD_BIAS, float)
+MG_ISA_STAMP(ADD_BIAS, double)
+#undef ADD_BIAS
+
 #define COL2IM_PLANE(T)                                                                        \
     do {                                                                                       \
         T *plane = (T *)j->dx + q * j->H * j->W;                                               \
@@ -317,6 +328,141 @@ static void permute(mg_ctx *ctx, perm_job *p) {
     mg_parallel_for(ctx, p->N * p->O, grain_for(p->S), perm_range, p);
 }
 
+/* ---- the weight gradient of a few taps: a dot-product kernel ---------------------------------
+ * dW (O, K) = gout (O, S) col^T is a product whose B is col transposed: the gemm packs it (a
+ * transpose a sample) and, for K = 9 (one input channel, 3x3), pads 9 columns to a 16- or 48-wide
+ * tile. Here each element is a dot product of two contiguous rows instead:
+ *     c[i ldc + j] = sum over p < k of a[i lda + p] b[j][p]      (float32; b: a table of rows)
+ * in DOT_LANES lanes, lane l summing the terms p = l mod 16 in order of p from 0 with a fused
+ * multiply-add (the baseline: the product rounded, then the add, as the gemm's portable kernel),
+ * then the lanes folded in a fixed tree (l + l+8, then + 4, + 2, + 1: dot_fold). AVX-512 holds the
+ * 16 lanes in one zmm, AVX2 in two ymm: the same operations lane by lane, the same bits; both fold
+ * on the vectors, the same adds as dot_fold's (folding through memory, scalar, cost the book's conv1
+ * dW about 75 of its ~450 us). Rows are taken two by two of a and of b (AVX-512: three by three of
+ * b), several sums in flight, each row loaded once for two or three of them. */
+#define DOT_LANES 16
+#define DOT_MAX_K 16 /* taps a group: K 9 (book's conv1) 553 -> 440 us a batch; K 144 ran slower than the gemm */
+static float dot_fold(float *l) {
+    for (int w = DOT_LANES / 2; w >= 1; w /= 2)
+        for (int i = 0; i < w; i++) l[i] += l[i + w];
+    return l[0];
+}
+static void dot_nt_base(int64_t m, int64_t n, int64_t k, const float *a, int64_t lda, const float *const *b,
+                        float *c, int64_t ldc) {
+    for (int64_t i = 0; i < m; i++)
+        for (int64_t j = 0; j < n; j++) {
+            float l[DOT_LANES] = {0};
+            const float *x = a + i * lda, *y = b[j];
+            for (int64_t p = 0; p < k; p++) l[p % DOT_LANES] = l[p % DOT_LANES] + x[p] * y[p];
+            c[i * ldc + j] = dot_fold(l);
+        }
+}
+#if MG_CPU_X86
+/* the four sums of rows i, i1 of a and j, j1 of b (i1 == i, j1 == j: a lone last row, its repeats
+ * dropped) */
+#define DOT_STORE(V, FOLD)                                                                     \
+    do {                                                                                       \
+        c[i * ldc + j] = FOLD(V##00);                                                          \
+        if (j1 != j) c[i * ldc + j1] = FOLD(V##01);                                            \
+        if (i1 != i) c[i1 * ldc + j] = FOLD(V##10);                                            \
+        if (i1 != i && j1 != j) c[i1 * ldc + j1] = FOLD(V##11);                                \
+    } while (0)
+#define DOT_LOOP_HEAD                                                                          \
+    for (int64_t i = 0; i < m; i += 2)                                                         \
+        for (int64_t j = 0; j < n; j += 2) {                                                   \
+            const int64_t i1 = i + 1 < m ? i + 1 : i, j1 = j + 1 < n ? j + 1 : j;            \
+            const float *a0 = a + i * lda, *a1 = a + i1 * lda, *b0 = b[j], *b1 = b[j1];
+/* AVX-512: rows of a two by two, of b three by three (six sums in flight; K 9 taps: no lone row) */
+MG_TARGET("avx512f,fma") static void dot_nt_avx512(int64_t m, int64_t n, int64_t k, const float *a,
+                                                   int64_t lda, const float *const *b, float *c, int64_t ldc) {
+    const int64_t kq = k / DOT_LANES * DOT_LANES;
+    const __mmask16 tail = (__mmask16)((1u << (k - kq)) - 1);
+    for (int64_t i = 0; i < m; i += 2)
+        for (int64_t j = 0; j < n; j += 3) {
+            const float *ar[2], *br[3];
+            _Pragma("GCC unroll 2") for (int t = 0; t < 2; t++) ar[t] = a + (i + t < m ? i + t : i) * lda;
+            _Pragma("GCC unroll 3") for (int u = 0; u < 3; u++) br[u] = b[j + u < n ? j + u : j];
+            __m512 acc[2][3];
+            _Pragma("GCC unroll 2") for (int t = 0; t < 2; t++)
+                _Pragma("GCC unroll 3") for (int u = 0; u < 3; u++) acc[t][u] = _mm512_setzero_ps();
+            for (int64_t p = 0; p < kq; p += DOT_LANES) {
+                __m512 x[2], y[3];
+                _Pragma("GCC unroll 2") for (int t = 0; t < 2; t++) x[t] = _mm512_loadu_ps(ar[t] + p);
+                _Pragma("GCC unroll 3") for (int u = 0; u < 3; u++) y[u] = _mm512_loadu_ps(br[u] + p);
+                _Pragma("GCC unroll 2") for (int t = 0; t < 2; t++)
+                    _Pragma("GCC unroll 3") for (int u = 0; u < 3; u++) acc[t][u] = _mm512_fmadd_ps(x[t], y[u], acc[t][u]);
+            }
+            if (tail) { /* the last k mod 16 terms into lanes 0..: the other lanes add 0 x 0 */
+                __m512 x[2], y[3];
+                _Pragma("GCC unroll 2") for (int t = 0; t < 2; t++) x[t] = _mm512_maskz_loadu_ps(tail, ar[t] + kq);
+                _Pragma("GCC unroll 3") for (int u = 0; u < 3; u++) y[u] = _mm512_maskz_loadu_ps(tail, br[u] + kq);
+                _Pragma("GCC unroll 2") for (int t = 0; t < 2; t++)
+                    _Pragma("GCC unroll 3") for (int u = 0; u < 3; u++) acc[t][u] = _mm512_fmadd_ps(x[t], y[u], acc[t][u]);
+            }
+            for (int t = 0; t < 2 && i + t < m; t++)
+                for (int u = 0; u < 3 && j + u < n; u++) {
+                    /* dot_fold's tree on the vector: halves added, l + l+8, + 4, + 2, + 1 */
+                    const __m512 v = acc[t][u];
+                    const __m256 h8 = _mm256_add_ps(_mm512_castps512_ps256(v),
+                                                    _mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(v), 1)));
+                    const __m128 h4 = _mm_add_ps(_mm256_castps256_ps128(h8), _mm256_extractf128_ps(h8, 1));
+                    const __m128 h2 = _mm_add_ps(h4, _mm_movehl_ps(h4, h4));
+                    c[(i + t) * ldc + j + u] = _mm_cvtss_f32(_mm_add_ss(h2, _mm_shuffle_ps(h2, h2, 1)));
+                }
+        }
+}
+/* lanes 0-7 in the first ymm (h = 0), 8-15 in the second; dot_fold's tree on the vectors */
+MG_TARGET("avx2,fma") static inline float fold256(const __m256 *v) {
+    const __m256 h8 = _mm256_add_ps(v[0], v[1]);
+    const __m128 h4 = _mm_add_ps(_mm256_castps256_ps128(h8), _mm256_extractf128_ps(h8, 1));
+    const __m128 h2 = _mm_add_ps(h4, _mm_movehl_ps(h4, h4));
+    return _mm_cvtss_f32(_mm_add_ss(h2, _mm_shuffle_ps(h2, h2, 1)));
+}
+#define FOLD256(v) fold256(v)
+MG_TARGET("avx2,fma") static void dot_nt_avx2(int64_t m, int64_t n, int64_t k, const float *a, int64_t lda,
+                                              const float *const *b, float *c, int64_t ldc) {
+    const int64_t kq = k / DOT_LANES * DOT_LANES, r = k - kq;
+    __m256i mask[2];
+    for (int h = 0; h < 2; h++)
+        mask[h] = _mm256_cmpgt_epi32(_mm256_set1_epi32((int)r), _mm256_setr_epi32(8 * h, 8 * h + 1, 8 * h + 2,
+                                     8 * h + 3, 8 * h + 4, 8 * h + 5, 8 * h + 6, 8 * h + 7));
+    DOT_LOOP_HEAD
+        __m256 s00[2], s01[2], s10[2], s11[2];
+        for (int h = 0; h < 2; h++) s00[h] = s01[h] = s10[h] = s11[h] = _mm256_setzero_ps();
+        for (int64_t p = 0; p < kq; p += DOT_LANES)
+            for (int h = 0; h < 2; h++) {
+                const __m256 x0 = _mm256_loadu_ps(a0 + p + 8 * h), x1 = _mm256_loadu_ps(a1 + p + 8 * h);
+                const __m256 y0 = _mm256_loadu_ps(b0 + p + 8 * h), y1 = _mm256_loadu_ps(b1 + p + 8 * h);
+                s00[h] = _mm256_fmadd_ps(x0, y0, s00[h]), s01[h] = _mm256_fmadd_ps(x0, y1, s01[h]);
+                s10[h] = _mm256_fmadd_ps(x1, y0, s10[h]), s11[h] = _mm256_fmadd_ps(x1, y1, s11[h]);
+            }
+        if (r)
+            for (int h = 0; h < 2; h++) {
+                const __m256 x0 = _mm256_maskload_ps(a0 + kq + 8 * h, mask[h]);
+                const __m256 x1 = _mm256_maskload_ps(a1 + kq + 8 * h, mask[h]);
+                const __m256 y0 = _mm256_maskload_ps(b0 + kq + 8 * h, mask[h]);
+                const __m256 y1 = _mm256_maskload_ps(b1 + kq + 8 * h, mask[h]);
+                s00[h] = _mm256_fmadd_ps(x0, y0, s00[h]), s01[h] = _mm256_fmadd_ps(x0, y1, s01[h]);
+                s10[h] = _mm256_fmadd_ps(x1, y0, s10[h]), s11[h] = _mm256_fmadd_ps(x1, y1, s11[h]);
+            }
+        DOT_STORE(s, FOLD256);
+    }
+}
+#undef DOT_STORE
+#undef DOT_LOOP_HEAD
+#undef FOLD256
+#endif
+typedef void (*dot_nt_fn)(int64_t m, int64_t n, int64_t k, const float *a, int64_t lda, const float *const *b,
+                          float *c, int64_t ldc);
+static dot_nt_fn dot_nt_for(int isa) {
+#if MG_CPU_X86
+    if (isa >= MG_ISA_AVX512) return dot_nt_avx512;
+    if (isa == MG_ISA_AVX2) return dot_nt_avx2;
+#endif
+    (void)isa;
+    return dot_nt_base;
+}
+
 /* ---- the per-sample path ---------------------------------------------------------------------
  * When one sample's columns are small (K S elements within SAMPLE_COL_BYTES, about the L2 cache) and
  * the batch has a few samples, each sample is unfolded, multiplied and folded by one thread while its
@@ -329,7 +475,13 @@ static void permute(mg_ctx *ctx, perm_job *p) {
  * over the batch: sample by sample within SAMPLE_CHUNKS chunks of consecutive samples (their
  * count fixed by N alone), whose partial sums are added in chunk order after the parallel call:
  * the bits depend on the sizes only, not on the threads. Each product runs on its thread with
- * that thread's scratch (mg_gemm_serial). Products per group, as everywhere in this file. */
+ * that thread's scratch (mg_gemm_serial). Products per group, as everywhere in this file.
+ * Two variants, chosen by the sizes and the ctx's level only: the float32 forward at stride 1
+ * (AVX2, AVX-512) with more taps than output channels (K > O: unfolding costs more than
+ * forward_rows' extra pass over the output; the book's conv1, K 9 and O 16, ran 10 % slower with it)
+ * reads the sample's zero-padded frame in place instead of unfolding it (forward_rows: the same
+ * bits), and a float32 dW of at most DOT_MAX_K taps a group sums each
+ * element as one dot product of two rows (dot_nt_*: its own order, see there). */
 #define SAMPLE_COL_BYTES ((int64_t)1 << 20)
 #define SAMPLE_CHUNKS 8
 #define SAMPLE_PARTIAL_BYTES ((int64_t)8 << 20)
@@ -345,6 +497,9 @@ typedef struct sample_job {
     char *work;             /* per thread: col (K, S), then gemm scratch */
     size_t work_bytes;
     int64_t O, K, S, G, chunk; /* K = C kh kw (all groups); chunk: samples a DW chunk */
+    int dot;                /* DW: the dot-product kernel (float32) instead of the gemm */
+    int rows;               /* FORWARD: forward_rows (float32, stride 1, AVX2 or AVX-512) */
+    size_t aux_off;         /* DW with dot: K row pointers at work + aux_off */
 } sample_job;
 
 static bool use_sample_path(mg_dtype dt, int64_t N, int64_t O, int64_t K, int64_t S) {
@@ -375,6 +530,68 @@ static void sample_product(const sample_job *s, int64_t m, int64_t n, int64_t k,
         for (int64_t i_ = 0; i_ < (count); i_++) d_[i_] += s_[i_];                             \
     } while (0)
 
+/* The forward product of sample n without a column buffer (stride 1, float32, AVX2 or AVX-512):
+ * x[n] is copied into a zero-padded frame xp (C planes of Hp = H + 2 ph rows of Wp = W + 2 pw, or
+ * more: frame_dims),
+ * where every tap (c, ki, kj) reads the frame at one offset from the output position on a grid
+ * Wp wide: col's row (c kh + ki) kw + kj is the frame's run from c Hp Wp + ki dh Wp + kj dw, with
+ * the padding's zeros in place (the columns ow >= OW of this grid read the next row: computed,
+ * then dropped). mg_gemm_rows_f32 multiplies W by these rows where they lie: the same products and
+ * sums as im2col's columns, the same bits. Then the grid's rows OW wide go to out, with the bias. */
+/* the frame's rows and their width: the padded input, and as far as the last tap of the last output
+ * reaches (padding = "same" with an odd total pads one more row / column at the bottom / right) */
+static void frame_dims(const conv_job *j, int64_t *Hp, int64_t *Wp) {
+    const int64_t h = j->OH + (j->g.kh - 1) * j->g.dh, w = j->OW + (j->g.kw - 1) * j->g.dw;
+    *Hp = j->H + 2 * j->g.ph > h ? j->H + 2 * j->g.ph : h;
+    *Wp = j->W + 2 * j->g.pw > w ? j->W + 2 * j->g.pw : w;
+}
+static size_t forward_rows_bytes(const sample_job *s) {
+    const conv_job *j = &s->j;
+    int64_t Hp, Wp;
+    frame_dims(j, &Hp, &Wp);
+    const int64_t frame = j->C * Hp * Wp + MG_GEMM_ROWS_SLACK;
+    const int64_t grid = (j->OH - 1) * Wp + j->OW;
+    return (size_t)(frame + s->O * grid) * sizeof(float) + (size_t)s->K * sizeof(float *) + 64;
+}
+static void forward_rows(const sample_job *s, int64_t n, char *work) {
+    const conv_job *j = &s->j;
+    const mg_conv2d_geom *g = &j->g;
+    int64_t Hp, Wp;
+    frame_dims(j, &Hp, &Wp);
+    const int64_t PL = Hp * Wp, C = j->C;
+    const int64_t frame = C * PL + MG_GEMM_ROWS_SLACK, grid = (j->OH - 1) * Wp + j->OW;
+    const int64_t O = s->O, K = s->K, G = s->G, Og = O / G, Kg = K / G, S = j->OH * j->OW;
+    const float **brow = (const float **)work;
+    float *xp = (float *)(work + (size_t)K * sizeof(float *)), *outp = xp + frame;
+    memset(xp, 0, (size_t)frame * sizeof(float));
+    const float *x = (const float *)j->x + n * j->xs[0];
+    for (int64_t c = 0; c < C; c++)
+        for (int64_t h = 0; h < j->H; h++) {
+            const float *src = x + c * j->xs[1] + h * j->xs[2];
+            float *dst = xp + c * PL + (h + g->ph) * Wp + g->pw;
+            if (j->xs[3] == 1) memcpy(dst, src, (size_t)j->W * sizeof(float));
+            else
+                for (int64_t w = 0; w < j->W; w++) dst[w] = src[w * j->xs[3]];
+        }
+    for (int64_t c = 0, k = 0; c < C; c++)
+        for (int64_t ki = 0; ki < g->kh; ki++)
+            for (int64_t kj = 0; kj < g->kw; kj++) brow[k++] = xp + c * PL + ki * g->dh * Wp + kj * g->dw;
+    const float *w = (const float *)s->w;
+    for (int64_t gi = 0; gi < G; gi++)
+        mg_gemm_rows_f32(j->isa, Og, grid, Kg, w + gi * Og * Kg, Kg, brow + gi * Kg, outp + gi * Og * grid, grid);
+    float *out = (float *)s->dst + n * O * S;
+    for (int64_t o = 0; o < O; o++) {
+        const float bv = s->bias ? ((const float *)s->bias)[o * s->bias_stride] : 0;
+        for (int64_t oh = 0; oh < j->OH; oh++) {
+            const float *src = outp + o * grid + oh * Wp;
+            float *dst = out + o * S + oh * j->OW;
+            if (s->bias) MG_ISA_PICK(j->isa, add_bias_float)(dst, src, j->OW, bv);
+            else
+                memcpy(dst, src, (size_t)j->OW * sizeof(float));
+        }
+    }
+}
+
 /* units: samples (FORWARD, DX) or chunks (DW) */
 static void sample_range(void *arg, int64_t b, int64_t e) {
     const sample_job *s = (const sample_job *)arg;
@@ -383,9 +600,12 @@ static void sample_range(void *arg, int64_t b, int64_t e) {
     const int64_t K = s->K, S = s->S, O = s->O, Og = O / s->G, Kg = K / s->G;
     char *tmp = col + (size_t)(K * S) * es;       /* DW: one sample's (O, K) */
     char *scratch = tmp + (size_t)(O * K) * es;
+    const float **brow = (const float **)(col + s->aux_off); /* DW: the rows of col (dot) */
 #define AT(p, off) ((p) + (size_t)(off) * es)
     for (int64_t u = b; u < e; u++) {
-        if (s->mode == SAMPLE_FORWARD) {
+        if (s->mode == SAMPLE_FORWARD && s->rows) {
+            forward_rows(s, u, col);
+        } else if (s->mode == SAMPLE_FORWARD) {
             unfold_sample(s, u, col);
             char *out = s->dst + (size_t)(u * O * S) * es;
             for (int64_t g = 0; g < s->G; g++)
@@ -395,10 +615,10 @@ static void sample_range(void *arg, int64_t b, int64_t e) {
                 for (int64_t o = 0; o < O; o++) {
                     if (s->j.dt == MG_FLOAT64) {
                         double *row = (double *)out + o * S, bv = ((const double *)s->bias)[o * s->bias_stride];
-                        for (int64_t k = 0; k < S; k++) row[k] = row[k] + bv;
+                        MG_ISA_PICK(s->j.isa, add_bias_double)(row, row, S, bv);
                     } else {
                         float *row = (float *)out + o * S, bv = ((const float *)s->bias)[o * s->bias_stride];
-                        for (int64_t k = 0; k < S; k++) row[k] = row[k] + bv;
+                        MG_ISA_PICK(s->j.isa, add_bias_float)(row, row, S, bv);
                     }
                 }
         } else if (s->mode == SAMPLE_DX) {
@@ -414,12 +634,18 @@ static void sample_range(void *arg, int64_t b, int64_t e) {
             char *part = s->dst + (size_t)(u * O * Kg) * es;
             const int64_t n1 = (u + 1) * s->chunk < s->j.N ? (u + 1) * s->chunk : s->j.N;
             for (int64_t n = u * s->chunk; n < n1; n++) {
+                char *c = n == u * s->chunk ? part : tmp; /* the first sample writes the partial */
                 unfold_sample(s, n, col);
                 const char *gout = s->gout + (size_t)(n * O * S) * es;
-                char *c = n == u * s->chunk ? part : tmp; /* the first sample writes the partial */
+                if (s->dot)
+                    for (int64_t k = 0; k < K; k++) brow[k] = (const float *)col + k * S;
                 for (int64_t g = 0; g < s->G; g++)
-                    sample_product(s, Og, Kg, S, AT(gout, g * Og * S), S, 1, AT(col, g * Kg * S), 1, S,
-                                   AT(c, g * Og * Kg), Kg, scratch);
+                    if (s->dot)
+                        dot_nt_for(s->j.isa)(Og, Kg, S, (const float *)AT(gout, g * Og * S), S, brow + g * Kg,
+                                             (float *)AT(c, g * Og * Kg), Kg);
+                    else
+                        sample_product(s, Og, Kg, S, AT(gout, g * Og * S), S, 1, AT(col, g * Kg * S), 1, S,
+                                       AT(c, g * Og * Kg), Kg, scratch);
                 if (c == tmp) {
                     if (s->j.dt == MG_FLOAT64) ADD_ROWS(double, part, tmp, O * Kg);
                     else ADD_ROWS(float, part, tmp, O * Kg);
@@ -443,7 +669,10 @@ static mg_status run_samples(mg_ctx *ctx, sample_job *s, int64_t units) {
     if (gdx > gb) gb = gdx;
     if (gdw > gb) gb = gdw;
     s->work_bytes = (size_t)(s->K * s->S + s->O * s->K) * es + gb;
+    if (s->rows && forward_rows_bytes(s) > s->work_bytes) s->work_bytes = forward_rows_bytes(s);
     s->work_bytes = (s->work_bytes + 63) / 64 * 64;
+    s->aux_off = s->work_bytes;
+    if (s->dot) s->work_bytes += ((size_t)s->K * sizeof(float *) + 63) / 64 * 64;
     const int64_t slots = ctx->num_threads < units ? ctx->num_threads : units;
     const size_t bytes = s->work_bytes * (size_t)slots;
     s->work = mg_alloc(ctx, bytes);
@@ -473,7 +702,9 @@ mg_status mg_conv2d(mg_ctx *ctx, mg_tensor *out, const mg_tensor *x, const mg_te
         sample_job s = {.j = j, .mode = SAMPLE_FORWARD, .w = (const char *)mg_tensor_data(w),
                         .bias = bias ? (const char *)mg_tensor_data(bias) : NULL,
                         .bias_stride = bias ? bias->stride[0] : 0, .dst = (char *)mg_tensor_data(out),
-                        .O = O, .K = K * G, .S = OH * OW, .G = G};
+                        .O = O, .K = K * G, .S = OH * OW, .G = G,
+                        .rows = dt == MG_FLOAT32 && g->sh == 1 && g->sw == 1 && K * G > O &&
+                                mg_gemm_rows_f32(ctx->isa, 0, 0, 0, NULL, 0, NULL, NULL, 0)};
         st = run_samples(ctx, &s, N);
         goto done;
     }
@@ -506,34 +737,45 @@ done_w:
     return st;
 }
 
-/* db[o] = sum over n, p of g[n, o, p], in double: four lanes (p mod 4) per run of S, added in a
- * fixed order (independent sums hide the adds' latency; the order depends on the sizes only) */
+/* db[o] = sum over n, p of g[n, o, p], in double: BIAS_LANES lanes, lane l summing the elements
+ * p = l mod BIAS_LANES of every run of S (n in order, then p), the lanes folded in a fixed tree
+ * (l + l + 8, then + 4, + 2, + 1). Independent sums hide the adds' latency (four lanes ran
+ * latency-bound: 270 us for the book's 64x16x28x28); the lanes are plain double adds, so every
+ * level vectorizes them with the same bits, and the order depends on the sizes only. */
+#define BIAS_LANES 16
 typedef struct bias_job {
     mg_dtype dt;
     const char *g;
     char *db;
     int64_t N, O, S;
+    int isa;
 } bias_job;
-#define BIAS_RUN(T)                                                                            \
-    do {                                                                                       \
-        const T *p = (const T *)j->g + off;                                                    \
-        double l0 = 0, l1 = 0, l2 = 0, l3 = 0;                                                 \
-        int64_t k = 0;                                                                         \
-        for (; k + 4 <= j->S; k += 4) l0 += p[k], l1 += p[k + 1], l2 += p[k + 2], l3 += p[k + 3]; \
-        for (; k < j->S; k++) l0 += p[k];                                                      \
-        s += (l0 + l1) + (l2 + l3);                                                            \
-    } while (0)
+#define BIAS_SUM(isa, T)                                                                       \
+    static double MG_ISA_FN(bias_sum_##T, isa)(const T *restrict g, int64_t N, int64_t stride, \
+                                               int64_t S) {                                    \
+        double l[BIAS_LANES] = {0};                                                            \
+        for (int64_t n = 0; n < N; n++) {                                                      \
+            const T *p = g + n * stride;                                                       \
+            int64_t k = 0;                                                                     \
+            for (; k + BIAS_LANES <= S; k += BIAS_LANES)                                       \
+                for (int i = 0; i < BIAS_LANES; i++) l[i] += (double)p[k + i];                 \
+            for (int i = 0; k + i < S; i++) l[i] += (double)p[k + i];                          \
+        }                                                                                      \
+        for (int w = BIAS_LANES / 2; w >= 1; w /= 2)                                           \
+            for (int i = 0; i < w; i++) l[i] += l[i + w];                                      \
+        return l[0];                                                                           \
+    }
+MG_ISA_STAMP(BIAS_SUM, float)
+MG_ISA_STAMP(BIAS_SUM, double)
+#undef BIAS_SUM
 static void bias_grad_range(void *arg, int64_t b, int64_t e) {
     const bias_job *j = (const bias_job *)arg;
     for (int64_t o = b; o < e; o++) {
-        double s = 0;
-        for (int64_t n = 0; n < j->N; n++) {
-            const int64_t off = (n * j->O + o) * j->S;
-            if (j->dt == MG_FLOAT64) BIAS_RUN(double);
-            else BIAS_RUN(float);
-        }
-        if (j->dt == MG_FLOAT64) ((double *)j->db)[o] = s;
-        else ((float *)j->db)[o] = (float)s;
+        const int64_t stride = j->O * j->S;
+        if (j->dt == MG_FLOAT64)
+            ((double *)j->db)[o] = MG_ISA_PICK(j->isa, bias_sum_double)((const double *)j->g + o * j->S, j->N, stride, j->S);
+        else
+            ((float *)j->db)[o] = (float)MG_ISA_PICK(j->isa, bias_sum_float)((const float *)j->g + o * j->S, j->N, stride, j->S);
     }
 }
 
@@ -564,6 +806,7 @@ static mg_status sample_backward(mg_ctx *ctx, const mg_backward_args *a, int i, 
     const int64_t chunks = (N + s.chunk - 1) / s.chunk, OK = O * Kg;
     const size_t bytes = (size_t)(chunks * OK) * es;
     s.mode = SAMPLE_DW, s.dst = mg_alloc(ctx, bytes);
+    s.dot = dt == MG_FLOAT32 && Kg <= DOT_MAX_K;
     if (!s.dst) return mg_fail(ctx, MG_ENOMEM, 0, "not enough memory for convolution's weight gradient (%zu bytes)", bytes);
     mg_status st = run_samples(ctx, &s, chunks);
 #define SUM_CHUNKS(T)                                                                          \
@@ -604,7 +847,7 @@ static mg_status conv_backward(mg_ctx *ctx, const mg_backward_args *a, int i, mg
     mg_status st = mg_conv_contiguous(ctx, gout4, &gsc, &gc);
     if (st != MG_OK) goto done;
     if (i == 2) {
-        bias_job bj = {dt, (const char *)mg_tensor_data(gc), (char *)mg_tensor_data(gin), N, O, S};
+        bias_job bj = {dt, (const char *)mg_tensor_data(gc), (char *)mg_tensor_data(gin), N, O, S, ctx->isa};
         mg_parallel_for(ctx, O, grain_for(N * S), bias_grad_range, &bj);
         goto done;
     }

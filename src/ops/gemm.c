@@ -1136,3 +1136,76 @@ mg_status mg_gemm(mg_ctx *ctx, mg_dtype dt, const mg_gemm_args *p) {
         return gemm_run(ctx, dt, p, nbatch, work, true);
     return gemm_run(ctx, dt, p, nbatch, work, false);
 }
+
+/* ---- products whose B rows lie anywhere (conv.c's unfolding without a column buffer) ----------
+ * mg_gemm_rows_f32 (gemm.h): the SIMD micro-kernels reading A where it lies (as the direct ones)
+ * and B row p at brow[p] + j, read in place (the rows are readable MG_GEMM_ROWS_SLACK elements past
+ * n: an edge tile's lanes past n are read and dropped). One fused multiply-add per element and p, in
+ * order from 0 within each block of kc along K, the blocks added in order: the sums of the gemm's
+ * SIMD kernels, so the same bits as mg_gemm of the same product at AVX2 and AVX-512. */
+#if MG_CPU_X86 && MG_GEMM_ISA >= 1
+#define DEFINE_SIMD_ROWS(NAME, T, TARGET, VT, VL, MR, NV, SETZ, SET1, LOADU, STOREU, FMA, ADD)   \
+    MG_TARGET(TARGET) static void NAME(int64_t kc, const T *a_, int64_t ars, const T *const *brow, \
+                                       int64_t j0, void *c_, int64_t rsc, int64_t mr, int64_t nr, \
+                                       bool first) {                                           \
+        const int64_t csc = 1;                                                                 \
+        const T *ar[MR];                                                                       \
+        _Pragma("GCC unroll 16") for (int i = 0; i < MR; i++) ar[i] = a_ + (i < mr ? i : 0) * ars; \
+        VT acc[MR][NV];                                                                        \
+        _Pragma("GCC unroll 16") for (int i = 0; i < MR; i++)                                  \
+            _Pragma("GCC unroll 4") for (int v = 0; v < NV; v++) acc[i][v] = SETZ();            \
+        for (int64_t p = 0; p < kc; p++) {                                                     \
+            const T *pb = brow[p] + j0;                                                        \
+            VT bv[NV];                                                                         \
+            _Pragma("GCC unroll 4") for (int v = 0; v < NV; v++) bv[v] = LOADU(pb + v * VL);   \
+            _Pragma("GCC unroll 16") for (int i = 0; i < MR; i++) {                            \
+                const VT av = SET1(ar[i][p]);                                                  \
+                _Pragma("GCC unroll 4") for (int v = 0; v < NV; v++)                           \
+                    acc[i][v] = FMA(av, bv[v], acc[i][v]);                                     \
+            }                                                                                  \
+        }                                                                                      \
+        MICRO_STORE(T, VL, MR, NV, LOADU, STOREU, ADD)                                         \
+    }
+#if MG_GEMM_ISA >= 2
+DEFINE_SIMD_ROWS(rows_f32_avx512, float, "avx512f,fma", __m512, 16, 12, 2, _mm512_setzero_ps, _mm512_set1_ps,
+                 _mm512_loadu_ps, _mm512_storeu_ps, _mm512_fmadd_ps, _mm512_add_ps)
+DEFINE_SIMD_ROWS(rows_f32_avx512_8x48, float, "avx512f,fma", __m512, 16, 8, 3, _mm512_setzero_ps, _mm512_set1_ps,
+                 _mm512_loadu_ps, _mm512_storeu_ps, _mm512_fmadd_ps, _mm512_add_ps)
+#endif
+DEFINE_SIMD_ROWS(rows_f32_avx2, float, "avx2,fma", __m256, 8, 6, 2, _mm256_setzero_ps, _mm256_set1_ps,
+                 _mm256_loadu_ps, _mm256_storeu_ps, _mm256_fmadd_ps, _mm256_add_ps)
+#undef DEFINE_SIMD_ROWS
+#endif
+
+bool mg_gemm_rows_f32(int isa, int64_t m, int64_t n, int64_t k, const float *a, int64_t rsa,
+                      const float *const *brow, float *c, int64_t rsc) {
+#if MG_CPU_X86 && MG_GEMM_ISA >= 1
+    typedef void (*rows_fn)(int64_t, const float *, int64_t, const float *const *, int64_t, void *, int64_t,
+                            int64_t, int64_t, bool);
+    rows_fn fn;
+    int64_t mr, nr;
+#if MG_GEMM_ISA >= 2
+    if (isa >= MG_ISA_AVX512 && m % 8 == 0 && m % 12 != 0)
+        fn = rows_f32_avx512_8x48, mr = 8, nr = 48; /* 8, 16 or 32 output channels: no padded rows */
+    else if (isa >= MG_ISA_AVX512)
+        fn = rows_f32_avx512, mr = 12, nr = 32;
+    else
+#endif
+    if (isa >= MG_ISA_AVX2)
+        fn = rows_f32_avx2, mr = 6, nr = 16;
+    else
+        return false;
+    const int64_t KC = kernels_avx2[MG_FLOAT32].kc; /* every SIMD kernel's kc (256): the gemm's K blocks */
+    for (int64_t jr = 0; jr < n; jr += nr)
+        for (int64_t pc = 0; pc < k; pc += KC) {
+            const int64_t kc = min64(KC, k - pc);
+            for (int64_t ir = 0; ir < m; ir += mr)
+                fn(kc, a + ir * rsa + pc, rsa, brow + pc, jr, c + ir * rsc + jr, rsc, min64(mr, m - ir),
+                   min64(nr, n - jr), pc == 0);
+        }
+    return true;
+#else
+    (void)isa, (void)m, (void)n, (void)k, (void)a, (void)rsa, (void)brow, (void)c, (void)rsc;
+    return false;
+#endif
+}

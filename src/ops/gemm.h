@@ -53,4 +53,14 @@ mg_status mg_gemm(mg_ctx *ctx, mg_dtype dt, const mg_gemm_args *p);
 size_t mg_gemm_serial_bytes(mg_dtype dt, int64_t m, int64_t n, int64_t k, int isa);
 void mg_gemm_serial(mg_dtype dt, int isa, const mg_gemm_args *p, void *scratch);
 
+/* C(m,n) (rows rsc apart, contiguous) = A(m,k) (rows rsa apart, contiguous) B, float32, where row p of
+ * B is brow[p][0..n) (any addresses: a convolution's input planes read in place, src/ops/conv.c),
+ * each readable MG_GEMM_ROWS_SLACK elements past n (read, their sums dropped). On the calling
+ * thread, no scratch. The same bits as mg_gemm of the same product at AVX2 and AVX-512; false
+ * (nothing done) at the baseline level (isa: the ctx's), whose portable kernel the caller runs
+ * instead (a call with m, n or k 0 asks only that). */
+#define MG_GEMM_ROWS_SLACK 48
+bool mg_gemm_rows_f32(int isa, int64_t m, int64_t n, int64_t k, const float *a, int64_t rsa,
+                      const float *const *brow, float *c, int64_t rsc);
+
 #endif
