@@ -119,19 +119,22 @@ static mg_tensor *push_header(lua_State *L, mg_ctx *ctx, int ndim, size_t extra,
  * tensors that died since the last one, a loop's previous result say, give their blocks back, and
  * the next result gets that block while it is still in cache), and when the blocks in use (dead
  * ones not yet collected included) grew by more than the larger of the Lua heap (what a full
- * collection costs), a quarter of the blocks in use after the last full collection and
- * LT_BLOCK_PACE, a full collection (the backstop for tensors that lived through enough young
- * collections to turn old: a training step's activations). A quarter, not the collector's own
- * 200 % pause: a data set held in blocks is most of what is in use, and pacing by all of it let a
- * training loop hold its size again in garbage (examples/fashion_cnn.lua on a 3000-image subset:
- * peak RSS 574 MB with the data set's 240, now 355; W5 ~390 page faults a step before, now 0,
- * since blocks come back while they are still mapped). Not inside a finalizer
+ * collection costs), LT_BLOCK_PACE and the blocks in use after the last full collection, these
+ * counted at most as the larger of a quarter of them and LT_BLOCK_PACE_LIVE: a full collection
+ * (the backstop for tensors that lived through enough young collections to turn old: a training
+ * step's activations). Not all of them, as the collector's own 200 % pause would: a data set held
+ * in blocks is most of what is in use, and pacing by all of it let a training loop hold its size
+ * again in garbage (examples/fashion_cnn.lua on a 3000-image subset: peak RSS 574 MB with the
+ * data set's 240, now 355). Not less than 32 MB either: collections every few MB freed the
+ * mid-sized tensors (inline, from the C heap) in bursts that glibc gave back to the system and
+ * took again (the book's convnet, W9: 31k page faults in 40 steps became 58k). Not inside a finalizer
  * (lua_gc refuses there, and a userdata made while the state closes is never finalized): a tensor
  * made there is inline, as a small one.
  * W7 (c = a + b, 10^6 float32 in a loop): inline 194-206 us, blocks with full collections only
  * 340, blocks with the young step 162-168 (1 thread, AMD EPYC Zen 4). */
 #define LT_BLOCK_MIN ((size_t)1 << 20)
 #define LT_BLOCK_PACE ((size_t)4 << 20)
+#define LT_BLOCK_PACE_LIVE ((size_t)32 << 20)
 
 typedef struct lt_block {
     mg_storage s;
@@ -165,8 +168,10 @@ static lt_block *push_block(lua_State *L, mg_ctx *ctx, size_t bytes) {
         lua_gc(L, LUA_GCSTEP, 0);
         /* the backstop: blocks in use (dead ones included) grew by more than the larger of what was
          * in use after the last full collection, the Lua heap and LT_BLOCK_PACE */
-        size_t pace = heap_bytes(L);
-        if (pace < c->live_after_collect / 4) pace = c->live_after_collect / 4;
+        size_t pace = heap_bytes(L), by_live = c->live_after_collect / 4;
+        if (by_live < LT_BLOCK_PACE_LIVE) by_live = LT_BLOCK_PACE_LIVE;
+        if (by_live > c->live_after_collect) by_live = c->live_after_collect;
+        if (pace < by_live) pace = by_live;
         if (pace < LT_BLOCK_PACE) pace = LT_BLOCK_PACE;
         if (c->live > c->live_after_collect + pace) {
             lua_gc(L, LUA_GCCOLLECT);
