@@ -960,17 +960,17 @@ done:
         for (int64_t t = 0; t < m; t++) {                                                      \
             const T top = hv[t], bot = hv[t + OW];                                             \
             const int u = (bot > top) | (bot != bot);                                          \
-            const T mx = u ? bot : top;                                                        \
-            const int64_t w = at0 + 2 * t + (u ? W + hk[t + OW] : hk[t]);                      \
-            if (RELU) {                                                                        \
-                const T f = x[2 * t]; /* the window's first element */                         \
-                const int keep = mx > 0;                                                       \
-                best[t] = keep | (mx != mx) ? mx : RELU_OF(f);                                 \
-                where[t] = keep ? w : -1;                                                      \
-            } else {                                                                           \
-                best[t] = mx, where[t] = w;                                                    \
-            }                                                                                  \
+            best[t] = u ? bot : top;                                                           \
+            where[t] = at0 + 2 * t + (u ? W + hk[t + OW] : hk[t]);                             \
         }                                                                                      \
+        if (RELU) /* a pass of its own: folded into pass 2, GCC gives up vectorizing both */   \
+            for (int64_t t = 0; t < m; t++) {                                                  \
+                const T mx = best[t], f = x[2 * t]; /* f: the window's first element */        \
+                const T z = RELU_OF(f);                                                        \
+                const int keep = mx > 0;                                                       \
+                best[t] = keep | (mx != mx) ? mx : z;                                          \
+                where[t] = keep ? where[t] : -1;                                               \
+            }                                                                                  \
         for (int64_t r = 0; r < rows; r++) {                                                   \
             memcpy(out + r * OW, best + 2 * r * OW, (size_t)OW * sizeof(T));                   \
             memcpy(at + r * OW, where + 2 * r * OW, (size_t)OW * sizeof(int64_t));             \
