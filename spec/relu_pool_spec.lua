@@ -26,6 +26,9 @@ local CASES = {
   { "2x2 stride 2, transposed input", { 2, 3, 10, 8 }, 2, {}, "transpose" },
   { "3x3 stride 2, a channel slice", { 2, 6, 9, 9 }, 3, { stride = 2 }, "slice" },
   { "2x2 stride 2, unbatched", { 3, 8, 6 }, 2, {} },
+  -- enough planes for 2 threads to split them (a chunk is 32768 / (OH OW kh kw) planes)
+  { "2x2 stride 2, 96 planes of 28x28", { 8, 12, 28, 28 }, 2, {} },
+  { "3x3 stride 2 padding 1, 128 planes", { 8, 16, 16, 16 }, 3, { stride = 2, padding = 1 } },
 }
 local NAN = 0.0 / 0.0
 local POOL = { -2.0, -1.0, -0.5, -0.0, 0.0, 0.5, 1.0, 2.0, math.huge, -math.huge, NAN, -NAN }
