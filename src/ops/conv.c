@@ -944,7 +944,7 @@ done:
  * Selects on compares only: vectorizes at every level with the same bits. On random data a
  * branchy loop mispredicts about once an output (16 ns an output on Zen 4). */
 #define MAX22_BLOCK 512 /* pairs of pass 1 a block: 8 KiB of stack for doubles */
-/* RELU (a constant): the fused relu's output and index (see RELU_POOLED below) */
+/* RELU (a constant): the fused relu's output and index (RELU_POOLED above) */
 #define MAX22_ROWS(isa, NAME, T, RELU)                                                         \
     static void MG_ISA_FN(NAME, isa)(const T *restrict x, T *restrict out,                     \
                                      int64_t *restrict at, int64_t rows, int64_t OW,           \
