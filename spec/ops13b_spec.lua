@@ -336,7 +336,7 @@ describe("pooling options", function()
     { function() F.max_pool2d(x, 2, { ceil_mode = "yes" }) end,
       "bad argument #3 to 'max_pool2d' (ceil_mode must be a boolean, got string)" },
     { function() F.max_pool2d(x, 2, { count_include_pad = false }) end,
-      "bad argument #3 to 'max_pool2d' (unknown option 'count_include_pad' (valid: stride, padding, dilation, ceil_mode, return_indices))" },
+      "bad argument #3 to 'max_pool2d' (unknown option 'count_include_pad' (valid: stride, padding, dilation, ceil_mode, return_indices, relu))" },
     { function() F.avg_pool2d(x, 2, { return_indices = true }) end,
       "bad argument #3 to 'avg_pool2d' (unknown option 'return_indices' (valid: stride, padding, ceil_mode, count_include_pad, divisor_override))" },
     { function() nn.AvgPool2d(2, { divisor_override = 0 }) end,

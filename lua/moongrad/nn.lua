@@ -580,9 +580,33 @@ function Sequential:append(m)
   return self
 end
 
+-- A stock ReLU right before a stock MaxPool2d runs as one op, F.max_pool2d(x, k, {relu = true}):
+-- the same bits as the pair (values and gradients: src/ops/conv.c, RELU_POOLED) without the
+-- full-size relu output and its gradient (issue 13). Only the exact classes with their own forward
+-- (not a subclass, nor a replaced class forward: Module's __call runs the class's), a pool without
+-- return_indices, and a float input (anything else gets the pair and its errors). Modules have no
+-- forward hooks; the result's grad_fn is `<grad_fn conv max_pool2d_relu>`.
+local stock_relu_forward, stock_pool_forward -- set below, once MaxPool2d is defined
+local function fuses(m, p, x)
+  return getmetatable(m) == M.ReLU and M.ReLU.forward == stock_relu_forward and getmetatable(p) == M.MaxPool2d
+    and M.MaxPool2d.forward == stock_pool_forward and not p.return_indices and is_tensor(x)
+    and (x.dtype == "float32" or x.dtype == "float64")
+end
+
 function Sequential:forward(x)
-  for _, n in ipairs(self._module_order) do
-    x = self._modules[n](x)
+  local order, mods = self._module_order, self._modules
+  local i, n = 1, #order
+  while i <= n do
+    local m, p = mods[order[i]], i < n and mods[order[i + 1]]
+    if p and fuses(m, p, x) then
+      local o = p._opts
+      x = F.max_pool2d(x, p.kernel_size, { stride = o.stride, padding = o.padding, dilation = o.dilation,
+        ceil_mode = o.ceil_mode, relu = true })
+      i = i + 2
+    else
+      x = m(x)
+      i = i + 1
+    end
   end
   return x
 end
@@ -732,6 +756,7 @@ M.init = require "moongrad.nn.initializers" -- mg.nn.init: nn/initializers.lua
 require("moongrad.nn.containers")(M) -- Flatten Unflatten Identity ModuleList ModuleDict
 require("moongrad.nn.layers")(M) -- Conv1d Conv2d pools BatchNorm LayerNorm Embedding
 require("moongrad.nn.activation")(M) -- LeakyReLU GELU ELU SiLU Softplus Softmax LogSoftmax, 4 losses
+stock_relu_forward, stock_pool_forward = M.ReLU.forward, M.MaxPool2d.forward -- Sequential's fusion
 M.parallel = require "moongrad.nn.parallel" -- DistributedDataParallel (issue 12): loads MPI only when used
 
 return M

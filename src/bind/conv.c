@@ -276,7 +276,7 @@ static int64_t pool_size(int64_t in, int64_t k, int64_t s, int64_t p, int64_t d,
     return o;
 }
 
-/* max_pool2d(x, kernel_size [, {stride, padding, dilation, ceil_mode, return_indices}]),
+/* max_pool2d(x, kernel_size [, {stride, padding, dilation, ceil_mode, return_indices, relu}]),
  * avg_pool2d(x, kernel_size [, {stride, padding, ceil_mode, count_include_pad, divisor_override}]) */
 static int pool(lua_State *L, mg_conv_op op, const char *fname) {
     mg_ctx *ctx = lt_ctx(L);
@@ -287,7 +287,8 @@ static int pool(lua_State *L, mg_conv_op op, const char *fname) {
     read_sizes(L, 2, 2, "kernel_size", 2, 1, 1, k);
     int opts = 0;
     if (!lua_isnil(L, 3)) {
-        static const char *const vmax[] = {"stride", "padding", "dilation", "ceil_mode", "return_indices", NULL};
+        static const char *const vmax[] = {"stride", "padding", "dilation", "ceil_mode", "return_indices", "relu",
+                                           NULL};
         static const char *const vavg[] = {"stride", "padding", "ceil_mode", "count_include_pad", "divisor_override",
                                            NULL};
         if (!lua_istable(L, 3) || lt_test(L, 3)) luaL_typeerror(L, 3, "options table");
@@ -303,6 +304,10 @@ static int pool(lua_State *L, mg_conv_op op, const char *fname) {
     if (op == MG_CONV_MAX_POOL) opt_sizes(L, opts, 3, "dilation", 2, 1, 1, d);
     const int ceil_mode = opt_flag(L, opts, 3, "ceil_mode", 0);
     const int want_indices = op == MG_CONV_MAX_POOL && opt_flag(L, opts, 3, "return_indices", 0);
+    /* relu = true: max_pool2d(relu(x)) in one op (mg_max_pool2d_relu); its indices are not the
+     * unfused pool's where a window's max is <= 0, so it does not return them */
+    const int relu = op == MG_CONV_MAX_POOL && opt_flag(L, opts, 3, "relu", 0);
+    if (relu && want_indices) return lt_argerror(L, 3, "relu and return_indices cannot be combined");
     mg_conv2d_geom g = {k[0], k[1], s[0], s[1], p[0], p[1], d[0], d[1], 1, 0, 0};
     if (op == MG_CONV_AVG_POOL) {
         g.exclude_pad = !opt_flag(L, opts, 3, "count_include_pad", 1);
@@ -338,11 +343,16 @@ static int pool(lua_State *L, mg_conv_op op, const char *fname) {
     }
     mg_tensor *out = lt_push_new(L, (mg_dtype)x->dtype, nd, size);
     mg_view_buf vi;
-    if (op == MG_CONV_MAX_POOL) LT_TRY(L, 1, mg_max_pool2d(ctx, mg_conv_view4(&vo, out, 2), mg_conv_view4(&vi, idx, 2), x4, &g));
-    else LT_TRY(L, 1, mg_avg_pool2d(ctx, mg_conv_view4(&vo, out, 2), x4, &g));
+    if (op == MG_CONV_MAX_POOL) {
+        LT_TRY(L, 1, (relu ? mg_max_pool2d_relu : mg_max_pool2d)(ctx, mg_conv_view4(&vo, out, 2),
+                                                                  mg_conv_view4(&vi, idx, 2), x4, &g));
+    } else {
+        LT_TRY(L, 1, mg_avg_pool2d(ctx, mg_conv_view4(&vo, out, 2), x4, &g));
+    }
     static const int inputs[1] = {1};
     if (lt_grad_needed(L, 1, inputs)) {
-        mg_node *node = lt_record(L, -1, MG_FAM_CONV, op, 1, inputs, saved ? 1 : 0, &saved);
+        mg_node *node = lt_record(L, -1, MG_FAM_CONV, relu ? MG_CONV_MAX_POOL_RELU : op, 1, inputs, saved ? 1 : 0,
+                                  &saved);
         mg_pool_pack(node->iarg, &g);
         node->darg[0] = (double)g.kh, node->darg[1] = (double)g.kw;
     }

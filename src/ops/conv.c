@@ -79,6 +79,7 @@ typedef struct conv_job {
     int64_t N, C, H, W, OH, OW;
     mg_conv2d_geom g;
     int isa; /* the ctx's instruction-set level (cpu.h), for the stamped row kernels */
+    int relu; /* max pool: the fused relu (see mg_max_pool2d_relu) */
 } conv_job;
 
 /* x / s rounded down and up, for x >= 0, s >= 1: stride 1, the common case, without a division
@@ -920,6 +921,18 @@ done:
         at = u_ ? (i) : at;                                                                    \
     } while (0)
 
+/* RELU_POOLED: max_pool2d(relu(x)) computed as relu on the pooled output, with the bits of the
+ * unfused pair (unary.c's relu: x < 0 ? 0 : x, so relu(-0.0) = -0.0 and relu(NaN) = NaN; its
+ * gradient x > 0 ? g : 0). relu is monotone and keeps x > 0 and NaN unchanged, so for a window
+ * whose max M is > 0 or NaN both pools pick the same element (ties compare alike: every element
+ * relu changes is below M) and the output is M. When M <= 0 every relu(x) is a zero, all tie, and
+ * the unfused pool takes the window's first element: the output is RELU_OF(first), not relu(M)
+ * (first -1, M -0.0: +0.0 and not -0.0). The gradient: the unfused pool sends g to an element
+ * whose relu gradient is 0 unless M > 0 (an element > 0 is only ever the max of a window with
+ * M > 0), so the fused index is -1 (no gradient, as padding) for M <= 0 or NaN and the usual
+ * backward sums the same terms in the same order onto the same zeros. */
+#define RELU_OF(v) ((v) < 0 ? 0 : (v))
+
 /* The 2x2, stride-2 max pool of `rows` output rows of a plane of even width W = 2 OW: out[oh][ow]
  * = the max of x[2oh][2ow], x[2oh][2ow+1], x[2oh+1][2ow], x[2oh+1][2ow+1] (the first maximum wins,
  * a NaN beats everything and the last NaN wins: PyTorch's test; taking the pairs across first and
@@ -931,10 +944,11 @@ done:
  * Selects on compares only: vectorizes at every level with the same bits. On random data a
  * branchy loop mispredicts about once an output (16 ns an output on Zen 4). */
 #define MAX22_BLOCK 512 /* pairs of pass 1 a block: 8 KiB of stack for doubles */
-#define MAX22_ROWS(isa, T)                                                                     \
-    static void MG_ISA_FN(max22_##T, isa)(const T *restrict x, T *restrict out,                \
-                                          int64_t *restrict at, int64_t rows, int64_t OW,      \
-                                          int64_t at0) {                                       \
+/* RELU (a constant): the fused relu's output and index (RELU_POOLED above) */
+#define MAX22_ROWS(isa, NAME, T, RELU)                                                         \
+    static void MG_ISA_FN(NAME, isa)(const T *restrict x, T *restrict out,                     \
+                                     int64_t *restrict at, int64_t rows, int64_t OW,           \
+                                     int64_t at0) {                                            \
         T hv[MAX22_BLOCK], best[MAX22_BLOCK];                                                  \
         int64_t hk[MAX22_BLOCK], where[MAX22_BLOCK];                                           \
         const int64_t W = 2 * OW, n = 2 * rows * OW, m = n - OW;                               \
@@ -949,13 +963,23 @@ done:
             best[t] = u ? bot : top;                                                           \
             where[t] = at0 + 2 * t + (u ? W + hk[t + OW] : hk[t]);                             \
         }                                                                                      \
+        if (RELU) /* a pass of its own: folded into pass 2, GCC gives up vectorizing both */   \
+            for (int64_t t = 0; t < m; t++) {                                                  \
+                const T mx = best[t], f = x[2 * t]; /* f: the window's first element */        \
+                const T z = RELU_OF(f);                                                        \
+                const int keep = mx > 0;                                                       \
+                best[t] = keep | (mx != mx) ? mx : z;                                          \
+                where[t] = keep ? where[t] : -1;                                               \
+            }                                                                                  \
         for (int64_t r = 0; r < rows; r++) {                                                   \
             memcpy(out + r * OW, best + 2 * r * OW, (size_t)OW * sizeof(T));                   \
             memcpy(at + r * OW, where + 2 * r * OW, (size_t)OW * sizeof(int64_t));             \
         }                                                                                      \
     }
-MG_ISA_STAMP(MAX22_ROWS, float)
-MG_ISA_STAMP(MAX22_ROWS, double)
+MG_ISA_STAMP(MAX22_ROWS, max22_float, float, 0)
+MG_ISA_STAMP(MAX22_ROWS, max22_double, double, 0)
+MG_ISA_STAMP(MAX22_ROWS, max22r_float, float, 1)
+MG_ISA_STAMP(MAX22_ROWS, max22r_double, double, 1)
 #undef MAX22_ROWS
 
 /* inside: padding 0 and the last window within the input (not so for a ceil_mode output whose
@@ -973,14 +997,14 @@ MG_ISA_STAMP(MAX22_ROWS, double)
             const int64_t per = MAX22_BLOCK / (2 * j->OW);                                     \
             for (int64_t oh = 0; oh < j->OH; oh += per) {                                      \
                 const int64_t rows = j->OH - oh < per ? j->OH - oh : per;                      \
-                MG_ISA_PICK(j->isa, max22_##T)(xp + 2 * oh * j->W, op + oh * j->OW,             \
-                                               ip + oh * j->OW, rows, j->OW, 2 * oh * j->W);    \
+                (j->relu ? MG_ISA_PICK(j->isa, max22r_##T) : MG_ISA_PICK(j->isa, max22_##T))(  \
+                    xp + 2 * oh * j->W, op + oh * j->OW, ip + oh * j->OW, rows, j->OW, 2 * oh * j->W); \
             }                                                                                  \
             break;                                                                             \
         }                                                                                      \
         for (int64_t oh = 0; oh < j->OH; oh++)                                                 \
             for (int64_t ow = 0; ow < j->OW; ow++) {                                           \
-                T best = (T)-INFINITY;                                                         \
+                T best = (T)-INFINITY, first = 0;                                              \
                 int64_t at = -1;                                                               \
                 const int64_t h0 = oh * g->sh - g->ph, w0 = ow * g->sw - g->pw;                \
                 if (inside) {                                                                  \
@@ -990,6 +1014,7 @@ MG_ISA_STAMP(MAX22_ROWS, double)
                         for (int64_t kj = 0; kj < g->kw; kj++) {                               \
                             const int64_t iw = w0 + kj * g->dw;                                \
                             const T v = row[iw * j->xs[3]];                                    \
+                            if (at < 0) first = v;                                             \
                             if (at < 0 || v > best || isnan(v)) best = v, at = ih * j->W + iw; \
                         }                                                                      \
                     }                                                                          \
@@ -1001,9 +1026,14 @@ MG_ISA_STAMP(MAX22_ROWS, double)
                             const int64_t iw = w0 + kj * g->dw;                                \
                             if (iw < 0 || iw >= j->W) continue;                                \
                             const T v = xp[ih * j->xs[2] + iw * j->xs[3]];                     \
+                            if (at < 0) first = v;                                             \
                             if (at < 0 || v > best || isnan(v)) best = v, at = ih * j->W + iw; \
                         }                                                                      \
                     }                                                                          \
+                }                                                                              \
+                if (j->relu && !(best > 0)) { /* RELU_POOLED */                                \
+                    if (at >= 0 && best == best) best = RELU_OF(first);                        \
+                    at = -1;                                                                   \
                 }                                                                              \
                 op[oh * j->OW + ow] = best;                                                    \
                 ip[oh * j->OW + ow] = at;                                                      \
@@ -1074,14 +1104,23 @@ static void pool_job(conv_job *j, const mg_tensor *x, const mg_tensor *out, cons
     j->out = (char *)mg_tensor_data(out);
 }
 
-mg_status mg_max_pool2d(mg_ctx *ctx, mg_tensor *out, mg_tensor *indices, const mg_tensor *x,
-                        const mg_conv2d_geom *g) {
+static mg_status max_pool(mg_ctx *ctx, mg_tensor *out, mg_tensor *indices, const mg_tensor *x,
+                          const mg_conv2d_geom *g, int relu) {
     conv_job j;
     pool_job(&j, x, out, g);
     j.idx = (const int64_t *)mg_tensor_data(indices);
     j.isa = ctx->isa;
+    j.relu = relu;
     if (out->numel) mg_parallel_for(ctx, j.N * j.C, grain_for(j.OH * j.OW * g->kh * g->kw), maxpool_range, &j);
     return MG_OK;
+}
+mg_status mg_max_pool2d(mg_ctx *ctx, mg_tensor *out, mg_tensor *indices, const mg_tensor *x,
+                        const mg_conv2d_geom *g) {
+    return max_pool(ctx, out, indices, x, g, 0);
+}
+mg_status mg_max_pool2d_relu(mg_ctx *ctx, mg_tensor *out, mg_tensor *indices, const mg_tensor *x,
+                             const mg_conv2d_geom *g) {
+    return max_pool(ctx, out, indices, x, g, 1);
 }
 
 mg_status mg_avg_pool2d(mg_ctx *ctx, mg_tensor *out, const mg_tensor *x, const mg_conv2d_geom *g) {
@@ -1149,7 +1188,8 @@ static mg_status pool_backward(mg_ctx *ctx, const mg_backward_args *a, mg_tensor
     fill_job(&j, x, gout4->size[2], gout4->size[3], &g);
     j.dx = (char *)mg_tensor_data(mg_conv_view4(&vgin, gin, 2));
     j.gout = (const char *)mg_tensor_data(gc);
-    if (op == MG_CONV_MAX_POOL) j.idx = (const int64_t *)mg_tensor_data(mg_conv_view4(&vi, a->saved[0], 2));
+    if (op == MG_CONV_MAX_POOL || op == MG_CONV_MAX_POOL_RELU)
+        j.idx = (const int64_t *)mg_tensor_data(mg_conv_view4(&vi, a->saved[0], 2));
     if (gin->numel)
         mg_parallel_for(ctx, j.N * j.C, grain_for(j.H * j.W + j.OH * j.OW * g.kh * g.kw),
                         op == MG_CONV_ADAPTIVE_AVG ? adaptive_back_range : pool_back_range, &j);
@@ -1163,6 +1203,7 @@ mg_status mg_conv_backward(mg_ctx *ctx, const mg_backward_args *a, int i, mg_ten
     switch ((mg_conv_op)a->node->op) {
     case MG_CONV_CONV: return conv_backward(ctx, a, i, gin);
     case MG_CONV_MAX_POOL:
+    case MG_CONV_MAX_POOL_RELU:
     case MG_CONV_AVG_POOL:
     case MG_CONV_ADAPTIVE_AVG: return pool_backward(ctx, a, gin);
     default: return mg_norm_backward(ctx, a, i, gin);

@@ -28,7 +28,8 @@ mg_tensor *mg_conv_view4(mg_view_buf *vb, const mg_tensor *t, int spatial);
     X(ADAPTIVE_AVG, "adaptive_avg_pool2d")      \
     X(BATCH_NORM, "batch_norm")                 \
     X(LAYER_NORM, "layer_norm")                 \
-    X(EMBEDDING, "embedding")
+    X(EMBEDDING, "embedding")                   \
+    X(MAX_POOL_RELU, "max_pool2d_relu")
 #define MG_ENUM_CONV(e, name) MG_CONV_##e,
 typedef enum mg_conv_op { MG_CONV_OPS(MG_ENUM_CONV) MG_NCONV } mg_conv_op;
 #undef MG_ENUM_CONV
@@ -60,6 +61,11 @@ mg_status mg_conv2d(mg_ctx *ctx, mg_tensor *out, const mg_tensor *x, const mg_te
  * PyTorch). OH, OW are out's: a ceil_mode output's last windows may reach past the input. */
 mg_status mg_max_pool2d(mg_ctx *ctx, mg_tensor *out, mg_tensor *indices, const mg_tensor *x,
                         const mg_conv2d_geom *g);
+/* out = max_pool2d(relu(x)) bit for bit (relu as unary.c's), from one pass over x: relu applied
+ * to the pooled output. indices as mg_max_pool2d's where out > 0, -1 elsewhere (their gradient
+ * through relu is 0), so the max pool's backward gives the unfused pair's gradient. */
+mg_status mg_max_pool2d_relu(mg_ctx *ctx, mg_tensor *out, mg_tensor *indices, const mg_tensor *x,
+                             const mg_conv2d_geom *g);
 /* out = mean of each window: the sum over the window's part inside the input, divided by g's
  * divisor (see mg_conv2d_geom; PyTorch's default counts the padded zeros but not a ceil_mode
  * window's part past the padding). */
