@@ -7,6 +7,7 @@
 --   * the bias gradient in 16 double lanes: exact on exact sums, near the float64 sum otherwise.
 -- Every variant: the same bits for 1 and 2 threads.
 local mg = require "moongrad"
+local H = require "helper"
 local F = mg.F
 
 local function same_bits(a, b)
@@ -187,21 +188,8 @@ for _, c in ipairs {{1, 16, 28, 1}, {16, 8, 14, 1}, {3, 7, 9, 0}} do
 end
 ]]
 
-local function levels()
-  local f = io.open("/proc/cpuinfo")
-  local text = f and f:read("a") or ""
-  if f then f:close() end
-  local flags = {}
-  for w in (text:match("\nflags%s*:([^\n]*)") or ""):gmatch("%S+") do flags[w] = true end
-  local avx2 = flags.avx2 and flags.fma
-  return avx2, avx2 and flags.avx512f and flags.avx512bw and flags.avx512dq and flags.avx512vl
-end
-
 local function run_at(isa)
-  local path = os.tmpname()
-  local f = assert(io.open(path, "w"))
-  f:write(SCRIPT)
-  f:close()
+  local path = H.tmpfile(SCRIPT)
   local cmd = string.format("MOONGRAD_ISA=%s MOONGRAD_NUM_THREADS=1 lua5.4 -e %q %s", isa,
     string.format("package.path = %q; package.cpath = %q", package.path, package.cpath), path)
   local pipe = assert(io.popen(cmd))
@@ -214,7 +202,8 @@ local function run_at(isa)
 end
 
 describe("conv2d's fast paths at each instruction-set level", function()
-  local avx2, avx512 = levels()
+  local levels = H.cpu_levels()
+  local avx2, avx512 = levels.avx2, levels.avx512
   it("the baseline runs them (its portable products round each product)", function()
     local lines = run_at("baseline")
     assert.equal(9, #lines)

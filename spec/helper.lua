@@ -107,6 +107,30 @@ function H.read_file(path)
   return text
 end
 
+-- The ISA levels this CPU runs, from /proc/cpuinfo (Linux x86): {baseline = true, avx2 = bool,
+-- avx512 = bool} (AVX2 with FMA; AVX-512 F, BW, DQ and VL, as moongrad's dispatch wants), and the
+-- CPU's model name; elsewhere only the baseline is known.
+function H.cpu_levels()
+  local f = io.open("/proc/cpuinfo")
+  if not f then return { baseline = true }, "no /proc/cpuinfo" end
+  local text = f:read("a")
+  f:close()
+  local flags = {}
+  for w in (text:match("\nflags%s*:([^\n]*)") or ""):gmatch("%S+") do flags[w] = true end
+  local avx2 = flags.avx2 and flags.fma or false
+  return { baseline = true, avx2 = avx2, avx512 = avx2 and flags.avx512f and flags.avx512bw and
+    flags.avx512dq and flags.avx512vl or false }, (text:match("model name%s*:%s*([^\n]*)") or "this CPU")
+end
+
+-- A new temporary file holding text; returns its path (the caller removes it).
+function H.tmpfile(text)
+  local path = os.tmpname()
+  local f = assert(io.open(path, "w"))
+  f:write(text)
+  f:close()
+  return path
+end
+
 -- This process's resident memory in MB (Linux: /proc), or nil elsewhere.
 function H.resident_mb()
   local f = io.open("/proc/self/statm")

@@ -5,19 +5,7 @@
 -- Levels this CPU lacks are skipped (pending, named). Matmul is the one documented exception: its
 -- portable kernel (no FMA in baseline x86-64) rounds each product, the AVX2 and AVX-512 kernels
 -- fuse them (src/ops/gemm.c), so its lines are compared between AVX2 and AVX-512 only.
-
--- What this CPU runs, from /proc/cpuinfo (Linux x86); elsewhere only the baseline is known.
-local function cpu_levels()
-  local f = io.open("/proc/cpuinfo")
-  if not f then return {baseline = true}, "no /proc/cpuinfo" end
-  local text = f:read("a")
-  f:close()
-  local flags = {}
-  for w in (text:match("\nflags%s*:([^\n]*)") or ""):gmatch("%S+") do flags[w] = true end
-  local avx2 = flags.avx2 and flags.fma
-  return {baseline = true, avx2 = avx2, avx512 = avx2 and flags.avx512f and flags.avx512bw and
-    flags.avx512dq and flags.avx512vl}, (text:match("model name%s*:%s*([^\n]*)") or "this CPU")
-end
+local H = require "helper"
 
 -- Runs the fixed script with MOONGRAD_ISA=isa (nil: unset); returns stdout's lines and stderr.
 local function run(isa)
@@ -55,7 +43,7 @@ local function differences(a, b, skip)
 end
 
 describe("MOONGRAD_ISA", function()
-  local have, cpu = cpu_levels()
+  local have, cpu = H.cpu_levels()
   local out = {}
 
   it("runs every family at the baseline level", function()

@@ -6,6 +6,7 @@
 -- inputs), float32 and float64, 1 and 2 threads, and each MOONGRAD_ISA level in a child process.
 -- Then nn.Sequential: a stock ReLU right before a stock MaxPool2d runs fused, nothing else does.
 local mg = require "moongrad"
+local H = require "helper"
 local F, nn = mg.F, mg.nn
 
 -- The comparison, a chunk run here and in the children: compare(mg) returns the list of
@@ -174,16 +175,6 @@ describe("F.max_pool2d(x, k, {relu = true})", function()
 end)
 
 -- each ISA level in a child: its own fused == unfused check, and the same digest everywhere
-local function levels()
-  local f = io.open("/proc/cpuinfo")
-  local text = f and f:read("a") or ""
-  if f then f:close() end
-  local flags = {}
-  for w in (text:match("\nflags%s*:([^\n]*)") or ""):gmatch("%S+") do flags[w] = true end
-  local avx2 = flags.avx2 and flags.fma
-  return avx2, avx2 and flags.avx512f and flags.avx512bw and flags.avx512dq and flags.avx512vl
-end
-
 local CHILD = [[
 local mg = require "moongrad"
 local compare = assert(load(io.read("a"), "=relu_pool compare"))(mg)
@@ -191,17 +182,9 @@ local bad, digest = compare()
 for _, b in ipairs(bad) do print("MISMATCH " .. b) end
 print(#bad, digest)
 ]]
-local function tmpfile(text)
-  local path = os.tmpname()
-  local f = assert(io.open(path, "w"))
-  f:write(text)
-  f:close()
-  return path
-end
-
 local function run_at(isa, threads)
-  local script = tmpfile(SCRIPT)
-  local child = tmpfile(string.format("package.path = %q; package.cpath = %q\n", package.path, package.cpath) .. CHILD)
+  local script = H.tmpfile(SCRIPT)
+  local child = H.tmpfile(string.format("package.path = %q; package.cpath = %q\n", package.path, package.cpath) .. CHILD)
   local cmd = string.format("MOONGRAD_ISA=%s MOONGRAD_NUM_THREADS=%d lua5.4 %s < %s 2>&1", isa, threads, child, script)
   local pipe = assert(io.popen(cmd))
   local out = pipe:read("a")
@@ -213,7 +196,8 @@ local function run_at(isa, threads)
 end
 
 describe("the fused relu + max pool at each instruction-set level", function()
-  local avx2, avx512 = levels()
+  local levels = H.cpu_levels()
+  local avx2, avx512 = levels.avx2, levels.avx512
   local here = select(2, compare())
   local isas = { "baseline" }
   if avx2 then isas[#isas + 1] = "avx2" end
