@@ -599,9 +599,7 @@ function Sequential:forward(x)
   while i <= n do
     local m, p = mods[order[i]], i < n and mods[order[i + 1]]
     if p and fuses(m, p, x) then
-      local o = p._opts
-      x = F.max_pool2d(x, p.kernel_size, { stride = o.stride, padding = o.padding, dilation = o.dilation,
-        ceil_mode = o.ceil_mode, relu = true })
+      x = p:_forward_after_relu(x)
       i = i + 2
     else
       x = m(x)

@@ -166,8 +166,9 @@ static lt_block *push_block(lua_State *L, mg_ctx *ctx, size_t bytes) {
          * gives back the blocks of the tensors that died since the last one (a loop's previous
          * result: its block comes back here warm); in the incremental mode, a step of the cycle */
         lua_gc(L, LUA_GCSTEP, 0);
-        /* the backstop: blocks in use (dead ones included) grew by more than the larger of what was
-         * in use after the last full collection, the Lua heap and LT_BLOCK_PACE */
+        /* the backstop (see above): blocks in use (dead ones included) grew by more than the larger of
+         * the Lua heap, LT_BLOCK_PACE and what was in use after the last full collection, counted at
+         * most as the larger of a quarter of it and LT_BLOCK_PACE_LIVE */
         size_t pace = heap_bytes(L), by_live = c->live_after_collect / 4;
         if (by_live < LT_BLOCK_PACE_LIVE) by_live = LT_BLOCK_PACE_LIVE;
         if (by_live > c->live_after_collect) by_live = c->live_after_collect;

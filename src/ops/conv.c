@@ -25,6 +25,7 @@
 #include "gemm.h"
 #include "grad.h"
 #include "ops.h"
+#include "scalar.h"
 
 #define NAME(e, name) name,
 static const char *const conv_names[MG_NCONV] = {MG_CONV_OPS(NAME)};
@@ -922,16 +923,15 @@ done:
     } while (0)
 
 /* RELU_POOLED: max_pool2d(relu(x)) computed as relu on the pooled output, with the bits of the
- * unfused pair (unary.c's relu: x < 0 ? 0 : x, so relu(-0.0) = -0.0 and relu(NaN) = NaN; its
+ * unfused pair (MG_RELU, scalar.h, as unary.c's relu: relu(-0.0) = -0.0 and relu(NaN) = NaN; its
  * gradient x > 0 ? g : 0). relu is monotone and keeps x > 0 and NaN unchanged, so for a window
  * whose max M is > 0 or NaN both pools pick the same element (ties compare alike: every element
  * relu changes is below M) and the output is M. When M <= 0 every relu(x) is a zero, all tie, and
- * the unfused pool takes the window's first element: the output is RELU_OF(first), not relu(M)
+ * the unfused pool takes the window's first element: the output is MG_RELU(first), not relu(M)
  * (first -1, M -0.0: +0.0 and not -0.0). The gradient: the unfused pool sends g to an element
  * whose relu gradient is 0 unless M > 0 (an element > 0 is only ever the max of a window with
  * M > 0), so the fused index is -1 (no gradient, as padding) for M <= 0 or NaN and the usual
  * backward sums the same terms in the same order onto the same zeros. */
-#define RELU_OF(v) ((v) < 0 ? 0 : (v))
 
 /* The 2x2, stride-2 max pool of `rows` output rows of a plane of even width W = 2 OW: out[oh][ow]
  * = the max of x[2oh][2ow], x[2oh][2ow+1], x[2oh+1][2ow], x[2oh+1][2ow+1] (the first maximum wins,
@@ -966,7 +966,7 @@ done:
         if (RELU) /* a pass of its own: folded into pass 2, GCC gives up vectorizing both */   \
             for (int64_t t = 0; t < m; t++) {                                                  \
                 const T mx = best[t], f = x[2 * t]; /* f: the window's first element */        \
-                const T z = RELU_OF(f);                                                        \
+                const T z = MG_RELU(f);                                                    \
                 const int keep = mx > 0;                                                       \
                 best[t] = keep | (mx != mx) ? mx : z;                                          \
                 where[t] = keep ? where[t] : -1;                                               \
@@ -1032,7 +1032,7 @@ MG_ISA_STAMP(MAX22_ROWS, max22r_double, double, 1)
                     }                                                                          \
                 }                                                                              \
                 if (j->relu && !(best > 0)) { /* RELU_POOLED */                                \
-                    if (at >= 0 && best == best) best = RELU_OF(first);                        \
+                    if (at >= 0 && best == best) best = MG_RELU(first);                    \
                     at = -1;                                                                   \
                 }                                                                              \
                 op[oh * j->OW + ow] = best;                                                    \

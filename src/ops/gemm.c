@@ -292,6 +292,23 @@ DEFINE_NAIVE(naive_f64_fma, double, MG_TARGET("fma"), __builtin_fma)
             *cij = first ? buf[i][j] : *cij + buf[i][j];                                       \
         }
 
+/* The loop every SIMD kernel shares (the packed, the direct and the rows ones differ only in where
+ * A's values and B's rows are read): SIMD_ACC_ZERO clears the MR x NV accumulators acc, and
+ * SIMD_ACC_STEP adds one p: B's row at BROW (NV vectors, loaded with BLOAD) times A's value AVAL
+ * of each row i (an expression of the loop's i), one fused multiply-add each, rows in order. */
+#define SIMD_ACC_ZERO(MR, NV, SETZ)                                                            \
+    _Pragma("GCC unroll 16") for (int i = 0; i < MR; i++)                                      \
+        _Pragma("GCC unroll 4") for (int v = 0; v < NV; v++) acc[i][v] = SETZ()
+#define SIMD_ACC_STEP(VT, VL, MR, NV, SET1, BLOAD, FMA, BROW, AVAL)                            \
+    do {                                                                                       \
+        VT bv[NV];                                                                             \
+        _Pragma("GCC unroll 4") for (int v = 0; v < NV; v++) bv[v] = BLOAD((BROW) + v * VL);   \
+        _Pragma("GCC unroll 16") for (int i = 0; i < MR; i++) {                                \
+            const VT av = SET1(AVAL);                                                          \
+            _Pragma("GCC unroll 4") for (int v = 0; v < NV; v++) acc[i][v] = FMA(av, bv[v], acc[i][v]); \
+        }                                                                                      \
+    } while (0)
+
 /* SIMD micro-kernels (x86, chosen at run time): MR rows of NV vectors of VL lanes, one fused
  * multiply-add per (row, vector) and p, in order, from 0 (so every element's sum is the same on
  * the AVX2 and the AVX-512 kernels, and the same as naive_*_fma's). Full tiles of a C with
@@ -302,17 +319,9 @@ DEFINE_NAIVE(naive_f64_fma, double, MG_TARGET("fma"), __builtin_fma)
                                        bool first) {                                           \
         const T *pa = (const T *)pa_, *pb = (const T *)pb_;                                    \
         VT acc[MR][NV];                                                                        \
-        _Pragma("GCC unroll 16") for (int i = 0; i < MR; i++)                                  \
-            _Pragma("GCC unroll 4") for (int v = 0; v < NV; v++) acc[i][v] = SETZ();            \
-        for (int64_t p = 0; p < kc; p++, pa += MR, pb += NV * VL) {                             \
-            VT bv[NV];                                                                         \
-            _Pragma("GCC unroll 4") for (int v = 0; v < NV; v++) bv[v] = LOAD(pb + v * VL);    \
-            _Pragma("GCC unroll 16") for (int i = 0; i < MR; i++) {                            \
-                const VT av = SET1(pa[i]);                                                     \
-                _Pragma("GCC unroll 4") for (int v = 0; v < NV; v++)                           \
-                    acc[i][v] = FMA(av, bv[v], acc[i][v]);                                     \
-            }                                                                                  \
-        }                                                                                      \
+        SIMD_ACC_ZERO(MR, NV, SETZ);                                                           \
+        for (int64_t p = 0; p < kc; p++, pa += MR, pb += NV * VL)                               \
+            SIMD_ACC_STEP(VT, VL, MR, NV, SET1, LOAD, FMA, pb, pa[i]);                         \
         MICRO_STORE(T, VL, MR, NV, LOADU, STOREU, ADD)                                         \
     }
 /* AVX-512: 12 x 32 float32 / 12 x 16 float64 (24 zmm accumulators). AVX2: 6 x 16 / 6 x 8 (12 ymm) */
@@ -341,17 +350,9 @@ DEFINE_SIMD_MICRO(micro_f64_avx2, double, "avx2,fma", __m256d, 4, 6, 2, _mm256_s
         _Pragma("GCC unroll 16") for (int i = 0; i < MR; i++)                                  \
             ar[i] = (const T *)a_ + (i < mr ? i : 0) * ars;                                    \
         VT acc[MR][NV];                                                                        \
-        _Pragma("GCC unroll 16") for (int i = 0; i < MR; i++)                                  \
-            _Pragma("GCC unroll 4") for (int v = 0; v < NV; v++) acc[i][v] = SETZ();            \
-        for (int64_t p = 0, off = 0; p < kc; p++, off += aps, pb += ldb) {                      \
-            VT bv[NV];                                                                         \
-            _Pragma("GCC unroll 4") for (int v = 0; v < NV; v++) bv[v] = LOADU(pb + v * VL);   \
-            _Pragma("GCC unroll 16") for (int i = 0; i < MR; i++) {                            \
-                const VT av = SET1(ar[i][off]);                                                \
-                _Pragma("GCC unroll 4") for (int v = 0; v < NV; v++)                           \
-                    acc[i][v] = FMA(av, bv[v], acc[i][v]);                                     \
-            }                                                                                  \
-        }                                                                                      \
+        SIMD_ACC_ZERO(MR, NV, SETZ);                                                           \
+        for (int64_t p = 0, off = 0; p < kc; p++, off += aps, pb += ldb)                        \
+            SIMD_ACC_STEP(VT, VL, MR, NV, SET1, LOADU, FMA, pb, ar[i][off]);                   \
         MICRO_STORE(T, VL, MR, NV, LOADU, STOREU, ADD)                                         \
     }
 DEFINE_SIMD_DIRECT(direct_f32_avx512, float, "avx512f,fma", __m512, 16, 12, 2, _mm512_setzero_ps,
@@ -1152,18 +1153,8 @@ mg_status mg_gemm(mg_ctx *ctx, mg_dtype dt, const mg_gemm_args *p) {
         const T *ar[MR];                                                                       \
         _Pragma("GCC unroll 16") for (int i = 0; i < MR; i++) ar[i] = a_ + (i < mr ? i : 0) * ars; \
         VT acc[MR][NV];                                                                        \
-        _Pragma("GCC unroll 16") for (int i = 0; i < MR; i++)                                  \
-            _Pragma("GCC unroll 4") for (int v = 0; v < NV; v++) acc[i][v] = SETZ();            \
-        for (int64_t p = 0; p < kc; p++) {                                                     \
-            const T *pb = brow[p] + j0;                                                        \
-            VT bv[NV];                                                                         \
-            _Pragma("GCC unroll 4") for (int v = 0; v < NV; v++) bv[v] = LOADU(pb + v * VL);   \
-            _Pragma("GCC unroll 16") for (int i = 0; i < MR; i++) {                            \
-                const VT av = SET1(ar[i][p]);                                                  \
-                _Pragma("GCC unroll 4") for (int v = 0; v < NV; v++)                           \
-                    acc[i][v] = FMA(av, bv[v], acc[i][v]);                                     \
-            }                                                                                  \
-        }                                                                                      \
+        SIMD_ACC_ZERO(MR, NV, SETZ);                                                           \
+        for (int64_t p = 0; p < kc; p++) SIMD_ACC_STEP(VT, VL, MR, NV, SET1, LOADU, FMA, brow[p] + j0, ar[i][p]); \
         MICRO_STORE(T, VL, MR, NV, LOADU, STOREU, ADD)                                         \
     }
 #if MG_GEMM_ISA >= 2

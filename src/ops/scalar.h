@@ -23,6 +23,10 @@
 #define MG_MAX_NAN(a, b) (((a) > (b) || (a) != (a)) ? (a) : (b))
 #define MG_MIN_NAN(a, b) (((a) < (b) || (a) != (a)) ? (a) : (b))
 
+/* relu as torch.relu: 0 below 0, x itself otherwise (relu(-0.0) is -0.0, relu(NaN) NaN). unary.c's
+ * relu and conv.c's fused relu + max pool both use it, so that the fused op keeps the pair's bits. */
+#define MG_RELU(x) ((x) < 0 ? 0 : (x))
+
 /* -1, 0 or 1 as an int; NaN gives 0, as torch.sign (and as the derivative of abs at 0). */
 #define MG_SIGN_OF(x) (((x) > 0) - ((x) < 0))
 

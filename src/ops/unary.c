@@ -71,8 +71,6 @@ static inline double stable_sigmoid(double x) {
 #define SIGMOID(x) _Generic((x), float: mg_sigmoidf, double: stable_sigmoid)(x) /* vmath.h */
 /* |INT64_MIN| wraps to itself as in PyTorch (unsigned math: signed overflow is undefined in C) */
 #define IABS(x) ((int64_t)((x) < 0 ? 0 - (uint64_t)(x) : (uint64_t)(x)))
-/* x < 0 ? 0 : x keeps NaN and -0.0, as torch.relu */
-#define RELU(x) ((x) < 0 ? 0 : (x))
 /* min(max(x, lo), hi): NaN in x propagates (both tests fail); lo > hi gives hi, as torch.clamp */
 #define CLAMP_LO(x, lo) ((x) < (lo) ? (lo) : (x))
 #define CLAMPED(x, lo, hi) (CLAMP_LO(x, lo) > (hi) ? (hi) : CLAMP_LO(x, lo))
@@ -112,8 +110,8 @@ FLOAT_KERNEL(abs, MG_MATH(fabs, x))
 INT_KERNEL(abs, IABS(x))
 GRAD(abs, g * MG_SIGN_OF(v))
 /* relu: y = max(x, 0); dx = dy (x > 0) */
-FLOAT_KERNEL(relu, RELU(x))
-INT_KERNEL(relu, RELU(x))
+FLOAT_KERNEL(relu, MG_RELU(x))
+INT_KERNEL(relu, MG_RELU(x))
 GRAD(relu, v > 0 ? g : 0)
 /* floor, ceil, round (half to even: the default rounding mode): a zero gradient; integers are
  * their own floor, ceil and round */

@@ -175,6 +175,17 @@ return function(nn)
     if self.return_indices then return y, i end
     return y
   end
+  -- forward(relu(x)) as one op (nn.Sequential's fusion of ReLU then MaxPool2d; not with
+  -- return_indices): the options made once, not at every step
+  function MaxPool2d:_forward_after_relu(x)
+    local o = rawget(self, "_relu_opts")
+    if not o then
+      o = { relu = true }
+      for k, v in pairs(self._opts) do if k ~= "return_indices" then o[k] = v end end
+      rawset(self, "_relu_opts", o)
+    end
+    return F.max_pool2d(x, self.kernel_size, o)
+  end
   function MaxPool2d:extra_repr()
     return string.format("kernel_size=%s, stride=%s, padding=%s, dilation=%s, ceil_mode=%s",
       pyvalue(self.kernel_size), pyvalue(self.stride), pyvalue(self.padding), pyvalue(self.dilation),
