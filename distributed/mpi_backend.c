@@ -233,13 +233,20 @@ static void combine(mg_dtype dt, mgd_op op, void *dst, const void *a, const void
 
 /* Rank r's slice of the current chunk into the result area: slot 0 op slot 1, then op slot 2, ...
  * in blocks that stay in L1. Slices start on 64-byte boundaries. */
+/* Rank r's share [*lo, *hi) of count elements of es bytes: whole cache lines, in rank order. */
+static void rank_slice(size_t count, size_t es, int r, int size, size_t *lo, size_t *hi) {
+    const size_t line = 64 / es, lines = (count + line - 1) / line;
+    *lo = lines * (size_t)r / (size_t)size * line;
+    *hi = lines * (size_t)(r + 1) / (size_t)size * line;
+    if (*lo > count) *lo = count;
+    if (*hi > count) *hi = count;
+}
+
 static void shm_reduce(mgd_mpi *m, const shm_op *o) {
     mgd_shm *s = m->shm;
-    const size_t es = esize_of(o->dt), line = 64 / es, lines = (s->piece + line - 1) / line;
-    size_t lo = lines * (size_t)m->rank / (size_t)m->size * line;
-    size_t hi = lines * (size_t)(m->rank + 1) / (size_t)m->size * line;
-    if (lo > s->piece) lo = s->piece;
-    if (hi > s->piece) hi = s->piece;
+    const size_t es = esize_of(o->dt);
+    size_t lo, hi;
+    rank_slice(s->piece, es, m->rank, m->size, &lo, &hi);
     char *res = s->slots + (size_t)m->size * s->stride;
     const size_t block = 8192 / es;
     for (size_t b = lo; b < hi; b += block) {
@@ -277,26 +284,24 @@ static int all_reached(const mgd_shm *s, int size, int reduced, uint64_t seq) {
  * synchronizations by its rank only; a rank writes its slot again (next backward) only after every
  * rank has reduced, i.e. after every rank has finished with it. Same bits as the staging path.
  * Slot 0 accumulates the slice in blocks that stay in L1. */
-static void scale(mg_dtype dt, void *p, size_t n, int divisor) {
-    if (dt == MG_FLOAT32) {
-        float *x = (float *)p;
-        if ((divisor & (divisor - 1)) == 0) {
-            const float k = 1.0f / (float)divisor;
-            for (size_t i = 0; i < n; i++) x[i] *= k;
-        } else {
-            const float d = (float)divisor;
-            for (size_t i = 0; i < n; i++) x[i] /= d;
-        }
-    } else if (dt == MG_FLOAT64) {
-        double *x = (double *)p;
-        if ((divisor & (divisor - 1)) == 0) {
-            const double k = 1.0 / (double)divisor;
-            for (size_t i = 0; i < n; i++) x[i] *= k;
-        } else {
-            const double d = (double)divisor;
-            for (size_t i = 0; i < n; i++) x[i] /= d;
-        }
+
+/* x[i] /= divisor: a multiply by 1 / divisor for a power of two (exact: the same bits, faster) */
+#define SCALE(NAME, T)                                                                              \
+    static void NAME(T *x, size_t n, int divisor) {                                                 \
+        if ((divisor & (divisor - 1)) == 0) {                                                       \
+            const T k = (T)1 / (T)divisor;                                                          \
+            for (size_t i = 0; i < n; i++) x[i] *= k;                                               \
+        } else {                                                                                    \
+            const T d = (T)divisor;                                                                 \
+            for (size_t i = 0; i < n; i++) x[i] /= d;                                               \
+        }                                                                                           \
     }
+SCALE(f32_scale, float)
+SCALE(f64_scale, double)
+#undef SCALE
+static void scale(mg_dtype dt, void *p, size_t n, int divisor) {
+    if (dt == MG_FLOAT32) f32_scale((float *)p, n, divisor);
+    else if (dt == MG_FLOAT64) f64_scale((double *)p, n, divisor);
 }
 
 /* 2 ranks, a sum: one pass, s = (a + b) scaled, written to both (the blocks below take three) */
@@ -316,11 +321,9 @@ SEG_SUM2(f32_sum2, float)
 SEG_SUM2(f64_sum2, double)
 
 static void seg_reduce(const mgd_seg *g, size_t count, mg_dtype dt, mgd_op op, int divisor) {
-    const size_t es = esize_of(dt), line = 64 / es, lines = (count + line - 1) / line;
-    size_t lo = lines * (size_t)g->rank / (size_t)g->size * line;
-    size_t hi = lines * (size_t)(g->rank + 1) / (size_t)g->size * line;
-    if (lo > count) lo = count;
-    if (hi > count) hi = count;
+    const size_t es = esize_of(dt);
+    size_t lo, hi;
+    rank_slice(count, es, g->rank, g->size, &lo, &hi);
     if (g->size == 2 && op == MGD_SUM && (dt == MG_FLOAT32 || dt == MG_FLOAT64)) {
         char *a = g->base + lo * es, *b = g->base + g->stride + lo * es;
         if (dt == MG_FLOAT32) f32_sum2((float *)a, (float *)b, hi - lo, divisor);
@@ -335,6 +338,13 @@ static void seg_reduce(const mgd_seg *g, size_t count, mg_dtype dt, mgd_op op, i
         if (divisor > 1) scale(dt, dst, n, divisor);
         for (int q = 1; q < g->size; q++) memcpy(g->base + (size_t)q * g->stride + b * es, dst, n * es);
     }
+}
+
+/* The queue's head (in slot) has completed: its slot is free, the next one heads the queue. */
+static void head_done(mgd_shm *s, int slot) {
+    s->busy[slot] = 0;
+    s->head = (s->head + 1) % (MGD_MAX_PENDING + 1);
+    s->len--;
 }
 
 /* Moves the queue as far as it goes without waiting for another rank. */
@@ -358,9 +368,7 @@ static void shm_progress(mgd_mpi *m) {
             }
             if (!all_reached(s, m->size, 1, s->seq)) return;
             s->phase = 0;
-            s->busy[slot] = 0;
-            s->head = (s->head + 1) % (MGD_MAX_PENDING + 1);
-            s->len--;
+            head_done(s, slot);
             continue;
         }
         if (s->phase == 0) {
@@ -383,9 +391,7 @@ static void shm_progress(mgd_mpi *m) {
         s->phase = 0;
         if (s->at >= o->count) {
             s->at = 0;
-            s->busy[slot] = 0;
-            s->head = (s->head + 1) % (MGD_MAX_PENDING + 1);
-            s->len--;
+            head_done(s, slot);
         }
     }
 }
@@ -431,7 +437,7 @@ static void shm_setup(mgd_mpi *m) {
     }
     mgd_shm *s = (mgd_shm *)calloc(1, sizeof *s);
     const size_t chunk = (size_t)kb * 1024, ctl = ((size_t)2 * (size_t)m->size * SHM_LINE + 4095) / 4096 * 4096;
-    const size_t bytes = 4096 + ctl + (size_t)(m->size + 1) * chunk; /* 4096: room to align */ /* 4096: room to align */
+    const size_t bytes = 4096 + ctl + (size_t)(m->size + 1) * chunk; /* 4096: room to align */
     char *base = NULL;
     ok = s != NULL;
     int node_rank = 0;
