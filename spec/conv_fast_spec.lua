@@ -1,9 +1,13 @@
 -- The per-sample path's fast variants of conv2d (src/ops/conv.c), each against a reference:
 --   * the float32 forward at stride 1 without a column buffer (forward_rows, mg_gemm_rows_f32):
 --     the same bits as the batched path (a batch of 1 takes it) and as the same sample in a batch;
---   * the float32 weight gradient of at most 16 taps a group as dot products (dot_nt_*): its own
---     order of sums, checked against float64, exactly where every sum is exact, and the same bits
---     at AVX2 and AVX-512;
+--   * the float32 input gradient at stride 1 as a forward convolution of gout (dx_rows): near
+--     float64, the same bits for a sample alone and in a batch, the unfolded path's answer where a
+--     weight is infinite or the padding reaches past the kernel;
+--   * the float32 weight gradient at stride 1 read from the samples' frames in 16 lanes (dwf_*),
+--     and at other strides, for at most 16 taps a group, as dot products (dot_nt_*): their own
+--     order of sums, checked against float64, exactly where every sum is exact, infinities and
+--     NaN where float64 has them, and the same bits at AVX2 and AVX-512;
 --   * the bias gradient in 16 double lanes: exact on exact sums, near the float64 sum otherwise.
 -- Every variant: the same bits for 1 and 2 threads.
 local mg = require "moongrad"
@@ -94,6 +98,53 @@ describe("conv2d forward without a column buffer (float32, stride 1)", function(
   end)
 end)
 
+-- d loss / d x of loss = sum(out * g)
+local function dx_of(x, w, opt, g)
+  local xl = x:clone()
+  xl:requires_grad_(true)
+  F.conv2d(xl, w, nil, opt):backward(g)
+  return xl.grad
+end
+
+describe("conv2d input gradient at stride 1 as a convolution of gout (float32)", function()
+  local cases = {table.unpack(CASES)}
+  cases[#cases + 1] = {name = "1x1, padding 1 (past the kernel: unfolded)", N = 4, C = 3, H = 5, W = 6,
+    O = 2, k = 1, opt = {padding = 1}}
+  cases[#cases + 1] = {name = "stride {2,1} (unfolded)", N = 5, C = 4, H = 9, W = 7, O = 6, k = 3,
+    opt = {padding = 1, stride = {2, 1}}}
+  for _, c in ipairs(cases) do
+    it(c.name .. ": near float64, the same bits for each sample alone", function()
+      local x, w = inputs(c, "float32")
+      mg.manual_seed(14)
+      local g = mg.randn(table.unpack(F.conv2d(x, w, nil, c.opt).shape))
+      local dx = dx_of(x, w, c.opt, g)
+      local dx64 = dx_of(x:to("float64"), w:to("float64"), c.opt, g:to("float64"))
+      assert.is_true(max_abs(dx:to("float64") - dx64) <= 2e-6 * (1 + max_abs(dx64)))
+      for n = 1, c.N do
+        same_bits(dx_of(x:narrow(1, n, 1), w, c.opt, g:narrow(1, n, 1)), dx:narrow(1, n, 1))
+      end
+    end)
+  end
+
+  it("an infinite weight gives the unfolded sums' infinities, not a NaN from the padding", function()
+    -- gout all ones: dx sums w over the taps that reach each input; one tap +inf makes +inf
+    -- exactly where that tap reaches, and every other element stays the finite count
+    local x = mg.ones(4, 2, 5, 5)
+    local w = mg.ones(3, 2, 3, 3)
+    w[2][1][1][1] = math.huge
+    local dx = dx_of(x, w, {padding = 1}, mg.ones(4, 3, 5, 5))
+    local dx64 = dx_of(x:to("float64"), w:to("float64"), {padding = 1}, mg.ones(4, 3, 5, 5, {dtype = "float64"}))
+    same_bits(dx64, dx:to("float64"))
+    assert.equal(math.huge, dx[1][1][1][1]) -- reached by tap (1, 1) of channel 1
+    assert.equal(12, dx[1][1][5][5])         -- not reached by it: 3 output channels x 2 x 2 taps
+  end)
+
+  it("a known result: all-ones gout counts the taps that reach each input", function()
+    local dx = dx_of(mg.ones(4, 1, 3, 4), mg.ones(1, 1, 3, 3), {padding = 1}, mg.ones(4, 1, 3, 4))
+    for n = 1, 4 do assert.same({{4, 6, 6, 4}, {6, 9, 9, 6}, {4, 6, 6, 4}}, dx[n][1]:totable()) end
+  end)
+end)
+
 -- d loss / d weight and bias of loss = sum(out * g)
 local function grads(x, w, b, opt, g)
   local wl, bl = w:clone(), b:clone()
@@ -103,9 +154,13 @@ local function grads(x, w, b, opt, g)
   return wl.grad, bl.grad
 end
 
-describe("conv2d weight gradient of a few taps (float32 dot products) and bias gradient", function()
-  local small = {CASES[1], CASES[3], CASES[4], CASES[6],
-    {name = "1 channel, 2x2, 9x9", N = 5, C = 1, H = 9, W = 9, O = 3, k = 2, opt = {}}}
+describe("conv2d weight gradient from the frames or as dot products (float32) and bias gradient", function()
+  local small = {CASES[1], CASES[2], CASES[3], CASES[4], CASES[5], CASES[6], CASES[8], CASES[9],
+    {name = "1 channel, 2x2, 9x9", N = 5, C = 1, H = 9, W = 9, O = 3, k = 2, opt = {}},
+    {name = "rows of 40 (three vectors, the last masked)", N = 9, C = 2, H = 3, W = 40, O = 5, k = 3,
+     opt = {padding = 1}},
+    {name = "stride 2 (dot products)", N = 6, C = 2, H = 9, W = 9, O = 3, k = 3, opt = {stride = 2}},
+    {name = "64 samples (8 chunks)", N = 64, C = 16, H = 14, W = 14, O = 8, k = 3, opt = {padding = 1}}}
   for _, c in ipairs(small) do
     it(c.name .. ": near float64", function()
       local x, w, b = inputs(c, "float32")
@@ -130,6 +185,25 @@ describe("conv2d weight gradient of a few taps (float32 dot products) and bias g
     local dw64, db64 = grads(x:to("float64"), w:to("float64"), b:to("float64"), c.opt, g:to("float64"))
     same_bits(dw64, dw:to("float64"))
     same_bits(db64, db:to("float64"))
+  end)
+
+  it("infinity and NaN in the input give float64's infinities and NaN", function()
+    local c = CASES[2]
+    local x, w, b = inputs(c, "float32")
+    x[2][3][1][14] = math.huge  -- the last column: the frame's next entries are padding
+    x[5][1][7][1] = -math.huge
+    x[7][16][14][14] = 0 / 0
+    local g = mg.ones(c.N, c.O, 14, 14)
+    local dw = grads(x, w, b, c.opt, g)
+    local dw64 = grads(x:to("float64"), w:to("float64"), b:to("float64"), c.opt, g:to("float64"))
+    local a, e = dw:to("float64"):reshape(-1):totable(), dw64:reshape(-1):totable()
+    local nonfinite = 0
+    for i = 1, #a do
+      if e[i] ~= e[i] then assert.is_true(a[i] ~= a[i], "NaN expected at " .. i)
+      elseif math.abs(e[i]) == math.huge then assert.equal(e[i], a[i]) nonfinite = nonfinite + 1
+      else assert.is_true(math.abs(a[i] - e[i]) <= 1e-4 * (1 + math.abs(e[i]))) end
+    end
+    assert.is_true(nonfinite > 0)
   end)
 
   it("the bias gradient: the sum over the batch and the positions", function()
@@ -180,9 +254,11 @@ for _, c in ipairs {{1, 16, 28, 1}, {16, 8, 14, 1}, {3, 7, 9, 0}} do
   local b = mg.randn(c[2])
   w:requires_grad_(true)
   b:requires_grad_(true)
+  x:requires_grad_(true)
   local y = F.conv2d(x, w, b, {padding = c[4]})
   y:backward(y:cos())
   dump("y" .. c[1], y)
+  dump("dx" .. c[1], x.grad)
   dump("dw" .. c[1], w.grad)
   dump("db" .. c[1], b.grad)
 end
@@ -206,12 +282,12 @@ describe("conv2d's fast paths at each instruction-set level", function()
   local avx2, avx512 = levels.avx2, levels.avx512
   it("the baseline runs them (its portable products round each product)", function()
     local lines = run_at("baseline")
-    assert.equal(9, #lines)
+    assert.equal(12, #lines)
   end)
   if avx2 and avx512 then
     it("give the same bits at AVX2 and AVX-512", function()
       local a, b = run_at("avx2"), run_at("avx512")
-      assert.equal(9, #a)
+      assert.equal(12, #a)
       for i = 1, #a do assert.equal(a[i], b[i]) end
     end)
   else

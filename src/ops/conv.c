@@ -478,12 +478,14 @@ static dot_nt_fn dot_nt_for(int isa) {
  * count fixed by N alone), whose partial sums are added in chunk order after the parallel call:
  * the bits depend on the sizes only, not on the threads. Each product runs on its thread with
  * that thread's scratch (mg_gemm_serial). Products per group, as everywhere in this file.
- * Two variants, chosen by the sizes and the ctx's level only: the float32 forward at stride 1
+ * Variants, chosen by the sizes and the ctx's level only: the float32 forward at stride 1
  * (AVX2, AVX-512) with more taps than output channels (K > O: unfolding costs more than
  * forward_rows' extra pass over the output; the book's conv1, K 9 and O 16, ran 10 % slower with it)
  * reads the sample's zero-padded frame in place instead of unfolding it (forward_rows: the same
- * bits), and a float32 dW of at most DOT_MAX_K taps a group sums each
- * element as one dot product of two rows (dot_nt_*: its own order, see there). */
+ * bits); at stride 1 (AVX2, AVX-512) float32 dx is a forward convolution of gout (dx_rows, for any
+ * batch size: its own order of sums) and float32 dW reads the samples' frames (dwf_*: its own
+ * order); at other strides a float32 dW of at most DOT_MAX_K taps a group sums each element as one
+ * dot product of two rows (dot_nt_*: its own order, see there). */
 #define SAMPLE_COL_BYTES ((int64_t)1 << 20)
 #define SAMPLE_CHUNKS 8
 #define SAMPLE_PARTIAL_BYTES ((int64_t)8 << 20)
@@ -500,6 +502,7 @@ typedef struct sample_job {
     size_t work_bytes;
     int64_t O, K, S, G, chunk; /* K = C kh kw (all groups); chunk: samples a DW chunk */
     int dot;                /* DW: the dot-product kernel (float32) instead of the gemm */
+    int frames;             /* DW: read from the frames (dwf_chunk), dst: lane sums (chunks, O, Kg, 16) */
     int rows;               /* FORWARD: forward_rows (float32, stride 1, AVX2 or AVX-512) */
     size_t aux_off;         /* DW with dot: K row pointers at work + aux_off */
 } sample_job;
@@ -547,6 +550,20 @@ static void frame_dims(const conv_job *j, int64_t *Hp, int64_t *Wp) {
     *Hp = j->H + 2 * j->g.ph > h ? j->H + 2 * j->g.ph : h;
     *Wp = j->W + 2 * j->g.pw > w ? j->W + 2 * j->g.pw : w;
 }
+/* xp (frame elements) <- sample n of x in its zero-padded frame: plane c's row h at xp + c Hp Wp +
+ * (h + ph) Wp + pw, zeros around (and in the slack past the last plane) */
+static void build_frame(const conv_job *j, int64_t n, float *xp, int64_t Hp, int64_t Wp, int64_t frame) {
+    memset(xp, 0, (size_t)frame * sizeof(float));
+    const float *x = (const float *)j->x + n * j->xs[0];
+    for (int64_t c = 0; c < j->C; c++)
+        for (int64_t h = 0; h < j->H; h++) {
+            const float *src = x + c * j->xs[1] + h * j->xs[2];
+            float *dst = xp + (c * Hp + h + j->g.ph) * Wp + j->g.pw;
+            if (j->xs[3] == 1) memcpy(dst, src, (size_t)j->W * sizeof(float));
+            else
+                for (int64_t w = 0; w < j->W; w++) dst[w] = src[w * j->xs[3]];
+        }
+}
 static size_t forward_rows_bytes(const sample_job *s) {
     const conv_job *j = &s->j;
     int64_t Hp, Wp;
@@ -565,16 +582,7 @@ static void forward_rows(const sample_job *s, int64_t n, char *work) {
     const int64_t O = s->O, K = s->K, G = s->G, Og = O / G, Kg = K / G, S = j->OH * j->OW;
     const float **brow = (const float **)work;
     float *xp = (float *)(work + (size_t)K * sizeof(float *)), *outp = xp + frame;
-    memset(xp, 0, (size_t)frame * sizeof(float));
-    const float *x = (const float *)j->x + n * j->xs[0];
-    for (int64_t c = 0; c < C; c++)
-        for (int64_t h = 0; h < j->H; h++) {
-            const float *src = x + c * j->xs[1] + h * j->xs[2];
-            float *dst = xp + c * PL + (h + g->ph) * Wp + g->pw;
-            if (j->xs[3] == 1) memcpy(dst, src, (size_t)j->W * sizeof(float));
-            else
-                for (int64_t w = 0; w < j->W; w++) dst[w] = src[w * j->xs[3]];
-        }
+    build_frame(j, n, xp, Hp, Wp, frame);
     for (int64_t c = 0, k = 0; c < C; c++)
         for (int64_t ki = 0; ki < g->kh; ki++)
             for (int64_t kj = 0; kj < g->kw; kj++) brow[k++] = xp + c * PL + ki * g->dh * Wp + kj * g->dw;
@@ -590,6 +598,192 @@ static void forward_rows(const sample_job *s, int64_t n, char *work) {
             if (s->bias) MG_ISA_PICK(j->isa, add_bias_float)(dst, src, j->OW, bv);
             else
                 memcpy(dst, src, (size_t)j->OW * sizeof(float));
+        }
+    }
+}
+
+/* dW of a float32 convolution at stride 1 read from the samples' zero-padded frames (AVX2, AVX-512),
+ * no column buffer and no transposed operand: element (o, k) of a group is the sum over the
+ * samples of a chunk, the output rows oh and the columns ow of gout[n, o, oh, ow] frame_n[toff[k] +
+ * oh Wp + ow] (toff[k]: tap k's channel plane and its ki dh Wp + kj dw). The sum runs in
+ * DWF_LANES lanes, lane l taking the columns ow = l mod DWF_LANES of every row (a row's last
+ * vector masked: the lanes past OW load zeros on both sides), samples in order, then rows, then
+ * columns; the lanes live in `acc` (O, Kg, DWF_LANES) across the chunk's runs of frames, are added
+ * lane by lane in chunk order once every chunk is done and folded in dot_fold's tree. A block of
+ * DWF_MO output channels by DWF_MT taps keeps its sums in registers over a run: each load of gout
+ * serves DWF_MT taps and each of the frame DWF_MO channels. AVX-512 holds the 16 lanes in one
+ * zmm, AVX2 in two ymm (smaller blocks, its 16 registers): the same operations lane by lane, the
+ * same bits; the order depends on the sizes only, so on neither the thread count nor the level. */
+#define DWF_LANES 16
+typedef struct dwf_run {
+    const float *gp;        /* the run's gout of this group, packed: dwf_pack's layout for mo */
+    const float *const *fs; /* the F samples' frames */
+    int64_t F, Og, Kg, OH, OW, NV, Wp; /* NV: vectors a row, OW / DWF_LANES rounded up */
+    const int64_t *toff;    /* the group's Kg tap offsets */
+    float *acc;             /* (Og rounded up to the kernel's block, Kg, DWF_LANES) */
+} dwf_run;
+/* gout of F samples of a group, packed for blocks of mo output channels: the block of rows
+ * o0 .. o0 + mo - 1, sample f, row oh, vector v holds mo vectors of DWF_LANES in a row (lane l:
+ * column v DWF_LANES + l), zeros past OW and for channels past Og: the kernel loads them at
+ * constant offsets, unmasked. g: (n, O, OH, OW) contiguous, from the group's first channel. */
+static void dwf_pack(float *dst, const float *g, int64_t O, int64_t F, int64_t Og, int64_t OH, int64_t OW,
+                     int64_t NV, int mo) {
+    const int64_t plane = OH * OW;
+    for (int64_t o0 = 0; o0 < Og; o0 += mo)
+        for (int64_t f = 0; f < F; f++)
+            for (int64_t oh = 0; oh < OH; oh++)
+                for (int64_t v = 0; v < NV; v++)
+                    for (int a = 0; a < mo; a++, dst += DWF_LANES) {
+                        const int64_t ow = v * DWF_LANES, w = OW - ow < DWF_LANES ? OW - ow : DWF_LANES;
+                        if (o0 + a >= Og) {
+                            memset(dst, 0, DWF_LANES * sizeof(float));
+                            continue;
+                        }
+                        memcpy(dst, g + (f * O + o0 + a) * plane + oh * OW + ow, (size_t)w * sizeof(float));
+                        memset(dst + w, 0, (size_t)(DWF_LANES - w) * sizeof(float));
+                    }
+}
+#if MG_CPU_X86
+/* the block's taps, the last repeated past the end (its sums computed twice, stored alike) */
+#define DWF_TAPS(MT)                                                                           \
+    int64_t ti[MT];                                                                            \
+    for (int q = 0; q < MT; q++) ti[q] = t0 + q < r->Kg ? t0 + q : r->Kg - 1;
+#define DWF_MO512 8
+#define DWF_MT512 3
+MG_TARGET("avx512f,fma") static void dwf_avx512(const dwf_run *r) {
+    const int64_t step = r->F * r->OH * r->NV * DWF_MO512 * DWF_LANES; /* a block's packed gout */
+    for (int64_t o0 = 0; o0 < r->Og; o0 += DWF_MO512)
+        for (int64_t t0 = 0; t0 < r->Kg; t0 += DWF_MT512) {
+            DWF_TAPS(DWF_MT512)
+            __m512 acc[DWF_MO512][DWF_MT512];
+            _Pragma("GCC unroll 8") for (int a = 0; a < DWF_MO512; a++)
+                _Pragma("GCC unroll 3") for (int b = 0; b < DWF_MT512; b++)
+                    acc[a][b] = _mm512_loadu_ps(r->acc + ((o0 + a) * r->Kg + ti[b]) * DWF_LANES);
+            const float *gp = r->gp + o0 / DWF_MO512 * step;
+            for (int64_t f = 0; f < r->F; f++) {
+                const float *y0 = r->fs[f] + r->toff[ti[0]], *y1 = r->fs[f] + r->toff[ti[1]];
+                const float *y2 = r->fs[f] + r->toff[ti[2]];
+                for (int64_t oh = 0; oh < r->OH; oh++, y0 += r->Wp, y1 += r->Wp, y2 += r->Wp)
+                    for (int64_t v = 0; v < r->NV; v++, gp += DWF_MO512 * DWF_LANES) {
+                        const int64_t ow = v * DWF_LANES;
+                        const __mmask16 m = r->OW - ow >= DWF_LANES ? (__mmask16)0xffff
+                                                                    : (__mmask16)((1u << (r->OW - ow)) - 1);
+                        const __m512 y[DWF_MT512] = {_mm512_maskz_loadu_ps(m, y0 + ow), _mm512_maskz_loadu_ps(m, y1 + ow),
+                                                     _mm512_maskz_loadu_ps(m, y2 + ow)};
+                        _Pragma("GCC unroll 8") for (int a = 0; a < DWF_MO512; a++) {
+                            __m512 x = _mm512_loadu_ps(gp + a * DWF_LANES);
+                            __asm__("" : "+v"(x)); /* one load for the three taps: GCC folded it into each */
+                            _Pragma("GCC unroll 3") for (int b = 0; b < DWF_MT512; b++)
+                                acc[a][b] = _mm512_fmadd_ps(x, y[b], acc[a][b]);
+                        }
+                    }
+            }
+            _Pragma("GCC unroll 8") for (int a = 0; a < DWF_MO512; a++)
+                _Pragma("GCC unroll 3") for (int b = 0; b < DWF_MT512; b++)
+                    _mm512_storeu_ps(r->acc + ((o0 + a) * r->Kg + ti[b]) * DWF_LANES, acc[a][b]);
+        }
+}
+#define DWF_MO256 2
+#define DWF_MT256 2
+MG_TARGET("avx2,fma") static void dwf_avx2(const dwf_run *r) {
+    const int64_t step = r->F * r->OH * r->NV * DWF_MO256 * DWF_LANES;
+    for (int64_t o0 = 0; o0 < r->Og; o0 += DWF_MO256)
+        for (int64_t t0 = 0; t0 < r->Kg; t0 += DWF_MT256) {
+            DWF_TAPS(DWF_MT256)
+            __m256 acc[DWF_MO256][DWF_MT256][2];
+            for (int a = 0; a < DWF_MO256; a++)
+                for (int b = 0; b < DWF_MT256; b++)
+                    for (int h = 0; h < 2; h++)
+                        acc[a][b][h] = _mm256_loadu_ps(r->acc + ((o0 + a) * r->Kg + ti[b]) * DWF_LANES + 8 * h);
+            const float *gp = r->gp + o0 / DWF_MO256 * step;
+            for (int64_t f = 0; f < r->F; f++) {
+                const float *y0 = r->fs[f] + r->toff[ti[0]], *y1 = r->fs[f] + r->toff[ti[1]];
+                for (int64_t oh = 0; oh < r->OH; oh++, y0 += r->Wp, y1 += r->Wp)
+                    for (int64_t v = 0; v < r->NV; v++, gp += DWF_MO256 * DWF_LANES) {
+                        const int64_t ow = v * DWF_LANES;
+                        const int left = r->OW - ow >= DWF_LANES ? DWF_LANES : (int)(r->OW - ow);
+                        for (int h = 0; h < 2; h++) {
+                            const __m256i m = _mm256_cmpgt_epi32(_mm256_set1_epi32(left - 8 * h),
+                                                                 _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
+                            const __m256 y[DWF_MT256] = {_mm256_maskload_ps(y0 + ow + 8 * h, m),
+                                                         _mm256_maskload_ps(y1 + ow + 8 * h, m)};
+                            for (int a = 0; a < DWF_MO256; a++) {
+                                const __m256 x = _mm256_loadu_ps(gp + a * DWF_LANES + 8 * h);
+                                for (int b = 0; b < DWF_MT256; b++) acc[a][b][h] = _mm256_fmadd_ps(x, y[b], acc[a][b][h]);
+                            }
+                        }
+                    }
+            }
+            for (int a = 0; a < DWF_MO256; a++)
+                for (int b = 0; b < DWF_MT256; b++)
+                    for (int h = 0; h < 2; h++)
+                        _mm256_storeu_ps(r->acc + ((o0 + a) * r->Kg + ti[b]) * DWF_LANES + 8 * h, acc[a][b][h]);
+        }
+}
+#undef DWF_TAPS
+#endif
+/* the frames' dW kernel of a level and its block of output channels; NULL at the baseline (which
+ * takes the unfolded path) */
+static void (*dwf_for(int isa, int *mo))(const dwf_run *) {
+#if MG_CPU_X86
+    if (isa >= MG_ISA_AVX512) return *mo = DWF_MO512, dwf_avx512;
+    if (isa == MG_ISA_AVX2) return *mo = DWF_MO256, dwf_avx2;
+#endif
+    (void)isa;
+    *mo = 1;
+    return NULL;
+}
+static int64_t round_to(int64_t x, int64_t m) { return (x + m - 1) / m * m; }
+/* a run's frames and packed gout within about an eighth of L2 */
+#define DWF_RUN_BYTES ((int64_t)128 << 10)
+static void dwf_sizes(const sample_job *s, int64_t *F, int64_t *frame, int64_t *packed) {
+    int64_t Hp, Wp, mo;
+    int m;
+    frame_dims(&s->j, &Hp, &Wp);
+    dwf_for(s->j.isa, &m);
+    mo = m;
+    *frame = round_to(s->j.C * Hp * Wp + MG_GEMM_ROWS_SLACK, 16);
+    *packed = round_to(s->O / s->G, mo) * s->j.OH * round_to(s->j.OW, DWF_LANES); /* a sample's, a group */
+    const int64_t f = DWF_RUN_BYTES / ((*frame + *packed) * (int64_t)sizeof(float));
+    *F = f < 1 ? 1 : f < s->chunk ? f : s->chunk;
+}
+static size_t dwf_work_bytes(const sample_job *s) {
+    int64_t F, frame, packed;
+    dwf_sizes(s, &F, &frame, &packed);
+    return (size_t)(F * (frame + packed)) * sizeof(float) + (size_t)F * sizeof(float *) +
+           (size_t)s->K * sizeof(int64_t) + 64;
+}
+/* chunk u's lane sums into s->dst + u O Kg DWF_LANES */
+static void dwf_chunk(const sample_job *s, int64_t u, char *work) {
+    const conv_job *j = &s->j;
+    int64_t Hp, Wp, F, frame, packed;
+    frame_dims(j, &Hp, &Wp);
+    dwf_sizes(s, &F, &frame, &packed);
+    int mo;
+    void (*kern)(const dwf_run *) = dwf_for(j->isa, &mo);
+    const int64_t G = s->G, Og = s->O / G, Kg = s->K / G, NV = round_to(j->OW, DWF_LANES) / DWF_LANES;
+    float *frames = (float *)work, *gp = frames + F * frame;
+    const float **fs = (const float **)(gp + F * packed);
+    int64_t *toff = (int64_t *)(fs + F);
+    for (int64_t c = 0, k = 0; c < j->C; c++)
+        for (int64_t ki = 0; ki < j->g.kh; ki++)
+            for (int64_t kj = 0; kj < j->g.kw; kj++) toff[k++] = (c * Hp + ki * j->g.dh) * Wp + kj * j->g.dw;
+    const int64_t Ogp = round_to(Og, mo), lanes = G * Ogp * Kg * DWF_LANES; /* dwf_lanes */
+    float *acc = (float *)s->dst + u * lanes;
+    memset(acc, 0, (size_t)lanes * sizeof(float));
+    const int64_t n0 = u * s->chunk, n1 = n0 + s->chunk < j->N ? n0 + s->chunk : j->N;
+    for (int64_t n = n0; n < n1; n += F) {
+        const int64_t f = n1 - n < F ? n1 - n : F;
+        for (int64_t q = 0; q < f; q++) {
+            build_frame(j, n + q, frames + q * frame, Hp, Wp, frame);
+            fs[q] = frames + q * frame;
+        }
+        for (int64_t gi = 0; gi < G; gi++) {
+            dwf_pack(gp, (const float *)s->gout + (n * s->O + gi * Og) * j->OH * j->OW, s->O, f, Og, j->OH,
+                     j->OW, NV, mo);
+            const dwf_run r = {.gp = gp, .fs = fs, .F = f, .Og = Og, .Kg = Kg, .OH = j->OH, .OW = j->OW,
+                               .NV = NV, .Wp = Wp, .toff = toff + gi * Kg, .acc = acc + gi * Ogp * Kg * DWF_LANES};
+            kern(&r);
         }
     }
 }
@@ -632,6 +826,8 @@ static void sample_range(void *arg, int64_t b, int64_t e) {
             j.N = 1, j.col = col;
             j.dx = s->dst + (size_t)(u * j.C * j.H * j.W) * es;
             col2im_range(&j, 0, j.C);
+        } else if (s->frames) {
+            dwf_chunk(s, u, col);
         } else { /* DW: chunk u */
             char *part = s->dst + (size_t)(u * O * Kg) * es;
             const int64_t n1 = (u + 1) * s->chunk < s->j.N ? (u + 1) * s->chunk : s->j.N;
@@ -672,6 +868,7 @@ static mg_status run_samples(mg_ctx *ctx, sample_job *s, int64_t units) {
     if (gdw > gb) gb = gdw;
     s->work_bytes = (size_t)(s->K * s->S + s->O * s->K) * es + gb;
     if (s->rows && forward_rows_bytes(s) > s->work_bytes) s->work_bytes = forward_rows_bytes(s);
+    if (s->frames) s->work_bytes = dwf_work_bytes(s);
     s->work_bytes = (s->work_bytes + 63) / 64 * 64;
     s->aux_off = s->work_bytes;
     if (s->dot) s->work_bytes += ((size_t)s->K * sizeof(float *) + 63) / 64 * 64;
@@ -806,11 +1003,30 @@ static mg_status sample_backward(mg_ctx *ctx, const mg_backward_args *a, int i, 
     /* dW: chunk partials, then added in chunk order */
     s.chunk = (N + SAMPLE_CHUNKS - 1) / SAMPLE_CHUNKS;
     const int64_t chunks = (N + s.chunk - 1) / s.chunk, OK = O * Kg;
-    const size_t bytes = (size_t)(chunks * OK) * es;
+    int mo = 1;
+    s.frames = dt == MG_FLOAT32 && g->sh == 1 && g->sw == 1 && dwf_for(ctx->isa, &mo) != NULL &&
+               round_to(O / g->groups, mo) * g->groups * Kg * DWF_LANES <= SAMPLE_PARTIAL_BYTES / SAMPLE_CHUNKS / (int64_t)es;
+    s.dot = !s.frames && dt == MG_FLOAT32 && Kg <= DOT_MAX_K;
+    const int64_t Ogp = round_to(O / g->groups, mo), lanes = g->groups * Ogp * Kg * DWF_LANES; /* a chunk's */
+    const size_t bytes = (size_t)(chunks * (s.frames ? lanes : OK)) * es;
     s.mode = SAMPLE_DW, s.dst = mg_alloc(ctx, bytes);
-    s.dot = dt == MG_FLOAT32 && Kg <= DOT_MAX_K;
     if (!s.dst) return mg_fail(ctx, MG_ENOMEM, 0, "not enough memory for convolution's weight gradient (%zu bytes)", bytes);
     mg_status st = run_samples(ctx, &s, chunks);
+    if (s.frames) { /* the chunks' lanes added in chunk order, then folded */
+        const float *p = (const float *)s.dst;
+        float *d = (float *)mg_tensor_data(gin);
+        const int64_t Og = O / g->groups;
+        for (int64_t e = 0; st == MG_OK && e < OK; e++) {
+            const int64_t gi = e / (Og * Kg), o = e / Kg % Og, at = ((gi * Ogp + o) * Kg + e % Kg) * DWF_LANES;
+            float l[DWF_LANES];
+            memcpy(l, p + at, sizeof l);
+            for (int64_t c = 1; c < chunks; c++)
+                for (int q = 0; q < DWF_LANES; q++) l[q] += p[c * lanes + at + q];
+            d[e] = dot_fold(l);
+        }
+        mg_free(ctx, s.dst, bytes);
+        return st;
+    }
 #define SUM_CHUNKS(T)                                                                          \
     do {                                                                                       \
         const T *p = (const T *)s.dst;                                                         \
@@ -825,6 +1041,61 @@ static mg_status sample_backward(mg_ctx *ctx, const mg_backward_args *a, int i, 
     else if (st == MG_OK) SUM_CHUNKS(float);
 #undef SUM_CHUNKS
     mg_free(ctx, s.dst, bytes);
+    return st;
+}
+
+/* dx of a float32 convolution at stride 1, as a forward convolution of gout (AVX2, AVX-512):
+ *     dx[n, c, ih, iw] = sum over o, ki, kj of w[o, c, ki, kj] gout[n, o, ih + ph - ki dh, iw + pw - kj dw]
+ * (gout zero outside), which is conv2d of gout with the weight flipped (ki -> kh - 1 - ki, kj likewise)
+ * and its channels swapped (w'[c, o] = w[o, c] within a group), padding PT = (kh - 1) dh - ph and
+ * PL = (kw - 1) dw - pw, stride 1, the same dilation: forward_rows on gout's zero-padded frame,
+ * a sample per thread. The product's depth is O kh kw (the book's conv2: 72) instead of the
+ * batched path's O (8) followed by col2im's K adds an element: no column buffer, no col2im, one
+ * write of dx. Its own order of sums (each dx element one product over (o, ki, kj)), the same
+ * bits at AVX2 and AVX-512, for any thread count and for a sample alone or in a batch. Not when
+ * the padding reaches past the kernel (PT or PL < 0) or when a weight is not finite (a padding
+ * zero times an infinite weight would add a NaN the unfolded sums never make): *done false. */
+static mg_status dx_rows(mg_ctx *ctx, const mg_tensor *weight, const mg_tensor *gc, mg_tensor *dx,
+                         const mg_conv2d_geom *g, bool *done) { /* gc (N,O,OH,OW), dx (N,C,H,W) contiguous */
+    *done = false;
+    const int64_t O = weight->size[0], Cg = weight->size[1], kh = g->kh, kw = g->kw, G = g->groups;
+    const int64_t PT = (kh - 1) * g->dh - g->ph, PL = (kw - 1) * g->dw - g->pw;
+    const int64_t C = dx->size[1], H = dx->size[2], W = dx->size[3];
+    const int64_t Og = O / G, Kt = Og * kh * kw; /* the transposed product's depth a group */
+    if (dx->dtype != MG_FLOAT32 || g->sh != 1 || g->sw != 1 || PT < 0 || PL < 0 ||
+        !mg_gemm_rows_f32(ctx->isa, 0, 0, 0, NULL, 0, NULL, NULL, 0) ||
+        Kt * G * H * W > SAMPLE_COL_BYTES / (int64_t)sizeof(float))
+        return MG_OK;
+    const mg_tensor *w;
+    mg_scratch wsc;
+    mg_status st = mg_conv_contiguous(ctx, weight, &wsc, &w);
+    const size_t bytes = (size_t)(C * Kt) * sizeof(float);
+    float *wt = st == MG_OK ? mg_alloc(ctx, bytes) : NULL;
+    if (st == MG_OK && !wt) st = mg_fail(ctx, MG_ENOMEM, 0, "not enough memory for convolution's flipped weight (%zu bytes)", bytes);
+    if (st != MG_OK) goto done;
+    const float *wp = (const float *)mg_tensor_data(w);
+    bool finite = true;
+    for (int64_t gi = 0; gi < G; gi++)
+        for (int64_t c = 0; c < Cg; c++)
+            for (int64_t o = 0; o < Og; o++)
+                for (int64_t ki = 0; ki < kh; ki++)
+                    for (int64_t kj = 0; kj < kw; kj++) {
+                        const float v = wp[(((gi * Og + o) * Cg + c) * kh + kh - 1 - ki) * kw + kw - 1 - kj];
+                        finite &= isfinite(v) != 0;
+                        wt[(gi * Cg + c) * Kt + (o * kh + ki) * kw + kj] = v;
+                    }
+    if (finite) {
+        mg_conv2d_geom gt = *g;
+        gt.ph = PT, gt.pw = PL;
+        sample_job s = {.mode = SAMPLE_FORWARD, .w = (const char *)wt, .rows = 1, .O = C, .K = Kt * G,
+                        .S = H * W, .G = G, .dst = (char *)mg_tensor_data(dx)};
+        fill_job(&s.j, gc, H, W, &gt);
+        st = run_samples(ctx, &s, gc->size[0]);
+        *done = true;
+    }
+done:
+    if (wt) mg_free(ctx, wt, bytes);
+    if (wsc.s.data) mg_scratch_free(ctx, &wsc);
     return st;
 }
 
@@ -856,6 +1127,12 @@ static mg_status conv_backward(mg_ctx *ctx, const mg_backward_args *a, int i, mg
     if (P == 0 || K == 0) {
         st = mg_fill(ctx, gin, 0, 0);
         goto done;
+    }
+    if (i == 0) {
+        mg_view_buf vd;
+        bool done_rows;
+        st = dx_rows(ctx, weight, gc, mg_conv_view4(&vd, gin, spatial), &g, &done_rows);
+        if (st != MG_OK || done_rows) goto done;
     }
     if (use_sample_path(dt, N, O, K * G, S)) {
         st = sample_backward(ctx, a, i, gin, x, gc, &g);
