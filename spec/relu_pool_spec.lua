@@ -19,6 +19,9 @@ local CASES = {
   { "2x2 stride 2, many rows a block", { 1, 2, 140, 8 }, 2, {} },
   { "2x2 stride 2, a row over the block", { 1, 1, 4, 600 }, 2, {} },
   { "2x2 stride 2, odd sizes", { 2, 3, 7, 9 }, 2, {} },
+  { "2x2 stride 2, an odd last row (its gradient zero)", { 2, 3, 7, 10 }, 2, {} },
+  { "2x2 stride 2, rows of 20 windows (two vectors a row)", { 2, 2, 6, 40 }, 2, {} },
+  { "2x2 stride 2, rows of 16 windows", { 1, 3, 4, 32 }, 2, {} },
   { "2x2 stride 2, ceil_mode", { 2, 2, 7, 9 }, 2, { ceil_mode = true } },
   { "3x3 stride 2 padding 1", { 2, 3, 9, 8 }, 3, { stride = 2, padding = 1 } },
   { "3x3 stride 1 (overlapping windows)", { 2, 2, 6, 7 }, 3, { stride = 1 } },
@@ -146,6 +149,15 @@ describe("F.max_pool2d(x, k, {relu = true})", function()
     assert.is_true(y:reshape(-1):totable()[3] ~= y:reshape(-1):totable()[3])
     y:backward(mg.tensor({ { { 10.0, 20.0, 30.0 } } }, { dtype = "float64" }))
     assert.same({ { { 0, 10, 0, 0, 0, 0 }, { 0, 0, 0, 0, 0, 0 } } }, x.grad:totable())
+  end)
+
+  it("refuses a backward after its input changed in place (the 2x2 path reads the input again)", function()
+    local x = mg.randn(2, 3, 8, 8, { requires_grad = true }) * 1
+    local y = F.max_pool2d(x, 2, { relu = true })
+    x:detach():add_(1) -- the same storage
+    local ok, err = pcall(function() y:sum():backward() end)
+    assert.is_false(ok)
+    assert.matches("a tensor needed to compute gradients was changed in place after it was used (version 1, expected 0)", tostring(err), 1, true)
   end)
 
   it("passes gradcheck in float64", function()

@@ -337,7 +337,9 @@ static int pool(lua_State *L, mg_conv_op op, const char *fname) {
     size[nd++] = OW;
     int saved = 0;
     mg_tensor *idx = NULL;
-    if (op == MG_CONV_MAX_POOL) {
+    /* the fused relu over 2x2 windows keeps no indices: its backward reads x again */
+    const int recompute = relu && mg_max_pool2d_relu_recomputes(x4, OH, OW, &g);
+    if (op == MG_CONV_MAX_POOL && !recompute) {
         idx = lt_push_new(L, MG_INT64, nd, size);
         saved = lua_gettop(L);
     }
@@ -345,7 +347,7 @@ static int pool(lua_State *L, mg_conv_op op, const char *fname) {
     mg_view_buf vi;
     if (op == MG_CONV_MAX_POOL) {
         LT_TRY(L, 1, (relu ? mg_max_pool2d_relu : mg_max_pool2d)(ctx, mg_conv_view4(&vo, out, 2),
-                                                                  mg_conv_view4(&vi, idx, 2), x4, &g));
+                                                                  idx ? mg_conv_view4(&vi, idx, 2) : NULL, x4, &g));
     } else {
         LT_TRY(L, 1, mg_avg_pool2d(ctx, mg_conv_view4(&vo, out, 2), x4, &g));
     }

@@ -622,28 +622,59 @@ typedef struct dwf_run {
     const int64_t *toff;    /* the group's Kg tap offsets */
     float *acc;             /* (Og rounded up to the kernel's block, Kg, DWF_LANES) */
 } dwf_run;
+#if MG_CPU_X86
 /* gout of F samples of a group, packed for blocks of mo output channels: the block of rows
  * o0 .. o0 + mo - 1, sample f, row oh, vector v holds mo vectors of DWF_LANES in a row (lane l:
  * column v DWF_LANES + l), zeros past OW and for channels past Og: the kernel loads them at
- * constant offsets, unmasked. g: (n, O, OH, OW) contiguous, from the group's first channel. */
-static void dwf_pack(float *dst, const float *g, int64_t O, int64_t F, int64_t Og, int64_t OH, int64_t OW,
-                     int64_t NV, int mo) {
-    const int64_t plane = OH * OW;
-    for (int64_t o0 = 0; o0 < Og; o0 += mo)
-        for (int64_t f = 0; f < F; f++)
-            for (int64_t oh = 0; oh < OH; oh++)
-                for (int64_t v = 0; v < NV; v++)
-                    for (int a = 0; a < mo; a++, dst += DWF_LANES) {
-                        const int64_t ow = v * DWF_LANES, w = OW - ow < DWF_LANES ? OW - ow : DWF_LANES;
-                        if (o0 + a >= Og) {
-                            memset(dst, 0, DWF_LANES * sizeof(float));
-                            continue;
-                        }
-                        memcpy(dst, g + (f * O + o0 + a) * plane + oh * OW + ow, (size_t)w * sizeof(float));
-                        memset(dst + w, 0, (size_t)(DWF_LANES - w) * sizeof(float));
-                    }
+ * constant offsets, unmasked. g: (n, O, OH, OW) contiguous, from the group's first channel.
+ * Masked loads, a vector at a time (memcpy and memset a short row each cost more than the
+ * products of the book's conv1). */
+#define DWF_PACK(NAME, TARGET, VT, MT_, MASK, LOAD, STORE, ZERO)                                   \
+    TARGET static void NAME(float *dst, const float *g, int64_t O, int64_t F, int64_t Og, int64_t OH,  \
+                            int64_t OW, int64_t NV, int mo) {                                      \
+        const int64_t plane = OH * OW;                                                         \
+        for (int64_t o0 = 0; o0 < Og; o0 += mo)                                                \
+            for (int64_t f = 0; f < F; f++)                                                    \
+                for (int64_t oh = 0; oh < OH; oh++)                                            \
+                    for (int64_t v = 0; v < NV; v++) {                                         \
+                        const int64_t ow = v * DWF_LANES;                                      \
+                        const int w = OW - ow < DWF_LANES ? (int)(OW - ow) : DWF_LANES;        \
+                        MT_ m = MASK(w);                                                       \
+                        for (int a = 0; a < mo; a++, dst += DWF_LANES) {                       \
+                            if (o0 + a >= Og) {                                                \
+                                ZERO(dst);                                                     \
+                                continue;                                                      \
+                            }                                                                  \
+                            const float *src = g + (f * O + o0 + a) * plane + oh * OW + ow;    \
+                            STORE(dst, LOAD(src, m));                                          \
+                        }                                                                      \
+                    }                                                                          \
+    }
+#define MASK512(w) ((__mmask16)((1u << (w)) - 1))
+#define LOAD512(p, m) _mm512_maskz_loadu_ps(m, p)
+#define ZERO512(d) _mm512_storeu_ps(d, _mm512_setzero_ps())
+DWF_PACK(dwf_pack_avx512, MG_TARGET("avx512f,fma"), __m512, __mmask16, MASK512, LOAD512, _mm512_storeu_ps, ZERO512)
+typedef struct { __m256i h[2]; } mask256x2;
+MG_TARGET("avx2,fma") static inline mask256x2 mask256x2_of(int w) {
+    mask256x2 m;
+    for (int h = 0; h < 2; h++)
+        m.h[h] = _mm256_cmpgt_epi32(_mm256_set1_epi32(w - 8 * h), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
+    return m;
 }
-#if MG_CPU_X86
+typedef struct { __m256 h[2]; } f256x2;
+MG_TARGET("avx2,fma") static inline f256x2 load256x2(const float *p, mask256x2 m) {
+    return (f256x2){{_mm256_maskload_ps(p, m.h[0]), _mm256_maskload_ps(p + 8, m.h[1])}};
+}
+MG_TARGET("avx2,fma") static inline void store256x2(float *d, f256x2 v) {
+    _mm256_storeu_ps(d, v.h[0]), _mm256_storeu_ps(d + 8, v.h[1]);
+}
+#define ZERO256(d) store256x2(d, (f256x2){{_mm256_setzero_ps(), _mm256_setzero_ps()}})
+DWF_PACK(dwf_pack_avx2, MG_TARGET("avx2,fma"), f256x2, mask256x2, mask256x2_of, load256x2, store256x2, ZERO256)
+#undef DWF_PACK
+#undef MASK512
+#undef LOAD512
+#undef ZERO512
+#undef ZERO256
 /* the block's taps, the last repeated past the end (its sums computed twice, stored alike) */
 #define DWF_TAPS(MT)                                                                           \
     int64_t ti[MT];                                                                            \
@@ -724,10 +755,13 @@ MG_TARGET("avx2,fma") static void dwf_avx2(const dwf_run *r) {
 #endif
 /* the frames' dW kernel of a level and its block of output channels; NULL at the baseline (which
  * takes the unfolded path) */
-static void (*dwf_for(int isa, int *mo))(const dwf_run *) {
+typedef void (*dwf_pack_fn)(float *dst, const float *g, int64_t O, int64_t F, int64_t Og, int64_t OH, int64_t OW,
+                            int64_t NV, int mo);
+static void (*dwf_for(int isa, int *mo, dwf_pack_fn *pack))(const dwf_run *) {
+    *pack = NULL;
 #if MG_CPU_X86
-    if (isa >= MG_ISA_AVX512) return *mo = DWF_MO512, dwf_avx512;
-    if (isa == MG_ISA_AVX2) return *mo = DWF_MO256, dwf_avx2;
+    if (isa >= MG_ISA_AVX512) return *mo = DWF_MO512, *pack = dwf_pack_avx512, dwf_avx512;
+    if (isa == MG_ISA_AVX2) return *mo = DWF_MO256, *pack = dwf_pack_avx2, dwf_avx2;
 #endif
     (void)isa;
     *mo = 1;
@@ -739,8 +773,9 @@ static int64_t round_to(int64_t x, int64_t m) { return (x + m - 1) / m * m; }
 static void dwf_sizes(const sample_job *s, int64_t *F, int64_t *frame, int64_t *packed) {
     int64_t Hp, Wp, mo;
     int m;
+    dwf_pack_fn pack;
     frame_dims(&s->j, &Hp, &Wp);
-    dwf_for(s->j.isa, &m);
+    dwf_for(s->j.isa, &m, &pack);
     mo = m;
     *frame = round_to(s->j.C * Hp * Wp + MG_GEMM_ROWS_SLACK, 16);
     *packed = round_to(s->O / s->G, mo) * s->j.OH * round_to(s->j.OW, DWF_LANES); /* a sample's, a group */
@@ -760,7 +795,8 @@ static void dwf_chunk(const sample_job *s, int64_t u, char *work) {
     frame_dims(j, &Hp, &Wp);
     dwf_sizes(s, &F, &frame, &packed);
     int mo;
-    void (*kern)(const dwf_run *) = dwf_for(j->isa, &mo);
+    dwf_pack_fn pack;
+    void (*kern)(const dwf_run *) = dwf_for(j->isa, &mo, &pack);
     const int64_t G = s->G, Og = s->O / G, Kg = s->K / G, NV = round_to(j->OW, DWF_LANES) / DWF_LANES;
     float *frames = (float *)work, *gp = frames + F * frame;
     const float **fs = (const float **)(gp + F * packed);
@@ -779,7 +815,7 @@ static void dwf_chunk(const sample_job *s, int64_t u, char *work) {
             fs[q] = frames + q * frame;
         }
         for (int64_t gi = 0; gi < G; gi++) {
-            dwf_pack(gp, (const float *)s->gout + (n * s->O + gi * Og) * j->OH * j->OW, s->O, f, Og, j->OH,
+            pack(gp, (const float *)s->gout + (n * s->O + gi * Og) * j->OH * j->OW, s->O, f, Og, j->OH,
                      j->OW, NV, mo);
             const dwf_run r = {.gp = gp, .fs = fs, .F = f, .Og = Og, .Kg = Kg, .OH = j->OH, .OW = j->OW,
                                .NV = NV, .Wp = Wp, .toff = toff + gi * Kg, .acc = acc + gi * Ogp * Kg * DWF_LANES};
@@ -1004,7 +1040,8 @@ static mg_status sample_backward(mg_ctx *ctx, const mg_backward_args *a, int i, 
     s.chunk = (N + SAMPLE_CHUNKS - 1) / SAMPLE_CHUNKS;
     const int64_t chunks = (N + s.chunk - 1) / s.chunk, OK = O * Kg;
     int mo = 1;
-    s.frames = dt == MG_FLOAT32 && g->sh == 1 && g->sw == 1 && dwf_for(ctx->isa, &mo) != NULL &&
+    dwf_pack_fn pack;
+    s.frames = dt == MG_FLOAT32 && g->sh == 1 && g->sw == 1 && dwf_for(ctx->isa, &mo, &pack) != NULL &&
                round_to(O / g->groups, mo) * g->groups * Kg * DWF_LANES <= SAMPLE_PARTIAL_BYTES / SAMPLE_CHUNKS / (int64_t)es;
     s.dot = !s.frames && dt == MG_FLOAT32 && Kg <= DOT_MAX_K;
     const int64_t Ogp = round_to(O / g->groups, mo), lanes = g->groups * Ogp * Kg * DWF_LANES; /* a chunk's */
@@ -1222,42 +1259,57 @@ done:
  * branchy loop mispredicts about once an output (16 ns an output on Zen 4). */
 #define MAX22_BLOCK 512 /* pairs of pass 1 a block: 8 KiB of stack for doubles */
 /* RELU (a constant): the fused relu's output and index (RELU_POOLED above) */
-#define MAX22_ROWS(isa, NAME, T, RELU)                                                         \
+/* IDX 0: no indices (at unused): the fused relu's output alone, whose backward finds the winners
+ * again from x (relu22_back) */
+#define MAX22_ROWS(isa, NAME, T, RELU, IDX)                                                    \
     static void MG_ISA_FN(NAME, isa)(const T *restrict x, T *restrict out,                     \
                                      int64_t *restrict at, int64_t rows, int64_t OW,           \
                                      int64_t at0) {                                            \
         T hv[MAX22_BLOCK], best[MAX22_BLOCK];                                                  \
-        int64_t hk[MAX22_BLOCK], where[MAX22_BLOCK];                                           \
+        int64_t hk[IDX ? MAX22_BLOCK : 1], where[IDX ? MAX22_BLOCK : 1];                       \
         const int64_t W = 2 * OW, n = 2 * rows * OW, m = n - OW;                               \
+        (void)W, (void)at0, (void)at, (void)hk, (void)where;                                   \
         for (int64_t i = 0; i < n; i++) {                                                      \
             const T a = x[2 * i], b = x[2 * i + 1];                                            \
             const int u = (b > a) | (b != b);                                                  \
-            hv[i] = u ? b : a, hk[i] = u;                                                      \
+            hv[i] = u ? b : a;                                                                 \
+            if (IDX) hk[i] = u;                                                                \
         }                                                                                      \
         for (int64_t t = 0; t < m; t++) {                                                      \
             const T top = hv[t], bot = hv[t + OW];                                             \
             const int u = (bot > top) | (bot != bot);                                          \
             best[t] = u ? bot : top;                                                           \
-            where[t] = at0 + 2 * t + (u ? W + hk[t + OW] : hk[t]);                             \
+            if (IDX) where[t] = at0 + 2 * t + (u ? W + hk[t + OW] : hk[t]);                    \
         }                                                                                      \
         if (RELU) /* a pass of its own: folded into pass 2, GCC gives up vectorizing both */   \
             for (int64_t t = 0; t < m; t++) {                                                  \
                 const T mx = best[t], f = x[2 * t]; /* f: the window's first element */        \
-                const T z = MG_RELU(f);                                                    \
+                const T z = MG_RELU(f);                                                        \
                 const int keep = mx > 0;                                                       \
                 best[t] = keep | (mx != mx) ? mx : z;                                          \
-                where[t] = keep ? where[t] : -1;                                               \
+                if (IDX) where[t] = keep ? where[t] : -1;                                      \
             }                                                                                  \
         for (int64_t r = 0; r < rows; r++) {                                                   \
             memcpy(out + r * OW, best + 2 * r * OW, (size_t)OW * sizeof(T));                   \
-            memcpy(at + r * OW, where + 2 * r * OW, (size_t)OW * sizeof(int64_t));             \
+            if (IDX) memcpy(at + r * OW, where + 2 * r * OW, (size_t)OW * sizeof(int64_t));    \
         }                                                                                      \
     }
-MG_ISA_STAMP(MAX22_ROWS, max22_float, float, 0)
-MG_ISA_STAMP(MAX22_ROWS, max22_double, double, 0)
-MG_ISA_STAMP(MAX22_ROWS, max22r_float, float, 1)
-MG_ISA_STAMP(MAX22_ROWS, max22r_double, double, 1)
+MG_ISA_STAMP(MAX22_ROWS, max22_float, float, 0, 1)
+MG_ISA_STAMP(MAX22_ROWS, max22_double, double, 0, 1)
+MG_ISA_STAMP(MAX22_ROWS, max22r_float, float, 1, 1)
+MG_ISA_STAMP(MAX22_ROWS, max22r_double, double, 1, 1)
+MG_ISA_STAMP(MAX22_ROWS, relu22_float, float, 1, 0)
+MG_ISA_STAMP(MAX22_ROWS, relu22_double, double, 1, 0)
 #undef MAX22_ROWS
+
+/* The 2x2 window at stride 2 (no padding, no dilation) over planes of contiguous rows of even
+ * width within MAX22_BLOCK: max22_* / relu22_* and, for the fused relu, relu22_back. */
+static int pool22(const conv_job *j) {
+    const mg_conv2d_geom *g = &j->g;
+    return g->kh == 2 && g->kw == 2 && g->sh == 2 && g->sw == 2 && g->dh == 1 && g->dw == 1 && g->ph == 0 &&
+           g->pw == 0 && j->OH >= 1 && 2 * j->OH <= j->H && j->W == 2 * j->OW && j->xs[3] == 1 &&
+           j->xs[2] == j->W && j->OW <= MAX22_BLOCK / 2 && (j->dt == MG_FLOAT32 || j->dt == MG_FLOAT64);
+}
 
 /* inside: padding 0 and the last window within the input (not so for a ceil_mode output whose
  * last window reaches past it), no bounds checks. */
@@ -1265,17 +1317,17 @@ MG_ISA_STAMP(MAX22_ROWS, max22r_double, double, 1)
     do {                                                                                       \
         const T *xp = (const T *)j->x + n * j->xs[0] + c * j->xs[1];                           \
         T *op = (T *)j->out + q * OHW;                                                         \
-        int64_t *ip = (int64_t *)j->idx + q * OHW;                                             \
+        int64_t *ip = j->idx ? (int64_t *)j->idx + q * OHW : NULL;                             \
         const int inside = g->ph == 0 && g->pw == 0 && (j->OH - 1) * g->sh + (g->kh - 1) * g->dh < j->H && \
                            (j->OW - 1) * g->sw + (g->kw - 1) * g->dw < j->W;                   \
-        if (inside && g->kh == 2 && g->kw == 2 && g->sh == 2 && g->sw == 2 && g->dh == 1 &&      \
-            g->dw == 1 && j->xs[3] == 1 && j->xs[2] == j->W && j->W == 2 * j->OW &&            \
-            j->OW <= MAX22_BLOCK / 2) { /* the common 2x2 window, stride 2: blocks of rows */   \
+        if (pool22(j)) { /* the common 2x2 window, stride 2: blocks of rows */                  \
             const int64_t per = MAX22_BLOCK / (2 * j->OW);                                     \
             for (int64_t oh = 0; oh < j->OH; oh += per) {                                      \
                 const int64_t rows = j->OH - oh < per ? j->OH - oh : per;                      \
-                (j->relu ? MG_ISA_PICK(j->isa, max22r_##T) : MG_ISA_PICK(j->isa, max22_##T))(  \
-                    xp + 2 * oh * j->W, op + oh * j->OW, ip + oh * j->OW, rows, j->OW, 2 * oh * j->W); \
+                (!ip ? MG_ISA_PICK(j->isa, relu22_##T)                                         \
+                 : j->relu ? MG_ISA_PICK(j->isa, max22r_##T) : MG_ISA_PICK(j->isa, max22_##T))( \
+                    xp + 2 * oh * j->W, op + oh * j->OW, ip ? ip + oh * j->OW : NULL, rows, j->OW, \
+                    2 * oh * j->W);                                                            \
             }                                                                                  \
             break;                                                                             \
         }                                                                                      \
@@ -1385,9 +1437,10 @@ static mg_status max_pool(mg_ctx *ctx, mg_tensor *out, mg_tensor *indices, const
                           const mg_conv2d_geom *g, int relu) {
     conv_job j;
     pool_job(&j, x, out, g);
-    j.idx = (const int64_t *)mg_tensor_data(indices);
+    j.idx = indices ? (const int64_t *)mg_tensor_data(indices) : NULL;
     j.isa = ctx->isa;
     j.relu = relu;
+    if (!indices && !(relu && pool22(&j))) return mg_fail(ctx, MG_EVALUE, 0, "max_pool2d: indices needed for this window");
     if (out->numel) mg_parallel_for(ctx, j.N * j.C, grain_for(j.OH * j.OW * g->kh * g->kw), maxpool_range, &j);
     return MG_OK;
 }
@@ -1398,6 +1451,12 @@ mg_status mg_max_pool2d(mg_ctx *ctx, mg_tensor *out, mg_tensor *indices, const m
 mg_status mg_max_pool2d_relu(mg_ctx *ctx, mg_tensor *out, mg_tensor *indices, const mg_tensor *x,
                              const mg_conv2d_geom *g) {
     return max_pool(ctx, out, indices, x, g, 1);
+}
+
+bool mg_max_pool2d_relu_recomputes(const mg_tensor *x, int64_t OH, int64_t OW, const mg_conv2d_geom *g) {
+    conv_job j;
+    fill_job(&j, x, OH, OW, g);
+    return pool22(&j);
 }
 
 mg_status mg_avg_pool2d(mg_ctx *ctx, mg_tensor *out, const mg_tensor *x, const mg_conv2d_geom *g) {
@@ -1413,6 +1472,104 @@ mg_status mg_adaptive_avg_pool2d(mg_ctx *ctx, mg_tensor *out, const mg_tensor *x
     if (out->numel) mg_parallel_for(ctx, j.N * j.C, grain_for(j.H * j.W + j.OH * j.OW), adaptive_range, &j);
     return MG_OK;
 }
+
+/* dx of the fused relu + 2x2 max pool (pool22) for `rows` output rows of a plane, the winners found
+ * again from x by MAX22_ROWS' passes 1 and 2 (the same compares: the same winners): a window's g
+ * goes to its winner where the max is > 0 (RELU_POOLED), as 0 + g (the unfused backward adds g
+ * onto zeros: -0 arrives as +0), every other element is +0. Each element of dx is written once,
+ * from x and g alone: no indices written forward and read back, no zeroing pass. */
+/* the middle step, a row of windows at a time: pg[t] (top pair) and pg[t + OW] (bottom pair) of
+ * the windows t = 2 r OW + ow, from the pairs' maxima hv. Rows of 14 or 7 windows: the vector
+ * levels take a row as one masked vector (GCC ran them scalar, mispredicting), the scalar one
+ * selects without branches; the same selects at every level: the same bits. */
+#define RELU22_STEP_SCALAR(T)                                                                  \
+    for (int64_t r = 0; r < rows; r++)                                                         \
+        for (int64_t ow = 0; ow < OW; ow++) {                                                  \
+            const int64_t t = 2 * r * OW + ow;                                                 \
+            const T top = hv[t], bot = hv[t + OW];                                             \
+            const int u = (bot > top) | (bot != bot);                                          \
+            const int keep = (u ? bot : top) > 0;                                              \
+            const T gv = (T)0 + g[r * OW + ow];                                                \
+            pg[t] = keep & !u ? gv : (T)0;                                                     \
+            pg[t + OW] = keep & u ? gv : (T)0;                                                 \
+        }
+#define RELU22_STEP_base_float RELU22_STEP_SCALAR(float)
+#define RELU22_STEP_base_double RELU22_STEP_SCALAR(double)
+#define RELU22_STEP_avx2_double RELU22_STEP_SCALAR(double)
+#define RELU22_STEP_avx512_double RELU22_STEP_SCALAR(double)
+#define RELU22_STEP_avx512_float                                                               \
+    for (int64_t r = 0; r < rows; r++)                                                         \
+        for (int64_t ow = 0; ow < OW; ow += 16) {                                              \
+            const int64_t t = 2 * r * OW + ow;                                                 \
+            const __mmask16 m = OW - ow >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << (OW - ow)) - 1); \
+            const __m512 top = _mm512_maskz_loadu_ps(m, hv + t), bot = _mm512_maskz_loadu_ps(m, hv + t + OW); \
+            const __mmask16 u = _mm512_cmp_ps_mask(bot, top, _CMP_GT_OQ) | _mm512_cmp_ps_mask(bot, bot, _CMP_UNORD_Q); \
+            const __mmask16 keep = _mm512_cmp_ps_mask(_mm512_mask_blend_ps(u, top, bot), _mm512_setzero_ps(), _CMP_GT_OQ); \
+            const __m512 gv = _mm512_add_ps(_mm512_setzero_ps(), _mm512_maskz_loadu_ps(m, g + r * OW + ow)); \
+            _mm512_mask_storeu_ps(pg + t, m, _mm512_maskz_mov_ps(keep & (__mmask16)~u, gv));   \
+            _mm512_mask_storeu_ps(pg + t + OW, m, _mm512_maskz_mov_ps(keep & u, gv));          \
+        }
+#define RELU22_STEP_avx2_float                                                                 \
+    for (int64_t r = 0; r < rows; r++)                                                         \
+        for (int64_t ow = 0; ow < OW; ow += 8) {                                               \
+            const int64_t t = 2 * r * OW + ow;                                                 \
+            const __m256i m = _mm256_cmpgt_epi32(_mm256_set1_epi32((int)(OW - ow)),            \
+                                                 _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));   \
+            const __m256 top = _mm256_maskload_ps(hv + t, m), bot = _mm256_maskload_ps(hv + t + OW, m); \
+            const __m256 u = _mm256_or_ps(_mm256_cmp_ps(bot, top, _CMP_GT_OQ), _mm256_cmp_ps(bot, bot, _CMP_UNORD_Q)); \
+            const __m256 keep = _mm256_cmp_ps(_mm256_blendv_ps(top, bot, u), _mm256_setzero_ps(), _CMP_GT_OQ); \
+            const __m256 gv = _mm256_add_ps(_mm256_setzero_ps(), _mm256_maskload_ps(g + r * OW + ow, m)); \
+            _mm256_maskstore_ps(pg + t, m, _mm256_and_ps(_mm256_andnot_ps(u, keep), gv));     \
+            _mm256_maskstore_ps(pg + t + OW, m, _mm256_and_ps(_mm256_and_ps(u, keep), gv));   \
+        }
+#define RELU22_BACK(isa, NAME, T)                                                              \
+    static void MG_ISA_FN(NAME, isa)(const T *restrict x, const T *restrict g, T *restrict dx,  \
+                                     int64_t rows, int64_t OW) {                               \
+        T hv[MAX22_BLOCK + 16], pg[MAX22_BLOCK + 16];                                          \
+        int32_t hk[MAX22_BLOCK];                                                               \
+        const int64_t n = 2 * rows * OW;                                                       \
+        for (int64_t i = 0; i < n; i++) {                                                      \
+            const T a = x[2 * i], b = x[2 * i + 1];                                            \
+            const int u = (b > a) | (b != b);                                                  \
+            hv[i] = u ? b : a, hk[i] = u;                                                      \
+        }                                                                                      \
+        RELU22_STEP_##isa##_##T                                                                \
+        for (int64_t i = 0; i < n; i++) {                                                      \
+            const int k = hk[i];                                                               \
+            dx[2 * i] = k ? (T)0 : pg[i];                                                      \
+            dx[2 * i + 1] = k ? pg[i] : (T)0;                                                  \
+        }                                                                                      \
+    }
+MG_ISA_STAMP(RELU22_BACK, relu22_back_float, float)
+MG_ISA_STAMP(RELU22_BACK, relu22_back_double, double)
+#undef RELU22_BACK
+#undef RELU22_STEP_SCALAR
+#undef RELU22_STEP_base_float
+#undef RELU22_STEP_base_double
+#undef RELU22_STEP_avx2_double
+#undef RELU22_STEP_avx512_double
+#undef RELU22_STEP_avx512_float
+#undef RELU22_STEP_avx2_float
+#define RELU22_BACK_PLANE(T)                                                                   \
+    do {                                                                                       \
+        const T *xp = (const T *)j->x + n * j->xs[0] + c * j->xs[1];                           \
+        T *dp = (T *)j->dx + q * j->H * j->W;                                                  \
+        const T *gp = (const T *)j->gout + q * j->OH * j->OW;                                  \
+        const int64_t per = MAX22_BLOCK / (2 * j->OW);                                         \
+        for (int64_t oh = 0; oh < j->OH; oh += per)                                            \
+            MG_ISA_PICK(j->isa, relu22_back_##T)(xp + 2 * oh * j->W, gp + oh * j->OW,          \
+                                                 dp + 2 * oh * j->W, j->OH - oh < per ? j->OH - oh : per, j->OW); \
+        for (int64_t s = 2 * j->OH * j->W; s < j->H * j->W; s++) dp[s] = 0; /* an odd last row */ \
+    } while (0)
+static void relu22_back_range(void *arg, int64_t b, int64_t e) {
+    const conv_job *j = (const conv_job *)arg;
+    for (int64_t q = b; q < e; q++) {
+        const int64_t n = q / j->C, c = q % j->C;
+        if (j->dt == MG_FLOAT64) RELU22_BACK_PLANE(double);
+        else RELU22_BACK_PLANE(float);
+    }
+}
+#undef RELU22_BACK_PLANE
 
 /* backward of the pools: each input plane q gets the gradients of its own output plane */
 #define POOL_BACK_PLANE(T)                                                                     \
@@ -1465,6 +1622,11 @@ static mg_status pool_backward(mg_ctx *ctx, const mg_backward_args *a, mg_tensor
     fill_job(&j, x, gout4->size[2], gout4->size[3], &g);
     j.dx = (char *)mg_tensor_data(mg_conv_view4(&vgin, gin, 2));
     j.gout = (const char *)mg_tensor_data(gc);
+    j.isa = ctx->isa;
+    if (op == MG_CONV_MAX_POOL_RELU && pool22(&j)) { /* no indices: the winners found again from x */
+        if (gin->numel) mg_parallel_for(ctx, j.N * j.C, grain_for(2 * j.H * j.W), relu22_back_range, &j);
+        goto done;
+    }
     if (op == MG_CONV_MAX_POOL || op == MG_CONV_MAX_POOL_RELU)
         j.idx = (const int64_t *)mg_tensor_data(mg_conv_view4(&vi, a->saved[0], 2));
     if (gin->numel)
