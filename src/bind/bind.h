@@ -108,6 +108,8 @@ void lt_release_storage(mg_storage *s);
 void lt_close_host_storage(lua_State *L, mg_storage *s);
 /* Registers the metatable of large tensors' block owners (module.c calls it when opening). */
 void lt_push_block_metatable(lua_State *L);
+/* Gives back the blocks still held when the ctx is finalized (the state closing; tensor.c). */
+void lt_free_lost_blocks(mg_ctx *ctx);
 /* Bumps the version of t's storage: every in-place write does, and backward refuses a node whose
  * inputs changed since it was recorded. */
 static inline void lt_written(mg_tensor *t) { t->storage->version++; }

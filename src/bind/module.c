@@ -105,6 +105,7 @@ static int ctx_gc(lua_State *L) {
      * after this */
     mg_block_flush(ctx);
     ctx->blocks.closed = 1;
+    lt_free_lost_blocks(ctx); /* blocks whose owner was freed unfinalized (tensor.c) */
     return 0;
 }
 

@@ -32,6 +32,7 @@ typedef struct mg_block_cache {
     size_t live;             /* handed out and not yet given back */
     size_t live_after_collect; /* live after it */
     int closed;              /* the state is closing: blocks go straight back to the allocator */
+    void *held;              /* the binding's list of blocks tensors hold (src/bind/tensor.c) */
 } mg_block_cache;
 
 typedef struct mg_ctx {
@@ -95,7 +96,7 @@ void mg_free(mg_ctx *ctx, void *p, size_t n);
 
 /* A block of *n bytes or more (*n becomes its size: give that back to mg_block_put): one from the
  * cache of exactly *n bytes when `exact`, else of at most a quarter more; else a new one from the
- * allocator. NULL: no memory. mg_alloc takes blocks for scratch of 1 MiB or more (exact). */
+ * allocator. NULL: no memory. mg_alloc takes blocks for scratch of 256 KiB or more (exact). */
 void *mg_block_get(mg_ctx *ctx, size_t *n, int exact);
 /* Gives back a block of mg_block_get: kept for reuse while the cache holds at most what is in use
  * (and 32 MB at least), else freed. */

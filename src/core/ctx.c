@@ -51,7 +51,7 @@ static void plain_free(mg_ctx *ctx, void *p, size_t n) {
 /* Scratch of MG_BLOCK_MIN bytes or more (a kernel's packed panels, a backward rule's temporary)
  * goes through the block cache too, at its size rounded up to 64 KiB: mg_free gives back exactly
  * what mg_alloc took. */
-#define MG_BLOCK_MIN ((size_t)1 << 20)
+#define MG_BLOCK_MIN ((size_t)256 << 10)
 static int is_block_size(size_t n) { return n >= MG_BLOCK_MIN && n <= SIZE_MAX / 2; }
 static size_t block_round(size_t n) { return (n + 0xffff) & ~(size_t)0xffff; }
 
