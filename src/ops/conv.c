@@ -1302,6 +1302,87 @@ MG_ISA_STAMP(MAX22_ROWS, relu22_float, float, 1, 0)
 MG_ISA_STAMP(MAX22_ROWS, relu22_double, double, 1, 0)
 #undef MAX22_ROWS
 
+#if MG_CPU_X86
+/* The fused relu + 2x2 pool at AVX-512 for rows of at most 16 windows (28x28 images: 14, then 7),
+ * a row of windows a step: its two input rows in two masked vectors each, split into the windows'
+ * left and right elements by one permute each, then MAX22_ROWS' compares in the same order (the
+ * pair across first, then down: the same winner, the same NaN) and relu's selects: the bits of
+ * relu22_* and relu22_back_* (the flat passes, which ran 4 stack passes and row copies a plane). */
+typedef struct pool16 {
+    __mmask16 m0, m1, mo;    /* an input row's first and second vector, a row of windows */
+    __m512i left, right, lo, hi; /* deinterleave, interleave */
+} pool16;
+MG_TARGET("avx512f") static pool16 pool16_of(int64_t OW) {
+    pool16 p;
+    const int W = 2 * (int)OW;
+    p.m0 = (__mmask16)(W >= 16 ? 0xffff : (1u << W) - 1);
+    p.m1 = (__mmask16)(W > 16 ? (1u << (W - 16)) - 1 : 0);
+    p.mo = (__mmask16)((1u << OW) - 1);
+    p.left = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
+    p.right = _mm512_setr_epi32(1, 3, 5, 7, 9, 11, 13, 15, 17, 19, 21, 23, 25, 27, 29, 31);
+    p.lo = _mm512_setr_epi32(0, 16, 1, 17, 2, 18, 3, 19, 4, 20, 5, 21, 6, 22, 7, 23);
+    p.hi = _mm512_setr_epi32(8, 24, 9, 25, 10, 26, 11, 27, 12, 28, 13, 29, 14, 30, 15, 31);
+    return p;
+}
+/* a row's pairs: a (left), their max h (b wins when greater or NaN) and whether b won */
+MG_TARGET("avx512f") static inline __m512 pool16_pairs(const pool16 *p, const float *row, __m512 *a, __mmask16 *u) {
+    const __m512 v0 = _mm512_maskz_loadu_ps(p->m0, row), v1 = _mm512_maskz_loadu_ps(p->m1, row + 16);
+    const __m512 l = _mm512_permutex2var_ps(v0, p->left, v1), r = _mm512_permutex2var_ps(v0, p->right, v1);
+    *u = _mm512_cmp_ps_mask(r, l, _CMP_GT_OQ) | _mm512_cmp_ps_mask(r, r, _CMP_UNORD_Q);
+    *a = l;
+    return _mm512_mask_blend_ps(*u, l, r);
+}
+MG_TARGET("avx512f") static void relu22_rows16(const float *x, float *out, int64_t rows, int64_t OW) {
+    const pool16 p = pool16_of(OW);
+    const int64_t W = 2 * OW;
+    for (int64_t r = 0; r < rows; r++) {
+        __m512 a, c;
+        __mmask16 ut, ub;
+        const __m512 top = pool16_pairs(&p, x + 2 * r * W, &a, &ut), bot = pool16_pairs(&p, x + (2 * r + 1) * W, &c, &ub);
+        const __mmask16 v = _mm512_cmp_ps_mask(bot, top, _CMP_GT_OQ) | _mm512_cmp_ps_mask(bot, bot, _CMP_UNORD_Q);
+        const __m512 m = _mm512_mask_blend_ps(v, top, bot);
+        const __mmask16 keep = _mm512_cmp_ps_mask(m, _mm512_setzero_ps(), _CMP_GT_OQ) | _mm512_cmp_ps_mask(m, m, _CMP_UNORD_Q);
+        /* MG_RELU(first): a < 0 ? 0 : a */
+        const __m512 z = _mm512_mask_blend_ps(_mm512_cmp_ps_mask(a, _mm512_setzero_ps(), _CMP_LT_OQ), a, _mm512_setzero_ps());
+        _mm512_mask_storeu_ps(out + r * OW, p.mo, _mm512_mask_blend_ps(keep, z, m));
+    }
+}
+MG_TARGET("avx512f") static void relu22_back_rows16(const float *x, const float *g, float *dx, int64_t rows, int64_t OW) {
+    const pool16 p = pool16_of(OW);
+    const int64_t W = 2 * OW;
+    for (int64_t r = 0; r < rows; r++) {
+        __m512 a, c;
+        __mmask16 ut, ub;
+        const __m512 top = pool16_pairs(&p, x + 2 * r * W, &a, &ut), bot = pool16_pairs(&p, x + (2 * r + 1) * W, &c, &ub);
+        const __mmask16 v = _mm512_cmp_ps_mask(bot, top, _CMP_GT_OQ) | _mm512_cmp_ps_mask(bot, bot, _CMP_UNORD_Q);
+        const __mmask16 keep = _mm512_cmp_ps_mask(_mm512_mask_blend_ps(v, top, bot), _mm512_setzero_ps(), _CMP_GT_OQ);
+        const __m512 gv = _mm512_add_ps(_mm512_setzero_ps(), _mm512_maskz_loadu_ps(p.mo, g + r * OW));
+        const __mmask16 kt = keep & (__mmask16)~v, kb = keep & v;
+        float *d = dx + 2 * r * W;
+        const __m512 tl = _mm512_maskz_mov_ps(kt & (__mmask16)~ut, gv), tr = _mm512_maskz_mov_ps(kt & ut, gv);
+        const __m512 bl = _mm512_maskz_mov_ps(kb & (__mmask16)~ub, gv), br = _mm512_maskz_mov_ps(kb & ub, gv);
+        _mm512_mask_storeu_ps(d, p.m0, _mm512_permutex2var_ps(tl, p.lo, tr));
+        _mm512_mask_storeu_ps(d + 16, p.m1, _mm512_permutex2var_ps(tl, p.hi, tr));
+        _mm512_mask_storeu_ps(d + W, p.m0, _mm512_permutex2var_ps(bl, p.lo, br));
+        _mm512_mask_storeu_ps(d + W + 16, p.m1, _mm512_permutex2var_ps(bl, p.hi, br));
+    }
+}
+#else /* never called: pool16_fits is false */
+static void relu22_rows16(const float *x, float *out, int64_t rows, int64_t OW) { (void)x, (void)out, (void)rows, (void)OW; }
+static void relu22_back_rows16(const float *x, const float *g, float *dx, int64_t rows, int64_t OW) {
+    (void)x, (void)g, (void)dx, (void)rows, (void)OW;
+}
+#endif
+/* relu22_rows16 / relu22_back_rows16 apply: float32 at AVX-512, rows of at most 16 windows */
+static int pool16_fits(const conv_job *j) {
+#if MG_CPU_X86
+    return j->dt == MG_FLOAT32 && j->isa >= MG_ISA_AVX512 && j->OW <= 16;
+#else
+    (void)j;
+    return 0;
+#endif
+}
+
 /* The 2x2 window at stride 2 (no padding, no dilation) over planes of contiguous rows of even
  * width within MAX22_BLOCK: max22_* / relu22_* and, for the fused relu, relu22_back. */
 static int pool22(const conv_job *j) {
@@ -1320,6 +1401,10 @@ static int pool22(const conv_job *j) {
         int64_t *ip = j->idx ? (int64_t *)j->idx + q * OHW : NULL;                             \
         const int inside = g->ph == 0 && g->pw == 0 && (j->OH - 1) * g->sh + (g->kh - 1) * g->dh < j->H && \
                            (j->OW - 1) * g->sw + (g->kw - 1) * g->dw < j->W;                   \
+        if (!ip && pool22(j) && pool16_fits(j)) {                                               \
+            relu22_rows16((const float *)xp, (float *)op, j->OH, j->OW);                       \
+            break;                                                                             \
+        }                                                                                      \
         if (pool22(j)) { /* the common 2x2 window, stride 2: blocks of rows */                  \
             const int64_t per = MAX22_BLOCK / (2 * j->OW);                                     \
             for (int64_t oh = 0; oh < j->OH; oh += per) {                                      \
@@ -1556,8 +1641,10 @@ MG_ISA_STAMP(RELU22_BACK, relu22_back_double, double)
         T *dp = (T *)j->dx + q * j->H * j->W;                                                  \
         const T *gp = (const T *)j->gout + q * j->OH * j->OW;                                  \
         const int64_t per = MAX22_BLOCK / (2 * j->OW);                                         \
-        for (int64_t oh = 0; oh < j->OH; oh += per)                                            \
-            MG_ISA_PICK(j->isa, relu22_back_##T)(xp + 2 * oh * j->W, gp + oh * j->OW,          \
+        if (pool16_fits(j)) relu22_back_rows16((const float *)xp, (const float *)gp, (float *)dp, j->OH, j->OW); \
+        else                                                                                   \
+            for (int64_t oh = 0; oh < j->OH; oh += per)                                        \
+                MG_ISA_PICK(j->isa, relu22_back_##T)(xp + 2 * oh * j->W, gp + oh * j->OW,          \
                                                  dp + 2 * oh * j->W, j->OH - oh < per ? j->OH - oh : per, j->OW); \
         for (int64_t s = 2 * j->OH * j->W; s < j->H * j->W; s++) dp[s] = 0; /* an odd last row */ \
     } while (0)
