@@ -550,6 +550,39 @@ static void frame_dims(const conv_job *j, int64_t *Hp, int64_t *Wp) {
     *Hp = j->H + 2 * j->g.ph > h ? j->H + 2 * j->g.ph : h;
     *Wp = j->W + 2 * j->g.pw > w ? j->W + 2 * j->g.pw : w;
 }
+/* dst[0..n) = src[0..n), float32, for the frames' short rows (14 floats in the book's network: a
+ * memcpy call each was ~7 % of a training step, some 50k of them): masked vectors at AVX-512 and
+ * AVX2, memcpy at the baseline (which takes none of the frame paths). */
+#if MG_CPU_X86
+MG_TARGET("avx512f") static void copy_row_avx512(float *dst, const float *src, int64_t n, const float *bias) {
+    const __m512 b = _mm512_set1_ps(bias ? *bias : 0);
+    for (int64_t i = 0; i < n; i += 16) {
+        const __mmask16 m = n - i >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << (n - i)) - 1);
+        const __m512 v = _mm512_maskz_loadu_ps(m, src + i);
+        _mm512_mask_storeu_ps(dst + i, m, bias ? _mm512_add_ps(v, b) : v);
+    }
+}
+MG_TARGET("avx2") static void copy_row_avx2(float *dst, const float *src, int64_t n, const float *bias) {
+    const __m256 b = _mm256_set1_ps(bias ? *bias : 0);
+    for (int64_t i = 0; i < n; i += 8) {
+        const __m256i m = _mm256_cmpgt_epi32(_mm256_set1_epi32(n - i >= 8 ? 8 : (int)(n - i)),
+                                             _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
+        const __m256 v = _mm256_maskload_ps(src + i, m);
+        _mm256_maskstore_ps(dst + i, m, bias ? _mm256_add_ps(v, b) : v);
+    }
+}
+#endif
+/* ... and dst = src + *bias when bias is not NULL (a plain add: add_bias's bits) */
+static void copy_row(int isa, float *dst, const float *src, int64_t n, const float *bias) {
+#if MG_CPU_X86
+    if (isa >= MG_ISA_AVX512) return copy_row_avx512(dst, src, n, bias);
+    if (isa == MG_ISA_AVX2) return copy_row_avx2(dst, src, n, bias);
+#endif
+    (void)isa;
+    if (bias) MG_ISA_PICK(MG_ISA_BASELINE, add_bias_float)(dst, src, n, *bias);
+    else memcpy(dst, src, (size_t)n * sizeof(float));
+}
+
 /* xp (frame elements) <- sample n of x in its zero-padded frame: plane c's row h at xp + c Hp Wp +
  * (h + ph) Wp + pw, zeros around (and in the slack past the last plane) */
 static void build_frame(const conv_job *j, int64_t n, float *xp, int64_t Hp, int64_t Wp, int64_t frame) {
@@ -559,7 +592,7 @@ static void build_frame(const conv_job *j, int64_t n, float *xp, int64_t Hp, int
         for (int64_t h = 0; h < j->H; h++) {
             const float *src = x + c * j->xs[1] + h * j->xs[2];
             float *dst = xp + (c * Hp + h + j->g.ph) * Wp + j->g.pw;
-            if (j->xs[3] == 1) memcpy(dst, src, (size_t)j->W * sizeof(float));
+            if (j->xs[3] == 1) copy_row(j->isa, dst, src, j->W, NULL);
             else
                 for (int64_t w = 0; w < j->W; w++) dst[w] = src[w * j->xs[3]];
         }
@@ -595,9 +628,7 @@ static void forward_rows(const sample_job *s, int64_t n, char *work) {
         for (int64_t oh = 0; oh < j->OH; oh++) {
             const float *src = outp + o * grid + oh * Wp;
             float *dst = out + o * S + oh * j->OW;
-            if (s->bias) MG_ISA_PICK(j->isa, add_bias_float)(dst, src, j->OW, bv);
-            else
-                memcpy(dst, src, (size_t)j->OW * sizeof(float));
+            copy_row(j->isa, dst, src, j->OW, s->bias ? &bv : NULL);
         }
     }
 }
@@ -1332,15 +1363,21 @@ MG_TARGET("avx512f") static inline __m512 pool16_pairs(const pool16 *p, const fl
     *a = l;
     return _mm512_mask_blend_ps(*u, l, r);
 }
+/* row r of windows (input rows 2r, 2r + 1 of width W): their max; a: their first elements; ut, ub:
+ * whether the right element won its pair, top and bottom; v: whether the bottom pair won */
+MG_TARGET("avx512f") static inline __m512 pool16_window(const pool16 *p, const float *x, int64_t r, int64_t W,
+                                                        __m512 *a, __mmask16 *ut, __mmask16 *ub, __mmask16 *v) {
+    __m512 c;
+    const __m512 top = pool16_pairs(p, x + 2 * r * W, a, ut), bot = pool16_pairs(p, x + (2 * r + 1) * W, &c, ub);
+    *v = _mm512_cmp_ps_mask(bot, top, _CMP_GT_OQ) | _mm512_cmp_ps_mask(bot, bot, _CMP_UNORD_Q);
+    return _mm512_mask_blend_ps(*v, top, bot);
+}
 MG_TARGET("avx512f") static void relu22_rows16(const float *x, float *out, int64_t rows, int64_t OW) {
     const pool16 p = pool16_of(OW);
-    const int64_t W = 2 * OW;
     for (int64_t r = 0; r < rows; r++) {
-        __m512 a, c;
-        __mmask16 ut, ub;
-        const __m512 top = pool16_pairs(&p, x + 2 * r * W, &a, &ut), bot = pool16_pairs(&p, x + (2 * r + 1) * W, &c, &ub);
-        const __mmask16 v = _mm512_cmp_ps_mask(bot, top, _CMP_GT_OQ) | _mm512_cmp_ps_mask(bot, bot, _CMP_UNORD_Q);
-        const __m512 m = _mm512_mask_blend_ps(v, top, bot);
+        __m512 a;
+        __mmask16 ut, ub, v;
+        const __m512 m = pool16_window(&p, x, r, 2 * OW, &a, &ut, &ub, &v);
         const __mmask16 keep = _mm512_cmp_ps_mask(m, _mm512_setzero_ps(), _CMP_GT_OQ) | _mm512_cmp_ps_mask(m, m, _CMP_UNORD_Q);
         /* MG_RELU(first): a < 0 ? 0 : a */
         const __m512 z = _mm512_mask_blend_ps(_mm512_cmp_ps_mask(a, _mm512_setzero_ps(), _CMP_LT_OQ), a, _mm512_setzero_ps());
@@ -1351,11 +1388,10 @@ MG_TARGET("avx512f") static void relu22_back_rows16(const float *x, const float 
     const pool16 p = pool16_of(OW);
     const int64_t W = 2 * OW;
     for (int64_t r = 0; r < rows; r++) {
-        __m512 a, c;
-        __mmask16 ut, ub;
-        const __m512 top = pool16_pairs(&p, x + 2 * r * W, &a, &ut), bot = pool16_pairs(&p, x + (2 * r + 1) * W, &c, &ub);
-        const __mmask16 v = _mm512_cmp_ps_mask(bot, top, _CMP_GT_OQ) | _mm512_cmp_ps_mask(bot, bot, _CMP_UNORD_Q);
-        const __mmask16 keep = _mm512_cmp_ps_mask(_mm512_mask_blend_ps(v, top, bot), _mm512_setzero_ps(), _CMP_GT_OQ);
+        __m512 a;
+        __mmask16 ut, ub, v;
+        const __m512 m = pool16_window(&p, x, r, W, &a, &ut, &ub, &v);
+        const __mmask16 keep = _mm512_cmp_ps_mask(m, _mm512_setzero_ps(), _CMP_GT_OQ);
         const __m512 gv = _mm512_add_ps(_mm512_setzero_ps(), _mm512_maskz_loadu_ps(p.mo, g + r * OW));
         const __mmask16 kt = keep & (__mmask16)~v, kb = keep & v;
         float *d = dx + 2 * r * W;
