@@ -81,6 +81,7 @@ typedef struct conv_job {
     mg_conv2d_geom g;
     int isa; /* the ctx's instruction-set level (cpu.h), for the stamped row kernels */
     int relu; /* max pool: the fused relu (see mg_max_pool2d_relu) */
+    uint8_t *slot; /* the fused relu over 2x2 windows: a byte a window (MAX22_ROWS' SLOT) */
 } conv_job;
 
 /* x / s rounded down and up, for x >= 0, s >= 1: stride 1, the common case, without a division
@@ -1289,28 +1290,29 @@ done:
  * Selects on compares only: vectorizes at every level with the same bits. On random data a
  * branchy loop mispredicts about once an output (16 ns an output on Zen 4). */
 #define MAX22_BLOCK 512 /* pairs of pass 1 a block: 8 KiB of stack for doubles */
-/* RELU (a constant): the fused relu's output and index (RELU_POOLED above) */
-/* IDX 0: no indices (at unused): the fused relu's output alone, whose backward finds the winners
- * again from x (relu22_back) */
-#define MAX22_ROWS(isa, NAME, T, RELU, IDX)                                                    \
-    static void MG_ISA_FN(NAME, isa)(const T *restrict x, T *restrict out,                     \
-                                     int64_t *restrict at, int64_t rows, int64_t OW,           \
-                                     int64_t at0) {                                            \
+/* RELU (a constant): the fused relu's output and index (RELU_POOLED above). SLOT (a constant):
+ * instead of int64 indices, a byte a window (the fused relu over 2x2 windows, relu22_*): 0 to 3
+ * for its winner (left and right of the top row, then of the bottom one), 4 where no gradient
+ * goes (RELU_POOLED's -1): what its backward needs, an eighth of the indices' bytes. */
+#define MAX22_ROWS(isa, NAME, T, RELU, SLOT)                                                   \
+    static void MG_ISA_FN(NAME, isa)(const T *restrict x, T *restrict out, void *restrict at_, \
+                                     int64_t rows, int64_t OW, int64_t at0) {                  \
         T hv[MAX22_BLOCK], best[MAX22_BLOCK];                                                  \
-        int64_t hk[IDX ? MAX22_BLOCK : 1], where[IDX ? MAX22_BLOCK : 1];                       \
+        int64_t hk[MAX22_BLOCK], where[SLOT ? 1 : MAX22_BLOCK];                                \
+        uint8_t sl[SLOT ? MAX22_BLOCK : 1];                                                    \
         const int64_t W = 2 * OW, n = 2 * rows * OW, m = n - OW;                               \
-        (void)W, (void)at0, (void)at, (void)hk, (void)where;                                   \
+        (void)W, (void)at0, (void)where, (void)sl;                                             \
         for (int64_t i = 0; i < n; i++) {                                                      \
             const T a = x[2 * i], b = x[2 * i + 1];                                            \
             const int u = (b > a) | (b != b);                                                  \
-            hv[i] = u ? b : a;                                                                 \
-            if (IDX) hk[i] = u;                                                                \
+            hv[i] = u ? b : a, hk[i] = u;                                                      \
         }                                                                                      \
         for (int64_t t = 0; t < m; t++) {                                                      \
             const T top = hv[t], bot = hv[t + OW];                                             \
             const int u = (bot > top) | (bot != bot);                                          \
             best[t] = u ? bot : top;                                                           \
-            if (IDX) where[t] = at0 + 2 * t + (u ? W + hk[t + OW] : hk[t]);                    \
+            if (SLOT) sl[t] = (uint8_t)(u ? 2 + hk[t + OW] : hk[t]);                           \
+            else where[t] = at0 + 2 * t + (u ? W + hk[t + OW] : hk[t]);                        \
         }                                                                                      \
         if (RELU) /* a pass of its own: folded into pass 2, GCC gives up vectorizing both */   \
             for (int64_t t = 0; t < m; t++) {                                                  \
@@ -1318,19 +1320,21 @@ done:
                 const T z = MG_RELU(f);                                                        \
                 const int keep = mx > 0;                                                       \
                 best[t] = keep | (mx != mx) ? mx : z;                                          \
-                if (IDX) where[t] = keep ? where[t] : -1;                                      \
+                if (SLOT) sl[t] = keep ? sl[t] : 4;                                            \
+                else where[t] = keep ? where[t] : -1;                                          \
             }                                                                                  \
         for (int64_t r = 0; r < rows; r++) {                                                   \
             memcpy(out + r * OW, best + 2 * r * OW, (size_t)OW * sizeof(T));                   \
-            if (IDX) memcpy(at + r * OW, where + 2 * r * OW, (size_t)OW * sizeof(int64_t));    \
+            if (SLOT) memcpy((uint8_t *)at_ + r * OW, sl + 2 * r * OW, (size_t)OW);            \
+            else memcpy((int64_t *)at_ + r * OW, where + 2 * r * OW, (size_t)OW * sizeof(int64_t));\
         }                                                                                      \
     }
-MG_ISA_STAMP(MAX22_ROWS, max22_float, float, 0, 1)
-MG_ISA_STAMP(MAX22_ROWS, max22_double, double, 0, 1)
-MG_ISA_STAMP(MAX22_ROWS, max22r_float, float, 1, 1)
-MG_ISA_STAMP(MAX22_ROWS, max22r_double, double, 1, 1)
-MG_ISA_STAMP(MAX22_ROWS, relu22_float, float, 1, 0)
-MG_ISA_STAMP(MAX22_ROWS, relu22_double, double, 1, 0)
+MG_ISA_STAMP(MAX22_ROWS, max22_float, float, 0, 0)
+MG_ISA_STAMP(MAX22_ROWS, max22_double, double, 0, 0)
+MG_ISA_STAMP(MAX22_ROWS, max22r_float, float, 1, 0)
+MG_ISA_STAMP(MAX22_ROWS, max22r_double, double, 1, 0)
+MG_ISA_STAMP(MAX22_ROWS, relu22_float, float, 1, 1)
+MG_ISA_STAMP(MAX22_ROWS, relu22_double, double, 1, 1)
 #undef MAX22_ROWS
 
 #if MG_CPU_X86
@@ -1343,7 +1347,7 @@ typedef struct pool16 {
     __mmask16 m0, m1, mo;    /* an input row's first and second vector, a row of windows */
     __m512i left, right, lo, hi; /* deinterleave, interleave */
 } pool16;
-MG_TARGET("avx512f") static pool16 pool16_of(int64_t OW) {
+MG_ISA_TARGET_avx512 static pool16 pool16_of(int64_t OW) {
     pool16 p;
     const int W = 2 * (int)OW;
     p.m0 = (__mmask16)(W >= 16 ? 0xffff : (1u << W) - 1);
@@ -1356,7 +1360,7 @@ MG_TARGET("avx512f") static pool16 pool16_of(int64_t OW) {
     return p;
 }
 /* a row's pairs: a (left), their max h (b wins when greater or NaN) and whether b won */
-MG_TARGET("avx512f") static inline __m512 pool16_pairs(const pool16 *p, const float *row, __m512 *a, __mmask16 *u) {
+MG_ISA_TARGET_avx512 static inline __m512 pool16_pairs(const pool16 *p, const float *row, __m512 *a, __mmask16 *u) {
     const __m512 v0 = _mm512_maskz_loadu_ps(p->m0, row), v1 = _mm512_maskz_loadu_ps(p->m1, row + 16);
     const __m512 l = _mm512_permutex2var_ps(v0, p->left, v1), r = _mm512_permutex2var_ps(v0, p->right, v1);
     *u = _mm512_cmp_ps_mask(r, l, _CMP_GT_OQ) | _mm512_cmp_ps_mask(r, r, _CMP_UNORD_Q);
@@ -1365,48 +1369,53 @@ MG_TARGET("avx512f") static inline __m512 pool16_pairs(const pool16 *p, const fl
 }
 /* row r of windows (input rows 2r, 2r + 1 of width W): their max; a: their first elements; ut, ub:
  * whether the right element won its pair, top and bottom; v: whether the bottom pair won */
-MG_TARGET("avx512f") static inline __m512 pool16_window(const pool16 *p, const float *x, int64_t r, int64_t W,
+MG_ISA_TARGET_avx512 static inline __m512 pool16_window(const pool16 *p, const float *x, int64_t r, int64_t W,
                                                         __m512 *a, __mmask16 *ut, __mmask16 *ub, __mmask16 *v) {
     __m512 c;
     const __m512 top = pool16_pairs(p, x + 2 * r * W, a, ut), bot = pool16_pairs(p, x + (2 * r + 1) * W, &c, ub);
     *v = _mm512_cmp_ps_mask(bot, top, _CMP_GT_OQ) | _mm512_cmp_ps_mask(bot, bot, _CMP_UNORD_Q);
     return _mm512_mask_blend_ps(*v, top, bot);
 }
-MG_TARGET("avx512f") static void relu22_rows16(const float *x, float *out, int64_t rows, int64_t OW) {
+MG_ISA_TARGET_avx512 static void relu22_rows16(const float *x, float *out, uint8_t *slot, int64_t rows, int64_t OW) {
     const pool16 p = pool16_of(OW);
     for (int64_t r = 0; r < rows; r++) {
         __m512 a;
         __mmask16 ut, ub, v;
         const __m512 m = pool16_window(&p, x, r, 2 * OW, &a, &ut, &ub, &v);
-        const __mmask16 keep = _mm512_cmp_ps_mask(m, _mm512_setzero_ps(), _CMP_GT_OQ) | _mm512_cmp_ps_mask(m, m, _CMP_UNORD_Q);
+        const __mmask16 pos = _mm512_cmp_ps_mask(m, _mm512_setzero_ps(), _CMP_GT_OQ);
+        const __mmask16 keep = pos | _mm512_cmp_ps_mask(m, m, _CMP_UNORD_Q);
         /* MG_RELU(first): a < 0 ? 0 : a */
         const __m512 z = _mm512_mask_blend_ps(_mm512_cmp_ps_mask(a, _mm512_setzero_ps(), _CMP_LT_OQ), a, _mm512_setzero_ps());
         _mm512_mask_storeu_ps(out + r * OW, p.mo, _mm512_mask_blend_ps(keep, z, m));
+        /* the winner's slot (MAX22_ROWS' SLOT): 2 v + (v ? ub : ut), 4 where the max is not > 0 */
+        const __m512i one = _mm512_set1_epi32(1);
+        __m512i sv = _mm512_add_epi32(_mm512_maskz_mov_epi32(v, _mm512_set1_epi32(2)),
+                                      _mm512_maskz_mov_epi32((v & ub) | ((__mmask16)~v & ut), one));
+        sv = _mm512_mask_mov_epi32(_mm512_set1_epi32(4), pos, sv);
+        _mm512_mask_cvtepi32_storeu_epi8(slot + r * OW, p.mo, sv);
     }
 }
-MG_TARGET("avx512f") static void relu22_back_rows16(const float *x, const float *g, float *dx, int64_t rows, int64_t OW) {
+MG_ISA_TARGET_avx512 static void relu22_back_rows16(const uint8_t *slot, const float *g, float *dx, int64_t rows, int64_t OW) {
     const pool16 p = pool16_of(OW);
     const int64_t W = 2 * OW;
     for (int64_t r = 0; r < rows; r++) {
-        __m512 a;
-        __mmask16 ut, ub, v;
-        const __m512 m = pool16_window(&p, x, r, W, &a, &ut, &ub, &v);
-        const __mmask16 keep = _mm512_cmp_ps_mask(m, _mm512_setzero_ps(), _CMP_GT_OQ);
+        const __m512i sv = _mm512_cvtepu8_epi32(_mm_maskz_loadu_epi8(p.mo, slot + r * OW));
         const __m512 gv = _mm512_add_ps(_mm512_setzero_ps(), _mm512_maskz_loadu_ps(p.mo, g + r * OW));
-        const __mmask16 kt = keep & (__mmask16)~v, kb = keep & v;
+        __m512 w[4]; /* the gradient where slot k won, +0 elsewhere */
+        for (int k = 0; k < 4; k++) w[k] = _mm512_maskz_mov_ps(_mm512_cmpeq_epi32_mask(sv, _mm512_set1_epi32(k)), gv);
         float *d = dx + 2 * r * W;
-        const __m512 tl = _mm512_maskz_mov_ps(kt & (__mmask16)~ut, gv), tr = _mm512_maskz_mov_ps(kt & ut, gv);
-        const __m512 bl = _mm512_maskz_mov_ps(kb & (__mmask16)~ub, gv), br = _mm512_maskz_mov_ps(kb & ub, gv);
-        _mm512_mask_storeu_ps(d, p.m0, _mm512_permutex2var_ps(tl, p.lo, tr));
-        _mm512_mask_storeu_ps(d + 16, p.m1, _mm512_permutex2var_ps(tl, p.hi, tr));
-        _mm512_mask_storeu_ps(d + W, p.m0, _mm512_permutex2var_ps(bl, p.lo, br));
-        _mm512_mask_storeu_ps(d + W + 16, p.m1, _mm512_permutex2var_ps(bl, p.hi, br));
+        _mm512_mask_storeu_ps(d, p.m0, _mm512_permutex2var_ps(w[0], p.lo, w[1]));
+        _mm512_mask_storeu_ps(d + 16, p.m1, _mm512_permutex2var_ps(w[0], p.hi, w[1]));
+        _mm512_mask_storeu_ps(d + W, p.m0, _mm512_permutex2var_ps(w[2], p.lo, w[3]));
+        _mm512_mask_storeu_ps(d + W + 16, p.m1, _mm512_permutex2var_ps(w[2], p.hi, w[3]));
     }
 }
 #else /* never called: pool16_fits is false */
-static void relu22_rows16(const float *x, float *out, int64_t rows, int64_t OW) { (void)x, (void)out, (void)rows, (void)OW; }
-static void relu22_back_rows16(const float *x, const float *g, float *dx, int64_t rows, int64_t OW) {
-    (void)x, (void)g, (void)dx, (void)rows, (void)OW;
+static void relu22_rows16(const float *x, float *out, uint8_t *slot, int64_t rows, int64_t OW) {
+    (void)x, (void)out, (void)slot, (void)rows, (void)OW;
+}
+static void relu22_back_rows16(const uint8_t *slot, const float *g, float *dx, int64_t rows, int64_t OW) {
+    (void)slot, (void)g, (void)dx, (void)rows, (void)OW;
 }
 #endif
 /* relu22_rows16 / relu22_back_rows16 apply: float32 at AVX-512, rows of at most 16 windows */
@@ -1435,20 +1444,21 @@ static int pool22(const conv_job *j) {
         const T *xp = (const T *)j->x + n * j->xs[0] + c * j->xs[1];                           \
         T *op = (T *)j->out + q * OHW;                                                         \
         int64_t *ip = j->idx ? (int64_t *)j->idx + q * OHW : NULL;                             \
+        uint8_t *sp = j->slot ? j->slot + q * OHW : NULL; /* the fused relu's slots (relu22) */ \
         const int inside = g->ph == 0 && g->pw == 0 && (j->OH - 1) * g->sh + (g->kh - 1) * g->dh < j->H && \
                            (j->OW - 1) * g->sw + (g->kw - 1) * g->dw < j->W;                   \
-        if (!ip && pool22(j) && pool16_fits(j)) {                                               \
-            relu22_rows16((const float *)xp, (float *)op, j->OH, j->OW);                       \
+        if (sp && pool16_fits(j)) {                                                            \
+            relu22_rows16((const float *)xp, (float *)op, sp, j->OH, j->OW);                   \
             break;                                                                             \
         }                                                                                      \
         if (pool22(j)) { /* the common 2x2 window, stride 2: blocks of rows */                  \
             const int64_t per = MAX22_BLOCK / (2 * j->OW);                                     \
             for (int64_t oh = 0; oh < j->OH; oh += per) {                                      \
                 const int64_t rows = j->OH - oh < per ? j->OH - oh : per;                      \
-                (!ip ? MG_ISA_PICK(j->isa, relu22_##T)                                         \
+                (sp ? MG_ISA_PICK(j->isa, relu22_##T)                                          \
                  : j->relu ? MG_ISA_PICK(j->isa, max22r_##T) : MG_ISA_PICK(j->isa, max22_##T))( \
-                    xp + 2 * oh * j->W, op + oh * j->OW, ip ? ip + oh * j->OW : NULL, rows, j->OW, \
-                    2 * oh * j->W);                                                            \
+                    xp + 2 * oh * j->W, op + oh * j->OW,                                       \
+                    sp ? (void *)(sp + oh * j->OW) : (void *)(ip + oh * j->OW), rows, j->OW, 2 * oh * j->W); \
             }                                                                                  \
             break;                                                                             \
         }                                                                                      \
@@ -1558,10 +1568,10 @@ static mg_status max_pool(mg_ctx *ctx, mg_tensor *out, mg_tensor *indices, const
                           const mg_conv2d_geom *g, int relu) {
     conv_job j;
     pool_job(&j, x, out, g);
-    j.idx = indices ? (const int64_t *)mg_tensor_data(indices) : NULL;
     j.isa = ctx->isa;
     j.relu = relu;
-    if (!indices && !(relu && pool22(&j))) return mg_fail(ctx, MG_EVALUE, 0, "max_pool2d: indices needed for this window");
+    if (relu && pool22(&j)) j.slot = (uint8_t *)mg_tensor_data(indices); /* mg_max_pool2d_relu_slots */
+    else j.idx = (const int64_t *)mg_tensor_data(indices);
     if (out->numel) mg_parallel_for(ctx, j.N * j.C, grain_for(j.OH * j.OW * g->kh * g->kw), maxpool_range, &j);
     return MG_OK;
 }
@@ -1574,7 +1584,7 @@ mg_status mg_max_pool2d_relu(mg_ctx *ctx, mg_tensor *out, mg_tensor *indices, co
     return max_pool(ctx, out, indices, x, g, 1);
 }
 
-bool mg_max_pool2d_relu_recomputes(const mg_tensor *x, int64_t OH, int64_t OW, const mg_conv2d_geom *g) {
+bool mg_max_pool2d_relu_slots(const mg_tensor *x, int64_t OH, int64_t OW, const mg_conv2d_geom *g) {
     conv_job j;
     fill_job(&j, x, OH, OW, g);
     return pool22(&j);
@@ -1594,100 +1604,41 @@ mg_status mg_adaptive_avg_pool2d(mg_ctx *ctx, mg_tensor *out, const mg_tensor *x
     return MG_OK;
 }
 
-/* dx of the fused relu + 2x2 max pool (pool22) for `rows` output rows of a plane, the winners found
- * again from x by MAX22_ROWS' passes 1 and 2 (the same compares: the same winners): a window's g
- * goes to its winner where the max is > 0 (RELU_POOLED), as 0 + g (the unfused backward adds g
- * onto zeros: -0 arrives as +0), every other element is +0. Each element of dx is written once,
- * from x and g alone: no indices written forward and read back, no zeroing pass. */
-/* the middle step, a row of windows at a time: pg[t] (top pair) and pg[t + OW] (bottom pair) of
- * the windows t = 2 r OW + ow, from the pairs' maxima hv. Rows of 14 or 7 windows: the vector
- * levels take a row as one masked vector (GCC ran them scalar, mispredicting), the scalar one
- * selects without branches; the same selects at every level: the same bits. */
-#define RELU22_STEP_SCALAR(T)                                                                  \
-    for (int64_t r = 0; r < rows; r++)                                                         \
-        for (int64_t ow = 0; ow < OW; ow++) {                                                  \
-            const int64_t t = 2 * r * OW + ow;                                                 \
-            const T top = hv[t], bot = hv[t + OW];                                             \
-            const int u = (bot > top) | (bot != bot);                                          \
-            const int keep = (u ? bot : top) > 0;                                              \
-            const T gv = (T)0 + g[r * OW + ow];                                                \
-            pg[t] = keep & !u ? gv : (T)0;                                                     \
-            pg[t + OW] = keep & u ? gv : (T)0;                                                 \
-        }
-#define RELU22_STEP_base_float RELU22_STEP_SCALAR(float)
-#define RELU22_STEP_base_double RELU22_STEP_SCALAR(double)
-#define RELU22_STEP_avx2_double RELU22_STEP_SCALAR(double)
-#define RELU22_STEP_avx512_double RELU22_STEP_SCALAR(double)
-#define RELU22_STEP_avx512_float                                                               \
-    for (int64_t r = 0; r < rows; r++)                                                         \
-        for (int64_t ow = 0; ow < OW; ow += 16) {                                              \
-            const int64_t t = 2 * r * OW + ow;                                                 \
-            const __mmask16 m = OW - ow >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << (OW - ow)) - 1); \
-            const __m512 top = _mm512_maskz_loadu_ps(m, hv + t), bot = _mm512_maskz_loadu_ps(m, hv + t + OW); \
-            const __mmask16 u = _mm512_cmp_ps_mask(bot, top, _CMP_GT_OQ) | _mm512_cmp_ps_mask(bot, bot, _CMP_UNORD_Q); \
-            const __mmask16 keep = _mm512_cmp_ps_mask(_mm512_mask_blend_ps(u, top, bot), _mm512_setzero_ps(), _CMP_GT_OQ); \
-            const __m512 gv = _mm512_add_ps(_mm512_setzero_ps(), _mm512_maskz_loadu_ps(m, g + r * OW + ow)); \
-            _mm512_mask_storeu_ps(pg + t, m, _mm512_maskz_mov_ps(keep & (__mmask16)~u, gv));   \
-            _mm512_mask_storeu_ps(pg + t + OW, m, _mm512_maskz_mov_ps(keep & u, gv));          \
-        }
-#define RELU22_STEP_avx2_float                                                                 \
-    for (int64_t r = 0; r < rows; r++)                                                         \
-        for (int64_t ow = 0; ow < OW; ow += 8) {                                               \
-            const int64_t t = 2 * r * OW + ow;                                                 \
-            const __m256i m = _mm256_cmpgt_epi32(_mm256_set1_epi32((int)(OW - ow)),            \
-                                                 _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));   \
-            const __m256 top = _mm256_maskload_ps(hv + t, m), bot = _mm256_maskload_ps(hv + t + OW, m); \
-            const __m256 u = _mm256_or_ps(_mm256_cmp_ps(bot, top, _CMP_GT_OQ), _mm256_cmp_ps(bot, bot, _CMP_UNORD_Q)); \
-            const __m256 keep = _mm256_cmp_ps(_mm256_blendv_ps(top, bot, u), _mm256_setzero_ps(), _CMP_GT_OQ); \
-            const __m256 gv = _mm256_add_ps(_mm256_setzero_ps(), _mm256_maskload_ps(g + r * OW + ow, m)); \
-            _mm256_maskstore_ps(pg + t, m, _mm256_and_ps(_mm256_andnot_ps(u, keep), gv));     \
-            _mm256_maskstore_ps(pg + t + OW, m, _mm256_and_ps(_mm256_and_ps(u, keep), gv));   \
-        }
+/* dx of the fused relu + 2x2 max pool (pool22) from its slots (MAX22_ROWS' SLOT): a window's g goes
+ * to the element its slot names, as 0 + g (the unfused backward adds g onto zeros: -0 arrives as
+ * +0), every other element is +0 (slot 4: all four). Each element of dx written once, from the
+ * slots and g alone: no int64 indices, no zeroing pass, no second read of x. */
 #define RELU22_BACK(isa, NAME, T)                                                              \
-    static void MG_ISA_FN(NAME, isa)(const T *restrict x, const T *restrict g, T *restrict dx,  \
+    static void MG_ISA_FN(NAME, isa)(const uint8_t *restrict slot, const T *restrict g, T *restrict dx,\
                                      int64_t rows, int64_t OW) {                               \
-        T hv[MAX22_BLOCK + 16], pg[MAX22_BLOCK + 16];                                          \
-        int32_t hk[MAX22_BLOCK];                                                               \
-        const int64_t n = 2 * rows * OW;                                                       \
-        for (int64_t i = 0; i < n; i++) {                                                      \
-            const T a = x[2 * i], b = x[2 * i + 1];                                            \
-            const int u = (b > a) | (b != b);                                                  \
-            hv[i] = u ? b : a, hk[i] = u;                                                      \
-        }                                                                                      \
-        RELU22_STEP_##isa##_##T                                                                \
-        for (int64_t i = 0; i < n; i++) {                                                      \
-            const int k = hk[i];                                                               \
-            dx[2 * i] = k ? (T)0 : pg[i];                                                      \
-            dx[2 * i + 1] = k ? pg[i] : (T)0;                                                  \
+        const int64_t W = 2 * OW;                                                              \
+        for (int64_t r = 0; r < rows; r++) {                                                   \
+            T *d = dx + 2 * r * W;                                                             \
+            for (int64_t ow = 0; ow < OW; ow++) {                                              \
+                const int k = slot[r * OW + ow];                                               \
+                const T gv = (T)0 + g[r * OW + ow];                                            \
+                d[2 * ow] = k == 0 ? gv : (T)0;                                                \
+                d[2 * ow + 1] = k == 1 ? gv : (T)0;                                            \
+                d[W + 2 * ow] = k == 2 ? gv : (T)0;                                            \
+                d[W + 2 * ow + 1] = k == 3 ? gv : (T)0;                                        \
+            }                                                                                  \
         }                                                                                      \
     }
 MG_ISA_STAMP(RELU22_BACK, relu22_back_float, float)
 MG_ISA_STAMP(RELU22_BACK, relu22_back_double, double)
 #undef RELU22_BACK
-#undef RELU22_STEP_SCALAR
-#undef RELU22_STEP_base_float
-#undef RELU22_STEP_base_double
-#undef RELU22_STEP_avx2_double
-#undef RELU22_STEP_avx512_double
-#undef RELU22_STEP_avx512_float
-#undef RELU22_STEP_avx2_float
 #define RELU22_BACK_PLANE(T)                                                                   \
     do {                                                                                       \
-        const T *xp = (const T *)j->x + n * j->xs[0] + c * j->xs[1];                           \
         T *dp = (T *)j->dx + q * j->H * j->W;                                                  \
         const T *gp = (const T *)j->gout + q * j->OH * j->OW;                                  \
-        const int64_t per = MAX22_BLOCK / (2 * j->OW);                                         \
-        if (pool16_fits(j)) relu22_back_rows16((const float *)xp, (const float *)gp, (float *)dp, j->OH, j->OW); \
-        else                                                                                   \
-            for (int64_t oh = 0; oh < j->OH; oh += per)                                        \
-                MG_ISA_PICK(j->isa, relu22_back_##T)(xp + 2 * oh * j->W, gp + oh * j->OW,          \
-                                                 dp + 2 * oh * j->W, j->OH - oh < per ? j->OH - oh : per, j->OW); \
-        for (int64_t s = 2 * j->OH * j->W; s < j->H * j->W; s++) dp[s] = 0; /* an odd last row */ \
+        const uint8_t *sp = j->slot + q * j->OH * j->OW;                                       \
+        if (pool16_fits(j)) relu22_back_rows16(sp, (const float *)gp, (float *)dp, j->OH, j->OW);\
+        else MG_ISA_PICK(j->isa, relu22_back_##T)(sp, gp, dp, j->OH, j->OW);                   \
+        for (int64_t s = 2 * j->OH * j->W; s < j->H * j->W; s++) dp[s] = 0; /* an odd last row */\
     } while (0)
 static void relu22_back_range(void *arg, int64_t b, int64_t e) {
     const conv_job *j = (const conv_job *)arg;
     for (int64_t q = b; q < e; q++) {
-        const int64_t n = q / j->C, c = q % j->C;
         if (j->dt == MG_FLOAT64) RELU22_BACK_PLANE(double);
         else RELU22_BACK_PLANE(float);
     }
@@ -1746,7 +1697,8 @@ static mg_status pool_backward(mg_ctx *ctx, const mg_backward_args *a, mg_tensor
     j.dx = (char *)mg_tensor_data(mg_conv_view4(&vgin, gin, 2));
     j.gout = (const char *)mg_tensor_data(gc);
     j.isa = ctx->isa;
-    if (op == MG_CONV_MAX_POOL_RELU && pool22(&j)) { /* no indices: the winners found again from x */
+    if (op == MG_CONV_MAX_POOL_RELU && pool22(&j)) { /* the winners' slots (mg_max_pool2d_relu_slots) */
+        j.slot = (uint8_t *)mg_tensor_data(a->saved[0]);
         if (gin->numel) mg_parallel_for(ctx, j.N * j.C, grain_for(2 * j.H * j.W), relu22_back_range, &j);
         goto done;
     }

@@ -66,10 +66,11 @@ mg_status mg_max_pool2d(mg_ctx *ctx, mg_tensor *out, mg_tensor *indices, const m
  * through relu is 0), so the max pool's backward gives the unfused pair's gradient. */
 mg_status mg_max_pool2d_relu(mg_ctx *ctx, mg_tensor *out, mg_tensor *indices, const mg_tensor *x,
                              const mg_conv2d_geom *g);
-/* true when mg_max_pool2d_relu takes indices NULL for this x (4-d) and output size: the 2x2 window at
- * stride 2, no padding, over contiguous rows of even width (float32 / float64); its backward then
- * finds the winners again from x (the node's input), the same gradient bits. */
-bool mg_max_pool2d_relu_recomputes(const mg_tensor *x, int64_t OH, int64_t OW, const mg_conv2d_geom *g);
+/* true when mg_max_pool2d_relu takes, as `indices`, a byte a window instead of their int64
+ * indices (any tensor of at least N C OH OW bytes, read as bytes: 0 to 3 for the window's winner,
+ * 4 where no gradient goes): the 2x2 window at stride 2, no padding, over contiguous rows of even
+ * width (float32 / float64), whose backward needs no more. */
+bool mg_max_pool2d_relu_slots(const mg_tensor *x, int64_t OH, int64_t OW, const mg_conv2d_geom *g);
 /* out = mean of each window: the sum over the window's part inside the input, divided by g's
  * divisor (see mg_conv2d_geom; PyTorch's default counts the padded zeros but not a ceil_mode
  * window's part past the padding). */
