@@ -1,6 +1,7 @@
 -- The per-sample path's fast variants of conv2d (src/ops/conv.c), each against a reference:
---   * the float32 forward at stride 1 without a column buffer (forward_rows, mg_gemm_rows_f32):
---     the same bits as the batched path (a batch of 1 takes it) and as the same sample in a batch;
+--   * the float32 forward at stride 1 without a column buffer (forward_rows, mg_gemm_rows_f32, and
+--     for at most 32 taps a group forward_direct): the same bits as the batched path (a batch of 1
+--     takes it) and as the same sample in a batch;
 --   * the float32 input gradient at stride 1 as a forward convolution of gout (dx_rows): near
 --     float64, the same bits for a sample alone and in a batch, the unfolded path's answer where a
 --     weight is infinite or the padding reaches past the kernel;

@@ -483,7 +483,8 @@ static dot_nt_fn dot_nt_for(int isa) {
  * (AVX2, AVX-512) with more taps than output channels (K > O: unfolding costs more than
  * forward_rows' extra pass over the output; the book's conv1, K 9 and O 16, ran 10 % slower with it)
  * reads the sample's zero-padded frame in place instead of unfolding it (forward_rows: the same
- * bits); at stride 1 (AVX2, AVX-512) float32 dx is a forward convolution of gout (dx_rows, for any
+ * bits), and with at most DIRECT_MAX_K taps a group computes each output from the frame directly
+ * (forward_direct: the same bits); at stride 1 (AVX2, AVX-512) float32 dx is a forward convolution of gout (dx_rows, for any
  * batch size: its own order of sums) and float32 dW reads the samples' frames (dwf_*: its own
  * order); at other strides a float32 dW of at most DOT_MAX_K taps a group sums each element as one
  * dot product of two rows (dot_nt_*: its own order, see there). */
@@ -505,6 +506,7 @@ typedef struct sample_job {
     int dot;                /* DW: the dot-product kernel (float32) instead of the gemm */
     int frames;             /* DW: read from the frames (dwf_chunk), dst: lane sums (chunks, O, Kg, 16) */
     int rows;               /* FORWARD: forward_rows (float32, stride 1, AVX2 or AVX-512) */
+    int direct;             /* FORWARD: forward_direct (float32, stride 1, few taps, AVX2 or AVX-512) */
     size_t aux_off;         /* DW with dot: K row pointers at work + aux_off */
 } sample_job;
 
@@ -856,6 +858,107 @@ static void dwf_chunk(const sample_job *s, int64_t u, char *work) {
     }
 }
 
+/* The float32 forward at stride 1 with few taps a group (at most DIRECT_MAX_K: the book's conv1 has
+ * 9) straight from the sample's zero-padded frame (AVX2, AVX-512): each output is one chain of
+ * FMAs over its group's taps in order, from 0, then + bias: the products and sums of the gemm of
+ * im2col's columns (a depth under one k block is one chain there too), the same bits, without the
+ * column buffer or the gemm's packing and tiles of 48 columns that a 28-wide image fills badly.
+ * A block of 8 output channels (AVX2: 4) by two vectors of a row: each frame load serves 8
+ * channels, each weight broadcast two vectors. */
+#define DIRECT_MAX_K 32
+typedef struct direct_run {
+    const float *frame, *w, *bias; /* w: the group's (Og, Kg); bias: NULL or its first, bias_stride apart */
+    const int64_t *toff;           /* the group's Kg tap offsets in the frame */
+    int64_t Og, Kg, OH, OW, Wp, bias_stride;
+    float *out;                    /* the group's Og planes of OH OW */
+} direct_run;
+#if MG_CPU_X86
+#define DIRECT_BODY(MO, VL, VT, MT, MASK, LOAD, SET1, FMA, ADD, STORE, ZERO)                   \
+    const int64_t plane = r->OH * r->OW;                                                       \
+    for (int64_t o0 = 0; o0 < r->Og; o0 += MO) {                                               \
+        const float *wr[MO];                                                                   \
+        for (int a = 0; a < MO; a++) wr[a] = r->w + (o0 + a < r->Og ? o0 + a : r->Og - 1) * r->Kg; \
+        for (int64_t oh = 0; oh < r->OH; oh++)                                                 \
+            for (int64_t ow = 0; ow < r->OW; ow += 2 * VL) {                                   \
+                const MT m0 = MASK(r->OW - ow), m1 = MASK(r->OW - ow - VL);                    \
+                VT acc[MO][2];                                                                 \
+                for (int a = 0; a < MO; a++) acc[a][0] = acc[a][1] = ZERO;                     \
+                const float *xr = r->frame + oh * r->Wp + ow;                                  \
+                for (int64_t k = 0; k < r->Kg; k++) {                                          \
+                    const VT x0 = LOAD(m0, xr + r->toff[k]), x1 = LOAD(m1, xr + r->toff[k] + VL); \
+                    for (int a = 0; a < MO; a++) {                                             \
+                        const VT wv = SET1(wr[a][k]);                                          \
+                        acc[a][0] = FMA(wv, x0, acc[a][0]), acc[a][1] = FMA(wv, x1, acc[a][1]); \
+                    }                                                                          \
+                }                                                                              \
+                for (int a = 0; a < MO && o0 + a < r->Og; a++) {                               \
+                    float *d = r->out + (o0 + a) * plane + oh * r->OW + ow;                    \
+                    if (r->bias) {                                                             \
+                        const VT b = SET1(r->bias[(o0 + a) * r->bias_stride]);                 \
+                        acc[a][0] = ADD(acc[a][0], b), acc[a][1] = ADD(acc[a][1], b);          \
+                    }                                                                          \
+                    STORE(d, m0, acc[a][0]);                                                   \
+                    STORE(d + VL, m1, acc[a][1]);                                              \
+                }                                                                              \
+            }                                                                                  \
+    }
+#define MASK16(n) ((n) >= 16 ? (__mmask16)0xffff : (n) <= 0 ? (__mmask16)0 : (__mmask16)((1u << (n)) - 1))
+#define LOAD16(m, p) _mm512_maskz_loadu_ps(m, p)
+#define STORE16(d, m, v) _mm512_mask_storeu_ps(d, m, v)
+MG_ISA_TARGET_avx512 static void direct_avx512(const direct_run *r) {
+    DIRECT_BODY(8, 16, __m512, __mmask16, MASK16, LOAD16, _mm512_set1_ps, _mm512_fmadd_ps, _mm512_add_ps,
+                STORE16, _mm512_setzero_ps())
+}
+#define MASK8(n) _mm256_cmpgt_epi32(_mm256_set1_epi32((n) >= 8 ? 8 : (n) <= 0 ? 0 : (int)(n)), \
+                                    _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7))
+#define LOAD8(m, p) _mm256_maskload_ps(p, m)
+#define STORE8(d, m, v) _mm256_maskstore_ps(d, m, v)
+MG_ISA_TARGET_avx2 static void direct_avx2(const direct_run *r) {
+    DIRECT_BODY(4, 8, __m256, __m256i, MASK8, LOAD8, _mm256_set1_ps, _mm256_fmadd_ps, _mm256_add_ps, STORE8,
+                _mm256_setzero_ps())
+}
+#undef DIRECT_BODY
+#undef MASK16
+#undef LOAD16
+#undef STORE16
+#undef MASK8
+#undef LOAD8
+#undef STORE8
+#endif
+static void (*direct_for(int isa))(const direct_run *) {
+#if MG_CPU_X86
+    if (isa >= MG_ISA_AVX512) return direct_avx512;
+    if (isa == MG_ISA_AVX2) return direct_avx2;
+#endif
+    (void)isa;
+    return NULL;
+}
+static size_t forward_direct_bytes(const sample_job *s) {
+    int64_t Hp, Wp;
+    frame_dims(&s->j, &Hp, &Wp);
+    return (size_t)(s->j.C * Hp * Wp + MG_GEMM_ROWS_SLACK) * sizeof(float) + (size_t)s->K * sizeof(int64_t) + 64;
+}
+static void forward_direct(const sample_job *s, int64_t n, char *work) {
+    const conv_job *j = &s->j;
+    int64_t Hp, Wp;
+    frame_dims(j, &Hp, &Wp);
+    const int64_t frame = j->C * Hp * Wp + MG_GEMM_ROWS_SLACK, G = s->G, Og = s->O / G, Kg = s->K / G;
+    int64_t *toff = (int64_t *)work;
+    float *xp = (float *)(work + (size_t)s->K * sizeof(int64_t));
+    build_frame(j, n, xp, Hp, Wp, frame);
+    for (int64_t c = 0, k = 0; c < j->C; c++)
+        for (int64_t ki = 0; ki < j->g.kh; ki++)
+            for (int64_t kj = 0; kj < j->g.kw; kj++) toff[k++] = (c * Hp + ki * j->g.dh) * Wp + kj * j->g.dw;
+    float *out = (float *)s->dst + n * s->O * j->OH * j->OW;
+    for (int64_t gi = 0; gi < G; gi++) {
+        const direct_run r = {.frame = xp, .w = (const float *)s->w + gi * Og * Kg,
+                              .bias = s->bias ? (const float *)s->bias + gi * Og * s->bias_stride : NULL,
+                              .toff = toff + gi * Kg, .Og = Og, .Kg = Kg, .OH = j->OH, .OW = j->OW, .Wp = Wp,
+                              .bias_stride = s->bias_stride, .out = out + gi * Og * j->OH * j->OW};
+        direct_for(j->isa)(&r);
+    }
+}
+
 /* units: samples (FORWARD, DX) or chunks (DW) */
 static void sample_range(void *arg, int64_t b, int64_t e) {
     const sample_job *s = (const sample_job *)arg;
@@ -867,7 +970,9 @@ static void sample_range(void *arg, int64_t b, int64_t e) {
     const float **brow = (const float **)(col + s->aux_off); /* DW: the rows of col (dot) */
 #define AT(p, off) ((p) + (size_t)(off) * es)
     for (int64_t u = b; u < e; u++) {
-        if (s->mode == SAMPLE_FORWARD && s->rows) {
+        if (s->mode == SAMPLE_FORWARD && s->direct) {
+            forward_direct(s, u, col);
+        } else if (s->mode == SAMPLE_FORWARD && s->rows) {
             forward_rows(s, u, col);
         } else if (s->mode == SAMPLE_FORWARD) {
             unfold_sample(s, u, col);
@@ -937,6 +1042,7 @@ static mg_status run_samples(mg_ctx *ctx, sample_job *s, int64_t units) {
     s->work_bytes = (size_t)(s->K * s->S + s->O * s->K) * es + gb;
     if (s->rows && forward_rows_bytes(s) > s->work_bytes) s->work_bytes = forward_rows_bytes(s);
     if (s->frames) s->work_bytes = dwf_work_bytes(s);
+    if (s->direct) s->work_bytes = forward_direct_bytes(s);
     s->work_bytes = (s->work_bytes + 63) / 64 * 64;
     s->aux_off = s->work_bytes;
     if (s->dot) s->work_bytes += ((size_t)s->K * sizeof(float *) + 63) / 64 * 64;
@@ -971,7 +1077,9 @@ mg_status mg_conv2d(mg_ctx *ctx, mg_tensor *out, const mg_tensor *x, const mg_te
                         .bias_stride = bias ? bias->stride[0] : 0, .dst = (char *)mg_tensor_data(out),
                         .O = O, .K = K * G, .S = OH * OW, .G = G,
                         .rows = dt == MG_FLOAT32 && g->sh == 1 && g->sw == 1 && K * G > O &&
-                                mg_gemm_rows_f32(ctx->isa, 0, 0, 0, NULL, 0, NULL, NULL, 0)};
+                                mg_gemm_rows_f32(ctx->isa, 0, 0, 0, NULL, 0, NULL, NULL, 0),
+                        .direct = dt == MG_FLOAT32 && g->sh == 1 && g->sw == 1 && K <= DIRECT_MAX_K &&
+                                  direct_for(ctx->isa) != NULL};
         st = run_samples(ctx, &s, N);
         goto done;
     }
