@@ -600,6 +600,12 @@ static void build_frame(const conv_job *j, int64_t n, float *xp, int64_t Hp, int
                 for (int64_t w = 0; w < j->W; w++) dst[w] = src[w * j->xs[3]];
         }
 }
+/* toff[k] = where tap k = (c kh + ki) kw + kj reads the frame, from an output's position */
+static void frame_taps(const conv_job *j, int64_t Hp, int64_t Wp, int64_t *toff) {
+    for (int64_t c = 0, k = 0; c < j->C; c++)
+        for (int64_t ki = 0; ki < j->g.kh; ki++)
+            for (int64_t kj = 0; kj < j->g.kw; kj++) toff[k++] = (c * Hp + ki * j->g.dh) * Wp + kj * j->g.dw;
+}
 static size_t forward_rows_bytes(const sample_job *s) {
     const conv_job *j = &s->j;
     int64_t Hp, Wp;
@@ -835,9 +841,7 @@ static void dwf_chunk(const sample_job *s, int64_t u, char *work) {
     float *frames = (float *)work, *gp = frames + F * frame;
     const float **fs = (const float **)(gp + F * packed);
     int64_t *toff = (int64_t *)(fs + F);
-    for (int64_t c = 0, k = 0; c < j->C; c++)
-        for (int64_t ki = 0; ki < j->g.kh; ki++)
-            for (int64_t kj = 0; kj < j->g.kw; kj++) toff[k++] = (c * Hp + ki * j->g.dh) * Wp + kj * j->g.dw;
+    frame_taps(j, Hp, Wp, toff);
     const int64_t Ogp = round_to(Og, mo), lanes = G * Ogp * Kg * DWF_LANES; /* dwf_lanes */
     float *acc = (float *)s->dst + u * lanes;
     memset(acc, 0, (size_t)lanes * sizeof(float));
@@ -946,9 +950,7 @@ static void forward_direct(const sample_job *s, int64_t n, char *work) {
     int64_t *toff = (int64_t *)work;
     float *xp = (float *)(work + (size_t)s->K * sizeof(int64_t));
     build_frame(j, n, xp, Hp, Wp, frame);
-    for (int64_t c = 0, k = 0; c < j->C; c++)
-        for (int64_t ki = 0; ki < j->g.kh; ki++)
-            for (int64_t kj = 0; kj < j->g.kw; kj++) toff[k++] = (c * Hp + ki * j->g.dh) * Wp + kj * j->g.dw;
+    frame_taps(j, Hp, Wp, toff);
     float *out = (float *)s->dst + n * s->O * j->OH * j->OW;
     for (int64_t gi = 0; gi < G; gi++) {
         const direct_run r = {.frame = xp, .w = (const float *)s->w + gi * Og * Kg,
