@@ -154,6 +154,11 @@ mg_node *lt_record(lua_State *L, int out_idx, mg_family family, int op, int ninp
         }
         n->operand[i].t = t;
         n->operand[i].version = t->storage->version;
+        n->operand[i].node = NULL;
+        if (i < ninputs && t->requires_grad) { /* only a tensor that requires grad can have a node */
+            if (lua_getiuservalue(L, -1, LT_UV_NODE) == LUA_TUSERDATA) n->operand[i].node = (mg_node *)lua_touserdata(L, -1);
+            lua_pop(L, 1);
+        }
         lua_setiuservalue(L, node, i + 1);
     }
     n->out = out;
@@ -374,7 +379,8 @@ static int l_queue_backward_callback(lua_State *L) {
 }
 
 /* Orders the nodes reachable from the node at `root` into the table at `order` (post-order:
- * inputs before the nodes that use them), with an explicit stack in the table at `stack`. */
+ * inputs before the nodes that use them), with an explicit stack in the table at `stack`. The
+ * inputs' nodes are read from the node (operand[i].node): only a node still to order is pushed. */
 static int order_nodes(lua_State *L, int root, int order, int stack, uint32_t pass) {
     int depth = 0, count = 0;
     lua_pushvalue(L, root);
@@ -385,27 +391,68 @@ static int order_nodes(lua_State *L, int root, int order, int stack, uint32_t pa
         mg_node *n = (mg_node *)lua_touserdata(L, top);
         if (n->seen != pass) {
             n->seen = pass;
-            for (int i = 1; i <= n->ninputs; i++) {
-                lua_getiuservalue(L, top, i);
-                mg_node *m = node_of(L, lua_gettop(L));
+            const int before = depth;
+            for (int i = 0; i < n->ninputs; i++) {
+                const mg_node *m = n->operand[i].node;
                 if (m && m->seen != pass) {
+                    lua_getiuservalue(L, top, i + 1);
                     lua_getiuservalue(L, -1, LT_UV_NODE);
                     lua_rawseti(L, stack, ++depth);
+                    lua_pop(L, 1);
                 }
-                lua_pop(L, 1);
             }
-        } else {
-            lua_pushnil(L);
-            lua_rawseti(L, stack, depth--);
-            if (n->done != pass) {
-                n->done = pass;
-                lua_pushvalue(L, top);
-                lua_rawseti(L, order, ++count);
+            if (depth != before) { /* it follows its inputs' nodes: seen again once they are ordered */
+                lua_settop(L, top - 1);
+                continue;
             }
+        }
+        lua_pushnil(L);
+        lua_rawseti(L, stack, depth--);
+        if (n->done != pass) {
+            n->done = pass;
+            lua_pushvalue(L, top);
+            lua_rawseti(L, order, ++count);
         }
         lua_settop(L, top - 1);
     }
     return count;
+}
+
+/* The gradient pending at node m in this pass, or NULL (one left by an earlier pass that raised
+ * counts as none). */
+static mg_tensor *pending_of(const mg_node *m, uint32_t pass) {
+    return m->pending_pass == pass ? m->pending : NULL;
+}
+
+/* The gradient pending at node m (its userdata at node_idx) += g (at g_idx): a first g becomes the
+ * pending gradient itself, a later one is added to it in place. */
+static void pending_add(lua_State *L, int node_idx, mg_node *m, int g_idx, uint32_t pass) {
+    node_idx = lua_absindex(L, node_idx);
+    g_idx = lua_absindex(L, g_idx);
+    mg_tensor *g = lt_check(L, g_idx), *acc = pending_of(m, pass);
+    if (acc) {
+        mg_ctx *ctx = lt_ctx(L);
+        if (mg_check_inplace_target(ctx, 1, acc) == MG_OK) {
+            if (mg_binary(ctx, MG_BIN_ADD, acc, acc, g) != MG_OK) lt_raise(L, 0);
+            lt_written(acc);
+            return;
+        }
+        g = lt_push_new(L, (mg_dtype)acc->dtype, acc->ndim, acc->size); /* the sum, in a new tensor */
+        if (mg_binary(ctx, MG_BIN_ADD, g, acc, lt_check(L, g_idx)) != MG_OK) lt_raise(L, 0);
+    } else {
+        lua_pushvalue(L, g_idx);
+    }
+    lua_setiuservalue(L, node_idx, uv_pending(m));
+    m->pending = g;
+    m->pending_pass = pass;
+}
+
+/* Drops the gradient pending at node n (at node_idx). */
+static void pending_clear(lua_State *L, int node_idx, mg_node *n) {
+    lua_pushnil(L);
+    lua_setiuservalue(L, node_idx, uv_pending(n));
+    n->pending = NULL;
+    n->pending_pass = 0;
 }
 
 /* The capture table (autograd.grad): maps an input tensor to its position in the results. */
@@ -417,8 +464,9 @@ static int captured(lua_State *L, int capture, int tensor_idx) {
     return pos;
 }
 
-/* Sends gradient g (at g_idx) to the input at in_idx: captured, into its node, or into .grad. */
-static void route(lua_State *L, int in_idx, int g_idx, int capture, int results) {
+/* Sends gradient g (at g_idx) to the input at in_idx (made by node m, NULL for a leaf): captured,
+ * into its node, or into .grad. */
+static void route(lua_State *L, int in_idx, mg_node *m, int g_idx, int capture, int results, uint32_t pass) {
     const mg_tensor *in = lt_check(L, in_idx);
     const int pos = captured(L, capture, in_idx);
     if (pos) { /* autograd.grad: collect, and do not touch .grad */
@@ -433,16 +481,16 @@ static void route(lua_State *L, int in_idx, int g_idx, int capture, int results)
         lua_pop(L, 1);
         /* a captured non-leaf still passes its gradient on (other captured inputs may need it) */
     }
-    if (lua_getiuservalue(L, in_idx, LT_UV_NODE) == LUA_TUSERDATA) {
-        const mg_node *m = (const mg_node *)lua_touserdata(L, -1);
+    if (m) {
+        lua_getiuservalue(L, in_idx, LT_UV_NODE);
         const int node = lua_gettop(L);
         if (pos) { /* pass a copy on: the captured tensor must not be summed into again */
             mg_tensor *copy = lt_push_new(L, (mg_dtype)in->dtype, in->ndim, in->size);
             mg_copy(lt_ctx(L), copy, lt_check(L, g_idx));
-            accumulate(L, node, uv_pending(m), -1);
+            pending_add(L, node, m, -1, pass);
             lua_pop(L, 1);
         } else {
-            accumulate(L, node, uv_pending(m), g_idx);
+            pending_add(L, node, m, g_idx, pass);
         }
         if (!capture && (in->flags & LT_RETAINS_GRAD)) {
             mg_tensor *copy = lt_push_new(L, (mg_dtype)in->dtype, in->ndim, in->size);
@@ -453,7 +501,6 @@ static void route(lua_State *L, int in_idx, int g_idx, int capture, int results)
         lua_pop(L, 1);
         return;
     }
-    lua_pop(L, 1);
     if (!capture) accumulate(L, in_idx, LT_UV_GRAD, g_idx);
 }
 
@@ -472,17 +519,14 @@ static void check_versions(lua_State *L, const mg_node *n) {
  * expanded. NULL when there is none (the first gradient to arrive becomes the buffer itself), for
  * a non-leaf that retains its gradient, or for a released .grad: the general path handles those.
  * The buffer stays reachable through the input's user values while the caller uses it. */
-static mg_tensor *sum_target(lua_State *L, int in_idx, const mg_tensor *in) {
-    const int top = lua_gettop(L);
+static mg_tensor *sum_target(lua_State *L, int in_idx, const mg_tensor *in, const mg_node *m, uint32_t pass) {
     mg_tensor *acc = NULL;
-    if (lua_getiuservalue(L, in_idx, LT_UV_NODE) == LUA_TUSERDATA) {
-        const mg_node *m = (const mg_node *)lua_touserdata(L, -1);
-        if (!(in->flags & LT_RETAINS_GRAD) && lua_getiuservalue(L, -1, uv_pending(m)) == LUA_TUSERDATA)
-            acc = lt_test(L, -1);
-    } else if (lua_getiuservalue(L, in_idx, LT_UV_GRAD) == LUA_TUSERDATA) {
-        acc = lt_test(L, -1);
+    if (m) {
+        if (!(in->flags & LT_RETAINS_GRAD)) acc = pending_of(m, pass);
+    } else {
+        if (lua_getiuservalue(L, in_idx, LT_UV_GRAD) == LUA_TUSERDATA) acc = lt_test(L, -1);
+        lua_pop(L, 1);
     }
-    lua_settop(L, top);
     if (!acc || !lt_usable(acc) || acc->dtype != in->dtype || !mg_same_shape(acc, in)) return NULL;
     for (int d = 0; d < acc->ndim; d++)
         if (acc->stride[d] == 0 && acc->size[d] > 1) return NULL;
@@ -531,15 +575,16 @@ static int identity_input(const mg_node *n, const mg_tensor *const *inputs, cons
 }
 
 /* Runs one node: its output's gradient through the rule to each input that requires grad. */
-static void run_node(lua_State *L, int node_idx, int retain, int capture, int results, int counts) {
+static void run_node(lua_State *L, int node_idx, int retain, int capture, int results, int counts, uint32_t pass) {
     mg_ctx *ctx = lt_ctx(L);
     mg_node *n = (mg_node *)lua_touserdata(L, node_idx);
     const int base = lua_gettop(L);
-    if (lua_getiuservalue(L, node_idx, uv_pending(n)) == LUA_TNIL) { /* no gradient reached it */
-        lua_settop(L, base);
+    const mg_tensor *g = pending_of(n, pass);
+    if (!g) { /* no gradient reached it */
         if (counts) pass_hooked_inputs(L, node_idx, counts, 0);
         return;
     }
+    lua_getiuservalue(L, node_idx, uv_pending(n)); /* g, for routing */
     const int gout = lua_gettop(L);
     if (n->flags & MG_NODE_FREED)
         luaL_error(L, "cannot run 'backward' twice through a freed graph (pass {retain_graph = true} "
@@ -553,19 +598,21 @@ static void run_node(lua_State *L, int node_idx, int retain, int capture, int re
     if (nops > 16) ops = (const mg_tensor **)lua_newuserdatauv(L, sizeof *ops * (size_t)nops, 0);
     for (int i = 0; i < nops; i++) ops[i] = n->operand[i].t;
     const mg_tensor *const *inputs = ops, *const *saved = ops + n->ninputs;
-    const mg_backward_args args = {n, inputs, saved, n->out, lt_check(L, gout)};
-    const int pass_on = identity_input(n, inputs, args.gout);
+    const mg_backward_args args = {n, inputs, saved, n->out, g};
+    /* the engine's shared gradient of ones is never handed on (see push_root_grad) */
+    const int pass_on = (g->flags & LT_SHARED_GRAD) ? -1 : identity_input(n, inputs, g);
     for (int i = 0; i < n->ninputs; i++) {
         if (!inputs[i]->requires_grad) continue;
+        mg_node *m = n->operand[i].node;
         lua_getiuservalue(L, node_idx, i + 1); /* the input, for routing */
         const int input = lua_gettop(L);
-        mg_tensor *acc = capture ? NULL : sum_target(L, input, inputs[i]);
+        mg_tensor *acc = capture ? NULL : sum_target(L, input, inputs[i], m, pass);
         if (i == pass_on) { /* the gradient itself, without a copy (see identity_input) */
             if (acc) {
                 if (mg_binary(ctx, MG_BIN_ADD, acc, acc, args.gout) != MG_OK) lt_raise(L, 0);
                 lt_written(acc);
             } else {
-                route(L, input, gout, capture, results);
+                route(L, input, m, gout, capture, results, pass);
             }
             lua_pop(L, 1);
             continue;
@@ -577,11 +624,10 @@ static void run_node(lua_State *L, int node_idx, int retain, int capture, int re
         }
         mg_tensor *gin = lt_push_new(L, (mg_dtype)inputs[i]->dtype, inputs[i]->ndim, inputs[i]->size);
         if (mg_backward(ctx, &args, i, gin) != MG_OK) lt_raise(L, 0);
-        route(L, input, lua_gettop(L), capture, results);
+        route(L, input, m, lua_gettop(L), capture, results, pass);
         lua_pop(L, 2);
     }
-    lua_pushnil(L);
-    lua_setiuservalue(L, node_idx, uv_pending(n));
+    pending_clear(L, node_idx, n);
     if (counts) pass_hooked_inputs(L, node_idx, counts, 1);
     if (!retain) { /* free what only backward needed: the saved tensors */
         n->flags |= MG_NODE_FREED;
@@ -625,6 +671,29 @@ static void push_root_grad(lua_State *L, int root, int grad_arg, const char *fn)
     if (t->numel != 1)
         luaL_error(L, "'%s' of a tensor of shape %s needs a gradient argument (implicit only for one "
                       "element, as for a loss)", fn, lt_push_shape(L, t->ndim, t->size));
+    if (t->ndim == 0 && (t->dtype == MG_FLOAT32 || t->dtype == MG_FLOAT64)) {
+        /* a 0-d loss with a graph: the engine's own 0-d one, made once per dtype and kept in the
+         * work table (key -1 / -2). It only ever is the root node's pending gradient, read by its
+         * rule: never handed on to a holder (run_node), never a leaf's .grad (a leaf root takes a
+         * new one, below), copied where autograd.grad or retain_grad keep it (backward_pass). */
+        const int is_leaf = lua_getiuservalue(L, root, LT_UV_NODE) != LUA_TUSERDATA;
+        lua_pop(L, 1);
+        if (!is_leaf) {
+            const lua_Integer key = t->dtype == MG_FLOAT32 ? -1 : -2;
+            lua_getiuservalue(L, lua_upvalueindex(1), LT_CTX_UV_ORDER);
+            mg_tensor *one = lua_rawgeti(L, -1, key) == LUA_TUSERDATA ? lt_test(L, -1) : NULL;
+            if (!one) {
+                lua_pop(L, 1);
+                one = lt_push_new(L, (mg_dtype)t->dtype, 0, NULL);
+                one->flags |= LT_SHARED_GRAD;
+                lua_pushvalue(L, -1);
+                lua_rawseti(L, -3, key);
+            }
+            fill_contiguous(lt_ctx(L), one, 1.0);
+            lua_remove(L, -2);
+            return;
+        }
+    }
     mg_tensor *one = lt_push_new(L, (mg_dtype)t->dtype, t->ndim, t->size);
     fill_contiguous(lt_ctx(L), one, 1.0);
 }
@@ -635,27 +704,22 @@ static void backward_pass(lua_State *L, int root, int grad_idx, int retain, int 
     const int base = lua_gettop(L);
     if (lua_getiuservalue(L, root, LT_UV_NODE) != LUA_TUSERDATA) { /* a leaf */
         lua_pop(L, 1);
-        route(L, root, grad_idx, capture, results);
+        route(L, root, NULL, grad_idx, capture, results, 0);
         if (!capture && (lt_check(L, root)->flags & LT_HAS_HOOK)) run_hooks(L, root);
         return;
     }
     const int node = lua_gettop(L);
-    const mg_node *n = (const mg_node *)lua_touserdata(L, node);
+    mg_node *n = (mg_node *)lua_touserdata(L, node);
     /* two work tables kept with the ctx (its user values), reused by every pass */
     lua_getiuservalue(L, lua_upvalueindex(1), LT_CTX_UV_ORDER);
     const int order = lua_gettop(L);
     lua_getiuservalue(L, lua_upvalueindex(1), LT_CTX_UV_STACK);
     const int stack = lua_gettop(L);
-    const uint32_t pass = ++ctx->backward_pass;
+    /* a pass's number marks what it visits and the gradients pending in it: a gradient that an
+     * earlier pass that raised (a freed graph, a changed input) left in a node is not this pass's */
+    if (++ctx->backward_pass == 0) ctx->backward_pass = 1; /* 0: never a pass (new nodes hold 0) */
+    const uint32_t pass = ctx->backward_pass;
     const int count = order_nodes(L, node, order, stack, pass);
-    /* drop what an earlier pass that raised an error (a freed graph, a changed input) left in the
-     * nodes, so it cannot be added to this pass's gradients */
-    for (int i = 1; i <= count; i++) {
-        lua_rawgeti(L, order, i);
-        lua_pushnil(L);
-        lua_setiuservalue(L, -2, uv_pending((const mg_node *)lua_touserdata(L, -2)));
-        lua_pop(L, 1);
-    }
     int counts = 0; /* hooked leaves -> inputs still to pass: only when some leaf has a hook */
     lua_getiuservalue(L, lua_upvalueindex(1), LT_CTX_UV_HOOKS);
     lua_pushnil(L);
@@ -680,10 +744,10 @@ static void backward_pass(lua_State *L, int root, int grad_idx, int retain, int 
         accumulate(L, root, LT_UV_GRAD, -1);
         lua_pop(L, 1);
     }
-    accumulate(L, node, uv_pending(n), grad_idx);
+    pending_add(L, node, n, grad_idx, pass);
     for (int i = count; i >= 1; i--) {
         lua_rawgeti(L, order, i);
-        run_node(L, lua_gettop(L), retain, capture, results, counts);
+        run_node(L, lua_gettop(L), retain, capture, results, counts, pass);
         lua_pop(L, 1);
         lua_pushnil(L); /* the work table must not keep the graph alive */
         lua_rawseti(L, order, i);
