@@ -122,6 +122,34 @@ void lt_push_node_metatable(lua_State *L) {
     lua_setfield(L, -2, "__tostring");
 }
 
+/* A node's gradient buffer (mg_node.gbuf): for a floating result of at most GBUF_MAX bytes, a
+ * descriptor, its storage, sizes and strides, then the bytes (16-aligned), after the operands. */
+#define GBUF_MAX 256
+static size_t gbuf_bytes(const mg_tensor *out) {
+    if (!mg_is_floating((mg_dtype)out->dtype)) return 0;
+    const size_t bytes = (size_t)out->numel * mg_dtype_size((mg_dtype)out->dtype);
+    if (bytes > GBUF_MAX) return 0;
+    return sizeof(mg_tensor) + sizeof(mg_storage) + 2 * sizeof(int64_t) * out->ndim + bytes + 15;
+}
+static mg_tensor *init_gbuf(char *p, const mg_tensor *out) {
+    mg_tensor *t = (mg_tensor *)p;
+    mg_storage *s = (mg_storage *)(t + 1);
+    memset(t, 0, sizeof *t);
+    memset(s, 0, sizeof *s);
+    t->size = (int64_t *)(s + 1);
+    t->stride = t->size + out->ndim;
+    t->ndim = out->ndim;
+    t->dtype = out->dtype;
+    t->numel = out->numel;
+    t->storage = s;
+    if (out->ndim) memcpy(t->size, out->size, sizeof(int64_t) * out->ndim);
+    mg_contiguous_strides(out->ndim, out->size, t->stride);
+    s->kind = MG_STORAGE_INLINE;
+    s->data = (char *)(((uintptr_t)(t->stride + out->ndim) + 15) & ~(uintptr_t)15);
+    s->nbytes = (size_t)out->numel * mg_dtype_size((mg_dtype)out->dtype);
+    return t;
+}
+
 mg_node *lt_record(lua_State *L, int out_idx, mg_family family, int op, int ninputs, const int *inputs,
                    int nsaved, const int *saved) {
     out_idx = lua_absindex(L, out_idx);
@@ -131,7 +159,9 @@ mg_node *lt_record(lua_State *L, int out_idx, mg_family family, int op, int ninp
     if (ninputs > 60000 || nsaved > UINT8_MAX)
         luaL_error(L, "an op with %d tensor inputs is too wide to record for autograd (at most 60000)",
                    ninputs);
-    const size_t node_bytes = sizeof(mg_node) + sizeof(struct mg_node_operand) * (size_t)nversions;
+    const size_t operands_end = sizeof(mg_node) + sizeof(struct mg_node_operand) * (size_t)nversions;
+    const size_t gbuf = gbuf_bytes(out);
+    const size_t node_bytes = operands_end + gbuf;
     mg_ctx *ctx = lt_ctx(L);
     mg_node *n = (mg_node *)(ctx->memory_limit
                                  ? lt_push_named(L, ctx, node_bytes, nversions + 1, node_bytes, "an autograd node")
@@ -141,6 +171,7 @@ mg_node *lt_record(lua_State *L, int out_idx, mg_family family, int op, int ninp
     n->op = (uint8_t)op;
     n->ninputs = (uint16_t)ninputs;
     n->nsaved = (uint8_t)nsaved;
+    if (gbuf) n->gbuf = init_gbuf((char *)n + operands_end, out);
     lua_getiuservalue(L, lua_upvalueindex(1), LT_CTX_UV_NODE_MT); /* kept with the ctx: no lookup */
     lua_setmetatable(L, -2);
     const int node = lua_gettop(L);
@@ -449,8 +480,10 @@ static void pending_add(lua_State *L, int node_idx, mg_node *m, int g_idx, uint3
 
 /* Drops the gradient pending at node n (at node_idx). */
 static void pending_clear(lua_State *L, int node_idx, mg_node *n) {
-    lua_pushnil(L);
-    lua_setiuservalue(L, node_idx, uv_pending(n));
+    if (n->pending != n->gbuf) { /* gbuf is the node's own: no user value held it */
+        lua_pushnil(L);
+        lua_setiuservalue(L, node_idx, uv_pending(n));
+    }
     n->pending = NULL;
     n->pending_pass = 0;
 }
@@ -584,8 +617,12 @@ static void run_node(lua_State *L, int node_idx, int retain, int capture, int re
         if (counts) pass_hooked_inputs(L, node_idx, counts, 0);
         return;
     }
-    lua_getiuservalue(L, node_idx, uv_pending(n)); /* g, for routing */
-    const int gout = lua_gettop(L);
+    const int in_gbuf = g == n->gbuf;
+    int gout = 0;
+    if (!in_gbuf) {
+        lua_getiuservalue(L, node_idx, uv_pending(n)); /* g, for routing */
+        gout = lua_gettop(L);
+    }
     if (n->flags & MG_NODE_FREED)
         luaL_error(L, "cannot run 'backward' twice through a freed graph (pass {retain_graph = true} "
                       "to the first backward)");
@@ -600,7 +637,7 @@ static void run_node(lua_State *L, int node_idx, int retain, int capture, int re
     const mg_tensor *const *inputs = ops, *const *saved = ops + n->ninputs;
     const mg_backward_args args = {n, inputs, saved, n->out, g};
     /* the engine's shared gradient of ones is never handed on (see push_root_grad) */
-    const int pass_on = (g->flags & LT_SHARED_GRAD) ? -1 : identity_input(n, inputs, g);
+    const int pass_on = in_gbuf || (g->flags & LT_SHARED_GRAD) ? -1 : identity_input(n, inputs, g);
     for (int i = 0; i < n->ninputs; i++) {
         if (!inputs[i]->requires_grad) continue;
         mg_node *m = n->operand[i].node;
@@ -619,6 +656,14 @@ static void run_node(lua_State *L, int node_idx, int retain, int capture, int re
         }
         if (acc) { /* the common case of a training loop: .grad exists (zeroed), or a fan-in */
             add_rule_result(L, ctx, &args, i, acc);
+            lua_pop(L, 1);
+            continue;
+        }
+        if (m && m->gbuf && !capture && !(inputs[i]->flags & LT_RETAINS_GRAD)) {
+            /* the first gradient for a small non-leaf: into its node's own buffer (no tensor) */
+            if (mg_backward(ctx, &args, i, m->gbuf) != MG_OK) lt_raise(L, 0);
+            m->pending = m->gbuf;
+            m->pending_pass = pass;
             lua_pop(L, 1);
             continue;
         }

@@ -25,8 +25,11 @@ typedef struct mg_node {
     int64_t iarg[4];    /* op parameters: dims, keepdim, indices, ... */
     double darg[2];     /* op parameters: exponents, bounds, ... */
     const mg_tensor *out; /* the result (borrowed: the node holds it, and it holds the node) */
-    mg_tensor *pending; /* the gradient arriving at out during pass pending_pass (borrowed from the
-                         * node's last user value, which holds it) */
+    mg_tensor *pending; /* the gradient arriving at out during pass pending_pass: gbuf, or a tensor
+                         * borrowed from the node's last user value, which holds it */
+    mg_tensor *gbuf;    /* for a small floating result: a contiguous buffer of out's shape inside the
+                         * node's own bytes, where the first gradient for out is computed (no
+                         * tensor made per gradient); NULL for a larger one */
     /* the inputs then the saved tensors, each with its storage's version when recorded, and for an
      * input, the node that made it (NULL for a leaf: a tensor's node is set once, when it is made).
      * The pointers are borrowed from the node's user values, which keep the tensors (and so their
