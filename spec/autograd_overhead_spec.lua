@@ -172,3 +172,29 @@ describe("the W2 / W4 loops", function()
     assert.truthy(p[1] > 5.3 and p[1] < 5.4 and p[2] < -17 and p[2] > -18, p[1] .. " " .. p[2])
   end)
 end)
+
+describe("a node's metatable, set when Lua code first sees the node", function()
+  it("gives grad_fn its tostring on every access", function()
+    local x = mg.tensor({1, 2}, {requires_grad = true})
+    local y = x * 2
+    assert.equal("<grad_fn binary mul>", tostring(y.grad_fn))
+    assert.equal("<grad_fn binary mul>", tostring(y.grad_fn))
+    assert.equal(y.grad_fn, y.grad_fn)
+    local z = y:exp()
+    z:sum():backward()
+    assert.equal("<grad_fn unary exp>", tostring(z.grad_fn))
+  end)
+end)
+
+describe("small gradient sums", function()
+  it("give mg_binary's bits: a .grad summed over passes, float32", function()
+    local x = mg.tensor({0.1, 0.2, 0.3}, {dtype = "float32", requires_grad = true})
+    local w = mg.tensor({1 / 3, 2 / 7, 5 / 11}, {dtype = "float32"})
+    local expected = mg.zeros(3, {dtype = "float32"})
+    for _ = 1, 5 do
+      (x * w):sum():backward()
+      expected = expected + w
+    end
+    assert.same(expected:totable(), x.grad:totable())
+  end)
+end)

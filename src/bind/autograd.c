@@ -172,8 +172,7 @@ mg_node *lt_record(lua_State *L, int out_idx, mg_family family, int op, int ninp
     n->ninputs = (uint16_t)ninputs;
     n->nsaved = (uint8_t)nsaved;
     if (gbuf) n->gbuf = init_gbuf((char *)n + operands_end, out);
-    lua_getiuservalue(L, lua_upvalueindex(1), LT_CTX_UV_NODE_MT); /* kept with the ctx: no lookup */
-    lua_setmetatable(L, -2);
+    /* no metatable yet: t.grad_fn, the only way Lua code sees a node, sets it (set_node_metatable) */
     const int node = lua_gettop(L);
     for (int i = 0; i < nversions; i++) {
         const int idx = i < ninputs ? lua_absindex(L, inputs[i]) : lua_absindex(L, saved[i - ninputs]);
@@ -234,6 +233,26 @@ static mg_node *node_of(lua_State *L, int tensor_idx) {
     return NULL;
 }
 
+/* acc += g, of one shape: a plain loop for a few contiguous elements of one floating dtype (the
+ * same sums, bit for bit, as mg_binary's add, whose general path costs more than this work), else
+ * mg_binary. */
+static mg_status add_to(mg_ctx *ctx, mg_tensor *acc, const mg_tensor *g) {
+    if (acc->numel <= 64 && acc->dtype == g->dtype && mg_same_shape(acc, g) && mg_is_contiguous(acc) &&
+        mg_is_contiguous(g)) {
+        char *a = (char *)mg_tensor_data(acc);
+        const char *b = (const char *)mg_tensor_data(g);
+        if (a && b && acc->dtype == MG_FLOAT32) {
+            for (int64_t i = 0; i < acc->numel; i++) ((float *)a)[i] += ((const float *)b)[i];
+            return MG_OK;
+        }
+        if (a && b && acc->dtype == MG_FLOAT64) {
+            for (int64_t i = 0; i < acc->numel; i++) ((double *)a)[i] += ((const double *)b)[i];
+            return MG_OK;
+        }
+    }
+    return mg_binary(ctx, MG_BIN_ADD, acc, acc, g);
+}
+
 /* The gradient buffer in user value uv of holder (a node's pending gradient, or a leaf's .grad)
  * += g (at g_idx). A fresh g becomes the buffer itself; an existing one is added to in place, as
  * PyTorch does for .grad (so a user's reference to .grad sees the sum). */
@@ -257,7 +276,7 @@ static void accumulate(lua_State *L, int holder, int uv, int g_idx) {
         lua_pop(L, 1);
         return;
     }
-    if (mg_binary(ctx, MG_BIN_ADD, acc, acc, g) != MG_OK) lt_raise(L, 0);
+    if (add_to(ctx, acc, g) != MG_OK) lt_raise(L, 0);
     lt_written(acc);
     lua_pop(L, 1);
 }
@@ -464,7 +483,7 @@ static void pending_add(lua_State *L, int node_idx, mg_node *m, int g_idx, uint3
     if (acc) {
         mg_ctx *ctx = lt_ctx(L);
         if (mg_check_inplace_target(ctx, 1, acc) == MG_OK) {
-            if (mg_binary(ctx, MG_BIN_ADD, acc, acc, g) != MG_OK) lt_raise(L, 0);
+            if (add_to(ctx, acc, g) != MG_OK) lt_raise(L, 0);
             lt_written(acc);
             return;
         }
@@ -509,7 +528,7 @@ static void route(lua_State *L, int in_idx, mg_node *m, int g_idx, int capture, 
             lua_rawseti(L, results, pos);
         } else {
             mg_tensor *acc = lt_check(L, -1);
-            if (mg_binary(lt_ctx(L), MG_BIN_ADD, acc, acc, lt_check(L, g_idx)) != MG_OK) lt_raise(L, 0);
+            if (add_to(lt_ctx(L), acc, lt_check(L, g_idx)) != MG_OK) lt_raise(L, 0);
         }
         lua_pop(L, 1);
         /* a captured non-leaf still passes its gradient on (other captured inputs may need it) */
@@ -587,7 +606,7 @@ static void add_rule_result(lua_State *L, mg_ctx *ctx, const mg_backward_args *a
     if (in->ndim) memcpy(sc.t.size, in->size, sizeof(int64_t) * in->ndim);
     mg_contiguous_strides(in->ndim, in->size, sc.t.stride);
     mg_status st = mg_backward(ctx, args, i, &sc.t);
-    if (st == MG_OK) st = mg_binary(ctx, MG_BIN_ADD, acc, acc, &sc.t);
+    if (st == MG_OK) st = add_to(ctx, acc, &sc.t);
     if (sc.s.data != small) mg_free(ctx, sc.s.data, bytes);
     if (st != MG_OK) lt_raise(L, 0);
     lt_written(acc);
@@ -646,7 +665,7 @@ static void run_node(lua_State *L, int node_idx, int retain, int capture, int re
         mg_tensor *acc = capture ? NULL : sum_target(L, input, inputs[i], m, pass);
         if (i == pass_on) { /* the gradient itself, without a copy (see identity_input) */
             if (acc) {
-                if (mg_binary(ctx, MG_BIN_ADD, acc, acc, args.gout) != MG_OK) lt_raise(L, 0);
+                if (add_to(ctx, acc, args.gout) != MG_OK) lt_raise(L, 0);
                 lt_written(acc);
             } else {
                 route(L, input, m, gout, capture, results, pass);
@@ -1113,7 +1132,16 @@ int lt_autograd_get(lua_State *L, mg_tensor *t, const char *key) {
         lua_pushboolean(L, lua_getiuservalue(L, 1, LT_UV_NODE) != LUA_TUSERDATA);
         lua_remove(L, -2);
     } else if (!strcmp(key, "grad_fn")) {
-        lua_getiuservalue(L, 1, LT_UV_NODE);
+        /* a node gets its metatable (its tostring) when Lua code first sees it: lt_record leaves
+         * it out, two calls fewer per recorded op */
+        if (lua_getiuservalue(L, 1, LT_UV_NODE) == LUA_TUSERDATA) {
+            if (lua_getmetatable(L, -1)) {
+                lua_pop(L, 1);
+            } else {
+                lua_getiuservalue(L, lua_upvalueindex(1), LT_CTX_UV_NODE_MT);
+                lua_setmetatable(L, -2);
+            }
+        }
     } else {
         return 0;
     }
