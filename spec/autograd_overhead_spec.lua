@@ -198,3 +198,40 @@ describe("small gradient sums", function()
     assert.same(expected:totable(), x.grad:totable())
   end)
 end)
+
+describe("SGD's step, a whole group under one pcall", function()
+  it("names the parameter that failed, at the caller's line, after updating the ones before", function()
+    local a = mg.tensor({1, 2}, {requires_grad = true})
+    local b = mg.tensor({1, 2, 3}, {requires_grad = true})
+    local opt = mg.optim.SGD({a, b}, {lr = 0.1, momentum = 0.9})
+    ;(a:sum() + b:sum()):backward()
+    opt.state[b].momentum_buffer = mg.zeros(2)
+    local line = debug.getinfo(1, "l").currentline + 1
+    local ok, err = pcall(function() opt:step() end)
+    assert.is_false(ok)
+    assert.equal("autograd_overhead_spec.lua:" .. line .. ": 'step': SGD param_groups[1].params[2]: state "
+      .. "momentum_buffer: state buffer ({2} float32) must have the parameter's shape and dtype ({3} float32)",
+      err:match("[^/]*$"))
+    H.near({0.9, 1.9}, a:totable())
+    assert.same({1, 2, 3}, b:totable())
+    local opt2 = mg.optim.SGD({a, b}, {lr = 0.1})
+    do local g <close> = b.grad end
+    H.errors(function() opt2:step() end,
+      "'step': SGD param_groups[1].params[2]: its .grad: tensor used after its storage was released (by <close>)")
+  end)
+
+  it("skips parameters without a gradient and keeps momentum buffers per parameter", function()
+    local a = mg.tensor({1, 2}, {dtype = "float64", requires_grad = true})
+    local b = mg.tensor({5}, {dtype = "float64", requires_grad = true})
+    local opt = mg.optim.SGD({{params = {a}}, {params = {b}, lr = 1}}, {lr = 0.5, momentum = 0.5})
+    for _ = 1, 2 do
+      opt:zero_grad()
+      ;(a * a):sum():backward()
+      opt:step()
+    end
+    assert.is_nil(b.grad)
+    assert.same({5}, b:totable())
+    -- a = 1: g = 2, buf = 2, a = 0; g = 0, buf = 1, a = -0.5. a = 2: g = 4, a = 0; g = 0, buf 2, a = -1
+    assert.same({-0.5, -1}, a:totable())
+  end)
+end)

@@ -53,6 +53,7 @@ end
 
 local function zeros(p) return core.zeros_like(p) end
 local optim_sgd = core._optim_sgd
+local grad_of = core._grad -- p.grad, without the lookup through the tensor's __index
 
 -- Adam and AdamW differ only in their kernel (decoupled weight decay) and default weight_decay.
 local function adam_update(kernel)
@@ -120,6 +121,28 @@ local KINDS = {
       local momentum = group.momentum
       optim_sgd(p, grad, momentum ~= 0 and state.momentum_buffer or nil, group.lr, momentum,
         group.dampening, group.weight_decay, group.nesterov, first)
+    end,
+    -- the whole group under one pcall (Optimizer:step): update's work for each parameter with a
+    -- gradient, prog[1] naming the one being updated (for the error's message)
+    step_group = function(group, state, prog)
+      local lr, momentum, dampening, wd, nesterov = group.lr, group.momentum, group.dampening,
+        group.weight_decay, group.nesterov
+      for i, p in ipairs(group.params) do
+        prog[1] = i
+        local grad = grad_of(p)
+        if grad ~= nil then
+          local buf, first = nil, false
+          if momentum ~= 0 then
+            local st = state[p]
+            buf = st.momentum_buffer
+            if not buf then
+              buf, first = zeros(p), true
+              st.momentum_buffer = buf
+            end
+          end
+          optim_sgd(p, grad, buf, lr, momentum, dampening, wd, nesterov, first)
+        end
+      end
     end,
   },
   Adam = {
@@ -327,9 +350,18 @@ function Optimizer:step(closure)
     loss = core.enable_grad(closure)
   end
   local kind, state = self._kind, self.state
-  local update_group, update = kind.update_group, kind.update
+  local update_group, update, step_group = kind.update_group, kind.update, kind.step_group
   for g, group in ipairs(self.param_groups) do
-    if update_group then
+    if step_group then
+      local prog = self._progress -- {index of the parameter being updated}, reused by every step
+      if not prog then
+        prog = {}
+        self._progress = prog
+      end
+      prog[1] = nil
+      local ok, err = pcall(step_group, group, state, prog)
+      if not ok then step_error(self, g, prog[1], err) end
+    elseif update_group then
       local err, i = update_group(group, state, protect)
       if err then step_error(self, g, i, err) end
     else

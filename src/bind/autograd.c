@@ -1179,7 +1179,16 @@ const luaL_Reg lt_autograd_methods[] = {
     {"zero_grad", l_zero_grad}, {"register_post_accumulate_grad_hook", l_register_post_accumulate_grad_hook},
     {NULL, NULL}};
 
+/* mg._grad(t): t.grad, without the lookup through __index (the optimizers' step reads it for
+ * every parameter) */
+static int l_grad_of(lua_State *L) {
+    if (!lt_test(L, 1)) return luaL_typeerror(L, 1, "tensor");
+    lua_getiuservalue(L, 1, LT_UV_GRAD);
+    return 1;
+}
+
 const luaL_Reg lt_autograd_functions[] = {
+    {"_grad", l_grad_of},
     {"no_grad", l_no_grad}, {"enable_grad", l_enable_grad}, {"is_grad_enabled", l_is_grad_enabled},
     {"_autograd_grad", l_grad}, {"_queue_backward_callback", l_queue_backward_callback},
     {NULL, NULL}};
