@@ -236,9 +236,17 @@ static mg_node *node_of(lua_State *L, int tensor_idx) {
 /* acc += g, of one shape: a plain loop for a few contiguous elements of one floating dtype (the
  * same sums, bit for bit, as mg_binary's add, whose general path costs more than this work), else
  * mg_binary. */
+static int small_contiguous(const mg_tensor *t) {
+    if (t->numel > 64) return 0;
+    int64_t expect = 1;
+    for (int d = t->ndim - 1; d >= 0; d--) {
+        if (t->size[d] != 1 && t->stride[d] != expect) return 0;
+        expect *= t->size[d];
+    }
+    return 1;
+}
 static mg_status add_to(mg_ctx *ctx, mg_tensor *acc, const mg_tensor *g) {
-    if (acc->numel <= 64 && acc->dtype == g->dtype && mg_same_shape(acc, g) && mg_is_contiguous(acc) &&
-        mg_is_contiguous(g)) {
+    if (acc->dtype == g->dtype && small_contiguous(acc) && small_contiguous(g) && mg_same_shape(acc, g)) {
         char *a = (char *)mg_tensor_data(acc);
         const char *b = (const char *)mg_tensor_data(g);
         if (a && b && acc->dtype == MG_FLOAT32) {
@@ -456,8 +464,7 @@ static int order_nodes(lua_State *L, int root, int order, int stack, uint32_t pa
                 continue;
             }
         }
-        lua_pushnil(L);
-        lua_rawseti(L, stack, depth--);
+        depth--; /* its slot is overwritten or left: the table is weak (work_table) */
         if (n->done != pass) {
             n->done = pass;
             lua_pushvalue(L, top);
@@ -736,30 +743,50 @@ static void push_root_grad(lua_State *L, int root, int grad_arg, const char *fn)
         luaL_error(L, "'%s' of a tensor of shape %s needs a gradient argument (implicit only for one "
                       "element, as for a loss)", fn, lt_push_shape(L, t->ndim, t->size));
     if (t->ndim == 0 && (t->dtype == MG_FLOAT32 || t->dtype == MG_FLOAT64)) {
-        /* a 0-d loss with a graph: the engine's own 0-d one, made once per dtype and kept in the
-         * work table (key -1 / -2). It only ever is the root node's pending gradient, read by its
-         * rule: never handed on to a holder (run_node), never a leaf's .grad (a leaf root takes a
-         * new one, below), copied where autograd.grad or retain_grad keep it (backward_pass). */
-        const int is_leaf = lua_getiuservalue(L, root, LT_UV_NODE) != LUA_TUSERDATA;
-        lua_pop(L, 1);
-        if (!is_leaf) {
-            const lua_Integer key = t->dtype == MG_FLOAT32 ? -1 : -2;
-            lua_getiuservalue(L, lua_upvalueindex(1), LT_CTX_UV_ORDER);
-            mg_tensor *one = lua_rawgeti(L, -1, key) == LUA_TUSERDATA ? lt_test(L, -1) : NULL;
-            if (!one) {
-                lua_pop(L, 1);
-                one = lt_push_new(L, (mg_dtype)t->dtype, 0, NULL);
-                one->flags |= LT_SHARED_GRAD;
-                lua_pushvalue(L, -1);
-                lua_rawseti(L, -3, key);
-            }
-            fill_contiguous(lt_ctx(L), one, 1.0);
-            lua_remove(L, -2);
-            return;
+        /* a 0-d loss: the engine's own 0-d one, made once per dtype and kept in the ctx's
+         * LT_CTX_UV_ORDER table (key -1 / -2, only ever this tensor). It only ever is the root
+         * node's pending gradient, read by its rule: never handed on to a holder (run_node), never
+         * a leaf's .grad (backward_pass copies it for a leaf root), copied where autograd.grad or
+         * retain_grad keep it (backward_pass). */
+        const lua_Integer key = t->dtype == MG_FLOAT32 ? -1 : -2;
+        lua_getiuservalue(L, lua_upvalueindex(1), LT_CTX_UV_ORDER);
+        mg_tensor *one;
+        if (lua_rawgeti(L, -1, key) == LUA_TUSERDATA) {
+            one = (mg_tensor *)lua_touserdata(L, -1);
+        } else {
+            lua_pop(L, 1);
+            one = lt_push_new(L, (mg_dtype)t->dtype, 0, NULL);
+            one->flags |= LT_SHARED_GRAD;
+            lua_pushvalue(L, -1);
+            lua_rawseti(L, -3, key);
         }
+        fill_contiguous(lt_ctx(L), one, 1.0);
+        lua_remove(L, -2);
+        return;
     }
     mg_tensor *one = lt_push_new(L, (mg_dtype)t->dtype, t->ndim, t->size);
     fill_contiguous(lt_ctx(L), one, 1.0);
+}
+
+/* Pushes the engine's work table at `key` of the ctx's LT_CTX_UV_ORDER table (made there once):
+ * with weak values, so that the nodes a pass leaves in it (a pass orders its graph's nodes there,
+ * and uses the other as its depth-first stack) never keep a graph alive, and nothing needs
+ * clearing. While a pass runs its nodes are reachable from its root (a node's inputs stay in its
+ * user values), so none is collected out of the table. Returns its stack index. */
+static int work_table(lua_State *L, lua_Integer key) {
+    lua_getiuservalue(L, lua_upvalueindex(1), LT_CTX_UV_ORDER);
+    if (lua_rawgeti(L, -1, key) != LUA_TTABLE) {
+        lua_pop(L, 1);
+        lua_newtable(L);
+        lua_createtable(L, 0, 1);
+        lua_pushliteral(L, "v");
+        lua_setfield(L, -2, "__mode");
+        lua_setmetatable(L, -2);
+        lua_pushvalue(L, -1);
+        lua_rawseti(L, -3, key);
+    }
+    lua_remove(L, -2);
+    return lua_gettop(L);
 }
 
 /* Backward from the tensor at root with its gradient at grad_idx. */
@@ -768,17 +795,21 @@ static void backward_pass(lua_State *L, int root, int grad_idx, int retain, int 
     const int base = lua_gettop(L);
     if (lua_getiuservalue(L, root, LT_UV_NODE) != LUA_TUSERDATA) { /* a leaf */
         lua_pop(L, 1);
+        const mg_tensor *g = lt_check(L, grad_idx);
+        if (g->flags & LT_SHARED_GRAD) { /* the shared one must not become .grad: a tensor of its own */
+            mg_tensor *copy = lt_push_new(L, (mg_dtype)g->dtype, g->ndim, g->size);
+            mg_copy(ctx, copy, g);
+            grad_idx = lua_gettop(L);
+        }
         route(L, root, NULL, grad_idx, capture, results, 0);
         if (!capture && (lt_check(L, root)->flags & LT_HAS_HOOK)) run_hooks(L, root);
         return;
     }
     const int node = lua_gettop(L);
     mg_node *n = (mg_node *)lua_touserdata(L, node);
-    /* two work tables kept with the ctx (its user values), reused by every pass */
-    lua_getiuservalue(L, lua_upvalueindex(1), LT_CTX_UV_ORDER);
-    const int order = lua_gettop(L);
-    lua_getiuservalue(L, lua_upvalueindex(1), LT_CTX_UV_STACK);
-    const int stack = lua_gettop(L);
+    /* two weak work tables, reused by every pass (work_table) */
+    const int order = work_table(L, -3);
+    const int stack = work_table(L, -4);
     /* a pass's number marks what it visits and the gradients pending in it: a gradient that an
      * earlier pass that raised (a freed graph, a changed input) left in a node is not this pass's */
     if (++ctx->backward_pass == 0) ctx->backward_pass = 1; /* 0: never a pass (new nodes hold 0) */
@@ -813,8 +844,6 @@ static void backward_pass(lua_State *L, int root, int grad_idx, int retain, int 
         lua_rawgeti(L, order, i);
         run_node(L, lua_gettop(L), retain, capture, results, counts, pass);
         lua_pop(L, 1);
-        lua_pushnil(L); /* the work table must not keep the graph alive */
-        lua_rawseti(L, order, i);
     }
     lua_settop(L, base);
 }
