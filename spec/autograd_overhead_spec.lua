@@ -235,3 +235,32 @@ describe("SGD's step, a whole group under one pcall", function()
     assert.same({-0.5, -1}, a:totable())
   end)
 end)
+
+describe("an optimizer's zero_grad in one call", function()
+  it("zeroes every .grad in place, skips parameters without one, and raises as t:zero_grad", function()
+    local a = mg.tensor({1, 2}, {requires_grad = true})
+    local b = mg.tensor({1, 2, 3}, {requires_grad = true})
+    local c = mg.tensor({4}, {requires_grad = true})
+    local opt = mg.optim.SGD({a, b, c}, {lr = 0.1})
+    ;(a:sum() + b:sum() + c:sum()):backward()
+    local ga = a.grad
+    opt:zero_grad()
+    assert.equal(ga, a.grad)
+    assert.same({0, 0}, a.grad:totable())
+    assert.same({0, 0, 0}, b.grad:totable())
+    ;(a:sum() + b:sum() + c:sum()):backward()
+    do local g <close> = b.grad end
+    H.errors(function() opt:zero_grad() end, "tensor used after its storage was released (by <close>)")
+    assert.same({0, 0}, a.grad:totable()) -- the ones before it were zeroed
+    assert.same({1}, c.grad:totable())
+    b.grad = nil
+    opt:zero_grad()
+    assert.same({0}, c.grad:totable())
+    assert.is_nil(b.grad)
+    opt.param_groups[1].params[2] = 5
+    H.errors(function() opt:zero_grad() end, "bad argument #1 to 'zero_grad' (tensor expected, got number)")
+    opt.param_groups[1].params[2] = b
+    opt:zero_grad({set_to_none = true})
+    assert.is_nil(a.grad)
+  end)
+end)

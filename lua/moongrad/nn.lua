@@ -665,12 +665,18 @@ local function loss(name, kernel)
     end
     self.reduction = o.reduction
   end
-  function L:forward(input, target)
-    local fn = kernel
-    if type(fn) == "string" then fn = F[fn] end
-    local ok, out = pcall(fn, input, target, self.reduction)
-    if ok then return out end
-    util.raise_as(name, 2, out)
+  if type(kernel) == "string" then
+    function L:forward(input, target)
+      local ok, out = pcall(F[kernel], input, target, self.reduction)
+      if ok then return out end
+      util.raise_as(name, 2, out)
+    end
+  else
+    function L:forward(input, target)
+      local ok, out = pcall(kernel, input, target, self.reduction)
+      if ok then return out end
+      util.raise_as(name, 2, out)
+    end
   end
   M[name] = L
   return L

@@ -54,6 +54,7 @@ end
 local function zeros(p) return core.zeros_like(p) end
 local optim_sgd = core._optim_sgd
 local grad_of = core._grad -- p.grad, without the lookup through the tensor's __index
+local zero_grads = core._zero_grads
 
 -- Adam and AdamW differ only in their kernel (decoupled weight decay) and default weight_decay.
 local function adam_update(kernel)
@@ -384,7 +385,17 @@ function Optimizer:zero_grad(opts)
   local zero_grad = core.zero_grad -- the method itself, without the lookup through the tensor
   for _, group in ipairs(self.param_groups) do
     local params = group.params
-    for i = 1, #params do zero_grad(params[i], opts) end
+    if opts == nil then -- in one C call; an element it leaves (its error) goes through zero_grad
+      local from = 1
+      while true do
+        local i = zero_grads(params, from)
+        if not i then break end
+        zero_grad(params[i])
+        from = i + 1
+      end
+    else
+      for i = 1, #params do zero_grad(params[i], opts) end
+    end
   end
 end
 

@@ -1059,6 +1059,34 @@ static int l_zero_grad(lua_State *L) {
     return 1;
 }
 
+/* mg._zero_grads(params, from): t:zero_grad() for params[from], params[from + 1], ... in one call
+ * (an optimizer's zero_grad). Returns nothing when done, or the index of an element it leaves to
+ * t:zero_grad (not a tensor, or a tensor or .grad closed by <close>: its error), to resume after. */
+static int l_zero_grads(lua_State *L) {
+    luaL_checktype(L, 1, LUA_TTABLE);
+    mg_ctx *ctx = lt_ctx(L);
+    const lua_Integer n = (lua_Integer)lua_rawlen(L, 1);
+    for (lua_Integer i = luaL_checkinteger(L, 2); i <= n; i++) {
+        lua_rawgeti(L, 1, i);
+        const mg_tensor *t = lt_test(L, -1);
+        if (!t || !lt_usable(t)) {
+            lua_pushinteger(L, i);
+            return 1;
+        }
+        if (lua_getiuservalue(L, -1, LT_UV_GRAD) == LUA_TUSERDATA) {
+            mg_tensor *g = lt_test(L, -1);
+            if (!g || !lt_usable(g)) {
+                lua_pushinteger(L, i);
+                return 1;
+            }
+            fill_contiguous(ctx, g, 0);
+            lt_written(g);
+        }
+        lua_pop(L, 2);
+    }
+    return 0;
+}
+
 /* ---- grad mode ------------------------------------------------------------------------------ */
 /* Grad mode belongs to a coroutine, as PyTorch's to a thread: a coroutine that yields inside
  * no_grad leaves the others recording. The modes live in a weak-keyed table, coroutine -> boolean,
@@ -1217,7 +1245,7 @@ static int l_grad_of(lua_State *L) {
 }
 
 const luaL_Reg lt_autograd_functions[] = {
-    {"_grad", l_grad_of},
+    {"_grad", l_grad_of}, {"_zero_grads", l_zero_grads},
     {"no_grad", l_no_grad}, {"enable_grad", l_enable_grad}, {"is_grad_enabled", l_is_grad_enabled},
     {"_autograd_grad", l_grad}, {"_queue_backward_callback", l_queue_backward_callback},
     {NULL, NULL}};
