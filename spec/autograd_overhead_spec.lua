@@ -264,3 +264,43 @@ describe("an optimizer's zero_grad in one call", function()
     assert.is_nil(a.grad)
   end)
 end)
+
+describe("calling a module (each class's own __call)", function()
+  it("runs the instance's class's forward: own, inherited, changed later, or a __call of its own", function()
+    local nn = mg.nn
+    local A = nn.Module:extend("A")
+    function A:forward(x) return "A" .. x end
+    local B = A:extend("B") -- inherits A's forward
+    local C = B:extend("C")
+    function C:forward(x) return "C" .. x end
+    assert.equal("A1", A()(1))
+    assert.equal("A2", B()(2))
+    assert.equal("C3", C()(3))
+    function A:forward(x) return "A'" .. x end -- changed after B was made: B follows
+    assert.equal("A'4", B()(4))
+    local D = nn.Module:extend("D")
+    D.__call = function(_, x) return "D" .. x end
+    local E = D:extend("E") -- a parent's own __call is inherited as it is
+    function E:forward(x) return "E" .. x end
+    assert.equal("D5", E()(5))
+    local L = nn.Linear:extend("MyLinear")
+    function L:forward(x) return nn.Linear.forward(self, x) * 2 end
+    local m = L(1, 1)
+    mg.no_grad(function() m.weight:fill_(3); m.bias:fill_(1) end)
+    assert.same({{8}}, m(mg.ones(1, 1)):totable())
+  end)
+
+  it("blames the caller's line for forward's errors", function()
+    local lin, loss = mg.nn.Linear(2, 1), mg.nn.MSELoss()
+    local line = debug.getinfo(1, "l").currentline + 1
+    local ok, err = pcall(function() local y = lin(mg.ones(3)); return y end)
+    assert.is_false(ok)
+    assert.truthy(err:find("autograd_overhead_spec.lua:" .. line .. ": bad argument #1 to 'forward' (input of shape {3}",
+      1, true), err)
+    line = debug.getinfo(1, "l").currentline + 1
+    ok, err = pcall(function() local y = loss(mg.ones(2), mg.ones(3)); return y end)
+    assert.is_false(ok)
+    assert.equal("autograd_overhead_spec.lua:" .. line .. ": bad argument #2 to 'MSELoss' (shapes {2} and {3} cannot "
+      .. "broadcast)", err:match("[^/]*$"))
+  end)
+end)
