@@ -304,3 +304,18 @@ describe("calling a module (each class's own __call)", function()
       .. "broadcast)", err:match("[^/]*$"))
   end)
 end)
+
+describe("nn.Linear's check of its input in one call", function()
+  it("keeps its messages", function()
+    local lin = mg.nn.Linear(2, 1)
+    H.errors(function() return lin(mg.tensor(1)) end,
+      "bad argument #1 to 'forward' (input of shape {} does not fit Linear(in_features=2, out_features=1): its last "
+      .. "dim must be 2)")
+    H.errors(function() return lin({1, 2}) end, "bad argument #1 to 'forward' (tensor expected, got table)")
+    H.errors(function() return lin(mg.ones(3, 2):t()) end, "input of shape {2,3} does not fit")
+    local x = mg.ones(1, 2)
+    do local c <close> = x end
+    H.errors(function() return lin(x) end, "tensor used after its storage was released (by <close>)")
+    assert.same({4, 3, 1}, lin(mg.ones(4, 3, 2)):size())
+  end)
+end)

@@ -511,11 +511,11 @@ function Linear:init(in_features, out_features, opts)
   end
 end
 
-local tensor_dim, tensor_size = core.dim, core.size -- the methods, without the lookup through x
+local last_dim = core._last_dim -- nil for anything but a tensor of at least one dim
 
 function Linear:forward(x)
-  -- the common case costs three C calls; the message is built only when the input does not fit
-  if is_tensor(x) and tensor_dim(x) > 0 and tensor_size(x, -1) == self.in_features then
+  -- the common case costs one C call; the message is built only when the input does not fit
+  if last_dim(x) == self.in_features then
     local params = rawget(self, "_parameters")
     return F.linear(x, params.weight, params.bias)
   end

@@ -902,6 +902,11 @@ static int opt_retain(lua_State *L, int idx) {
 /* t:backward([gradient] [, {retain_graph = false}]) */
 static int l_backward(lua_State *L) {
     const mg_tensor *t = lt_check(L, 1);
+    if (lua_gettop(L) == 1 && t->requires_grad) { /* loss:backward(), the common call */
+        push_root_grad(L, 1, 0, "backward");
+        run_backward(L, 1, 2, 0, 0, 0);
+        return 0;
+    }
     int grad_arg = 0, opts = 0;
     if (lt_test(L, 2)) grad_arg = 2;
     else if (lt_is_opts(L, 2) || (lua_type(L, 2) == LUA_TTABLE && lua_rawlen(L, 2) == 0)) opts = 2;
@@ -1244,7 +1249,17 @@ static int l_grad_of(lua_State *L) {
     return 1;
 }
 
+/* mg._last_dim(x): the size of x's last dim, or nil when x is not a tensor or is 0-d (one
+ * call for nn.Linear's check of its input, where is_tensor, dim and size were three) */
+static int l_last_dim(lua_State *L) {
+    const mg_tensor *t = lt_test(L, 1);
+    if (!t || t->ndim == 0) return 0; /* a closed one: F.linear says so */
+    lua_pushinteger(L, t->size[t->ndim - 1]);
+    return 1;
+}
+
 const luaL_Reg lt_autograd_functions[] = {
+    {"_last_dim", l_last_dim},
     {"_grad", l_grad_of}, {"_zero_grads", l_zero_grads},
     {"no_grad", l_no_grad}, {"enable_grad", l_enable_grad}, {"is_grad_enabled", l_is_grad_enabled},
     {"_autograd_grad", l_grad}, {"_queue_backward_callback", l_queue_backward_callback},
