@@ -185,7 +185,7 @@ mg_node *lt_record(lua_State *L, int out_idx, mg_family family, int op, int ninp
         n->operand[i].t = t;
         n->operand[i].version = t->storage->version;
         n->operand[i].node = NULL;
-        if (i < ninputs && t->requires_grad) { /* only a tensor that requires grad can have a node */
+        if (i < ninputs && (t->flags & LT_HAS_NODE)) {
             if (lua_getiuservalue(L, -1, LT_UV_NODE) == LUA_TUSERDATA) n->operand[i].node = (mg_node *)lua_touserdata(L, -1);
             lua_pop(L, 1);
         }
@@ -194,6 +194,7 @@ mg_node *lt_record(lua_State *L, int out_idx, mg_family family, int op, int ninp
     n->out = out;
     lua_setiuservalue(L, out_idx, LT_UV_NODE); /* pops the node */
     out->requires_grad = 1;
+    out->flags |= LT_HAS_NODE;
     return n;
 }
 
