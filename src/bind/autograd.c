@@ -42,6 +42,11 @@
  * nodes, which are results too), so n->out is valid whenever a backward pass can reach n. */
 static int uv_pending(const mg_node *n) { return n->ninputs + n->nsaved + 1; }
 
+/* What the engine keeps in the ctx's LT_CTX_UV_ORDER table (small keys: its array part): the
+ * protected pass (run_backward), the weak work tables (work_table), the shared 0-d gradients of
+ * ones (push_root_grad). */
+enum { ORDER_PASS = 1, ORDER_NODES, ORDER_STACK, ORDER_ONES_F32, ORDER_ONES_F64 };
+
 int lt_grad_needed(lua_State *L, int n, const int *idx) {
     for (int i = 0; i < n; i++) {
         const mg_tensor *t = lt_test(L, idx[i]);
@@ -745,11 +750,11 @@ static void push_root_grad(lua_State *L, int root, int grad_arg, const char *fn)
                       "element, as for a loss)", fn, lt_push_shape(L, t->ndim, t->size));
     if (t->ndim == 0 && (t->dtype == MG_FLOAT32 || t->dtype == MG_FLOAT64)) {
         /* a 0-d loss: the engine's own 0-d one, made once per dtype and kept in the ctx's
-         * LT_CTX_UV_ORDER table (key -1 / -2, only ever this tensor). It only ever is the root
+         * LT_CTX_UV_ORDER table (key ORDER_ONES_F32 / _F64). It only ever is the root
          * node's pending gradient, read by its rule: never handed on to a holder (run_node), never
          * a leaf's .grad (backward_pass copies it for a leaf root), copied where autograd.grad or
          * retain_grad keep it (backward_pass). */
-        const lua_Integer key = t->dtype == MG_FLOAT32 ? -1 : -2;
+        const lua_Integer key = t->dtype == MG_FLOAT32 ? ORDER_ONES_F32 : ORDER_ONES_F64;
         lua_getiuservalue(L, lua_upvalueindex(1), LT_CTX_UV_ORDER);
         mg_tensor *one;
         if (lua_rawgeti(L, -1, key) == LUA_TUSERDATA) {
@@ -761,7 +766,8 @@ static void push_root_grad(lua_State *L, int root, int grad_arg, const char *fn)
             lua_pushvalue(L, -1);
             lua_rawseti(L, -3, key);
         }
-        fill_contiguous(lt_ctx(L), one, 1.0);
+        if (one->dtype == MG_FLOAT32) *(float *)mg_tensor_data(one) = 1.0f;
+        else *(double *)mg_tensor_data(one) = 1.0;
         lua_remove(L, -2);
         return;
     }
@@ -769,14 +775,14 @@ static void push_root_grad(lua_State *L, int root, int grad_arg, const char *fn)
     fill_contiguous(lt_ctx(L), one, 1.0);
 }
 
-/* Pushes the engine's work table at `key` of the ctx's LT_CTX_UV_ORDER table (made there once):
+/* Pushes the engine's work table at `key` of the ctx's LT_CTX_UV_ORDER table (made there once),
+ * below that table, which the caller pushed: 
  * with weak values, so that the nodes a pass leaves in it (a pass orders its graph's nodes there,
  * and uses the other as its depth-first stack) never keep a graph alive, and nothing needs
  * clearing. While a pass runs its nodes are reachable from its root (a node's inputs stay in its
  * user values), so none is collected out of the table. Returns its stack index. */
 static int work_table(lua_State *L, lua_Integer key) {
-    lua_getiuservalue(L, lua_upvalueindex(1), LT_CTX_UV_ORDER);
-    if (lua_rawgeti(L, -1, key) != LUA_TTABLE) {
+    if (lua_rawgeti(L, -1, key) != LUA_TTABLE) { /* the LT_CTX_UV_ORDER table is at the top */
         lua_pop(L, 1);
         lua_newtable(L);
         lua_createtable(L, 0, 1);
@@ -786,8 +792,8 @@ static int work_table(lua_State *L, lua_Integer key) {
         lua_pushvalue(L, -1);
         lua_rawseti(L, -3, key);
     }
-    lua_remove(L, -2);
-    return lua_gettop(L);
+    lua_insert(L, -2); /* below the LT_CTX_UV_ORDER table */
+    return lua_gettop(L) - 1;
 }
 
 /* Backward from the tensor at root with its gradient at grad_idx. */
@@ -809,8 +815,9 @@ static void backward_pass(lua_State *L, int root, int grad_idx, int retain, int 
     const int node = lua_gettop(L);
     mg_node *n = (mg_node *)lua_touserdata(L, node);
     /* two weak work tables, reused by every pass (work_table) */
-    const int order = work_table(L, -3);
-    const int stack = work_table(L, -4);
+    lua_getiuservalue(L, lua_upvalueindex(1), LT_CTX_UV_ORDER);
+    const int order = work_table(L, ORDER_NODES);
+    const int stack = work_table(L, ORDER_STACK);
     /* a pass's number marks what it visits and the gradients pending in it: a gradient that an
      * earlier pass that raised (a freed graph, a changed input) left in a node is not this pass's */
     if (++ctx->backward_pass == 0) ctx->backward_pass = 1; /* 0: never a pass (new nodes hold 0) */
@@ -867,12 +874,12 @@ static void run_backward(lua_State *L, int root, int grad_idx, int retain, int c
         luaL_error(L, "backward: another backward pass of this state is running (was this called from a "
                       "finalizer?); run it after that pass returns");
     lua_getiuservalue(L, lua_upvalueindex(1), LT_CTX_UV_ORDER);
-    if (lua_rawgeti(L, -1, 0) != LUA_TFUNCTION) { /* made once per state, kept in the work table */
+    if (lua_rawgeti(L, -1, ORDER_PASS) != LUA_TFUNCTION) { /* made once per state, kept there */
         lua_pop(L, 1);
         for (int up = 1; up <= 3; up++) lua_pushvalue(L, lua_upvalueindex(up));
         lua_pushcclosure(L, backward_protected, 3);
         lua_pushvalue(L, -1);
-        lua_rawseti(L, -3, 0);
+        lua_rawseti(L, -3, ORDER_PASS);
     }
     lua_remove(L, -2);
     lua_pushvalue(L, root);
