@@ -720,7 +720,7 @@ static void run_node(lua_State *L, int node_idx, int retain, int capture, int re
  * of a loss or a small .grad, where mg_fill's general path costs more than the work. */
 static void fill_contiguous(mg_ctx *ctx, mg_tensor *t, double v) {
     void *p = mg_tensor_data(t);
-    if (t->numel <= 64 && mg_is_contiguous(t)) {
+    if (small_contiguous(t)) {
         if (t->dtype == MG_FLOAT32) {
             for (int64_t i = 0; i < t->numel; i++) ((float *)p)[i] = (float)v;
             return;
