@@ -294,6 +294,9 @@ local function new_optimizer(name, params, opts)
   local grouped = not core.is_tensor(params[1]) and type(params[1]) == "table"
   local specs = grouped and params or {{params = params}}
   local self = setmetatable({param_groups = {}, state = {}, _kind = kind, _name = name}, Optimizer_mt)
+  -- the methods as the optimizer's own fields: opt:step() and opt:zero_grad() run every training
+  -- step, and a method found through __index (a function, for opt.lr) cost a Lua call each time
+  for k, fn in pairs(Optimizer) do rawset(self, k, fn) end
   local seen = {}
   for i, spec in ipairs(specs) do
     local where = grouped and string.format("params[%d].params", i) or "params"
