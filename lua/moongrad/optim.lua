@@ -128,7 +128,9 @@ local KINDS = {
     step_group = function(group, state, prog)
       local lr, momentum, dampening, wd, nesterov = group.lr, group.momentum, group.dampening,
         group.weight_decay, group.nesterov
-      for i, p in ipairs(group.params) do
+      local params = group.params
+      local i, p = 1, params[1]
+      while p ~= nil do -- ipairs's walk, without a C call per element
         prog[1] = i
         local grad = grad_of(p)
         if grad ~= nil then
@@ -143,6 +145,8 @@ local KINDS = {
           end
           optim_sgd(p, grad, buf, lr, momentum, dampening, wd, nesterov, first)
         end
+        i = i + 1
+        p = params[i]
       end
     end,
   },
@@ -355,7 +359,9 @@ function Optimizer:step(closure)
   end
   local kind, state = self._kind, self.state
   local update_group, update, step_group = kind.update_group, kind.update, kind.step_group
-  for g, group in ipairs(self.param_groups) do
+  local groups = self.param_groups
+  local g, group = 1, groups[1]
+  while group ~= nil do -- ipairs's walk, without a C call per element
     if step_group then
       local prog = self._progress -- {index of the parameter being updated}, reused by every step
       if not prog then
@@ -377,6 +383,8 @@ function Optimizer:step(closure)
         end
       end
     end
+    g = g + 1
+    group = groups[g]
   end
   return loss
 end
@@ -386,8 +394,9 @@ end
 function Optimizer:zero_grad(opts)
   if opts ~= nil then options("zero_grad", 1, opts, {set_to_none = false}, 2) end
   local zero_grad = core.zero_grad -- the method itself, without the lookup through the tensor
-  for _, group in ipairs(self.param_groups) do
-    local params = group.params
+  local groups = self.param_groups
+  for g = 1, #groups do
+    local params = groups[g].params
     if opts == nil then -- in one C call; an element it leaves (its error) goes through zero_grad
       local from = 1
       while true do
