@@ -339,3 +339,46 @@ describe("an optimizer's methods as its own fields", function()
     assert.is_nil(opt.no_such_method)
   end)
 end)
+
+describe("grad mode, the main thread's kept in the ctx", function()
+  it("nests, restores after an error, and is followed by coroutines without their own", function()
+    assert.is_true(mg.is_grad_enabled())
+    mg.no_grad(function()
+      assert.is_false(mg.is_grad_enabled())
+      mg.enable_grad(function() assert.is_true(mg.is_grad_enabled()) end)
+      assert.is_false(mg.is_grad_enabled())
+      local co = coroutine.wrap(function()
+        coroutine.yield(mg.is_grad_enabled())
+        do
+          local g <close> = mg.enable_grad()
+          coroutine.yield(mg.is_grad_enabled())
+        end
+        return mg.is_grad_enabled()
+      end)
+      assert.is_false(co()) -- follows the main thread
+      assert.is_true(co()) -- its own enable_grad, while yielded inside it
+      assert.is_false(mg.is_grad_enabled()) -- the main thread's stays off
+      assert.is_false(co())
+    end)
+    assert.is_true(mg.is_grad_enabled())
+    assert.is_false(pcall(mg.no_grad, function() error("x") end))
+    assert.is_true(mg.is_grad_enabled())
+    do
+      local g <close> = mg.no_grad()
+      assert.is_false(mg.is_grad_enabled())
+      local x = mg.ones(2, {requires_grad = true})
+      assert.is_false((x * 2).requires_grad)
+    end
+    assert.is_true(mg.is_grad_enabled())
+    local co = coroutine.wrap(function()
+      local g <close> = mg.no_grad()
+      coroutine.yield(mg.is_grad_enabled())
+      return mg.is_grad_enabled()
+    end)
+    assert.is_false(co())
+    assert.is_true(mg.is_grad_enabled()) -- a coroutine's no_grad leaves the main thread recording
+    assert.is_false(co())
+    local x = mg.ones(2, {requires_grad = true})
+    assert.is_true((x * 2).requires_grad)
+  end)
+end)

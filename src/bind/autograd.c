@@ -1107,8 +1107,11 @@ static int l_zero_grads(lua_State *L) {
  * thread, so a generator consumed inside no_grad runs without recording, as a Python generator
  * does. ctx->grad_mode_entries counts the entries: while it is 0 the check is one load. */
 
-/* The explicit mode of the thread at `thread` (stack index): 1, 0, or -1 for none. */
-static int explicit_mode(lua_State *L, int thread) {
+/* The main thread's own mode is kept in the ctx (main_grad_mode), the others' in the table: no
+ * table operation for no_grad(fn) and the checks inside it in the main thread (W2's update). */
+
+/* The explicit mode of a coroutine (not the main thread) at `thread` (stack index): 1, 0, or -1. */
+static int table_mode(lua_State *L, int thread) {
     lua_getiuservalue(L, lua_upvalueindex(1), LT_CTX_UV_GRAD_MODES);
     lua_pushvalue(L, thread);
     const int type = lua_rawget(L, -2);
@@ -1117,30 +1120,48 @@ static int explicit_mode(lua_State *L, int thread) {
     return mode;
 }
 
+static int is_main_thread(lua_State *L, int thread) {
+    lua_rawgeti(L, LUA_REGISTRYINDEX, LUA_RIDX_MAINTHREAD);
+    const int main = lua_tothread(L, -1) == lua_tothread(L, thread);
+    lua_pop(L, 1);
+    return main;
+}
+
+static void count_entry(mg_ctx *ctx, int before, int mode) {
+    if (before < 0 && mode >= 0) ctx->grad_mode_entries++;
+    if (before >= 0 && mode < 0 && ctx->grad_mode_entries > 0) ctx->grad_mode_entries--;
+}
+
+/* Sets (mode 0 / 1) or clears (-1) the main thread's explicit mode. */
+static void set_main_mode(mg_ctx *ctx, int mode) {
+    count_entry(ctx, ctx->main_grad_mode - 1, mode);
+    ctx->main_grad_mode = mode + 1;
+}
+
 /* Sets (mode 0 / 1) or clears (-1) the explicit mode of the thread at `thread`. */
 static void set_explicit_mode(lua_State *L, int thread, int mode) {
     mg_ctx *ctx = lt_ctx(L);
-    const int before = explicit_mode(L, thread);
+    if (is_main_thread(L, thread)) {
+        set_main_mode(ctx, mode);
+        return;
+    }
+    const int before = table_mode(L, thread);
     lua_getiuservalue(L, lua_upvalueindex(1), LT_CTX_UV_GRAD_MODES);
     lua_pushvalue(L, thread);
     if (mode < 0) lua_pushnil(L); else lua_pushboolean(L, mode);
     lua_rawset(L, -3);
     lua_pop(L, 1);
-    if (before < 0 && mode >= 0) ctx->grad_mode_entries++;
-    if (before >= 0 && mode < 0 && ctx->grad_mode_entries > 0) ctx->grad_mode_entries--;
+    count_entry(ctx, before, mode);
 }
 
 int lt_grad_enabled(lua_State *L) {
-    if (lt_ctx(L)->grad_mode_entries == 0) return 1;
-    lua_pushthread(L);
-    int mode = explicit_mode(L, lua_gettop(L));
+    mg_ctx *ctx = lt_ctx(L);
+    if (ctx->grad_mode_entries == 0) return 1;
+    const int main = lua_pushthread(L);
+    const int mode = main ? ctx->main_grad_mode - 1 : table_mode(L, lua_gettop(L));
     lua_pop(L, 1);
-    if (mode < 0) {
-        lua_rawgeti(L, LUA_REGISTRYINDEX, LUA_RIDX_MAINTHREAD);
-        mode = explicit_mode(L, lua_gettop(L));
-        lua_pop(L, 1);
-    }
-    return mode != 0;
+    if (mode >= 0) return mode != 0;
+    return ctx->main_grad_mode != 1; /* a coroutine without its own: the main thread's (none: on) */
 }
 
 /* The guard's __close: the thread it was made in (field 1) gets back its explicit mode (field 2). */
@@ -1156,10 +1177,11 @@ static int guard_close(lua_State *L) {
  * for a <close> variable. enable_grad likewise, with recording on. Either way the mode is the
  * calling coroutine's. */
 static int grad_mode(lua_State *L, int enabled) {
+    mg_ctx *ctx = lt_ctx(L);
     const int guard = lua_isnoneornil(L, 1);
-    lua_pushthread(L);
+    const int main = lua_pushthread(L);
     const int thread = lua_gettop(L);
-    const int previous = explicit_mode(L, thread);
+    const int previous = main ? ctx->main_grad_mode - 1 : table_mode(L, thread);
     if (guard) {
         lua_createtable(L, 2, 0);
         lua_pushvalue(L, thread);
@@ -1178,9 +1200,9 @@ static int grad_mode(lua_State *L, int enabled) {
     }
     luaL_checktype(L, 1, LUA_TFUNCTION);
     lua_insert(L, 1); /* the thread below fn and its arguments */
-    set_explicit_mode(L, 1, enabled);
+    if (main) set_main_mode(ctx, enabled); else set_explicit_mode(L, 1, enabled);
     const int status = lua_pcall(L, lua_gettop(L) - 2, LUA_MULTRET, 0);
-    set_explicit_mode(L, 1, previous);
+    if (main) set_main_mode(ctx, previous); else set_explicit_mode(L, 1, previous);
     if (status != LUA_OK) return lua_error(L);
     return lua_gettop(L) - 1;
 }
