@@ -516,7 +516,7 @@ local last_dim = core._last_dim -- nil for anything but a tensor of at least one
 function Linear:forward(x)
   -- the common case costs one C call; the message is built only when the input does not fit
   if last_dim(x) == self.in_features then
-    local params = rawget(self, "_parameters")
+    local params = self._parameters -- a field of the instance itself: no __index (nor rawget) call
     return F.linear(x, params.weight, params.bias)
   end
   if not is_tensor(x) then
