@@ -7,17 +7,23 @@
  * grad holds its node in user value LT_UV_NODE; a node holds, in its own user values,
  *   1..n        its inputs (tensors; a number operand is recorded as a 0-d tensor),
  *   n+1..n+k    tensors saved for backward besides the inputs (e.g. the output of exp),
- *   n+k+1       the gradient arriving at the output during a backward pass
- * (the node points to its output without holding it: see uv_pending).
+ *   n+k+1       the gradient arriving at the output during a backward pass, when it is a tensor
+ * (the node points to its output without holding it: see uv_pending). A small floating result's
+ * node also has a gradient buffer of the result's shape in its own bytes (mg_node.gbuf), where the
+ * first gradient for the result is computed: no tensor is made for it. The node keeps each input's
+ * node (operand[i].node), so ordering a graph reads no user values of leaves. Nodes get their
+ * metatable when Lua code first sees them (t.grad_fn).
  * So the graph lives exactly as long as something can reach a result of it, and the collector
  * frees it like any Lua data: loops need no collectgarbage().
  *
  * The engine: a depth-first walk from the root orders the nodes (post-order, with an explicit
- * stack: deep graphs do not touch the C stack), then each node, from the root back, passes its
- * output's gradient through its family's rule (src/ops/<family>.c, via mg_backward) to each input
- * that requires grad: into the input's node (summed), or into a leaf's .grad (accumulated).
- * Each pass first clears the gradients pending in the nodes it will run, so that a pass that raised
- * (a freed graph, an input changed in place) leaves nothing behind for the next one.
+ * stack in a weak table: deep graphs do not touch the C stack, and no pass keeps a graph alive),
+ * then each node, from the root back, passes its output's gradient through its family's rule
+ * (src/ops/<family>.c, via mg_backward) to each input that requires grad: into the input's node
+ * (summed), or into a leaf's .grad (accumulated). A pending gradient is stamped with its pass's
+ * number, so that what a pass that raised (a freed graph, an input changed in place) left in a
+ * node counts as nothing for the next one. A 0-d loss's backward starts from one shared 0-d
+ * tensor of ones per dtype (push_root_grad), which is never handed to a holder.
  *
  * Known strictness: every input's version is checked, also for rules that do not read their inputs
  * (add, sub), where PyTorch would let the change pass; the error is never a wrong gradient.
