@@ -79,7 +79,8 @@ describe("the allocation-failure sweep with a memory budget #noasan", function()
     assert.truthy(out:find("\nrc=0", 1, true), out)
     -- named: "'add': not enough memory for a tensor of 44 bytes" (was Lua's bare message: 170 of them)
     local named = tonumber(out:match("memory errors: (%d+) name the function and bytes"))
-    assert.truthy(named and named >= 190, out)
+    -- (fewer since backward computes a small non-leaf's gradient in its node, not in a new tensor)
+    assert.truthy(named and named >= 180, out)
     -- no bare "not enough memory" comes from a tensor's, a view's or an autograd node's allocation
     for _, fn in ipairs({"init_header", "lt_push_header", "lt_push_new", "lt_push_view", "lt_push_named",
                          "push_header", "push_block", "new_userdata", "lt_record"}) do

@@ -53,6 +53,8 @@ end
 
 local function zeros(p) return core.zeros_like(p) end
 local optim_sgd = core._optim_sgd
+local grad_of = core._grad -- p.grad, without the lookup through the tensor's __index
+local zero_grads = core._zero_grads
 
 -- Adam and AdamW differ only in their kernel (decoupled weight decay) and default weight_decay.
 local function adam_update(kernel)
@@ -120,6 +122,32 @@ local KINDS = {
       local momentum = group.momentum
       optim_sgd(p, grad, momentum ~= 0 and state.momentum_buffer or nil, group.lr, momentum,
         group.dampening, group.weight_decay, group.nesterov, first)
+    end,
+    -- the whole group under one pcall (Optimizer:step): update's work for each parameter with a
+    -- gradient, prog[1] naming the one being updated (for the error's message)
+    step_group = function(group, state, prog)
+      local lr, momentum, dampening, wd, nesterov = group.lr, group.momentum, group.dampening,
+        group.weight_decay, group.nesterov
+      local params = group.params
+      local i, p = 1, params[1]
+      while p ~= nil do -- ipairs's walk, without a C call per element
+        prog[1] = i
+        local grad = grad_of(p)
+        if grad ~= nil then
+          local buf, first = nil, false
+          if momentum ~= 0 then
+            local st = state[p]
+            buf = st.momentum_buffer
+            if not buf then
+              buf, first = zeros(p), true
+              st.momentum_buffer = buf
+            end
+          end
+          optim_sgd(p, grad, buf, lr, momentum, dampening, wd, nesterov, first)
+        end
+        i = i + 1
+        p = params[i]
+      end
     end,
   },
   Adam = {
@@ -270,6 +298,9 @@ local function new_optimizer(name, params, opts)
   local grouped = not core.is_tensor(params[1]) and type(params[1]) == "table"
   local specs = grouped and params or {{params = params}}
   local self = setmetatable({param_groups = {}, state = {}, _kind = kind, _name = name}, Optimizer_mt)
+  -- the methods as the optimizer's own fields: opt:step() and opt:zero_grad() run every training
+  -- step, and a method found through __index (a function, for opt.lr) cost a Lua call each time
+  for k, fn in pairs(Optimizer) do rawset(self, k, fn) end
   local seen = {}
   for i, spec in ipairs(specs) do
     local where = grouped and string.format("params[%d].params", i) or "params"
@@ -327,9 +358,20 @@ function Optimizer:step(closure)
     loss = core.enable_grad(closure)
   end
   local kind, state = self._kind, self.state
-  local update_group, update = kind.update_group, kind.update
-  for g, group in ipairs(self.param_groups) do
-    if update_group then
+  local update_group, update, step_group = kind.update_group, kind.update, kind.step_group
+  local groups = self.param_groups
+  local g, group = 1, groups[1]
+  while group ~= nil do -- ipairs's walk, without a C call per element
+    if step_group then
+      local prog = self._progress -- {index of the parameter being updated}, reused by every step
+      if not prog then
+        prog = {}
+        self._progress = prog
+      end
+      prog[1] = nil
+      local ok, err = pcall(step_group, group, state, prog)
+      if not ok then step_error(self, g, prog[1], err) end
+    elseif update_group then
       local err, i = update_group(group, state, protect)
       if err then step_error(self, g, i, err) end
     else
@@ -341,6 +383,8 @@ function Optimizer:step(closure)
         end
       end
     end
+    g = g + 1
+    group = groups[g]
   end
   return loss
 end
@@ -350,9 +394,20 @@ end
 function Optimizer:zero_grad(opts)
   if opts ~= nil then options("zero_grad", 1, opts, {set_to_none = false}, 2) end
   local zero_grad = core.zero_grad -- the method itself, without the lookup through the tensor
-  for _, group in ipairs(self.param_groups) do
-    local params = group.params
-    for i = 1, #params do zero_grad(params[i], opts) end
+  local groups = self.param_groups
+  for g = 1, #groups do
+    local params = groups[g].params
+    if opts == nil then -- in one C call; an element it leaves (its error) goes through zero_grad
+      local from = 1
+      while true do
+        local i = zero_grads(params, from)
+        if not i then break end
+        zero_grad(params[i])
+        from = i + 1
+      end
+    else
+      for i = 1, #params do zero_grad(params[i], opts) end
+    end
   end
 end
 

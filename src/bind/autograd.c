@@ -7,17 +7,23 @@
  * grad holds its node in user value LT_UV_NODE; a node holds, in its own user values,
  *   1..n        its inputs (tensors; a number operand is recorded as a 0-d tensor),
  *   n+1..n+k    tensors saved for backward besides the inputs (e.g. the output of exp),
- *   n+k+1       the gradient arriving at the output during a backward pass
- * (the node points to its output without holding it: see uv_pending).
+ *   n+k+1       the gradient arriving at the output during a backward pass, when it is a tensor
+ * (the node points to its output without holding it: see uv_pending). A small floating result's
+ * node also has a gradient buffer of the result's shape in its own bytes (mg_node.gbuf), where the
+ * first gradient for the result is computed: no tensor is made for it. The node keeps each input's
+ * node (operand[i].node), so ordering a graph reads no user values of leaves. Nodes get their
+ * metatable when Lua code first sees them (t.grad_fn).
  * So the graph lives exactly as long as something can reach a result of it, and the collector
  * frees it like any Lua data: loops need no collectgarbage().
  *
  * The engine: a depth-first walk from the root orders the nodes (post-order, with an explicit
- * stack: deep graphs do not touch the C stack), then each node, from the root back, passes its
- * output's gradient through its family's rule (src/ops/<family>.c, via mg_backward) to each input
- * that requires grad: into the input's node (summed), or into a leaf's .grad (accumulated).
- * Each pass first clears the gradients pending in the nodes it will run, so that a pass that raised
- * (a freed graph, an input changed in place) leaves nothing behind for the next one.
+ * stack in a weak table: deep graphs do not touch the C stack, and no pass keeps a graph alive),
+ * then each node, from the root back, passes its output's gradient through its family's rule
+ * (src/ops/<family>.c, via mg_backward) to each input that requires grad: into the input's node
+ * (summed), or into a leaf's .grad (accumulated). A pending gradient is stamped with its pass's
+ * number, so that what a pass that raised (a freed graph, an input changed in place) left in a
+ * node counts as nothing for the next one. A 0-d loss's backward starts from one shared 0-d
+ * tensor of ones per dtype (push_root_grad), which is never handed to a holder.
  *
  * Known strictness: every input's version is checked, also for rules that do not read their inputs
  * (add, sub), where PyTorch would let the change pass; the error is never a wrong gradient.
@@ -41,6 +47,11 @@
  * not among them: a node is reachable only through its result (t.grad_fn, or the inputs of later
  * nodes, which are results too), so n->out is valid whenever a backward pass can reach n. */
 static int uv_pending(const mg_node *n) { return n->ninputs + n->nsaved + 1; }
+
+/* What the engine keeps in the ctx's LT_CTX_UV_ORDER table (small keys: its array part): the
+ * protected pass (run_backward), the weak work tables (work_table), the shared 0-d gradients of
+ * ones (push_root_grad). */
+enum { ORDER_PASS = 1, ORDER_NODES, ORDER_STACK, ORDER_ONES_F32, ORDER_ONES_F64 };
 
 int lt_grad_needed(lua_State *L, int n, const int *idx) {
     for (int i = 0; i < n; i++) {
@@ -122,6 +133,34 @@ void lt_push_node_metatable(lua_State *L) {
     lua_setfield(L, -2, "__tostring");
 }
 
+/* A node's gradient buffer (mg_node.gbuf): for a floating result of at most GBUF_MAX bytes, a
+ * descriptor, its storage, sizes and strides, then the bytes (16-aligned), after the operands. */
+#define GBUF_MAX 256
+static size_t gbuf_bytes(const mg_tensor *out) {
+    if (!mg_is_floating((mg_dtype)out->dtype)) return 0;
+    const size_t bytes = (size_t)out->numel * mg_dtype_size((mg_dtype)out->dtype);
+    if (bytes > GBUF_MAX) return 0;
+    return sizeof(mg_tensor) + sizeof(mg_storage) + 2 * sizeof(int64_t) * out->ndim + bytes + 15;
+}
+static mg_tensor *init_gbuf(char *p, const mg_tensor *out) {
+    mg_tensor *t = (mg_tensor *)p;
+    mg_storage *s = (mg_storage *)(t + 1);
+    memset(t, 0, sizeof *t);
+    memset(s, 0, sizeof *s);
+    t->size = (int64_t *)(s + 1);
+    t->stride = t->size + out->ndim;
+    t->ndim = out->ndim;
+    t->dtype = out->dtype;
+    t->numel = out->numel;
+    t->storage = s;
+    if (out->ndim) memcpy(t->size, out->size, sizeof(int64_t) * out->ndim);
+    mg_contiguous_strides(out->ndim, out->size, t->stride);
+    s->kind = MG_STORAGE_INLINE;
+    s->data = (char *)(((uintptr_t)(t->stride + out->ndim) + 15) & ~(uintptr_t)15);
+    s->nbytes = (size_t)out->numel * mg_dtype_size((mg_dtype)out->dtype);
+    return t;
+}
+
 mg_node *lt_record(lua_State *L, int out_idx, mg_family family, int op, int ninputs, const int *inputs,
                    int nsaved, const int *saved) {
     out_idx = lua_absindex(L, out_idx);
@@ -131,7 +170,9 @@ mg_node *lt_record(lua_State *L, int out_idx, mg_family family, int op, int ninp
     if (ninputs > 60000 || nsaved > UINT8_MAX)
         luaL_error(L, "an op with %d tensor inputs is too wide to record for autograd (at most 60000)",
                    ninputs);
-    const size_t node_bytes = sizeof(mg_node) + sizeof(struct mg_node_operand) * (size_t)nversions;
+    const size_t operands_end = sizeof(mg_node) + sizeof(struct mg_node_operand) * (size_t)nversions;
+    const size_t gbuf = gbuf_bytes(out);
+    const size_t node_bytes = operands_end + gbuf;
     mg_ctx *ctx = lt_ctx(L);
     mg_node *n = (mg_node *)(ctx->memory_limit
                                  ? lt_push_named(L, ctx, node_bytes, nversions + 1, node_bytes, "an autograd node")
@@ -141,8 +182,8 @@ mg_node *lt_record(lua_State *L, int out_idx, mg_family family, int op, int ninp
     n->op = (uint8_t)op;
     n->ninputs = (uint16_t)ninputs;
     n->nsaved = (uint8_t)nsaved;
-    lua_getiuservalue(L, lua_upvalueindex(1), LT_CTX_UV_NODE_MT); /* kept with the ctx: no lookup */
-    lua_setmetatable(L, -2);
+    if (gbuf) n->gbuf = init_gbuf((char *)n + operands_end, out);
+    /* no metatable yet: t.grad_fn, the only way Lua code sees a node, sets it (set_node_metatable) */
     const int node = lua_gettop(L);
     for (int i = 0; i < nversions; i++) {
         const int idx = i < ninputs ? lua_absindex(L, inputs[i]) : lua_absindex(L, saved[i - ninputs]);
@@ -154,11 +195,17 @@ mg_node *lt_record(lua_State *L, int out_idx, mg_family family, int op, int ninp
         }
         n->operand[i].t = t;
         n->operand[i].version = t->storage->version;
+        n->operand[i].node = NULL;
+        if (i < ninputs && (t->flags & LT_HAS_NODE)) {
+            if (lua_getiuservalue(L, -1, LT_UV_NODE) == LUA_TUSERDATA) n->operand[i].node = (mg_node *)lua_touserdata(L, -1);
+            lua_pop(L, 1);
+        }
         lua_setiuservalue(L, node, i + 1);
     }
     n->out = out;
     lua_setiuservalue(L, out_idx, LT_UV_NODE); /* pops the node */
     out->requires_grad = 1;
+    out->flags |= LT_HAS_NODE;
     return n;
 }
 
@@ -198,6 +245,34 @@ static mg_node *node_of(lua_State *L, int tensor_idx) {
     return NULL;
 }
 
+/* acc += g, of one shape: a plain loop for a few contiguous elements of one floating dtype (the
+ * same sums, bit for bit, as mg_binary's add, whose general path costs more than this work), else
+ * mg_binary. */
+static int small_contiguous(const mg_tensor *t) {
+    if (t->numel > 64) return 0;
+    int64_t expect = 1;
+    for (int d = t->ndim - 1; d >= 0; d--) {
+        if (t->size[d] != 1 && t->stride[d] != expect) return 0;
+        expect *= t->size[d];
+    }
+    return 1;
+}
+static mg_status add_to(mg_ctx *ctx, mg_tensor *acc, const mg_tensor *g) {
+    if (acc->dtype == g->dtype && small_contiguous(acc) && small_contiguous(g) && mg_same_shape(acc, g)) {
+        char *a = (char *)mg_tensor_data(acc);
+        const char *b = (const char *)mg_tensor_data(g);
+        if (a && b && acc->dtype == MG_FLOAT32) {
+            for (int64_t i = 0; i < acc->numel; i++) ((float *)a)[i] += ((const float *)b)[i];
+            return MG_OK;
+        }
+        if (a && b && acc->dtype == MG_FLOAT64) {
+            for (int64_t i = 0; i < acc->numel; i++) ((double *)a)[i] += ((const double *)b)[i];
+            return MG_OK;
+        }
+    }
+    return mg_binary(ctx, MG_BIN_ADD, acc, acc, g);
+}
+
 /* The gradient buffer in user value uv of holder (a node's pending gradient, or a leaf's .grad)
  * += g (at g_idx). A fresh g becomes the buffer itself; an existing one is added to in place, as
  * PyTorch does for .grad (so a user's reference to .grad sees the sum). */
@@ -221,7 +296,7 @@ static void accumulate(lua_State *L, int holder, int uv, int g_idx) {
         lua_pop(L, 1);
         return;
     }
-    if (mg_binary(ctx, MG_BIN_ADD, acc, acc, g) != MG_OK) lt_raise(L, 0);
+    if (add_to(ctx, acc, g) != MG_OK) lt_raise(L, 0);
     lt_written(acc);
     lua_pop(L, 1);
 }
@@ -374,7 +449,8 @@ static int l_queue_backward_callback(lua_State *L) {
 }
 
 /* Orders the nodes reachable from the node at `root` into the table at `order` (post-order:
- * inputs before the nodes that use them), with an explicit stack in the table at `stack`. */
+ * inputs before the nodes that use them), with an explicit stack in the table at `stack`. The
+ * inputs' nodes are read from the node (operand[i].node): only a node still to order is pushed. */
 static int order_nodes(lua_State *L, int root, int order, int stack, uint32_t pass) {
     int depth = 0, count = 0;
     lua_pushvalue(L, root);
@@ -385,27 +461,69 @@ static int order_nodes(lua_State *L, int root, int order, int stack, uint32_t pa
         mg_node *n = (mg_node *)lua_touserdata(L, top);
         if (n->seen != pass) {
             n->seen = pass;
-            for (int i = 1; i <= n->ninputs; i++) {
-                lua_getiuservalue(L, top, i);
-                mg_node *m = node_of(L, lua_gettop(L));
+            const int before = depth;
+            for (int i = 0; i < n->ninputs; i++) {
+                const mg_node *m = n->operand[i].node;
                 if (m && m->seen != pass) {
+                    lua_getiuservalue(L, top, i + 1);
                     lua_getiuservalue(L, -1, LT_UV_NODE);
                     lua_rawseti(L, stack, ++depth);
+                    lua_pop(L, 1);
                 }
-                lua_pop(L, 1);
             }
-        } else {
-            lua_pushnil(L);
-            lua_rawseti(L, stack, depth--);
-            if (n->done != pass) {
-                n->done = pass;
-                lua_pushvalue(L, top);
-                lua_rawseti(L, order, ++count);
+            if (depth != before) { /* it follows its inputs' nodes: seen again once they are ordered */
+                lua_settop(L, top - 1);
+                continue;
             }
+        }
+        depth--; /* its slot is overwritten or left: the table is weak (work_table) */
+        if (n->done != pass) {
+            n->done = pass;
+            lua_pushvalue(L, top);
+            lua_rawseti(L, order, ++count);
         }
         lua_settop(L, top - 1);
     }
     return count;
+}
+
+/* The gradient pending at node m in this pass, or NULL (one left by an earlier pass that raised
+ * counts as none). */
+static mg_tensor *pending_of(const mg_node *m, uint32_t pass) {
+    return m->pending_pass == pass ? m->pending : NULL;
+}
+
+/* The gradient pending at node m (its userdata at node_idx) += g (at g_idx): a first g becomes the
+ * pending gradient itself, a later one is added to it in place. */
+static void pending_add(lua_State *L, int node_idx, mg_node *m, int g_idx, uint32_t pass) {
+    node_idx = lua_absindex(L, node_idx);
+    g_idx = lua_absindex(L, g_idx);
+    mg_tensor *g = lt_check(L, g_idx), *acc = pending_of(m, pass);
+    if (acc) {
+        mg_ctx *ctx = lt_ctx(L);
+        if (mg_check_inplace_target(ctx, 1, acc) == MG_OK) {
+            if (add_to(ctx, acc, g) != MG_OK) lt_raise(L, 0);
+            lt_written(acc);
+            return;
+        }
+        g = lt_push_new(L, (mg_dtype)acc->dtype, acc->ndim, acc->size); /* the sum, in a new tensor */
+        if (mg_binary(ctx, MG_BIN_ADD, g, acc, lt_check(L, g_idx)) != MG_OK) lt_raise(L, 0);
+    } else {
+        lua_pushvalue(L, g_idx);
+    }
+    lua_setiuservalue(L, node_idx, uv_pending(m));
+    m->pending = g;
+    m->pending_pass = pass;
+}
+
+/* Drops the gradient pending at node n (at node_idx). */
+static void pending_clear(lua_State *L, int node_idx, mg_node *n) {
+    if (n->pending != n->gbuf) { /* gbuf is the node's own: no user value held it */
+        lua_pushnil(L);
+        lua_setiuservalue(L, node_idx, uv_pending(n));
+    }
+    n->pending = NULL;
+    n->pending_pass = 0;
 }
 
 /* The capture table (autograd.grad): maps an input tensor to its position in the results. */
@@ -417,8 +535,9 @@ static int captured(lua_State *L, int capture, int tensor_idx) {
     return pos;
 }
 
-/* Sends gradient g (at g_idx) to the input at in_idx: captured, into its node, or into .grad. */
-static void route(lua_State *L, int in_idx, int g_idx, int capture, int results) {
+/* Sends gradient g (at g_idx) to the input at in_idx (made by node m, NULL for a leaf): captured,
+ * into its node, or into .grad. */
+static void route(lua_State *L, int in_idx, mg_node *m, int g_idx, int capture, int results, uint32_t pass) {
     const mg_tensor *in = lt_check(L, in_idx);
     const int pos = captured(L, capture, in_idx);
     if (pos) { /* autograd.grad: collect, and do not touch .grad */
@@ -428,21 +547,21 @@ static void route(lua_State *L, int in_idx, int g_idx, int capture, int results)
             lua_rawseti(L, results, pos);
         } else {
             mg_tensor *acc = lt_check(L, -1);
-            if (mg_binary(lt_ctx(L), MG_BIN_ADD, acc, acc, lt_check(L, g_idx)) != MG_OK) lt_raise(L, 0);
+            if (add_to(lt_ctx(L), acc, lt_check(L, g_idx)) != MG_OK) lt_raise(L, 0);
         }
         lua_pop(L, 1);
         /* a captured non-leaf still passes its gradient on (other captured inputs may need it) */
     }
-    if (lua_getiuservalue(L, in_idx, LT_UV_NODE) == LUA_TUSERDATA) {
-        const mg_node *m = (const mg_node *)lua_touserdata(L, -1);
+    if (m) {
+        lua_getiuservalue(L, in_idx, LT_UV_NODE);
         const int node = lua_gettop(L);
         if (pos) { /* pass a copy on: the captured tensor must not be summed into again */
             mg_tensor *copy = lt_push_new(L, (mg_dtype)in->dtype, in->ndim, in->size);
             mg_copy(lt_ctx(L), copy, lt_check(L, g_idx));
-            accumulate(L, node, uv_pending(m), -1);
+            pending_add(L, node, m, -1, pass);
             lua_pop(L, 1);
         } else {
-            accumulate(L, node, uv_pending(m), g_idx);
+            pending_add(L, node, m, g_idx, pass);
         }
         if (!capture && (in->flags & LT_RETAINS_GRAD)) {
             mg_tensor *copy = lt_push_new(L, (mg_dtype)in->dtype, in->ndim, in->size);
@@ -453,7 +572,6 @@ static void route(lua_State *L, int in_idx, int g_idx, int capture, int results)
         lua_pop(L, 1);
         return;
     }
-    lua_pop(L, 1);
     if (!capture) accumulate(L, in_idx, LT_UV_GRAD, g_idx);
 }
 
@@ -472,17 +590,14 @@ static void check_versions(lua_State *L, const mg_node *n) {
  * expanded. NULL when there is none (the first gradient to arrive becomes the buffer itself), for
  * a non-leaf that retains its gradient, or for a released .grad: the general path handles those.
  * The buffer stays reachable through the input's user values while the caller uses it. */
-static mg_tensor *sum_target(lua_State *L, int in_idx, const mg_tensor *in) {
-    const int top = lua_gettop(L);
+static mg_tensor *sum_target(lua_State *L, int in_idx, const mg_tensor *in, const mg_node *m, uint32_t pass) {
     mg_tensor *acc = NULL;
-    if (lua_getiuservalue(L, in_idx, LT_UV_NODE) == LUA_TUSERDATA) {
-        const mg_node *m = (const mg_node *)lua_touserdata(L, -1);
-        if (!(in->flags & LT_RETAINS_GRAD) && lua_getiuservalue(L, -1, uv_pending(m)) == LUA_TUSERDATA)
-            acc = lt_test(L, -1);
-    } else if (lua_getiuservalue(L, in_idx, LT_UV_GRAD) == LUA_TUSERDATA) {
-        acc = lt_test(L, -1);
+    if (m) {
+        if (!(in->flags & LT_RETAINS_GRAD)) acc = pending_of(m, pass);
+    } else {
+        if (lua_getiuservalue(L, in_idx, LT_UV_GRAD) == LUA_TUSERDATA) acc = lt_test(L, -1);
+        lua_pop(L, 1);
     }
-    lua_settop(L, top);
     if (!acc || !lt_usable(acc) || acc->dtype != in->dtype || !mg_same_shape(acc, in)) return NULL;
     for (int d = 0; d < acc->ndim; d++)
         if (acc->stride[d] == 0 && acc->size[d] > 1) return NULL;
@@ -510,7 +625,7 @@ static void add_rule_result(lua_State *L, mg_ctx *ctx, const mg_backward_args *a
     if (in->ndim) memcpy(sc.t.size, in->size, sizeof(int64_t) * in->ndim);
     mg_contiguous_strides(in->ndim, in->size, sc.t.stride);
     mg_status st = mg_backward(ctx, args, i, &sc.t);
-    if (st == MG_OK) st = mg_binary(ctx, MG_BIN_ADD, acc, acc, &sc.t);
+    if (st == MG_OK) st = add_to(ctx, acc, &sc.t);
     if (sc.s.data != small) mg_free(ctx, sc.s.data, bytes);
     if (st != MG_OK) lt_raise(L, 0);
     lt_written(acc);
@@ -531,16 +646,21 @@ static int identity_input(const mg_node *n, const mg_tensor *const *inputs, cons
 }
 
 /* Runs one node: its output's gradient through the rule to each input that requires grad. */
-static void run_node(lua_State *L, int node_idx, int retain, int capture, int results, int counts) {
+static void run_node(lua_State *L, int node_idx, int retain, int capture, int results, int counts, uint32_t pass) {
     mg_ctx *ctx = lt_ctx(L);
     mg_node *n = (mg_node *)lua_touserdata(L, node_idx);
     const int base = lua_gettop(L);
-    if (lua_getiuservalue(L, node_idx, uv_pending(n)) == LUA_TNIL) { /* no gradient reached it */
-        lua_settop(L, base);
+    const mg_tensor *g = pending_of(n, pass);
+    if (!g) { /* no gradient reached it */
         if (counts) pass_hooked_inputs(L, node_idx, counts, 0);
         return;
     }
-    const int gout = lua_gettop(L);
+    const int in_gbuf = g == n->gbuf;
+    int gout = 0;
+    if (!in_gbuf) {
+        lua_getiuservalue(L, node_idx, uv_pending(n)); /* g, for routing */
+        gout = lua_gettop(L);
+    }
     if (n->flags & MG_NODE_FREED)
         luaL_error(L, "cannot run 'backward' twice through a freed graph (pass {retain_graph = true} "
                       "to the first backward)");
@@ -553,19 +673,21 @@ static void run_node(lua_State *L, int node_idx, int retain, int capture, int re
     if (nops > 16) ops = (const mg_tensor **)lua_newuserdatauv(L, sizeof *ops * (size_t)nops, 0);
     for (int i = 0; i < nops; i++) ops[i] = n->operand[i].t;
     const mg_tensor *const *inputs = ops, *const *saved = ops + n->ninputs;
-    const mg_backward_args args = {n, inputs, saved, n->out, lt_check(L, gout)};
-    const int pass_on = identity_input(n, inputs, args.gout);
+    const mg_backward_args args = {n, inputs, saved, n->out, g};
+    /* the engine's shared gradient of ones is never handed on (see push_root_grad) */
+    const int pass_on = in_gbuf || (g->flags & LT_SHARED_GRAD) ? -1 : identity_input(n, inputs, g);
     for (int i = 0; i < n->ninputs; i++) {
         if (!inputs[i]->requires_grad) continue;
+        mg_node *m = n->operand[i].node;
         lua_getiuservalue(L, node_idx, i + 1); /* the input, for routing */
         const int input = lua_gettop(L);
-        mg_tensor *acc = capture ? NULL : sum_target(L, input, inputs[i]);
+        mg_tensor *acc = capture ? NULL : sum_target(L, input, inputs[i], m, pass);
         if (i == pass_on) { /* the gradient itself, without a copy (see identity_input) */
             if (acc) {
-                if (mg_binary(ctx, MG_BIN_ADD, acc, acc, args.gout) != MG_OK) lt_raise(L, 0);
+                if (add_to(ctx, acc, args.gout) != MG_OK) lt_raise(L, 0);
                 lt_written(acc);
             } else {
-                route(L, input, gout, capture, results);
+                route(L, input, m, gout, capture, results, pass);
             }
             lua_pop(L, 1);
             continue;
@@ -575,13 +697,20 @@ static void run_node(lua_State *L, int node_idx, int retain, int capture, int re
             lua_pop(L, 1);
             continue;
         }
+        if (m && m->gbuf && !capture && !(inputs[i]->flags & LT_RETAINS_GRAD)) {
+            /* the first gradient for a small non-leaf: into its node's own buffer (no tensor) */
+            if (mg_backward(ctx, &args, i, m->gbuf) != MG_OK) lt_raise(L, 0);
+            m->pending = m->gbuf;
+            m->pending_pass = pass;
+            lua_pop(L, 1);
+            continue;
+        }
         mg_tensor *gin = lt_push_new(L, (mg_dtype)inputs[i]->dtype, inputs[i]->ndim, inputs[i]->size);
         if (mg_backward(ctx, &args, i, gin) != MG_OK) lt_raise(L, 0);
-        route(L, input, lua_gettop(L), capture, results);
+        route(L, input, m, lua_gettop(L), capture, results, pass);
         lua_pop(L, 2);
     }
-    lua_pushnil(L);
-    lua_setiuservalue(L, node_idx, uv_pending(n));
+    pending_clear(L, node_idx, n);
     if (counts) pass_hooked_inputs(L, node_idx, counts, 1);
     if (!retain) { /* free what only backward needed: the saved tensors */
         n->flags |= MG_NODE_FREED;
@@ -597,7 +726,7 @@ static void run_node(lua_State *L, int node_idx, int retain, int capture, int re
  * of a loss or a small .grad, where mg_fill's general path costs more than the work. */
 static void fill_contiguous(mg_ctx *ctx, mg_tensor *t, double v) {
     void *p = mg_tensor_data(t);
-    if (t->numel <= 64 && mg_is_contiguous(t)) {
+    if (small_contiguous(t)) {
         if (t->dtype == MG_FLOAT32) {
             for (int64_t i = 0; i < t->numel; i++) ((float *)p)[i] = (float)v;
             return;
@@ -625,8 +754,52 @@ static void push_root_grad(lua_State *L, int root, int grad_arg, const char *fn)
     if (t->numel != 1)
         luaL_error(L, "'%s' of a tensor of shape %s needs a gradient argument (implicit only for one "
                       "element, as for a loss)", fn, lt_push_shape(L, t->ndim, t->size));
+    if (t->ndim == 0 && (t->dtype == MG_FLOAT32 || t->dtype == MG_FLOAT64)) {
+        /* a 0-d loss: the engine's own 0-d one, made once per dtype and kept in the ctx's
+         * LT_CTX_UV_ORDER table (key ORDER_ONES_F32 / _F64). It only ever is the root
+         * node's pending gradient, read by its rule: never handed on to a holder (run_node), never
+         * a leaf's .grad (backward_pass copies it for a leaf root), copied where autograd.grad or
+         * retain_grad keep it (backward_pass). */
+        const lua_Integer key = t->dtype == MG_FLOAT32 ? ORDER_ONES_F32 : ORDER_ONES_F64;
+        lua_getiuservalue(L, lua_upvalueindex(1), LT_CTX_UV_ORDER);
+        mg_tensor *one;
+        if (lua_rawgeti(L, -1, key) == LUA_TUSERDATA) {
+            one = (mg_tensor *)lua_touserdata(L, -1);
+        } else {
+            lua_pop(L, 1);
+            one = lt_push_new(L, (mg_dtype)t->dtype, 0, NULL);
+            one->flags |= LT_SHARED_GRAD;
+            lua_pushvalue(L, -1);
+            lua_rawseti(L, -3, key);
+        }
+        if (one->dtype == MG_FLOAT32) *(float *)mg_tensor_data(one) = 1.0f;
+        else *(double *)mg_tensor_data(one) = 1.0;
+        lua_remove(L, -2);
+        return;
+    }
     mg_tensor *one = lt_push_new(L, (mg_dtype)t->dtype, t->ndim, t->size);
     fill_contiguous(lt_ctx(L), one, 1.0);
+}
+
+/* Pushes the engine's work table at `key` of the ctx's LT_CTX_UV_ORDER table (made there once),
+ * below that table, which the caller pushed: 
+ * with weak values, so that the nodes a pass leaves in it (a pass orders its graph's nodes there,
+ * and uses the other as its depth-first stack) never keep a graph alive, and nothing needs
+ * clearing. While a pass runs its nodes are reachable from its root (a node's inputs stay in its
+ * user values), so none is collected out of the table. Returns its stack index. */
+static int work_table(lua_State *L, lua_Integer key) {
+    if (lua_rawgeti(L, -1, key) != LUA_TTABLE) { /* the LT_CTX_UV_ORDER table is at the top */
+        lua_pop(L, 1);
+        lua_newtable(L);
+        lua_createtable(L, 0, 1);
+        lua_pushliteral(L, "v");
+        lua_setfield(L, -2, "__mode");
+        lua_setmetatable(L, -2);
+        lua_pushvalue(L, -1);
+        lua_rawseti(L, -3, key);
+    }
+    lua_insert(L, -2); /* below the LT_CTX_UV_ORDER table */
+    return lua_gettop(L) - 1;
 }
 
 /* Backward from the tensor at root with its gradient at grad_idx. */
@@ -635,27 +808,27 @@ static void backward_pass(lua_State *L, int root, int grad_idx, int retain, int 
     const int base = lua_gettop(L);
     if (lua_getiuservalue(L, root, LT_UV_NODE) != LUA_TUSERDATA) { /* a leaf */
         lua_pop(L, 1);
-        route(L, root, grad_idx, capture, results);
+        const mg_tensor *g = lt_check(L, grad_idx);
+        if (g->flags & LT_SHARED_GRAD) { /* the shared one must not become .grad: a tensor of its own */
+            mg_tensor *copy = lt_push_new(L, (mg_dtype)g->dtype, g->ndim, g->size);
+            mg_copy(ctx, copy, g);
+            grad_idx = lua_gettop(L);
+        }
+        route(L, root, NULL, grad_idx, capture, results, 0);
         if (!capture && (lt_check(L, root)->flags & LT_HAS_HOOK)) run_hooks(L, root);
         return;
     }
     const int node = lua_gettop(L);
-    const mg_node *n = (const mg_node *)lua_touserdata(L, node);
-    /* two work tables kept with the ctx (its user values), reused by every pass */
+    mg_node *n = (mg_node *)lua_touserdata(L, node);
+    /* two weak work tables, reused by every pass (work_table) */
     lua_getiuservalue(L, lua_upvalueindex(1), LT_CTX_UV_ORDER);
-    const int order = lua_gettop(L);
-    lua_getiuservalue(L, lua_upvalueindex(1), LT_CTX_UV_STACK);
-    const int stack = lua_gettop(L);
-    const uint32_t pass = ++ctx->backward_pass;
+    const int order = work_table(L, ORDER_NODES);
+    const int stack = work_table(L, ORDER_STACK);
+    /* a pass's number marks what it visits and the gradients pending in it: a gradient that an
+     * earlier pass that raised (a freed graph, a changed input) left in a node is not this pass's */
+    if (++ctx->backward_pass == 0) ctx->backward_pass = 1; /* 0: never a pass (new nodes hold 0) */
+    const uint32_t pass = ctx->backward_pass;
     const int count = order_nodes(L, node, order, stack, pass);
-    /* drop what an earlier pass that raised an error (a freed graph, a changed input) left in the
-     * nodes, so it cannot be added to this pass's gradients */
-    for (int i = 1; i <= count; i++) {
-        lua_rawgeti(L, order, i);
-        lua_pushnil(L);
-        lua_setiuservalue(L, -2, uv_pending((const mg_node *)lua_touserdata(L, -2)));
-        lua_pop(L, 1);
-    }
     int counts = 0; /* hooked leaves -> inputs still to pass: only when some leaf has a hook */
     lua_getiuservalue(L, lua_upvalueindex(1), LT_CTX_UV_HOOKS);
     lua_pushnil(L);
@@ -680,13 +853,11 @@ static void backward_pass(lua_State *L, int root, int grad_idx, int retain, int 
         accumulate(L, root, LT_UV_GRAD, -1);
         lua_pop(L, 1);
     }
-    accumulate(L, node, uv_pending(n), grad_idx);
+    pending_add(L, node, n, grad_idx, pass);
     for (int i = count; i >= 1; i--) {
         lua_rawgeti(L, order, i);
-        run_node(L, lua_gettop(L), retain, capture, results, counts);
+        run_node(L, lua_gettop(L), retain, capture, results, counts, pass);
         lua_pop(L, 1);
-        lua_pushnil(L); /* the work table must not keep the graph alive */
-        lua_rawseti(L, order, i);
     }
     lua_settop(L, base);
 }
@@ -709,12 +880,12 @@ static void run_backward(lua_State *L, int root, int grad_idx, int retain, int c
         luaL_error(L, "backward: another backward pass of this state is running (was this called from a "
                       "finalizer?); run it after that pass returns");
     lua_getiuservalue(L, lua_upvalueindex(1), LT_CTX_UV_ORDER);
-    if (lua_rawgeti(L, -1, 0) != LUA_TFUNCTION) { /* made once per state, kept in the work table */
+    if (lua_rawgeti(L, -1, ORDER_PASS) != LUA_TFUNCTION) { /* made once per state, kept there */
         lua_pop(L, 1);
         for (int up = 1; up <= 3; up++) lua_pushvalue(L, lua_upvalueindex(up));
         lua_pushcclosure(L, backward_protected, 3);
         lua_pushvalue(L, -1);
-        lua_rawseti(L, -3, 0);
+        lua_rawseti(L, -3, ORDER_PASS);
     }
     lua_remove(L, -2);
     lua_pushvalue(L, root);
@@ -745,6 +916,11 @@ static int opt_retain(lua_State *L, int idx) {
 /* t:backward([gradient] [, {retain_graph = false}]) */
 static int l_backward(lua_State *L) {
     const mg_tensor *t = lt_check(L, 1);
+    if (lua_gettop(L) == 1 && t->requires_grad) { /* loss:backward(), the common call */
+        push_root_grad(L, 1, 0, "backward");
+        run_backward(L, 1, 2, 0, 0, 0);
+        return 0;
+    }
     int grad_arg = 0, opts = 0;
     if (lt_test(L, 2)) grad_arg = 2;
     else if (lt_is_opts(L, 2) || (lua_type(L, 2) == LUA_TTABLE && lua_rawlen(L, 2) == 0)) opts = 2;
@@ -902,6 +1078,34 @@ static int l_zero_grad(lua_State *L) {
     return 1;
 }
 
+/* mg._zero_grads(params, from): t:zero_grad() for params[from], params[from + 1], ... in one call
+ * (an optimizer's zero_grad). Returns nothing when done, or the index of an element it leaves to
+ * t:zero_grad (not a tensor, or a tensor or .grad closed by <close>: its error), to resume after. */
+static int l_zero_grads(lua_State *L) {
+    luaL_checktype(L, 1, LUA_TTABLE);
+    mg_ctx *ctx = lt_ctx(L);
+    const lua_Integer n = (lua_Integer)lua_rawlen(L, 1);
+    for (lua_Integer i = luaL_checkinteger(L, 2); i <= n; i++) {
+        lua_rawgeti(L, 1, i);
+        const mg_tensor *t = lt_test(L, -1);
+        if (!t || !lt_usable(t)) {
+            lua_pushinteger(L, i);
+            return 1;
+        }
+        if (lua_getiuservalue(L, -1, LT_UV_GRAD) == LUA_TUSERDATA) {
+            mg_tensor *g = lt_test(L, -1);
+            if (!g || !lt_usable(g)) {
+                lua_pushinteger(L, i);
+                return 1;
+            }
+            fill_contiguous(ctx, g, 0);
+            lt_written(g);
+        }
+        lua_pop(L, 2);
+    }
+    return 0;
+}
+
 /* ---- grad mode ------------------------------------------------------------------------------ */
 /* Grad mode belongs to a coroutine, as PyTorch's to a thread: a coroutine that yields inside
  * no_grad leaves the others recording. The modes live in a weak-keyed table, coroutine -> boolean,
@@ -909,8 +1113,11 @@ static int l_zero_grad(lua_State *L) {
  * thread, so a generator consumed inside no_grad runs without recording, as a Python generator
  * does. ctx->grad_mode_entries counts the entries: while it is 0 the check is one load. */
 
-/* The explicit mode of the thread at `thread` (stack index): 1, 0, or -1 for none. */
-static int explicit_mode(lua_State *L, int thread) {
+/* The main thread's own mode is kept in the ctx (main_grad_mode), the others' in the table: no
+ * table operation for no_grad(fn) and the checks inside it in the main thread (W2's update). */
+
+/* The explicit mode of a coroutine (not the main thread) at `thread` (stack index): 1, 0, or -1. */
+static int table_mode(lua_State *L, int thread) {
     lua_getiuservalue(L, lua_upvalueindex(1), LT_CTX_UV_GRAD_MODES);
     lua_pushvalue(L, thread);
     const int type = lua_rawget(L, -2);
@@ -919,30 +1126,48 @@ static int explicit_mode(lua_State *L, int thread) {
     return mode;
 }
 
+static int is_main_thread(lua_State *L, int thread) {
+    lua_rawgeti(L, LUA_REGISTRYINDEX, LUA_RIDX_MAINTHREAD);
+    const int main = lua_tothread(L, -1) == lua_tothread(L, thread);
+    lua_pop(L, 1);
+    return main;
+}
+
+static void count_entry(mg_ctx *ctx, int before, int mode) {
+    if (before < 0 && mode >= 0) ctx->grad_mode_entries++;
+    if (before >= 0 && mode < 0 && ctx->grad_mode_entries > 0) ctx->grad_mode_entries--;
+}
+
+/* Sets (mode 0 / 1) or clears (-1) the main thread's explicit mode. */
+static void set_main_mode(mg_ctx *ctx, int mode) {
+    count_entry(ctx, ctx->main_grad_mode - 1, mode);
+    ctx->main_grad_mode = mode + 1;
+}
+
 /* Sets (mode 0 / 1) or clears (-1) the explicit mode of the thread at `thread`. */
 static void set_explicit_mode(lua_State *L, int thread, int mode) {
     mg_ctx *ctx = lt_ctx(L);
-    const int before = explicit_mode(L, thread);
+    if (is_main_thread(L, thread)) {
+        set_main_mode(ctx, mode);
+        return;
+    }
+    const int before = table_mode(L, thread);
     lua_getiuservalue(L, lua_upvalueindex(1), LT_CTX_UV_GRAD_MODES);
     lua_pushvalue(L, thread);
     if (mode < 0) lua_pushnil(L); else lua_pushboolean(L, mode);
     lua_rawset(L, -3);
     lua_pop(L, 1);
-    if (before < 0 && mode >= 0) ctx->grad_mode_entries++;
-    if (before >= 0 && mode < 0 && ctx->grad_mode_entries > 0) ctx->grad_mode_entries--;
+    count_entry(ctx, before, mode);
 }
 
 int lt_grad_enabled(lua_State *L) {
-    if (lt_ctx(L)->grad_mode_entries == 0) return 1;
-    lua_pushthread(L);
-    int mode = explicit_mode(L, lua_gettop(L));
+    mg_ctx *ctx = lt_ctx(L);
+    if (ctx->grad_mode_entries == 0) return 1;
+    const int main = lua_pushthread(L);
+    const int mode = main ? ctx->main_grad_mode - 1 : table_mode(L, lua_gettop(L));
     lua_pop(L, 1);
-    if (mode < 0) {
-        lua_rawgeti(L, LUA_REGISTRYINDEX, LUA_RIDX_MAINTHREAD);
-        mode = explicit_mode(L, lua_gettop(L));
-        lua_pop(L, 1);
-    }
-    return mode != 0;
+    if (mode >= 0) return mode != 0;
+    return ctx->main_grad_mode != 1; /* a coroutine without its own: the main thread's (none: on) */
 }
 
 /* The guard's __close: the thread it was made in (field 1) gets back its explicit mode (field 2). */
@@ -958,10 +1183,11 @@ static int guard_close(lua_State *L) {
  * for a <close> variable. enable_grad likewise, with recording on. Either way the mode is the
  * calling coroutine's. */
 static int grad_mode(lua_State *L, int enabled) {
+    mg_ctx *ctx = lt_ctx(L);
     const int guard = lua_isnoneornil(L, 1);
-    lua_pushthread(L);
+    const int main = lua_pushthread(L);
     const int thread = lua_gettop(L);
-    const int previous = explicit_mode(L, thread);
+    const int previous = main ? ctx->main_grad_mode - 1 : table_mode(L, thread);
     if (guard) {
         lua_createtable(L, 2, 0);
         lua_pushvalue(L, thread);
@@ -980,9 +1206,9 @@ static int grad_mode(lua_State *L, int enabled) {
     }
     luaL_checktype(L, 1, LUA_TFUNCTION);
     lua_insert(L, 1); /* the thread below fn and its arguments */
-    set_explicit_mode(L, 1, enabled);
+    if (main) set_main_mode(ctx, enabled); else set_explicit_mode(L, 1, enabled);
     const int status = lua_pcall(L, lua_gettop(L) - 2, LUA_MULTRET, 0);
-    set_explicit_mode(L, 1, previous);
+    if (main) set_main_mode(ctx, previous); else set_explicit_mode(L, 1, previous);
     if (status != LUA_OK) return lua_error(L);
     return lua_gettop(L) - 1;
 }
@@ -1004,7 +1230,16 @@ int lt_autograd_get(lua_State *L, mg_tensor *t, const char *key) {
         lua_pushboolean(L, lua_getiuservalue(L, 1, LT_UV_NODE) != LUA_TUSERDATA);
         lua_remove(L, -2);
     } else if (!strcmp(key, "grad_fn")) {
-        lua_getiuservalue(L, 1, LT_UV_NODE);
+        /* a node gets its metatable (its tostring) when Lua code first sees it: lt_record leaves
+         * it out, two calls fewer per recorded op */
+        if (lua_getiuservalue(L, 1, LT_UV_NODE) == LUA_TUSERDATA) {
+            if (lua_getmetatable(L, -1)) {
+                lua_pop(L, 1);
+            } else {
+                lua_getiuservalue(L, lua_upvalueindex(1), LT_CTX_UV_NODE_MT);
+                lua_setmetatable(L, -2);
+            }
+        }
     } else {
         return 0;
     }
@@ -1042,7 +1277,26 @@ const luaL_Reg lt_autograd_methods[] = {
     {"zero_grad", l_zero_grad}, {"register_post_accumulate_grad_hook", l_register_post_accumulate_grad_hook},
     {NULL, NULL}};
 
+/* mg._grad(t): t.grad, without the lookup through __index (the optimizers' step reads it for
+ * every parameter) */
+static int l_grad_of(lua_State *L) {
+    if (!lt_test(L, 1)) return luaL_typeerror(L, 1, "tensor");
+    lua_getiuservalue(L, 1, LT_UV_GRAD);
+    return 1;
+}
+
+/* mg._last_dim(x): the size of x's last dim, or nil when x is not a tensor or is 0-d (one
+ * call for nn.Linear's check of its input, where is_tensor, dim and size were three) */
+static int l_last_dim(lua_State *L) {
+    const mg_tensor *t = lt_test(L, 1);
+    if (!t || t->ndim == 0) return 0; /* a closed one: F.linear says so */
+    lua_pushinteger(L, t->size[t->ndim - 1]);
+    return 1;
+}
+
 const luaL_Reg lt_autograd_functions[] = {
+    {"_last_dim", l_last_dim},
+    {"_grad", l_grad_of}, {"_zero_grads", l_zero_grads},
     {"no_grad", l_no_grad}, {"enable_grad", l_enable_grad}, {"is_grad_enabled", l_is_grad_enabled},
     {"_autograd_grad", l_grad}, {"_queue_backward_callback", l_queue_backward_callback},
     {NULL, NULL}};

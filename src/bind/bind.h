@@ -64,6 +64,9 @@ enum {
     LT_CLOSED = 8,      /* closed by <close>: unusable, whatever its storage */
     LT_OWNS_BLOCK = 16, /* a large tensor: its bytes are a block of the ctx's cache (tensor.c) */
     LT_HAS_HOOK = 32,   /* has had a post-accumulate-grad hook (autograd.c): look it up */
+    LT_SHARED_GRAD = 64, /* the backward engine's own 0-d gradient of ones, reused by every pass:
+                          * never handed to a holder (autograd.c) */
+    LT_HAS_NODE = 128,  /* made by a recorded op: user value LT_UV_NODE holds its node (autograd.c) */
 };
 
 static inline mg_ctx *lt_ctx(lua_State *L) { return (mg_ctx *)lua_touserdata(L, lua_upvalueindex(1)); }

@@ -21,13 +21,20 @@ typedef struct mg_node {
     uint8_t nsaved;     /* tensors saved besides the inputs (e.g. the output, for exp) */
     uint16_t ninputs;   /* inputs (tensors; numbers are recorded as 0-d tensors) */
     uint32_t seen, done; /* the engine's marks (a backward pass's number) */
+    uint32_t pending_pass; /* the pass whose gradient `pending` is: in any other, the node has none */
     int64_t iarg[4];    /* op parameters: dims, keepdim, indices, ... */
     double darg[2];     /* op parameters: exponents, bounds, ... */
     const mg_tensor *out; /* the result (borrowed: the node holds it, and it holds the node) */
-    /* the inputs then the saved tensors, each with its storage's version when recorded. The
-     * pointers are borrowed from the node's user values, which keep the tensors alive (the saved
-     * ones until backward frees them: MG_NODE_FREED). */
-    struct mg_node_operand { const mg_tensor *t; uint64_t version; } operand[];
+    mg_tensor *pending; /* the gradient arriving at out during pass pending_pass: gbuf, or a tensor
+                         * borrowed from the node's last user value, which holds it */
+    mg_tensor *gbuf;    /* for a small floating result: a contiguous buffer of out's shape inside the
+                         * node's own bytes, where the first gradient for out is computed (no
+                         * tensor made per gradient); NULL for a larger one */
+    /* the inputs then the saved tensors, each with its storage's version when recorded, and for an
+     * input, the node that made it (NULL for a leaf: a tensor's node is set once, when it is made).
+     * The pointers are borrowed from the node's user values, which keep the tensors (and so their
+     * nodes) alive (the saved ones until backward frees them: MG_NODE_FREED). */
+    struct mg_node_operand { const mg_tensor *t; struct mg_node *node; uint64_t version; } operand[];
 } mg_node;
 
 /* What a backward rule sees (borrowed: valid during the call). */

@@ -42,6 +42,7 @@ typedef struct mg_ctx {
     uint64_t seed;          /* the last seed given to rng (mg.initial_seed) */
     mg_dtype default_dtype; /* float32 unless mg.set_default_dtype */
     int grad_mode_entries;  /* coroutines holding their own grad mode (the binding's no_grad) */
+    int main_grad_mode;     /* the main thread's own grad mode there: 0 none, 1 off, 2 on */
     int num_threads;        /* mg.set_num_threads; 1: never start a worker */
     size_t memory_limit;    /* mg.set_memory_limit: the state's Lua heap past which no tensor is made; 0: none */
     int isa;                /* the kernels' instruction set, an mg_isa (cpu.h): set by mg_ctx_init */
