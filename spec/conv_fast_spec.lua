@@ -161,6 +161,10 @@ describe("conv2d weight gradient from the frames or as dot products (float32) an
     {name = "rows of 40 (three vectors, the last masked)", N = 9, C = 2, H = 3, W = 40, O = 5, k = 3,
      opt = {padding = 1}},
     {name = "stride 2 (dot products)", N = 6, C = 2, H = 9, W = 9, O = 3, k = 3, opt = {stride = 2}},
+    {name = "depthwise 3x3: nine taps a group, one output channel each", N = 5, C = 3, H = 9, W = 20, O = 3,
+     k = 3, opt = {groups = 3, padding = 1}},
+    {name = "nine taps, 5 output channels (a lone last one)", N = 6, C = 1, H = 11, W = 33, O = 5, k = 3,
+     opt = {padding = 1}},
     {name = "64 samples (8 chunks)", N = 64, C = 16, H = 14, W = 14, O = 8, k = 3, opt = {padding = 1}}}
   for _, c in ipairs(small) do
     it(c.name .. ": near float64", function()

@@ -791,6 +791,39 @@ MG_TARGET("avx2,fma") static void dwf_avx2(const dwf_run *r) {
                         _mm256_storeu_ps(r->acc + ((o0 + a) * r->Kg + ti[b]) * DWF_LANES + 8 * h, acc[a][b][h]);
         }
 }
+/* Kg = 9 (a 3x3 kernel over one channel a group: the book's conv1) at AVX-512: the nine taps in one
+ * block, by two output channels, gout read where it lies (no packing: each gout vector is loaded
+ * once, for nine sums; each frame vector once for two): the same FMAs lane by lane as dwf_avx512,
+ * the same bits. gs: the run's F samples' gout of this group, (Og, OH, OW) each. */
+MG_ISA_TARGET_avx512 static void dwf9_avx512(const dwf_run *r, const float *const *gs) {
+    const int64_t plane = r->OH * r->OW;
+    for (int64_t o0 = 0; o0 < r->Og; o0 += 2) {
+        const int64_t o1 = o0 + 1 < r->Og ? o0 + 1 : o0; /* a lone last channel: computed twice */
+        __m512 acc[2][9];
+        _Pragma("GCC unroll 9") for (int b = 0; b < 9; b++) {
+            acc[0][b] = _mm512_loadu_ps(r->acc + (o0 * 9 + b) * DWF_LANES);
+            acc[1][b] = _mm512_loadu_ps(r->acc + (o1 * 9 + b) * DWF_LANES);
+        }
+        for (int64_t f = 0; f < r->F; f++) {
+            const float *g0 = gs[f] + o0 * plane, *g1 = gs[f] + o1 * plane, *fr = r->fs[f];
+            for (int64_t oh = 0; oh < r->OH; oh++, g0 += r->OW, g1 += r->OW, fr += r->Wp)
+                for (int64_t ow = 0; ow < r->OW; ow += DWF_LANES) {
+                    const __mmask16 m = r->OW - ow >= DWF_LANES ? (__mmask16)0xffff
+                                                                : (__mmask16)((1u << (r->OW - ow)) - 1);
+                    const __m512 x0 = _mm512_maskz_loadu_ps(m, g0 + ow), x1 = _mm512_maskz_loadu_ps(m, g1 + ow);
+                    _Pragma("GCC unroll 9") for (int b = 0; b < 9; b++) {
+                        const __m512 y = _mm512_maskz_loadu_ps(m, fr + r->toff[b] + ow);
+                        acc[0][b] = _mm512_fmadd_ps(x0, y, acc[0][b]);
+                        acc[1][b] = _mm512_fmadd_ps(x1, y, acc[1][b]);
+                    }
+                }
+        }
+        _Pragma("GCC unroll 9") for (int b = 0; b < 9; b++) {
+            _mm512_storeu_ps(r->acc + (o0 * 9 + b) * DWF_LANES, acc[0][b]);
+            _mm512_storeu_ps(r->acc + (o1 * 9 + b) * DWF_LANES, acc[1][b]);
+        }
+    }
+}
 #undef DWF_TAPS
 #endif
 /* the frames' dW kernel of a level and its block of output channels; NULL at the baseline (which
@@ -825,7 +858,7 @@ static void dwf_sizes(const sample_job *s, int64_t *F, int64_t *frame, int64_t *
 static size_t dwf_work_bytes(const sample_job *s) {
     int64_t F, frame, packed;
     dwf_sizes(s, &F, &frame, &packed);
-    return (size_t)(F * (frame + packed)) * sizeof(float) + (size_t)F * sizeof(float *) +
+    return (size_t)(F * (frame + packed)) * sizeof(float) + (size_t)(2 * F) * sizeof(float *) +
            (size_t)s->K * sizeof(int64_t) + 64;
 }
 /* chunk u's lane sums into s->dst + u O Kg DWF_LANES */
@@ -839,8 +872,10 @@ static void dwf_chunk(const sample_job *s, int64_t u, char *work) {
     void (*kern)(const dwf_run *) = dwf_for(j->isa, &mo, &pack);
     const int64_t G = s->G, Og = s->O / G, Kg = s->K / G, NV = round_to(j->OW, DWF_LANES) / DWF_LANES;
     float *frames = (float *)work, *gp = frames + F * frame;
-    const float **fs = (const float **)(gp + F * packed);
-    int64_t *toff = (int64_t *)(fs + F);
+    const float **fs = (const float **)(gp + F * packed), **gs = fs + F;
+    int64_t *toff = (int64_t *)(gs + F);
+    const int nine = MG_CPU_X86 && j->isa >= MG_ISA_AVX512 && Kg == 9; /* dwf9_avx512 */
+    (void)nine;
     frame_taps(j, Hp, Wp, toff);
     const int64_t Ogp = round_to(Og, mo), lanes = G * Ogp * Kg * DWF_LANES; /* dwf_lanes */
     float *acc = (float *)s->dst + u * lanes;
@@ -853,10 +888,17 @@ static void dwf_chunk(const sample_job *s, int64_t u, char *work) {
             fs[q] = frames + q * frame;
         }
         for (int64_t gi = 0; gi < G; gi++) {
-            pack(gp, (const float *)s->gout + (n * s->O + gi * Og) * j->OH * j->OW, s->O, f, Og, j->OH,
-                     j->OW, NV, mo);
+            const float *g = (const float *)s->gout + (n * s->O + gi * Og) * j->OH * j->OW;
             const dwf_run r = {.gp = gp, .fs = fs, .F = f, .Og = Og, .Kg = Kg, .OH = j->OH, .OW = j->OW,
                                .NV = NV, .Wp = Wp, .toff = toff + gi * Kg, .acc = acc + gi * Ogp * Kg * DWF_LANES};
+#if MG_CPU_X86
+            if (nine) {
+                for (int64_t q = 0; q < f; q++) gs[q] = g + q * s->O * j->OH * j->OW;
+                dwf9_avx512(&r, gs);
+                continue;
+            }
+#endif
+            pack(gp, g, s->O, f, Og, j->OH, j->OW, NV, mo);
             kern(&r);
         }
     }
