@@ -33,6 +33,7 @@ typedef struct mg_block_cache {
     size_t live_after_collect; /* live after it */
     int closed;              /* the state is closing: blocks go straight back to the allocator */
     void *held;              /* the binding's list of blocks tensors hold (src/bind/tensor.c) */
+    unsigned colour;         /* the next block's colour (tensor.c) */
 } mg_block_cache;
 
 typedef struct mg_ctx {
