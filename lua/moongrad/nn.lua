@@ -679,18 +679,11 @@ local function loss(name, kernel)
     end
     self.reduction = o.reduction
   end
-  if type(kernel) == "string" then
-    function L:forward(input, target)
-      local ok, out = pcall(F[kernel], input, target, self.reduction)
-      if ok then return out end
-      util.raise_as(name, 2, out)
-    end
-  else
-    function L:forward(input, target)
-      local ok, out = pcall(kernel, input, target, self.reduction)
-      if ok then return out end
-      util.raise_as(name, 2, out)
-    end
+  local by_name = type(kernel) == "string" -- looked up in F at each call, as F's users expect
+  function L:forward(input, target)
+    local ok, out = pcall(by_name and F[kernel] or kernel, input, target, self.reduction)
+    if ok then return out end
+    util.raise_as(name, 2, out)
   end
   M[name] = L
   return L

@@ -6,7 +6,8 @@
 -- this file keeps the parameter groups and the per-parameter state, and checks options. An
 -- optimizer kind is one entry of KINDS: its options with their defaults (the one place they are
 -- written), a check of a group's values, and `update`, which creates the state it needs and calls
--- the kernel. To add one: an entry in KINDS, a kernel and a binding.
+-- the kernel (SGD has `step_group` instead: a whole group under one pcall). To add one: an entry in
+-- KINDS, a kernel and a binding.
 local core = require "moongrad.core"
 local util = require "moongrad.util"
 
@@ -114,17 +115,9 @@ local KINDS = {
         argerror_at(level + 1, fname, 2, "Nesterov momentum requires a momentum and zero dampening")
       end
     end,
-    update = function(p, grad, state, group)
-      local first = false
-      if group.momentum ~= 0 and not state.momentum_buffer then
-        state.momentum_buffer, first = zeros(p), true
-      end
-      local momentum = group.momentum
-      optim_sgd(p, grad, momentum ~= 0 and state.momentum_buffer or nil, group.lr, momentum,
-        group.dampening, group.weight_decay, group.nesterov, first)
-    end,
-    -- the whole group under one pcall (Optimizer:step): update's work for each parameter with a
-    -- gradient, prog[1] naming the one being updated (for the error's message)
+    -- the whole group under one pcall (Optimizer:step): for each parameter with a gradient, its
+    -- momentum buffer (made zero on the first step) and the update; prog[1] names the one being
+    -- updated (for the error's message)
     step_group = function(group, state, prog)
       local lr, momentum, dampening, wd, nesterov = group.lr, group.momentum, group.dampening,
         group.weight_decay, group.nesterov

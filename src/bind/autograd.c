@@ -248,15 +248,7 @@ static mg_node *node_of(lua_State *L, int tensor_idx) {
 /* acc += g, of one shape: a plain loop for a few contiguous elements of one floating dtype (the
  * same sums, bit for bit, as mg_binary's add, whose general path costs more than this work), else
  * mg_binary. */
-static int small_contiguous(const mg_tensor *t) {
-    if (t->numel > 64) return 0;
-    int64_t expect = 1;
-    for (int d = t->ndim - 1; d >= 0; d--) {
-        if (t->size[d] != 1 && t->stride[d] != expect) return 0;
-        expect *= t->size[d];
-    }
-    return 1;
-}
+static int small_contiguous(const mg_tensor *t) { return t->numel <= 64 && mg_is_contiguous(t); }
 static mg_status add_to(mg_ctx *ctx, mg_tensor *acc, const mg_tensor *g) {
     if (acc->dtype == g->dtype && small_contiguous(acc) && small_contiguous(g) && mg_same_shape(acc, g)) {
         char *a = (char *)mg_tensor_data(acc);

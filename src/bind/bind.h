@@ -46,12 +46,11 @@
 
 /* user values of the ctx userdata (module.c) */
 #define LT_CTX_UV_ORDER 1   /* the backward engine's work tables (autograd.c) */
-#define LT_CTX_UV_STACK 2
-#define LT_CTX_UV_NODE_MT 3 /* the metatable of graph nodes */
-#define LT_CTX_UV_GRAD_MODES 4 /* coroutine -> its grad mode, weak keys (autograd.c) */
-#define LT_CTX_UV_HOOKS 5 /* leaf tensor -> its post-accumulate-grad hooks, weak keys (autograd.c) */
-#define LT_CTX_UV_CALLBACKS 6 /* functions queued to run when the backward pass ends (autograd.c) */
-#define LT_CTX_NUV 6
+#define LT_CTX_UV_NODE_MT 2 /* the metatable of graph nodes */
+#define LT_CTX_UV_GRAD_MODES 3 /* coroutine -> its grad mode, weak keys (autograd.c) */
+#define LT_CTX_UV_HOOKS 4 /* leaf tensor -> its post-accumulate-grad hooks, weak keys (autograd.c) */
+#define LT_CTX_UV_CALLBACKS 5 /* functions queued to run when the backward pass ends (autograd.c) */
+#define LT_CTX_NUV 5
 
 /* Storage of at least this many bytes starts on a 64-byte boundary inside its userdata. */
 #define LT_ALIGN_MIN 256

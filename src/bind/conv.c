@@ -339,7 +339,8 @@ static int pool(lua_State *L, mg_conv_op op, const char *fname) {
     mg_tensor *idx = NULL;
     /* the fused relu over 2x2 windows keeps a byte a window (int64 elements holding 8 each), not
      * int64 indices: its backward needs only which element won */
-    if (relu && mg_max_pool2d_relu_slots(x4, OH, OW, &g)) {
+    const int slots = relu && mg_max_pool2d_relu_slots(x4, OH, OW, &g);
+    if (slots) {
         const int64_t bytes[1] = {(x4->size[0] * x4->size[1] * OH * OW + 7) / 8};
         idx = lt_push_new(L, MG_INT64, 1, bytes);
         saved = lua_gettop(L);
@@ -351,7 +352,7 @@ static int pool(lua_State *L, mg_conv_op op, const char *fname) {
     mg_view_buf vi;
     if (op == MG_CONV_MAX_POOL) {
         LT_TRY(L, 1, (relu ? mg_max_pool2d_relu : mg_max_pool2d)(ctx, mg_conv_view4(&vo, out, 2),
-                                                                  idx->ndim == 1 ? idx : mg_conv_view4(&vi, idx, 2), x4, &g));
+                                                                  slots ? idx : mg_conv_view4(&vi, idx, 2), x4, &g));
     } else {
         LT_TRY(L, 1, mg_avg_pool2d(ctx, mg_conv_view4(&vo, out, 2), x4, &g));
     }

@@ -128,8 +128,6 @@ int luaopen_moongrad_core(lua_State *L) {
     lua_setmetatable(L, -2);
     lua_newtable(L); /* the backward engine's work tables (autograd.c) */
     lua_setiuservalue(L, -2, LT_CTX_UV_ORDER);
-    lua_newtable(L);
-    lua_setiuservalue(L, -2, LT_CTX_UV_STACK);
     lt_push_node_metatable(L);
     lua_setiuservalue(L, -2, LT_CTX_UV_NODE_MT);
     lt_push_block_metatable(L);

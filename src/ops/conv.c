@@ -553,6 +553,16 @@ static void frame_dims(const conv_job *j, int64_t *Hp, int64_t *Wp) {
     *Hp = j->H + 2 * j->g.ph > h ? j->H + 2 * j->g.ph : h;
     *Wp = j->W + 2 * j->g.pw > w ? j->W + 2 * j->g.pw : w;
 }
+#if MG_CPU_X86
+/* The first n lanes of a vector (n clamped to 0..16, 0..8): the masks of a row's last vector. */
+MG_ISA_TARGET_avx512 static inline __mmask16 lanes16(int64_t n) {
+    return n >= 16 ? (__mmask16)0xffff : n <= 0 ? (__mmask16)0 : (__mmask16)((1u << n) - 1);
+}
+MG_ISA_TARGET_avx2 static inline __m256i lanes8(int64_t n) {
+    return _mm256_cmpgt_epi32(_mm256_set1_epi32(n >= 8 ? 8 : n <= 0 ? 0 : (int)n),
+                              _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
+}
+#endif
 /* dst[0..n) = src[0..n), float32, for the frames' short rows (14 floats in the book's network: a
  * memcpy call each was ~7 % of a training step, some 50k of them): masked vectors at AVX-512 and
  * AVX2, memcpy at the baseline (which takes none of the frame paths). */
@@ -560,7 +570,7 @@ static void frame_dims(const conv_job *j, int64_t *Hp, int64_t *Wp) {
 MG_TARGET("avx512f") static void copy_row_avx512(float *dst, const float *src, int64_t n, const float *bias) {
     const __m512 b = _mm512_set1_ps(bias ? *bias : 0);
     for (int64_t i = 0; i < n; i += 16) {
-        const __mmask16 m = n - i >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << (n - i)) - 1);
+        const __mmask16 m = lanes16(n - i);
         const __m512 v = _mm512_maskz_loadu_ps(m, src + i);
         _mm512_mask_storeu_ps(dst + i, m, bias ? _mm512_add_ps(v, b) : v);
     }
@@ -568,8 +578,7 @@ MG_TARGET("avx512f") static void copy_row_avx512(float *dst, const float *src, i
 MG_TARGET("avx2") static void copy_row_avx2(float *dst, const float *src, int64_t n, const float *bias) {
     const __m256 b = _mm256_set1_ps(bias ? *bias : 0);
     for (int64_t i = 0; i < n; i += 8) {
-        const __m256i m = _mm256_cmpgt_epi32(_mm256_set1_epi32(n - i >= 8 ? 8 : (int)(n - i)),
-                                             _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
+        const __m256i m = lanes8(n - i);
         const __m256 v = _mm256_maskload_ps(src + i, m);
         _mm256_maskstore_ps(dst + i, m, bias ? _mm256_add_ps(v, b) : v);
     }
@@ -648,7 +657,7 @@ static void forward_rows(const sample_job *s, int64_t n, char *work) {
  * oh Wp + ow] (toff[k]: tap k's channel plane and its ki dh Wp + kj dw). The sum runs in
  * DWF_LANES lanes, lane l taking the columns ow = l mod DWF_LANES of every row (a row's last
  * vector masked: the lanes past OW load zeros on both sides), samples in order, then rows, then
- * columns; the lanes live in `acc` (O, Kg, DWF_LANES) across the chunk's runs of frames, are added
+ * columns; the lanes live in `acc` (dwf_lanes) across the chunk's runs of frames, are added
  * lane by lane in chunk order once every chunk is done and folded in dot_fold's tree. A block of
  * DWF_MO output channels by DWF_MT taps keeps its sums in registers over a run: each load of gout
  * serves DWF_MT taps and each of the frame DWF_MO channels. AVX-512 holds the 16 lanes in one
@@ -690,16 +699,12 @@ typedef struct dwf_run {
                         }                                                                      \
                     }                                                                          \
     }
-#define MASK512(w) ((__mmask16)((1u << (w)) - 1))
 #define LOAD512(p, m) _mm512_maskz_loadu_ps(m, p)
 #define ZERO512(d) _mm512_storeu_ps(d, _mm512_setzero_ps())
-DWF_PACK(dwf_pack_avx512, MG_TARGET("avx512f,fma"), __m512, __mmask16, MASK512, LOAD512, _mm512_storeu_ps, ZERO512)
+DWF_PACK(dwf_pack_avx512, MG_TARGET("avx512f,fma"), __m512, __mmask16, lanes16, LOAD512, _mm512_storeu_ps, ZERO512)
 typedef struct { __m256i h[2]; } mask256x2;
 MG_TARGET("avx2,fma") static inline mask256x2 mask256x2_of(int w) {
-    mask256x2 m;
-    for (int h = 0; h < 2; h++)
-        m.h[h] = _mm256_cmpgt_epi32(_mm256_set1_epi32(w - 8 * h), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
-    return m;
+    return (mask256x2){{lanes8(w), lanes8(w - 8)}};
 }
 typedef struct { __m256 h[2]; } f256x2;
 MG_TARGET("avx2,fma") static inline f256x2 load256x2(const float *p, mask256x2 m) {
@@ -711,7 +716,6 @@ MG_TARGET("avx2,fma") static inline void store256x2(float *d, f256x2 v) {
 #define ZERO256(d) store256x2(d, (f256x2){{_mm256_setzero_ps(), _mm256_setzero_ps()}})
 DWF_PACK(dwf_pack_avx2, MG_TARGET("avx2,fma"), f256x2, mask256x2, mask256x2_of, load256x2, store256x2, ZERO256)
 #undef DWF_PACK
-#undef MASK512
 #undef LOAD512
 #undef ZERO512
 #undef ZERO256
@@ -737,8 +741,7 @@ MG_TARGET("avx512f,fma") static void dwf_avx512(const dwf_run *r) {
                 for (int64_t oh = 0; oh < r->OH; oh++, y0 += r->Wp, y1 += r->Wp, y2 += r->Wp)
                     for (int64_t v = 0; v < r->NV; v++, gp += DWF_MO512 * DWF_LANES) {
                         const int64_t ow = v * DWF_LANES;
-                        const __mmask16 m = r->OW - ow >= DWF_LANES ? (__mmask16)0xffff
-                                                                    : (__mmask16)((1u << (r->OW - ow)) - 1);
+                        const __mmask16 m = lanes16(r->OW - ow);
                         const __m512 y[DWF_MT512] = {_mm512_maskz_loadu_ps(m, y0 + ow), _mm512_maskz_loadu_ps(m, y1 + ow),
                                                      _mm512_maskz_loadu_ps(m, y2 + ow)};
                         _Pragma("GCC unroll 8") for (int a = 0; a < DWF_MO512; a++) {
@@ -772,10 +775,8 @@ MG_TARGET("avx2,fma") static void dwf_avx2(const dwf_run *r) {
                 for (int64_t oh = 0; oh < r->OH; oh++, y0 += r->Wp, y1 += r->Wp)
                     for (int64_t v = 0; v < r->NV; v++, gp += DWF_MO256 * DWF_LANES) {
                         const int64_t ow = v * DWF_LANES;
-                        const int left = r->OW - ow >= DWF_LANES ? DWF_LANES : (int)(r->OW - ow);
                         for (int h = 0; h < 2; h++) {
-                            const __m256i m = _mm256_cmpgt_epi32(_mm256_set1_epi32(left - 8 * h),
-                                                                 _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
+                            const __m256i m = lanes8(r->OW - ow - 8 * h);
                             const __m256 y[DWF_MT256] = {_mm256_maskload_ps(y0 + ow + 8 * h, m),
                                                          _mm256_maskload_ps(y1 + ow + 8 * h, m)};
                             for (int a = 0; a < DWF_MO256; a++) {
@@ -808,8 +809,7 @@ MG_ISA_TARGET_avx512 static void dwf9_avx512(const dwf_run *r, const float *cons
             const float *g0 = gs[f] + o0 * plane, *g1 = gs[f] + o1 * plane, *fr = r->fs[f];
             for (int64_t oh = 0; oh < r->OH; oh++, g0 += r->OW, g1 += r->OW, fr += r->Wp)
                 for (int64_t ow = 0; ow < r->OW; ow += DWF_LANES) {
-                    const __mmask16 m = r->OW - ow >= DWF_LANES ? (__mmask16)0xffff
-                                                                : (__mmask16)((1u << (r->OW - ow)) - 1);
+                    const __mmask16 m = lanes16(r->OW - ow);
                     const __m512 x0 = _mm512_maskz_loadu_ps(m, g0 + ow), x1 = _mm512_maskz_loadu_ps(m, g1 + ow);
                     _Pragma("GCC unroll 9") for (int b = 0; b < 9; b++) {
                         const __m512 y = _mm512_maskz_loadu_ps(m, fr + r->toff[b] + ow);
@@ -841,15 +841,16 @@ static void (*dwf_for(int isa, int *mo, dwf_pack_fn *pack))(const dwf_run *) {
     return NULL;
 }
 static int64_t round_to(int64_t x, int64_t m) { return (x + m - 1) / m * m; }
+/* a chunk's lane sums: (G, Og rounded up to the kernel's block mo, Kg, DWF_LANES) */
+static int64_t dwf_lanes(int64_t O, int64_t G, int64_t Kg, int mo) { return G * round_to(O / G, mo) * Kg * DWF_LANES; }
 /* a run's frames and packed gout within about an eighth of L2 */
 #define DWF_RUN_BYTES ((int64_t)128 << 10)
 static void dwf_sizes(const sample_job *s, int64_t *F, int64_t *frame, int64_t *packed) {
-    int64_t Hp, Wp, mo;
-    int m;
+    int64_t Hp, Wp;
+    int mo;
     dwf_pack_fn pack;
     frame_dims(&s->j, &Hp, &Wp);
-    dwf_for(s->j.isa, &m, &pack);
-    mo = m;
+    dwf_for(s->j.isa, &mo, &pack);
     *frame = round_to(s->j.C * Hp * Wp + MG_GEMM_ROWS_SLACK, 16);
     *packed = round_to(s->O / s->G, mo) * s->j.OH * round_to(s->j.OW, DWF_LANES); /* a sample's, a group */
     const int64_t f = DWF_RUN_BYTES / ((*frame + *packed) * (int64_t)sizeof(float));
@@ -861,7 +862,7 @@ static size_t dwf_work_bytes(const sample_job *s) {
     return (size_t)(F * (frame + packed)) * sizeof(float) + (size_t)(2 * F) * sizeof(float *) +
            (size_t)s->K * sizeof(int64_t) + 64;
 }
-/* chunk u's lane sums into s->dst + u O Kg DWF_LANES */
+/* chunk u's lane sums into s->dst + u dwf_lanes */
 static void dwf_chunk(const sample_job *s, int64_t u, char *work) {
     const conv_job *j = &s->j;
     int64_t Hp, Wp, F, frame, packed;
@@ -877,7 +878,7 @@ static void dwf_chunk(const sample_job *s, int64_t u, char *work) {
     const int nine = MG_CPU_X86 && j->isa >= MG_ISA_AVX512 && Kg == 9; /* dwf9_avx512 */
     (void)nine;
     frame_taps(j, Hp, Wp, toff);
-    const int64_t Ogp = round_to(Og, mo), lanes = G * Ogp * Kg * DWF_LANES; /* dwf_lanes */
+    const int64_t Ogp = round_to(Og, mo), lanes = dwf_lanes(s->O, G, Kg, mo);
     float *acc = (float *)s->dst + u * lanes;
     memset(acc, 0, (size_t)lanes * sizeof(float));
     const int64_t n0 = u * s->chunk, n1 = n0 + s->chunk < j->N ? n0 + s->chunk : j->N;
@@ -948,26 +949,21 @@ typedef struct direct_run {
                 }                                                                              \
             }                                                                                  \
     }
-#define MASK16(n) ((n) >= 16 ? (__mmask16)0xffff : (n) <= 0 ? (__mmask16)0 : (__mmask16)((1u << (n)) - 1))
 #define LOAD16(m, p) _mm512_maskz_loadu_ps(m, p)
 #define STORE16(d, m, v) _mm512_mask_storeu_ps(d, m, v)
 MG_ISA_TARGET_avx512 static void direct_avx512(const direct_run *r) {
-    DIRECT_BODY(8, 16, __m512, __mmask16, MASK16, LOAD16, _mm512_set1_ps, _mm512_fmadd_ps, _mm512_add_ps,
+    DIRECT_BODY(8, 16, __m512, __mmask16, lanes16, LOAD16, _mm512_set1_ps, _mm512_fmadd_ps, _mm512_add_ps,
                 STORE16, _mm512_setzero_ps())
 }
-#define MASK8(n) _mm256_cmpgt_epi32(_mm256_set1_epi32((n) >= 8 ? 8 : (n) <= 0 ? 0 : (int)(n)), \
-                                    _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7))
 #define LOAD8(m, p) _mm256_maskload_ps(p, m)
 #define STORE8(d, m, v) _mm256_maskstore_ps(d, m, v)
 MG_ISA_TARGET_avx2 static void direct_avx2(const direct_run *r) {
-    DIRECT_BODY(4, 8, __m256, __m256i, MASK8, LOAD8, _mm256_set1_ps, _mm256_fmadd_ps, _mm256_add_ps, STORE8,
+    DIRECT_BODY(4, 8, __m256, __m256i, lanes8, LOAD8, _mm256_set1_ps, _mm256_fmadd_ps, _mm256_add_ps, STORE8,
                 _mm256_setzero_ps())
 }
 #undef DIRECT_BODY
-#undef MASK16
 #undef LOAD16
 #undef STORE16
-#undef MASK8
 #undef LOAD8
 #undef STORE8
 #endif
@@ -1223,12 +1219,13 @@ static mg_status sample_backward(mg_ctx *ctx, const mg_backward_args *a, int i, 
     /* dW: chunk partials, then added in chunk order */
     s.chunk = (N + SAMPLE_CHUNKS - 1) / SAMPLE_CHUNKS;
     const int64_t chunks = (N + s.chunk - 1) / s.chunk, OK = O * Kg;
-    int mo = 1;
+    int mo;
     dwf_pack_fn pack;
-    s.frames = dt == MG_FLOAT32 && g->sh == 1 && g->sw == 1 && dwf_for(ctx->isa, &mo, &pack) != NULL &&
-               round_to(O / g->groups, mo) * g->groups * Kg * DWF_LANES <= SAMPLE_PARTIAL_BYTES / SAMPLE_CHUNKS / (int64_t)es;
+    const int have_frames = dwf_for(ctx->isa, &mo, &pack) != NULL;
+    const int64_t Og = O / g->groups, Ogp = round_to(Og, mo), lanes = dwf_lanes(O, g->groups, Kg, mo);
+    s.frames = dt == MG_FLOAT32 && g->sh == 1 && g->sw == 1 && have_frames &&
+               lanes <= SAMPLE_PARTIAL_BYTES / SAMPLE_CHUNKS / (int64_t)es;
     s.dot = !s.frames && dt == MG_FLOAT32 && Kg <= DOT_MAX_K;
-    const int64_t Ogp = round_to(O / g->groups, mo), lanes = g->groups * Ogp * Kg * DWF_LANES; /* a chunk's */
     const size_t bytes = (size_t)(chunks * (s.frames ? lanes : OK)) * es;
     s.mode = SAMPLE_DW, s.dst = mg_alloc(ctx, bytes);
     if (!s.dst) return mg_fail(ctx, MG_ENOMEM, 0, "not enough memory for convolution's weight gradient (%zu bytes)", bytes);
@@ -1236,7 +1233,6 @@ static mg_status sample_backward(mg_ctx *ctx, const mg_backward_args *a, int i, 
     if (s.frames) { /* the chunks' lanes added in chunk order, then folded */
         const float *p = (const float *)s.dst;
         float *d = (float *)mg_tensor_data(gin);
-        const int64_t Og = O / g->groups;
         for (int64_t e = 0; st == MG_OK && e < OK; e++) {
             const int64_t gi = e / (Og * Kg), o = e / Kg % Og, at = ((gi * Ogp + o) * Kg + e % Kg) * DWF_LANES;
             float l[DWF_LANES];
@@ -1501,10 +1497,7 @@ typedef struct pool16 {
 } pool16;
 MG_ISA_TARGET_avx512 static pool16 pool16_of(int64_t OW) {
     pool16 p;
-    const int W = 2 * (int)OW;
-    p.m0 = (__mmask16)(W >= 16 ? 0xffff : (1u << W) - 1);
-    p.m1 = (__mmask16)(W > 16 ? (1u << (W - 16)) - 1 : 0);
-    p.mo = (__mmask16)((1u << OW) - 1);
+    p.m0 = lanes16(2 * OW), p.m1 = lanes16(2 * OW - 16), p.mo = lanes16(OW);
     p.left = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
     p.right = _mm512_setr_epi32(1, 3, 5, 7, 9, 11, 13, 15, 17, 19, 21, 23, 25, 27, 29, 31);
     p.lo = _mm512_setr_epi32(0, 16, 1, 17, 2, 18, 3, 19, 4, 20, 5, 21, 6, 22, 7, 23);
