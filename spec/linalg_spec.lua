@@ -354,6 +354,29 @@ describe("matmul's kernels", function()
   end
 end)
 
+describe("the blocked product (C taller than a block of A)", function()
+  -- it packs several blocks of kc (256) along K at once and runs them one after the other on each
+  -- tile of C: each block must stay its own sum, added to C in order, so every row keeps the bits
+  -- of the same row computed alone (a vector product, summed block by block by definition), on 1
+  -- and 2 threads; K 1400 is one whole packed depth (1024) and a short one (256 + 120)
+  for _, threads in ipairs({1, 2}) do
+    it(string.format("gives each row the bits of that row alone, %d thread(s)", threads), function()
+      local saved = mg.get_num_threads()
+      mg.set_num_threads(threads)
+      mg.manual_seed(1400)
+      local a, b = mg.randn(400, 1400), mg.randn(1400, 70)
+      local c = a:matmul(b)
+      for _, i in ipairs({1, 13, 200, 389, 400}) do
+        assert.is_true(a:narrow(1, i, 1):matmul(b):equal(c:narrow(1, i, 1)), "row " .. i)
+      end
+      -- and near the float64 product (the sums are real sums)
+      local c64 = a:double():matmul(b:double())
+      assert.is_true((c:double() - c64):abs():max():item() < 1e-3)
+      mg.set_num_threads(saved)
+    end)
+  end
+end)
+
 describe("matrix-vector products (the gemv kernels)", function()
   -- rows of 16 floats (constant offsets), short rows prefetched a tile ahead (32..256), longer
   -- ones; 16-row tiles and the rows left over: every row keeps its bits whichever path computed it
