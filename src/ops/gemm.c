@@ -374,6 +374,13 @@ DEFINE_SIMD_MICRO(micro_f32_avx512_8x48, float, "avx512f,fma", __m512, 16, 8, 3,
                   _mm512_fmadd_ps, _mm512_add_ps)
 DEFINE_SIMD_DIRECT(direct_f32_avx512_8x48, float, "avx512f,fma", __m512, 16, 8, 3, _mm512_setzero_ps,
                    _mm512_set1_ps, _mm512_loadu_ps, _mm512_storeu_ps, _mm512_fmadd_ps, _mm512_add_ps)
+/* AVX-512, 8 x 32 float32 (16 zmm accumulators): a C 8k rows tall and 32k wide (W6's x W1^T, 64 x
+ * 256) covered without padding, where 12 x 32 and 8 x 48 tiles compute 72 x 256 / 64 x 288. */
+DEFINE_SIMD_MICRO(micro_f32_avx512_8x32, float, "avx512f,fma", __m512, 16, 8, 2, _mm512_setzero_ps,
+                  _mm512_set1_ps, _mm512_load_ps, _mm512_loadu_ps, _mm512_storeu_ps,
+                  _mm512_fmadd_ps, _mm512_add_ps)
+DEFINE_SIMD_DIRECT(direct_f32_avx512_8x32, float, "avx512f,fma", __m512, 16, 8, 2, _mm512_setzero_ps,
+                   _mm512_set1_ps, _mm512_loadu_ps, _mm512_storeu_ps, _mm512_fmadd_ps, _mm512_add_ps)
 DEFINE_SIMD_DIRECT(direct_f32_avx2, float, "avx2,fma", __m256, 8, 6, 2, _mm256_setzero_ps,
                    _mm256_set1_ps, _mm256_loadu_ps, _mm256_storeu_ps, _mm256_fmadd_ps, _mm256_add_ps)
 DEFINE_SIMD_DIRECT(direct_f64_avx2, double, "avx2,fma", __m256d, 4, 6, 2, _mm256_setzero_pd,
@@ -422,6 +429,7 @@ MG_TARGET("avx2") static void transpose8_f32(float *dst, int64_t W, const float 
     if (s_depth == 1)                                                                         \
         for (; l + 8 <= w; l += 8) transpose8_f32(dst + l, W, s + l * s_lane, s_lane, depth);
 DEFINE_PACK(pack_f32_12, float, 12, FAST_T8_F32)
+DEFINE_PACK(pack_f32_8t, float, 8, FAST_T8_F32) /* pack_f32_8 with the AVX2 transpose (x86 kernels only) */
 DEFINE_PACK(pack_f32_16, float, 16, FAST_T8_F32)
 DEFINE_PACK(pack_f32_32, float, 32, FAST_T8_F32)
 DEFINE_PACK(pack_f32_48, float, 48, FAST_T8_F32)
@@ -433,8 +441,10 @@ static const gemm_kernel kernels_avx512[2] = {
     [MG_FLOAT32] = {naive_f32_fma, pack_f32_12, pack_f32_32, micro_f32_avx512, 12, 32, 384, 256, 2048, direct_f32_avx512},
     [MG_FLOAT64] = {naive_f64_fma, pack_f64_12, pack_f64_16, micro_f64_avx512, 12, 16, 192, 256, 1024, direct_f64_avx512},
 };
-static const gemm_kernel kernel_f32_avx512_8x48 = {naive_f32_fma, pack_f32_8, pack_f32_48, micro_f32_avx512_8x48,
+static const gemm_kernel kernel_f32_avx512_8x48 = {naive_f32_fma, pack_f32_8t, pack_f32_48, micro_f32_avx512_8x48,
                                                    8, 48, 384, 256, 2016, direct_f32_avx512_8x48};
+static const gemm_kernel kernel_f32_avx512_8x32 = {naive_f32_fma, pack_f32_8t, pack_f32_32, micro_f32_avx512_8x32,
+                                                   8, 32, 384, 256, 2048, direct_f32_avx512_8x32};
 static const gemm_kernel kernels_avx2[2] = {
     [MG_FLOAT32] = {naive_f32_fma, pack_f32_6, pack_f32_16, micro_f32_avx2, 6, 16, 96, 256, 2048, direct_f32_avx2},
     [MG_FLOAT64] = {naive_f64_fma, pack_f64_6, pack_f64_8, micro_f64_avx2, 6, 8, 96, 256, 1024, direct_f64_avx2},
@@ -445,11 +455,20 @@ static const gemm_kernel kernels_avx2[2] = {
 static const gemm_kernel *simd_kernel(mg_dtype dt, int64_t m, int64_t n, int isa) {
     /* a C narrower than half the AVX-512 tile pads less on the AVX2 one (and the bits agree) */
     if (MG_GEMM_ISA >= 2 && 2 * n > kernels_avx512[dt].nr && isa >= MG_ISA_AVX512) {
-        /* 8 x 48 tiles where they cover C with less padding than 12 x 32 (8, 16 or 32 rows,
-         * unless the columns then pad more): the fraction of each tile's work that is C's */
-        if (dt == MG_FLOAT32 && m > 0 && m % 8 == 0 && m % 12 != 0) {
-            const double rows12 = (double)m / (double)round_up(m, 12), cols32 = (double)n / (double)round_up(n, 32);
-            if ((double)n / (double)round_up(n, 48) > rows12 * cols32) return &kernel_f32_avx512_8x48;
+        /* float32: of 12 x 32, 8 x 48 and 8 x 32 tiles (as fast as each other on a large product),
+         * the one that covers C with the least padding: the fraction of the tiles' work that is C's
+         * (a tie keeps the earlier). W6's x W1^T (64 x 256): 8 x 32, where the others compute 72 x
+         * 256 or 64 x 288. */
+        if (dt == MG_FLOAT32 && m > 0) {
+            const gemm_kernel *const choice[3] = {&kernels_avx512[dt], &kernel_f32_avx512_8x48, &kernel_f32_avx512_8x32};
+            const gemm_kernel *best = choice[0];
+            double best_fill = 0;
+            for (int c = 0; c < 3; c++) {
+                const double fill = (double)m / (double)round_up(m, choice[c]->mr) * (double)n /
+                                    (double)round_up(n, choice[c]->nr);
+                if (fill > best_fill) best = choice[c], best_fill = fill;
+            }
+            return best;
         }
         return &kernels_avx512[dt];
     }
