@@ -87,12 +87,13 @@ end
 -- Runs Lua source in a fresh lua5.4 process that finds moongrad as this one does; returns its
 -- output and whether it exited 0. For specs whose outcome depends on the collector's timing (a
 -- finalizer running inside a C call): a fresh, small heap makes that timing the same every run.
-function H.run_lua(source)
+-- env: an optional prefix of VAR=value words for the child.
+function H.run_lua(source, env)
   local path = os.tmpname()
   local f = assert(io.open(path, "w"))
   f:write(string.format("package.path, package.cpath = %q, %q\n", package.path, package.cpath), source)
   f:close()
-  local p = assert(io.popen("lua5.4 " .. path .. " 2>&1"))
+  local p = assert(io.popen((env and env .. " " or "") .. "lua5.4 " .. path .. " 2>&1"))
   local out = p:read("a")
   local ok = p:close()
   os.remove(path)

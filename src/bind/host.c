@@ -108,6 +108,16 @@ size_t mg_set_memory_limit(lua_State *L, size_t bytes) {
     return previous;
 }
 
+int mg_set_huge_pages(lua_State *L, int on) {
+    lua_getfield(L, LUA_REGISTRYINDEX, LT_CTX_KEY);
+    mg_ctx *ctx = (mg_ctx *)lua_touserdata(L, -1);
+    lua_pop(L, 1);
+    if (!ctx) luaL_error(L, "mg_set_huge_pages: load moongrad.core first");
+    const int previous = ctx->huge_pages;
+    ctx->huge_pages = on != 0;
+    return previous;
+}
+
 /* The interrupt request of include/moongrad.h: the handle is the state's ctx (a userdata in the
  * registry, alive until lua_close); mg_interrupt is one lock-free atomic store, so a signal handler
  * or another thread may call it. */

@@ -54,6 +54,7 @@ typedef struct mg_ctx {
                              * next long loop to look (mg_take_interrupt) stops and fails MG_EINTR */
     double time_limit;      /* mg.set_time_limit: seconds a long loop may run; 0: none */
     mg_block_cache blocks;  /* large tensors' bytes (mg_block_get / mg_block_put) */
+    int huge_pages;         /* ask the OS for 2 MiB pages under new blocks of 2 MiB and up (ctx.c) */
     int err_operand;        /* which operand an error concerns, 1-based; 0 when none */
     char err[256];          /* the detail of the last error, lowercase, no final period */
 } mg_ctx;

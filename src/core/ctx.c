@@ -4,6 +4,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#if defined(__linux__)
+#include <sys/mman.h>
+#endif
 
 #include "core.h"
 #include "cpu.h"
@@ -30,6 +33,8 @@ void mg_ctx_init(mg_ctx *ctx, mg_alloc_fn alloc, void *alloc_ud) {
     ctx->default_dtype = MG_FLOAT32;
     ctx->num_threads = mg_default_threads();
     ctx->isa = choose_isa();
+    const char *huge = getenv("MOONGRAD_HUGE_PAGES");
+    ctx->huge_pages = !(huge && strcmp(huge, "0") == 0);
     ctx->seed = 0x6d6f6f6e67726164ull; /* "moongrad": fixed, as PyTorch's default seed is */
     mg_rng_seed(&ctx->rng, ctx->seed);
 }
@@ -93,6 +98,25 @@ static void *cache_take(mg_block_cache *c, int i) {
     return p;
 }
 
+/* Large tensors on 4 KiB pages spend their time in TLB misses: a 4 MB result spans 1000 pages, and
+ * `c = a + b` over three of them ran at 66 % of the cache's bandwidth (W7), W5's 64 MB X was read
+ * at 17 GB/s. On Linux a new block's whole 2 MiB-aligned pages inside it (never a byte outside: the
+ * memory is the host allocator's) are marked MADV_HUGEPAGE, so that the kernel backs them with 2 MiB
+ * pages when transparent huge pages are set to "madvise" (Debian's default) or "always". Only a hint:
+ * the bytes, their owner and the results do not change. W7 10^6: 190-196 -> 170-176 us; W5 9.5-10.0
+ * -> 6.7-6.9 ms a step (AMD EPYC Zen 4). Hosts turn it off with mg_set_huge_pages (moongrad.h),
+ * users with MOONGRAD_HUGE_PAGES=0. */
+#define HUGE_PAGE ((uintptr_t)2 << 20)
+static void advise_huge_pages(void *p, size_t n) {
+#if defined(__linux__) && defined(MADV_HUGEPAGE)
+    const uintptr_t begin = ((uintptr_t)p + HUGE_PAGE - 1) & ~(HUGE_PAGE - 1);
+    const uintptr_t end = ((uintptr_t)p + n) & ~(HUGE_PAGE - 1);
+    if (end > begin) (void)madvise((void *)begin, end - begin, MADV_HUGEPAGE); /* a refusal changes nothing */
+#else
+    (void)p, (void)n;
+#endif
+}
+
 void *mg_block_get(mg_ctx *ctx, size_t *n, int exact) {
     mg_block_cache *c = &ctx->blocks;
     void *p = NULL;
@@ -102,7 +126,10 @@ void *mg_block_get(mg_ctx *ctx, size_t *n, int exact) {
             *n = c->n[i];
             p = cache_take(c, i);
         }
-    if (!p) p = plain_alloc(ctx, *n);
+    if (!p) {
+        p = plain_alloc(ctx, *n);
+        if (p && ctx->huge_pages) advise_huge_pages(p, *n);
+    }
     if (p) c->live += *n;
     return p;
 }
