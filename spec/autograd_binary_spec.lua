@@ -127,6 +127,30 @@ describe("autograd of binary ops", function()
       assert.same({18, 22}, ga:totable()) -- 2c + 10
       assert.same({8, 12}, gb:totable()) -- 2c
     end)
+    it("hands the gradient to the operand of its shape when the other is broadcast (x + b)", function()
+      -- x0 = torch.tensor([[1.,2,3],[4,5,6]], requires_grad=True); b = torch.tensor([10.,20,30],
+      -- requires_grad=True); x = x0 * 1; y = x + b; y.retain_grad()
+      -- ((y * t).sum() + (x * 3).sum()).backward(), t = [[1,2,3],[4,5,6]]:
+      -- y.grad = t, x0.grad = t + 3, b.grad = t.sum(0) = [5, 7, 9]
+      local t = mg.tensor({{1, 2, 3}, {4, 5, 6}})
+      local x0 = mg.tensor({{1, 2, 3}, {4, 5, 6}}, {requires_grad = true})
+      local b = mg.tensor({10, 20, 30}, {requires_grad = true})
+      local x = x0 * 1
+      local y = x + b
+      y:retain_grad()
+      local loss = (y * t):sum() + (x * 3):sum()
+      loss:backward()
+      assert.same({{1, 2, 3}, {4, 5, 6}}, y.grad:totable())
+      assert.same({{4, 5, 6}, {7, 8, 9}}, x0.grad:totable())
+      assert.same({5, 7, 9}, b.grad:totable())
+      -- the sum's other order: x's second gradient arrives before the handed-on one
+      x0.grad, b.grad = nil, nil
+      local x2 = x0 * 1
+      loss = (x2 * 3):sum() + ((x2 + b) * t):sum()
+      loss:backward()
+      assert.same({{4, 5, 6}, {7, 8, 9}}, x0.grad:totable())
+      assert.same({5, 7, 9}, b.grad:totable())
+    end)
     it("repeats bit for bit across backward passes of a retained graph", function()
       local w = mg.tensor({0.5, -1.5}, {requires_grad = true})
       local y = ((w + 0.25) - mg.tensor{1, 2}):pow(2):mean()
