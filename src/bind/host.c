@@ -98,21 +98,24 @@ mg_tensor *mg_push_host_tensor(lua_State *L, mg_dtype dtype, int ndim, const int
     return t;
 }
 
-size_t mg_set_memory_limit(lua_State *L, size_t bytes) {
+/* The state's ctx for the host API function `fn`, or a Lua error when moongrad is not loaded. */
+static mg_ctx *host_ctx(lua_State *L, const char *fn) {
     lua_getfield(L, LUA_REGISTRYINDEX, LT_CTX_KEY);
     mg_ctx *ctx = (mg_ctx *)lua_touserdata(L, -1);
     lua_pop(L, 1);
-    if (!ctx) luaL_error(L, "mg_set_memory_limit: load moongrad.core first");
+    if (!ctx) luaL_error(L, "%s: load moongrad.core first", fn);
+    return ctx;
+}
+
+size_t mg_set_memory_limit(lua_State *L, size_t bytes) {
+    mg_ctx *ctx = host_ctx(L, "mg_set_memory_limit");
     const size_t previous = ctx->memory_limit;
     ctx->memory_limit = bytes;
     return previous;
 }
 
 int mg_set_huge_pages(lua_State *L, int on) {
-    lua_getfield(L, LUA_REGISTRYINDEX, LT_CTX_KEY);
-    mg_ctx *ctx = (mg_ctx *)lua_touserdata(L, -1);
-    lua_pop(L, 1);
-    if (!ctx) luaL_error(L, "mg_set_huge_pages: load moongrad.core first");
+    mg_ctx *ctx = host_ctx(L, "mg_set_huge_pages");
     const int previous = ctx->huge_pages;
     ctx->huge_pages = on != 0;
     return previous;
@@ -121,13 +124,7 @@ int mg_set_huge_pages(lua_State *L, int on) {
 /* The interrupt request of include/moongrad.h: the handle is the state's ctx (a userdata in the
  * registry, alive until lua_close); mg_interrupt is one lock-free atomic store, so a signal handler
  * or another thread may call it. */
-void *mg_interrupt_handle(lua_State *L) {
-    lua_getfield(L, LUA_REGISTRYINDEX, LT_CTX_KEY);
-    mg_ctx *ctx = (mg_ctx *)lua_touserdata(L, -1);
-    lua_pop(L, 1);
-    if (!ctx) luaL_error(L, "mg_interrupt_handle: load moongrad.core first");
-    return ctx;
-}
+void *mg_interrupt_handle(lua_State *L) { return host_ctx(L, "mg_interrupt_handle"); }
 
 void mg_interrupt(void *handle) {
     if (handle) atomic_store_explicit(&((mg_ctx *)handle)->interrupt, 1, memory_order_relaxed);
