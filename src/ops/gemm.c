@@ -163,23 +163,21 @@ DEFINE_NAIVE(naive_i64, uint64_t, , MADD_PLAIN) /* int64 read as unsigned: wraps
         for (; l0 < lanes; l0 += W, dst += W * depth) {                                       \
             const int64_t w = lanes - l0 < W ? lanes - l0 : W;                                \
             const T *s = src + l0 * s_lane;                                                   \
-            {                                                                                 \
-                int64_t l = 0;                                                                \
-                FAST(W)                                                                       \
-                for (; l + 4 <= w; l += 4) {                                                  \
-                    const T *s0 = s + l * s_lane, *s1 = s0 + s_lane, *s2 = s1 + s_lane,       \
-                            *s3 = s2 + s_lane;                                                \
-                    T *d = dst + l;                                                           \
-                    for (int64_t p = 0; p < depth; p++, d += W) {                             \
-                        const int64_t q = p * s_depth;                                        \
-                        d[0] = s0[q], d[1] = s1[q], d[2] = s2[q], d[3] = s3[q];               \
-                    }                                                                         \
+            int64_t l = 0;                                                                    \
+            FAST(W)                                                                           \
+            for (; l + 4 <= w; l += 4) {                                                      \
+                const T *s0 = s + l * s_lane, *s1 = s0 + s_lane, *s2 = s1 + s_lane,           \
+                        *s3 = s2 + s_lane;                                                    \
+                T *d = dst + l;                                                               \
+                for (int64_t p = 0; p < depth; p++, d += W) {                                 \
+                    const int64_t q = p * s_depth;                                            \
+                    d[0] = s0[q], d[1] = s1[q], d[2] = s2[q], d[3] = s3[q];                   \
                 }                                                                             \
-                for (; l < w; l++)                                                            \
-                    for (int64_t p = 0; p < depth; p++) dst[p * W + l] = s[l * s_lane + p * s_depth]; \
-                for (; l < W; l++)                                                            \
-                    for (int64_t p = 0; p < depth; p++) dst[p * W + l] = 0;                   \
             }                                                                                 \
+            for (; l < w; l++)                                                                \
+                for (int64_t p = 0; p < depth; p++) dst[p * W + l] = s[l * s_lane + p * s_depth]; \
+            for (; l < W; l++)                                                                \
+                for (int64_t p = 0; p < depth; p++) dst[p * W + l] = 0;                       \
         }                                                                                     \
     }
 
