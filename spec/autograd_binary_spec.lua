@@ -44,6 +44,28 @@ describe("autograd of binary ops", function()
     it("matches finite differences for tensor ^ tensor", function()
       assert.is_true(gradcheck(function(x, y) return x ^ y end, {leaf({2, 3}, 0.5), leaf({3})}))
     end)
+    it("gives x ^ 2 the gradient (x 2) g, with the bits of the two products, in one pass", function()
+      mg.manual_seed(2)
+      for _, dt in ipairs({"float32", "float64"}) do
+        local g = mg.randn(300, 7, {dtype = dt})
+        for _, x in ipairs({mg.randn(300, 7, {dtype = dt}), mg.randn(7, 300, {dtype = dt}):t()}) do
+          local base = x:detach():requires_grad_()
+          local y = base ^ 2
+          y:backward(g)
+          assert.is_true(base.grad:equal((x * 2) * g), dt)
+        end
+        local b = mg.randn(7, {dtype = dt}):requires_grad_() -- broadcast to the gradient's shape
+        local y = b:expand(300, 7) ^ 2
+        y:backward(g)
+        assert.is_true(b.grad:equal(((b:detach():expand(300, 7) * 2) * g):sum(1)), dt)
+      end
+      -- x 2 first, as PyTorch's g (2 x): 2 x overflows float32 at 3e38 (inf, not 1.5e38); torch 1.13:
+      -- z.grad -> [0, 0, inf, -0x1.93e594p-49, 2.5, inf]
+      local z = mg.tensor({0, -0.0, 1e38, 1e-45, 2.5, 3e38}, {requires_grad = true})
+      local y = z ^ 2
+      y:backward(mg.tensor({1, -1, 2, -1e30, 0.5, 0.25}))
+      assert.same({0, 0, math.huge, -0x1.93e594p-49, 2.5, math.huge}, z.grad:totable())
+    end)
     it("matches finite differences for tensor ^ number and number ^ tensor", function()
       local x = leaf({2, 3}, 0.5)
       assert.is_true(gradcheck(function(t) return t ^ 3 end, {x}))

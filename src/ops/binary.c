@@ -184,6 +184,37 @@ mg_status mg_where(mg_ctx *ctx, mg_tensor *out, const mg_tensor *cond, const mg_
     return MG_OK;
 }
 
+/* ---- (x k) g in one pass ----------------------------------------------------------------- */
+/* pow's gradient at exponent 2 is (x 2) g: the product x 2 rounded, then times g, as two passes of
+ * mg_binary would round them (the same bits), without writing x 2 out and reading it back: a pass
+ * over W5's 4 MB gradient a step fewer. */
+#define DEFINE_SCALED_MUL(NAME, T) MG_ISA_STAMP(SCALED_MUL_LOOP, NAME, T)
+#define SCALED_MUL_LOOP(ISA, NAME, T)                                                          \
+    static void MG_ISA_FN(NAME, ISA)(char **p, const int64_t *s, int64_t n, const void *extra) { \
+        const T k = (T) * (const double *)extra;                                              \
+        if (s[0] == sizeof(T) && s[1] == sizeof(T) && s[2] == sizeof(T)) {                    \
+            T *o = (T *)p[0];                                                                 \
+            const T *x = (const T *)p[1], *g = (const T *)p[2];                               \
+            for (int64_t i = 0; i < n; i++) o[i] = (x[i] * k) * g[i];                         \
+        } else {                                                                              \
+            char *o = p[0];                                                                   \
+            const char *x = p[1], *g = p[2];                                                  \
+            for (int64_t i = 0; i < n; i++, o += s[0], x += s[1], g += s[2])                  \
+                *(T *)o = (*(const T *)x * k) * *(const T *)g;                                \
+        }                                                                                     \
+    }
+DEFINE_SCALED_MUL(scaled_mul_f32, float)
+DEFINE_SCALED_MUL(scaled_mul_f64, double)
+static const mg_inner_fn scaled_mul_kernels[MG_NISA][MG_NDTYPES] = MG_ISA_ROW(MG_KERNELS_F, scaled_mul);
+/* out <- (x k) g, out float and of g's dtype, x of out's dtype (broadcast to it) */
+static mg_status scaled_mul(mg_ctx *ctx, mg_tensor *out, const mg_tensor *x, double k, const mg_tensor *g) {
+    const mg_tensor *ops[3] = {out, x, g};
+    mg_iter it;
+    mg_iter_init(&it, 3, ops);
+    mg_iter_run_parallel(ctx, &it, scaled_mul_kernels[ctx->isa][out->dtype], &k);
+    return MG_OK;
+}
+
 /* Backward of where and masked_fill: each value input gets g where it was chosen, 0 elsewhere. */
 /* (where cond g 0) or (where cond 0 g), summed back to gin's shape */
 static mg_status routed(mg_ctx *ctx, mg_tensor *gin, const mg_tensor *cond, const mg_tensor *g, bool when) {
@@ -298,14 +329,14 @@ mg_status mg_binary_backward(mg_ctx *ctx, const mg_backward_args *a, int i, mg_t
         break;
     case MG_BIN_POW:
         if (i == 0) { /* g y x^(y-1) */
-            if (scalar_exponent(y) == 2.0) { /* x^1 is x exactly: the same bits, two passes fewer */
-                st = mg_binary(ctx, MG_BIN_MUL, f, x, y);
+            if (scalar_exponent(y) == 2.0) { /* x^1 is x exactly: (x 2) g in one pass (scaled_mul) */
+                st = scaled_mul(ctx, f, x, 2.0, g);
             } else {
                 st = with_number(ctx, MG_BIN_SUB, f, y, 1.0); /* y broadcast to out's shape */
                 if (st == MG_OK) st = mg_binary(ctx, MG_BIN_POW, f, x, f);
                 if (st == MG_OK) st = mg_binary(ctx, MG_BIN_MUL, f, f, y);
+                if (st == MG_OK) st = mg_binary(ctx, MG_BIN_MUL, f, f, g);
             }
-            if (st == MG_OK) st = mg_binary(ctx, MG_BIN_MUL, f, f, g);
             /* 0 where y == 0; a number exponent (0-d) other than 0 needs no pass for it */
             const bool nonzero_scalar = y->ndim == 0 && mg_tensor_data(y) &&
                                         (dt == MG_FLOAT32 ? *(const float *)mg_tensor_data(y) != 0
