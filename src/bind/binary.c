@@ -58,6 +58,20 @@ static int binary(lua_State *L, mg_binary_op op) {
         LT_TRY(L, 1, mg_binary(ctx, op, out, ta, tb));
         return 1;
     }
+    const mg_tensor *t = ta ? ta : tb;
+    const int num = ta ? 2 : 1;
+    if (t && !(ta && tb) && lua_type(L, num) == LUA_TNUMBER &&
+        (t->dtype == MG_FLOAT32 || t->dtype == MG_FLOAT64) && lt_usable(t) && !t->requires_grad) {
+        /* a Lua number and a float tensor (1e-2 * t, t - 1): the general path's result without its
+         * checks. The number takes the tensor's dtype (a number never widens a float tensor, and
+         * every op computes a float dtype as it is), the result has the tensor's shape, and no
+         * gradient is needed: the same operands reach the same mg_binary call. */
+        mg_scalar s;
+        const mg_tensor *n = lt_operand(L, num, (mg_dtype)t->dtype, &s);
+        mg_tensor *out = lt_push_new(L, mg_binary_is_comparison(op) ? MG_BOOL : (mg_dtype)t->dtype, t->ndim, t->size);
+        LT_TRY(L, 1, mg_binary(ctx, op, out, ta ? ta : n, tb ? tb : n));
+        return 1;
+    }
     if (!ta && !tb) return luaL_typeerror(L, lua_isnumber(L, 1) ? 2 : 1, "tensor");
     lua_settop(L, 2);
     for (int arg = 1; arg <= 2; arg++) {

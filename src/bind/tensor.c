@@ -426,7 +426,7 @@ static int l_index(lua_State *L) {
         else if (!lt_autograd_get(L, t, key)) lua_pushnil(L);
         return 1;
     }
-    case LUA_TNUMBER: return lt_index_read(L, lt_check(L, 1));
+    case LUA_TNUMBER: return lt_index_read(L, lt_usable(t) ? t : lt_check(L, 1)); /* lt_check words the error */
     default: return luaL_argerror(L, 2, "tensors are indexed by integers (t[i]) or method names");
     }
 }
