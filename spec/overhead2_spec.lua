@@ -155,3 +155,26 @@ describe("F.model and F.grad_fn", function()
     assert.equal("float64", F.grad_fn(u, c, p:double()).dtype)
   end)
 end)
+
+describe("new results' shapes (lt_push_new's small-shape path)", function()
+  it("numel and strides of 0-d, 1-d and 2-d results, empty ones included", function()
+    local cases = {
+      {{}, 1, {}}, {{5}, 5, {1}}, {{0}, 0, {1}}, {{3, 4}, 12, {4, 1}}, {{0, 5}, 0, {5, 1}},
+      {{3, 0}, 0, {1, 1}}, {{2 ^ 40 // 1, 0}, 0, {1, 1}}, {{2, 3, 4}, 24, {12, 4, 1}},
+    }
+    for _, c in ipairs(cases) do
+      local t = mg.zeros(c[1])
+      assert.equal(c[2], t:numel())
+      assert.same(c[3], t:stride())
+      assert.same(c[1], t.shape)
+      assert.equal(c[2], (t + 1):numel()) -- a result made by an op, not the factory
+    end
+  end)
+
+  it("still refuses a 2-d shape past 2^62 elements, and names a size past int32 it cannot allocate", function()
+    assert.equal("'zeros': shape {1099511627776,1099511627776} has more than 2^62 elements",
+      err(function() return mg.zeros(2 ^ 40 // 1, 2 ^ 40 // 1) end))
+    assert.equal("'zeros': not enough memory for a tensor of 4611686018427387904 elements",
+      err(function() return mg.zeros(2 ^ 31 // 1, 2 ^ 31 // 1) end))
+  end)
+end)
