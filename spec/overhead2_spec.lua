@@ -178,3 +178,24 @@ describe("new results' shapes (lt_push_new's small-shape path)", function()
       err(function() return mg.zeros(2 ^ 31 // 1, 2 ^ 31 // 1) end))
   end)
 end)
+
+describe("a gradient summed into an existing .grad (the backward engine's scratch)", function()
+  -- 64 x 64 float32 (16 KiB: the stack buffer's size), one row more (from the allocator), float64
+  -- (32 KiB), and a small one
+  for _, c in ipairs{{64, 64, "float32"}, {65, 64, "float32"}, {64, 64, "float64"}, {3, 2, "float32"}} do
+    local o, i, dtype = c[1], c[2], c[3]
+    it(("%d x %d %s: into a zeroed .grad the same bits as a fresh one, then twice them"):format(o, i, dtype), function()
+      mg.manual_seed(7)
+      local x = mg.randn(5, i, {dtype = dtype})
+      local w = mg.randn(o, i, {dtype = dtype, requires_grad = true})
+      local function pass() (x:matmul(w:t()):tanh()):sum():backward() end
+      pass()
+      local fresh = w.grad:clone()
+      w:zero_grad()
+      pass()
+      assert.is_true(fresh:equal(w.grad))
+      pass()
+      assert.is_true((fresh * 2):equal(w.grad))
+    end)
+  end
+end)
