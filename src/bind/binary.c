@@ -66,8 +66,9 @@ static int binary(lua_State *L, mg_binary_op op) {
          * checks. The number takes the tensor's dtype (a number never widens a float tensor, and
          * every op computes a float dtype as it is), the result has the tensor's shape, and no
          * gradient is needed: the same operands reach the same mg_binary call. */
-        mg_scalar s;
-        const mg_tensor *n = lt_operand(L, num, (mg_dtype)t->dtype, &s);
+        mg_scalar s; /* lt_operand's scalar (store_element: (float)lua_tonumber for float32) */
+        mg_scalar_init(&s, (mg_dtype)t->dtype, lua_tonumber(L, num), 0);
+        const mg_tensor *n = &s.t;
         mg_tensor *out = lt_push_new(L, mg_binary_is_comparison(op) ? MG_BOOL : (mg_dtype)t->dtype, t->ndim, t->size);
         LT_TRY(L, 1, mg_binary(ctx, op, out, ta ? ta : n, tb ? tb : n));
         return 1;
