@@ -11,13 +11,15 @@ local function err(fn)
   return (tostring(msg):gsub("^[^:]*:%d+: ", ""))
 end
 
--- the same dtype, shape and values, NaN where the other has NaN
+-- the same dtype, shape and values: NaN where the other has NaN, zeros of the same sign
 local function same_bits(expected, got)
   assert.equal(expected.dtype, got.dtype)
   assert.same(expected.shape, got.shape)
   local e, g = expected:reshape(-1):totable(), got:reshape(-1):totable()
   for i = 1, #e do
-    if e[i] == e[i] then assert.equal(e[i], g[i]) else assert.is_true(g[i] ~= g[i]) end
+    if e[i] ~= e[i] then assert.is_true(g[i] ~= g[i])
+    elseif e[i] == 0 then assert.equal(1 / e[i], 1 / g[i]) -- the zero's sign
+    else assert.equal(e[i], g[i]) end
   end
 end
 
@@ -80,6 +82,44 @@ describe("number op float tensor (the binding's fast path)", function()
       err(function() return 2 * t end))
     assert.equal("bad argument #1 to 'sub' (tensor used after its storage was released (by <close>))",
       err(function() return t - 2 end))
+  end)
+end)
+
+describe("add sub mul div of small float tensors (the binding's loop, not mg_binary's)", function()
+  local arith = {
+    function(a, b) return a + b end, function(a, b) return a - b end,
+    function(a, b) return a * b end, function(a, b) return a / b end,
+  }
+  local function values(n, seed, dtype)
+    local v = {}
+    for i = 1, n do v[i] = ((i * 37 + seed * 11) % 23 - 11) / 7 end
+    if n >= 2 then v[1], v[2] = 0.0, -0.0 end -- x / 0, 0 / 0 and signed zeros
+    return mg.tensor(v, {dtype = dtype})
+  end
+  for _, dtype in ipairs{"float32", "float64"} do
+    it(dtype .. ": 1 to 65 elements, the same bits as the strided kernel (an expanded operand)", function()
+      for _, n in ipairs{1, 2, 11, 63, 64, 65} do
+        local a, b = values(n, 1, dtype), values(n, 2, dtype)
+        local row = a:view(1, n) -- expanded to 2 rows: stride 0, mg_binary's general loop
+        for _, op in ipairs(arith) do
+          local small = op(a, b)
+          local general = op(row:expand(2, n), b)[2]
+          same_bits(general, small)
+          same_bits(op(b, row:expand(2, n))[1], op(b, a))
+          -- a 0-d tensor with a 1-d one takes mg_binary, a number the loop
+          same_bits(op(mg.tensor(0.75, {dtype = dtype}), b), op(0.75, b))
+          same_bits(op(b, mg.tensor(-3, {dtype = dtype})), op(b, -3))
+        end
+      end
+    end)
+  end
+
+  it("leaves other operands to mg_binary: strided, int64, comparisons, pow", function()
+    local m = values(6, 3, "float32"):view(2, 3)
+    same_bits(m:t():contiguous() + m:t():contiguous(), m:t() + m:t())
+    assert.same({2, 4, 6}, (mg.tensor({1, 2, 3}, {dtype = "int64"}) * 2):totable())
+    assert.same({false, true}, (mg.lt(mg.tensor{3.0, 1.0}, mg.tensor{2.0, 2.0})):totable())
+    assert.same({4, 9}, (mg.tensor{2.0, 3.0} ^ 2):totable())
   end)
 end)
 
