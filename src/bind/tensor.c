@@ -327,8 +327,13 @@ mg_tensor *lt_push_new(lua_State *L, mg_dtype dtype, int ndim, const int64_t *si
     }
     t->dtype = (uint8_t)dtype;
     t->numel = numel;
-    if (ndim) memcpy(t->size, size, sizeof(int64_t) * ndim); /* 0-d callers may pass size = NULL */
-    mg_contiguous_strides(ndim, size, t->stride);
+    if (ndim == 1) { /* the common small results inline: mg_contiguous_strides's strides */
+        t->size[0] = size[0];
+        t->stride[0] = 1;
+    } else {
+        if (ndim) memcpy(t->size, size, sizeof(int64_t) * ndim); /* 0-d callers may pass size = NULL */
+        mg_contiguous_strides(ndim, size, t->stride);
+    }
     return t;
 }
 
