@@ -18,8 +18,9 @@
 
 /* The tensor at arg, which must be float32 or float64. */
 static mg_tensor *check_float_tensor(lua_State *L, int arg) {
-    mg_tensor *t = lt_check(L, arg);
-    if (!mg_is_floating((mg_dtype)t->dtype)) {
+    mg_tensor *t = lt_test_live(L, arg);
+    if (!t) t = lt_check(L, arg); /* raises: not a tensor, or closed */
+    if (t->dtype != MG_FLOAT32 && t->dtype != MG_FLOAT64) {
         lt_argerror(L, arg, "expected a float32 or float64 tensor, got %s", mg_dtype_name((mg_dtype)t->dtype));
     }
     return t;
@@ -77,34 +78,45 @@ static void check_scalar_param(lua_State *L, int arg, const char *what) {
     }
 }
 
+/* w or b of the model, checked, as the kernel reads it: a number as a float64 scalar in *sc (what
+ * lt_operand makes of it, without its lookups), a tensor as it is (the kernel reads one element of
+ * any dtype: converting it to float64 would make a copy, and record a node, on every call). */
+static const mg_tensor *scalar_param(lua_State *L, int arg, const char *what, mg_scalar *sc) {
+    if (lua_type(L, arg) == LUA_TNUMBER) {
+        mg_scalar_init(sc, MG_FLOAT64, lua_tonumber(L, arg), 0);
+        return &sc->t;
+    }
+    check_scalar_param(L, arg, what);
+    return lt_test(L, arg);
+}
+
 /* model(t_u, w, b) = w * t_u + b, differentiable in all three */
 static int l_model(lua_State *L) {
     mg_ctx *ctx = lt_ctx(L);
     lua_settop(L, 3);
-    const mg_tensor *u = lt_check(L, 1);
-    check_scalar_param(L, 2, "w");
-    check_scalar_param(L, 3, "b");
-    const mg_dtype dt = mg_is_floating((mg_dtype)u->dtype) ? (mg_dtype)u->dtype : ctx->default_dtype;
-    /* a tensor w or b is read as it is (the kernel reads one element of any dtype): converting it
-     * to float64 would make a copy, and record a node, on every call */
+    const mg_tensor *u = lt_test_live(L, 1);
+    if (!u) u = lt_check(L, 1); /* raises */
     mg_scalar sw, sb;
-    const mg_tensor *w = lt_test(L, 2), *b = lt_test(L, 3);
-    if (!w) w = lt_operand(L, 2, MG_FLOAT64, &sw);
-    if (!b) b = lt_operand(L, 3, MG_FLOAT64, &sb);
+    const mg_tensor *w = scalar_param(L, 2, "w", &sw), *b = scalar_param(L, 3, "b", &sb);
+    const mg_dtype dt = mg_is_floating((mg_dtype)u->dtype) ? (mg_dtype)u->dtype : ctx->default_dtype;
     mg_tensor *out = lt_push_new(L, dt, u->ndim, u->size);
     LT_TRY(L, 1, mg_model(ctx, out, u, w, b));
     static const int inputs[3] = {1, 2, 3};
-    record(L, MG_F_MODEL, 3, inputs, 0, NULL);
+    /* a number w or b (the scalar's requires_grad is 0) needs no gradient: no lookups for it */
+    if (u->requires_grad || w->requires_grad || b->requires_grad) record(L, MG_F_MODEL, 3, inputs, 0, NULL);
     return 1;
 }
 
 /* The dtype of the pair at 1, 2 (float tensors), checked to have the same shape. */
-static mg_dtype same_shape_pair(lua_State *L, int a, int b) {
-    const mg_tensor *x = check_float_tensor(L, a), *y = check_float_tensor(L, b);
+static void check_same_shape(lua_State *L, int a, const mg_tensor *x, int b, const mg_tensor *y) {
     if (!mg_same_shape(x, y)) {
         lt_argerror(L, b, "shape %s does not match shape %s of argument #%d", lt_push_shape(L, y->ndim, y->size),
                     lt_push_shape(L, x->ndim, x->size), a);
     }
+}
+static mg_dtype same_shape_pair(lua_State *L, int a, int b) {
+    const mg_tensor *x = check_float_tensor(L, a), *y = check_float_tensor(L, b);
+    check_same_shape(L, a, x, b, y);
     return mg_promote((mg_dtype)x->dtype, (mg_dtype)y->dtype);
 }
 
@@ -134,10 +146,15 @@ static int l_dmodel_db(lua_State *L) {
 /* grad_fn(t_u, t_c, t_p, w, b) = {mean(dloss * dmodel_dw), mean(dloss * dmodel_db)}, one pass */
 static int l_grad_fn(lua_State *L) {
     lua_settop(L, 3);
-    const mg_dtype dt = mg_promote(same_shape_pair(L, 1, 2), same_shape_pair(L, 1, 3));
+    /* each tensor checked once, the errors in the order they came before (t_p's, then t_c's) */
+    const mg_tensor *u = check_float_tensor(L, 1), *p = check_float_tensor(L, 3);
+    check_same_shape(L, 1, u, 3, p);
+    const mg_tensor *c = check_float_tensor(L, 2);
+    check_same_shape(L, 1, u, 2, c);
+    const mg_dtype dt = mg_promote(mg_promote((mg_dtype)u->dtype, (mg_dtype)c->dtype), (mg_dtype)p->dtype);
     const int64_t two = 2;
     mg_tensor *out = lt_push_new(L, dt, 1, &two);
-    LT_TRY(L, 1, mg_grad_fn(lt_ctx(L), out, lt_check(L, 1), lt_check(L, 2), lt_check(L, 3)));
+    LT_TRY(L, 1, mg_grad_fn(lt_ctx(L), out, u, c, p));
     return 1;
 }
 

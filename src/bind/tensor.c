@@ -273,10 +273,20 @@ mg_tensor *lt_check(lua_State *L, int idx) {
 /* The most a tensor's userdata adds to its bytes: header, size / stride arrays, storage, padding. */
 #define MAX_OVERHEAD (sizeof(mg_tensor) + sizeof(mg_storage) + 2 * sizeof(int64_t) * MG_MAX_DIMS + 63)
 
+/* numel of a shape of at most two dims, each in [0, 2^31) (their product cannot overflow: nothing
+ * for mg_check_shape to refuse), else -1: most results of a training step, checked in a few loads
+ * instead of mg_check_shape's call and loops. */
+static int64_t small_numel(int ndim, const int64_t *size) {
+    if (ndim == 0) return 1;
+    if (ndim > 2 || (uint64_t)size[0] > INT32_MAX) return -1;
+    if (ndim == 1) return size[0];
+    return (uint64_t)size[1] > INT32_MAX ? -1 : size[0] * size[1];
+}
+
 mg_tensor *lt_push_new(lua_State *L, mg_dtype dtype, int ndim, const int64_t *size) {
     mg_ctx *ctx = lt_ctx(L);
-    int64_t numel;
-    if (mg_check_shape(ctx, 0, ndim, size, &numel) != MG_OK) lt_raise(L, 1);
+    int64_t numel = small_numel(ndim, size);
+    if (numel < 0 && mg_check_shape(ctx, 0, ndim, size, &numel) != MG_OK) lt_raise(L, 1);
     const size_t item = mg_dtype_size(dtype);
     if ((uint64_t)numel > (SIZE_MAX - MAX_OVERHEAD) / item) {
         mg_fail(ctx, MG_ENOMEM, 0, "not enough memory for a tensor of %lld elements", (long long)numel);
@@ -317,8 +327,13 @@ mg_tensor *lt_push_new(lua_State *L, mg_dtype dtype, int ndim, const int64_t *si
     }
     t->dtype = (uint8_t)dtype;
     t->numel = numel;
-    if (ndim) memcpy(t->size, size, sizeof(int64_t) * ndim); /* 0-d callers may pass size = NULL */
-    mg_contiguous_strides(ndim, size, t->stride);
+    if (ndim == 1) { /* the common small results inline: mg_contiguous_strides's strides */
+        t->size[0] = size[0];
+        t->stride[0] = 1;
+    } else {
+        if (ndim) memcpy(t->size, size, sizeof(int64_t) * ndim); /* 0-d callers may pass size = NULL */
+        mg_contiguous_strides(ndim, size, t->stride);
+    }
     return t;
 }
 
@@ -426,7 +441,7 @@ static int l_index(lua_State *L) {
         else if (!lt_autograd_get(L, t, key)) lua_pushnil(L);
         return 1;
     }
-    case LUA_TNUMBER: return lt_index_read(L, lt_check(L, 1));
+    case LUA_TNUMBER: return lt_index_read(L, lt_usable(t) ? t : lt_check(L, 1)); /* lt_check words the error */
     default: return luaL_argerror(L, 2, "tensors are indexed by integers (t[i]) or method names");
     }
 }
