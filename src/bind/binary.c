@@ -52,8 +52,20 @@ static int operand_error(lua_State *L, int arg, mg_binary_op op) {
  * the build has -ffp-contract=off), so the bits are mg_binary's. Returns 0 when it does not apply
  * (the caller then calls mg_binary). out is a new contiguous tensor of a's and b's dtype. */
 #define SMALL_ARITH_MAX 64
-#define SMALL_ARITH(T)                                                                                   do {                                                                                                     T *o = (T *)mg_tensor_data(out);                                                                     const T *x = (const T *)pa, *y = (const T *)pb;                                                      switch (op) {                                                                                        case MG_BIN_ADD: for (int64_t i = 0; i < n; i++) o[i] = x[i * sa] + y[i * sb]; return 1;             case MG_BIN_SUB: for (int64_t i = 0; i < n; i++) o[i] = x[i * sa] - y[i * sb]; return 1;             case MG_BIN_MUL: for (int64_t i = 0; i < n; i++) o[i] = x[i * sa] * y[i * sb]; return 1;             case MG_BIN_DIV: for (int64_t i = 0; i < n; i++) o[i] = x[i * sa] / y[i * sb]; return 1;             default: return 0;                                                                                   }                                                                                                } while (0)
-/* 1 for a 0-d operand (read as a scalar), 0 for one of out's elements in order, -1 otherwise */
+#define SMALL_ARITH(T)                                                                            \
+    do {                                                                                          \
+        T *o = (T *)mg_tensor_data(out);                                                          \
+        const T *x = (const T *)pa, *y = (const T *)pb;                                           \
+        switch (op) {                                                                             \
+        case MG_BIN_ADD: for (int64_t i = 0; i < n; i++) o[i] = x[i * sa] + y[i * sb]; return 1;  \
+        case MG_BIN_SUB: for (int64_t i = 0; i < n; i++) o[i] = x[i * sa] - y[i * sb]; return 1;  \
+        case MG_BIN_MUL: for (int64_t i = 0; i < n; i++) o[i] = x[i * sa] * y[i * sb]; return 1;  \
+        case MG_BIN_DIV: for (int64_t i = 0; i < n; i++) o[i] = x[i * sa] / y[i * sb]; return 1;  \
+        default: return 0;                                                                        \
+        }                                                                                         \
+    } while (0)
+/* An operand's step: 0 for a 0-d one (read as a scalar), 1 for one with out's elements in order,
+ * -1 otherwise (then the general path) */
 static int small_step(const mg_tensor *t, const mg_tensor *out) {
     if (t->ndim == 0) return 0;
     return t->numel == out->numel && mg_is_contiguous(t) ? 1 : -1;
