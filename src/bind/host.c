@@ -117,7 +117,7 @@ size_t mg_set_memory_limit(lua_State *L, size_t bytes) {
 int mg_set_huge_pages(lua_State *L, int on) {
     mg_ctx *ctx = host_ctx(L, "mg_set_huge_pages");
     const int previous = ctx->huge_pages;
-    ctx->huge_pages = on != 0;
+    ctx->huge_pages = MG_HUGE_PAGES_OS && on != 0;
     return previous;
 }
 

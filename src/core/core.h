@@ -54,12 +54,21 @@ typedef struct mg_ctx {
                              * next long loop to look (mg_take_interrupt) stops and fails MG_EINTR */
     double time_limit;      /* mg.set_time_limit: seconds a long loop may run; 0: none */
     mg_block_cache blocks;  /* large tensors' bytes (mg_block_get / mg_block_put) */
-    int huge_pages;         /* ask the OS for 2 MiB pages under new blocks of 2 MiB and up (ctx.c) */
+    int huge_pages;         /* ask the OS for 2 MiB pages under new blocks of 2 MiB and up (ctx.c);
+                             * 0 where the OS has no such request (MG_HUGE_PAGES_OS) */
     int err_operand;        /* which operand an error concerns, 1-based; 0 when none */
     char err[256];          /* the detail of the last error, lowercase, no final period */
 } mg_ctx;
 
 void mg_ctx_init(mg_ctx *ctx, mg_alloc_fn alloc, void *alloc_ud);
+
+/* Huge pages (ctx.c, advise_huge_pages): their size, and whether this OS takes the request. */
+#define MG_HUGE_PAGE ((size_t)2 << 20)
+#if defined(__linux__)
+#define MG_HUGE_PAGES_OS 1
+#else
+#define MG_HUGE_PAGES_OS 0
+#endif
 
 /* Records the detail of an error about operand `operand` (1-based, 0: none) and returns `st`. */
 mg_status mg_fail(mg_ctx *ctx, mg_status st, int operand, const char *fmt, ...)

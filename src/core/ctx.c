@@ -34,7 +34,7 @@ void mg_ctx_init(mg_ctx *ctx, mg_alloc_fn alloc, void *alloc_ud) {
     ctx->num_threads = mg_default_threads();
     ctx->isa = choose_isa();
     const char *huge = getenv("MOONGRAD_HUGE_PAGES");
-    ctx->huge_pages = !(huge && strcmp(huge, "0") == 0);
+    ctx->huge_pages = MG_HUGE_PAGES_OS && !(huge && strcmp(huge, "0") == 0);
     ctx->seed = 0x6d6f6f6e67726164ull; /* "moongrad": fixed, as PyTorch's default seed is */
     mg_rng_seed(&ctx->rng, ctx->seed);
 }
@@ -106,11 +106,10 @@ static void *cache_take(mg_block_cache *c, int i) {
  * the bytes, their owner and the results do not change. W7 10^6: 190-196 -> 170-176 us; W5 9.5-10.0
  * -> 6.7-6.9 ms a step (AMD EPYC Zen 4). Hosts turn it off with mg_set_huge_pages (moongrad.h),
  * users with MOONGRAD_HUGE_PAGES=0. */
-#define HUGE_PAGE ((uintptr_t)2 << 20)
 static void advise_huge_pages(void *p, size_t n) {
 #if defined(__linux__) && defined(MADV_HUGEPAGE)
-    const uintptr_t begin = ((uintptr_t)p + HUGE_PAGE - 1) & ~(HUGE_PAGE - 1);
-    const uintptr_t end = ((uintptr_t)p + n) & ~(HUGE_PAGE - 1);
+    const uintptr_t page = MG_HUGE_PAGE, begin = ((uintptr_t)p + page - 1) & ~(page - 1);
+    const uintptr_t end = ((uintptr_t)p + n) & ~(page - 1);
     if (end > begin) (void)madvise((void *)begin, end - begin, MADV_HUGEPAGE); /* a refusal changes nothing */
 #else
     (void)p, (void)n;
