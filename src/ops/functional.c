@@ -978,8 +978,9 @@ static mg_status softmax_backward(mg_ctx *ctx, const mg_backward_args *a, mg_ten
  * in the same loop that would otherwise be a broadcast add. Backward:
  *   dx = g W  (matmul (..., O) by (O, I)),  dW = g2^T x2  (g2 (M, O), x2 (M, I): the leading dims
  *   of g and x flattened),  db = g summed over its leading dims. */
-#define DEFINE_ADD_ROWS(NAME, T)                                                           \
-    static void NAME(void *out, const void *bp, int64_t rows, int64_t cols) {              \
+#define DEFINE_ADD_ROWS(NAME, T) MG_ISA_STAMP(ADD_ROWS_LOOP, NAME, T)
+#define ADD_ROWS_LOOP(ISA, NAME, T)                                                        \
+    static void MG_ISA_FN(NAME, ISA)(void *out, const void *bp, int64_t rows, int64_t cols) { \
         const T *b = (const T *)bp;                                                        \
         for (int64_t r = 0; r < rows; r++) {                                               \
             T *o = (T *)out + r * cols;                                                    \
@@ -989,7 +990,7 @@ static mg_status softmax_backward(mg_ctx *ctx, const mg_backward_args *a, mg_ten
 DEFINE_ADD_ROWS(add_rows_f32, float)
 DEFINE_ADD_ROWS(add_rows_f64, double)
 typedef void (*add_rows_fn)(void *, const void *, int64_t, int64_t);
-static const add_rows_fn add_rows_kernels[2] = {add_rows_f32, add_rows_f64};
+static const add_rows_fn add_rows_kernels[MG_NISA][MG_NDTYPES] = MG_ISA_ROW(MG_KERNELS_F, add_rows);
 
 /* A 2-D descriptor over t (whose strides are vb's to fill): sizes (r, c), strides (sr, sc). */
 static mg_tensor *matrix(mg_view_buf *vb, const mg_tensor *t, int64_t r, int64_t c, int64_t sr,
@@ -1016,7 +1017,8 @@ mg_status mg_linear(mg_ctx *ctx, mg_tensor *out, const mg_tensor *x, const mg_te
     mg_scratch sb;
     const mg_tensor *cb;
     st = flat_as(ctx, bias, dt, &sb, &cb);
-    if (st == MG_OK && O > 0) add_rows_kernels[dt](mg_tensor_data(out), mg_tensor_data(cb), out->numel / O, O);
+    if (st == MG_OK && O > 0)
+        add_rows_kernels[ctx->isa][dt](mg_tensor_data(out), mg_tensor_data(cb), out->numel / O, O);
     drop(ctx, &sb);
     return st;
 }
@@ -1024,8 +1026,9 @@ mg_status mg_linear(mg_ctx *ctx, mg_tensor *out, const mg_tensor *x, const mg_te
 /* db: the columns of g (rows, cols) summed, row by row from 0 (float32 in a double accumulator,
  * rounded once): the order and roundings of mg_sum_to's strided fold, with the adds of the
  * columns side by side (they vectorize) instead of one column after another. */
-#define DEFINE_SUM_ROWS(NAME, T)                                                           \
-    static void NAME(void *out, const void *gp, int64_t rows, int64_t cols) {              \
+#define DEFINE_SUM_ROWS(NAME, T) MG_ISA_STAMP(SUM_ROWS_LOOP, NAME, T)
+#define SUM_ROWS_LOOP(ISA, NAME, T)                                                        \
+    static void MG_ISA_FN(NAME, ISA)(void *out, const void *gp, int64_t rows, int64_t cols) { \
         enum { CHUNK = 256 };                                                              \
         double acc[CHUNK];                                                                 \
         for (int64_t c0 = 0; c0 < cols; c0 += CHUNK) {                                     \
@@ -1041,7 +1044,7 @@ mg_status mg_linear(mg_ctx *ctx, mg_tensor *out, const mg_tensor *x, const mg_te
 DEFINE_SUM_ROWS(sum_rows_f32, float)
 DEFINE_SUM_ROWS(sum_rows_f64, double)
 typedef void (*sum_rows_fn)(void *, const void *, int64_t, int64_t);
-static const sum_rows_fn sum_rows_kernels[2] = {sum_rows_f32, sum_rows_f64};
+static const sum_rows_fn sum_rows_kernels[MG_NISA][MG_NDTYPES] = MG_ISA_ROW(MG_KERNELS_F, sum_rows);
 
 static mg_status linear_backward(mg_ctx *ctx, const mg_backward_args *a, int i, mg_tensor *gin) {
     const mg_tensor *x = a->inputs[0], *w = a->inputs[1], *g = a->gout;
@@ -1053,7 +1056,7 @@ static mg_status linear_backward(mg_ctx *ctx, const mg_backward_args *a, int i, 
         if (O > 1 && gin->ndim == 1 && gin->size[0] == O && gin->dtype == g->dtype &&
             (g->dtype == MG_FLOAT32 || g->dtype == MG_FLOAT64) && mg_is_contiguous(gin) &&
             mg_is_contiguous(g)) {
-            sum_rows_kernels[g->dtype](mg_tensor_data(gin), mg_tensor_data(g), g->numel / O, O);
+            sum_rows_kernels[ctx->isa][g->dtype](mg_tensor_data(gin), mg_tensor_data(g), g->numel / O, O);
             return MG_OK;
         }
         return mg_sum_to(ctx, gin, g);
