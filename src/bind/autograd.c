@@ -601,6 +601,12 @@ static mg_tensor *sum_target(lua_State *L, int in_idx, const mg_tensor *in, cons
  * the stack (this frame is not recursive) takes a 64 x 64 float32 weight's gradient, W8's largest:
  * its malloc and free cost ~750 instructions, a ninth of the add itself. */
 static void add_rule_result(lua_State *L, mg_ctx *ctx, const mg_backward_args *args, int i, mg_tensor *acc) {
+    mg_status into;
+    if (mg_backward_into(ctx, args, i, acc, &into)) { /* the rule summed it into acc itself */
+        if (into != MG_OK) lt_raise(L, 0);
+        lt_written(acc);
+        return;
+    }
     const mg_tensor *in = args->inputs[i];
     const size_t bytes = (size_t)in->numel * mg_dtype_size((mg_dtype)in->dtype);
     _Alignas(64) char small[16384];

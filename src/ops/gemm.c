@@ -850,7 +850,7 @@ static void gemm_direct(const gemm_kernel *kn, size_t es, const product *g, void
                 for (int64_t ir = 0; ir < g->m; ir += kn->mr) {
                     char *c = (char *)at(g->c, ir * g->rsc + (jc + jr) * g->csc, es);
                     kn->direct(kc, at(g->a, ir * g->rsa + pc * g->csa, es), g->rsa, g->csa, bp, ldb,
-                               c, g->rsc, g->csc, min64(kn->mr, g->m - ir), nr, pc == 0);
+                               c, g->rsc, g->csc, min64(kn->mr, g->m - ir), nr, pc == 0 && !g->accumulate);
                 }
             }
         }
@@ -936,7 +936,8 @@ static void gemm_tiles(void *arg, int64_t u0, int64_t u1) {
                 char *c = (char *)at(g->c, (ic + ir) * g->rsc + (jc + jr) * g->csc, es);
                 for (int64_t q = 0; q < kp; q += kc)
                     kn->micro(min64(kc, kp - q), at(pa, ir * kp + q * kn->mr, es), at(j->pb, jr * kp + q * kn->nr, es),
-                              c, g->rsc, g->csc, min64(kn->mr, mc - ir), min64(kn->nr, c1 - jr), pc + q == 0);
+                              c, g->rsc, g->csc, min64(kn->mr, mc - ir), min64(kn->nr, c1 - jr),
+                              pc + q == 0 && !g->accumulate);
             }
         }
     }
@@ -1090,6 +1091,10 @@ __attribute__((always_inline)) static inline mg_status gemm_run(mg_ctx *ctx, mg_
      * loop is as fast as packing, which would pad the vector to a whole micro-tile */
     const bool vector_friendly = (g.m == 1 && (g.n == 1 || g.rsb == 1)) || (g.n == 1 && g.csa == 1);
     const bool blocked = !use_gemv && kn->pack_a && g.k > 0 && !vector_friendly;
+    /* C += A B: only where every element is one block added to C (see gemm.h) */
+    if (p->accumulate && (!blocked || g.m < 2 || g.n < 2 || g.k > MG_GEMM_KC || kn->kc != MG_GEMM_KC || nbatch != 1))
+        return mg_fail(ctx, MG_EVALUE, 0, "matmul: accumulating into C takes a float product of m, n > 1 and K <= %d",
+                       MG_GEMM_KC);
     /* large products are split between threads (see gemm_blocked), each with its own A buffer */
     int64_t slots = 1;
     if (blocked && ctx->num_threads > 1 && 2.0 * (double)g.m * (double)g.n * (double)g.k >= GEMM_PAR_MIN) {

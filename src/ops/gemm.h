@@ -26,7 +26,16 @@ typedef struct mg_gemm_args {
     int64_t rsc, csc;
     int batch_ndim;
     const int64_t *batch_size, *batch_sa, *batch_sb, *batch_sc;
+    /* C += A B instead of C = A B: float32 / float64, m and n above 1, K at most MG_GEMM_KC (one
+     * block of the sums), no batch: every element is then C + (its sum), rounded as an add after
+     * the product would round it (mg_gemm fails MG_EVALUE otherwise). A weight's gradient summed
+     * straight into its .grad (src/ops/functional.c). */
+    bool accumulate;
 } mg_gemm_args;
+
+/* The length of each sum along K: every product sums blocks of MG_GEMM_KC from 0 and adds them to
+ * C in order (the bits of every kernel, path and thread count). */
+#define MG_GEMM_KC 256
 
 /* Runs the products of p, all elements of type dt (MG_FLOAT32, MG_FLOAT64 or MG_INT64; int64
  * wraps on overflow as PyTorch does). Every element of C is written (not added to).

@@ -15,6 +15,10 @@ mg_status mg_backward(mg_ctx *ctx, const mg_backward_args *a, int i, mg_tensor *
     return rules[a->node->family](ctx, a, i, gin);
 }
 
+bool mg_backward_into(mg_ctx *ctx, const mg_backward_args *a, int i, mg_tensor *acc, mg_status *st) {
+    return a->node->family == MG_FAM_FUNCTIONAL && mg_functional_backward_into(ctx, a, i, acc, st);
+}
+
 bool mg_backward_is_identity(const mg_node *n, int i) {
     return n->family == MG_FAM_BINARY && (n->op == MG_BIN_ADD || (n->op == MG_BIN_SUB && i == 0));
 }

@@ -42,6 +42,13 @@ mg_status mg_backward(mg_ctx *ctx, const mg_backward_args *a, int i, mg_tensor *
  * as PyTorch does, instead of a copy of it. */
 bool mg_backward_is_identity(const mg_node *n, int i);
 
+/* acc += d loss / d inputs[i], straight into acc (a .grad: contiguous, inputs[i]'s shape and dtype),
+ * with the bits of mg_backward into a temporary and an add after it. True when the rule did
+ * (its status in *st); false when it does not for these operands: the caller then runs mg_backward
+ * and adds. Today: nn.Linear's weight gradient for batches up to MG_GEMM_KC rows. */
+bool mg_backward_into(mg_ctx *ctx, const mg_backward_args *a, int i, mg_tensor *acc, mg_status *st);
+bool mg_functional_backward_into(mg_ctx *ctx, const mg_backward_args *a, int i, mg_tensor *acc, mg_status *st);
+
 /* Each family's rule, with its forward kernels in src/ops/<family>.c. */
 mg_status mg_binary_backward(mg_ctx *ctx, const mg_backward_args *a, int i, mg_tensor *gin);
 mg_status mg_where_backward(mg_ctx *ctx, const mg_backward_args *a, int i, mg_tensor *gin);
