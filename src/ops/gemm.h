@@ -38,7 +38,7 @@ typedef struct mg_gemm_args {
 #define MG_GEMM_KC 256
 
 /* Runs the products of p, all elements of type dt (MG_FLOAT32, MG_FLOAT64 or MG_INT64; int64
- * wraps on overflow as PyTorch does). Every element of C is written (not added to).
+ * wraps on overflow as PyTorch does). Every element of C is written (added to with accumulate).
  * Ownership: A and B are only read, and no pointer is kept after the call; C must not overlap A
  * or B, nor one C of the batch another (they would be written in an unspecified order).
  * Scratch (packing buffers) comes from ctx's allocator and is freed before returning.
