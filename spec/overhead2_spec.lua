@@ -85,7 +85,7 @@ describe("number op float tensor (the binding's fast path)", function()
   end)
 end)
 
-describe("add sub mul div of small float tensors (the binding's loop, not mg_binary's)", function()
+describe("add sub mul div of contiguous float tensors (mg_binary's one-run path, a 0-d operand read as a scalar)", function()
   local arith = {
     function(a, b) return a + b end, function(a, b) return a - b end,
     function(a, b) return a * b end, function(a, b) return a / b end,
@@ -103,10 +103,10 @@ describe("add sub mul div of small float tensors (the binding's loop, not mg_bin
         local row = a:view(1, n) -- expanded to 2 rows: stride 0, mg_binary's general loop
         for _, op in ipairs(arith) do
           local small = op(a, b)
-          local general = op(row:expand(2, n), b)[2]
+          local general = op(row:expand(2, n), b)[2] -- the iterator's strided loop
           same_bits(general, small)
           same_bits(op(b, row:expand(2, n))[1], op(b, a))
-          -- a 0-d tensor with a 1-d one takes mg_binary, a number the loop
+          -- a 0-d tensor (the general binding) and a number (its fast path) alike
           same_bits(op(mg.tensor(0.75, {dtype = dtype}), b), op(0.75, b))
           same_bits(op(b, mg.tensor(-3, {dtype = dtype})), op(b, -3))
         end
@@ -114,7 +114,7 @@ describe("add sub mul div of small float tensors (the binding's loop, not mg_bin
     end)
   end
 
-  it("leaves other operands to mg_binary: strided, int64, comparisons, pow", function()
+  it("leaves other operands to the iterator: strided, int64, comparisons, pow", function()
     local m = values(6, 3, "float32"):view(2, 3)
     same_bits(m:t():contiguous() + m:t():contiguous(), m:t() + m:t())
     assert.same({2, 4, 6}, (mg.tensor({1, 2, 3}, {dtype = "int64"}) * 2):totable())

@@ -46,41 +46,6 @@ static int operand_error(lua_State *L, int arg, mg_binary_op op) {
                       mg_binary_name(op), luaL_typename(L, arg));
 }
 
-/* out = a op b for add sub mul div of a few contiguous float elements, a or b possibly a 0-d
- * scalar: W1's 2- and 11-element tensors, for which mg_binary's iterator setup costs several times
- * the arithmetic. The expressions are the kernels' own (src/ops/binary.c's FLOAT_BINARY lines;
- * the build has -ffp-contract=off), so the bits are mg_binary's. Returns 0 when it does not apply
- * (the caller then calls mg_binary). out is a new contiguous tensor of a's and b's dtype. */
-#define SMALL_ARITH_MAX 64
-#define SMALL_ARITH(T)                                                                            \
-    do {                                                                                          \
-        T *o = (T *)mg_tensor_data(out);                                                          \
-        const T *x = (const T *)pa, *y = (const T *)pb;                                           \
-        switch (op) {                                                                             \
-        case MG_BIN_ADD: for (int64_t i = 0; i < n; i++) o[i] = x[i * sa] + y[i * sb]; return 1;  \
-        case MG_BIN_SUB: for (int64_t i = 0; i < n; i++) o[i] = x[i * sa] - y[i * sb]; return 1;  \
-        case MG_BIN_MUL: for (int64_t i = 0; i < n; i++) o[i] = x[i * sa] * y[i * sb]; return 1;  \
-        case MG_BIN_DIV: for (int64_t i = 0; i < n; i++) o[i] = x[i * sa] / y[i * sb]; return 1;  \
-        default: return 0;                                                                        \
-        }                                                                                         \
-    } while (0)
-/* An operand's step: 0 for a 0-d one (read as a scalar), 1 for one with out's elements in order,
- * -1 otherwise (then the general path) */
-static int small_step(const mg_tensor *t, const mg_tensor *out) {
-    if (t->ndim == 0) return 0;
-    return t->numel == out->numel && mg_is_contiguous(t) ? 1 : -1;
-}
-static int small_arith(mg_binary_op op, mg_tensor *out, const mg_tensor *a, const mg_tensor *b) {
-    const int64_t n = out->numel;
-    if (n > SMALL_ARITH_MAX) return 0;
-    const int sa = small_step(a, out), sb = small_step(b, out);
-    const void *pa = mg_tensor_data(a), *pb = mg_tensor_data(b);
-    if (sa < 0 || sb < 0 || !pa || !pb) return 0;
-    if (out->dtype == MG_FLOAT32) SMALL_ARITH(float);
-    if (out->dtype == MG_FLOAT64) SMALL_ARITH(double);
-    return 0;
-}
-
 static int binary(lua_State *L, mg_binary_op op) {
     mg_ctx *ctx = lt_ctx(L);
     const mg_tensor *ta = lt_test(L, 1), *tb = lt_test(L, 2);
@@ -90,7 +55,7 @@ static int binary(lua_State *L, mg_binary_op op) {
         /* the common case (a + b, same shape and dtype, no graph): skip promotion and broadcasting */
         mg_tensor *out = lt_push_new(L, mg_binary_is_comparison(op) ? MG_BOOL : (mg_dtype)ta->dtype,
                                      ta->ndim, ta->size);
-        if (!small_arith(op, out, ta, tb)) LT_TRY(L, 1, mg_binary(ctx, op, out, ta, tb));
+        LT_TRY(L, 1, mg_binary(ctx, op, out, ta, tb));
         return 1;
     }
     const mg_tensor *t = ta ? ta : tb;
@@ -106,7 +71,7 @@ static int binary(lua_State *L, mg_binary_op op) {
         const mg_tensor *n = &s.t;
         mg_tensor *out = lt_push_new(L, mg_binary_is_comparison(op) ? MG_BOOL : (mg_dtype)t->dtype, t->ndim, t->size);
         const mg_tensor *a = ta ? ta : n, *b = tb ? tb : n;
-        if (!small_arith(op, out, a, b)) LT_TRY(L, 1, mg_binary(ctx, op, out, a, b));
+        LT_TRY(L, 1, mg_binary(ctx, op, out, a, b));
         return 1;
     }
     if (!ta && !tb) return luaL_typeerror(L, lua_isnumber(L, 1) ? 2 : 1, "tensor");

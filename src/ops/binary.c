@@ -129,6 +129,13 @@ static double scalar_exponent(const mg_tensor *b) {
     return NAN;
 }
 
+/* An operand's stride in the one-run fast path of mg_binary: 0 for a 0-d operand (a number, read
+ * as a scalar), its element size when it is contiguous with out's shape, -1 otherwise. */
+static int64_t run_stride(const mg_tensor *t, const mg_tensor *out) {
+    if (t->ndim == 0) return 0;
+    return mg_same_shape(t, out) && mg_is_contiguous(t) ? (int64_t)mg_dtype_size((mg_dtype)t->dtype) : -1;
+}
+
 mg_status mg_binary(mg_ctx *ctx, mg_binary_op op, mg_tensor *out, const mg_tensor *a,
                     const mg_tensor *b) {
     if (op == MG_BIN_POW && a->dtype == b->dtype && scalar_exponent(b) == 2.0)
@@ -137,11 +144,12 @@ mg_status mg_binary(mg_ctx *ctx, mg_binary_op op, mg_tensor *out, const mg_tenso
     if (!fn || a->dtype != b->dtype)
         return mg_fail(ctx, MG_EDTYPE, 1, "'%s' does not take %s tensors", names[op],
                        mg_dtype_name((mg_dtype)a->dtype));
-    if (mg_same_shape(a, b) && mg_same_shape(out, a) && mg_is_contiguous(a) && mg_is_contiguous(b) &&
-        mg_is_contiguous(out)) { /* the common case: one run, no iterator set-up */
+    const int64_t sa = run_stride(a, out), sb = run_stride(b, out);
+    if (sa >= 0 && sb >= 0 && mg_is_contiguous(out)) {
+        /* the common cases (operands of out's shape, or a number: W1's 1e-2 * t): one run, no
+         * iterator set-up, the kernel's own loops (it has one for a scalar operand) */
         char *data[3] = {(char *)mg_tensor_data(out), (char *)mg_tensor_data(a), (char *)mg_tensor_data(b)};
-        const int64_t item = (int64_t)mg_dtype_size((mg_dtype)a->dtype);
-        const int64_t strides[3] = {(int64_t)mg_dtype_size((mg_dtype)out->dtype), item, item};
+        const int64_t strides[3] = {(int64_t)mg_dtype_size((mg_dtype)out->dtype), sa, sb};
         if (out->numel < 2 * MG_GRAIN_ELEMENTWISE) {
             fn(data, strides, out->numel, NULL);
             return MG_OK;
