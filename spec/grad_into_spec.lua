@@ -3,8 +3,9 @@
 -- g^T x to W.grad inside the product instead of computing it into a temporary and adding that.
 -- The bits must be the temporary-and-add's: W.grad after backward equals the .grad it had plus
 -- the same product computed alone, bit for bit, on every path (unpacked and blocked products, 1 and
--- 2 threads, float32 and float64), and where the fast path does not apply (a batch of 257, a
--- transposed input, one output) the general path gives the same identity.
+-- 2 threads, float32 and float64, a transposed input copied first as the temporary's product copies
+-- it), and where the fast path does not apply (a batch of 257, one output) the general path gives
+-- the same identity.
 local mg = require "moongrad"
 
 local function check(O, I, M, dtype, x_of)
@@ -34,7 +35,7 @@ describe("a Linear weight's gradient summed into .grad", function()
         for _, case in ipairs({{10, 64, 32}, {40, 70, 1}, {256, 784, 64}, {300, 50, 256}, {7, 9, 257}}) do
           check(case[1], case[2], case[3], dtype)
         end
-        -- not taken: a transposed input, a single output row
+        -- a transposed input (copied first, as for the temporary); a single output row (not taken)
         check(12, 30, 20, dtype, function(M, I, dt) return mg.randn(I, M, {dtype = dt}):t() end)
         check(1, 30, 20, dtype)
       end

@@ -18,7 +18,7 @@
 #include <string.h>
 
 #include "../core/cpu.h"
-#include "gemm.h"
+#include "gemm.h" /* MG_GEMM_KC */
 #include "grad.h"
 #include "linalg.h"
 #include "functional.h"
@@ -1047,8 +1047,29 @@ DEFINE_SUM_ROWS(sum_rows_f64, double)
 typedef void (*sum_rows_fn)(void *, const void *, int64_t, int64_t);
 static const sum_rows_fn sum_rows_kernels[MG_NISA][MG_NDTYPES] = MG_ISA_ROW(MG_KERNELS_F, sum_rows);
 
-static mg_status linear_backward(mg_ctx *ctx, const mg_backward_args *a, int i, mg_tensor *gin) {
+/* dW (O, I) = g2^T x2 into out, or added to it (mg_matmul_add) */
+static mg_status weight_grad(mg_ctx *ctx, const mg_backward_args *a, mg_tensor *out, bool accumulate) {
     const mg_tensor *x = a->inputs[0], *w = a->inputs[1], *g = a->gout;
+    const mg_dtype dt = (mg_dtype)out->dtype;
+    const int64_t O = w->size[0], I = w->size[1], M = I ? x->numel / I : 0;
+    mg_scratch sx, sg;
+    const mg_tensor *cx, *cg;
+    sg.s.data = NULL;
+    mg_status st = flat_as(ctx, x, dt, &sx, &cx);
+    if (st == MG_OK) st = flat_as(ctx, g, dt, &sg, &cg);
+    if (st == MG_OK) {
+        mg_view_buf vg, vx;
+        const mg_tensor *gt = matrix(&vg, cg, O, M, 1, O);
+        const mg_tensor *x2 = matrix(&vx, cx, M, I, I, 1);
+        st = accumulate ? mg_matmul_add(ctx, out, gt, x2) : mg_matmul(ctx, out, gt, x2);
+    }
+    drop(ctx, &sg);
+    drop(ctx, &sx);
+    return st;
+}
+
+static mg_status linear_backward(mg_ctx *ctx, const mg_backward_args *a, int i, mg_tensor *gin) {
+    const mg_tensor *w = a->inputs[1], *g = a->gout;
     if (i == 2) {
         /* the common case (contiguous g and gin of one float dtype, gin the bias's (O) shape) in
          * one pass; a single column (a contiguous fold: mg_sum_to's own order) and anything
@@ -1063,45 +1084,23 @@ static mg_status linear_backward(mg_ctx *ctx, const mg_backward_args *a, int i, 
         return mg_sum_to(ctx, gin, g);
     }
     if (i == 0) return mg_matmul(ctx, gin, g, w);
-    /* dW (O, I) = g2^T x2 */
-    const mg_dtype dt = (mg_dtype)gin->dtype;
-    const int64_t O = w->size[0], I = w->size[1], M = I ? x->numel / I : 0;
-    mg_scratch sx, sg;
-    const mg_tensor *cx, *cg;
-    sg.s.data = NULL;
-    mg_status st = flat_as(ctx, x, dt, &sx, &cx);
-    if (st == MG_OK) st = flat_as(ctx, g, dt, &sg, &cg);
-    if (st == MG_OK) {
-        mg_view_buf vg, vx;
-        const mg_tensor *gt = matrix(&vg, cg, O, M, 1, O);
-        const mg_tensor *x2 = matrix(&vx, cx, M, I, I, 1);
-        st = mg_matmul(ctx, gin, gt, x2);
-    }
-    drop(ctx, &sg);
-    drop(ctx, &sx);
-    return st;
+    return weight_grad(ctx, a, gin, false);
 }
 
 /* dW summed straight into W's .grad (acc += g2^T x2), without the product in a temporary and an
  * add after it: W6's 800 KB weight gradient, a write and a read of it fewer. The bits are those of
- * the temporary and the add: with a batch of at most MG_GEMM_KC rows, each element's sum is one
- * block of the product, added to acc as the add would add it (gemm.h, accumulate). Only for what
- * that covers: g, x and acc of one float dtype and contiguous, O and I above 1, the batch 1 to
- * MG_GEMM_KC, acc sharing no bytes with g or x. An interrupted product (products of 2^20
- * multiply-adds and more look at mg_interrupt) leaves acc partly summed, as it leaves the other
- * parameters of an interrupted backward. */
+ * the temporary and the add: the same product (weight_grad), and with a batch of at most
+ * MG_GEMM_KC rows each element's sum is one block, added to acc as the add would add it
+ * (mg_matmul_add). Not when acc shares bytes with g or x. An interrupted product (products of
+ * 2^20 multiply-adds and more look at mg_interrupt) leaves acc partly summed, as it leaves the
+ * other parameters of an interrupted backward. */
 static bool linear_weight_grad_into(mg_ctx *ctx, const mg_backward_args *a, mg_tensor *acc, mg_status *st) {
-    const mg_tensor *x = a->inputs[0], *w = a->inputs[1], *g = a->gout;
-    const mg_dtype dt = (mg_dtype)acc->dtype;
+    const mg_tensor *x = a->inputs[0], *w = a->inputs[1];
     const int64_t O = w->size[0], I = w->size[1], M = I ? x->numel / I : 0;
-    if ((dt != MG_FLOAT32 && dt != MG_FLOAT64) || x->dtype != dt || g->dtype != dt || O < 2 || I < 2 || M < 1 ||
-        M > MG_GEMM_KC || acc->ndim != 2 || acc->size[0] != O || acc->size[1] != I || !mg_is_contiguous(acc) ||
-        !mg_is_contiguous(x) || !mg_is_contiguous(g) || acc->storage == x->storage || acc->storage == g->storage)
+    if (!mg_is_floating((mg_dtype)acc->dtype) || acc->dtype != w->dtype || !mg_same_shape(acc, w) || O < 2 ||
+        I < 2 || M < 1 || M > MG_GEMM_KC || acc->storage == x->storage || acc->storage == a->gout->storage)
         return false;
-    const mg_gemm_args p = {.m = O, .n = I, .k = M, .a = mg_tensor_data(g), .rsa = 1, .csa = O,
-                            .b = mg_tensor_data(x), .rsb = I, .csb = 1, .c = mg_tensor_data(acc), .rsc = I,
-                            .csc = 1, .accumulate = true};
-    *st = mg_gemm(ctx, dt, &p);
+    *st = weight_grad(ctx, a, acc, true);
     return true;
 }
 

@@ -233,8 +233,8 @@ typedef struct gemm_kernel {
 } gemm_kernel;
 
 static const gemm_kernel kernels[MG_NDTYPES] = {
-    [MG_FLOAT32] = {naive_f32, pack_f32_6, pack_f32_8, micro_f32, 6, 8, 96, 256, 1024, NULL},
-    [MG_FLOAT64] = {naive_f64, pack_f64_6, pack_f64_4, micro_f64, 6, 4, 96, 256, 512, NULL},
+    [MG_FLOAT32] = {naive_f32, pack_f32_6, pack_f32_8, micro_f32, 6, 8, 96, MG_GEMM_KC, 1024, NULL},
+    [MG_FLOAT64] = {naive_f64, pack_f64_6, pack_f64_4, micro_f64, 6, 4, 96, MG_GEMM_KC, 512, NULL},
     [MG_INT64] = {naive_i64, NULL, NULL, NULL, 0, 0, 0, 0, 0, NULL},
 };
 
@@ -436,16 +436,16 @@ DEFINE_PACK(pack_f64_8, double, 8, NO_FAST)
 DEFINE_PACK(pack_f64_16, double, 16, NO_FAST)
 
 static const gemm_kernel kernels_avx512[2] = {
-    [MG_FLOAT32] = {naive_f32_fma, pack_f32_12, pack_f32_32, micro_f32_avx512, 12, 32, 384, 256, 2048, direct_f32_avx512},
-    [MG_FLOAT64] = {naive_f64_fma, pack_f64_12, pack_f64_16, micro_f64_avx512, 12, 16, 192, 256, 1024, direct_f64_avx512},
+    [MG_FLOAT32] = {naive_f32_fma, pack_f32_12, pack_f32_32, micro_f32_avx512, 12, 32, 384, MG_GEMM_KC, 2048, direct_f32_avx512},
+    [MG_FLOAT64] = {naive_f64_fma, pack_f64_12, pack_f64_16, micro_f64_avx512, 12, 16, 192, MG_GEMM_KC, 1024, direct_f64_avx512},
 };
 static const gemm_kernel kernel_f32_avx512_8x48 = {naive_f32_fma, pack_f32_8t, pack_f32_48, micro_f32_avx512_8x48,
-                                                   8, 48, 384, 256, 2016, direct_f32_avx512_8x48};
+                                                   8, 48, 384, MG_GEMM_KC, 2016, direct_f32_avx512_8x48};
 static const gemm_kernel kernel_f32_avx512_8x32 = {naive_f32_fma, pack_f32_8t, pack_f32_32, micro_f32_avx512_8x32,
-                                                   8, 32, 384, 256, 2048, direct_f32_avx512_8x32};
+                                                   8, 32, 384, MG_GEMM_KC, 2048, direct_f32_avx512_8x32};
 static const gemm_kernel kernels_avx2[2] = {
-    [MG_FLOAT32] = {naive_f32_fma, pack_f32_6, pack_f32_16, micro_f32_avx2, 6, 16, 96, 256, 2048, direct_f32_avx2},
-    [MG_FLOAT64] = {naive_f64_fma, pack_f64_6, pack_f64_8, micro_f64_avx2, 6, 8, 96, 256, 1024, direct_f64_avx2},
+    [MG_FLOAT32] = {naive_f32_fma, pack_f32_6, pack_f32_16, micro_f32_avx2, 6, 16, 96, MG_GEMM_KC, 2048, direct_f32_avx2},
+    [MG_FLOAT64] = {naive_f64_fma, pack_f64_6, pack_f64_8, micro_f64_avx2, 6, 8, 96, MG_GEMM_KC, 1024, direct_f64_avx2},
 };
 
 /* The SIMD kernel for dt (float32, float64) at the ctx's level `isa` and a C m x n; NULL: none
@@ -1092,7 +1092,7 @@ __attribute__((always_inline)) static inline mg_status gemm_run(mg_ctx *ctx, mg_
     const bool vector_friendly = (g.m == 1 && (g.n == 1 || g.rsb == 1)) || (g.n == 1 && g.csa == 1);
     const bool blocked = !use_gemv && kn->pack_a && g.k > 0 && !vector_friendly;
     /* C += A B: only where every element is one block added to C (see gemm.h) */
-    if (p->accumulate && (!blocked || g.m < 2 || g.n < 2 || g.k > MG_GEMM_KC || kn->kc != MG_GEMM_KC || nbatch != 1))
+    if (p->accumulate && (!blocked || g.m < 2 || g.n < 2 || g.k > MG_GEMM_KC || nbatch != 1))
         return mg_fail(ctx, MG_EVALUE, 0, "matmul: accumulating into C takes a float product of m, n > 1 and K <= %d",
                        MG_GEMM_KC);
     /* large products are split between threads (see gemm_blocked), each with its own A buffer */

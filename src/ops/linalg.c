@@ -57,7 +57,8 @@ static int64_t batch_stride(const mg_tensor *t, int nb, int d) {
     return (j < 0 || t->size[j] == 1) ? 0 : t->stride[j];
 }
 
-mg_status mg_matmul(mg_ctx *ctx, mg_tensor *out, const mg_tensor *a, const mg_tensor *b) {
+/* out = a b, or out += a b (accumulate: mg_gemm's limits) */
+static mg_status matmul(mg_ctx *ctx, mg_tensor *out, const mg_tensor *a, const mg_tensor *b, bool accumulate) {
     const mg_dtype dt = (mg_dtype)a->dtype;
     if (dt == MG_BOOL || b->dtype != dt || out->dtype != dt)
         return mg_fail(ctx, MG_EDTYPE, dt == MG_BOOL ? 1 : 2,
@@ -101,8 +102,15 @@ mg_status mg_matmul(mg_ctx *ctx, mg_tensor *out, const mg_tensor *a, const mg_te
         .batch_sa = sa,
         .batch_sb = sb,
         .batch_sc = out->stride,
+        .accumulate = accumulate,
     };
     return mg_gemm(ctx, dt, &p);
+}
+mg_status mg_matmul(mg_ctx *ctx, mg_tensor *out, const mg_tensor *a, const mg_tensor *b) {
+    return matmul(ctx, out, a, b, false);
+}
+mg_status mg_matmul_add(mg_ctx *ctx, mg_tensor *out, const mg_tensor *a, const mg_tensor *b) {
+    return matmul(ctx, out, a, b, true);
 }
 /* outer(a, b) = matmul of a as an (M,1) column and b as a (1,N) row: views, no copy */
 mg_status mg_outer(mg_ctx *ctx, mg_tensor *out, const mg_tensor *a, const mg_tensor *b) {

@@ -21,6 +21,10 @@ mg_status mg_matmul_shape(mg_ctx *ctx, int *out_ndim, int64_t *out_size, const m
  * expanded). float32 accumulates in float32, in an order fixed by the sizes alone. Scratch for
  * packing comes from the ctx's allocator and is freed before returning. */
 mg_status mg_matmul(mg_ctx *ctx, mg_tensor *out, const mg_tensor *a, const mg_tensor *b);
+/* out += a b: two matrices of a float dtype, each dim of out above 1, K at most MG_GEMM_KC (gemm.h's
+ * accumulate: each element is out + its sum, as an add after the product would round it); fails
+ * MG_EVALUE otherwise. */
+mg_status mg_matmul_add(mg_ctx *ctx, mg_tensor *out, const mg_tensor *a, const mg_tensor *b);
 
 /* Op codes of the linalg family for autograd (node->op). mm, bmm and dot are recorded as matmul:
  * their shapes are matmul's special cases and so are their gradients. */
