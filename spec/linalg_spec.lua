@@ -377,6 +377,33 @@ describe("the blocked product (C taller than a block of A)", function()
   end
 end)
 
+describe("a narrow C computed as its transpose", function()
+  -- C a few columns wide (a last layer's 10 outputs) is computed as C^T = B^T A^T when its tiles
+  -- pad less so (src/ops/gemm.c transposed_pays): the same fused multiply-adds in the same order,
+  -- so each row keeps the bits of that row alone (a vector product), and each column those of that
+  -- column alone; the same in float64, and for a wide C (the transposed case of the transposed)
+  for _, size in ipairs({ { 32, 64, 10 }, { 64, 256, 10 }, { 300, 700, 3 }, { 10, 64, 32 } }) do
+    local m, k, n = table.unpack(size)
+    for _, dtype in ipairs({ "float32", "float64" }) do
+      it(string.format("%dx%d @ %dx%d %s: each row and column has the bits of itself alone", m, k, k, n, dtype),
+        function()
+          mg.manual_seed(m * k + n)
+          local a, w = mg.randn(m, k, { dtype = dtype }), mg.randn(n, k, { dtype = dtype })
+          local c = a:matmul(w:t())
+          for _, i in ipairs({ 1, 2, m - 1, m }) do
+            assert.is_true(a:narrow(1, i, 1):matmul(w:t()):equal(c:narrow(1, i, 1)), "row " .. i)
+          end
+          for _, j in ipairs({ 1, n }) do
+            local col = a:matmul(w:narrow(1, j, 1):t())
+            assert.is_true(col:equal(c:narrow(2, j, 1)), "column " .. j)
+          end
+          local exact = a:double():matmul(w:double():t())
+          assert.is_true((c:double() - exact):abs():max():item() < 1e-4 * math.sqrt(k))
+        end)
+    end
+  end
+end)
+
 describe("matrix-vector products (the gemv kernels)", function()
   -- rows of 16 floats (constant offsets), short rows prefetched a tile ahead (32..256), longer
   -- ones; 16-row tiles and the rows left over: every row keeps its bits whichever path computed it

@@ -711,6 +711,31 @@ static const gemm_kernel *kernel_for(mg_dtype dt, int64_t m, int64_t n, int isa)
     return simd ? simd : &kernels[dt];
 }
 
+/* The fraction of the tiles' work that is C's when kn's tiles cover an m x n C. */
+static double tile_fill(const gemm_kernel *kn, int64_t m, int64_t n) {
+    return (double)m / (double)round_up(m, kn->mr) * (double)n / (double)round_up(n, kn->nr);
+}
+
+/* Whether C = A B is better computed as C^T = B^T A^T (src/ops/gemm.c's transposed): when the
+ * tiles cover C^T with at least a quarter less padding. The tiles run along C's rows (mr) and
+ * columns (nr, the vector lanes), so a C only a few columns wide wastes most lanes: W8's and W6's
+ * last layers (x W^T with 10 outputs: C 32 x 10, tiles 6 x 16 at 62 % fill, 12 x 32 on C^T at
+ * 83 %). The bits do not change: every element is the same fused multiply-adds in the same order
+ * along K (a b and b a are the same product), only which operand is broadcast. */
+static bool transposed_pays(mg_dtype dt, int64_t m, int64_t n, int isa) {
+    if ((dt != MG_FLOAT32 && dt != MG_FLOAT64) || m < 2 || n < 2 || m == n) return false;
+    const gemm_kernel *kn = simd_kernel(dt, m, n, isa), *kt = simd_kernel(dt, n, m, isa);
+    return kn && kt && tile_fill(kt, n, m) > 1.25 * tile_fill(kn, m, n);
+}
+static mg_gemm_args transposed(const mg_gemm_args *p) {
+    mg_gemm_args t = *p;
+    t.m = p->n, t.n = p->m;
+    t.a = p->b, t.rsa = p->csb, t.csa = p->rsb, t.batch_sa = p->batch_sb;
+    t.b = p->a, t.rsb = p->csa, t.csb = p->rsa, t.batch_sb = p->batch_sa;
+    t.rsc = p->csc, t.csc = p->rsc;
+    return t;
+}
+
 /* ---- gemv: drivers ------------------------------------------------------------------------- */
 typedef struct gemv_job {
     const gemv_t *v;
@@ -1167,6 +1192,11 @@ __attribute__((always_inline)) static inline mg_status gemm_run(mg_ctx *ctx, mg_
 }
 
 mg_status mg_gemm(mg_ctx *ctx, mg_dtype dt, const mg_gemm_args *p) {
+    mg_gemm_args t;
+    if (transposed_pays(dt, p->m, p->n, ctx->isa)) {
+        t = transposed(p);
+        p = &t;
+    }
     int64_t nbatch = 1, work;
     for (int d = 0; d < p->batch_ndim; d++) nbatch *= p->batch_size[d];
     /* watched when the products add up to MG_INTERRUPT_CHUNK multiply-adds (K == 0 counts as 1) */
