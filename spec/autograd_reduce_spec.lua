@@ -186,3 +186,71 @@ describe("reduction gradients match PyTorch at special points", function()
     assert.is_false(x:all().requires_grad)
   end)
 end)
+
+describe("the uniform gradient of a large sum or mean", function()
+  -- A sum or mean of all of a large input (16384 elements or more) hands on its gradient as one
+  -- value viewed at stride 0, to a node whose rule reads it elementwise (unary ops; mul, div, pow,
+  -- maximum, minimum). Retaining the input's gradient takes the filled path: the leaf's gradient
+  -- must have the same bits either way, and the retained one PyTorch's value.
+  local function leaf_grad(f, retain)
+    mg.manual_seed(5)
+    local x = mg.randn(300, 70, {requires_grad = true})
+    f(x, retain):backward()
+    return x.grad
+  end
+  local cases = {
+    ["(x - 0.5)^2 mean"] = function(x, retain)
+      local r = (x - 0.5) ^ 2
+      if retain then r:retain_grad() end
+      return r:mean()
+    end,
+    ["exp(x) sum, float"] = function(x, retain)
+      local e = (x * 0.1):exp()
+      if retain then e:retain_grad() end
+      return e:sum()
+    end,
+    ["x * x, reached twice (mean + sum)"] = function(x, retain)
+      local y = x * x
+      if retain then y:retain_grad() end
+      return y:mean() + y:sum() * 1e-3
+    end,
+    ["x / 3 under a maximum"] = function(x, retain)
+      local q = mg.maximum(x / 3, x * 0.25)
+      if retain then q:retain_grad() end
+      return q:mean()
+    end,
+  }
+  for name, f in pairs(cases) do
+    it(name .. ": the bits of the filled gradient", function()
+      local viewed, filled = leaf_grad(f, false), leaf_grad(f, true)
+      assert.is_true(viewed:equal(filled))
+      assert.is_true(viewed:is_contiguous())
+    end)
+  end
+
+  it("gives the retained gradient PyTorch's value and a dense .grad", function()
+    -- x = torch.randn(300, 70, requires_grad=True); r = (x - 0.5) ** 2; r.retain_grad()
+    -- r.mean().backward(); r.grad: every element 1 / 21000 in float32
+    local x = mg.randn(300, 70, {requires_grad = true})
+    local r = (x - 0.5) ^ 2
+    r:retain_grad()
+    r:mean():backward()
+    assert.same({300, 70}, r.grad.shape)
+    assert.is_true(r.grad:is_contiguous())
+    local expected = mg.tensor(1 / 21000, {dtype = "float32"}):item()
+    assert.equal(expected, r.grad:min():item())
+    assert.equal(expected, r.grad:max():item())
+    -- and x's gradient is 2 (x - 0.5) / 21000, rounded as PyTorch's pow backward: ((r' 2) g)
+    local want = ((x:detach() - 0.5) * 2) * expected
+    assert.is_true(x.grad:equal(want))
+  end)
+
+  it("is written into by nothing: a second backward through a kept graph sums into .grad", function()
+    local x = mg.randn(200, 100, {requires_grad = true})
+    local loss = (x ^ 2):mean()
+    loss:backward({retain_graph = true})
+    local once = x.grad:clone()
+    loss:backward()
+    assert.is_true(x.grad:equal(once * 2))
+  end)
+end)

@@ -647,6 +647,10 @@ static int identity_input(const mg_node *n, const mg_tensor *const *inputs, cons
     return -1;
 }
 
+/* Inputs of at least this many elements get a uniform gradient as a view (run_node); below it,
+ * filling is cheaper than the two tensors the view takes. */
+#define UNIFORM_MIN 16384
+
 /* Runs one node: its output's gradient through the rule to each input that requires grad. */
 static void run_node(lua_State *L, int node_idx, int retain, int capture, int results, int counts, uint32_t pass) {
     mg_ctx *ctx = lt_ctx(L);
@@ -698,6 +702,24 @@ static void run_node(lua_State *L, int node_idx, int retain, int capture, int re
             add_rule_result(L, ctx, &args, i, acc);
             lua_pop(L, 1);
             continue;
+        }
+        if (m && !capture && g->numel == 1 && inputs[i]->numel >= UNIFORM_MIN &&
+            !(inputs[i]->flags & LT_RETAINS_GRAD) && mg_backward_reads_elementwise(m)) {
+            /* a sum or mean of all of a large input (a loss's mean): its gradient is one value,
+             * handed on as a stride-0 view of it (mg_backward_uniform), to a node whose rule reads
+             * it elementwise: the same bits as a filled copy, without writing and reading it */
+            mg_tensor *one = lt_push_new(L, (mg_dtype)inputs[i]->dtype, 0, NULL);
+            mg_status st;
+            if (mg_backward_uniform(ctx, &args, i, one, &st)) {
+                if (st != MG_OK) lt_raise(L, 0);
+                mg_tensor *v = lt_push_view(L, -1, inputs[i]->ndim);
+                for (int d = 0; d < inputs[i]->ndim; d++) v->size[d] = inputs[i]->size[d], v->stride[d] = 0;
+                v->numel = inputs[i]->numel;
+                route(L, input, m, lua_gettop(L), capture, results, pass);
+                lua_pop(L, 3);
+                continue;
+            }
+            lua_pop(L, 1);
         }
         if (m && m->gbuf && !capture && !(inputs[i]->flags & LT_RETAINS_GRAD)) {
             /* the first gradient for a small non-leaf: into its node's own buffer (no tensor) */

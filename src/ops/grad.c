@@ -19,6 +19,23 @@ bool mg_backward_into(mg_ctx *ctx, const mg_backward_args *a, int i, mg_tensor *
     return a->node->family == MG_FAM_FUNCTIONAL && mg_functional_backward_into(ctx, a, i, acc, st);
 }
 
+bool mg_backward_uniform(mg_ctx *ctx, const mg_backward_args *a, int i, mg_tensor *one, mg_status *st) {
+    return a->node->family == MG_FAM_REDUCE && mg_reduce_backward_uniform(ctx, a, i, one, st);
+}
+
+bool mg_backward_reads_elementwise(const mg_node *n) {
+    if (n->family == MG_FAM_UNARY) return true;
+    if (n->family != MG_FAM_BINARY) return false;
+    switch ((mg_binary_op)n->op) {
+    case MG_BIN_MUL:
+    case MG_BIN_DIV:
+    case MG_BIN_POW:
+    case MG_BIN_MAXIMUM:
+    case MG_BIN_MINIMUM: return true;
+    default: return false;
+    }
+}
+
 bool mg_backward_is_identity(const mg_node *n, int i) {
     return n->family == MG_FAM_BINARY && (n->op == MG_BIN_ADD || (n->op == MG_BIN_SUB && i == 0));
 }

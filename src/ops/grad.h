@@ -42,6 +42,19 @@ mg_status mg_backward(mg_ctx *ctx, const mg_backward_args *a, int i, mg_tensor *
  * as PyTorch does, instead of a copy of it. */
 bool mg_backward_is_identity(const mg_node *n, int i);
 
+/* When the rule's gradient for input i is one value at every element (a sum or mean of all of
+ * input i, floating, as a loss's `mean()`): writes that value into `one` (0-d, input i's dtype),
+ * its status in *st, and returns true; the engine then hands on a stride-0 view of it instead of
+ * filling input i's shape (W5: a 4 MB write and read a step fewer). False otherwise. */
+bool mg_backward_uniform(mg_ctx *ctx, const mg_backward_args *a, int i, mg_tensor *one, mg_status *st);
+bool mg_reduce_backward_uniform(mg_ctx *ctx, const mg_backward_args *a, int i, mg_tensor *one, mg_status *st);
+/* True when node n's rule reads its output's gradient only as an operand of elementwise kernels,
+ * which give the same bits for a stride-0 operand as for its dense copy, and never hands it on,
+ * copies it or sums it (unary ops; mul, div, pow, maximum, minimum): a uniform gradient may reach
+ * it as a view. add and sub hand theirs on, or sum it back to a broadcast input's shape, where a
+ * stride-0 operand would take another summation path. */
+bool mg_backward_reads_elementwise(const mg_node *n);
+
 /* acc += d loss / d inputs[i], straight into acc (a .grad: contiguous, inputs[i]'s shape and dtype),
  * with the bits of mg_backward into a temporary and an add after it. True when the rule did
  * (its status in *st); false when it does not for these operands: the caller then runs mg_backward

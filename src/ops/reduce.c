@@ -552,6 +552,19 @@ static mg_status spread(mg_ctx *ctx, const mg_backward_args *a, mg_tensor *gin, 
     return st;
 }
 
+/* The value every element of a sum's or mean's gradient has when it reduced all of x to one
+ * element: spread's one-pass value, into the 0-d `one`. */
+bool mg_reduce_backward_uniform(mg_ctx *ctx, const mg_backward_args *a, int i, mg_tensor *one, mg_status *st) {
+    const mg_tensor *g = a->gout, *x = a->inputs[i];
+    const mg_reduce_op op = (mg_reduce_op)a->node->op;
+    if ((op != MG_RED_SUM && op != MG_RED_MEAN) || g->numel != 1 || x->numel == 0 || g->dtype != x->dtype ||
+        !mg_is_floating((mg_dtype)g->dtype) || one->ndim != 0 || one->dtype != x->dtype)
+        return false;
+    /* all of x in one group: the dims not reduced have size 1, so the count is x's numel */
+    *st = spread(ctx, a, one, op == MG_RED_MEAN ? 1.0 / (double)x->numel : 1.0);
+    return true;
+}
+
 /* prod: dx_k = dy * (product of the other elements of x_k's group). Without a zero in the group
  * that is y / x_k; with one zero, the product of the nonzeros at the zero and 0 elsewhere; with
  * two or more, 0 everywhere (no division by zero anywhere). */
