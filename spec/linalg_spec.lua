@@ -404,6 +404,38 @@ describe("a narrow C computed as its transpose", function()
   end
 end)
 
+describe("x W^T computed as W x^T, W read in place", function()
+  -- A linear layer's x W^T (both operands contiguous along K, a batch of at most two tile widths,
+  -- W the larger) runs on one thread as C^T = W x^T by the direct kernels, which read W where it
+  -- lies, and a full tile is stored into C a column at a time (src/ops/gemm.c in_place_pays,
+  -- COLUMNS_8): each row and column keeps the bits of itself alone, on 1 and 2 threads (2 threads
+  -- take the blocked path for the large ones); the shapes cover 8 x 32 and 8 x 48 tiles, edge tiles
+  -- in both directions, several blocks of K with a short last one, and W6's and W8's layers
+  local shapes = { { 64, 784, 256 }, { 32, 64, 64 }, { 37, 300, 250 }, { 48, 300, 200 }, { 96, 40, 104 } }
+  for _, threads in ipairs({ 1, 2 }) do
+    for _, size in ipairs(shapes) do
+      local m, k, n = table.unpack(size)
+      it(string.format("%dx%d @ (%dx%d)^T, %d thread(s): rows and columns keep their bits", m, k, n, k, threads),
+        function()
+          local saved = mg.get_num_threads()
+          mg.set_num_threads(threads)
+          mg.manual_seed(m + k + n)
+          local x, w = mg.randn(m, k), mg.randn(n, k)
+          local c = x:matmul(w:t())
+          for _, i in ipairs({ 1, 9, m }) do
+            assert.is_true(x:narrow(1, i, 1):matmul(w:t()):equal(c:narrow(1, i, 1)), "row " .. i)
+          end
+          for _, j in ipairs({ 1, 17, n }) do
+            assert.is_true(x:matmul(w:narrow(1, j, 1):t()):equal(c:narrow(2, j, 1)), "column " .. j)
+          end
+          local exact = x:double():matmul(w:double():t())
+          assert.is_true((c:double() - exact):abs():max():item() < 1e-4 * math.sqrt(k))
+          mg.set_num_threads(saved)
+        end)
+    end
+  end
+end)
+
 describe("matrix-vector products (the gemv kernels)", function()
   -- rows of 16 floats (constant offsets), short rows prefetched a tile ahead (32..256), longer
   -- ones; 16-row tiles and the rows left over: every row keeps its bits whichever path computed it

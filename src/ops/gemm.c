@@ -346,7 +346,7 @@ DEFINE_SIMD_MICRO(micro_f64_avx2, double, "avx2,fma", __m256d, 4, 6, 2, _mm256_s
  * it at + p aps (rows >= mr read row 0 again, their sums are dropped), and B rows ldb apart (a
  * packed sliver, ldb = NR, or a row-major B read in place). Same fused multiply-adds in the same
  * order from 0: the same bits as the packed kernels. */
-#define DEFINE_SIMD_DIRECT(NAME, T, TARGET, VT, VL, MR, NV, SETZ, SET1, LOADU, STOREU, FMA, ADD) \
+#define DEFINE_SIMD_DIRECT(NAME, T, TARGET, VT, VL, MR, NV, SETZ, SET1, LOADU, STOREU, FMA, ADD, COLUMNS) \
     MG_TARGET(TARGET) static void NAME(int64_t kc, const void *a_, int64_t ars, int64_t aps,   \
                                        const void *pb_, int64_t ldb, void *c_, int64_t rsc,    \
                                        int64_t csc, int64_t mr, int64_t nr, bool first) {      \
@@ -358,12 +358,24 @@ DEFINE_SIMD_MICRO(micro_f64_avx2, double, "avx2,fma", __m256d, 4, 6, 2, _mm256_s
         SIMD_ACC_ZERO(MR, NV, SETZ);                                                           \
         for (int64_t p = 0, off = 0; p < kc; p++, off += aps, pb += ldb)                        \
             SIMD_ACC_STEP(VT, VL, MR, NV, SET1, LOADU, FMA, pb, ar[i][off]);                   \
+        COLUMNS(c_, csc, mr, nr, rsc, acc, NV, first);                                         \
         MICRO_STORE(T, VL, MR, NV, LOADU, STOREU, ADD)                                         \
     }
+/* COLUMNS of the direct kernels: a full tile of a C whose columns are contiguous (rsc 1: a product
+ * computed as its transpose, see in_place_pays) stored a column at a time; NO_COLUMNS: none */
+#define NO_COLUMNS(c, csc, mr, nr, rsc, acc, NV, first) ((void)0)
+#define COLUMNS_8(c, csc, mr, nr, rsc, acc, NV, first)                                         \
+    do {                                                                                       \
+        if (mr == 8 && nr == 16 * (NV) && rsc == 1) {                                          \
+            store_columns8_f32((float *)(c), csc, &acc[0][0], NV, first);                      \
+            return;                                                                            \
+        }                                                                                      \
+    } while (0)
+static void store_columns8_f32(float *c, int64_t csc, const __m512 *acc, int nv, bool first);
 DEFINE_SIMD_DIRECT(direct_f32_avx512, float, "avx512f,fma", __m512, 16, 12, 2, _mm512_setzero_ps,
-                   _mm512_set1_ps, _mm512_loadu_ps, _mm512_storeu_ps, _mm512_fmadd_ps, _mm512_add_ps)
+                   _mm512_set1_ps, _mm512_loadu_ps, _mm512_storeu_ps, _mm512_fmadd_ps, _mm512_add_ps, NO_COLUMNS)
 DEFINE_SIMD_DIRECT(direct_f64_avx512, double, "avx512f,fma", __m512d, 8, 12, 2, _mm512_setzero_pd,
-                   _mm512_set1_pd, _mm512_loadu_pd, _mm512_storeu_pd, _mm512_fmadd_pd, _mm512_add_pd)
+                   _mm512_set1_pd, _mm512_loadu_pd, _mm512_storeu_pd, _mm512_fmadd_pd, _mm512_add_pd, NO_COLUMNS)
 /* AVX-512, 8 x 48 float32 (24 zmm accumulators too): C 8, 16 or 32 rows tall (a convolution's
  * output channels) fills every row of its tiles, where 12-row tiles leave a third of the work
  * padding at 8 or 16 rows. The same sums in the same order: the same bits as 12 x 32. */
@@ -371,18 +383,18 @@ DEFINE_SIMD_MICRO(micro_f32_avx512_8x48, float, "avx512f,fma", __m512, 16, 8, 3,
                   _mm512_set1_ps, _mm512_load_ps, _mm512_loadu_ps, _mm512_storeu_ps,
                   _mm512_fmadd_ps, _mm512_add_ps)
 DEFINE_SIMD_DIRECT(direct_f32_avx512_8x48, float, "avx512f,fma", __m512, 16, 8, 3, _mm512_setzero_ps,
-                   _mm512_set1_ps, _mm512_loadu_ps, _mm512_storeu_ps, _mm512_fmadd_ps, _mm512_add_ps)
+                   _mm512_set1_ps, _mm512_loadu_ps, _mm512_storeu_ps, _mm512_fmadd_ps, _mm512_add_ps, COLUMNS_8)
 /* AVX-512, 8 x 32 float32 (16 zmm accumulators): a C 8k rows tall and 32k wide (W6's x W1^T, 64 x
  * 256) covered without padding, where 12 x 32 and 8 x 48 tiles compute 72 x 256 / 64 x 288. */
 DEFINE_SIMD_MICRO(micro_f32_avx512_8x32, float, "avx512f,fma", __m512, 16, 8, 2, _mm512_setzero_ps,
                   _mm512_set1_ps, _mm512_load_ps, _mm512_loadu_ps, _mm512_storeu_ps,
                   _mm512_fmadd_ps, _mm512_add_ps)
 DEFINE_SIMD_DIRECT(direct_f32_avx512_8x32, float, "avx512f,fma", __m512, 16, 8, 2, _mm512_setzero_ps,
-                   _mm512_set1_ps, _mm512_loadu_ps, _mm512_storeu_ps, _mm512_fmadd_ps, _mm512_add_ps)
+                   _mm512_set1_ps, _mm512_loadu_ps, _mm512_storeu_ps, _mm512_fmadd_ps, _mm512_add_ps, COLUMNS_8)
 DEFINE_SIMD_DIRECT(direct_f32_avx2, float, "avx2,fma", __m256, 8, 6, 2, _mm256_setzero_ps,
-                   _mm256_set1_ps, _mm256_loadu_ps, _mm256_storeu_ps, _mm256_fmadd_ps, _mm256_add_ps)
+                   _mm256_set1_ps, _mm256_loadu_ps, _mm256_storeu_ps, _mm256_fmadd_ps, _mm256_add_ps, NO_COLUMNS)
 DEFINE_SIMD_DIRECT(direct_f64_avx2, double, "avx2,fma", __m256d, 4, 6, 2, _mm256_setzero_pd,
-                   _mm256_set1_pd, _mm256_loadu_pd, _mm256_storeu_pd, _mm256_fmadd_pd, _mm256_add_pd)
+                   _mm256_set1_pd, _mm256_loadu_pd, _mm256_storeu_pd, _mm256_fmadd_pd, _mm256_add_pd, NO_COLUMNS)
 
 /* r[l] = row l of an 8x8 tile -> r[j] = column j */
 MG_TARGET("avx2") __attribute__((always_inline)) static inline void transpose8_ps(__m256 r[8]) {
@@ -406,6 +418,25 @@ MG_TARGET("avx2") __attribute__((always_inline)) static inline void transpose8_p
     r[5] = _mm256_permute2f128_ps(u1, u5, 0x31);
     r[6] = _mm256_permute2f128_ps(u2, u6, 0x31);
     r[7] = _mm256_permute2f128_ps(u3, u7, 0x31);
+}
+
+/* C (column j at c + j csc, its 8 rows contiguous) <- or += an 8-row tile of nv vectors of 16
+ * float32 (acc row-major, 8 x nv): each 8 x 8 block transposed in registers, then a column of 8 a
+ * store. The same adds (C + acc, one rounding) as MICRO_STORE's. */
+MG_TARGET("avx512f") static void store_columns8_f32(float *c, int64_t csc, const __m512 *acc, int nv, bool first) {
+    for (int v = 0; v < nv; v++)
+        for (int h = 0; h < 2; h++) {
+            __m256 r[8];
+            _Pragma("GCC unroll 8") for (int i = 0; i < 8; i++) {
+                const __m512 a = acc[i * nv + v];
+                r[i] = h ? _mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(a), 1)) : _mm512_castps512_ps256(a);
+            }
+            transpose8_ps(r);
+            _Pragma("GCC unroll 8") for (int q = 0; q < 8; q++) {
+                float *cq = c + (16 * v + 8 * h + q) * csc;
+                _mm256_storeu_ps(cq, first ? r[q] : _mm256_add_ps(_mm256_loadu_ps(cq), r[q]));
+            }
+        }
 }
 
 /* 8 lanes (8 rows of A, or 8 columns of a transposed B) read along their contiguous depth and
@@ -711,6 +742,11 @@ static const gemm_kernel *kernel_for(mg_dtype dt, int64_t m, int64_t n, int isa)
     return simd ? simd : &kernels[dt];
 }
 
+/* Products of at least this many flops are split between threads (see gemm_blocked). */
+#ifndef GEMM_PAR_MIN
+#define GEMM_PAR_MIN 8000000.0
+#endif
+
 /* The fraction of the tiles' work that is C's when kn's tiles cover an m x n C. */
 static double tile_fill(const gemm_kernel *kn, int64_t m, int64_t n) {
     return (double)m / (double)round_up(m, kn->mr) * (double)n / (double)round_up(n, kn->nr);
@@ -726,6 +762,19 @@ static bool transposed_pays(mg_dtype dt, int64_t m, int64_t n, int isa) {
     if ((dt != MG_FLOAT32 && dt != MG_FLOAT64) || m < 2 || n < 2 || m == n) return false;
     const gemm_kernel *kn = simd_kernel(dt, m, n, isa), *kt = simd_kernel(dt, n, m, isa);
     return kn && kt && tile_fill(kt, n, m) > 1.25 * tile_fill(kn, m, n);
+}
+/* Whether C = A B with A and B^T both contiguous along K (x W^T: a linear layer's forward, whose
+ * packing transposes both operands) is better computed as C^T = W x^T by the direct kernels on one
+ * thread: they read the larger operand, W, in place (never packed), and pack only x; a full tile
+ * of C^T is stored into C a column at a time (COLUMNS_8, 8-row float32 tiles). For a batch of at
+ * most two slivers of the tile (C^T's width), W is read at most twice a block of K. W6's x W1^T
+ * (64 x 784 by 256 x 784): W1's 800 KB were transposed into packed panels every step. */
+static bool in_place_pays(const mg_ctx *ctx, mg_dtype dt, const mg_gemm_args *p) {
+    if (dt != MG_FLOAT32 || p->batch_ndim > 0 || p->csa != 1 || p->rsb != 1 || p->csc != 1 || p->m < 2 ||
+        p->n <= p->m || (ctx->num_threads > 1 && 2.0 * (double)p->m * (double)p->n * (double)p->k >= GEMM_PAR_MIN))
+        return false;
+    const gemm_kernel *kt = simd_kernel(dt, p->n, p->m, ctx->isa);
+    return kt && kt->mr == 8 && kt->direct && p->n <= kt->mc && p->m <= 2 * kt->nr;
 }
 static mg_gemm_args transposed(const mg_gemm_args *p) {
     mg_gemm_args t = *p;
@@ -911,9 +960,6 @@ static void *align_up(void *p) {
  * waits (no barrier inside a call: whichever thread is free takes the next range). Every C element
  * is computed by one call with the same kc blocks in the same order whatever the split: the bits
  * do not depend on the number of threads. With one slot this is the plain blocked loop. */
-#ifndef GEMM_PAR_MIN
-#define GEMM_PAR_MIN 8000000.0
-#endif
 typedef struct gemm_job {
     const gemm_kernel *kn;
     size_t es;
@@ -1129,7 +1175,8 @@ __attribute__((always_inline)) static inline mg_status gemm_run(mg_ctx *ctx, mg_
     /* small products (below the threading threshold, C no taller than one block of A): the
      * unpacked path (gemm_direct); W6's 25 MFLOP products measured no faster there */
     const bool direct = blocked && slots == 1 && kn->direct && g.m <= kn->mc &&
-                        2.0 * (double)g.m * (double)g.n * (double)g.k < GEMM_PAR_MIN;
+                        (2.0 * (double)g.m * (double)g.n * (double)g.k < GEMM_PAR_MIN ||
+                         (g.rsc == 1 && g.csa == 1 && kn->mr == 8 && g.n <= 2 * kn->nr)); /* in_place_pays */
     size_t a_bytes = 0, b_bytes = 0;
     void *pa = NULL, *pb = NULL;
     if (direct) {
@@ -1193,7 +1240,7 @@ __attribute__((always_inline)) static inline mg_status gemm_run(mg_ctx *ctx, mg_
 
 mg_status mg_gemm(mg_ctx *ctx, mg_dtype dt, const mg_gemm_args *p) {
     mg_gemm_args t;
-    if (transposed_pays(dt, p->m, p->n, ctx->isa)) {
+    if (transposed_pays(dt, p->m, p->n, ctx->isa) || in_place_pays(ctx, dt, p)) {
         t = transposed(p);
         p = &t;
     }
