@@ -12,10 +12,16 @@ function M.setup(mg)
   if mg.set_num_threads then mg.set_num_threads(M.THREADS) end
 end
 
+-- Each timed repeat starts from the same state: the previous repeat's results dropped and the
+-- garbage collected (outside the timing), as bench/common.py does; otherwise the kept result's
+-- block turned old in the generational collector and the next repeat took fresh pages from the
+-- system for its place (W7 10^6: ~15 us an op of page faults, not the loop's steady state).
 function M.median_time(fn, repeats)
   local ret = table.pack(fn())
   local times = {}
   for r = 1, repeats or M.REPEATS do
+    ret = nil
+    collectgarbage()
     local t0 = M.clock()
     ret = table.pack(fn())
     times[r] = M.clock() - t0

@@ -1,6 +1,7 @@
 """The PyTorch side of the benchmarks: thread setup, timing (a warm-up run, then the median of
 REPEATS), the shared deterministic data generator (splitmix64 + Box-Muller, the same numbers as
 bench/common.lua), peak resident memory and the RESULT lines that bench/run.sh turns into a table."""
+import gc
 import os
 import resource
 import statistics
@@ -59,6 +60,8 @@ def median_time(fn, repeats=None):
     ret = fn()
     times = []
     for _ in range(repeats or REPEATS):
+        ret = None  # each repeat from the same state, as bench/common.lua's
+        gc.collect()
         t0 = time.perf_counter()
         ret = fn()
         times.append(time.perf_counter() - t0)
