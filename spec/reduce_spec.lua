@@ -383,3 +383,44 @@ describe("reduce", function()
     end)
   end)
 end)
+
+describe("sums over an outer dim (outputs side by side)", function()
+  -- A sum or mean over a dim that is not the innermost runs its contiguous outputs side by side
+  -- (src/ops/reduce.c sum_columns), each still summed in double in the order of its elements: every
+  -- output must have the bits of its own column summed alone (a strided run, folded one element at
+  -- a time), in float32 and float64, for 8 to 200 outputs (whole and partial blocks of 64), one to
+  -- 100 rows, a narrowed input (rows further apart than the outputs) and two reduced dims merged
+  local shapes = { { 1, 8 }, { 3, 64 }, { 100, 65 }, { 37, 200 } }
+  for _, dt in ipairs({ "float32", "float64" }) do
+    for _, shape in ipairs(shapes) do
+      local rows, cols = table.unpack(shape)
+      it(string.format("%s %dx%d: sum(1) and mean(1) give each column's own bits", dt, rows, cols), function()
+        mg.manual_seed(rows * cols)
+        local x = mg.randn(rows, cols + 5, { dtype = dt }):narrow(2, 3, cols) * 1000
+        local s, m = x:sum(1), x:mean(1)
+        assert.same({ cols }, s.shape)
+        for _, j in ipairs({ 1, 2, 8, cols - 1, cols }) do
+          local col = x:select(2, j)
+          assert.is_true(s:narrow(1, j, 1):equal(col:sum():view(1)), "sum column " .. j)
+          assert.is_true(m:narrow(1, j, 1):equal(col:mean():view(1)), "mean column " .. j)
+        end
+        -- and keepdim keeps the same values
+        assert.is_true(x:sum(1, true):view(cols):equal(s))
+      end)
+    end
+    it(dt .. ": two reduced dims merged into one run ([4, 5, 33] over dims 1 and 2)", function()
+      mg.manual_seed(33)
+      local x = mg.randn(4, 5, 33, { dtype = dt })
+      local s = x:sum({ 1, 2 })
+      for _, j in ipairs({ 1, 17, 33 }) do
+        assert.is_true(s:narrow(1, j, 1):equal(x:select(3, j):reshape(20):sum():view(1)), "column " .. j)
+      end
+    end)
+  end
+  it("sums float32 columns in double, as every float32 sum here (1e8 + 1 + 1 - 1e8 is 2)", function()
+    -- moongrad's float32 sums accumulate in double and round once; PyTorch 1.13's accumulate in
+    -- float32 here: torch.tensor([[1e8], [1.], [1.], [-1e8]]).repeat(1, 16).sum(0) gives 0.
+    local x = mg.tensor({ { 1e8 }, { 1 }, { 1 }, { -1e8 } }):expand(4, 16):contiguous()
+    assert.same({ 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2 }, x:sum(1):totable())
+  end)
+end)

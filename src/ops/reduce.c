@@ -321,6 +321,78 @@ static bool fold_block(mg_ctx *ctx, acc *a, step_fn step, const char *p, int nr,
     }
 }
 
+/* ---- sums over an outer dim, LANES outputs side by side -------------------------------------
+ * A sum or mean over a dim that is not the innermost (x:sum(1) of a matrix, a broadcast bias's
+ * gradient) folds each output's strided run one element at a time: a chain of dependent adds,
+ * ~1 ns an element. Its outputs are contiguous, so `cols` runs LANES of them side by side: each
+ * lane is one output's sum in double, its elements added in the same order as the fold's (the
+ * runs are strided, so the fold is sequential): the same bits, in vector registers. */
+#define SUM_LANES 64
+#define SUM_COLS(ISA, NAME, T)                                                                 \
+    static void MG_ISA_FN(NAME, ISA)(double *restrict accs, const T *restrict x, int64_t rows,  \
+                                     int64_t row_stride, int64_t lanes) {                     \
+        for (int64_t r = 0; r < rows; r++, x += row_stride)                                   \
+            for (int64_t l = 0; l < lanes; l++) accs[l] += (double)x[l];                     \
+    }
+MG_ISA_STAMP(SUM_COLS, sum_cols_f32, float)
+MG_ISA_STAMP(SUM_COLS, sum_cols_f64, double)
+
+/* mg_reduce's path for a sum or mean over one strided run whose outputs are contiguous (see
+ * above); false when it does not apply (nothing done). */
+static bool sum_columns(mg_ctx *ctx, mg_reduce_op op, mg_dtype dt, char *o, const char *p, int64_t rows,
+                        int64_t rstride, int nk, const int64_t *ksize, const int64_t *kstride, int64_t count,
+                        const mg_reduce_args *args, mg_status *st) {
+    const int64_t item = (int64_t)mg_dtype_size(dt);
+    if ((op != MG_RED_SUM && op != MG_RED_MEAN) || !mg_is_floating(dt) || nk == 0 || rstride == item ||
+        rstride % item != 0 || kstride[nk - 1] != item || ksize[nk - 1] < 8)
+        return false;
+    const int64_t lanes = ksize[nk - 1], rs = rstride / item;
+    int64_t kindex[MG_MAX_DIMS] = {0}, line = 0, since = 0; /* line: the first output of this line */
+    const double deadline = rows * lanes > MG_INTERRUPT_CHUNK ? mg_deadline(ctx) : 0;
+    acc a0;
+    acc_init(&a0, op, args);
+    *st = MG_OK;
+    for (;;) { /* each line of outputs along the innermost kept dim */
+        for (int64_t l0 = 0; l0 < lanes; l0 += SUM_LANES) {
+            const int64_t w = lanes - l0 < SUM_LANES ? lanes - l0 : SUM_LANES;
+            double accs[SUM_LANES];
+            for (int64_t l = 0; l < w; l++) accs[l] = a0.f;
+            /* rows in chunks, so that an expanded input's 2^62 rows can be interrupted; each lane
+             * goes on from where it was: the order does not change */
+            const int64_t chunk = MG_INTERRUPT_CHUNK / w;
+            for (int64_t r0 = 0; r0 < rows; r0 += chunk) {
+                const int64_t nrows = rows - r0 < chunk ? rows - r0 : chunk;
+                const char *q = p + r0 * rstride;
+                if (dt == MG_FLOAT32)
+                    MG_ISA_PICK(ctx->isa, sum_cols_f32)(accs, (const float *)q + l0, nrows, rs, w);
+                else
+                    MG_ISA_PICK(ctx->isa, sum_cols_f64)(accs, (const double *)q + l0, nrows, rs, w);
+                if ((since += nrows * w) >= MG_INTERRUPT_CHUNK) {
+                    since = 0;
+                    if (mg_should_stop(ctx, deadline)) {
+                        *st = MG_EINTR;
+                        return true;
+                    }
+                }
+            }
+            for (int64_t l = 0; l < w; l++) {
+                acc a = a0;
+                a.f = accs[l];
+                emit(op, dt, o + (size_t)(line + l0 + l) * (size_t)item, NULL, &a, count, args);
+            }
+        }
+        line += lanes;
+        int d = nk - 2;
+        for (; d >= 0; d--) { /* the next line: odometer over the outer kept dims */
+            p += kstride[d];
+            if (++kindex[d] < ksize[d]) break;
+            p -= kstride[d] * ksize[d];
+            kindex[d] = 0;
+        }
+        if (d < 0) return true;
+    }
+}
+
 static bool is_index_op(mg_reduce_op op) {
     return op == MG_RED_MAX || op == MG_RED_MIN || op == MG_RED_ARGMAX || op == MG_RED_ARGMIN;
 }
@@ -376,6 +448,8 @@ mg_status mg_reduce(mg_ctx *ctx, mg_reduce_op op, mg_tensor *out, mg_tensor *ind
     char *o = (char *)mg_tensor_data(out);
     int64_t *ix = indices ? (int64_t *)mg_tensor_data(indices) : NULL;
     const size_t osize = mg_dtype_size(odt);
+    if (nr == 1 && count > 0 && sum_columns(ctx, op, dt, o, p, rsize[0], rstride[0], nk, ksize, kstride, count, args, &st))
+        return st;
     int64_t kindex[MG_MAX_DIMS] = {0};
     watch w = {0, count > MG_INTERRUPT_CHUNK || nout > MG_INTERRUPT_CHUNK ? mg_deadline(ctx) : 0};
     for (int64_t k = 0; k < nout; k++) {
