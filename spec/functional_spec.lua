@@ -417,3 +417,69 @@ describe("mg.F", function()
     end)
   end)
 end)
+
+describe("float32 softmax and log_softmax along the last dim (the row kernels)", function()
+  -- src/ops/functional.c softmax_rows_f32: vmath's float exp, sums in double over 16 interleaved
+  -- partials, the max on integer keys. Rows shorter than, equal to and past 16 elements.
+  local function ulps(a, b) return math.abs(a - b) / math.max(math.abs(b), 1e-30) end
+  it("gives PyTorch's values to float32 precision", function()
+    -- torch.softmax / log_softmax(torch.tensor([[1., 2., 3.], [0., -inf, 1.]]), 1)
+    local x = mg.tensor({ { 1, 2, 3 }, { 0, -math.huge, 1 } })
+    local want = { { 0.09003057330846786, 0.2447284758090973, 0.6652409434318542 },
+      { 0.2689414322376251, 0.0, 0.7310585975646973 } }
+    local wantl = { { -2.4076058864593506, -1.4076058864593506, -0.40760594606399536 },
+      { -1.31326162815094, -math.huge, -0.31326165795326233 } }
+    local y, l = mg.F.softmax(x, 2):totable(), mg.F.log_softmax(x, 2):totable()
+    for r = 1, 2 do
+      for c = 1, 3 do
+        assert.is_true(ulps(y[r][c], want[r][c]) < 3e-7 or y[r][c] == want[r][c], y[r][c])
+        assert.is_true(ulps(l[r][c], wantl[r][c]) < 3e-7 or l[r][c] == wantl[r][c], l[r][c])
+      end
+    end
+    -- torch.softmax(torch.arange(20.).view(1, 20) * 0.37 - 3, 1)[0, [0, 7, 16, 19]]
+    local z = mg.F.softmax((mg.arange(0, 20) * 0.37 - 3):view(1, 20), 2):totable()[1]
+    local w20 = { [1] = 0.00027384638087823987, [8] = 0.003650310216471553, [17] = 0.10198360681533813,
+      [20] = 0.30945485830307007 }
+    for i, v in pairs(w20) do assert.is_true(ulps(z[i], v) < 3e-7, i) end
+  end)
+
+  for _, n in ipairs({ 1, 5, 16, 17, 131, 256 }) do
+    it(string.format("rows of %d: near the float64 result, rows summing to 1, gradients near float64's", n), function()
+      mg.manual_seed(n)
+      local x = mg.randn(7, n) * 5
+      for _, fn in ipairs({ "softmax", "log_softmax" }) do
+        local x32 = x:clone():requires_grad_()
+        local x64 = x:double():requires_grad_()
+        local y32, y64 = mg.F[fn](x32, 2), mg.F[fn](x64, 2)
+        -- x - max rounded to float32 (as PyTorch's float kernels round it) carries up to
+        -- |x - max| 2^-24 into e^(x - max): logits of spread ~40 here, so ~3e-6 relative
+        local err = ((y32:double() - y64):abs() / (y64:abs() + 1e-30)):max():item()
+        assert.is_true(err < 4e-6, fn .. " rel err " .. err)
+        local g = mg.randn(7, n)
+        y32:backward(g)
+        y64:backward(g:double())
+        local gerr = (x32.grad:double() - x64.grad):abs():max():item()
+        assert.is_true(gerr < 1e-5 * (x64.grad:abs():max():item() + 1), fn .. " grad err " .. gerr)
+      end
+      local s = mg.F.softmax(x, 2):double():sum(2)
+      assert.is_true((s - 1):abs():max():item() < 1e-6)
+    end)
+  end
+
+  it("propagates NaN to its row only, and gives NaN for a row of -inf (as PyTorch)", function()
+    local x = mg.tensor({ { 1, 0 / 0, 2, 3 }, { 1, 2, 3, 4 }, { -math.huge, -math.huge, -math.huge, -math.huge } })
+    for _, fn in ipairs({ "softmax", "log_softmax" }) do
+      local y = mg.F[fn](x, 2):totable()
+      for c = 1, 4 do
+        assert.is_true(y[1][c] ~= y[1][c], fn .. " NaN row")
+        assert.is_true(y[3][c] ~= y[3][c], fn .. " -inf row")
+        assert.is_true(y[2][c] == y[2][c] and math.abs(y[2][c]) < math.huge, fn .. " the row without NaN")
+      end
+    end
+  end)
+
+  it("is stable for large logits (the max is taken out first)", function()
+    local y = mg.F.softmax(mg.tensor({ { 1e30, 1e30, -1e30 }, { 3e38, 0, 0 } }), 2):totable()
+    assert.same({ { 0.5, 0.5, 0 }, { 1, 0, 0 } }, y)
+  end)
+end)
