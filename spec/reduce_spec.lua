@@ -424,3 +424,41 @@ describe("sums over an outer dim (outputs side by side)", function()
     assert.same({ 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2 }, x:sum(1):totable())
   end)
 end)
+
+describe("the 2- and 1-norms' sums (8 interleaved partials)", function()
+  -- Over a contiguous run of 64 elements or more, the sum of squares (of absolute values) is taken
+  -- in double over 8 partial sums, element i into partial i % 8, added up in order, then the rest
+  -- of the run; shorter or strided runs go one element at a time. Replayed here in Lua's doubles:
+  -- the bits must be the same.
+  local function expected(values, p)
+    local n = #values
+    local term = p == 2 and function(v) return v * v end or math.abs
+    local r = 0.0
+    if n >= 64 then
+      local part = { 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0 }
+      local full = n - n % 8
+      for i = 1, full do
+        local k = (i - 1) % 8 + 1
+        part[k] = part[k] + term(values[i])
+      end
+      for k = 1, 8 do r = r + part[k] end
+      for i = full + 1, n do r = r + term(values[i]) end
+    else
+      for i = 1, n do r = r + term(values[i]) end
+    end
+    return p == 2 and math.sqrt(r) or r
+  end
+  for _, dt in ipairs({ "float32", "float64" }) do
+    for _, n in ipairs({ 7, 63, 64, 1001 }) do
+      it(string.format("%s, %d elements: the documented order's bits", dt, n), function()
+        mg.manual_seed(n)
+        local x = mg.randn(n, { dtype = dt }) * 3
+        local values = x:double():totable()
+        for _, p in ipairs({ 2, 1 }) do
+          local want = mg.tensor(expected(values, p), { dtype = dt }):item()
+          assert.equal(want, x:norm(p):item())
+        end
+      end)
+    end
+  end
+end)
