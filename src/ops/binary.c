@@ -167,19 +167,55 @@ mg_status mg_binary(mg_ctx *ctx, mg_binary_op op, mg_tensor *out, const mg_tenso
 }
 
 /* ---- where(cond, a, b) -------------------------------------------------------------------- */
-#define DEFINE_WHERE(NAME, T) MG_ISA_STAMP(WHERE_LOOP, NAME, T)
-#define WHERE_LOOP(ISA, NAME, T)                                                              \
+#define DEFINE_WHERE(NAME, T, UT) MG_ISA_STAMP(WHERE_LOOP, NAME, T, UT)
+/* A select, not a branch: a random mask mispredicted half the time (where(x > 0, x, 0) over 256k
+ * floats took 1 ms). Contiguous runs (a value may be one number, masked_fill's) go in blocks: the
+ * mask widened to the values' width, then each result picked by bit masks, two loops of one width
+ * each, which vectorize (GCC does not vectorize a bool next to a float in one loop). Values are
+ * copied bit for bit either way. */
+#define WHERE_BLOCK 256
+#define WHERE_LOOP(ISA, NAME, T, UT)                                                          \
     static void MG_ISA_FN(NAME, ISA)(char **p, const int64_t *s, int64_t n, const void *extra) { \
         (void)extra;                                                                          \
+        const int64_t z = (int64_t)sizeof(T);                                                 \
+        if (s[0] == z && s[1] == (int64_t)sizeof(bool) && (s[2] == z || s[2] == 0) &&         \
+            (s[3] == z || s[3] == 0)) {                                                       \
+            const int64_t xs = s[2] ? 1 : 0, ys = s[3] ? 1 : 0;                               \
+            for (int64_t i0 = 0; i0 < n; i0 += WHERE_BLOCK) {                                 \
+                const int64_t w = n - i0 < WHERE_BLOCK ? n - i0 : WHERE_BLOCK;                \
+                const unsigned char *c = (const unsigned char *)p[1] + i0;                    \
+                const UT *x = (const UT *)(const void *)p[2] + i0 * xs;                       \
+                const UT *y = (const UT *)(const void *)p[3] + i0 * ys;                       \
+                UT *o = (UT *)(void *)p[0] + i0;                                              \
+                UT m[WHERE_BLOCK];                                                            \
+                for (int64_t i = 0; i < w; i++) m[i] = (UT)0 - (UT)(c[i] != 0);               \
+                if (xs && ys)                                                                 \
+                    for (int64_t i = 0; i < w; i++) o[i] = (x[i] & m[i]) | (y[i] & ~m[i]);    \
+                else if (xs)                                                                  \
+                    for (int64_t i = 0; i < w; i++) o[i] = (x[i] & m[i]) | (y[0] & ~m[i]);    \
+                else if (ys)                                                                  \
+                    for (int64_t i = 0; i < w; i++) o[i] = (x[0] & m[i]) | (y[i] & ~m[i]);    \
+                else                                                                          \
+                    for (int64_t i = 0; i < w; i++) o[i] = (x[0] & m[i]) | (y[0] & ~m[i]);    \
+            }                                                                                 \
+            return;                                                                           \
+        }                                                                                     \
         char *o = p[0];                                                                       \
         const char *c = p[1], *x = p[2], *y = p[3];                                           \
-        for (int64_t i = 0; i < n; i++, o += s[0], c += s[1], x += s[2], y += s[3])           \
-            *(T *)o = *(const bool *)c ? *(const T *)x : *(const T *)y;                       \
+        for (int64_t i = 0; i < n; i++, o += s[0], c += s[1], x += s[2], y += s[3]) {         \
+            const T a = *(const T *)x, b = *(const T *)y;                                     \
+            *(T *)o = *(const bool *)c ? a : b;                                               \
+        }                                                                                     \
     }
-DEFINE_WHERE(where_f32, float)
-DEFINE_WHERE(where_f64, double)
-DEFINE_WHERE(where_i64, int64_t)
-DEFINE_WHERE(where_bool, bool)
+/* the values' bits, read and written through types that may alias them (no strict-aliasing
+ * assumption between a float and its bits) */
+typedef uint32_t __attribute__((may_alias)) where_bits32;
+typedef uint64_t __attribute__((may_alias)) where_bits64;
+typedef uint8_t __attribute__((may_alias)) where_bits8;
+DEFINE_WHERE(where_f32, float, where_bits32)
+DEFINE_WHERE(where_f64, double, where_bits64)
+DEFINE_WHERE(where_i64, int64_t, where_bits64)
+DEFINE_WHERE(where_bool, bool, where_bits8)
 static const mg_inner_fn where_kernels[MG_NISA][MG_NDTYPES] = MG_ISA_ROW(MG_KERNELS_FIB, where);
 
 mg_status mg_where(mg_ctx *ctx, mg_tensor *out, const mg_tensor *cond, const mg_tensor *a,
