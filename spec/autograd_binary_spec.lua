@@ -185,3 +185,55 @@ describe("autograd of binary ops", function()
     end)
   end)
 end)
+
+describe("pow by the numbers PyTorch computes without pow()", function()
+  -- PyTorch 1.13 takes x^3 as x x x, x^0.5 as sqrt(x), x^-0.5 as 1 / sqrt(x), x^-1 as 1 / x and
+  -- x^-2 as 1 / (x x), forward and in the backward's x^(e-1): its numbers, bit for bit, from
+  --   x = torch.tensor([-1.7, -0.0, 0.0, 0.3, 2.0, 3.3], requires_grad=True)
+  --   y = x.pow(e); y.backward(torch.ones(6)); y.tolist(), x.grad.tolist()
+  local NAN, INF = 0 / 0, math.huge
+  local xs = { -1.7, -0.0, 0.0, 0.3, 2.0, 3.3 }
+  local torch = {
+    [3] = { { -4.913000106811523, -0.0, 0.0, 0.027000002562999725, 8.0, 35.93699645996094 },
+      { 8.670000076293945, 0.0, 0.0, 0.27000001072883606, 12.0, 32.66999816894531 } },
+    [0.5] = { { NAN, -0.0, 0.0, 0.547722578048706, 1.4142135381698608, 1.8165901899337769 },
+      { NAN, -INF, INF, 0.9128708839416504, 0.3535533845424652, 0.275240957736969 } },
+    [-0.5] = { { NAN, -INF, INF, 1.8257417678833008, 0.7071067690849304, 0.550481915473938 },
+      { NAN, -INF, -INF, -3.042902946472168, -0.1767766922712326, -0.08340634405612946 } },
+    [-1] = { { -0.5882352590560913, -INF, INF, 3.3333332538604736, 0.5, 0.3030303120613098 },
+      { -0.34602075815200806, -INF, -INF, -11.11111068725586, -0.25, -0.09182737022638321 } },
+    [-2] = { { 0.34602075815200806, INF, INF, 11.11111068725586, 0.25, 0.09182737022638321 },
+      { 0.4070832133293152, INF, -INF, -74.07406616210938, -0.25, -0.05565294995903969 } },
+    [1.5] = { { NAN, 0.0, 0.0, 0.16431677341461182, 2.8284270763397217, 5.994747638702393 },
+      { NAN, -0.0, 0.0, 0.8215838670730591, 2.1213202476501465, 2.7248852252960205 } },
+    [2.5] = { { NAN, 0.0, 0.0, 0.049295034259557724, 5.656854152679443, 19.78266716003418 },
+      { NAN, 0.0, 0.0, 0.41079193353652954, 7.071067810058594, 14.986868858337402 } },
+  }
+  local function same(want, got, what)
+    for i = 1, #want do
+      local w, v = want[i], got[i]
+      if w ~= w then
+        assert.is_true(v ~= v, what .. " " .. i .. ": NaN expected, got " .. tostring(v))
+      else
+        assert.equal(w, v, what .. " " .. i)
+        if w == 0 then assert.equal(1 / w, 1 / v, what .. " " .. i .. ": the sign of zero") end
+      end
+    end
+  end
+  for _, e in ipairs({ 3, 0.5, -0.5, -1, -2, 1.5, 2.5 }) do
+    it("x^" .. e .. ": PyTorch's values and gradient, bit for bit", function()
+      local x = mg.tensor(xs, { requires_grad = true })
+      local y = x ^ e
+      y:backward(mg.ones(6))
+      same(torch[e][1], y:totable(), "value")
+      same(torch[e][2], x.grad:totable(), "grad")
+    end)
+  end
+  it("x^3 over a long run: x x x in every element (the vectorized loop)", function()
+    mg.manual_seed(3)
+    local x = mg.randn(1000)
+    assert.is_true((x ^ 3):equal(x * x * x))
+    assert.is_true((x:abs() ^ 0.5):equal(x:abs():sqrt()))
+    assert.is_true((x ^ -1):equal(1 / x))
+  end)
+end)
