@@ -147,3 +147,45 @@ describe("one_hot", function()
       "bad argument #2 to 'one_hot' (num_classes must be positive or -1, got 0)")
   end)
 end)
+
+describe("mse_loss and l1_loss reduced over 64 terms or more (8 interleaved partials)", function()
+  -- Each term in double, rounded to the dtype, then summed in double: terms i into partial i % 8,
+  -- the partials added in order, then the rest; fewer than 64 terms one after the other. Replayed
+  -- here in Lua's doubles (float32 rounding through a 0-d tensor): the bits must be the same.
+  local function to_f32(v) return mg.tensor(v, { dtype = "float32" }):item() end
+  local function expected(xs, ys, term, round)
+    local n, s = #xs, 0.0
+    local i = 1
+    if n >= 64 then
+      local part = { 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0 }
+      local full = n - n % 8
+      for j = 1, full do
+        local k = (j - 1) % 8 + 1
+        part[k] = part[k] + round(term(xs[j], ys[j]))
+      end
+      for k = 1, 8 do s = s + part[k] end
+      i = full + 1
+    end
+    for j = i, n do s = s + round(term(xs[j], ys[j])) end
+    return s
+  end
+  local function sq(a, b) return (a - b) * (a - b) end
+  local function ab(a, b) return math.abs(a - b) end
+  for _, dt in ipairs({ "float32", "float64" }) do
+    for _, n in ipairs({ 10, 64, 203 }) do
+      it(string.format("%s, %d terms: mean and sum have the documented order's bits", dt, n), function()
+        mg.manual_seed(n)
+        local x, y = mg.randn(n, { dtype = dt }) * 3, mg.randn(n, { dtype = dt })
+        local xs, ys = x:double():totable(), y:double():totable()
+        local round = dt == "float32" and to_f32 or function(v) return v end
+        for _, case in ipairs({ { "mse_loss", sq }, { "l1_loss", ab } }) do
+          local s = expected(xs, ys, case[2], round)
+          local want_sum = mg.tensor(s, { dtype = dt }):item()
+          local want_mean = dt == "float32" and to_f32(to_f32(s) / to_f32(n)) or s / n
+          assert.equal(want_sum, mg.F[case[1]](x, y, "sum"):item(), case[1] .. " sum")
+          assert.equal(want_mean, mg.F[case[1]](x, y, "mean"):item(), case[1] .. " mean")
+        end
+      end)
+    end
+  end
+end)

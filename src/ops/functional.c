@@ -300,6 +300,31 @@ DEFINE_POINTWISE(pointwise_f64, double)
 typedef void (*pointwise_fn)(mg_functional_op, void *, const void *, const void *, int64_t, mg_reduction);
 static const pointwise_fn pointwise_kernels[2] = {pointwise_f32, pointwise_f64};
 
+/* mse and l1 reduced (mean or sum), per ISA level: each term as above (in double, rounded to T),
+ * summed in double over 8 interleaved partials added in a fixed order, then the rest, as sum_f32
+ * sums (the length alone decides the order), for 64 terms or more; fewer go one after the other,
+ * as the loop above. One chain through every term was ~1 ns an term: mse_loss of 256k floats
+ * took 210 us, PyTorch 55. */
+#define MSE_TERM(x, y) (((double)(x) - (double)(y)) * ((double)(x) - (double)(y)))
+#define L1_TERM(x, y) fabs((double)(x) - (double)(y))
+#define REDUCED_LOSS(ISA, NAME, T, TERM)                                                       \
+    static double MG_ISA_FN(NAME, ISA)(const T *restrict x, const T *restrict y, int64_t n) { \
+        double s = 0;                                                                         \
+        int64_t i = 0;                                                                        \
+        if (n >= 64) {                                                                        \
+            double part[8] = {0};                                                             \
+            for (; i + 8 <= n; i += 8)                                                        \
+                for (int k = 0; k < 8; k++) part[k] += (double)(T)TERM(x[i + k], y[i + k]);   \
+            for (int k = 0; k < 8; k++) s += part[k];                                         \
+        }                                                                                     \
+        for (; i < n; i++) s += (double)(T)TERM(x[i], y[i]);                                  \
+        return s;                                                                             \
+    }
+MG_ISA_STAMP(REDUCED_LOSS, mse_sum_f32, float, MSE_TERM)
+MG_ISA_STAMP(REDUCED_LOSS, mse_sum_f64, double, MSE_TERM)
+MG_ISA_STAMP(REDUCED_LOSS, l1_sum_f32, float, L1_TERM)
+MG_ISA_STAMP(REDUCED_LOSS, l1_sum_f64, double, L1_TERM)
+
 /* d loss / d x (wrt 0) or d y (wrt 1), elementwise, times g[k] (none) or g / n (mean) or g (sum) */
 #define DEFINE_DPOINTWISE(NAME, T)                                                         \
     static void NAME(mg_functional_op op, int wrt, void *dst, const void *xp, const void *yp,    \
@@ -330,7 +355,20 @@ mg_status mg_pointwise_loss(mg_ctx *ctx, mg_functional_op op, mg_tensor *out, co
     sy.s.data = NULL;
     st = flat(ctx, x, dt, ndim, size, &sx, &cx);
     if (st == MG_OK) st = flat(ctx, y, dt, ndim, size, &sy, &cy);
-    if (st == MG_OK)
+    if (st == MG_OK && red != MG_REDUCTION_NONE && (op == MG_F_MSE || op == MG_F_L1)) {
+        const int64_t n = cx->numel;
+        const void *xd = mg_tensor_data(cx), *yd = mg_tensor_data(cy);
+        const int isa = ctx->isa;
+        if (dt == MG_FLOAT32) {
+            const double s = op == MG_F_MSE ? MG_ISA_PICK(isa, mse_sum_f32)((const float *)xd, (const float *)yd, n)
+                                            : MG_ISA_PICK(isa, l1_sum_f32)((const float *)xd, (const float *)yd, n);
+            *(float *)mg_tensor_data(out) = red == MG_REDUCTION_MEAN ? (float)((float)s / (float)n) : (float)s;
+        } else {
+            const double s = op == MG_F_MSE ? MG_ISA_PICK(isa, mse_sum_f64)((const double *)xd, (const double *)yd, n)
+                                            : MG_ISA_PICK(isa, l1_sum_f64)((const double *)xd, (const double *)yd, n);
+            *(double *)mg_tensor_data(out) = red == MG_REDUCTION_MEAN ? s / (double)n : s;
+        }
+    } else if (st == MG_OK)
         pointwise_kernels[dt](op, mg_tensor_data(out), mg_tensor_data(cx), mg_tensor_data(cy),
                               cx->numel, red);
     drop(ctx, &sy);
