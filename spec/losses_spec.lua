@@ -189,3 +189,28 @@ describe("mse_loss and l1_loss reduced over 64 terms or more (8 interleaved part
     end
   end
 end)
+
+describe("cross_entropy over long rows of classes", function()
+  -- 64 classes or more: the row's max on integer keys, its exponentials summed over 8 interleaved
+  -- partials (src/ops/functional.c row_max_f32, piece_sum); 300 classes cross a piece of 256
+  for _, C in ipairs({ 64, 131, 300 }) do
+    it(string.format("%d classes: each row's loss near float64's, and its gradient", C), function()
+      mg.manual_seed(C)
+      local x = mg.randn(5, C) * 4
+      local t = mg.tensor({ 1, C, 7, C // 2, 3 }, { dtype = "int64" })
+      local l32 = mg.F.cross_entropy(x, t, "none")
+      local l64 = mg.F.cross_entropy(x:double(), t, "none")
+      assert.is_true((l32:double() - l64):abs():max():item() < 1e-5)
+      local x32, x64 = x:clone():requires_grad_(), x:double():requires_grad_()
+      mg.F.cross_entropy(x32, t):backward()
+      mg.F.cross_entropy(x64, t):backward()
+      assert.is_true((x32.grad:double() - x64.grad):abs():max():item() < 1e-7)
+      -- a NaN in a row gives that row's loss NaN and leaves the others
+      local xn = x:clone()
+      xn[2][5] = 0 / 0
+      local ln = mg.F.cross_entropy(xn, t, "none"):totable()
+      assert.is_true(ln[2] ~= ln[2])
+      assert.is_true(ln[1] == ln[1] and ln[3] == ln[3])
+    end)
+  end
+end)

@@ -404,6 +404,15 @@ static mg_status pointwise_backward(mg_ctx *ctx, const mg_backward_args *a, int 
     return st;
 }
 
+/* A float's bits as an int32 that orders as the float does (-0 below +0; NaNs past the infinities,
+ * a NaN with its sign bit below -inf), and back: integer maxima vectorize where float ones, with
+ * their NaN rules, do not. */
+static inline int32_t float_key(float f) {
+    const int32_t i = (int32_t)mg_f2u(f);
+    return i ^ ((i >> 31) & 0x7fffffff);
+}
+static inline float key_float(int32_t k) { return mg_u2f((uint32_t)(k ^ ((k >> 31) & 0x7fffffff))); }
+
 /* ================================================================ cross_entropy */
 
 /* Per row n of logits x (N, C) with class t = target[n] - 1:
@@ -415,6 +424,46 @@ static mg_status pointwise_backward(mg_ctx *ctx, const mg_backward_args *a, int 
  * vmath.h, which vectorizes; sums stay double). Rows are short (10 classes), so the exponentials
  * of several rows are taken in one loop over a buffer of EXP_BLOCK, which vectorizes, and then
  * summed row by row in order: the same arithmetic as one row at a time. */
+/* A row's max: float32 rows of 64 or more on integer keys (they vectorize; the max is the same
+ * number, and a NaN, which the loop skips, would reach the sum and every result anyway), others
+ * as a loop skipping NaNs. */
+static inline double row_max_f32(const float *row, int64_t C) {
+    int64_t c = 0;
+    double m = -INFINITY;
+    if (C >= 64) {
+        int32_t kp[16];
+        for (int j = 0; j < 16; j++) kp[j] = INT32_MIN;
+        for (; c + 16 <= C; c += 16)
+            for (int j = 0; j < 16; j++) {
+                const int32_t v = float_key(row[c + j]);
+                kp[j] = v > kp[j] ? v : kp[j];
+            }
+        int32_t km = kp[0];
+        for (int j = 1; j < 16; j++) km = kp[j] > km ? kp[j] : km;
+        m = key_float(km);
+    }
+    for (; c < C; c++) m = row[c] > m ? (double)row[c] : m;
+    return m;
+}
+static inline double row_max_f64(const double *row, int64_t C) {
+    double m = -INFINITY;
+    for (int64_t c = 0; c < C; c++) m = row[c] > m ? row[c] : m;
+    return m;
+}
+/* The sum of a row's (piece's) exponentials: 8 interleaved partials added in a fixed order for 64
+ * or more (a long row of classes: one chain through them was latency-bound), else in order. */
+static inline double piece_sum(const double *e, int64_t k) {
+    double s = 0;
+    int64_t j = 0;
+    if (k >= 64) {
+        double part[8] = {0};
+        for (; j + 8 <= k; j += 8)
+            for (int q = 0; q < 8; q++) part[q] += e[j + q];
+        for (int q = 0; q < 8; q++) s += part[q];
+    }
+    for (; j < k; j++) s += e[j];
+    return s;
+}
 #define EXP_F32(v) ((double)mg_expf((float)(v)))
 #define EXP_F64(v) exp(v)
 #define EXP_BLOCK 256
@@ -431,9 +480,7 @@ static mg_status pointwise_backward(mg_ctx *ctx, const mg_backward_args *a, int 
             rows = N - n0 < fit ? N - n0 : fit;                                            \
             for (int64_t r = 0; r < rows; r++) { /* lse holds each row's max for now */    \
                 const T *row = (const T *)xp + (n0 + r) * C;                               \
-                double m = -INFINITY;                                                      \
-                for (int64_t c = 0; c < C; c++) m = row[c] > m ? (double)row[c] : m;       \
-                lse[n0 + r] = m;                                                           \
+                lse[n0 + r] = ROW_MAX(row, C);                                             \
             }                                                                              \
             double s = 0; /* the sum of one long row, over its pieces */                   \
             for (int64_t c0 = 0; c0 < (rows > 1 ? 1 : C); c0 += EXP_BLOCK) {              \
@@ -445,7 +492,7 @@ static mg_status pointwise_backward(mg_ctx *ctx, const mg_backward_args *a, int 
                 for (int64_t j = 0; j < rows * k; j++) e[j] = EXP(e[j]);                   \
                 for (int64_t r = 0; r < rows; r++) {                                       \
                     if (rows > 1) s = 0;                                                   \
-                    for (int64_t j = 0; j < k; j++) s += e[r * k + j];                     \
+                    s += piece_sum(e + r * k, k);                                          \
                     if (rows > 1 || c0 + k >= C) {                                         \
                         const int64_t n = n0 + r;                                          \
                         lse[n] = lse[n] + log(s);                                          \
@@ -459,8 +506,12 @@ static mg_status pointwise_backward(mg_ctx *ctx, const mg_backward_args *a, int 
         if (red != MG_REDUCTION_NONE)                                                      \
             o[0] = (T)(red == MG_REDUCTION_MEAN ? total / (double)N : total);              \
     }
+#define ROW_MAX row_max_f32
 DEFINE_CROSS_ENTROPY(cross_entropy_f32, float, EXP_F32)
+#undef ROW_MAX
+#define ROW_MAX row_max_f64
 DEFINE_CROSS_ENTROPY(cross_entropy_f64, double, EXP_F64)
+#undef ROW_MAX
 typedef void (*cross_entropy_fn)(void *, double *, const void *, const int64_t *, int64_t, int64_t,
                                  mg_reduction);
 static const cross_entropy_fn cross_entropy_kernels[MG_NISA][MG_NDTYPES] =
@@ -941,15 +992,6 @@ DEFINE_SOFTMAX(softmax_f64, double)
 typedef void (*softmax_fn)(mg_functional_op, void *, const void *, int64_t, int64_t, int64_t);
 static const softmax_fn softmax_kernels[MG_NISA][MG_NDTYPES] =
     MG_ISA_ROW(MG_KERNELS_F, softmax);
-
-/* A float's bits as an int32 that orders as the float does (-0 below +0; NaNs past the infinities,
- * a NaN with its sign bit below -inf), and back: integer maxima vectorize where float ones, with
- * their NaN rules, do not. */
-static inline int32_t float_key(float f) {
-    const int32_t i = (int32_t)mg_f2u(f);
-    return i ^ ((i >> 31) & 0x7fffffff);
-}
-static inline float key_float(int32_t k) { return mg_u2f((uint32_t)(k ^ ((k >> 31) & 0x7fffffff))); }
 
 /* float32 along the last dim (inner 1, the common case), at the machine's width: e_k = e^(x_k - m)
  * by vmath.h's float exp of the float-rounded argument (as cross_entropy here and PyTorch's float
