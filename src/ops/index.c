@@ -49,6 +49,22 @@ mg_status mg_index_select(mg_ctx *ctx, mg_tensor *out, const mg_tensor *in, int 
         const mg_status st = check_index(ctx, index_at(idx, k), dim, in->size[dim]);
         if (st) return st;
     }
+    if (mg_is_contiguous(in) && mg_is_contiguous(out) && out->dtype == in->dtype) {
+        /* both contiguous: each slice is `outer` runs of `inner` elements, copied as bytes (a
+         * view and mg_copy a slice cost ~60 ns: 500 rows of 256 floats took 31 us, PyTorch 14) */
+        int64_t outer = 1, inner = 1;
+        for (int d = 0; d < dim; d++) outer *= in->size[d];
+        for (int d = dim + 1; d < in->ndim; d++) inner *= in->size[d];
+        const size_t run = (size_t)inner * mg_dtype_size((mg_dtype)in->dtype);
+        const char *src = (const char *)mg_tensor_data(in);
+        char *dst = (char *)mg_tensor_data(out);
+        const int64_t N = in->ndim ? in->size[dim] : 1;
+        if (run > 0)
+            for (int64_t o = 0; o < outer; o++)
+                for (int64_t k = 0; k < n; k++)
+                    memcpy(dst + (size_t)(o * n + k) * run, src + (size_t)(o * N + index_at(idx, k) - 1) * run, run);
+        return MG_OK;
+    }
     /* out[..., k, ...] <- in[..., idx[k] - 1, ...], one slice at a time */
     for (int64_t k = 0; k < n; k++) {
         view_buf src, dst;
