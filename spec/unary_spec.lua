@@ -387,3 +387,37 @@ describe("unary", function()
     end)
   end)
 end)
+
+describe("floor, ceil and round over long runs (the vectorized loops)", function()
+  -- exact at every element: halves (round goes to even), negatives near 0 (a zero keeps the
+  -- sign), values past 2^23 and 2^52, infinities, NaN; 40 copies so the runs are long
+  local base = { -2.5, -1.5, -0.5, -0.3, -0.0, 0.0, 0.3, 0.5, 1.5, 2.5, 3.7, -3.7, 8388607.5,
+    -8388607.5, 16777217.0, 1e30, -1e30, math.huge, -math.huge }
+  local function c_round(v) -- half to even, as nearbyint in the default rounding mode
+    local f = math.floor(v)
+    local d = v - f
+    if d > 0.5 or (d == 0.5 and f % 2 == 1) then f = f + 1 end
+    return f
+  end
+  local refs = { floor = math.floor, ceil = math.ceil, round = c_round }
+  for _, dt in ipairs({ "float32", "float64" }) do
+    it(dt .. ": each element as C computes it, the sign of zero included", function()
+      local values = {}
+      for r = 1, 40 do for _, v in ipairs(base) do values[#values + 1] = v end end
+      values[#values + 1] = 0 / 0
+      local x = mg.tensor(values, { dtype = dt })
+      local xs = x:totable()
+      for name, ref in pairs(refs) do
+        local y = x[name](x):totable()
+        for i = 1, #xs - 1 do
+          local v = xs[i]
+          local want = (v ~= v or v == math.huge or v == -math.huge) and v or ref(v)
+          if want == 0 then want = (v < 0 or 1 / v < 0) and -0.0 or 0.0 end
+          assert.equal(want, y[i], string.format("%s(%.17g)", name, v))
+          if want == 0 then assert.equal(1 / want, 1 / y[i], string.format("%s(%.17g): sign of zero", name, v)) end
+        end
+        assert.is_true(y[#xs] ~= y[#xs], name .. "(NaN)")
+      end
+    end)
+  end
+end)
