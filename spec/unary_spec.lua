@@ -403,7 +403,7 @@ describe("floor, ceil and round over long runs (the vectorized loops)", function
   for _, dt in ipairs({ "float32", "float64" }) do
     it(dt .. ": each element as C computes it, the sign of zero included", function()
       local values = {}
-      for r = 1, 40 do for _, v in ipairs(base) do values[#values + 1] = v end end
+      for _ = 1, 40 do for _, v in ipairs(base) do values[#values + 1] = v end end
       values[#values + 1] = 0 / 0
       local x = mg.tensor(values, { dtype = dt })
       local xs = x:totable()
