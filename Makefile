@@ -63,7 +63,7 @@ IDX_MODULE      = $(BUILD)/moongrad/idx.so
 ASAN_IDX_MODULE = $(ASAN_BUILD)/moongrad/idx.so
 endif
 
-.PHONY: all test demo asan deps clean bench check-werror install rock FORCE
+.PHONY: all test demo asan deps clean bench bench-ops check-werror install rock FORCE
 all: $(MODULE) $(IDX_MODULE)
 
 $(BUILD)/moongrad/idx.so: ext/idx.c Makefile $(BUILD)/cflags
@@ -223,6 +223,10 @@ clean:
 
 bench: deps $(MODULE)
 	BENCH_MAKE_CC="$(CC) $(ALL_CFLAGS)" sh bench/run.sh
+
+# the common ops one by one against PyTorch (1 thread, 1000 x 256 float32): bench/ops.sh
+bench-ops: deps $(MODULE)
+	sh bench/ops.sh
 
 # The embedding example: a host program with its own allocator and a zero-copy buffer.
 $(BUILD)/embed: examples/embed.c $(OBJ)

@@ -325,6 +325,34 @@ MG_ISA_STAMP(REDUCED_LOSS, mse_sum_f64, double, MSE_TERM)
 MG_ISA_STAMP(REDUCED_LOSS, l1_sum_f32, float, L1_TERM)
 MG_ISA_STAMP(REDUCED_LOSS, l1_sum_f64, double, L1_TERM)
 
+/* binary_cross_entropy_with_logits of float32, per ISA level, in float32 with vmath.h's exp and
+ * log (as PyTorch's float kernels; the double form above took libm's exp and log1p an element:
+ * 256k terms 5.2 ms, PyTorch 0.85): max(x, 0) - x y written without cancellation on either side,
+ * (1 - y) x for x >= 0 and -(x y) below, plus log(1 + e^-|x|); summed as mse's. Its gradient
+ * sigmoid(x) - y with vmath.h's sigmoid. A NaN logit gives NaN. */
+static inline float bce_term_f32(float x, float y) {
+    return mg_selectf(x >= 0, (1.0f - y) * x, -(x * y)) + mg_logf(1.0f + mg_expf(-fabsf(x)));
+}
+#define BCE_TERM(x, y) bce_term_f32(x, y)
+MG_ISA_STAMP(REDUCED_LOSS, bce_sum_f32, float, BCE_TERM)
+#define BCE_TERMS(ISA, NAME)                                                                   \
+    static void MG_ISA_FN(NAME, ISA)(float *restrict o, const float *restrict x, const float *restrict y, \
+                                     int64_t n) {                                             \
+        for (int64_t i = 0; i < n; i++) o[i] = bce_term_f32(x[i], y[i]);                      \
+    }
+MG_ISA_STAMP(BCE_TERMS, bce_terms_f32)
+/* d/dx times g[i] (none) or the reduced gradient s (gp NULL) */
+#define DBCE(ISA, NAME)                                                                        \
+    static void MG_ISA_FN(NAME, ISA)(float *restrict o, const float *restrict x, const float *restrict y, \
+                                     const float *restrict g, double s, int64_t n) {          \
+        if (g)                                                                                \
+            for (int64_t i = 0; i < n; i++)                                                   \
+                o[i] = (float)((double)(mg_sigmoidf(x[i]) - y[i]) * (double)g[i]);            \
+        else                                                                                  \
+            for (int64_t i = 0; i < n; i++) o[i] = (float)((double)(mg_sigmoidf(x[i]) - y[i]) * s); \
+    }
+MG_ISA_STAMP(DBCE, dbce_f32)
+
 /* d loss / d x (wrt 0) or d y (wrt 1), elementwise, times g[k] (none) or g / n (mean) or g (sum) */
 #define DEFINE_DPOINTWISE(NAME, T)                                                         \
     static void NAME(mg_functional_op op, int wrt, void *dst, const void *xp, const void *yp,    \
@@ -355,7 +383,16 @@ mg_status mg_pointwise_loss(mg_ctx *ctx, mg_functional_op op, mg_tensor *out, co
     sy.s.data = NULL;
     st = flat(ctx, x, dt, ndim, size, &sx, &cx);
     if (st == MG_OK) st = flat(ctx, y, dt, ndim, size, &sy, &cy);
-    if (st == MG_OK && red != MG_REDUCTION_NONE && (op == MG_F_MSE || op == MG_F_L1)) {
+    if (st == MG_OK && op == MG_F_BCE_LOGITS && dt == MG_FLOAT32) {
+        const int64_t n = cx->numel;
+        const float *xd = (const float *)mg_tensor_data(cx), *yd = (const float *)mg_tensor_data(cy);
+        if (red == MG_REDUCTION_NONE) {
+            MG_ISA_PICK(ctx->isa, bce_terms_f32)((float *)mg_tensor_data(out), xd, yd, n);
+        } else {
+            const double s = MG_ISA_PICK(ctx->isa, bce_sum_f32)(xd, yd, n);
+            *(float *)mg_tensor_data(out) = red == MG_REDUCTION_MEAN ? (float)((float)s / (float)n) : (float)s;
+        }
+    } else if (st == MG_OK && red != MG_REDUCTION_NONE && (op == MG_F_MSE || op == MG_F_L1)) {
         const int64_t n = cx->numel;
         const void *xd = mg_tensor_data(cx), *yd = mg_tensor_data(cy);
         const int isa = ctx->isa;
@@ -394,7 +431,14 @@ static mg_status pointwise_backward(mg_ctx *ctx, const mg_backward_args *a, int 
     if (st == MG_OK) st = flat(ctx, y, dt, ndim, size, &sy, &cy);
     if (st == MG_OK) st = flat_as(ctx, a->gout, dt, &sg, &cg);
     if (st == MG_OK) st = grad_dest(ctx, gin, dt, ndim, size, &sd, &dest);
-    if (st == MG_OK)
+    if (st == MG_OK && op == MG_F_BCE_LOGITS && dt == MG_FLOAT32 && i == 0) {
+        const bool none = red == MG_REDUCTION_NONE;
+        MG_ISA_PICK(ctx->isa, dbce_f32)((float *)mg_tensor_data(dest), (const float *)mg_tensor_data(cx),
+                                        (const float *)mg_tensor_data(cy),
+                                        none ? (const float *)mg_tensor_data(cg) : NULL,
+                                        none ? 0.0 : reduced_grad(red, (double)*(const float *)mg_tensor_data(cg), cx->numel),
+                                        cx->numel);
+    } else if (st == MG_OK)
         dpointwise_kernels[dt](op, i, mg_tensor_data(dest), mg_tensor_data(cx), mg_tensor_data(cy),
                                mg_tensor_data(cg), cx->numel, red);
     st = grad_done(ctx, gin, &sd, st);

@@ -1,0 +1,71 @@
+-- make bench-ops: the common ops one by one on a 1000 x 256 float32 tensor (1 thread), moongrad's
+-- side; bench/ops.py is PyTorch's, the same ops in the same order; bench/ops.sh pastes the two.
+-- Prints "name microseconds" per op: the best of 5 timed loops (each loop `n` calls).
+local mg = require "moongrad"
+local F = mg.F
+mg.set_num_threads(1)
+mg.manual_seed(1)
+local x, y = mg.randn(1000, 256), mg.randn(1000, 256)
+local xt = mg.randn(256, 1000):t()
+local b, c = mg.randn(256), mg.randn(1000, 1)
+local idx = (mg.rand(500) * 1000):floor():to("int64") + 1
+local tgt = (mg.rand(1000) * 256):floor():to("int64") + 1
+local yb = mg.rand(1000, 256):gt(0.5):float()
+local mask = x:gt(0)
+local function t(name, f, n)
+  n = n or 100
+  local best = math.huge
+  for _ = 1, 5 do
+    local t0 = os.clock()
+    for _ = 1, n do f() end
+    best = math.min(best, (os.clock() - t0) / n)
+  end
+  print(string.format("%s %.1f", name, best * 1e6))
+end
+t("add", function() return x + y end)
+t("add_row_broadcast", function() return x + b end)
+t("sub_col_broadcast", function() return x - c end)
+t("add_transposed", function() return xt + y end)
+t("mul_number", function() return x * 2 end)
+t("div", function() return x / y end)
+t("maximum", function() return mg.maximum(x, y) end)
+t("lt", function() return x:lt(y) end)
+t("where", function() return mg.where(mask, x, 0) end)
+t("masked_fill", function() return x:masked_fill(mask, 0) end)
+t("exp", function() return x:exp() end)
+t("log_abs", function() return x:abs():log() end)
+t("sqrt_abs", function() return x:abs():sqrt() end)
+t("tanh", function() return x:tanh() end)
+t("sigmoid", function() return x:sigmoid() end)
+t("relu", function() return x:relu() end)
+t("clamp", function() return x:clamp(-1, 1) end)
+t("floor", function() return x:floor() end)
+t("pow_2", function() return x:pow(2) end)
+t("pow_3", function() return x:pow(3) end)
+t("pow_0.5_abs", function() return x:abs():pow(0.5) end)
+t("to_float64", function() return x:to("float64") end)
+t("to_int64", function() return x:to("int64") end)
+t("contiguous_of_transposed", function() return xt:contiguous() end)
+t("clone", function() return x:clone() end)
+t("sum", function() return x:sum() end)
+t("sum_dim1", function() return x:sum(1) end)
+t("sum_dim2", function() return x:sum(2) end)
+t("mean_dim2", function() return x:mean(2) end)
+t("max_dim2", function() return x:max(2) end)
+t("max_dim1", function() return x:max(1) end)
+t("argmax_dim2", function() return x:argmax(2) end)
+t("var_dim2", function() return x:var(2) end, 20)
+t("norm", function() return x:norm() end)
+t("cumsum_dim2", function() return x:cumsum(2) end)
+t("softmax_dim2", function() return F.softmax(x, 2) end)
+t("log_softmax_dim2", function() return F.log_softmax(x, 2) end)
+t("mse_loss", function() return F.mse_loss(x, y) end)
+t("cross_entropy", function() return F.cross_entropy(x, tgt) end)
+t("bce_with_logits", function() return F.binary_cross_entropy_with_logits(x, yb) end, 20)
+t("index_select", function() return x:index_select(1, idx) end)
+t("cat", function() return mg.cat({x, y}) end)
+t("sort_dim2", function() return x:sort(2) end, 10)
+t("rand", function() return mg.rand(1000, 256) end)
+t("randn", function() return mg.randn(1000, 256) end, 20)
+t("dropout", function() return F.dropout(x, 0.5, true) end, 20)
+t("bmm_10x100x256x100", function() return mg.bmm(x:view(10, 100, 256), y:view(10, 256, 100)) end, 20)

@@ -1,0 +1,75 @@
+"""make bench-ops: PyTorch's side of bench/ops.lua (the same ops in the same order, 1 thread)."""
+import time
+
+import torch
+import torch.nn.functional as F
+
+torch.set_num_threads(1)
+torch.manual_seed(1)
+x, y = torch.randn(1000, 256), torch.randn(1000, 256)
+xt = torch.randn(256, 1000).t()
+b, c = torch.randn(256), torch.randn(1000, 1)
+idx = (torch.rand(500) * 1000).long()
+tgt = (torch.rand(1000) * 256).long()
+yb = (torch.rand(1000, 256) > 0.5).float()
+mask = x > 0
+zero = torch.tensor(0.0)
+
+
+def t(name, f, n=100):
+    best = float("inf")
+    for _ in range(5):
+        t0 = time.perf_counter()
+        for _ in range(n):
+            f()
+        best = min(best, (time.perf_counter() - t0) / n)
+    print(f"{name} {best * 1e6:.1f}")
+
+
+t("add", lambda: x + y)
+t("add_row_broadcast", lambda: x + b)
+t("sub_col_broadcast", lambda: x - c)
+t("add_transposed", lambda: xt + y)
+t("mul_number", lambda: x * 2)
+t("div", lambda: x / y)
+t("maximum", lambda: torch.maximum(x, y))
+t("lt", lambda: x < y)
+t("where", lambda: torch.where(mask, x, zero))
+t("masked_fill", lambda: x.masked_fill(mask, 0))
+t("exp", lambda: x.exp())
+t("log_abs", lambda: x.abs().log())
+t("sqrt_abs", lambda: x.abs().sqrt())
+t("tanh", lambda: x.tanh())
+t("sigmoid", lambda: x.sigmoid())
+t("relu", lambda: x.relu())
+t("clamp", lambda: x.clamp(-1, 1))
+t("floor", lambda: x.floor())
+t("pow_2", lambda: x.pow(2))
+t("pow_3", lambda: x.pow(3))
+t("pow_0.5_abs", lambda: x.abs().pow(0.5))
+t("to_float64", lambda: x.double())
+t("to_int64", lambda: x.long())
+t("contiguous_of_transposed", lambda: xt.contiguous())
+t("clone", lambda: x.clone())
+t("sum", lambda: x.sum())
+t("sum_dim1", lambda: x.sum(0))
+t("sum_dim2", lambda: x.sum(1))
+t("mean_dim2", lambda: x.mean(1))
+t("max_dim2", lambda: x.max(1))
+t("max_dim1", lambda: x.max(0))
+t("argmax_dim2", lambda: x.argmax(1))
+t("var_dim2", lambda: x.var(1), 20)
+t("norm", lambda: x.norm())
+t("cumsum_dim2", lambda: x.cumsum(1))
+t("softmax_dim2", lambda: torch.softmax(x, 1))
+t("log_softmax_dim2", lambda: torch.log_softmax(x, 1))
+t("mse_loss", lambda: F.mse_loss(x, y))
+t("cross_entropy", lambda: F.cross_entropy(x, tgt))
+t("bce_with_logits", lambda: F.binary_cross_entropy_with_logits(x, yb), 20)
+t("index_select", lambda: x.index_select(0, idx))
+t("cat", lambda: torch.cat([x, y]))
+t("sort_dim2", lambda: x.sort(1), 10)
+t("rand", lambda: torch.rand(1000, 256))
+t("randn", lambda: torch.randn(1000, 256), 20)
+t("dropout", lambda: F.dropout(x, 0.5, True), 20)
+t("bmm_10x100x256x100", lambda: torch.bmm(x.view(10, 100, 256), y.view(10, 256, 100)), 20)
