@@ -141,4 +141,24 @@ function H.resident_mb()
   return rss * 4096 / 2 ^ 20
 end
 
+-- The sum of n terms (term(i) gives the i-th, a double) in the order the library's interleaved
+-- sums take (src/ops/reduce.c SUM8_LOOP, the pointwise losses): for 64 terms or more, term i into
+-- partial (i - 1) % 8 over the whole groups of 8, the partials added in order, then the rest; fewer
+-- terms one after the other. Replayed in Lua's doubles, so a spec can assert the library's bits.
+function H.interleaved_sum(n, term)
+  local s, i = 0.0, 1
+  if n >= 64 then
+    local part = { 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0 }
+    local full = n - n % 8
+    for j = 1, full do
+      local k = (j - 1) % 8 + 1
+      part[k] = part[k] + term(j)
+    end
+    for k = 1, 8 do s = s + part[k] end
+    i = full + 1
+  end
+  for j = i, n do s = s + term(j) end
+  return s
+end
+
 return H

@@ -154,20 +154,7 @@ describe("mse_loss and l1_loss reduced over 64 terms or more (8 interleaved part
   -- here in Lua's doubles (float32 rounding through a 0-d tensor): the bits must be the same.
   local function to_f32(v) return mg.tensor(v, { dtype = "float32" }):item() end
   local function expected(xs, ys, term, round)
-    local n, s = #xs, 0.0
-    local i = 1
-    if n >= 64 then
-      local part = { 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0 }
-      local full = n - n % 8
-      for j = 1, full do
-        local k = (j - 1) % 8 + 1
-        part[k] = part[k] + round(term(xs[j], ys[j]))
-      end
-      for k = 1, 8 do s = s + part[k] end
-      i = full + 1
-    end
-    for j = i, n do s = s + round(term(xs[j], ys[j])) end
-    return s
+    return H.interleaved_sum(#xs, function(j) return round(term(xs[j], ys[j])) end)
   end
   local function sq(a, b) return (a - b) * (a - b) end
   local function ab(a, b) return math.abs(a - b) end

@@ -431,21 +431,10 @@ describe("the 2- and 1-norms' sums (8 interleaved partials)", function()
   -- of the run; shorter or strided runs go one element at a time. Replayed here in Lua's doubles:
   -- the bits must be the same.
   local function expected(values, p)
-    local n = #values
-    local term = p == 2 and function(v) return v * v end or math.abs
-    local r = 0.0
-    if n >= 64 then
-      local part = { 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0 }
-      local full = n - n % 8
-      for i = 1, full do
-        local k = (i - 1) % 8 + 1
-        part[k] = part[k] + term(values[i])
-      end
-      for k = 1, 8 do r = r + part[k] end
-      for i = full + 1, n do r = r + term(values[i]) end
-    else
-      for i = 1, n do r = r + term(values[i]) end
-    end
+    local r = H.interleaved_sum(#values, function(i)
+      local v = values[i]
+      return p == 2 and v * v or math.abs(v)
+    end)
     return p == 2 and math.sqrt(r) or r
   end
   for _, dt in ipairs({ "float32", "float64" }) do

@@ -66,31 +66,36 @@ typedef void (*step_fn)(acc *a, const char *p, int64_t n, int64_t s, int64_t bas
     }
 
 /* sum: y = sum x.  Backward: dx += dy (broadcast back over the reduced dims).
- * float32 runs are summed in double with 8 interleaved accumulators, added up in a fixed order:
- * the adds then run in vector registers (one accumulator chained through every element is a
- * latency-bound 1 add / 4 cycles), and the order depends only on the run, never on threads. */
-#define SUM_F32(ISA, NAME)                                                                     \
+ * float32 runs of 64 or more are summed in double with 8 interleaved accumulators, added up in a
+ * fixed order: the adds then run in vector registers (one accumulator chained through every
+ * element is a latency-bound 1 add / 4 cycles), and the order depends only on the run, never on
+ * threads. The norms' sums (below) take the same loop over their terms; shorter or strided runs go
+ * one element at a time. */
+#define PLAIN_TERM(v) ((double)(v))
+#define SQUARE_TERM(v) ((double)(v) * (double)(v))
+#define ABS_TERM(v) fabs((double)(v))
+#define SUM8_LOOP(ISA, NAME, T, TERM)                                                          \
     static void MG_ISA_FN(NAME, ISA)(acc *a, const char *p, int64_t n, int64_t s, int64_t base, \
                                      const mg_reduce_args *args) {                           \
         (void)base;                                                                           \
         (void)args;                                                                           \
-        if (s != (int64_t)sizeof(float) || n < 64) {                                          \
+        if (s != (int64_t)sizeof(T) || n < 64) {                                              \
             double r = a->f;                                                                  \
-            for (int64_t i = 0; i < n; i++, p += s) r += *(const float *)p;                   \
+            for (int64_t i = 0; i < n; i++, p += s) r += TERM(*(const T *)p);                \
             a->f = r;                                                                         \
             return;                                                                           \
         }                                                                                     \
-        const float *x = (const float *)p;                                                    \
+        const T *x = (const T *)p;                                                            \
         double part[8] = {0};                                                                 \
         int64_t i = 0;                                                                        \
         for (; i + 8 <= n; i += 8)                                                            \
-            for (int k = 0; k < 8; k++) part[k] += x[i + k];                                  \
+            for (int k = 0; k < 8; k++) part[k] += TERM(x[i + k]);                            \
         double r = 0;                                                                         \
         for (int k = 0; k < 8; k++) r += part[k];                                             \
-        for (; i < n; i++) r += x[i];                                                         \
+        for (; i < n; i++) r += TERM(x[i]);                                                   \
         a->f += r;                                                                            \
     }
-MG_ISA_STAMP(SUM_F32, sum_f32)
+MG_ISA_STAMP(SUM8_LOOP, sum_f32, float, PLAIN_TERM)
 DEFINE_FOLD(sum_f64, double, double, f, r + v)
 DEFINE_FOLD(sum_i64, int64_t, int64_t, i, MG_WRAP(+, r, v))
 DEFINE_FOLD(sum_bool, bool, int64_t, i, r + v)
@@ -119,32 +124,8 @@ DEFINE_FOLD(all_bool, bool, int64_t, i, r & v)
  * p = inf: dy * sign(x) at the elements equal to y, shared evenly; p = 0: none). */
 #define ABS_MAX(r, v) ((v) != (v) || fabs(v) > (r) ? fabs(v) : (r)) /* NaN sticks: NaN > r fails */
 #define ABS_MIN(r, v) ((v) != (v) || fabs(v) < (r) ? fabs(v) : (r))
-/* The 2- and 1-norms' sums over a contiguous run of 64 or more: 8 interleaved partial sums in
- * double, added up in a fixed order, as sum_f32's (the order depends on the run alone); a chain
- * through every element ran at ~1 ns an element (clip_grad_norm_ takes one a parameter a step). */
-#define SQUARE_TERM(v) ((double)(v) * (double)(v))
-#define ABS_TERM(v) fabs((double)(v))
-#define SUM8_LOOP(ISA, NAME, T, TERM)                                                          \
-    static void MG_ISA_FN(NAME, ISA)(acc *a, const char *p, int64_t n, int64_t s, int64_t base, \
-                                     const mg_reduce_args *args) {                           \
-        (void)base;                                                                           \
-        (void)args;                                                                           \
-        if (s != (int64_t)sizeof(T) || n < 64) {                                              \
-            double r = a->f;                                                                  \
-            for (int64_t i = 0; i < n; i++, p += s) r += TERM(*(const T *)p);                \
-            a->f = r;                                                                         \
-            return;                                                                           \
-        }                                                                                     \
-        const T *x = (const T *)p;                                                            \
-        double part[8] = {0};                                                                 \
-        int64_t i = 0;                                                                        \
-        for (; i + 8 <= n; i += 8)                                                            \
-            for (int k = 0; k < 8; k++) part[k] += TERM(x[i + k]);                            \
-        double r = 0;                                                                         \
-        for (int k = 0; k < 8; k++) r += part[k];                                             \
-        for (; i < n; i++) r += TERM(x[i]);                                                   \
-        a->f += r;                                                                            \
-    }
+/* the 2- and 1-norms' sums: sum's loop over their terms (a chain through every element ran at
+ * ~1 ns an element; clip_grad_norm_ takes a norm a parameter a step) */
 MG_ISA_STAMP(SUM8_LOOP, norm2_f32, float, SQUARE_TERM)
 MG_ISA_STAMP(SUM8_LOOP, norm2_f64, double, SQUARE_TERM)
 MG_ISA_STAMP(SUM8_LOOP, norm1_f32, float, ABS_TERM)
