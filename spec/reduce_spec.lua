@@ -451,3 +451,24 @@ describe("the 2- and 1-norms' sums (8 interleaved partials)", function()
     end
   end
 end)
+
+describe("reductions over the rows of a contiguous matrix (the direct loop)", function()
+  -- the rows of a contiguous matrix are reduced one run each without fold_block's walk; the same
+  -- rows inside a wider tensor (runs further apart) take the general walk: the bits must agree
+  for _, dt in ipairs({ "float32", "float64" }) do
+    it(dt .. ": sum, mean, prod, max, argmax and norm over dim 2, as the same rows in a wider tensor", function()
+      mg.manual_seed(11)
+      local wide = mg.randn(50, 300, { dtype = dt })
+      local rows = wide:narrow(2, 1, 257)
+      local x = rows:contiguous()
+      assert.is_false(rows:is_contiguous())
+      for _, op in ipairs({ "sum", "mean", "prod", "argmax" }) do
+        assert.is_true(x[op](x, 2):equal(rows[op](rows, 2)), op)
+      end
+      assert.is_true(x:norm(2, 2):equal(rows:norm(2, 2)), "norm")
+      local v1, i1 = x:max(2)
+      local v2, i2 = rows:max(2)
+      assert.is_true(v1:equal(v2) and i1:equal(i2), "max")
+    end)
+  end
+end)
