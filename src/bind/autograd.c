@@ -708,10 +708,14 @@ static void run_node(lua_State *L, int node_idx, int retain, int capture, int re
             /* a sum or mean of all of a large input (a loss's mean): its gradient is one value,
              * handed on as a stride-0 view of it (mg_backward_uniform), to a node whose rule reads
              * it elementwise: the same bits as a filled copy, without writing and reading it */
-            mg_tensor *one = lt_push_new(L, (mg_dtype)inputs[i]->dtype, 0, NULL);
+            const mg_dtype dt = (mg_dtype)inputs[i]->dtype;
+            mg_scalar value; /* on the C stack: a tensor is made only when the rule has one value */
+            mg_scalar_init(&value, dt, 0, 0);
             mg_status st;
-            if (mg_backward_uniform(ctx, &args, i, one, &st)) {
+            if (mg_backward_uniform(ctx, &args, i, &value.t, &st)) {
                 if (st != MG_OK) lt_raise(L, 0);
+                mg_tensor *one = lt_push_new(L, dt, 0, NULL);
+                memcpy(mg_tensor_data(one), mg_tensor_data(&value.t), mg_dtype_size(dt));
                 mg_tensor *v = lt_push_view(L, -1, inputs[i]->ndim);
                 for (int d = 0; d < inputs[i]->ndim; d++) v->size[d] = inputs[i]->size[d], v->stride[d] = 0;
                 v->numel = inputs[i]->numel;
@@ -719,7 +723,6 @@ static void run_node(lua_State *L, int node_idx, int retain, int capture, int re
                 lua_pop(L, 3);
                 continue;
             }
-            lua_pop(L, 1);
         }
         if (m && m->gbuf && !capture && !(inputs[i]->flags & LT_RETAINS_GRAD)) {
             /* the first gradient for a small non-leaf: into its node's own buffer (no tensor) */

@@ -99,36 +99,40 @@ COMPARISON(ge, >=)
  * there, 35.937000 by powf; (-0)^0.5 is -0, (-inf)^0.5 NaN), and a vectorized loop instead of a
  * call an element (x^3 over 256k floats: 2.1 ms by powf). */
 enum { POW_CUBE, POW_SQRT, POW_RSQRT, POW_RECIPROCAL, POW_RECIPROCAL_SQUARE };
-#define POW_SPECIAL_LOOP(ISA, NAME, T, SQRT)                                                  \
+#define POW_SPECIAL_VALUE(NAME, T, SQRT)                                                      \
+    static inline T NAME(T v, int code) {                                                     \
+        switch (code) {                                                                       \
+        case POW_CUBE: return v * v * v;                                                      \
+        case POW_SQRT: return SQRT(v);                                                        \
+        case POW_RSQRT: return (T)1 / SQRT(v);                                                \
+        case POW_RECIPROCAL: return (T)1 / v;                                                 \
+        default: return (T)1 / (v * v);                                                      \
+        }                                                                                     \
+    }
+POW_SPECIAL_VALUE(pow_special_value_f32, float, sqrtf)
+POW_SPECIAL_VALUE(pow_special_value_f64, double, sqrt)
+/* contiguous runs with the exponent's code a constant in each loop (so that it vectorizes) */
+#define POW_SPECIAL_RUN(VALUE, CODE) for (int64_t i = 0; i < n; i++) o[i] = VALUE(x[i], CODE)
+#define POW_SPECIAL_LOOP(ISA, NAME, T, VALUE)                                                 \
     static void MG_ISA_FN(NAME, ISA)(char **p, const int64_t *s, int64_t n, const void *extra) { \
         const int code = *(const int *)extra;                                                 \
         if (s[0] == (int64_t)sizeof(T) && s[1] == (int64_t)sizeof(T)) {                       \
             T *restrict o = (T *)p[0];                                                        \
             const T *restrict x = (const T *)p[1];                                            \
             switch (code) {                                                                   \
-            case POW_CUBE: for (int64_t i = 0; i < n; i++) o[i] = x[i] * x[i] * x[i]; break;  \
-            case POW_SQRT: for (int64_t i = 0; i < n; i++) o[i] = SQRT(x[i]); break;          \
-            case POW_RSQRT: for (int64_t i = 0; i < n; i++) o[i] = (T)1 / SQRT(x[i]); break;  \
-            case POW_RECIPROCAL: for (int64_t i = 0; i < n; i++) o[i] = (T)1 / x[i]; break;   \
-            default: for (int64_t i = 0; i < n; i++) o[i] = (T)1 / (x[i] * x[i]); break;      \
+            case POW_CUBE: POW_SPECIAL_RUN(VALUE, POW_CUBE); break;                           \
+            case POW_SQRT: POW_SPECIAL_RUN(VALUE, POW_SQRT); break;                           \
+            case POW_RSQRT: POW_SPECIAL_RUN(VALUE, POW_RSQRT); break;                         \
+            case POW_RECIPROCAL: POW_SPECIAL_RUN(VALUE, POW_RECIPROCAL); break;               \
+            default: POW_SPECIAL_RUN(VALUE, POW_RECIPROCAL_SQUARE); break;                    \
             }                                                                                 \
             return;                                                                           \
         }                                                                                     \
-        for (int64_t i = 0; i < n; i++) {                                                     \
-            const T v = *(const T *)(p[1] + i * s[1]);                                        \
-            T r;                                                                              \
-            switch (code) {                                                                   \
-            case POW_CUBE: r = v * v * v; break;                                              \
-            case POW_SQRT: r = SQRT(v); break;                                                \
-            case POW_RSQRT: r = (T)1 / SQRT(v); break;                                        \
-            case POW_RECIPROCAL: r = (T)1 / v; break;                                         \
-            default: r = (T)1 / (v * v); break;                                               \
-            }                                                                                 \
-            *(T *)(p[0] + i * s[0]) = r;                                                      \
-        }                                                                                     \
+        for (int64_t i = 0; i < n; i++)                                                       \
+            *(T *)(p[0] + i * s[0]) = VALUE(*(const T *)(p[1] + i * s[1]), code);             \
     }
-MG_ISA_STAMP(POW_SPECIAL_LOOP, pow_special_f32, float, sqrtf)
-MG_ISA_STAMP(POW_SPECIAL_LOOP, pow_special_f64, double, sqrt)
+MG_ISA_STAMP(POW_SPECIAL_LOOP, pow_special_f32, float, pow_special_value_f32)
+MG_ISA_STAMP(POW_SPECIAL_LOOP, pow_special_f64, double, pow_special_value_f64)
 
 /* The code of exponent e among those above, or -1. */
 static int pow_special(double e) {

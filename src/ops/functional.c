@@ -21,6 +21,7 @@
 #include "gemm.h" /* MG_GEMM_KC */
 #include "grad.h"
 #include "linalg.h"
+#include "reduce.h" /* mg_sum_columns */
 #include "functional.h"
 #include "vmath.h"
 #include "ops.h"
@@ -1245,29 +1246,6 @@ mg_status mg_linear(mg_ctx *ctx, mg_tensor *out, const mg_tensor *x, const mg_te
     return st;
 }
 
-/* db: the columns of g (rows, cols) summed, row by row from 0 (float32 in a double accumulator,
- * rounded once): the order and roundings of mg_sum_to's strided fold, with the adds of the
- * columns side by side (they vectorize) instead of one column after another. */
-#define DEFINE_SUM_ROWS(NAME, T) MG_ISA_STAMP(SUM_ROWS_LOOP, NAME, T)
-#define SUM_ROWS_LOOP(ISA, NAME, T)                                                        \
-    static void MG_ISA_FN(NAME, ISA)(void *out, const void *gp, int64_t rows, int64_t cols) { \
-        enum { CHUNK = 256 };                                                              \
-        double acc[CHUNK];                                                                 \
-        for (int64_t c0 = 0; c0 < cols; c0 += CHUNK) {                                     \
-            const int64_t nc = cols - c0 < CHUNK ? cols - c0 : CHUNK;                      \
-            for (int64_t c = 0; c < nc; c++) acc[c] = 0;                                   \
-            for (int64_t r = 0; r < rows; r++) {                                           \
-                const T *row = (const T *)gp + r * cols + c0;                              \
-                for (int64_t c = 0; c < nc; c++) acc[c] += row[c];                         \
-            }                                                                              \
-            for (int64_t c = 0; c < nc; c++) ((T *)out)[c0 + c] = (T)acc[c];               \
-        }                                                                                  \
-    }
-DEFINE_SUM_ROWS(sum_rows_f32, float)
-DEFINE_SUM_ROWS(sum_rows_f64, double)
-typedef void (*sum_rows_fn)(void *, const void *, int64_t, int64_t);
-static const sum_rows_fn sum_rows_kernels[MG_NISA][MG_NDTYPES] = MG_ISA_ROW(MG_KERNELS_F, sum_rows);
-
 /* dW (O, I) = g2^T x2 into out, or added to it (mg_matmul_add) */
 static mg_status weight_grad(mg_ctx *ctx, const mg_backward_args *a, mg_tensor *out, bool accumulate) {
     const mg_tensor *x = a->inputs[0], *w = a->inputs[1], *g = a->gout;
@@ -1299,7 +1277,7 @@ static mg_status linear_backward(mg_ctx *ctx, const mg_backward_args *a, int i, 
         if (O > 1 && gin->ndim == 1 && gin->size[0] == O && gin->dtype == g->dtype &&
             (g->dtype == MG_FLOAT32 || g->dtype == MG_FLOAT64) && mg_is_contiguous(gin) &&
             mg_is_contiguous(g)) {
-            sum_rows_kernels[ctx->isa][g->dtype](mg_tensor_data(gin), mg_tensor_data(g), g->numel / O, O);
+            mg_sum_columns(ctx->isa, (mg_dtype)g->dtype, mg_tensor_data(gin), mg_tensor_data(g), g->numel / O, O);
             return MG_OK;
         }
         return mg_sum_to(ctx, gin, g);

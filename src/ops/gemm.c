@@ -1140,7 +1140,8 @@ void mg_gemm_serial(mg_dtype dt, int isa, const mg_gemm_args *p, void *scratch) 
 /* mg_gemm's body, compiled twice: unwatched (watched == false: every look folds away) and watched
  * (the products add up to MG_INTERRUPT_CHUNK multiply-adds; work: one product's, at most that). */
 __attribute__((always_inline)) static inline mg_status gemm_run(mg_ctx *ctx, mg_dtype dt, const mg_gemm_args *p,
-                                                                int64_t nbatch, int64_t work, const bool watched) {
+                                                                int64_t nbatch, int64_t work, bool in_place,
+                                                                const bool watched) {
     product g = *p; /* this batch's product: a, b and c move, the rest stays */
     int64_t idx[MG_MAX_DIMS];
     for (int d = 0; d < p->batch_ndim; d++) idx[d] = 0;
@@ -1173,10 +1174,10 @@ __attribute__((always_inline)) static inline mg_status gemm_run(mg_ctx *ctx, mg_
         slots = min64(ctx->num_threads, rows > cols ? rows : cols);
     }
     /* small products (below the threading threshold, C no taller than one block of A): the
-     * unpacked path (gemm_direct); W6's 25 MFLOP products measured no faster there */
+     * unpacked path (gemm_direct); W6's 25 MFLOP products measured no faster there, except as
+     * W x^T with W read in place (in_place: mg_gemm's in_place_pays) */
     const bool direct = blocked && slots == 1 && kn->direct && g.m <= kn->mc &&
-                        (2.0 * (double)g.m * (double)g.n * (double)g.k < GEMM_PAR_MIN ||
-                         (g.rsc == 1 && g.csa == 1 && kn->mr == 8 && g.n <= 2 * kn->nr)); /* in_place_pays */
+                        (2.0 * (double)g.m * (double)g.n * (double)g.k < GEMM_PAR_MIN || in_place);
     size_t a_bytes = 0, b_bytes = 0;
     void *pa = NULL, *pb = NULL;
     if (direct) {
@@ -1240,7 +1241,8 @@ __attribute__((always_inline)) static inline mg_status gemm_run(mg_ctx *ctx, mg_
 
 mg_status mg_gemm(mg_ctx *ctx, mg_dtype dt, const mg_gemm_args *p) {
     mg_gemm_args t;
-    if (transposed_pays(dt, p->m, p->n, ctx->isa) || in_place_pays(ctx, dt, p)) {
+    const bool in_place = in_place_pays(ctx, dt, p);
+    if (in_place || transposed_pays(dt, p->m, p->n, ctx->isa)) {
         t = transposed(p);
         p = &t;
     }
@@ -1251,8 +1253,8 @@ mg_status mg_gemm(mg_ctx *ctx, mg_dtype dt, const mg_gemm_args *p) {
         work > MG_INTERRUPT_CHUNK)
         work = MG_INTERRUPT_CHUNK;
     if (work == MG_INTERRUPT_CHUNK || (nbatch > 1 && nbatch >= MG_INTERRUPT_CHUNK / (work > 0 ? work : 1)))
-        return gemm_run(ctx, dt, p, nbatch, work, true);
-    return gemm_run(ctx, dt, p, nbatch, work, false);
+        return gemm_run(ctx, dt, p, nbatch, work, in_place, true);
+    return gemm_run(ctx, dt, p, nbatch, work, in_place, false);
 }
 
 /* ---- products whose B rows lie anywhere (conv.c's unfolding without a column buffer) ----------

@@ -69,6 +69,12 @@ mg_status mg_reduce_dtype(mg_ctx *ctx, mg_reduce_op op, mg_dtype in, mg_dtype *o
 mg_status mg_reduce(mg_ctx *ctx, mg_reduce_op op, mg_tensor *out, mg_tensor *indices,
                     const mg_tensor *in, uint32_t dims, const mg_reduce_args *args);
 
+/* out[c] <- the sum over r of in[r cols + c]: a contiguous (rows, cols) float32 or float64 matrix
+ * summed over its rows into a contiguous out of cols, in double from 0, row by row, rounded once:
+ * mg_reduce's bits for a sum over dim 1, without its set-up (a Linear bias's gradient). isa: the
+ * ctx's level. */
+void mg_sum_columns(int isa, mg_dtype dt, void *out, const void *in, int64_t rows, int64_t cols);
+
 /* out <- running sum of in along dim (0-based); out contiguous, in's shape, dtype as for sum. */
 mg_status mg_cumsum(mg_ctx *ctx, mg_tensor *out, const mg_tensor *in, int dim);
 /* out <- running product of in along dim (0-based); out contiguous, in's shape, dtype as for

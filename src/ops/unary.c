@@ -114,10 +114,9 @@ FLOAT_KERNEL(relu, MG_RELU(x))
 INT_KERNEL(relu, MG_RELU(x))
 GRAD(relu, v > 0 ? g : 0)
 /* floor, ceil, round (half to even: the default rounding mode): a zero gradient; integers are
- * their own floor, ceil and round */
-/* floor, ceil and round are exact whatever the code, but GCC vectorizes libm's floorf (roundps,
- * vrndscaleps) only where floating point may not trap: floor of 256k floats took 71 us as a call
- * an element, PyTorch 23; these three kernels (and nothing else) are compiled so. */
+ * their own floor, ceil and round. Exact whatever the code, but GCC vectorizes libm's floorf
+ * (roundps, vrndscaleps) only where floating point may not trap: floor of 256k floats took 71 us
+ * as a call an element, PyTorch 23; these three float kernels (and nothing else) are compiled so. */
 #pragma GCC push_options
 #pragma GCC optimize("no-trapping-math")
 FLOAT_KERNEL(floor, MG_MATH(floor, x))
