@@ -12,7 +12,9 @@ grep -m1 "model name" /proc/cpuinfo | sed 's/^model name[^:]*: /CPU: /'
 echo "date: $(date -u '+%Y-%m-%d %H:%M UTC'), tree $(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo '?'), 1 thread, us per call"
 lua5.4 ops.lua > "$tmp/mg" || exit 1
 if /usr/bin/python3 -c 'import torch' 2>/dev/null; then
-  env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE /usr/bin/python3 ops.py > "$tmp/pt" || exit 1
+  . ./peer_env.sh
+  echo "PyTorch's kernel core: $PEER_NOTE"
+  $PY ops.py > "$tmp/pt" || exit 1
 else
   echo "(no PyTorch here: python3-torch; moongrad's side alone)"
   awk '{print $1, "-"}' "$tmp/mg" > "$tmp/pt"

@@ -14,8 +14,10 @@
 # reference BLAS at ~6 GFLOP/s). As root, missing python3-torch, python3-numpy or libopenblas0-pthread
 # are installed with apt-get; otherwise they are named and the moongrad side runs alone. bench/peer.py
 # prints the BLAS torch actually bound (sgemm_ from libtorch_cpu, named by dladdr; OpenBLAS's kernel
-# core) and torch's thread settings. OPENBLAS_CORETYPE and OPENBLAS_L2_SIZE, set on some machines for
-# older OpenBLAS builds, slow a current one: they are unset (both) for the PyTorch processes only.
+# core) and torch's thread settings. bench/peer_env.sh sets the command running the peer: where the
+# OpenBLAS predates the CPU and falls back to a narrower core (Prescott on an AVX-512 Xeon), it names
+# the nearest core it has in OPENBLAS_CORETYPE; otherwise OPENBLAS_CORETYPE and OPENBLAS_L2_SIZE are
+# unset for the PyTorch processes.
 #
 # Threads: every workload on BENCH_THREADS (default 1) on both sides (MOONGRAD_NUM_THREADS,
 # OMP_NUM_THREADS and OPENBLAS_NUM_THREADS follow it; torch.set_num_threads does not reach OpenBLAS's
@@ -28,7 +30,7 @@
 # workloads, with the workloads' environment exported: LUA_PATH / LUA_CPATH select the measured build
 # (installed, else make), BENCH_THREADS, BENCH_REPEATS, MOONGRAD_NUM_THREADS, OMP_NUM_THREADS,
 # OPENBLAS_NUM_THREADS, BENCH_PEER (1 when the PyTorch peer runs) and PY (the command running the peer,
-# with the two OPENBLAS_ variables unset: use it unquoted, `$PY file.py`). Every stdout line starting
+# from bench/peer_env.sh: use it unquoted, `$PY file.py`). Every stdout line starting
 # with "RESULT " (common.lua's format; its threads= field says e.g. "2+hog", and a field vs1t= gives
 # the row's time over the same run's 1-thread time, the figure of the target "<= 1.1") becomes a row of
 # the table, and a line that also holds side=pytorch is the PyTorch figure of the row with the same name
@@ -74,6 +76,7 @@ else
     echo "bench: torch does not import with $PYTHON: running the moongrad side alone"
 fi
 export BENCH_PEER
+[ $BENCH_PEER = 1 ] && . ./peer_env.sh
 
 # ---------------------------------------------------------------- the machine
 cpu() { sed -n "s/^$1[[:space:]]*: //p" /proc/cpuinfo | head -1; }
@@ -219,7 +222,7 @@ if [ $BENCH_PEER = 1 ]; then
     for f in "$TMP"/peer_*.txt; do
         t=${f##*/peer_}; t=${t%.txt}; echo "PyTorch's threads, $t-thread rows: $(pinfo "$t" threads)"
     done
-    echo "OPENBLAS_CORETYPE / OPENBLAS_L2_SIZE here: ${OPENBLAS_CORETYPE:-unset} / ${OPENBLAS_L2_SIZE:-unset}; unset for the PyTorch processes (they saw: $(pinfo "$BENCH_THREADS" coretype_env))"
+    echo "PyTorch's kernel core: $PEER_NOTE (the peer saw: $(pinfo "$BENCH_THREADS" coretype_env); here: OPENBLAS_CORETYPE=${OPENBLAS_CORETYPE:-unset} OPENBLAS_L2_SIZE=${OPENBLAS_L2_SIZE:-unset})"
 else
     echo "PyTorch: not run"
 fi
