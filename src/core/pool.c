@@ -17,6 +17,17 @@
  * then it sleeps on a futex, and the caller wakes only the workers that may take part. The caller
  * waiting for the last chunks spins briefly, then spins yielding its CPU (to a worker that may be
  * holding one on it), then sleeps.
+ *
+ * A worker the OS stops in the middle of a chunk (another program busy on its core) holds the job
+ * back for up to a scheduler time slice, milliseconds where the job took microseconds; a worker the
+ * OS wakes on the caller's own CPU (the others busy) only takes turns with the caller. The caller
+ * notices either (a stall: it waited far longer than a chunk takes it; a worker that found itself
+ * on the caller's CPU leaves the job and says so) and runs the next jobs alone for a while (16
+ * times what was lost, doubled at each strike in a row), then tries the workers again; plans that
+ * depend on the thread count (the gemm's) ask mg_pool_threads, which says 1 meanwhile:
+ * with a busy core, a run loses little more than the probes' stalls to its 1-thread time; with
+ * free cores, stalls do not happen and every job is shared. Which thread runs a chunk never changes
+ * what it computes, so results stay the same either way.
  */
 #include "pool.h"
 
@@ -54,6 +65,14 @@ int sched_getcpu(void);
  * sleeps. */
 #define CALLER_SPIN_NS 2000
 #define CALLER_YIELD_NS 30000
+/* A stall: the caller waited, after its own last chunk, more than twice what a chunk took it plus
+ * this slack (a sleeping worker's wake-up, a cache miss's worth of imbalance). */
+#define STALL_SLACK_NS 50000
+/* Running alone after a stall: STALL_SOLO_FACTOR times the stall, doubled per stall in a row up to
+ * 2^STALL_MAX_STRIKES, and never more than STALL_SOLO_MAX_NS. */
+#define STALL_SOLO_FACTOR 16
+#define STALL_MAX_STRIKES 6
+#define STALL_SOLO_MAX_NS 1000000000
 
 #define CLAIM(limit, chunks, next) (((uint64_t)(limit) << 56) | ((uint64_t)(chunks) << 28) | (uint64_t)(next))
 #define CLAIM_NEXT(w) ((int64_t)((w)&0xfffffff))
@@ -82,7 +101,12 @@ struct mg_pool {
     _Atomic uint32_t gen;      /* bumped for every job and at stop; workers sleep on it */
     _Atomic uint64_t sleeping; /* bit i: worker i is asleep (or about to be) on gen */
     _Atomic int caller_cpu;    /* the CPU the caller posted the last job from (-1: unknown) */
+    _Atomic int crowded;       /* a worker found itself on caller_cpu (see worker) */
     _Atomic int stop;
+    /* the caller's own: jobs posted before solo_until_ns run on the caller alone; strikes counts
+     * the stalls in a row (see the top of this file) */
+    int64_t solo_until_ns;
+    int strikes;
 #if !POOL_FUTEX
     pthread_mutex_t mu;
     pthread_cond_t cv;
@@ -147,31 +171,33 @@ static int current_cpu(void) {
 
 /* ---- running a job ------------------------------------------------------------------------------ */
 /* Claims and runs chunks of the current job until none is left (or this thread may not take
- * part in it). */
-static void run_chunks(struct mg_pool *p, int index) {
+ * part in it); returns how many it ran. */
+static int64_t run_chunks(struct mg_pool *p, int index) {
     uint64_t w = atomic_load_explicit(&p->claim, memory_order_relaxed);
-    for (;;) {
+    for (int64_t ran = 1;; ran++) {
         const int64_t k = CLAIM_NEXT(w), chunks = CLAIM_CHUNKS(w);
-        if (k >= chunks || index >= CLAIM_LIMIT(w)) return;
+        if (k >= chunks || index >= CLAIM_LIMIT(w)) return ran - 1;
         if (!atomic_compare_exchange_weak_explicit(&p->claim, &w, w + 1, memory_order_acquire,
-                                                   memory_order_relaxed))
+                                                   memory_order_relaxed)) {
+            ran--;
             continue; /* w is now the current word */
+        }
         /* chunk k is ours, and its job stays current until the chunk is counted done */
         const int64_t n = p->n, begin = n * k / chunks, end = n * (k + 1) / chunks;
         if (end > begin) p->fn(p->arg, begin, end);
         /* seq_cst, against the caller's store of caller_sleeps then load of done */
         if (atomic_fetch_add(&p->done, 1) + 1 == (uint32_t)chunks) {
             if (atomic_load(&p->caller_sleeps)) wake_word(p, &p->done, ALL_BITS);
-            return;
+            return ran;
         }
         w = atomic_load_explicit(&p->claim, memory_order_relaxed);
     }
 }
 
-/* The caller, after its last chunk: waits until every chunk is done. */
-static void wait_done(struct mg_pool *p, uint32_t chunks) {
-    if (atomic_load_explicit(&p->done, memory_order_acquire) == chunks) return;
-    const int64_t t0 = now_ns();
+/* The caller, after its last chunk: waits until every chunk is done; returns how long it waited
+ * (0 when it did not), t0 being now. */
+static int64_t wait_done(struct mg_pool *p, uint32_t chunks, int64_t t0) {
+    if (atomic_load_explicit(&p->done, memory_order_acquire) == chunks) return 0;
     for (int i = 1; atomic_load_explicit(&p->done, memory_order_acquire) != chunks; i++) {
         if (i % 16 == 0) {
             const int64_t waited = now_ns() - t0;
@@ -183,13 +209,31 @@ static void wait_done(struct mg_pool *p, uint32_t chunks) {
                     wait_word(p, &p->done, d, ALL_BITS);
                 }
                 atomic_store_explicit(&p->caller_sleeps, 0, memory_order_relaxed);
-                return;
+                return now_ns() - t0;
             }
             /* a worker sharing this CPU (holding a chunk we wait for) gets to run */
             if (waited > CALLER_SPIN_NS) sched_yield();
         }
         MG_CPU_PAUSE();
     }
+    return now_ns() - t0;
+}
+
+/* After a shared job: a stall (a worker stopped mid-chunk), or a worker that woke on the caller's
+ * CPU, sends the next jobs to the caller alone for a while; a job without either forgives a
+ * strike. */
+static void note_stall(struct mg_pool *p, int64_t posted, int64_t own_end, int64_t mine, int64_t waited) {
+    const int64_t chunk_ns = (own_end - posted) / (mine > 0 ? mine : 1);
+    const int crowded = atomic_exchange_explicit(&p->crowded, 0, memory_order_relaxed);
+    if (!crowded && waited <= 2 * chunk_ns + STALL_SLACK_NS) {
+        if (p->strikes > 0) p->strikes--;
+        return;
+    }
+    if (p->strikes < STALL_MAX_STRIKES) p->strikes++;
+    const int64_t lost = crowded && waited < own_end - posted ? own_end - posted : waited;
+    int64_t solo = lost * STALL_SOLO_FACTOR << (p->strikes - 1);
+    if (solo > STALL_SOLO_MAX_NS) solo = STALL_SOLO_MAX_NS;
+    p->solo_until_ns = own_end + waited + solo;
 }
 
 typedef struct worker_start {
@@ -230,6 +274,13 @@ static void *worker(void *arg) {
         }
         seen = g;
         if (atomic_load(&p->stop)) break;
+        /* woken on the CPU the caller posted from (the OS put it there: the other cores are busy),
+         * it would only take turns with the caller on one core; it says so and leaves the job */
+        const int cpu = current_cpu();
+        if (cpu >= 0 && cpu == atomic_load_explicit(&p->caller_cpu, memory_order_relaxed)) {
+            atomic_store_explicit(&p->crowded, 1, memory_order_relaxed);
+            continue;
+        }
         run_chunks(p, index);
     }
     return NULL;
@@ -279,6 +330,13 @@ static struct mg_pool *pool_with(mg_ctx *ctx, int want) {
     return p;
 }
 
+int mg_pool_threads(const mg_ctx *ctx) {
+    const struct mg_pool *p = ctx->pool;
+    if (ctx->num_threads <= 1 || thread_index != 0 || p == &closed_pool) return 1;
+    if (p && p->solo_until_ns && now_ns() < p->solo_until_ns) return 1;
+    return ctx->num_threads;
+}
+
 void mg_parallel_for(mg_ctx *ctx, int64_t n, int64_t grain, mg_range_fn fn, void *arg) {
     if (n <= 0) return;
     if (grain < 1) grain = 1;
@@ -287,7 +345,8 @@ void mg_parallel_for(mg_ctx *ctx, int64_t n, int64_t grain, mg_range_fn fn, void
     /* a worker never posts a job: a range function calling mg_parallel_for runs it alone */
     struct mg_pool *p = t > 1 && thread_index == 0 ? pool_with(ctx, (int)t - 1) : NULL;
     if (p && t > p->nworkers + 1) t = p->nworkers + 1;
-    if (!p || t <= 1) {
+    const int64_t posted = p && t > 1 ? now_ns() : 0;
+    if (!p || t <= 1 || posted < p->solo_until_ns) {
         fn(arg, 0, n);
         return;
     }
@@ -311,8 +370,9 @@ void mg_parallel_for(mg_ctx *ctx, int64_t n, int64_t grain, mg_range_fn fn, void
             if (asleep >> i & 1) bits |= index_bit(i);
         wake_word(p, &p->gen, bits);
     }
-    run_chunks(p, 0);
-    wait_done(p, (uint32_t)chunks);
+    const int64_t mine = run_chunks(p, 0);
+    const int64_t own_end = now_ns();
+    note_stall(p, posted, own_end, mine, wait_done(p, (uint32_t)chunks, own_end));
 }
 
 void mg_pool_shutdown(mg_ctx *ctx) {

@@ -26,6 +26,12 @@ typedef void (*mg_range_fn)(void *arg, int64_t begin, int64_t end);
 void mg_parallel_for(struct mg_ctx *ctx, int64_t n, int64_t grain, mg_range_fn fn, void *arg);
 /* The default thread count: MOONGRAD_NUM_THREADS when set, else the number of online cores. */
 int mg_default_threads(void);
+/* How many threads a parallel call made now would use at most: ctx->num_threads, or 1 on a worker,
+ * after shutdown, and while the pool runs jobs on the caller alone (a worker stalled on a busy
+ * core: pool.c). For plans that differ by thread count (the gemm's); a plan sizing per-thread
+ * buffers from it must not call mg_parallel_for when it says 1. */
+int mg_pool_threads(const struct mg_ctx *ctx);
+
 /* Stops and joins the workers and frees the pool (idempotent). The ctx's parallel calls then run
  * on the caller alone: a finalizer running after the ctx's own cannot start threads again. */
 void mg_pool_shutdown(struct mg_ctx *ctx);

@@ -771,7 +771,7 @@ static bool transposed_pays(mg_dtype dt, int64_t m, int64_t n, int isa) {
  * (64 x 784 by 256 x 784): W1's 800 KB were transposed into packed panels every step. */
 static bool in_place_pays(const mg_ctx *ctx, mg_dtype dt, const mg_gemm_args *p) {
     if (dt != MG_FLOAT32 || p->batch_ndim > 0 || p->csa != 1 || p->rsb != 1 || p->csc != 1 || p->m < 2 ||
-        p->n <= p->m || (ctx->num_threads > 1 && 2.0 * (double)p->m * (double)p->n * (double)p->k >= GEMM_PAR_MIN))
+        p->n <= p->m || (mg_pool_threads(ctx) > 1 && 2.0 * (double)p->m * (double)p->n * (double)p->k >= GEMM_PAR_MIN))
         return false;
     const gemm_kernel *kt = simd_kernel(dt, p->n, p->m, ctx->isa);
     return kt && kt->mr == 8 && kt->direct && p->n <= kt->mc && p->m <= 2 * kt->nr;
@@ -863,7 +863,7 @@ static bool gemv_run(mg_ctx *ctx, const gemv_t *v, float *y, int64_t ys, watch *
     if (!fn) return false;
     gemv_job job = {v, fn, unit, y, ys, NULL, 0, w};
     const int64_t units = (v->m + unit - 1) / unit, nblk = (v->k + v->kc - 1) / v->kc;
-    const int nt = ctx->num_threads;
+    const int nt = mg_pool_threads(ctx);
     if (nt > 1 && v->m * v->k >= GEMV_PAR_MIN) {
         if (units >= 2 * nt) {
             mg_parallel_for(ctx, units, 1, gemv_rows_range, &job);
@@ -1169,9 +1169,10 @@ __attribute__((always_inline)) static inline mg_status gemm_run(mg_ctx *ctx, mg_
                        MG_GEMM_KC);
     /* large products are split between threads (see gemm_blocked), each with its own A buffer */
     int64_t slots = 1;
-    if (blocked && ctx->num_threads > 1 && 2.0 * (double)g.m * (double)g.n * (double)g.k >= GEMM_PAR_MIN) {
+    const int threads = mg_pool_threads(ctx);
+    if (blocked && threads > 1 && 2.0 * (double)g.m * (double)g.n * (double)g.k >= GEMM_PAR_MIN) {
         const int64_t rows = (g.m + kn->mr - 1) / kn->mr, cols = (min64(g.n, kn->nc) + kn->nr - 1) / kn->nr;
-        slots = min64(ctx->num_threads, rows > cols ? rows : cols);
+        slots = min64(threads, rows > cols ? rows : cols);
     }
     /* small products (below the threading threshold, C no taller than one block of A): the
      * unpacked path (gemm_direct); W6's 25 MFLOP products measured no faster there, except as
