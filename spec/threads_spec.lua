@@ -7,9 +7,10 @@
 local mg = require "moongrad"
 local H = require "helper"
 
--- runs `code` in a child Lua process with this one's module paths; returns its output
-local function child(code)
-  local cmd = string.format("lua5.4 -e %q 2>&1", string.format("package.path = %q; package.cpath = %q; %s",
+-- runs `code` in a child Lua process with this one's module paths (under `prefix`, a command such
+-- as taskset's, when given); returns its output
+local function child(code, prefix)
+  local cmd = string.format("%slua5.4 -e %q 2>&1", prefix or "", string.format("package.path = %q; package.cpath = %q; %s",
     package.path, package.cpath, code))
   local pipe = assert(io.popen(cmd))
   local out = pipe:read("a")
@@ -105,6 +106,24 @@ describe("threads", function()
       if pid then os.execute("kill " .. math.tointeger(pid) .. " 2>/dev/null") end
       os.remove(pidf)
       assert(ok, err)
+    end)
+
+    -- confined to one CPU, a woken worker finds itself on the caller's CPU, leaves the job and
+    -- sends the next ones to the caller alone (pool.c), and the gemm then plans for one thread
+    -- (x W^T with W read in place): the same bits as a 1-thread run and as 2 free threads
+    it("are bit-identical in a process confined to one CPU, its workers leaving jobs to the caller #notsan", function()
+      local code = "local mg = require 'moongrad'; mg.manual_seed(3); " ..
+        "local x, W, v = mg.randn(64, 784), mg.randn(256, 784), mg.randn(3 * 65536 + 5); " ..
+        "local function run() return {x:matmul(W:t()), (v * 2 + 1):exp(), v:sum(), x:matmul(W:t()):relu():sum(1)} end; " ..
+        "mg.set_num_threads(1); local one = run(); mg.set_num_threads(2); local same = 0; " ..
+        "for _ = 1, 200 do local r = run(); local ok = true; " ..
+        "for i = 1, #one do ok = ok and mg.equal(one[i], r[i]) end; if ok then same = same + 1 end end; " ..
+        "io.write('same ', same, ' of 200; ', string.format('%a', one[3]:item()))"
+      local free = child(code)
+      assert.matches("^same 200 of 200; ", free)
+      if os.execute("command -v taskset >/dev/null 2>&1") then
+        assert.equal(free, child(code, "taskset -c 0 ")) -- every run the same bits, the same sum
+      end
     end)
   end)
 
