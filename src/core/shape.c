@@ -48,8 +48,12 @@ bool mg_is_contiguous(const mg_tensor *t) {
 }
 
 bool mg_same_shape(const mg_tensor *a, const mg_tensor *b) {
-    /* a 0-d scalar (mg_scalar) has size == NULL, which memcmp may not be given even for 0 bytes */
-    return a->ndim == b->ndim && (a->ndim == 0 || memcmp(a->size, b->size, sizeof(int64_t) * a->ndim) == 0);
+    /* a loop, not memcmp: a call through the PLT to a vector memcmp cost more than the few
+     * compares of a small op (and a 0-d scalar's size is NULL, which memcmp may not be given) */
+    if (a->ndim != b->ndim) return false;
+    for (int i = 0; i < a->ndim; i++)
+        if (a->size[i] != b->size[i]) return false;
+    return true;
 }
 
 mg_status mg_broadcast_shape(mg_ctx *ctx, int *out_ndim, int64_t *out_size, int a_ndim,
