@@ -22,7 +22,9 @@
 # Threads: every workload on BENCH_THREADS (default 1) on both sides (MOONGRAD_NUM_THREADS,
 # OMP_NUM_THREADS and OPENBLAS_NUM_THREADS follow it; torch.set_num_threads does not reach OpenBLAS's
 # own pool), and the workloads in BENCH_2T (default "g_sgemm") once more on 2 threads.
-# Other environment: BENCH_REPEATS (timed runs after a warm-up, median; default 5), W6_SAMPLES
+# Other environment: BENCH_ROUNDS (how many times the whole set of workloads runs, one after the
+# other; each row then shows its median round, default 1: on a noisy machine 3 keeps one burst of
+# another tenant's work from moving a row), BENCH_REPEATS (timed runs after a warm-up, median; default 5), W6_SAMPLES
 # (default 6400 of the 60000-sample epoch, extrapolated), BENCH_ONLY (workload files to run, e.g.
 # "w1_w2_thermo g_sgemm"), BENCH_BUILDS ("installed make" by default; "make" skips luarocks).
 #
@@ -44,6 +46,8 @@ case $ROCKS in /*) ;; *) ROCKS=$ROOT/$ROCKS ;; esac
 BUILDS=${BENCH_BUILDS:-installed make}
 export BENCH_THREADS=${BENCH_THREADS:-1}
 export W6_SAMPLES=${W6_SAMPLES:-6400}
+ROUNDS=${BENCH_ROUNDS:-1}
+case $ROUNDS in '' | *[!0-9]* | 0) echo "bench: BENCH_ROUNDS must be a whole number of rounds, 1 or more (got '$ROUNDS')"; exit 1 ;; esac
 BENCH_2T=${BENCH_2T-g_sgemm}
 PYTHON=/usr/bin/python3
 PY="env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE $PYTHON"
@@ -174,8 +178,30 @@ runall() { # runall THREADS WORKLOAD...
     done
 }
 export OMP_NUM_THREADS=$BENCH_THREADS OPENBLAS_NUM_THREADS=$BENCH_THREADS MOONGRAD_NUM_THREADS=$BENCH_THREADS
-runall "$BENCH_THREADS" $WORKLOADS || exit 1
-[ -n "$two" ] && { runall 2 $two || exit 1; }
+round=0
+while [ $round -lt "$ROUNDS" ]; do
+    runall "$BENCH_THREADS" $WORKLOADS || exit 1
+    [ -n "$two" ] && { runall 2 $two || exit 1; }
+    round=$((round + 1))
+done
+# each row (name and threads) of each side: the round whose value is the median (the lower middle
+# one of an even count), so that a burst of another tenant's work moves one round, not the row
+median_rows() { # median_rows FILE
+    awk '$1 == "RESULT" { key = ""; v = ""
+            for (i = 2; i <= NF; i++) { if ($i ~ /^(name|threads)=/) key = key " " $i; if ($i ~ /^value=/) v = substr($i, 7) }
+            if (!(key in n)) order[++k] = key
+            n[key]++; val[key, n[key]] = v; line[key, n[key]] = $0; next }
+        { print }
+        END { for (o = 1; o <= k; o++) { key = order[o]; c = n[key]
+                for (i = 1; i <= c; i++) idx[i] = i
+                for (i = 2; i <= c; i++) for (j = i; j > 1 && val[key, idx[j - 1]] + 0 > val[key, idx[j]] + 0; j--) {
+                    t = idx[j]; idx[j] = idx[j - 1]; idx[j - 1] = t }
+                print line[key, idx[int((c + 1) / 2)]] } }' "$1" > "$1.median" && mv "$1.median" "$1"
+}
+if [ "$ROUNDS" -gt 1 ]; then
+    for b in $HAVE_BUILDS; do median_rows "$TMP/$b/out.txt"; done
+    median_rows "$TMP/py.txt"
+fi
 
 # the CPU-hog case (bench/hog.sh, written separately; the contract is in this file's header)
 if [ -f hog.sh ]; then
@@ -214,6 +240,7 @@ OTHER=""; for b in $HAVE_BUILDS; do [ "$b" != "$MAIN" ] && OTHER=$b; done
 echo
 echo "moongrad bench, $(date -u '+%Y-%m-%d %H:%M UTC'), tree $(git -C "$ROOT" describe --always --dirty 2>/dev/null || echo '?')"
 echo "CPU: $CPU_DESC, $NCPU logical CPUs$VIRT; ${ISA:-no AVX2/FMA/AVX-512}; load average at start: $(cut -d' ' -f1-3 /proc/loadavg)"
+[ "$ROUNDS" -gt 1 ] && echo "rounds: $ROUNDS, one after the other; each row shows its median round (BENCH_ROUNDS)"
 for b in $HAVE_BUILDS; do echo "moongrad $b: $(cat "$TMP/$b/desc")"; done
 if [ $BENCH_PEER = 1 ]; then
     echo "PyTorch: $(pinfo "$BENCH_THREADS" versions) (Debian python3-torch $(dpkg-query -W -f='${Version}' python3-torch 2>/dev/null))"
