@@ -5,6 +5,11 @@ local M = {}
 local ok, system = pcall(require, "system")
 M.clock = (ok and system.monotime) or os.clock
 M.REPEATS = tonumber(os.getenv("BENCH_REPEATS") or "5")
+-- a short workload repeats until its timed runs add up to MIN_SECONDS (at most MAX_REPEATS runs),
+-- as bench/common.py does: the median of five 4 ms runs (W1) moved 1.8x with one burst of another
+-- tenant's work on a shared machine
+M.MIN_SECONDS = tonumber(os.getenv("BENCH_MIN_SECONDS") or "0.25")
+M.MAX_REPEATS = 41
 M.THREADS = tonumber(os.getenv("BENCH_THREADS") or "1")
 
 -- the number of threads moongrad may use: run.sh also sets MOONGRAD_NUM_THREADS
@@ -17,9 +22,14 @@ end
 -- block turned old in the generational collector and the next repeat took fresh pages from the
 -- system for its place (W7 10^6: ~15 us an op of page faults, not the loop's steady state).
 function M.median_time(fn, repeats)
+  local w0 = M.clock()
   local ret = table.pack(fn())
+  if not repeats then
+    local warm = M.clock() - w0
+    repeats = math.max(M.REPEATS, math.min(M.MAX_REPEATS, math.ceil(M.MIN_SECONDS / math.max(warm, 1e-9))))
+  end
   local times = {}
-  for r = 1, repeats or M.REPEATS do
+  for r = 1, repeats do
     ret = nil -- luacheck: ignore 311 (dropped so that the collection frees it)
     collectgarbage()
     local t0 = M.clock()

@@ -2,6 +2,7 @@
 REPEATS), the shared deterministic data generator (splitmix64 + Box-Muller, the same numbers as
 bench/common.lua), peak resident memory and the RESULT lines that bench/run.sh turns into a table."""
 import gc
+import math
 import os
 import resource
 import statistics
@@ -11,6 +12,10 @@ import numpy as np
 import torch
 
 REPEATS = int(os.environ.get("BENCH_REPEATS", "5"))
+# a short workload repeats until its timed runs add up to MIN_SECONDS (at most MAX_REPEATS runs),
+# as bench/common.lua does
+MIN_SECONDS = float(os.environ.get("BENCH_MIN_SECONDS", "0.25"))
+MAX_REPEATS = 41
 THREADS = int(os.environ.get("BENCH_THREADS", "1"))
 torch.set_num_threads(THREADS)
 
@@ -57,9 +62,13 @@ def linear_init(seed, count, fan_in):
 
 # ------------------------------------------------------------------ timing and reporting
 def median_time(fn, repeats=None):
+    w0 = time.perf_counter()
     ret = fn()
+    if not repeats:
+        warm = time.perf_counter() - w0
+        repeats = max(REPEATS, min(MAX_REPEATS, math.ceil(MIN_SECONDS / max(warm, 1e-9))))
     times = []
-    for _ in range(repeats or REPEATS):
+    for _ in range(repeats):
         ret = None  # each repeat from the same state, as bench/common.lua's
         gc.collect()
         t0 = time.perf_counter()
