@@ -5,9 +5,11 @@ local M = {}
 local ok, system = pcall(require, "system")
 M.clock = (ok and system.monotime) or os.clock
 M.REPEATS = tonumber(os.getenv("BENCH_REPEATS") or "5")
--- a short workload repeats until its timed runs add up to MIN_SECONDS (at most MAX_REPEATS runs),
--- as bench/common.py does: the median of five 4 ms runs (W1) moved 1.8x with one burst of another
--- tenant's work on a shared machine
+-- median_time(fn, "auto"): a short workload repeats until its timed runs add up to MIN_SECONDS (at
+-- most MAX_REPEATS runs), as bench/common.py does: the median of five 4 ms runs (W1) moved 1.8x
+-- with one burst of another tenant's work on a shared machine. Only for a fn whose every run starts
+-- from the same state: a workload that trains on across runs (W8) would end elsewhere on each side,
+-- whose run counts differ.
 M.MIN_SECONDS = tonumber(os.getenv("BENCH_MIN_SECONDS") or "0.25")
 M.MAX_REPEATS = 41
 M.THREADS = tonumber(os.getenv("BENCH_THREADS") or "1")
@@ -24,12 +26,12 @@ end
 function M.median_time(fn, repeats)
   local w0 = M.clock()
   local ret = table.pack(fn())
-  if not repeats then
+  if repeats == "auto" then
     local warm = M.clock() - w0
     repeats = math.max(M.REPEATS, math.min(M.MAX_REPEATS, math.ceil(M.MIN_SECONDS / math.max(warm, 1e-9))))
   end
   local times = {}
-  for r = 1, repeats do
+  for r = 1, repeats or M.REPEATS do
     ret = nil -- luacheck: ignore 311 (dropped so that the collection frees it)
     collectgarbage()
     local t0 = M.clock()

@@ -12,8 +12,9 @@ import numpy as np
 import torch
 
 REPEATS = int(os.environ.get("BENCH_REPEATS", "5"))
-# a short workload repeats until its timed runs add up to MIN_SECONDS (at most MAX_REPEATS runs),
-# as bench/common.lua does
+# median_time(fn, "auto"): a short workload repeats until its timed runs add up to MIN_SECONDS (at
+# most MAX_REPEATS runs), as bench/common.lua does; only for a fn whose every run starts from the
+# same state
 MIN_SECONDS = float(os.environ.get("BENCH_MIN_SECONDS", "0.25"))
 MAX_REPEATS = 41
 THREADS = int(os.environ.get("BENCH_THREADS", "1"))
@@ -64,11 +65,11 @@ def linear_init(seed, count, fan_in):
 def median_time(fn, repeats=None):
     w0 = time.perf_counter()
     ret = fn()
-    if not repeats:
+    if repeats == "auto":
         warm = time.perf_counter() - w0
         repeats = max(REPEATS, min(MAX_REPEATS, math.ceil(MIN_SECONDS / max(warm, 1e-9))))
     times = []
-    for _ in range(repeats):
+    for _ in range(repeats or REPEATS):
         ret = None  # each repeat from the same state, as bench/common.lua's
         gc.collect()
         t0 = time.perf_counter()

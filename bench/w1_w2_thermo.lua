@@ -49,7 +49,7 @@ local function tables()
 end
 
 local function report(name, fn)
-  local t, params, loss = B.median_time(fn)
+  local t, params, loss = B.median_time(fn, "auto")
   local p = mg.is_tensor(params) and params:detach():totable() or params
   local nums = {p[1], p[2], loss and loss:item() or nil}
   B.result{name = name, value = t / EPOCHS * 1e6, unit = "us/epoch", nums = nums,

@@ -33,6 +33,6 @@ def autograd():
 
 
 for name, fn in (("W1_thermo_manual", manual), ("W2_thermo_autograd", autograd)):
-    t, (p, loss) = median_time(fn)
+    t, (p, loss) = median_time(fn, "auto")
     nums = [p[0].item(), p[1].item()] + ([loss.item()] if loss is not None else [])
     result(name, t / EPOCHS * 1e6, "us/epoch", nums=nums, check="w=%.4f,b=%.4f" % tuple(nums[:2]))

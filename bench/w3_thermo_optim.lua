@@ -29,7 +29,7 @@ for _, c in ipairs{{"W3_thermo_optim_sgd", mg.optim.SGD, 1e-2, 5000, t_un},
   local t, params, loss = B.median_time(function()
     local params = mg.tensor({1.0, 0.0}, {requires_grad = true})
     return training_loop(epochs, opt({params}, {lr = lr}), params, x)
-  end)
+  end, "auto")
   local p = params:detach():totable()
   B.result{name = name, value = t / epochs * 1e6, unit = "us/epoch", nums = {p[1], p[2], loss:item()},
     check = string.format("w=%.4f,b=%.4f", p[1], p[2])}

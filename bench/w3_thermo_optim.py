@@ -26,6 +26,6 @@ for name, opt, lr, epochs, x in (("W3_thermo_optim_sgd", optim.SGD, 1e-2, 5000, 
         params = torch.tensor([1.0, 0.0], requires_grad=True)
         return training_loop(epochs, opt([params], lr=lr), params, x)
 
-    t, (p, loss) = median_time(run)
+    t, (p, loss) = median_time(run, "auto")
     nums = [p[0].item(), p[1].item(), loss.item()]
     result(name, t / epochs * 1e6, "us/epoch", nums=nums, check="w=%.4f,b=%.4f" % tuple(nums[:2]))

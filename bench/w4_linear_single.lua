@@ -29,7 +29,7 @@ local t, model = B.median_time(function()
     opt:step()
   end
   return model
-end)
+end, "auto")
 local full = mg.no_grad(function() return loss_fn(model(X), Y):item() end)
 local w = model.weight:detach():view(-1):totable()
 local b = model.bias:detach():item()

@@ -31,7 +31,7 @@ def run():
     return model
 
 
-t, model = median_time(run)
+t, model = median_time(run, "auto")
 with torch.no_grad():
     full = loss_fn(model(X), Y).item()
 w = model.weight.detach().reshape(-1).tolist()

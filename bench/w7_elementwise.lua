@@ -19,7 +19,7 @@ local t, c = B.median_time(function()
   local c
   for _ = 1, SMALL do c = a + b end
   return c
-end)
+end, "auto")
 B.result{name = "W7_add_11", value = t / SMALL * 1e9, unit = "ns/op", nums = {c[1], c[6], c[11]}}
 
 local n = 1000000
@@ -28,6 +28,6 @@ t, c = B.median_time(function()
   local z
   for _ = 1, LARGE do z = x + y end
   return z
-end)
+end, "auto")
 B.result{name = "W7_add_1e6", value = t / LARGE * 1e6, unit = "us/op", derived = 12 * n / (t / LARGE) / 1e9,
   dunit = "GB/s", limit = "triad_w7size", nums = {c[1], c[n // 2], c:sum():item()}}

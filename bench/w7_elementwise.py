@@ -24,7 +24,7 @@ def small():
     return c
 
 
-t, c = median_time(small)
+t, c = median_time(small, "auto")
 result("W7_add_11", t / SMALL * 1e9, "ns/op", nums=[c[0].item(), c[5].item(), c[10].item()])
 n = 1000000
 x, y = tensor(73, n), tensor(74, n)
@@ -37,6 +37,6 @@ def large():
     return c
 
 
-t, c = median_time(large)
+t, c = median_time(large, "auto")
 result("W7_add_1e6", t / LARGE * 1e6, "us/op", 12 * n / (t / LARGE) / 1e9,
        [c[0].item(), c[n // 2 - 1].item(), c.sum().item()])
