@@ -174,17 +174,17 @@ static int current_cpu(void) {
  * part in it); returns how many it ran. */
 static int64_t run_chunks(struct mg_pool *p, int index) {
     uint64_t w = atomic_load_explicit(&p->claim, memory_order_relaxed);
-    for (int64_t ran = 1;; ran++) {
+    int64_t ran = 0;
+    for (;;) {
         const int64_t k = CLAIM_NEXT(w), chunks = CLAIM_CHUNKS(w);
-        if (k >= chunks || index >= CLAIM_LIMIT(w)) return ran - 1;
+        if (k >= chunks || index >= CLAIM_LIMIT(w)) return ran;
         if (!atomic_compare_exchange_weak_explicit(&p->claim, &w, w + 1, memory_order_acquire,
-                                                   memory_order_relaxed)) {
-            ran--;
+                                                   memory_order_relaxed))
             continue; /* w is now the current word */
-        }
         /* chunk k is ours, and its job stays current until the chunk is counted done */
         const int64_t n = p->n, begin = n * k / chunks, end = n * (k + 1) / chunks;
         if (end > begin) p->fn(p->arg, begin, end);
+        ran++;
         /* seq_cst, against the caller's store of caller_sleeps then load of done */
         if (atomic_fetch_add(&p->done, 1) + 1 == (uint32_t)chunks) {
             if (atomic_load(&p->caller_sleeps)) wake_word(p, &p->done, ALL_BITS);
